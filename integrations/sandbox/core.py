@@ -28,7 +28,7 @@ class Headers(dict):
 
     def __init__(self, items: dict[str, str] | list[tuple[str, str]] | None = None) -> None:
         super().__init__()
-        for key, value in (items.items() if isinstance(items, dict) else items or []):
+        for key, value in items.items() if isinstance(items, dict) else items or []:
             self[key] = value
 
     def __setitem__(self, key: str, value: str) -> None:
@@ -57,6 +57,11 @@ class Request:
     # "control"), and the limit bucket (e.g. ("graph", app_id, mailbox)); used for counters.
     service: str = ""
     limit_key: tuple[str, ...] | None = None
+    # Limit slots taken while handling this request; the server releases them after the
+    # handler (and the configured latency) so a slow response keeps its place in flight.
+    slots: list[Any] = field(default_factory=list)
+    # Set on the items of a JSON batch, which are dispatched like requests of their own.
+    batch_item: bool = False
 
     @classmethod
     def build(cls, method: str, target: str, headers: Headers, body: bytes = b"") -> Request:
@@ -115,6 +120,8 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     service: str
+    # A readable endpoint label for counters and the request log ("GET events").
+    name: str = ""
 
 
 class Router:
@@ -123,8 +130,13 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, *, service: str) -> None:
-        self.routes.append(Route(method.upper(), re.compile(f"^{pattern}$"), handler, service))
+    def add(
+        self, method: str, pattern: str, handler: Handler, *, service: str, name: str = ""
+    ) -> None:
+        label = name or f"{method.upper()} {pattern}"
+        self.routes.append(
+            Route(method.upper(), re.compile(f"^{pattern}$"), handler, service, label)
+        )
 
     def match(self, request: Request) -> tuple[Route | None, bool]:
         """Return (route, path_known). path_known=True with no route means 405."""

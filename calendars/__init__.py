@@ -1,0 +1,1 @@
+"""Calendar providers, aliases, space<->calendar bindings, user tokens and the sync engine."""

@@ -1,0 +1,14 @@
+"""Top-level URLs."""
+
+from django.contrib import admin
+from django.urls import path
+
+from . import views
+
+admin.site.site_header = "Reserva administration"
+admin.site.site_title = "Reserva admin"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

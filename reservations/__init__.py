@@ -1,0 +1,1 @@
+"""Locations, spaces, reservations, booking rules, the staff portal and the REST API."""

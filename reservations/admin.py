@@ -1,0 +1,304 @@
+"""Admin for locations, spaces and reservations.
+
+Reservations are added, changed and cancelled through ``reservations.services`` (never a
+plain ``save()``), so the admin obeys the same validation, rules and overlap guarantee as the
+portal; a refusal comes back as a form error or an admin message.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest, HttpResponseRedirect
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import services
+from .models import (
+    Amenity,
+    Location,
+    OpeningHours,
+    Reservation,
+    ReservationStatus,
+    Series,
+    Source,
+    Space,
+    SpaceKind,
+    UserDeactivation,
+)
+
+User = get_user_model()
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 0
+
+
+class SpaceInline(admin.TabularInline):
+    model = Space
+    fk_name = "location"
+    fields = ("name", "floor", "kind", "capacity", "is_reservable")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "time_zone",
+        "booking_horizon_days",
+        "max_booking_minutes",
+        "event_title",
+        "space_count",
+    )
+    search_fields = ("name", "address")
+    list_filter = ("time_zone", "event_title")
+    inlines = [OpeningHoursInline, SpaceInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_spaces=Count("spaces"))
+
+    @admin.display(description="Spaces", ordering="_spaces")
+    def space_count(self, obj: Location) -> int:
+        return obj._spaces
+
+
+class SeatInline(admin.TabularInline):
+    model = Space
+    fk_name = "container"
+    fields = ("name", "floor", "kind", "capacity", "is_reservable")
+    extra = 0
+    verbose_name = "seat"
+    verbose_name_plural = "seats"
+
+
+@admin.register(Space)
+class SpaceAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "location",
+        "floor",
+        "kind",
+        "capacity",
+        "is_reservable",
+        "allows_group",
+    )
+    list_filter = ("location", "kind", "is_reservable", "allows_group", "amenities")
+    search_fields = ("name", "floor", "location__name")
+    list_select_related = ("location",)
+    filter_horizontal = ("amenities",)
+    autocomplete_fields = ("container",)
+
+    def get_inlines(self, request, obj):
+        return [SeatInline] if obj is not None and obj.kind == SpaceKind.CONTAINER else []
+
+
+@admin.register(Amenity)
+class AmenityAdmin(admin.ModelAdmin):
+    search_fields = ("name",)
+
+
+class ReservationAdminForm(forms.ModelForm):
+    attendees_text = forms.CharField(
+        label="Attendees",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Email addresses, one per line or separated by commas.",
+    )
+
+    class Meta:
+        model = Reservation
+        fields = (
+            "space",
+            "requested_for",
+            "start",
+            "end",
+            "title",
+            "public_nickname",
+            "description",
+            "kind",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["attendees_text"] = "\n".join(self.instance.attendees)
+        self.fields["requested_for"].required = True
+
+    def clean_attendees_text(self) -> list[str]:
+        raw = self.cleaned_data.get("attendees_text", "")
+        return [part.strip() for part in raw.replace(",", "\n").splitlines() if part.strip()]
+
+
+@admin.register(Reservation)
+class ReservationAdmin(SimpleHistoryAdmin):
+    form = ReservationAdminForm
+    list_display = (
+        "space",
+        "start",
+        "end",
+        "requested_for",
+        "status",
+        "kind",
+        "source",
+        "sync_mailbox",
+    )
+    list_filter = ("status", "kind", "source", "sync_mailbox", "space__location", "start")
+    search_fields = ("title", "space__name", "requested_for__username", "requested_for__email")
+    list_select_related = ("space__location", "requested_for")
+    date_hierarchy = "start"
+    autocomplete_fields = ("space", "requested_for")
+    readonly_fields = (
+        "status",
+        "source",
+        "sync_mailbox",
+        "booked_by",
+        "series",
+        "version",
+        "cancel_reason",
+        "created",
+        "updated",
+    )
+    history_list_display = ("status", "start", "end", "change_source")
+    actions = ["cancel_selected"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # cancel instead: the history and the remote calendars stay consistent
+
+    def save_model(self, request: HttpRequest, obj: Reservation, form, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            if not change:
+                result = services.book(
+                    actor=request.user,
+                    space=data["space"],
+                    start=data["start"],
+                    end=data["end"],
+                    requested_for=data["requested_for"],
+                    title=data["title"],
+                    public_nickname=data["public_nickname"],
+                    description=data["description"],
+                    kind=data["kind"],
+                    attendees=data["attendees_text"],
+                    source=Source.ADMIN,
+                )
+                obj.pk = result.reservations[0].pk
+            else:
+                original = Reservation.objects.get(pk=obj.pk)
+                services.change(
+                    actor=request.user,
+                    reservation=original,
+                    start=data["start"],
+                    end=data["end"],
+                    space=data["space"],
+                    source=Source.ADMIN,
+                    title=data["title"],
+                    public_nickname=data["public_nickname"],
+                    description=data["description"],
+                    kind=data["kind"],
+                    attendees=data["attendees_text"],
+                )
+        except services.BookingError as exc:
+            request._booking_error = exc  # read by the response_* methods below
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def _refused(self, request) -> bool:
+        return getattr(request, "_booking_error", None) is not None
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if self._refused(request):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if self._refused(request):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # no m2m on Reservation; attendees are written by the service
+
+    def log_addition(self, request, obj, message):
+        if not self._refused(request):
+            super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if not self._refused(request):
+            super().log_change(request, obj, message)
+
+    @admin.action(description="Cancel selected reservations")
+    def cancel_selected(self, request: HttpRequest, queryset) -> None:
+        done, refused = 0, []
+        for reservation in queryset.filter(
+            status__in=[ReservationStatus.PENDING, ReservationStatus.CONFIRMED]
+        ):
+            try:
+                services.cancel(
+                    actor=request.user,
+                    reservation=reservation,
+                    source=Source.ADMIN,
+                    reason="Cancelled by an administrator.",
+                )
+                done += 1
+            except services.BookingError as exc:
+                refused.append(f"{reservation}: {exc.message}")
+        if done:
+            self.message_user(request, f"Cancelled {done} reservation(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+        if not done and not refused:
+            self.message_user(request, "Nothing to cancel: those are not active.", messages.INFO)
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    list_display = ("id", "frequency", "interval", "until", "count", "created")
+    readonly_fields = ("frequency", "interval", "weekdays", "until", "count", "created")
+
+
+@admin.register(UserDeactivation)
+class UserDeactivationAdmin(admin.ModelAdmin):
+    list_display = ("user", "at", "deactivated_by", "cancelled_reservations", "reason")
+    readonly_fields = ("user", "at", "deactivated_by", "cancelled_reservations", "reason")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class ReservaUserAdmin(UserAdmin):
+    """Deactivating a user (unticking Active, or the action) cancels their future bookings."""
+
+    actions = ["deactivate"]
+
+    def save_model(self, request, obj, form, change):
+        was_active = change and User.objects.filter(pk=obj.pk, is_active=True).exists()
+        super().save_model(request, obj, form, change)
+        if was_active and not obj.is_active:
+            record = services.deactivate_user(actor=request.user, user=obj)
+            self.message_user(
+                request,
+                f"{obj} deactivated; {record.cancelled_reservations} future "
+                "reservation(s) cancelled.",
+                messages.INFO,
+            )
+
+    @admin.action(description="Deactivate and cancel their future reservations")
+    def deactivate(self, request, queryset) -> None:
+        for user in queryset.filter(is_active=True).exclude(pk=request.user.pk):
+            record = services.deactivate_user(actor=request.user, user=user)
+            self.message_user(
+                request,
+                f"{user} deactivated; {record.cancelled_reservations} future "
+                "reservation(s) cancelled.",
+                messages.INFO,
+            )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, ReservaUserAdmin)

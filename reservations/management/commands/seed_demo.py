@@ -1,0 +1,215 @@
+"""Create demo data: two locations in different zones, ~30 spaces, three users, a week of
+bookings. Idempotent: running it again creates nothing twice."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from reservations import receivers, services
+from reservations.models import (
+    Amenity,
+    EventTitle,
+    Location,
+    OpeningHours,
+    Reservation,
+    Source,
+    Space,
+    SpaceKind,
+)
+
+DEMO_USERS = [
+    # username, password, first, last, role
+    ("admin", "reserva-admin", "Ada", "Admin", "admin"),
+    ("alice", "reserva-alice", "Alice", "Archer", "assistant"),  # may book on behalf
+    ("bob", "reserva-bob", "Bob", "Baker", "staff"),
+]
+AMENITIES = [
+    "Display",
+    "Video conferencing",
+    "Whiteboard",
+    "Phone",
+    "Standing desk",
+    "Wheelchair access",
+]
+LOCATIONS = [
+    {
+        "name": "London HQ",
+        "address": "1 Example Street, London",
+        "time_zone": "Europe/London",
+        "event_title": EventTitle.PATRON_NAME,
+        "hours": (time(7), time(20)),
+    },
+    {
+        "name": "New York Office",
+        "address": "500 Sample Avenue, New York",
+        "time_zone": "America/New_York",
+        "event_title": EventTitle.PUBLIC_NICKNAME,
+        "hours": (time(8), time(19)),
+    },
+]
+# (name, floor, kind, capacity, amenities, allows_group)
+ROOMS = [
+    ("Thames", "1", SpaceKind.ROOM, 12, ["Display", "Video conferencing", "Whiteboard"], True),
+    ("Severn", "1", SpaceKind.ROOM, 6, ["Display", "Whiteboard"], True),
+    ("Avon", "2", SpaceKind.ROOM, 4, ["Display"], False),
+    ("Trent", "2", SpaceKind.ROOM, 8, ["Video conferencing", "Wheelchair access"], True),
+    ("Phone booth 1", "2", SpaceKind.ROOM, 1, ["Phone"], False),
+    ("Phone booth 2", "3", SpaceKind.ROOM, 1, ["Phone"], False),
+    ("Desk 3.01", "3", SpaceKind.DESK, 1, ["Standing desk"], False),
+    ("Desk 3.02", "3", SpaceKind.DESK, 1, [], False),
+    ("Desk 3.03", "3", SpaceKind.DESK, 1, ["Standing desk"], False),
+    ("Desk 3.04", "3", SpaceKind.DESK, 1, [], False),
+]
+SEATS_PER_CONTAINER = 4
+
+
+class Command(BaseCommand):
+    help = "Load demo locations, spaces, users and a week of reservations (idempotent)."
+
+    def handle(self, *args, **options) -> None:
+        with transaction.atomic():
+            users = self._users()
+            locations = self._locations()
+        with receivers.emails_muted():  # demo bookings need no emails in the console
+            created = self._reservations(users, locations)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {Space.objects.count()} spaces, {created} new reservations."
+            )
+        )
+        for username, password, *_ in DEMO_USERS:
+            self.stdout.write(f"  log in as {username} / {password}")
+
+    def _users(self) -> dict[str, object]:
+        User = get_user_model()
+        admins, _ = Group.objects.get_or_create(name="Reservation admins")
+        admins.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="reservations",
+                codename__in=["manage_all", "book_on_behalf"],
+            )
+        )
+        on_behalf = Permission.objects.get(
+            content_type__app_label="reservations", codename="book_on_behalf"
+        )
+        users = {}
+        for username, password, first, last, role in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@example.com",
+                },
+            )
+            if created:
+                user.set_password(password)
+                user.is_staff = user.is_superuser = role == "admin"
+                user.save()
+                if role == "admin":
+                    user.groups.add(admins)
+                if role == "assistant":
+                    user.user_permissions.add(on_behalf)
+            users[username] = user
+        return users
+
+    def _locations(self) -> list[Location]:
+        amenities = {name: Amenity.objects.get_or_create(name=name)[0] for name in AMENITIES}
+        locations = []
+        for spec in LOCATIONS:
+            location, _ = Location.objects.get_or_create(
+                name=spec["name"],
+                defaults={
+                    "address": spec["address"],
+                    "time_zone": spec["time_zone"],
+                    "event_title": spec["event_title"],
+                },
+            )
+            opens, closes = spec["hours"]
+            for weekday in range(5):
+                OpeningHours.objects.get_or_create(
+                    location=location, weekday=weekday, defaults={"opens": opens, "closes": closes}
+                )
+            for name, floor, kind, capacity, tags, group in ROOMS:
+                space, created = Space.objects.get_or_create(
+                    location=location,
+                    name=name,
+                    defaults={
+                        "floor": floor,
+                        "kind": kind,
+                        "capacity": capacity,
+                        "allows_group": group,
+                    },
+                )
+                if created:
+                    space.amenities.set([amenities[t] for t in tags])
+            hall, _ = Space.objects.get_or_create(
+                location=location,
+                name="Quiet study hall",
+                defaults={
+                    "floor": "4",
+                    "kind": SpaceKind.CONTAINER,
+                    "capacity": SEATS_PER_CONTAINER,
+                    "is_reservable": False,
+                },
+            )
+            for n in range(1, SEATS_PER_CONTAINER + 1):
+                Space.objects.get_or_create(
+                    location=location,
+                    name=f"Study seat {n}",
+                    defaults={"floor": "4", "kind": SpaceKind.SEAT, "container": hall},
+                )
+            locations.append(location)
+        return locations
+
+    def _reservations(self, users, locations: list[Location]) -> int:
+        demo_people = [users["alice"], users["bob"]]
+        if Reservation.objects.filter(requested_for__in=demo_people).exists():
+            return 0
+        rng = random.Random(42)  # the same week every time
+        now = timezone.now()
+        created = 0
+        for location in locations:
+            zone = location.zone
+            rooms = list(location.spaces.exclude(kind=SpaceKind.CONTAINER).order_by("name"))
+            today = now.astimezone(zone).date()
+            for offset in range(7):
+                day = today + timedelta(days=offset)
+                if day.weekday() >= 5:
+                    continue
+                for room in rng.sample(rooms, k=6):
+                    hour = rng.randint(8, 16)
+                    start = datetime.combine(day, time(hour), tzinfo=zone)
+                    if start < now:
+                        continue
+                    person = rng.choice(demo_people)
+                    try:
+                        services.book(
+                            actor=person,
+                            space=room,
+                            start=start,
+                            end=start + timedelta(minutes=rng.choice([30, 60, 90])),
+                            title=rng.choice(
+                                [
+                                    "Team sync",
+                                    "1:1",
+                                    "Planning",
+                                    "Interview",
+                                    "Focus time",
+                                    "Client call",
+                                ]
+                            ),
+                            public_nickname=person.first_name,
+                            source=Source.PORTAL,
+                        )
+                        created += 1
+                    except services.BookingError:
+                        continue
+        return created

@@ -1,0 +1,336 @@
+"""Locations, spaces and reservations.
+
+Times are stored in UTC; a location's IANA zone is used at the edges (validation of opening
+hours, recurrence, display). Only ``pending`` and ``confirmed`` reservations hold a slot.
+Writes go through ``reservations.services``; nothing else saves a reservation.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            _("%(value)s is not an IANA time zone (for example Europe/London)."),
+            params={"value": value},
+        ) from exc
+
+
+class EventTitle(models.TextChoices):
+    PATRON_NAME = "patron_name", _("Patron name")
+    PATRON_NAME_EMAIL = "patron_name_email", _("Patron name and email")
+    PUBLIC_NICKNAME = "public_nickname", _("Public nickname")
+
+
+class Location(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    address = models.TextField(blank=True)
+    time_zone = models.CharField(
+        max_length=64, validators=[validate_time_zone], help_text=_("IANA name, e.g. Europe/London")
+    )
+    booking_horizon_days = models.PositiveIntegerField(
+        default=90, help_text=_("How many days ahead bookings may be made.")
+    )
+    max_booking_minutes = models.PositiveIntegerField(
+        default=480, help_text=_("Longest single booking, in minutes.")
+    )
+    event_title = models.CharField(
+        max_length=32,
+        choices=EventTitle.choices,
+        default=EventTitle.PATRON_NAME,
+        help_text=_("What the synced calendar event is titled with."),
+    )
+    pull_organizer_details = models.BooleanField(
+        default=False,
+        help_text=_("Fill name and email from the organizer of bookings made in Outlook/Google."),
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OpeningHours(models.Model):
+    """When a location can be booked on one weekday; a weekday without a row is closed."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["location", "weekday"]
+        constraints = [
+            models.UniqueConstraint(fields=["location", "weekday"], name="one_opening_per_weekday"),
+            models.CheckConstraint(
+                condition=models.Q(closes__gt=models.F("opens")), name="opening_closes_after_opens"
+            ),
+        ]
+        verbose_name_plural = _("opening hours")
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class Amenity(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = _("amenities")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpaceKind(models.TextChoices):
+    ROOM = "room", _("Room")
+    DESK = "desk", _("Desk")
+    SEAT = "seat", _("Seat")
+    CONTAINER = "container", _("Container with seats")
+    OTHER = "other", _("Other")
+
+
+class Space(models.Model):
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="spaces")
+    floor = models.CharField(max_length=50, blank=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=SpaceKind.choices, default=SpaceKind.ROOM)
+    container = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="seats",
+        limit_choices_to={"kind": SpaceKind.CONTAINER},
+        help_text=_("For a seat: the container space it belongs to."),
+    )
+    capacity = models.PositiveIntegerField(default=1)
+    amenities = models.ManyToManyField(Amenity, blank=True, related_name="spaces")
+    description = models.TextField(blank=True)
+    is_reservable = models.BooleanField(default=True)
+    allows_group = models.BooleanField(
+        default=False, help_text=_("Whether group reservations with attendees are allowed.")
+    )
+
+    class Meta:
+        ordering = ["location", "floor", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["location", "name"], name="space_name_unique_per_location"
+            )
+        ]
+        indexes = [models.Index(fields=["location", "kind", "capacity"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.location})"
+
+    def clean(self) -> None:
+        if self.kind == SpaceKind.SEAT and self.container_id is None:
+            raise ValidationError({"container": _("A seat must belong to a container space.")})
+        if self.kind != SpaceKind.SEAT and self.container_id is not None:
+            raise ValidationError({"container": _("Only seats belong to a container.")})
+        if self.container_id is not None:
+            container = self.container
+            if container.kind != SpaceKind.CONTAINER:
+                raise ValidationError({"container": _("The parent must be a container space.")})
+            if container.location_id != self.location_id:
+                raise ValidationError(
+                    {"container": _("A seat must be in the same location as its container.")}
+                )
+
+
+class ReservationKind(models.TextChoices):
+    STANDARD = "standard", _("Standard")
+    BLOCKER = "blocker", _("Blocker")
+    GROUP = "group", _("Group")
+
+
+class ReservationStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    CONFIRMED = "confirmed", _("Confirmed")
+    CANCELLED = "cancelled", _("Cancelled")
+    CONFLICTED = "conflicted", _("Conflicted")
+
+
+SLOT_HOLDING_STATUSES = (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)
+
+
+class Source(models.TextChoices):
+    PORTAL = "portal", _("Portal")
+    EVENT_PLANNER = "event_planner", _("Event planner")
+    QUICK = "quick", _("Quick reservation")
+    MOBILE = "mobile", _("Mobile")
+    REST_API = "rest_api", _("REST API")
+    ADMIN = "admin", _("Admin")
+    EXCHANGE = "exchange", _("Exchange")
+    GOOGLE = "google", _("Google")
+
+
+REMOTE_SOURCES = (Source.EXCHANGE, Source.GOOGLE)
+
+
+class SyncMailbox(models.TextChoices):
+    ROOM = "room", _("Room mailbox")
+    USER = "user", _("Requested-for user's mailbox")
+    OTHER = "other", _("Delegated mailbox")
+
+
+class Frequency(models.TextChoices):
+    DAILY = "daily", _("Daily")
+    WEEKLY = "weekly", _("Weekly")
+    MONTHLY_BY_DAY = "monthly_day", _("Monthly on a day of the month")
+    MONTHLY_BY_WEEKDAY = "monthly_weekday", _("Monthly on the nth weekday")
+
+
+class Series(models.Model):
+    """The recurrence rule a set of occurrences was made from."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    frequency = models.CharField(max_length=16, choices=Frequency.choices)
+    interval = models.PositiveSmallIntegerField(default=1)
+    weekdays = models.JSONField(default=list, blank=True, help_text=_("0=Monday ... 6=Sunday"))
+    until = models.DateField(null=True, blank=True)
+    count = models.PositiveSmallIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = _("series")
+
+    def __str__(self) -> str:
+        return f"{self.get_frequency_display()} series {str(self.id)[:8]}"
+
+
+class HistorySource(models.Model):
+    """Extra column on every historical reservation row: where the change came from."""
+
+    change_source = models.CharField(max_length=16, choices=Source.choices, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Reservation(models.Model):
+    space = models.ForeignKey(Space, on_delete=models.PROTECT, related_name="reservations")
+    requested_for = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        null=True,
+        blank=True,
+        help_text=_("Empty for a reservation that came from outside with an unknown organizer."),
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    title = models.CharField(max_length=255, blank=True)
+    public_nickname = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(
+        max_length=16, choices=ReservationKind.choices, default=ReservationKind.STANDARD
+    )
+    attendees = models.JSONField(default=list, blank=True, help_text=_("Email addresses"))
+    status = models.CharField(
+        max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.CONFIRMED
+    )
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.PORTAL)
+    sync_mailbox = models.CharField(
+        max_length=8, choices=SyncMailbox.choices, default=SyncMailbox.ROOM, editable=False
+    )
+    series = models.ForeignKey(
+        Series, on_delete=models.SET_NULL, null=True, blank=True, related_name="occurrences"
+    )
+    organizer_name = models.CharField(max_length=200, blank=True)
+    organizer_email = models.EmailField(blank=True)
+    cancel_reason = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    history = HistoricalRecords(bases=[HistorySource], excluded_fields=["updated"])
+
+    class Meta:
+        ordering = ["start"]
+        indexes = [
+            models.Index(fields=["space", "start", "end"], name="reservation_space_time"),
+            models.Index(fields=["requested_for", "start"], name="reservation_user_start"),
+            models.Index(fields=["status", "start"], name="reservation_status_start"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="reservation_ends_after_start"
+            ),
+        ]
+        permissions = [
+            ("book_on_behalf", "Can book on behalf of someone else"),
+            ("manage_all", "Can manage every reservation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.space.name} {self.start:%Y-%m-%d %H:%M}Z"
+
+    @property
+    def holds_slot(self) -> bool:
+        return self.status in SLOT_HOLDING_STATUSES
+
+    @property
+    def local_start(self) -> datetime:
+        return self.start.astimezone(self.space.location.zone)
+
+    @property
+    def local_end(self) -> datetime:
+        return self.end.astimezone(self.space.location.zone)
+
+
+class UserDeactivation(models.Model):
+    """Record of a user being deactivated and what happened to their bookings."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deactivations"
+    )
+    deactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+    cancelled_reservations = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} deactivated {self.at:%Y-%m-%d}"

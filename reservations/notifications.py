@@ -1,0 +1,107 @@
+"""Booking emails with an iCalendar (.ics) attachment.
+
+One email per person per event, covering every occurrence the event touched, with times in
+the location's zone. The .ics uses METHOD:REQUEST for bookings and changes and METHOD:CANCEL
+for cancellations, a stable UID per reservation and SEQUENCE = the reservation's version, so
+calendar applications update the entry they already have instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from .models import Reservation, ReservationStatus
+
+SUBJECTS = {
+    "created": "Booked: {space}, {when}",
+    "changed": "Changed: {space}, {when}",
+    "cancelled": "Cancelled: {space}, {when}",
+}
+
+
+def reservation_uid(reservation: Reservation) -> str:
+    host = settings.PUBLIC_BASE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return f"reservation-{reservation.pk}@{host}"
+
+
+def build_ics(reservations: Sequence[Reservation], method: str) -> bytes:
+    cal = Calendar()
+    cal.add("prodid", "-//Reserva//Reservations//EN")
+    cal.add("version", "2.0")
+    cal.add("method", method)
+    for reservation in reservations:
+        location = reservation.space.location
+        event = Event()
+        event.add("uid", reservation_uid(reservation))
+        event.add("sequence", reservation.version)
+        event.add("dtstamp", reservation.updated)
+        event.add("dtstart", reservation.local_start)
+        event.add("dtend", reservation.local_end)
+        event.add("summary", reservation.title or f"Reservation: {reservation.space.name}")
+        event.add("location", vText(f"{reservation.space.name}, {location.name}"))
+        if reservation.description:
+            event.add("description", reservation.description)
+        organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL.split('<')[-1].rstrip('>')}")
+        organizer.params["cn"] = vText("Reserva")
+        event.add("organizer", organizer)
+        for person in {reservation.requested_for, reservation.booked_by} - {None}:
+            if person.email:
+                attendee = vCalAddress(f"mailto:{person.email}")
+                attendee.params["cn"] = vText(person.get_full_name() or person.get_username())
+                event.add("attendee", attendee, encode=0)
+        cancelled = reservation.status == ReservationStatus.CANCELLED
+        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        cal.add_component(event)
+    return cal.to_ical()
+
+
+def _when(reservations: Sequence[Reservation]) -> str:
+    first = reservations[0]
+    text = f"{first.local_start:%a %d %b %Y %H:%M}-{first.local_end:%H:%M}"
+    if len(reservations) > 1:
+        text += f" (+{len(reservations) - 1} more)"
+    return text
+
+
+def _body(event: str, reservations: Sequence[Reservation]) -> str:
+    first = reservations[0]
+    location = first.space.location
+    verb = {"created": "is booked", "changed": "was changed", "cancelled": "was cancelled"}[event]
+    lines = [f"Your reservation of {first.space.name} at {location.name} {verb}.", ""]
+    for r in reservations:
+        lines.append(
+            f"- {r.local_start:%a %d %b %Y %H:%M} to {r.local_end:%H:%M} ({location.time_zone})"
+        )
+    if first.title:
+        lines += ["", f"Title: {first.title}"]
+    if event == "cancelled" and first.cancel_reason:
+        lines += ["", f"Reason: {first.cancel_reason}"]
+    lines += ["", f"Manage your bookings: {settings.PUBLIC_BASE_URL}/"]
+    return "\n".join(lines)
+
+
+def send_reservation_email(event: str, reservation_ids: Sequence[int]) -> int:
+    reservations = list(
+        Reservation.objects.filter(pk__in=reservation_ids)
+        .select_related("space__location", "requested_for", "booked_by")
+        .order_by("start")
+    )
+    if not reservations:
+        return 0
+    first = reservations[0]
+    recipients = sorted(
+        {p.email for p in (first.requested_for, first.booked_by) if p is not None and p.email}
+    )
+    if not recipients:
+        return 0
+    method = "CANCEL" if event == "cancelled" else "REQUEST"
+    subject = SUBJECTS[event].format(space=first.space.name, when=_when(reservations))
+    message = EmailMessage(subject=subject, body=_body(event, reservations), to=recipients)
+    message.attach(
+        "reservation.ics", build_ics(reservations, method), f"text/calendar; method={method}"
+    )
+    return message.send()

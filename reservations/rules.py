@@ -1,0 +1,93 @@
+"""Who may do what to a reservation, and why not.
+
+A small registry of policies. The booking service asks every registered policy before any
+write; the portal asks the same question to grey out what a user cannot change, and shows the
+same reason. Other apps (``calendars`` registers the sync-mode rules) add policies in their
+``AppConfig.ready()``, so the rules hold for every entry point without this app importing them.
+
+A policy is a callable ``(action, user, reservation) -> Decision | None``; ``None`` means "no
+opinion". For ``Action.CREATE`` the reservation is an unsaved instance with the requested
+values filled in. The first refusal wins.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from .models import Reservation
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    CHANGE = "change"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOWED = Decision(True)
+
+Policy = Callable[["Action", "AbstractBaseUser", "Reservation"], Decision | None]
+
+_policies: list[Policy] = []
+
+
+def register(policy: Policy) -> Policy:
+    """Add a policy (usable as a decorator). Registering the same one twice is a no-op."""
+    if policy not in _policies:
+        _policies.append(policy)
+    return policy
+
+
+def unregister(policy: Policy) -> None:
+    if policy in _policies:
+        _policies.remove(policy)
+
+
+def check(action: Action, user: AbstractBaseUser, reservation: Reservation) -> Decision:
+    """Ask every policy; return the first refusal, or ALLOWED."""
+    for policy in _policies:
+        decision = policy(action, user, reservation)
+        if decision is not None and not decision.allowed:
+            return decision
+    return ALLOWED
+
+
+def can_manage_all(user: AbstractBaseUser) -> bool:
+    return bool(user.is_active and user.has_perm("reservations.manage_all"))
+
+
+@register
+def ownership_policy(
+    action: Action, user: AbstractBaseUser, reservation: Reservation
+) -> Decision | None:
+    """Built-in rule: people manage their own bookings; the admin role manages all; booking
+    for someone else needs the on-behalf permission."""
+    if not user.is_active:
+        return Decision(False, _("Your account is deactivated."))
+    if can_manage_all(user):
+        return ALLOWED
+    if action is Action.CREATE:
+        if reservation.requested_for_id not in (None, user.pk) and not user.has_perm(
+            "reservations.book_on_behalf"
+        ):
+            return Decision(False, _("You may only book for yourself."))
+        return None
+    if user.pk in (reservation.requested_for_id, reservation.booked_by_id):
+        return None
+    return Decision(False, _("This is someone else's reservation."))

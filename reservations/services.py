@@ -1,0 +1,609 @@
+"""Every write to a reservation: book, change (reschedule and edit), cancel, deactivate a user.
+
+Portal, admin, REST API and sync all come through here, so the rules hold for every entry
+point: validation, the policies in ``reservations.rules``, and "no two slot-holding
+reservations of one space overlap". That last guarantee comes from the transaction: the space
+row is locked (PostgreSQL, where an exclusion constraint also backs it) or SQLite's write lock
+is taken when the transaction begins (``transaction_mode=IMMEDIATE`` in settings), so the
+check and the insert cannot interleave with another booking.
+
+Signals (``reservations.signals``) are sent only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import queries, rules, signals
+from .models import (
+    REMOTE_SOURCES,
+    SLOT_HOLDING_STATUSES,
+    Reservation,
+    ReservationKind,
+    ReservationStatus,
+    Series,
+    Source,
+    Space,
+    SpaceKind,
+    SyncMailbox,
+    UserDeactivation,
+)
+from .recurrence import Recurrence, RecurrenceError, expand, localize
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# A booking may start this long before "now" (the form was opened a minute ago).
+PAST_GRACE = timedelta(minutes=5)
+
+
+class BookingError(Exception):
+    """A booking request that cannot be carried out; ``message`` is meant for the user."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotAllowed(BookingError):
+    code = "not_allowed"
+
+
+class StaleReservation(BookingError):
+    code = "stale"
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A slot that is already taken (no private details: titles and names are left out)."""
+
+    reservation_id: int
+    space_name: str
+    start: datetime
+    end: datetime
+    time_zone: str
+
+    def describe(self) -> str:
+        zone = ZoneInfo(self.time_zone)
+        start, end = self.start.astimezone(zone), self.end.astimezone(zone)
+        return (
+            f"{self.space_name} is already booked from {start:%H:%M} to {end:%H:%M} "
+            f"on {start:%a %d %b %Y} ({self.time_zone})."
+        )
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """One occurrence of a series that cannot be booked, and why."""
+
+    start: datetime | None
+    day: date
+    reason: str
+
+
+class Conflict(BookingError):
+    """The slot (or some occurrences of a series) is taken or cannot be booked.
+
+    ``clashes`` names the taken slots; for a series, ``unavailable`` lists every date that
+    cannot be booked and ``bookable`` the slots that could still be booked (call again with
+    ``skip_unavailable=True`` to book those).
+    """
+
+    code = "conflict"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        clashes: Sequence[Clash] = (),
+        unavailable: Sequence[Unavailable] = (),
+        bookable: Sequence[tuple[datetime, datetime]] = (),
+    ) -> None:
+        super().__init__(message, field="start")
+        self.clashes = list(clashes)
+        self.unavailable = list(unavailable)
+        self.bookable = list(bookable)
+
+
+class Scope(enum.StrEnum):
+    THIS = "this"
+    FOLLOWING = "following"
+
+
+@dataclass
+class BookingResult:
+    reservations: list[Reservation] = field(default_factory=list)
+    skipped: list[Unavailable] = field(default_factory=list)
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _check_space(space: Space, kind: str, attendees: Sequence[str]) -> None:
+    if space.kind == SpaceKind.CONTAINER:
+        raise BookingError(
+            f"{space.name} is a container; book one of its seats instead.", field="space"
+        )
+    if not space.is_reservable:
+        raise BookingError(f"{space.name} cannot be reserved.", field="space")
+    if kind == ReservationKind.GROUP:
+        if not space.allows_group:
+            raise BookingError(f"{space.name} does not allow group reservations.", field="kind")
+        if len(attendees) + 1 > space.capacity:
+            raise BookingError(
+                f"{space.name} holds {space.capacity} people; this group has "
+                f"{len(attendees) + 1} (you and {len(attendees)} attendees).",
+                field="attendees",
+            )
+    for email in attendees:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise BookingError(
+                f"{email!r} is not a valid email address.", field="attendees"
+            ) from exc
+
+
+def slot_problem(
+    space: Space, start: datetime, end: datetime, *, now: datetime, check_policy: bool = True
+) -> str | None:
+    """Why [start, end) cannot be booked in this space (ignoring other bookings), or None."""
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        return "Times must include a time zone."
+    if end <= start:
+        return "The end must be after the start."
+    if not check_policy:
+        return None
+    location = space.location
+    zone = location.zone
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    if end - start > timedelta(minutes=location.max_booking_minutes):
+        hours, minutes = divmod(location.max_booking_minutes, 60)
+        return f"Bookings at {location.name} may last at most {hours}h{minutes:02d}."
+    if start < now - PAST_GRACE:
+        return "That time is in the past."
+    if start > now + timedelta(days=location.booking_horizon_days):
+        return (
+            f"Bookings at {location.name} may be made at most "
+            f"{location.booking_horizon_days} days ahead."
+        )
+    hours = {h.weekday: h for h in location.opening_hours.all()}
+    day_hours = hours.get(local_start.weekday())
+    if day_hours is None:
+        return f"{location.name} is closed on {local_start:%A}s."
+    if (
+        local_end.date() != local_start.date()
+        or local_start.time() < day_hours.opens
+        or local_end.time() > day_hours.closes
+    ):
+        return (
+            f"{location.name} is open {day_hours.opens:%H:%M}-{day_hours.closes:%H:%M} "
+            f"on {local_start:%A}s ({location.time_zone})."
+        )
+    return None
+
+
+def _clashes_for(
+    space: Space, start: datetime, end: datetime, exclude_ids: Iterable[int] = ()
+) -> list[Clash]:
+    return [
+        Clash(r.pk, space.name, r.start, r.end, space.location.time_zone)
+        for r in queries.clashes(space.pk, start, end, exclude_ids)
+    ]
+
+
+def _lock_space(space: Space) -> None:
+    # Serializes bookings of one space on PostgreSQL; a no-op on SQLite, whose IMMEDIATE
+    # transactions are already serialized.
+    Space.objects.select_for_update().filter(pk=space.pk).first()
+
+
+def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str, reason: str = ""):
+    reservation._history_user = actor  # read by simple-history
+    reservation._change_source = source  # copied into the historical row (apps.py)
+    if reason:
+        reservation._change_reason = reason
+    reservation.save()
+
+
+def _check_rules(action: rules.Action, actor: AbstractBaseUser | None, reservation: Reservation):
+    if actor is None:  # background sync acts for the provider, not a person
+        return
+    decision = rules.check(action, actor, reservation)
+    if not decision:
+        raise NotAllowed(decision.reason)
+
+
+def _sync_mailbox_for(kind: str) -> str:
+    return SyncMailbox.OTHER if kind == ReservationKind.BLOCKER else SyncMailbox.ROOM
+
+
+def _send_after_commit(signal, reservations: Sequence[Reservation], actor, source, **extra):
+    ids = [r.pk for r in reservations]
+    actor_id = getattr(actor, "pk", None)
+    transaction.on_commit(
+        lambda: signal.send(
+            sender=Reservation, reservation_ids=ids, actor_id=actor_id, source=source, **extra
+        ),
+        # The booking is committed: a failing receiver (broker down) is logged, not raised.
+        robust=True,
+    )
+
+
+# --- book -----------------------------------------------------------------------------------
+
+
+def book(
+    *,
+    actor: AbstractBaseUser | None,
+    space: Space,
+    start: datetime,
+    end: datetime,
+    requested_for: AbstractBaseUser | None = None,
+    title: str = "",
+    public_nickname: str = "",
+    description: str = "",
+    kind: str = ReservationKind.STANDARD,
+    attendees: Sequence[str] = (),
+    source: str = Source.PORTAL,
+    recurrence: Recurrence | None = None,
+    skip_unavailable: bool = False,
+    status: str = ReservationStatus.CONFIRMED,
+    organizer_name: str = "",
+    organizer_email: str = "",
+    now: datetime | None = None,
+) -> BookingResult:
+    """Book a space once, or as a series. Raises BookingError, NotAllowed or Conflict.
+
+    ``actor`` is None only for reservations that come from a remote calendar (sync); then the
+    policies and the opening-hours/horizon rules do not apply, only "no overlap".
+    """
+    now = now or timezone.now()
+    if requested_for is None and actor is not None:
+        requested_for = actor
+    attendees = [a.strip() for a in attendees if a.strip()]
+    prototype = Reservation(
+        space=space,
+        requested_for=requested_for,
+        booked_by=actor,
+        start=start,
+        end=end,
+        title=title,
+        public_nickname=public_nickname,
+        description=description,
+        kind=kind,
+        attendees=attendees,
+        source=source,
+        status=status,
+        sync_mailbox=_sync_mailbox_for(kind),
+        organizer_name=organizer_name,
+        organizer_email=organizer_email,
+    )
+    _check_rules(rules.Action.CREATE, actor, prototype)
+    _check_space(space, kind, attendees)
+    check_policy = source not in REMOTE_SOURCES
+
+    if recurrence is None:
+        problem = slot_problem(space, start, end, now=now, check_policy=check_policy)
+        if problem:
+            raise BookingError(problem, field="start")
+        slots = [(start, end)]
+        unavailable: list[Unavailable] = []
+    else:
+        try:
+            expansion = expand(start, end, recurrence, space.location.zone)
+        except RecurrenceError as exc:
+            raise BookingError(str(exc), field="recurrence") from exc
+        slots = []
+        unavailable = [
+            Unavailable(None, day, "That time does not exist on this date (clocks change).")
+            for day in expansion.nonexistent
+        ]
+        for slot_start, slot_end in expansion.slots:
+            problem = slot_problem(space, slot_start, slot_end, now=now, check_policy=check_policy)
+            if problem:
+                day = slot_start.astimezone(space.location.zone).date()
+                unavailable.append(Unavailable(slot_start, day, problem))
+            else:
+                slots.append((slot_start, slot_end))
+
+    try:
+        with transaction.atomic():
+            _lock_space(space)
+            bookable: list[tuple[datetime, datetime]] = []
+            clashes: list[Clash] = []
+            for slot_start, slot_end in slots:
+                found = _clashes_for(space, slot_start, slot_end)
+                if found:
+                    clashes.extend(found)
+                    day = slot_start.astimezone(space.location.zone).date()
+                    unavailable.append(Unavailable(slot_start, day, found[0].describe()))
+                else:
+                    bookable.append((slot_start, slot_end))
+            unavailable.sort(key=lambda u: u.day)
+            if unavailable and (recurrence is None or not skip_unavailable or not bookable):
+                raise _conflict(clashes, unavailable, bookable, series=recurrence is not None)
+
+            series = None
+            if recurrence is not None:
+                series = Series.objects.create(
+                    frequency=recurrence.frequency,
+                    interval=recurrence.interval,
+                    weekdays=list(recurrence.weekdays),
+                    until=recurrence.until,
+                    count=recurrence.count,
+                )
+            created = []
+            for slot_start, slot_end in bookable:
+                reservation = Reservation(
+                    **{
+                        f.attname: getattr(prototype, f.attname)
+                        for f in Reservation._meta.concrete_fields
+                        if f.attname not in ("id", "start", "end", "series_id")
+                    }
+                )
+                reservation.start, reservation.end, reservation.series = (
+                    slot_start,
+                    slot_end,
+                    series,
+                )
+                _save(reservation, actor, source)
+                created.append(reservation)
+    except IntegrityError as exc:
+        # PostgreSQL's exclusion constraint caught an overlap the check could not see.
+        raise Conflict("That slot was taken a moment ago; please choose another time.") from exc
+    _send_after_commit(signals.reservation_created, created, actor, source)
+    return BookingResult(created, unavailable)
+
+
+def _conflict(clashes, unavailable, bookable, *, series: bool) -> Conflict:
+    if not series:
+        message = unavailable[0].reason
+    else:
+        dates = ", ".join(f"{u.day:%a %d %b}" for u in unavailable)
+        message = (
+            f"{len(unavailable)} of {len(unavailable) + len(bookable)} dates cannot be booked: "
+            f"{dates}."
+        )
+        if bookable:
+            message += f" The other {len(bookable)} dates are free."
+    return Conflict(message, clashes=clashes, unavailable=unavailable, bookable=bookable)
+
+
+# --- change and cancel ----------------------------------------------------------------------
+
+
+def _targets(reservation: Reservation, scope: Scope) -> list[Reservation]:
+    """The occurrences an operation applies to, locked for update, in start order."""
+    if scope is Scope.FOLLOWING and reservation.series_id:
+        qs = Reservation.objects.filter(
+            series_id=reservation.series_id,
+            start__gte=reservation.start,
+            status__in=SLOT_HOLDING_STATUSES,
+        )
+    else:
+        qs = Reservation.objects.filter(pk=reservation.pk)
+    return list(qs.select_for_update().select_related("space__location").order_by("start"))
+
+
+def _check_current(reservation: Reservation, current: Reservation | None, expected_version):
+    if current is None:
+        raise BookingError("This reservation no longer exists.")
+    if expected_version is not None and current.version != expected_version:
+        raise StaleReservation(
+            "This reservation was changed by someone else since you opened it. "
+            "Reload to see the latest version."
+        )
+    if current.status not in SLOT_HOLDING_STATUSES:
+        raise BookingError(f"This reservation is {current.get_status_display().lower()}.")
+
+
+DETAIL_FIELDS = ("title", "public_nickname", "description", "attendees", "kind")
+
+
+def change(
+    *,
+    actor: AbstractBaseUser | None,
+    reservation: Reservation,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    space: Space | None = None,
+    scope: Scope = Scope.THIS,
+    expected_version: int | None = None,
+    source: str = Source.PORTAL,
+    now: datetime | None = None,
+    **details,
+) -> list[Reservation]:
+    """Reschedule (new times and/or space) and/or edit details of one occurrence or of this
+    and the following occurrences of its series. All or nothing."""
+    now = now or timezone.now()
+    unknown = set(details) - set(DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    check_policy = source not in REMOTE_SOURCES
+    try:
+        targets, current, old = _apply_change(
+            actor,
+            reservation,
+            start,
+            end,
+            space,
+            scope,
+            expected_version,
+            source,
+            now,
+            check_policy,
+            details,
+        )
+    except IntegrityError as exc:
+        # PostgreSQL's exclusion constraint caught an overlap the check could not see.
+        raise Conflict("That slot was taken a moment ago; please choose another time.") from exc
+    changes = {
+        name: (value, getattr(current, name))
+        for name, value in old.items()
+        if getattr(current, name) != value
+    }
+    _send_after_commit(signals.reservation_changed, targets, actor, source, changes=changes)
+    return targets
+
+
+def _apply_change(
+    actor,
+    reservation,
+    start,
+    end,
+    space,
+    scope,
+    expected_version,
+    source,
+    now,
+    check_policy,
+    details,
+):
+    with transaction.atomic():
+        targets = _targets(reservation, scope)
+        current = next((t for t in targets if t.pk == reservation.pk), None)
+        _check_current(reservation, current, expected_version)
+        _check_rules(rules.Action.CHANGE, actor, current)
+        if check_policy and current.end <= now:
+            raise BookingError("This booking is over and can no longer be changed.")
+        new_space = space or current.space
+        if new_space.pk != current.space_id:
+            _lock_space(new_space)
+        _lock_space(current.space)
+        kind = details.get("kind", current.kind)
+        attendees = details.get("attendees", current.attendees)
+        _check_space(new_space, kind, attendees)
+
+        plans = _plan_moves(targets, current, start or current.start, end or current.end)
+        target_ids = [t.pk for t in targets]
+        clashes: list[Clash] = []
+        unavailable: list[Unavailable] = []
+        for target, (new_start, new_end) in zip(targets, plans, strict=True):
+            day = (new_start or target.start).astimezone(new_space.location.zone).date()
+            if new_start is None:
+                unavailable.append(
+                    Unavailable(None, day, "That time does not exist (clocks change).")
+                )
+                continue
+            moved = (new_start, new_end, new_space.pk) != (
+                target.start,
+                target.end,
+                target.space_id,
+            )
+            problem = moved and slot_problem(
+                new_space, new_start, new_end, now=now, check_policy=check_policy
+            )
+            if problem:
+                unavailable.append(Unavailable(new_start, day, problem))
+                continue
+            found = _clashes_for(new_space, new_start, new_end, exclude_ids=target_ids)
+            if found:
+                clashes.extend(found)
+                unavailable.append(Unavailable(new_start, day, found[0].describe()))
+        if unavailable:
+            raise _conflict(clashes, unavailable, [], series=len(targets) > 1)
+
+        old = {f: getattr(current, f) for f in ("start", "end", "space_id", *DETAIL_FIELDS)}
+        for target, (new_start, new_end) in zip(targets, plans, strict=True):
+            target.start, target.end, target.space = new_start, new_end, new_space
+            for name, value in details.items():
+                setattr(target, name, value)
+            target.sync_mailbox = _sync_mailbox_for(target.kind)
+            target.version += 1
+            _save(target, actor, source)
+    return targets, current, old
+
+
+def _plan_moves(
+    targets: list[Reservation], anchor: Reservation, start: datetime, end: datetime
+) -> list[tuple[datetime | None, datetime | None]]:
+    """New (start, end) per target: the anchor gets exactly (start, end); later occurrences
+    keep their own date shifted by the same number of days, at the new wall-clock times."""
+    zone = anchor.space.location.zone
+    anchor_local = anchor.start.astimezone(zone)
+    new_local_start, new_local_end = start.astimezone(zone), end.astimezone(zone)
+    day_shift = new_local_start.date() - anchor_local.date()
+    end_days = new_local_end.date() - new_local_start.date()
+    plans: list[tuple[datetime | None, datetime | None]] = []
+    for target in targets:
+        if target.pk == anchor.pk:
+            plans.append((start, end))
+            continue
+        day = target.start.astimezone(zone).date() + day_shift
+        new_start = localize(day, new_local_start.time(), zone)
+        new_end = localize(day + end_days, new_local_end.time(), zone)
+        plans.append((new_start, new_end) if new_start and new_end else (None, None))
+    return plans
+
+
+def cancel(
+    *,
+    actor: AbstractBaseUser | None,
+    reservation: Reservation,
+    scope: Scope = Scope.THIS,
+    reason: str = "",
+    source: str = Source.PORTAL,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> list[Reservation]:
+    """Cancel one occurrence, or this and the following ones. The rows stay, as cancelled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        targets = _targets(reservation, scope)
+        current = next((t for t in targets if t.pk == reservation.pk), None)
+        _check_current(reservation, current, expected_version)
+        _check_rules(rules.Action.CANCEL, actor, current)
+        if source not in REMOTE_SOURCES and current.end <= now:
+            raise BookingError("This booking is over and can no longer be cancelled.")
+        _mark_cancelled(targets, actor, source, reason)
+    _send_after_commit(signals.reservation_cancelled, targets, actor, source)
+    return targets
+
+
+def _mark_cancelled(targets: Iterable[Reservation], actor, source: str, reason: str) -> None:
+    for target in targets:
+        target.status = ReservationStatus.CANCELLED
+        target.cancel_reason = reason[:255]
+        target.version += 1
+        _save(target, actor, source, reason)
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def deactivate_user(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, reason: str = ""
+) -> UserDeactivation:
+    """Deactivate an account and cancel its future bookings; the people concerned are emailed
+    through the cancellation signal. Recorded as a UserDeactivation row."""
+    reason = reason or "The account was deactivated."
+    with transaction.atomic():
+        if user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+        future = list(
+            Reservation.objects.select_for_update()
+            .filter(requested_for=user, status__in=SLOT_HOLDING_STATUSES, end__gt=timezone.now())
+            .order_by("start")
+        )
+        _mark_cancelled(future, actor, Source.ADMIN, reason)
+        record = UserDeactivation.objects.create(
+            user=user, deactivated_by=actor, cancelled_reservations=len(future), reason=reason
+        )
+    if future:
+        _send_after_commit(signals.reservation_cancelled, future, actor, Source.ADMIN)
+    return record

@@ -1,0 +1,90 @@
+"""/healthz, the production deployment check, and demo data."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from reservations.models import Location, Reservation, Space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_healthz_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "broker": "ok", "status": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_names_the_unreachable_broker(client, settings):
+    from config.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == "ok" and body["broker"].startswith("unreachable")
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "false",
+        "SECRET_KEY": "x" * 60 + "production-like-secret-0123456789",
+        "ALLOWED_HOSTS": "reserva.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://reserva.example.com",
+        "PUBLIC_BASE_URL": "https://reserva.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "EMAIL_URL": "smtp://mail.example.com:587",
+        "TRUST_PROXY_HEADERS": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent():
+    call_command("seed_demo", verbosity=0)
+    counts = (Location.objects.count(), Space.objects.count(), Reservation.objects.count())
+    call_command("seed_demo", verbosity=0)
+    assert counts == (Location.objects.count(), Space.objects.count(), Reservation.objects.count())
+    assert counts[0] == 2 and counts[1] == 30
+    assert {loc.time_zone for loc in Location.objects.all()} == {
+        "Europe/London",
+        "America/New_York",
+    }
+    assert Space.objects.filter(kind="seat", container__kind="container").count() == 8

@@ -1,0 +1,131 @@
+"""The admin: every page renders, bookings and cancellations go through the service."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from reservations.models import Location, Reservation, Space, UserDeactivation
+from tests.conftest import local, next_weekday
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    admin = make_user("boss", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    client.admin = admin
+    return client
+
+
+def test_changelists_and_forms_render(admin_client, make_reservation):
+    reservation = make_reservation()
+    urls = [
+        reverse(f"admin:reservations_{name}_changelist")
+        for name in ("location", "space", "reservation", "amenity", "series", "userdeactivation")
+    ]
+    urls += [
+        reverse("admin:reservations_reservation_add"),
+        reverse("admin:reservations_reservation_change", args=[reservation.pk]),
+        reverse("admin:reservations_reservation_history", args=[reservation.pk]),
+        reverse("admin:reservations_location_change", args=[reservation.space.location_id]),
+        reverse("admin:reservations_space_change", args=[reservation.space_id]),
+        reverse("admin:auth_user_changelist"),
+    ]
+    for url in urls:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+
+
+def _form(space, user, start, **extra):
+    data = {
+        "space": space.pk,
+        "requested_for": user.pk,
+        "title": "From admin",
+        "start_0": start.strftime("%Y-%m-%d"),
+        "start_1": start.strftime("%H:%M:%S"),
+        "end_0": start.strftime("%Y-%m-%d"),
+        "end_1": (start + timedelta(hours=1)).strftime("%H:%M:%S"),
+        "public_nickname": "",
+        "description": "",
+        "kind": "standard",
+        "attendees_text": "",
+    }
+    data.update(extra)
+    return data
+
+
+def test_booking_through_the_admin_uses_the_service(admin_client, make_user, make_space, settings):
+    settings.TIME_ZONE = "Europe/London"
+    space, person = make_space(), make_user()
+    start = local(space.location, next_weekday(1), 10)
+    response = admin_client.post(
+        reverse("admin:reservations_reservation_add"), _form(space, person, start)
+    )
+    assert response.status_code == 302
+    reservation = Reservation.objects.get()
+    assert reservation.source == "admin" and reservation.booked_by == admin_client.admin
+    assert reservation.history.first().change_source == "admin"
+
+    # The same slot again: refused with the service's message, nothing written.
+    response = admin_client.post(
+        reverse("admin:reservations_reservation_add"), _form(space, person, start), follow=True
+    )
+    assert "is already booked from 10:00 to 11:00" in response.content.decode()
+    assert Reservation.objects.count() == 1
+
+
+def test_cancel_action_goes_through_the_service(admin_client, make_reservation):
+    reservation = make_reservation()
+    response = admin_client.post(
+        reverse("admin:reservations_reservation_changelist"),
+        {"action": "cancel_selected", "_selected_action": [reservation.pk]},
+        follow=True,
+    )
+    assert "Cancelled 1 reservation(s)." in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "cancelled"
+    assert reservation.history.first().history_user == admin_client.admin
+
+
+def test_reservations_cannot_be_deleted_in_the_admin(admin_client, make_reservation):
+    reservation = make_reservation()
+    response = admin_client.get(
+        reverse("admin:reservations_reservation_delete", args=[reservation.pk])
+    )
+    assert response.status_code == 403
+
+
+def test_unticking_active_deactivates_and_cancels(admin_client, make_reservation, make_user):
+    leaver = make_user("leaver")
+    make_reservation(user=leaver)
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "deactivate", "_selected_action": [leaver.pk]},
+        follow=True,
+    )
+    assert "1 future reservation(s) cancelled" in response.content.decode()
+    assert not get_user_model().objects.get(pk=leaver.pk).is_active
+    assert UserDeactivation.objects.get(user=leaver).cancelled_reservations == 1
+
+
+def test_space_admin_refuses_a_seat_without_a_container(admin_client, make_location):
+    location = make_location()
+    response = admin_client.post(
+        reverse("admin:reservations_space_add"),
+        {
+            "location": location.pk,
+            "name": "Loose seat",
+            "kind": "seat",
+            "capacity": 1,
+            "floor": "",
+            "description": "",
+            "is_reservable": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "A seat must belong to a container space." in response.content.decode()
+    assert not Space.objects.filter(name="Loose seat").exists()
+    assert Location.objects.count() == 1

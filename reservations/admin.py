@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
@@ -27,6 +28,7 @@ from .models import (
     SpaceKind,
     UserDeactivation,
 )
+from .recurrence import localize
 
 User = get_user_model()
 
@@ -128,7 +130,33 @@ class ReservationAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["attendees_text"] = "\n".join(self.instance.attendees)
+            # Shown as wall-clock time in the space's location, like everywhere else.
+            self.initial["start"] = self.instance.local_start.replace(tzinfo=None)
+            self.initial["end"] = self.instance.local_end.replace(tzinfo=None)
         self.fields["requested_for"].required = True
+        for name in ("start", "end"):
+            self.fields[name].help_text = "In the location's time zone."
+
+    def clean(self):
+        data = super().clean()
+        space = data.get("space")
+        if space is None:
+            return data
+        for name in ("start", "end"):
+            value = data.get(name)
+            if value is None:
+                continue
+            wall = timezone.make_naive(value)  # what was typed, read in the current zone
+            aware = localize(wall.date(), wall.time(), space.location.zone)
+            if aware is None:
+                self.add_error(
+                    name,
+                    f"{wall:%H:%M} does not exist on {wall:%d %b %Y} in "
+                    f"{space.location.time_zone} (clocks change).",
+                )
+            else:
+                data[name] = aware
+        return data
 
     def clean_attendees_text(self) -> list[str]:
         raw = self.cleaned_data.get("attendees_text", "")
@@ -140,8 +168,7 @@ class ReservationAdmin(SimpleHistoryAdmin):
     form = ReservationAdminForm
     list_display = (
         "space",
-        "start",
-        "end",
+        "local_time",
         "requested_for",
         "status",
         "kind",
@@ -230,6 +257,12 @@ class ReservationAdmin(SimpleHistoryAdmin):
     def log_change(self, request, obj, message):
         if not self._refused(request):
             super().log_change(request, obj, message)
+
+    @admin.display(description="When (location time)", ordering="start")
+    def local_time(self, obj: Reservation) -> str:
+        return (
+            f"{obj.local_start:%Y-%m-%d %H:%M}-{obj.local_end:%H:%M} {obj.space.location.time_zone}"
+        )
 
     @admin.action(description="Cancel selected reservations")
     def cancel_selected(self, request: HttpRequest, queryset) -> None:

@@ -129,3 +129,18 @@ def test_space_admin_refuses_a_seat_without_a_container(admin_client, make_locat
     assert "A seat must belong to a container space." in response.content.decode()
     assert not Space.objects.filter(name="Loose seat").exists()
     assert Location.objects.count() == 1
+
+
+def test_admin_times_are_wall_clock_in_the_location_zone(
+    admin_client, make_user, make_space, make_location
+):
+    location = make_location(time_zone="America/New_York")
+    space, person = make_space(location), make_user()
+    start = local(location, next_weekday(1), 10)
+    admin_client.post(reverse("admin:reservations_reservation_add"), _form(space, person, start))
+    reservation = Reservation.objects.get()
+    assert reservation.start == start  # 10:00 in New York, not 10:00 UTC
+    page = admin_client.get(
+        reverse("admin:reservations_reservation_change", args=[reservation.pk])
+    ).content.decode()
+    assert 'value="10:00:00"' in page

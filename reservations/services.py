@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import queries, rules, signals
@@ -389,10 +390,14 @@ def _conflict(clashes, unavailable, bookable, *, series: bool) -> Conflict:
 def _targets(reservation: Reservation, scope: Scope) -> list[Reservation]:
     """The occurrences an operation applies to, locked for update, in start order."""
     if scope is Scope.FOLLOWING and reservation.series_id:
+        # The anchor is always included, so a cancelled one is reported as such.
         qs = Reservation.objects.filter(
-            series_id=reservation.series_id,
-            start__gte=reservation.start,
-            status__in=SLOT_HOLDING_STATUSES,
+            Q(pk=reservation.pk)
+            | Q(
+                series_id=reservation.series_id,
+                start__gte=reservation.start,
+                status__in=SLOT_HOLDING_STATUSES,
+            )
         )
     else:
         qs = Reservation.objects.filter(pk=reservation.pk)

@@ -144,3 +144,19 @@ def test_admin_times_are_wall_clock_in_the_location_zone(
         reverse("admin:reservations_reservation_change", args=[reservation.pk])
     ).content.decode()
     assert 'value="10:00:00"' in page
+
+
+def test_history_page_shows_who_changed_what_and_from_where(admin_client, make_reservation):
+    from reservations import services
+
+    reservation = make_reservation(title="Old title")
+    services.change(
+        actor=admin_client.admin, reservation=reservation, title="New title", source="admin"
+    )
+    page = admin_client.get(
+        reverse("admin:reservations_reservation_history", args=[reservation.pk])
+    ).content.decode()
+    assert "Old title" in page and "New title" in page
+    assert "boss" in page
+    record = reservation.history.first()
+    assert (record.change_source, record.history_user) == ("admin", admin_client.admin)

@@ -201,3 +201,20 @@ def test_change_and_cancel_this_and_following(make_user, make_space):
 
     services.cancel(actor=user, reservation=occurrences[0])
     assert Reservation.objects.get(pk=occurrences[1].pk).status == ReservationStatus.CONFIRMED
+
+
+@pytest.mark.django_db
+def test_this_and_following_from_a_cancelled_occurrence_is_refused(make_user, make_space):
+    user, space = make_user(), make_space()
+    first = local(space.location, next_weekday(0), 10)
+    occurrences = services.book(
+        actor=user,
+        space=space,
+        start=first,
+        end=first + timedelta(hours=1),
+        recurrence=Recurrence(Frequency.WEEKLY, count=3),
+    ).reservations
+    services.cancel(actor=user, reservation=occurrences[1])
+    with pytest.raises(services.BookingError, match="This reservation is cancelled"):
+        services.cancel(actor=user, reservation=occurrences[1], scope=services.Scope.FOLLOWING)
+    assert Reservation.objects.get(pk=occurrences[2].pk).status == ReservationStatus.CONFIRMED

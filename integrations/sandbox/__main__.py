@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="JSON file merged over the defaults")
 
 
-def serve(port: int, state_dir: str, config_path: str | None, out=sys.stdout) -> None:  # noqa: ANN001
+def serve(port: int, state_dir: str, config_path: str | None, out=sys.stdout) -> None:
     """Run until interrupted, printing where to point the clients."""
     handle = start_sandbox(Path(state_dir), load_config(config_path), port=port)
     out.write(

@@ -42,10 +42,13 @@ The page refreshes every 3 seconds.</p>
 <div class="grid"><div class="gutter" id="gutter"></div><div class="cals" id="cals"></div></div>
 <script>
 const HOUR = 40, dayInput = document.getElementById('day');
-function esc(s){return String(s??'').replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]))}
-function minutes(iso, day){const d=new Date(iso.endsWith('Z')||/[+-]\\d\\d:\\d\\d$/.test(iso)?iso:iso+'Z');
+const ENT={'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'};
+function esc(s){return String(s??'').replace(/[&<>"]/g,c=>ENT[c])}
+function minutes(iso, day){
+  const d=new Date(iso.endsWith('Z')||/[+-]\\d\\d:\\d\\d$/.test(iso)?iso:iso+'Z');
   const start=new Date(day+'T00:00:00Z');return Math.max(0,Math.min(1440,(d-start)/60000));}
-(function(){let g='';for(let h=0;h<24;h++)g+=`<div class="hours" style="top:${h*HOUR+24}px">${h}:00</div>`;
+(function(){let g='';
+ for(let h=0;h<24;h++)g+=`<div class="hours" style="top:${h*HOUR+24}px">${h}:00</div>`;
  document.getElementById('gutter').innerHTML=g;})();
 async function refresh(){
  try{

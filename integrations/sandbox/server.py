@@ -11,6 +11,7 @@ and faulted one by one, as the real services evaluate them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import logging
@@ -30,7 +31,7 @@ from urllib.parse import urlencode
 from . import ca
 from .config import default_config
 from .core import Headers, Request, Response, Router
-from .limits import Denial, FaultInjector, Latency, LimitRule, Limiter, Slot
+from .limits import Denial, FaultInjector, Latency, Limiter, LimitRule, Slot
 
 log = logging.getLogger("integrations.sandbox")
 
@@ -221,9 +222,12 @@ class Sandbox:
             if path_known:
                 return self.error(service, 405, "Request_BadRequest", "Method not allowed.")
             return self.error(
-                service, 404, "Request_UnsupportedQuery" if service else "NotFound",
-                f"Unsupported request: {request.method} {request.path}", request,
-            )  # fmt: skip
+                service,
+                404,
+                "Request_UnsupportedQuery" if service else "NotFound",
+                f"Unsupported request: {request.method} {request.path}",
+                request,
+            )
         fault = None
         if route.service != "control":
             fault = self.faults.pick(route.service, request.method, request.path)
@@ -257,7 +261,7 @@ class Sandbox:
             request.slots.clear()
         if delay > 0:
             self.stopping.wait(delay)
-        if fault and fault.kind == "drop":
+        if isinstance(response, Drop) or (fault and fault.kind == "drop"):
             return DROP
         if fault and fault.kind == "slow":
             self.stopping.wait(fault.delay_seconds)
@@ -321,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.request.do_handshake()
         super().setup()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
@@ -346,10 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(outcome, Drop):
             self.close_connection = True
             # Shut the socket down hard so the client sees a reset, not a clean empty reply.
-            try:
+            with contextlib.suppress(OSError):
                 self.request.close()
-            except OSError:
-                pass
             return
         self._write(outcome)
 
@@ -366,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):

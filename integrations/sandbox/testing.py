@@ -54,8 +54,10 @@ def start_sandbox(
     """Start the sandbox on ``host:port`` (0 = a free port) in a daemon thread."""
     sandbox, server = build_server(state_dir, config, host=host, port=port)
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        daemon=True,
         name=f"sandbox-{server.server_address[1]}",
-    )  # fmt: skip
+    )
     thread.start()
     return SandboxHandle(sandbox.base_url, sandbox.ca_file, sandbox, server, thread)

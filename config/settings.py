@@ -5,6 +5,8 @@ default except SECRET_KEY while DEBUG is on, so a production deployment that for
 at start instead of running with a guessable value.
 """
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -41,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
     "simple_history",
     "reservations",
     "calendars",
@@ -57,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -73,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reservations.context_processors.portal",
             ],
         },
     },
@@ -130,7 +136,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # the admin's login form
+    "allauth.account.auth_backends.AuthenticationBackend",  # the portal: username or email
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "portal:find"
+# Portal sign-in (django-allauth): local accounts created by administrators, signing in with a
+# username or an email address; password reset by email. Sign-up stays closed unless
+# PORTAL_OPEN_SIGNUP is on (reservations.accounts.PortalAccountAdapter).
+PORTAL_OPEN_SIGNUP = env.bool("PORTAL_OPEN_SIGNUP", default=False)
+ACCOUNT_ADAPTER = "reservations.accounts.PortalAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+# Administrators create the accounts with known addresses, so there is nothing to verify.
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Reserva] "
+ACCOUNT_PRESERVE_USERNAME_CASING = False
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")  # the default zone for people without one
 USE_I18N = True
@@ -161,6 +185,12 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # f
 # --- Secrets at rest ------------------------------------------------------------------------
 # Fernet keys, newest first; older keys still decrypt so keys can rotate.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS and DEBUG:
+    # Development only: a key derived from the (development) SECRET_KEY, so `make run` works
+    # without configuration. Production must set real keys (a deploy check says so).
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"fernet:{SECRET_KEY}".encode()).digest()).decode()
+    ]
 
 # --- Security -------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -35,8 +35,8 @@ def test_healthz_names_the_unreachable_broker(client, settings):
     assert body["database"] == "ok" and body["broker"].startswith("unreachable")
 
 
-def test_check_deploy_passes_with_production_settings(tmp_path):
-    env = {
+def production_env(tmp_path) -> dict[str, str]:
+    return {
         "PATH": os.environ["PATH"],
         "DEBUG": "false",
         "SECRET_KEY": "x" * 60 + "production-like-secret-0123456789",
@@ -46,8 +46,12 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "EMAIL_URL": "smtp://mail.example.com:587",
         "TRUST_PROXY_HEADERS": "true",
+        "FIELD_ENCRYPTION_KEYS": "7S0l3u2m0hqvXv3Fq6a0e5x9pJk2bKk8B9a1TQk3Xy0=",
     }
-    result = subprocess.run(
+
+
+def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -55,7 +59,19 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path):
+    result = deploy_check(production_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_wants_encryption_keys(tmp_path):
+    env = production_env(tmp_path)
+    del env["FIELD_ENCRYPTION_KEYS"]
+    result = deploy_check(env)
+    assert result.returncode != 0
+    assert "reserva.E001" in result.stderr + result.stdout
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):

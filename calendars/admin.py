@@ -1,0 +1,185 @@
+"""Admin for providers, aliases, bindings and tokens.
+
+Secrets are write-only here: the form shows whether one is set, an empty input keeps the
+stored value, and a "clear" box removes it. No page ever renders a stored secret or token.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+
+from .models import (
+    CalendarProvider,
+    ConnectionAlias,
+    CredentialAlias,
+    SpaceCalendar,
+    SyncSettings,
+    UserToken,
+)
+
+
+@admin.register(ConnectionAlias)
+class ConnectionAliasAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "api_base_url", "ca_bundle", "timeout_seconds")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+
+
+class CredentialAliasForm(forms.ModelForm):
+    new_client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_client_secret = forms.BooleanField(
+        label="Remove the stored client secret", required=False
+    )
+    new_service_account_key = forms.CharField(
+        label="Service-account key (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="Paste the key file downloaded from Google Cloud. Stored encrypted.",
+    )
+    clear_service_account_key = forms.BooleanField(
+        label="Remove the stored service-account key", required=False
+    )
+
+    class Meta:
+        model = CredentialAlias
+        fields = ("name", "kind", "tenant_id", "client_id", "scopes")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        secret_set = bool(self.instance.pk and self.instance.client_secret)
+        key_set = bool(self.instance.pk and self.instance.service_account_key)
+        self.fields["new_client_secret"].help_text = (
+            "A secret is stored; leave empty to keep it." if secret_set else "No secret is stored."
+        )
+        if key_set:
+            self.fields[
+                "new_service_account_key"
+            ].help_text = "A key is stored; leave empty to keep it."
+
+    def clean_new_service_account_key(self):
+        raw = self.cleaned_data["new_service_account_key"].strip()
+        if not raw:
+            return None
+        try:
+            key = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError("This is not JSON; paste the whole key file.") from exc
+        if not (
+            isinstance(key, dict)
+            and key.get("type") == "service_account"
+            and key.get("private_key")
+            and key.get("client_email")
+        ):
+            raise forms.ValidationError(
+                "This is not a Google service-account key (it needs type, client_email and "
+                "private_key)."
+            )
+        return key
+
+    def _post_clean(self):
+        data = self.cleaned_data
+        if data.get("clear_client_secret"):
+            self.instance.client_secret = ""
+        elif data.get("new_client_secret"):
+            self.instance.client_secret = data["new_client_secret"]
+        if data.get("clear_service_account_key"):
+            self.instance.service_account_key = None
+        elif data.get("new_service_account_key"):
+            self.instance.service_account_key = data["new_service_account_key"]
+        super()._post_clean()
+
+
+@admin.register(CredentialAlias)
+class CredentialAliasAdmin(admin.ModelAdmin):
+    form = CredentialAliasForm
+    list_display = ("name", "kind", "tenant_id", "client_id", "secret_state")
+    list_filter = ("kind",)
+    search_fields = ("name", "client_id", "tenant_id")
+
+    @admin.display(description="Secret")
+    def secret_state(self, obj: CredentialAlias) -> str:
+        if obj.client_secret:
+            return "client secret set"
+        if obj.service_account_key:
+            return "service-account key set"
+        return "none"
+
+
+@admin.register(CalendarProvider)
+class CalendarProviderAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "is_active", "connection", "credential", "delegated_user_email")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name",)
+
+
+@admin.register(SyncSettings)
+class SyncSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "mode", "blocker_user", "pull_interval_minutes")
+
+    def has_add_permission(self, request) -> bool:
+        return not SyncSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SpaceCalendar)
+class SpaceCalendarAdmin(admin.ModelAdmin):
+    list_display = (
+        "space",
+        "provider",
+        "resource_email",
+        "calendar_name",
+        "enabled",
+        "status",
+        "last_synced_at",
+        "short_error",
+    )
+    list_filter = ("status", "enabled", "provider", "space__location")
+    search_fields = ("space__name", "resource_email", "calendar_name")
+    list_select_related = ("space__location", "provider")
+    autocomplete_fields = ("space",)
+    readonly_fields = ("authorized_by", "authorized_at", "status", "last_error", "last_synced_at")
+
+    @admin.display(description="Last error")
+    def short_error(self, obj: SpaceCalendar) -> str:
+        return obj.last_error[:80]
+
+
+@admin.register(UserToken)
+class UserTokenAdmin(admin.ModelAdmin):
+    list_display = (
+        "user",
+        "provider",
+        "account_email",
+        "status",
+        "access_token_expires_at",
+        "last_refreshed_at",
+        "last_used_at",
+    )
+    list_filter = ("status", "provider")
+    search_fields = ("user__username", "account_email")
+    # The token itself is never shown, not even encrypted.
+    fields = (
+        "user",
+        "provider",
+        "account_email",
+        "scopes",
+        "status",
+        "access_token_expires_at",
+        "last_refreshed_at",
+        "last_used_at",
+        "created",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # tokens come from the OAuth flow only

@@ -1,0 +1,259 @@
+"""Calendar providers and how Reserva reaches them.
+
+- ``ConnectionAlias``: where a provider lives (identity endpoints, API base URL, an optional
+  private CA bundle, timeout). Defaults are the real Microsoft and Google endpoints; the demo
+  points one at the local sandbox.
+- ``CredentialAlias``: who Reserva is there (tenant, client id and an encrypted client secret,
+  or an encrypted Google service-account key).
+- ``CalendarProvider``: a Microsoft 365 or Google provider made of the two, plus the delegated
+  user for strict mode and blockers.
+- ``SyncSettings``: one row, the sync mode and schedule.
+- ``SpaceCalendar``: which space syncs with which room mailbox / resource calendar.
+- ``UserToken``: a person's own OAuth token for personal mode, encrypted.
+
+Secrets use ``calendars.crypto`` fields; the admin never shows them back.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from reservations.models import Space, SpaceKind
+
+from .crypto import EncryptedJSONField, EncryptedTextField
+
+
+class ProviderKind(models.TextChoices):
+    MICROSOFT = "microsoft", _("Microsoft 365 (Exchange Online)")
+    GOOGLE = "google", _("Google Workspace")
+
+
+DEFAULT_ENDPOINTS = {
+    ProviderKind.MICROSOFT: {
+        "authority_url": "https://login.microsoftonline.com",
+        "authorization_url": "https://login.microsoftonline.com",
+        "api_base_url": "https://graph.microsoft.com/v1.0",
+    },
+    ProviderKind.GOOGLE: {
+        "authority_url": "https://oauth2.googleapis.com/token",
+        "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "api_base_url": "https://www.googleapis.com/calendar/v3",
+    },
+}
+
+
+class ConnectionAlias(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    authority_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Microsoft: the authority host (the tenant is appended). Google: the token URL. "
+            "Empty = the provider's public endpoint."
+        ),
+    )
+    authorization_url = models.URLField(
+        blank=True, help_text=_("Where people sign in to grant access. Empty = the default.")
+    )
+    api_base_url = models.URLField(
+        blank=True, help_text=_("Microsoft Graph or Calendar API base. Empty = the default.")
+    )
+    ca_bundle = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Path to a PEM file of certificate authorities to trust for this connection "
+            "(a company's private CA, or the sandbox's). Empty = the system's trust store."
+        ),
+    )
+    timeout_seconds = models.PositiveSmallIntegerField(default=30)
+
+    class Meta:
+        verbose_name_plural = _("connection aliases")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def endpoint(self, name: str) -> str:
+        """The configured endpoint, or the provider's public default."""
+        return (getattr(self, name) or DEFAULT_ENDPOINTS[self.kind][name]).rstrip("/")
+
+
+class CredentialAlias(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    tenant_id = models.CharField(
+        max_length=100, blank=True, help_text=_("Microsoft Entra tenant id or domain.")
+    )
+    client_id = models.CharField(
+        max_length=200, blank=True, help_text=_("Application (client) id / OAuth client id.")
+    )
+    client_secret = EncryptedTextField(blank=True)
+    service_account_key = EncryptedJSONField(
+        blank=True, null=True, help_text=_("Google service-account key (JSON).")
+    )
+    scopes = models.TextField(
+        blank=True, help_text=_("Extra scopes, space-separated. Empty = what Reserva needs.")
+    )
+
+    class Meta:
+        verbose_name_plural = _("credential aliases")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.kind == ProviderKind.MICROSOFT and not (self.tenant_id and self.client_id):
+            raise ValidationError(_("Microsoft credentials need a tenant id and a client id."))
+        key = self.service_account_key
+        if key is not None and not (
+            isinstance(key, dict)
+            and key.get("type") == "service_account"
+            and key.get("private_key")
+            and key.get("client_email")
+        ):
+            raise ValidationError(
+                {"service_account_key": _("This is not a Google service-account key file.")}
+            )
+
+
+class CalendarProvider(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    is_active = models.BooleanField(default=True)
+    connection = models.ForeignKey(ConnectionAlias, on_delete=models.PROTECT)
+    credential = models.ForeignKey(CredentialAlias, on_delete=models.PROTECT)
+    delegated_user_email = models.EmailField(
+        blank=True,
+        help_text=_(
+            "The mailbox whose calendar holds strict-mode and blocker reservations; for "
+            "Google also the user the service account impersonates."
+        ),
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.connection_id and self.connection.kind != self.kind:
+            errors["connection"] = _("This connection alias is for another provider kind.")
+        if self.credential_id and self.credential.kind != self.kind:
+            errors["credential"] = _("This credential alias is for another provider kind.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class SyncMode(models.TextChoices):
+    NORMAL = "normal", _("Normal: application credentials, events in the room's calendar")
+    STRICT = "strict", _("Strict: changes only to reservations in the delegated mailbox")
+    PERSONAL = "personal", _("Personal: users act with their own token")
+
+
+class SyncSettings(models.Model):
+    """The one row of sync settings (``SyncSettings.load()``)."""
+
+    mode = models.CharField(max_length=16, choices=SyncMode.choices, default=SyncMode.NORMAL)
+    blocker_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Invited to every blocker reservation."),
+    )
+    sync_past_days = models.PositiveSmallIntegerField(default=7)
+    sync_future_days = models.PositiveSmallIntegerField(default=180)
+    pull_interval_minutes = models.PositiveSmallIntegerField(default=5)
+
+    class Meta:
+        verbose_name = verbose_name_plural = _("sync settings")
+
+    def __str__(self) -> str:
+        return "Sync settings"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> SyncSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class BindingStatus(models.TextChoices):
+    OK = "ok", _("OK")
+    PAUSED = "paused", _("Paused (needs attention)")
+    ERROR = "error", _("Error (retrying)")
+
+
+class SpaceCalendar(models.Model):
+    """A space synced with a room mailbox (Microsoft) or resource calendar (Google)."""
+
+    space = models.OneToOneField(Space, on_delete=models.CASCADE, related_name="calendar")
+    provider = models.ForeignKey(CalendarProvider, on_delete=models.PROTECT, related_name="spaces")
+    resource_email = models.EmailField(
+        help_text=_("The room mailbox or resource calendar's address (the sync resource).")
+    )
+    calendar_id = models.CharField(max_length=500, blank=True)
+    calendar_name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    authorized_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=BindingStatus.choices, default=BindingStatus.OK)
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("space calendar")
+
+    def __str__(self) -> str:
+        return f"{self.space.name} <-> {self.resource_email}"
+
+    def clean(self) -> None:
+        if self.space_id and self.space.kind == SpaceKind.CONTAINER:
+            raise ValidationError(
+                {"space": _("A container space cannot sync; bind its seats instead.")}
+            )
+
+
+class TokenStatus(models.TextChoices):
+    VALID = "valid", _("Valid")
+    EXPIRING = "expiring", _("Expiring soon")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+class UserToken(models.Model):
+    """A person's own OAuth grant for one provider (personal mode)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_tokens"
+    )
+    provider = models.ForeignKey(CalendarProvider, on_delete=models.CASCADE, related_name="tokens")
+    account_email = models.EmailField()
+    token = EncryptedJSONField(
+        null=True, help_text=_("msal token cache or Google credentials, encrypted.")
+    )
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=TokenStatus.choices, default=TokenStatus.VALID)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "provider"], name="one_token_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_email} ({self.provider})"

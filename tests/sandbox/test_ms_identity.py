@@ -57,7 +57,7 @@ def test_unknown_app_is_700016(sandbox):
 
 
 def test_unknown_tenant_is_90002(sandbox):
-    with pytest.raises(ValueError, match="90002|invalid_tenant|Unable to get authority"):
+    with pytest.raises(ValueError, match=r"90002|invalid_tenant|Unable to get authority"):
         confidential_app(sandbox, tenant="fabrikam.test")
 
 

@@ -87,11 +87,14 @@ class Api:
 
 def make_event(
     summary: str = "Meeting",
-    start: str = "2030-01-07T09:00:00Z",
-    end: str = "2030-01-07T10:00:00Z",
+    start: str | dict[str, str] = "2030-01-07T09:00:00Z",
+    end: str | dict[str, str] = "2030-01-07T10:00:00Z",
     **extra: Any,
 ) -> dict[str, Any]:
-    return {"summary": summary, "start": {"dateTime": start}, "end": {"dateTime": end}, **extra}
+    """An Event body; ``start``/``end`` are a UTC dateTime string or an EventDateTime."""
+    start = start if isinstance(start, dict) else {"dateTime": start}
+    end = end if isinstance(end, dict) else {"dateTime": end}
+    return {"summary": summary, "start": start, "end": end, **extra}
 
 
 def error_of(response: requests.Response) -> tuple[int, str]:
@@ -164,7 +167,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with outer.arrived:

@@ -95,7 +95,12 @@ DEFAULTS: dict[str, Any] = {
             "email": f"reserva-sync@{PROJECT}.iam.gserviceaccount.com",
             "client_id": "104857600000000000001",
             "domain_wide_delegation": True,
-            "delegated_scopes": [CALENDAR_SCOPE, "https://www.googleapis.com/auth/calendar.events"],
+            "delegated_scopes": [
+                CALENDAR_SCOPE,
+                f"{CALENDAR_SCOPE}.events",
+                f"{CALENDAR_SCOPE}.readonly",
+                f"{CALENDAR_SCOPE}.events.readonly",
+            ],
         },
         {
             "name": "no-delegation",
@@ -245,7 +250,11 @@ def _load_or_create_key(path: Path, email: str) -> tuple[rsa.RSAPrivateKey, str]
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
             if info.get("client_email", "").lower() == email:
-                key = serialization.load_pem_private_key(info["private_key"].encode(), None)
+                # The sandbox wrote this key itself; skipping the (slow) RSA consistency check
+                # keeps each start, and so each test, fast.
+                key = serialization.load_pem_private_key(
+                    info["private_key"].encode(), None, unsafe_skip_rsa_key_validation=True
+                )
                 if isinstance(key, rsa.RSAPrivateKey):
                     return key, info["private_key_id"]
         except (ValueError, KeyError, TypeError):

@@ -42,7 +42,9 @@ def signing_key(google: GoogleService) -> tuple[rsa.RSAPrivateKey, str]:
     path = google.sandbox.state_dir / "google" / "oidc-signing-key.pem"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), None)
+        key = serialization.load_pem_private_key(
+            path.read_bytes(), None, unsafe_skip_rsa_key_validation=True
+        )
     else:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         path.write_bytes(

@@ -110,8 +110,8 @@ def control(http: requests.Session, handle: SandboxHandle, method: str, path: st
     return http.request(method, f"{handle.base_url}/_sandbox/api/google{path}", timeout=10, **kw)
 
 
-@pytest.fixture
-def alice(sandbox: SandboxHandle, http: requests.Session) -> Api:
+@pytest.fixture(name="alice")
+def alice_fixture(sandbox: SandboxHandle, http: requests.Session) -> Api:
     """Alice's calendar through the service account with domain-wide delegation."""
     return Api(sandbox, http, sa_credentials(sandbox, http).token)
 
@@ -195,8 +195,8 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@pytest.fixture(name="receiver")
+def receiver_fixture() -> Iterator[Receiver]:
     hook = Receiver()
     yield hook
     hook.close()

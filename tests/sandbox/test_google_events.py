@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox.google_support import (  # noqa: F401 - fixtures
+from tests.sandbox.google_support import (
     ALICE,
     ATLAS,
     BOB,
@@ -14,7 +14,7 @@ from tests.sandbox.google_support import (  # noqa: F401 - fixtures
     READONLY,
     SYNC_SA,
     Api,
-    alice,
+    alice_fixture,  # noqa: F401 - the "alice" fixture
     error_of,
     make_event,
     sa_credentials,

@@ -35,6 +35,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs DATABASE_URL=postgres://..."))
         if "worker" in item.keywords and not settings.REDIS_URL:
             item.add_marker(pytest.mark.skip(reason="needs REDIS_URL for a real Celery worker"))
+        if "redis" in item.keywords and not settings.REDIS_URL:
+            item.add_marker(pytest.mark.skip(reason="needs REDIS_URL"))
 
 
 @pytest.fixture(autouse=True)

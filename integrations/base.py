@@ -130,3 +130,64 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Plain values from a connection alias and a credential alias (no ORM here)."""
+
+    kind: str  # "microsoft" | "google"
+    authority_url: str  # Microsoft: authority host (tenant appended); Google: token URL
+    authorization_url: str
+    api_base_url: str
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    service_account_key: dict | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    delegated_user: str = ""  # Google: whom the service account impersonates
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    id: str
+    name: str
+    owner_email: str = ""
+    can_edit: bool = True
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class BatchOp:
+    """One write in a batch: ``action`` is create, update or delete."""
+
+    key: str  # the caller's id for matching results (e.g. the reservation id)
+    action: str
+    data: EventData | None = None
+    event_id: str = ""
+    version: str = ""  # If-Match for updates, when known
+
+
+@dataclass
+class TokenGrant:
+    """What a completed user authorization gives back, ready to store (encrypted)."""
+
+    account_email: str
+    token: dict = field(repr=False)  # msal cache or Google authorized-user info, JSON-able
+    expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass
+class UserCredentials:
+    """A person's stored token, passed to a client to act as that person.
+
+    The client may refresh it; when the token material changes it sets ``changed`` and puts
+    the new material in ``token``, and the caller writes it back (encrypted, under a row lock).
+    """
+
+    account_email: str
+    token: dict = field(repr=False)
+    changed: bool = False

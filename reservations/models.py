@@ -334,3 +334,37 @@ class UserDeactivation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} deactivated {self.at:%Y-%m-%d}"
+
+
+class Profile(models.Model):
+    """A portal user's preferences. Created on first use (``Profile.for_user``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reservation_profile"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text=_("IANA name, e.g. Europe/London; empty means the site default."),
+    )
+    default_location = models.ForeignKey(
+        Location,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Where searches and quick reservations start."),
+    )
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user}"
+
+    @classmethod
+    def for_user(cls, user) -> Profile:
+        profile, _created = cls.objects.get_or_create(user=user)
+        return profile
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone or settings.TIME_ZONE)

@@ -1,0 +1,167 @@
+"""Screenshots of the portal with demo data: ``make screenshots`` (or run this file).
+
+Starts Reserva on a throw-away SQLite database with the demo data, drives Debian's Chromium
+through Playwright (never downloads a browser) and saves PNGs into ``docs/screenshots/``.
+Needs ``/usr/bin/chromium`` (``apt-get install chromium``) or CHROMIUM=/path/to/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 740}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def next_weekday(today: date) -> date:
+    day = today + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)  # noqa: S603 - fixed argv
+
+
+def wait_until_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local server
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the server at {url} did not start")
+
+
+# The demo user whose screens are shown: Alice works in London but lives on Paris time, so
+# the pages show both the location's time and hers.
+PREPARE = """
+from django.contrib.auth import get_user_model
+from reservations.models import Profile
+alice = get_user_model().objects.get(username="alice")
+profile = Profile.for_user(alice)
+profile.time_zone = "Europe/Paris"
+profile.save()
+"""
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(
+            os.environ,
+            DEBUG="true",
+            DATABASE_URL=f"sqlite:///{tmp}/screens.sqlite3",
+            EMAIL_URL="dummymail://",
+            PYTHONPATH=str(ROOT),
+        )
+        env.pop("REDIS_URL", None)
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(env, "seed_demo", "-v0")
+        manage(env, "shell", "-c", PREPARE)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(  # noqa: S603 - fixed argv, our own manage.py
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_up(f"{base}/healthz")
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                try:
+                    shoot(browser, base)
+                finally:
+                    browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print(f"Screenshots saved in {OUT.relative_to(ROOT)}/")
+
+
+def shoot(browser, base: str) -> None:
+    day = next_weekday(date.today()).isoformat()
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "reserva-alice")
+    save(page, "01-sign-in")
+    page.click("button[type=submit]:visible")
+    page.wait_for_url(f"{base}/")
+
+    page.goto(f"{base}/?date={day}&start=10:00&duration=60&capacity=4")
+    save(page, "02-find-a-space")
+
+    page.click(".space-card a.btn >> nth=0")
+    page.fill("input[name=title]", "Quarterly planning")
+    save(page, "03-booking-form")
+    page.click("#book-submit")
+    save(page, "04-details")
+
+    # A conflict: the same slot again, in the room that was just booked.
+    page.go_back()
+    page.go_back()
+    page.click(".space-card a.btn >> nth=0")
+    page.wait_for_load_state()
+    page.goto(page.url)  # fresh form
+    page.click("#book-submit")
+    save(page, "05-conflict-alternatives")
+
+    page.goto(f"{base}/schedule/?date={day}")
+    locked = page.locator(".block-locked").first
+    locked.focus()
+    save(page, "06-schedule")
+
+    page.goto(f"{base}/my/")
+    save(page, "07-my-reservations")
+
+    phone = browser.new_page(viewport=PHONE, device_scale_factor=2)
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(f"{base}/?date={day}&start=10:00&duration=60&capacity=4")
+    save(phone, "08-phone-find", full_page=False)
+    phone.goto(f"{base}/schedule/?date={day}")
+    save(phone, "09-phone-schedule", full_page=False)
+
+
+def save(page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=full_page)
+    print(f"  {name}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Forms of the staff portal.
+
+Times are typed in the location's wall-clock time (a date, a start and an end or a duration)
+and turned into aware datetimes here, so a time that does not exist on a date (the spring
+forward gap) is a field error instead of a silent shift. The forms only check what the user
+typed; whether the slot can be booked is the booking service's call.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from .models import Amenity, Frequency, Location, Profile, Space, SpaceKind, Weekday
+from .recurrence import MAX_OCCURRENCES, Recurrence, localize
+from .services import Scope
+
+DURATIONS = [
+    (15, "15 minutes"),
+    (30, "30 minutes"),
+    (45, "45 minutes"),
+    (60, "1 hour"),
+    (90, "1 hour 30"),
+    (120, "2 hours"),
+    (180, "3 hours"),
+    (240, "4 hours"),
+    (480, "All day (8 hours)"),
+]
+KIND_CHOICES = [("", "Any kind")] + [
+    (value, label) for value, label in SpaceKind.choices if value != SpaceKind.CONTAINER
+]
+REPEAT_NONE = ""
+REPEAT_CHOICES = [
+    (REPEAT_NONE, "Does not repeat"),
+    (Frequency.DAILY, "Every day"),
+    (Frequency.WEEKLY, "Every week, on the days below"),
+    (Frequency.MONTHLY_BY_DAY, "Every month, on the same day of the month"),
+    (Frequency.MONTHLY_BY_WEEKDAY, "Every month, on the same weekday (e.g. 2nd Tuesday)"),
+]
+SCOPE_CHOICES = [
+    (Scope.THIS, "Only this occurrence"),
+    (Scope.FOLLOWING, "This and the following occurrences"),
+]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+class TimeInput(forms.TimeInput):
+    input_type = "time"
+
+    def __init__(self, attrs=None):
+        super().__init__({"step": 300, **(attrs or {})}, format="%H:%M")
+
+
+def aware(day: date, wall: time, zone: ZoneInfo, field: str) -> datetime:
+    """``day`` at ``wall`` in ``zone``; a ValidationError on ``field`` if it does not exist."""
+    moment = localize(day, wall, zone)
+    if moment is None:
+        raise ValidationError(
+            {field: f"{wall:%H:%M} does not exist on {day:%d %b %Y} (the clocks go forward)."}
+        )
+    return moment
+
+
+class SlotFieldsMixin(forms.Form):
+    """A date, a start and either an end or a duration, in a location's zone."""
+
+    date = forms.DateField(widget=DateInput())
+    start = forms.TimeField(label="From", widget=TimeInput())
+    end = forms.TimeField(label="Until", required=False, widget=TimeInput())
+    duration = forms.TypedChoiceField(
+        label="Duration", choices=DURATIONS, coerce=int, initial=60, required=False
+    )
+
+    zone: ZoneInfo = ZoneInfo("UTC")
+
+    def clean_slot(self) -> None:
+        data = self.cleaned_data
+        day, start = data.get("date"), data.get("start")
+        if day is None or start is None:
+            return
+        start_at = aware(day, start, self.zone, "start")
+        if data.get("end") is not None:
+            if data["end"] <= start:
+                raise ValidationError({"end": "The end must be after the start."})
+            end_at = aware(day, data["end"], self.zone, "end")
+        else:
+            end_at = start_at + timedelta(minutes=data.get("duration") or 60)
+        data["start_at"], data["end_at"] = start_at, end_at
+
+
+class SearchForm(SlotFieldsMixin):
+    """Find a space. Bound to GET parameters; every field has a sensible default."""
+
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), empty_label=None)
+    capacity = forms.IntegerField(
+        label="People", min_value=1, max_value=1000, initial=1, required=False
+    )
+    kind = forms.ChoiceField(choices=KIND_CHOICES, required=False)
+    amenities = forms.ModelMultipleChoiceField(
+        queryset=Amenity.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    field_order = ["location", "date", "start", "duration", "end", "capacity", "kind", "amenities"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        location = data.get("location")
+        if location is not None:
+            self.zone = location.zone
+            self.clean_slot()
+        return data
+
+
+class QuickForm(forms.Form):
+    people = forms.IntegerField(min_value=1, max_value=100, initial=1, required=False)
+
+
+def parse_emails(text: str) -> list[str]:
+    """Addresses separated by commas, semicolons, spaces or new lines."""
+    for separator in ",;\n\r\t":
+        text = text.replace(separator, " ")
+    return [part for part in text.split(" ") if part]
+
+
+class BookingForm(SlotFieldsMixin):
+    """Book one space (once or as a series). ``space`` decides the zone and the group field."""
+
+    space = forms.ModelChoiceField(queryset=Space.objects.none(), empty_label=None)
+    title = forms.CharField(max_length=255, required=False)
+    public_nickname = forms.CharField(
+        label="Public nickname",
+        max_length=100,
+        required=False,
+        help_text="Shown to others instead of your name, where the location uses nicknames.",
+    )
+    description = forms.CharField(
+        max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    requested_for = forms.ModelChoiceField(
+        label="Book for",
+        queryset=get_user_model().objects.none(),
+        required=False,
+        empty_label="Myself",
+        help_text="Book on behalf of a colleague; they become the owner of the booking.",
+    )
+    attendees = forms.CharField(
+        label="Group attendees",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "ana@example.com, li@example.com"}),
+        help_text="Email addresses, separated by commas or new lines. Leave empty for a "
+        "normal booking.",
+    )
+    repeat = forms.ChoiceField(label="Repeat", choices=REPEAT_CHOICES, required=False)
+    interval = forms.IntegerField(label="Every", min_value=1, max_value=12, initial=1)
+    weekdays = forms.TypedMultipleChoiceField(
+        label="On",
+        choices=[(value, label[:3]) for value, label in Weekday.choices],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    until = forms.DateField(label="Until", required=False, widget=DateInput())
+    count = forms.IntegerField(
+        label="Or number of times", min_value=1, max_value=MAX_OCCURRENCES, required=False
+    )
+
+    def __init__(self, *args, user, space: Space | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fixed_space = space
+        spaces = Space.objects.filter(is_reservable=True).exclude(kind=SpaceKind.CONTAINER)
+        if space is not None:
+            spaces = spaces.filter(location_id=space.location_id)
+            self.fields["space"].initial = space.pk
+            self.zone = space.location.zone
+        self.fields["space"].queryset = spaces.select_related("location")
+        if user.has_perm("reservations.book_on_behalf") or user.has_perm("reservations.manage_all"):
+            self.fields["requested_for"].queryset = (
+                get_user_model().objects.filter(is_active=True).exclude(pk=user.pk)
+            )
+            self.fields["requested_for"].label_from_instance = _person_label
+        else:
+            del self.fields["requested_for"]
+        if space is None or not space.allows_group:
+            del self.fields["attendees"]
+
+    @property
+    def can_book_on_behalf(self) -> bool:
+        return "requested_for" in self.fields
+
+    def clean_attendees(self) -> list[str]:
+        emails = parse_emails(self.cleaned_data.get("attendees") or "")
+        bad = []
+        for email in emails:
+            try:
+                validate_email(email)
+            except ValidationError:
+                bad.append(email)
+        if bad:
+            raise ValidationError(f"Not an email address: {', '.join(bad)}.")
+        return emails
+
+    def clean(self) -> dict:
+        data = super().clean()
+        space = data.get("space")
+        if space is not None:
+            self.zone = space.location.zone
+            if self.fixed_space is not None and space.location_id != self.fixed_space.location_id:
+                self.add_error("space", "Choose a space in the same location.")
+        if not self.errors:
+            try:
+                self.clean_slot()
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        repeat = data.get("repeat")
+        if repeat:
+            if data.get("until") is None and data.get("count") is None:
+                self.add_error("until", "Choose an end date or a number of times.")
+            elif data.get("until") and data.get("date") and data["until"] < data["date"]:
+                self.add_error("until", "The series cannot end before its first date.")
+            if repeat == Frequency.WEEKLY and not data.get("weekdays") and data.get("date"):
+                data["weekdays"] = [data["date"].weekday()]
+        return data
+
+    def recurrence(self) -> Recurrence | None:
+        data = self.cleaned_data
+        if not data.get("repeat"):
+            return None
+        return Recurrence(
+            frequency=data["repeat"],
+            interval=data.get("interval") or 1,
+            weekdays=tuple(data.get("weekdays") or ()),
+            until=data.get("until"),
+            count=data.get("count"),
+        )
+
+
+def _person_label(user) -> str:
+    name = user.get_full_name() or user.get_username()
+    return f"{name} ({user.email})" if user.email else name
+
+
+class ChangeForm(SlotFieldsMixin):
+    """Reschedule or edit one occurrence (or this and the following ones)."""
+
+    space = forms.ModelChoiceField(queryset=Space.objects.none(), empty_label=None)
+    title = forms.CharField(max_length=255, required=False)
+    public_nickname = forms.CharField(label="Public nickname", max_length=100, required=False)
+    description = forms.CharField(
+        max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    scope = forms.ChoiceField(
+        label="Apply to", choices=SCOPE_CHOICES, initial=Scope.THIS, widget=forms.RadioSelect
+    )
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, reservation, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        location = reservation.space.location
+        self.zone = location.zone
+        self.fields["space"].queryset = (
+            Space.objects.filter(location=location, is_reservable=True)
+            .exclude(kind=SpaceKind.CONTAINER)
+            .select_related("location")
+        )
+        if not reservation.series_id:
+            del self.fields["scope"]
+        del self.fields["duration"]
+        self.fields["end"].required = True
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors:
+            try:
+                self.clean_slot()
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return data
+
+
+class CancelForm(forms.Form):
+    scope = forms.ChoiceField(
+        label="Cancel", choices=SCOPE_CHOICES, initial=Scope.THIS, widget=forms.RadioSelect
+    )
+    reason = forms.CharField(label="Reason (optional)", max_length=255, required=False)
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, reservation, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not reservation.series_id:
+            del self.fields["scope"]
+
+
+class ProfileForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label="Your time zone", required=False)
+
+    class Meta:
+        model = Profile
+        fields = ["time_zone", "default_location"]
+        labels = {"default_location": "Default location"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        import zoneinfo
+
+        zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and "Etc" not in z)
+        self.fields["time_zone"].choices = [
+            ("", "Site default"),
+            *((z, z) for z in zones),
+            ("UTC", "UTC"),
+        ]
+        self.fields["default_location"].empty_label = "No default"

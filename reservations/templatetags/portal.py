@@ -1,0 +1,82 @@
+"""Template tags of the staff portal: times in a location's zone, and optional includes.
+
+``optional_include`` is how other apps add to the portal's pages without this app importing
+them: ``{% optional_include "calendars/portal/reservation_sync.html" %}`` renders that template
+with the current context when an installed app provides it, and nothing otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.template.loader import get_template
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+def _zone(value) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
+        return value
+    if hasattr(value, "zone"):  # a Location or a Profile
+        return value.zone
+    return ZoneInfo(str(value))
+
+
+@register.filter
+def in_zone(moment: datetime | None, zone) -> datetime | None:
+    """``{{ reservation.start|in_zone:location|time:"H:i" }}``: the wall-clock time there.
+
+    Naive on purpose: Django's ``date`` and ``time`` filters convert aware values to the
+    active zone (the site default), which would undo the conversion.
+    """
+    if moment is None:
+        return None
+    return moment.astimezone(_zone(zone)).replace(tzinfo=None)
+
+
+@register.simple_tag(takes_context=True)
+def timespan(context, start: datetime, end: datetime, location, with_date: bool = True) -> str:
+    """``Tue 24 Nov 2026, 10:00-11:00 Europe/London`` and, when the viewer's own zone differs,
+    the same span on their clock."""
+    zone = _zone(location)
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    day = f"{local_start:%a %d %b %Y}, " if with_date else ""
+    end_day = "" if local_end.date() == local_start.date() else f"{local_end:%a %d %b} "
+    # format_html escapes its arguments into strings, so the times are formatted first.
+    html = format_html(
+        '<time datetime="{}">{}{}&ndash;{}{}</time> <span class="zone">{}</span>',
+        start.isoformat(),
+        day,
+        f"{local_start:%H:%M}",
+        end_day,
+        f"{local_end:%H:%M}",
+        zone.key,
+    )
+    profile = context.get("portal_profile")
+    profile = profile() if callable(profile) else profile
+    if profile is not None:
+        own = profile.zone
+        mine_start, mine_end = start.astimezone(own), end.astimezone(own)
+        if mine_start.utcoffset() != local_start.utcoffset():
+            other_day = "" if mine_start.date() == local_start.date() else f"{mine_start:%a} "
+            html += format_html(
+                ' <span class="your-time">({}{}&ndash;{} your time, {})</span>',
+                other_day,
+                f"{mine_start:%H:%M}",
+                f"{mine_end:%H:%M}",
+                own.key,
+            )
+    return html
+
+
+@register.simple_tag(takes_context=True)
+def optional_include(context, template_name: str) -> str:
+    """Render ``template_name`` with the current context if it exists, else nothing."""
+    try:
+        found = get_template(template_name)
+    except template.TemplateDoesNotExist:
+        return ""
+    return found.render(context.flatten(), context.get("request"))

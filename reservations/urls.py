@@ -1,0 +1,19 @@
+"""URLs of the staff portal (namespace ``portal``)."""
+
+from django.urls import path
+
+from .views import booking, mine, profile, schedule, search
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", search.find, name="find"),
+    path("quick/", search.quick, name="quick"),
+    path("book/", booking.book, name="book"),
+    path("schedule/", schedule.schedule, name="schedule"),
+    path("my/", mine.my_reservations, name="mine"),
+    path("reservations/<int:pk>/", mine.detail, name="detail"),
+    path("reservations/<int:pk>/change/", mine.change, name="change"),
+    path("reservations/<int:pk>/cancel/", mine.cancel, name="cancel"),
+    path("profile/", profile.profile, name="profile"),
+]

@@ -1,0 +1,164 @@
+"""The schedule view (event planner): one location and day, spaces down, hours across.
+
+Bookings are blocks placed by percentage of the opening hours, in the location's zone. Free
+half hours are links to the booking form (source "event planner"). A booking the viewer cannot
+change is greyed out and carries the reason from ``rules.check`` - the text the service gives
+when it refuses - shown on hover and on keyboard focus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from .. import queries, rules
+from ..models import Location, OpeningHours, Reservation, Space
+from ..recurrence import localize
+from .booking import PLANNER
+from .common import SLOT_MINUTES, default_location, is_htmx, parse_day
+
+DEFAULT_BOOKING_MINUTES = 60
+
+
+@dataclass
+class Block:
+    reservation: Reservation
+    left: float
+    width: float
+    label: str
+    can_open: bool
+    can_change: bool
+    reason: str
+
+
+@dataclass
+class Slot:
+    start: datetime
+    end: datetime  # the suggested end when booking from here
+    free: bool
+    past: bool
+
+
+@dataclass
+class Row:
+    space: Space
+    blocks: list[Block] = field(default_factory=list)
+    slots: list[Slot] = field(default_factory=list)
+
+
+@login_required
+def schedule(request: HttpRequest) -> HttpResponse:
+    location = default_location(request.user, request.GET.get("location"))
+    if location is None:
+        return render(request, "reservations/schedule.html", {"no_locations": True})
+    zone = location.zone
+    today = timezone.now().astimezone(zone).date()
+    day = parse_day(request.GET.get("date"), today)
+    context = {
+        "location": location,
+        "locations": Location.objects.all(),
+        "day": day,
+        "today": today,
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1),
+        "planner": PLANNER,
+    }
+    context.update(_grid(request.user, location, day))
+    template = (
+        "reservations/_schedule_grid.html" if is_htmx(request) else "reservations/schedule.html"
+    )
+    return render(request, template, context)
+
+
+def _grid(user, location: Location, day: date) -> dict:
+    hours = OpeningHours.objects.filter(location=location, weekday=day.weekday()).first()
+    if hours is None:
+        return {"closed": f"{location.name} is closed on {day:%A}s."}
+    zone = location.zone
+    opens, closes = localize(day, hours.opens, zone), localize(day, hours.closes, zone)
+    if opens is None or closes is None or closes <= opens:
+        return {"closed": f"{location.name} has no bookable hours on {day:%d %b %Y}."}
+    total = (closes - opens).total_seconds()
+    spaces = list(queries.bookable_spaces().filter(location=location).order_by("floor", "name"))
+    bookings = (
+        queries.slot_holding()
+        .filter(queries.overlapping(opens, closes), space__in=spaces)
+        .select_related("space__location", "requested_for")
+        .order_by("start")
+    )
+    manage_all = rules.can_manage_all(user)
+    by_space: dict[int, list[Reservation]] = {}
+    for reservation in bookings:
+        by_space.setdefault(reservation.space_id, []).append(reservation)
+
+    now = timezone.now()
+    rows = []
+    for space in spaces:
+        row = Row(space)
+        taken = by_space.get(space.pk, [])
+        for reservation in taken:
+            start, end = max(reservation.start, opens), min(reservation.end, closes)
+            decision = rules.check(rules.Action.CHANGE, user, reservation)
+            own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
+            can_open = own or manage_all
+            row.blocks.append(
+                Block(
+                    reservation=reservation,
+                    left=(start - opens).total_seconds() / total * 100,
+                    width=(end - start).total_seconds() / total * 100,
+                    label=_label(reservation, can_open),
+                    can_open=can_open,
+                    can_change=bool(decision) and reservation.end > now,
+                    reason=decision.reason
+                    or ("This booking is over." if reservation.end <= now else ""),
+                )
+            )
+        row.slots = _slots(opens, closes, taken, now)
+        rows.append(row)
+    hour_marks = []
+    mark = opens.replace(minute=0) + (timedelta(hours=1) if opens.minute else timedelta())
+    while mark < closes:
+        hour_marks.append(
+            {"label": f"{mark:%H:%M}", "left": (mark - opens).total_seconds() / total * 100}
+        )
+        mark += timedelta(hours=1)
+    now_left = (now - opens).total_seconds() / total * 100 if opens <= now < closes else None
+    return {
+        "rows": rows,
+        "opens": opens,
+        "closes": closes,
+        "hour_marks": hour_marks,
+        "slot_count": len(rows[0].slots) if rows else 0,
+        "now_left": now_left,
+    }
+
+
+def _label(reservation: Reservation, can_open: bool) -> str:
+    if can_open:
+        return reservation.title or (
+            reservation.requested_for.get_full_name() if reservation.requested_for else "Booked"
+        )
+    return reservation.public_nickname or "Booked"
+
+
+def _slots(
+    opens: datetime, closes: datetime, taken: list[Reservation], now: datetime
+) -> list[Slot]:
+    slots = []
+    start = opens
+    step = timedelta(minutes=SLOT_MINUTES)
+    while start < closes:
+        end = min(start + step, closes)
+        free = not any(r.start < end and r.end > start for r in taken)
+        suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
+        for r in taken:  # stop the suggestion at the next booking
+            if start < r.start < suggested:
+                suggested = r.start
+        slots.append(Slot(start, suggested if free else end, free, end <= now))
+        start = end
+    return slots

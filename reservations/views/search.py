@@ -1,0 +1,141 @@
+"""Find a space (with htmx-updated results) and the one-click quick reservation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from .. import queries, services
+from ..forms import QuickForm, SearchForm
+from ..models import Location, OpeningHours, Source, SpaceKind
+from .common import default_location, is_htmx, location_problem, nearest_five, next_slot
+
+QUICK_MINUTES = 30
+QUICK_MIN_MINUTES = 15  # shorter than this before closing time is not worth a booking
+QUICK_SIZES = (1, 2, 4, 6, 8, 12)
+QUICK_ATTEMPTS = 5  # rooms tried when the first choice is taken between the query and the booking
+
+
+def _defaults(location: Location) -> dict[str, str]:
+    start = next_slot(timezone.now(), location.zone)
+    return {
+        "location": str(location.pk),
+        "date": start.date().isoformat(),
+        "start": f"{start:%H:%M}",
+        "duration": "60",
+        "capacity": "1",
+    }
+
+
+@login_required
+def find(request: HttpRequest) -> HttpResponse:
+    """Search form and results. Without parameters it shows what is free from the next
+    half hour at the user's default location, so the first page is already useful."""
+    location = default_location(request.user, request.GET.get("location"))
+    if location is None:
+        return render(request, "reservations/find.html", {"form": None, "no_locations": True})
+    data = request.GET.copy() if "date" in request.GET else None
+    if data is None:
+        data = _defaults(location)
+    else:
+        for key, value in _defaults(location).items():
+            data.setdefault(key, value)
+    form = SearchForm(data)
+    context = {"form": form, "location": location, "quick_sizes": QUICK_SIZES}
+    if form.is_valid():
+        context.update(_results(form.cleaned_data))
+    template = "reservations/_results.html" if is_htmx(request) else "reservations/find.html"
+    return render(request, template, context)
+
+
+def _results(data: dict) -> dict:
+    location, start, end = data["location"], data["start_at"], data["end_at"]
+    problem = location_problem(location, start, end)
+    if problem:
+        return {"problem": problem, "searched": True}
+    spaces = queries.free_spaces(
+        start,
+        end,
+        location_id=location.pk,
+        min_capacity=data.get("capacity") or 1,
+        kinds=[data["kind"]] if data.get("kind") else (),
+        amenity_ids=[a.pk for a in data.get("amenities") or ()],
+    ).prefetch_related("amenities")
+    return {
+        "searched": True,
+        "spaces": list(spaces[:50]),
+        "slot_start": start,
+        "slot_end": end,
+        "search_location": location,
+    }
+
+
+@login_required
+@require_POST
+def quick(request: HttpRequest) -> HttpResponse:
+    """Book the smallest free room that fits, at the default location, for the next 30
+    minutes (shorter if the location closes sooner)."""
+    form = QuickForm(request.POST)
+    people = (form.cleaned_data.get("people") or 1) if form.is_valid() else 1
+    location = default_location(request.user, request.POST.get("location"))
+    if location is None:
+        messages.error(request, "There is no location to book in yet.")
+        return redirect("portal:find")
+    window = _quick_window(location, timezone.now())
+    if isinstance(window, str):
+        messages.error(request, window)
+        return redirect("portal:find")
+    start, end = window
+    candidates = queries.free_spaces(
+        start, end, location_id=location.pk, min_capacity=people, kinds=[SpaceKind.ROOM]
+    )
+    for space in candidates[:QUICK_ATTEMPTS]:
+        try:
+            result = services.book(
+                actor=request.user,
+                space=space,
+                start=start,
+                end=end,
+                title="Quick reservation",
+                source=Source.QUICK,
+            )
+        except services.Conflict:
+            continue  # taken a moment ago: try the next smallest room
+        except services.BookingError as exc:
+            messages.error(request, exc.message)
+            return redirect("portal:find")
+        reservation = result.reservations[0]
+        messages.success(
+            request,
+            f"{space.name} is yours from {start:%H:%M} to {end:%H:%M} ({location.time_zone}).",
+        )
+        return redirect("portal:detail", pk=reservation.pk)
+    size = "anyone" if people == 1 else f"{people} people"
+    messages.error(
+        request,
+        f"No room for {size} is free at {location.name} from {start:%H:%M} to {end:%H:%M}. "
+        "Try another time or location below.",
+    )
+    return redirect("portal:find")
+
+
+def _quick_window(location: Location, now: datetime) -> tuple[datetime, datetime] | str:
+    """The slot a quick reservation books, or why there is none right now."""
+    zone = location.zone
+    start = nearest_five(now, zone)
+    hours = OpeningHours.objects.filter(location=location, weekday=start.weekday()).first()
+    if hours is None:
+        return f"{location.name} is closed today ({start:%A})."
+    if start.time() < hours.opens:
+        return f"{location.name} opens at {hours.opens:%H:%M} today ({location.time_zone})."
+    closing = start.replace(hour=hours.closes.hour, minute=hours.closes.minute)
+    end = min(start + timedelta(minutes=QUICK_MINUTES), closing)
+    if end - start < timedelta(minutes=QUICK_MIN_MINUTES):
+        return f"{location.name} closes at {hours.closes:%H:%M} today ({location.time_zone})."
+    return start, end

@@ -53,6 +53,10 @@ class Call:
 
 def authenticate(google: GoogleService, request: Request) -> AccessToken:
     raw = request.bearer_token() or request.arg("oauth_token") or request.arg("access_token")
+    for name in ("oauth_token", "access_token"):
+        if name in request.query:
+            # The server logs the query string; a token there must not reach the log.
+            request.query[name] = ["***"]
     header = {"location": "Authorization", "locationType": "header"}
     challenge = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
     if not raw:

@@ -134,8 +134,26 @@ def event_span(
     return instant(data.get("start"), "start", zone), instant(data.get("end"), "end", zone)
 
 
+# Values the discovery document lists only in prose ("Possible values are: ...").
+PROSE_ENUMS = {
+    "status": {"confirmed", "tentative", "cancelled"},
+    "transparency": {"opaque", "transparent"},
+    "visibility": {"default", "public", "private", "confidential"},
+}
+RESPONSE_STATUSES = {"needsAction", "declined", "tentative", "accepted"}
+
+
 def check_times(data: dict[str, Any], zone: str) -> None:
-    """Required start/end, consistent kinds, recurrence time zone, a non-empty range."""
+    """Required start/end, consistent kinds, recurrence time zone, a non-empty range.
+
+    Also the fields whose allowed values the discovery document gives only in prose.
+    """
+    for name, allowed in PROSE_ENUMS.items():
+        if name in data and data[name] not in allowed:
+            raise ApiError(400, "invalid", f"Invalid value for: {name}")
+    for attendee in data.get("attendees") or []:
+        if attendee.get("responseStatus", "needsAction") not in RESPONSE_STATUSES:
+            raise ApiError(400, "invalid", "Invalid value for: attendees.responseStatus")
     if not data.get("start"):
         raise ApiError(400, "required", "Missing start time.")
     if not data.get("end"):

@@ -55,7 +55,7 @@ def start_sandbox(
     sandbox, server = build_server(state_dir, config, host=host, port=port)
     thread = threading.Thread(
         target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},
+        kwargs={"poll_interval": 0.02},
         daemon=True,
         name=f"sandbox-{server.server_address[1]}",
     )

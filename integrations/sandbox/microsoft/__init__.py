@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 def register(router: Router, sandbox: Sandbox) -> None:
     """Plug the Microsoft services into the sandbox."""
-    state = MicrosoftState(sandbox.config.get("microsoft", {}), sandbox.clock.now)
+    key_file = sandbox.state_dir / "microsoft-signing-key.pem"
+    state = MicrosoftState(sandbox.config.get("microsoft", {}), sandbox.clock.now, key_file)
     sandbox.services["microsoft"] = state
     sandbox.error_formatters[GRAPH] = format_graph
     sandbox.error_formatters[IDENTITY] = format_identity

@@ -11,13 +11,35 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def _signing_key(key_file: Path | None) -> rsa.RSAPrivateKey:
+    """The token-signing key, kept in the state directory so restarts reuse it."""
+    if key_file is not None and key_file.exists():
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_file is not None:
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key_file.chmod(0o600)
+    return key
 
 
 def opaque_id(prefix: str = "AAMkAGI2") -> str:
@@ -103,12 +125,21 @@ ChangeListener = Callable[["Mailbox", dict[str, Any], str], None]
 class MicrosoftState:
     """Everything the identity platform and Graph remember, behind one lock."""
 
-    def __init__(self, config: dict[str, Any], now: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        now: Callable[[], dt.datetime],
+        key_file: Path | None = None,
+    ) -> None:
         self.config = config
         self.now = now
         self.lock = threading.RLock()
-        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.key_id = secrets.token_urlsafe(16)
+        self.signing_key = _signing_key(key_file)
+        # A stable key id per key, as Entra's kid is, so a restarted sandbox keeps its JWKS.
+        der = self.signing_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.key_id = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).decode().rstrip("=")  # noqa: S324 - a thumbprint, as x5t is
         self.tenants: dict[str, Tenant] = {}
         self.mailboxes: dict[str, Mailbox] = {}  # by id and by lower-cased address
         self.auth_codes: dict[str, dict[str, Any]] = {}

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import ssl
 import time
-import urllib.error
-import urllib.request
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -128,6 +127,27 @@ def on_change(google: GoogleService) -> callable:  # type: ignore[valid-type]
     return listener
 
 
+def _post(address: str, headers: dict[str, str], context: ssl.SSLContext) -> int | str:
+    """One bodiless POST; http.client keeps the headers' case as Google writes it."""
+    parts = urlsplit(address)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=5, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        connection.request("POST", path, body=b"", headers=headers)
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"error: {exc}"
+    finally:
+        connection.close()
+
+
 def deliver(google: GoogleService, channel: Channel, state: str) -> None:
     """POST one notification, retrying a 5xx answer (or an unreachable address) twice."""
     with google.lock:
@@ -143,7 +163,6 @@ def deliver(google: GoogleService, channel: Channel, state: str) -> None:
         "X-Goog-Resource-URI": channel.resource_uri,
         "X-Goog-Channel-Expiration": format_datetime(channel.expiration, usegmt=True),
         "User-Agent": "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)",
-        "Content-Length": "0",
     }
     if channel.token:
         headers["X-Goog-Channel-Token"] = channel.token
@@ -153,17 +172,7 @@ def deliver(google: GoogleService, channel: Channel, state: str) -> None:
         context.load_verify_locations(str(google.sandbox.ca_file))
     status: int | str = ""
     for attempt in range(len(RETRY_DELAYS) + 1):
-        # The address was checked to be http(s) at watch time.
-        request = urllib.request.Request(  # noqa: S310
-            channel.address, data=b"", headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5, context=context) as answer:  # noqa: S310
-                status = answer.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            status = f"error: {exc}"
+        status = _post(channel.address, headers, context)
         if isinstance(status, int) and status < 500:
             break
         if attempt < len(RETRY_DELAYS):

@@ -82,15 +82,17 @@ def _history(reservation: Reservation) -> list[dict]:
     """Each recorded change, newest first: when, who, from where, what changed."""
     records = list(reservation.history.select_related("history_user").order_by("history_date"))
     labels = {f.name: f.verbose_name for f in Reservation._meta.fields}
+    order = {f.name: index for index, f in enumerate(Reservation._meta.fields)}
     entries = []
     previous = None
     for record in records:
         if previous is None:
             what = "Booked"
         else:
-            changed = [
-                c.field for c in record.diff_against(previous).changes if c.field != "version"
-            ]
+            changed = sorted(
+                (c.field for c in record.diff_against(previous).changes if c.field != "version"),
+                key=lambda name: order.get(name, 99),
+            )
             if record.status == "cancelled" and previous.status != "cancelled":
                 what = "Cancelled"
                 if record.cancel_reason:
@@ -159,6 +161,9 @@ def change(request: HttpRequest, pk: int) -> HttpResponse:
             description=cleaned["description"],
         )
     except services.Conflict as exc:
+        if not exc.clashes:  # opening hours, horizon...: not a clash, a problem with the time
+            form.add_error("start", exc.message)
+            return _render_change(request, reservation, form, status=400)
         options = []
         if len(exc.unavailable) <= 1:
             options = alternatives(cleaned["space"], cleaned["start_at"], cleaned["end_at"])

@@ -232,7 +232,6 @@ class Sandbox:
         fault = None
         if route.service != "control":
             fault = self.faults.pick(route.service, request.method, request.path)
-        request.fault = fault.kind if fault else None  # type: ignore[attr-defined]
         if fault and fault.kind == "drop" and not fault.after_write:
             return DROP
         if fault and fault.kind in ("500", "503"):

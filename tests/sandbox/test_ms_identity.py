@@ -185,6 +185,7 @@ def test_silent_refresh_rotates_the_refresh_token(sandbox):
     assert cached["secret"] != first_rt
     reused = _post_token(sandbox, grant_type="refresh_token", refresh_token=first_rt)
     assert reused.json()["error"] == "invalid_grant"
+    assert reused.json()["error_codes"] == [70008]
 
 
 def test_refresh_token_idle_for_90_days_is_700082(sandbox):

@@ -98,7 +98,7 @@ def _unknown(name: str) -> InvalidEvent:
     )
 
 
-def _time(value: Any, name: str) -> tuple[dt.datetime, str]:
+def parse_time(value: Any, name: str) -> tuple[dt.datetime, str]:
     if not isinstance(value, dict) or "dateTime" not in value:
         raise InvalidEvent(
             "RequestBodyRead",
@@ -171,9 +171,9 @@ def apply_body(event: dict[str, Any], body: Any, *, creating: bool) -> None:
     start, start_tz = (event.get("_start"), event.get("originalStartTimeZone", "UTC"))
     end, end_tz = (event.get("_end"), event.get("originalEndTimeZone", "UTC"))
     if "start" in body:
-        start, start_tz = _time(body["start"], "start")
+        start, start_tz = parse_time(body["start"], "start")
     if "end" in body:
-        end, end_tz = _time(body["end"], "end")
+        end, end_tz = parse_time(body["end"], "end")
     if start is None or end is None:
         raise InvalidEvent(
             "ErrorInvalidRequest",

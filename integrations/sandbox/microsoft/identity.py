@@ -12,51 +12,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import secrets
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from ..core import Request, Response, Router
+from .authorize import OIDC_SCOPES, authorize, b64url, ms_state, short_scopes, tenant_or_error
 from .errors import IDENTITY, identity_error
-from .state import App, MicrosoftState, RefreshGrant, Tenant
+from .state import App, RefreshGrant
 from .tokens import GRAPH_RESOURCES, issue_access_token, sign_jwt
 
 if TYPE_CHECKING:
     from ..server import Sandbox
 
 T = r"/(?P<tenant>[A-Za-z0-9.\-]+)"
-MULTI_TENANT = {"common", "organizations"}
-OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
-
-
-def _state(sandbox: Sandbox) -> MicrosoftState:
-    return sandbox.services["microsoft"]  # type: ignore[return-value]
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _tenant_or_error(request: Request, state: MicrosoftState) -> Tenant | Response | None:
-    key = request.params["tenant"]
-    if key.lower() in MULTI_TENANT:
-        return None
-    tenant = state.tenant(key)
-    if tenant is None:
-        return identity_error(
-            400,
-            "invalid_tenant",
-            90002,
-            f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and "
-            "are signing into the correct cloud.",
-        )
-    return tenant
 
 
 def openid_configuration(request: Request, sandbox: Sandbox) -> Response:
-    found = _tenant_or_error(request, _state(sandbox))
+    found = tenant_or_error(request, ms_state(sandbox))
     if isinstance(found, Response):
         return found
     tid = found.id if found else "{tenantid}"
@@ -111,11 +84,11 @@ def openid_configuration(request: Request, sandbox: Sandbox) -> Response:
 
 
 def keys(request: Request, sandbox: Sandbox) -> Response:
-    state = _state(sandbox)
+    state = ms_state(sandbox)
     numbers = state.signing_key.public_key().public_numbers()
 
     def b64int(value: int) -> str:
-        return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+        return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
     key = {
         "kty": "RSA",
@@ -127,142 +100,6 @@ def keys(request: Request, sandbox: Sandbox) -> Response:
         "issuer": f"{sandbox.base_url}/{{tenantid}}/v2.0",
     }
     return Response.json(200, {"keys": [key]})
-
-
-# -- authorize -------------------------------------------------------------------------
-
-
-def _error_page(status: int, aadsts: int, message: str) -> Response:
-    body = (
-        "<!doctype html><title>Sign in - error</title><h1>Sorry, but we're having trouble "
-        f"signing you in.</h1><p>AADSTS{aadsts}: {html.escape(message)}</p>"
-    )
-    return Response.text(status, body, "text/html; charset=utf-8")
-
-
-def _redirect(redirect_uri: str, mode: str, params: dict[str, str]) -> Response:
-    if mode == "form_post":
-        fields = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-            for k, v in params.items()
-        )
-        page = (
-            '<!doctype html><html><body onload="document.forms[0].submit()">'
-            f'<form method="POST" action="{html.escape(redirect_uri)}">{fields}'
-            "<noscript><button>Continue</button></noscript></form></body></html>"
-        )
-        return Response.text(200, page, "text/html; charset=utf-8")
-    sep = "#" if mode == "fragment" else ("&" if "?" in redirect_uri else "?")
-    return Response.empty(302, {"Location": f"{redirect_uri}{sep}{urlencode(params)}"})
-
-
-def _sign_in_page(params: dict[str, str], state: MicrosoftState, tenant_id: str) -> Response:
-    users = [b for b in state.all_mailboxes() if b.kind == "user" and b.tenant_id == tenant_id]
-    options = "".join(
-        f'<option value="{html.escape(b.address)}">{html.escape(b.display_name)} '
-        f"({html.escape(b.address)})</option>"
-        for b in users
-    )
-    hidden = "".join(
-        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-        for k, v in params.items()
-        if k != "login_hint"
-    )
-    page = (
-        "<!doctype html><title>Sign in to your account (sandbox)</title>"
-        "<h1>Sign in (Reserva sandbox)</h1><form method='POST'>"
-        f"{hidden}<label>Account <select name='login_hint'>{options}</select></label> "
-        "<p>Permissions requested: "
-        f"{html.escape(params.get('scope', ''))}</p><button>Sign in and accept</button></form>"
-    )
-    return Response.text(200, page, "text/html; charset=utf-8")
-
-
-def authorize(request: Request, sandbox: Sandbox) -> Response:
-    state = _state(sandbox)
-    params = {k: v[0] for k, v in request.query.items()}
-    if request.method == "POST":
-        params |= request.form()
-    found = _tenant_or_error(request, state)
-    if isinstance(found, Response):
-        return _error_page(400, 90002, f"Tenant '{request.params['tenant']}' not found.")
-    client_id = params.get("client_id", "")
-    app = state.app(client_id)
-    if app is None or (found and app.tenant_id != found.id):
-        return _error_page(
-            400,
-            700016,
-            f"Application with identifier '{client_id}' was not found in the directory.",
-        )
-    redirect_uri = params.get("redirect_uri", "")
-    if redirect_uri not in app.redirect_uris:
-        return _error_page(
-            400,
-            50011,
-            f"The redirect URI '{redirect_uri}' specified in the request does not "
-            f"match the redirect URIs configured for the application '{app.client_id}'.",
-        )
-    mode = params.get("response_mode", "query")
-    out: dict[str, str] = {}
-    if "state" in params:
-        out["state"] = params["state"]
-
-    def fail(error: str, aadsts: int, message: str) -> Response:
-        return _redirect(
-            redirect_uri,
-            mode,
-            {"error": error, "error_description": f"AADSTS{aadsts}: {message}"} | out,
-        )
-
-    if params.get("response_type") != "code":
-        return fail("unsupported_response_type", 70005, "The response_type is not supported.")
-    method = params.get("code_challenge_method", "plain" if params.get("code_challenge") else "")
-    if method and method not in ("S256", "plain"):
-        return fail("invalid_request", 501491, "Invalid code_challenge_method.")
-    scopes = params.get("scope", "").split()
-    unknown = [s for s in _short_scopes(scopes) if s not in app.delegated_permissions]
-    if unknown and not all(s in OIDC_SCOPES for s in unknown):
-        return fail(
-            "invalid_client",
-            65001,
-            f"The user or administrator has not consented to use "
-            f"the application with ID '{app.client_id}' for {', '.join(unknown)}.",
-        )
-    hint = params.get("login_hint", "")
-    user = state.mailbox(hint) if hint else None
-    tenant_id = found.id if found else app.tenant_id
-    auto = sandbox.config["microsoft"].get("auto_consent", True)
-    if user is None or user.kind != "user" or user.tenant_id != tenant_id:
-        return _sign_in_page(params, state, tenant_id)
-    if request.method == "GET" and not auto:
-        return _sign_in_page(params, state, tenant_id)
-    code = _b64url(secrets.token_bytes(48))
-    lifetime = int(sandbox.config["microsoft"].get("auth_code_lifetime_seconds", 600))
-    with state.lock:
-        state.auth_codes[code] = {
-            "client_id": app.client_id,
-            "tenant_id": tenant_id,
-            "user_id": user.id,
-            "redirect_uri": redirect_uri,
-            "scopes": scopes,
-            "nonce": params.get("nonce"),
-            "code_challenge": params.get("code_challenge"),
-            "method": method,
-            "expires": sandbox.clock.timestamp() + lifetime,
-            "redeemed": False,
-        }
-    return _redirect(redirect_uri, mode, {"code": code} | out | {"session_state": code[:36]})
-
-
-def _short_scopes(scopes: list[str]) -> list[str]:
-    """'https://graph.microsoft.com/Calendars.ReadWrite' -> 'Calendars.ReadWrite'."""
-    result = []
-    for scope in scopes:
-        for resource in GRAPH_RESOURCES:
-            if scope.startswith(resource + "/"):
-                scope = scope[len(resource) + 1 :]
-        result.append(scope)
-    return result
 
 
 # -- token -----------------------------------------------------------------------------
@@ -281,8 +118,8 @@ def _client_auth(request: Request, form: dict[str, str]) -> tuple[str, str | Non
 
 
 def token(request: Request, sandbox: Sandbox) -> Response:
-    state = _state(sandbox)
-    found = _tenant_or_error(request, state)
+    state = ms_state(sandbox)
+    found = tenant_or_error(request, state)
     if isinstance(found, Response):
         return found
     form = request.form()
@@ -371,13 +208,13 @@ def _pkce_ok(code: dict[str, Any], verifier: str | None) -> bool:
     if not verifier:
         return False
     if code.get("method") == "S256":
-        computed = _b64url(hashlib.sha256(verifier.encode()).digest())
+        computed = b64url(hashlib.sha256(verifier.encode()).digest())
         return secrets.compare_digest(computed, challenge)
     return secrets.compare_digest(verifier, challenge)
 
 
 def _authorization_code(app: App, form: dict[str, str], sandbox: Sandbox) -> Response:
-    state = _state(sandbox)
+    state = ms_state(sandbox)
     with state.lock:
         code = state.auth_codes.get(form.get("code", ""))
         if code is None or code["client_id"] != app.client_id:
@@ -433,7 +270,7 @@ def _authorization_code(app: App, form: dict[str, str], sandbox: Sandbox) -> Res
 
 
 def _refresh(app: App, form: dict[str, str], sandbox: Sandbox) -> Response:
-    state = _state(sandbox)
+    state = ms_state(sandbox)
     idle_days = float(sandbox.config["microsoft"].get("refresh_token_idle_days", 90))
     with state.lock:
         grant = state.refresh_tokens.get(form.get("refresh_token", ""))
@@ -487,11 +324,11 @@ def _user_tokens(
     sandbox: Sandbox,
     nonce: str | None = None,
 ) -> Response:
-    state = _state(sandbox)
+    state = ms_state(sandbox)
     user = state.mailbox(user_id)
     assert user is not None
     graph_scopes = [
-        s for s in _short_scopes(scopes) if s not in OIDC_SCOPES and s in app.delegated_permissions
+        s for s in short_scopes(scopes) if s not in OIDC_SCOPES and s in app.delegated_permissions
     ]
     access, lifetime = issue_access_token(sandbox, app, tenant_id, user=user, scopes=graph_scopes)
     data: dict[str, Any] = {
@@ -500,7 +337,7 @@ def _user_tokens(
         "expires_in": lifetime,
     }
     if "offline_access" in scopes:
-        refresh = _b64url(secrets.token_bytes(64))
+        refresh = b64url(secrets.token_bytes(64))
         with state.lock:
             state.refresh_tokens[refresh] = RefreshGrant(
                 app.client_id, tenant_id, user.id, scopes, sandbox.clock.now()
@@ -517,7 +354,7 @@ def _user_tokens(
             "name": user.display_name,
             "oid": user.id,
             "preferred_username": user.address,
-            "sub": _b64url(hashlib.sha256(f"{user.id}{app.client_id}".encode()).digest()),
+            "sub": b64url(hashlib.sha256(f"{user.id}{app.client_id}".encode()).digest()),
             "tid": tenant_id,
             "ver": "2.0",
         }
@@ -526,7 +363,7 @@ def _user_tokens(
         data["id_token"] = sign_jwt(state, claims)
     if form.get("client_info") == "1":
         info = json.dumps({"uid": user.id, "utid": tenant_id}).encode()
-        data["client_info"] = _b64url(info)
+        data["client_info"] = b64url(info)
     return _token_response(data)
 
 

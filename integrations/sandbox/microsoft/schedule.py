@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import Request, Response, Router
 from . import timezones as tz
 from .errors import GRAPH
-from .event_model import InvalidEvent, _time
+from .event_model import InvalidEvent, parse_time
 from .graph_common import GRAPH_ROOT, U, bad_request, open_mailbox
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ def get_schedule(request: Request, sandbox: Sandbox) -> Response:
     try:
         body = request.json()
         schedules = body["schedules"]
-        start, _ = _time(body["startTime"], "startTime")
-        end, zone_name = _time(body["endTime"], "endTime")
+        start, _ = parse_time(body["startTime"], "startTime")
+        end, zone_name = parse_time(body["endTime"], "endTime")
         interval = int(body.get("availabilityViewInterval", 30))
     except InvalidEvent as exc:
         return bad_request(request, exc.code, exc.message)

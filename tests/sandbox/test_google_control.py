@@ -5,6 +5,7 @@ limits, and the day view."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import google.auth.transport.requests as google_requests
 import pytest
@@ -36,8 +37,8 @@ def test_overview_names_files_and_urls(sandbox, http):
     info = control(http, sandbox, "GET", "").json()
     assert info["token_uri"] == f"{sandbox.base_url}/google/oauth2/token"
     account = next(a for a in info["service_accounts"] if a["email"] == SYNC_SA)
-    assert json.loads(open(account["key_file"]).read())["client_email"] == SYNC_SA
-    secrets = json.loads(open(info["oauth_clients"][0]["secrets_file"]).read())
+    assert json.loads(Path(account["key_file"]).read_text())["client_email"] == SYNC_SA
+    secrets = json.loads(Path(info["oauth_clients"][0]["secrets_file"]).read_text())
     assert secrets["web"]["client_id"] == CLIENT_ID
     assert secrets["web"]["token_uri"] == info["token_uri"]
     assert ATLAS in [r["email"] for r in info["resources"]]

@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SANDBOX_PORT ?= 8443
 # Development defaults; anything already in the environment (or .env) wins.
 DEV_ENV := DEBUG=$${DEBUG:-true}
 PYTEST_ARGS ?=
@@ -20,19 +21,21 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create the virtual environment and install the locked dependencies
 
-run: install  ## migrate, load demo data once, start web + Celery worker + beat
+run: install  ## migrate, load demo data once, start web + Celery worker + beat + provider sandbox
 	@mkdir -p var
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	@echo
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob"
+	@echo "  Provider sandbox (Microsoft Graph + Google Calendar emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
 	@echo "  Stop everything with Ctrl+C."
 	@echo
 	@trap 'kill 0' EXIT INT TERM; \
 	export $(DEV_ENV); \
 	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=var/celerybeat-schedule & \
+	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install  ## run the whole test suite

@@ -189,3 +189,24 @@ def test_request_log_keeps_no_tokens(sandbox, http, alice):
     assert entry["query"]["oauth_token"] == "***"
     assert alice.token not in str(log)
     assert entry["bucket"] == ["google", ALICE]
+
+
+def test_dropped_connection_after_the_write_then_retry_gives_409(sandbox, http, alice):
+    """A lost response to an insert: the retry with the same id finds the event (409)."""
+    import requests
+
+    http.post(
+        f"{sandbox.base_url}/_sandbox/api/faults",
+        json={"kind": "drop", "service": "google-calendar", "method": "POST", "count": 1,
+              "after_write": True},
+    )  # fmt: skip
+    with pytest.raises(requests.ConnectionError):
+        alice.insert(id="lost00001")
+    assert error_of(alice.insert(id="lost00001")) == (409, "duplicate")
+    assert alice.get(f"{EVENTS}/lost00001").status_code == 200
+
+
+def test_service_account_tokens_still_come_after_the_clock_moves(sandbox, http):
+    """Assertions carry the client's real time; moving the sandbox clock must not break them."""
+    sandbox.sandbox.advance_clock(3 * 3600)
+    assert sa_credentials(sandbox, http).valid

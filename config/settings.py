@@ -147,6 +147,7 @@ LOGIN_REDIRECT_URL = "portal:find"
 # PORTAL_OPEN_SIGNUP is on (reservations.accounts.PortalAccountAdapter).
 PORTAL_OPEN_SIGNUP = env.bool("PORTAL_OPEN_SIGNUP", default=False)
 ACCOUNT_ADAPTER = "reservations.accounts.PortalAccountAdapter"
+ACCOUNT_FORMS = {"login": "reservations.accounts.PortalLoginForm"}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 # Administrators create the accounts with known addresses, so there is nothing to verify.

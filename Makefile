@@ -11,7 +11,7 @@ SANDBOX_PORT ?= 8443
 DEV_ENV := DEBUG=$${DEBUG:-true}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench-booking clean
+.PHONY: install run test lint format bench-booking screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -52,6 +52,9 @@ format: install
 
 bench-booking: install  ## needs PostgreSQL; see bench/booking.py
 	$(BIN)/python bench/booking.py
+
+screenshots: install  ## PNGs of the portal with demo data into docs/screenshots/ (needs /usr/bin/chromium)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf var .pytest_cache

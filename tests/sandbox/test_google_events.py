@@ -64,6 +64,9 @@ def test_get_update_and_if_match(alice):
     assert updated.status_code == 200 and updated.json()["summary"] == "Renamed"
     assert updated.json()["etag"] != created["etag"]
 
+    unchanged = alice.get(f"{EVENTS}/etag00001", headers={"If-None-Match": updated.json()["etag"]})
+    assert unchanged.status_code == 304
+
     stale = {"If-Match": created["etag"]}
     assert error_of(alice.put(f"{EVENTS}/etag00001", json=body, headers=stale)) == (
         412,

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 from ..core import Response
 from .api import Call, endpoint
 from .errors import ApiError
-from .service import Channel, GoogleService, random_token
+from .service import ChangeListener, Channel, GoogleService, random_token
 from .store import Calendar, StoredEvent
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def stop(call: Call) -> Response:
     return Response.empty(204)
 
 
-def on_change(google: GoogleService) -> callable:  # type: ignore[valid-type]
+def on_change(google: GoogleService) -> ChangeListener:
     """A change listener that queues an ``exists`` message for each live channel."""
 
     def listener(calendar: Calendar, event: StoredEvent) -> None:

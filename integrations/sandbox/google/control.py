@@ -27,7 +27,7 @@ from ..core import Request, Response, Router
 from .errors import ApiError
 from .oauth import revoke_grant
 from .service import GoogleService
-from .store import EVENT_ID_RE, check_times, event_span, merge_patch, render, writable
+from .store import EVENT_ID_RE, Calendar, check_times, event_span, merge_patch, render, writable
 
 if TYPE_CHECKING:
     from ..server import Sandbox
@@ -49,7 +49,7 @@ def _body(request: Request) -> dict[str, Any]:
     return data or {}
 
 
-def _calendar(google: GoogleService, request: Request):
+def _calendar(google: GoogleService, request: Request) -> Calendar:
     calendar = google.calendars.get(unquote(request.params["calendar"]).lower())
     if calendar is None:
         raise ControlError("no such calendar")

@@ -86,6 +86,9 @@ def get(call: Call) -> Response:
     calendar = call.google.calendar(call.principal, call.path("calendarId"))
     with call.google.lock:
         event = _event(calendar, call.path("eventId"))
+        if call.request.headers.get("if-none-match") == event.etag:
+            # Conditional GET (version-resources guide): unchanged since that etag.
+            return Response.empty(304, {"ETag": event.etag})
         return json_response(render(event, call.principal, minimal_cancelled=False))
 
 

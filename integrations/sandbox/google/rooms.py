@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import copy
 
-from .service import GoogleService
+from .service import ChangeListener, GoogleService
 from .store import Calendar, StoredEvent, event_span
 
 
-def listener(google: GoogleService):
+def listener(google: GoogleService) -> ChangeListener:
+    """The change listener that sends invitations to the rooms (runs with the lock held)."""
+
     def on_change(calendar: Calendar, event: StoredEvent) -> None:
         if calendar.kind == "resource":
             return

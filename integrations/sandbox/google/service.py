@@ -142,10 +142,12 @@ class GoogleService:
         calendars one cannot see; a visible one without write access is a 403.
         """
         calendar_id = principal if calendar_id == "primary" else calendar_id.lower()
-        calendar = self.calendars.get(calendar_id)
-        if calendar is None and calendar_id == principal:
-            # A service account acting as itself has its own (initially empty) calendar.
-            calendar = self.calendars[principal] = Calendar(principal, "service_account", principal)
+        with self.lock:
+            calendar = self.calendars.get(calendar_id)
+            if calendar is None and calendar_id == principal:
+                # A service account acting as itself has its own (initially empty) calendar.
+                calendar = Calendar(principal, "service_account", principal)
+                self.calendars[principal] = calendar
         role = calendar.role_of(principal) if calendar else None
         if calendar is None or role is None:
             raise ApiError(404, "notFound", "Not Found")

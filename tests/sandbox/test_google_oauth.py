@@ -326,3 +326,19 @@ def test_delegated_token_comes_from_subject_credentials(sandbox, http):
     creds.refresh(google_requests.Request(http))
     listing = Api(sandbox, http, creds.token).get("/users/me/calendarList").json()
     assert [c["id"] for c in listing["items"] if c.get("primary")] == ["bob@northwind.test"]
+
+
+def test_refresh_token_unused_for_six_months_expires(sandbox, http):
+    tokens = exchange(http, sandbox, authorize(http, sandbox, access_type="offline")["code"]).json()
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}  # fmt: skip
+    token_url = f"{sandbox.base_url}/google/oauth2/token"
+    sandbox.sandbox.advance_clock(150 * 86400)
+    assert http.post(token_url, data=form).status_code == 200  # used: the idle time restarts
+    sandbox.sandbox.advance_clock(184 * 86400)
+    answer = http.post(token_url, data=form)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }

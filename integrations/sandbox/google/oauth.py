@@ -44,6 +44,9 @@ GOOGLE_TOKEN_AUDIENCES = (
     "https://accounts.google.com/o/oauth2/token",
 )
 MAX_ASSERTION_LIFETIME = 3600
+# "A refresh token might stop working ... The user has not used the refresh token for six
+# months" (Google OAuth guide, reference §1a); measured on the sandbox clock.
+REFRESH_IDLE_LIMIT = dt.timedelta(days=183)
 CLOCK_SKEW = 300
 INVALID_DWD = (
     "Client is unauthorized to retrieve access tokens using this method, or client not "
@@ -218,7 +221,7 @@ def _authorization_code(
         refresh = random_token("1//sandbox-", 100)
         with google.lock:
             google.refresh_tokens[refresh] = RefreshGrant(
-                refresh, code.user, client_id, code.scopes
+                refresh, code.user, client_id, code.scopes, last_used=google.now()
             )
     _, body = _issue(google, code.user, client_id, code.scopes, "user", refresh)
     body["scope"] = " ".join(sorted(code.scopes))
@@ -233,8 +236,11 @@ def _refresh(google: GoogleService, request: Request, form: dict[str, str]) -> d
     client_id = _client(google, request, form)
     with google.lock:
         grant = google.refresh_tokens.get(form.get("refresh_token", ""))
-    if grant is None or grant.revoked or grant.client_id != client_id:
+    now = google.now()
+    idle = grant is not None and grant.last_used and now - grant.last_used > REFRESH_IDLE_LIMIT
+    if grant is None or grant.revoked or grant.client_id != client_id or idle:
         raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
+    grant.last_used = now
     scopes = grant.scopes
     if form.get("scope"):
         asked = parse_scopes(form["scope"])

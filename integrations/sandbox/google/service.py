@@ -47,6 +47,8 @@ class RefreshGrant:
     user: str
     client_id: str
     scopes: frozenset[str]
+    # Sandbox clock time of the last use; Google expires refresh tokens unused for 6 months.
+    last_used: dt.datetime | None = None
     revoked: bool = False
 
 

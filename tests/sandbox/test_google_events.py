@@ -228,3 +228,14 @@ def test_calendar_list_and_get(alice):
     assert roles[ALICE] == "owner" and roles[ATLAS] == "reader"
     entry = alice.get(f"/calendars/{ATLAS}").json()
     assert entry["kind"] == "calendar#calendar" and entry["summary"].startswith("Atlas")
+
+
+def test_read_modify_write_round_trip_is_accepted(sandbox, alice):
+    """A client that PUTs back what it read (read-only fields included) is not refused."""
+    alice.insert(id="trip00001", attendees=[{"email": BOREALIS}, {"email": BOB}])
+    sandbox.sandbox.wait_idle()
+    event = alice.get(f"{EVENTS}/trip00001").json()
+    event["summary"] = "Round trip"
+    answer = alice.put(f"{EVENTS}/trip00001", json=event, headers={"If-Match": event["etag"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["summary"] == "Round trip"

@@ -115,7 +115,11 @@ def endpoint(
                     )
                 if sandbox.enter_limit(request, ("google", token.principal)) is not None:
                     raise rate_limited(google)
-                query = {k: v for k, v in request.query.items() if k != "oauth_token"}
+                query = {
+                    k: v
+                    for k, v in request.query.items()
+                    if k not in ("oauth_token", "access_token")
+                }
                 params = schema.check_query(method_id, query)
                 body = schema.check_body(method_id, request.body) if takes_body else None
                 return handler(Call(request, google, token, params, body))

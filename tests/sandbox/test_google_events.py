@@ -239,3 +239,23 @@ def test_read_modify_write_round_trip_is_accepted(sandbox, alice):
     answer = alice.put(f"{EVENTS}/trip00001", json=event, headers={"If-Match": event["etag"]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["summary"] == "Round trip"
+
+
+def test_invited_user_gets_the_event_and_its_cancellation(sandbox, http, alice):
+    alice.insert(
+        id="invite0001",
+        attendees=[{"email": BOB}],
+        extendedProperties={"private": {"reservation": "5"}},
+    )
+    sandbox.sandbox.wait_idle()
+    bob = Api(sandbox, http, sa_credentials(sandbox, http, subject=BOB).token)
+    copy = bob.get(f"{EVENTS}/invite0001").json()
+    assert copy["organizer"] == {"email": ALICE}
+    assert "extendedProperties" not in copy
+    assert (
+        next(a for a in copy["attendees"] if a["email"] == BOB)["responseStatus"] == "needsAction"
+    )
+
+    alice.delete(f"{EVENTS}/invite0001")
+    sandbox.sandbox.wait_idle()
+    assert bob.get(f"{EVENTS}/invite0001").json()["status"] == "cancelled"

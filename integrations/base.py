@@ -75,6 +75,17 @@ class SyncTokenExpired(ProviderError):
     """The delta link / sync token was rejected; do one full resync."""
 
 
+class VersionConflict(ProviderError):
+    """The event changed remotely since ``version`` was read (HTTP 412 on If-Match).
+
+    Neither permanent nor worth retrying as is: re-read the event, then decide.
+    """
+
+
+class EventGone(ProviderError):
+    """The event itself no longer exists (404/410 on an event); the calendar is fine."""
+
+
 @dataclass(frozen=True)
 class EventData:
     """What Reserva writes to a remote calendar for one reservation."""

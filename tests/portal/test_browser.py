@@ -8,6 +8,7 @@ hover and on keyboard focus; a conflict that offers other rooms; a phone-width s
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -103,9 +104,12 @@ def test_schedule_greys_out_someone_elses_booking_with_the_reason(
     expect(tip).to_be_visible()
 
     # The next day is one click away, and a free slot books through the event planner.
+    heading = page.locator(".schedule-day")
     page.get_by_role("link", name="Next day").click()
-    expect(page).to_have_url(re.compile(r"date="))
+    expect(heading).to_contain_text(f"{DAY + timedelta(days=1):%A} ")  # swapped in by htmx
+    expect(page).to_have_url(re.compile(f"date={DAY + timedelta(days=1)}"))
     page.get_by_role("link", name="Previous day").click()
+    expect(heading).to_contain_text(f"{DAY:%A} ")
     page.get_by_role("link", name="Book Small room from 13:00").click()
     expect(page.get_by_label("From")).to_have_value("13:00")
     page.get_by_role("button", name="Book Small room").click()

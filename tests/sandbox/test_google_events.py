@@ -244,7 +244,7 @@ def test_read_modify_write_round_trip_is_accepted(sandbox, alice):
 def test_invited_user_gets_the_event_and_its_cancellation(sandbox, http, alice):
     alice.insert(
         id="invite0001",
-        attendees=[{"email": BOB}],
+        attendees=[{"email": ALICE}, {"email": BOB}, {"email": BOREALIS}],
         extendedProperties={"private": {"reservation": "5"}},
     )
     sandbox.sandbox.wait_idle()
@@ -255,6 +255,14 @@ def test_invited_user_gets_the_event_and_its_cancellation(sandbox, http, alice):
     assert (
         next(a for a in copy["attendees"] if a["email"] == BOB)["responseStatus"] == "needsAction"
     )
+    # The organizer's own copy keeps its private properties; the room answered.
+    own = alice.get(f"{EVENTS}/invite0001").json()
+    assert own["extendedProperties"] == {"private": {"reservation": "5"}}
+    assert [a.get("responseStatus") for a in own["attendees"]] == [
+        "needsAction",
+        "needsAction",
+        "accepted",
+    ]
 
     alice.delete(f"{EVENTS}/invite0001")
     sandbox.sandbox.wait_idle()

@@ -84,8 +84,7 @@ def _place_copy(
     data = _shared_copy(event)
     held = target.events.get(event.id)
     if held is None:
-        held = google.create(target, event.id, data, event.creator)
-        held.organizer = organizer
+        google.create(target, event.id, data, event.creator, organizer=organizer)
     elif held.cancelled or held.data != data:
         google.replace(target, held, dict(data, status="confirmed"))
 
@@ -95,7 +94,7 @@ def reconcile(google: GoogleService, calendar_id: str, event_id: str) -> None:
     with google.lock:
         calendar = google.calendars.get(calendar_id)
         event = calendar.events.get(event_id) if calendar else None
-        if calendar is None or event is None:
+        if calendar is None or event is None or event.organizer != calendar.id:
             return
         wanted = _invitees(google, calendar, event)
         for other in _copies(google, calendar, event):

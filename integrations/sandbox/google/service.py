@@ -180,7 +180,12 @@ class GoogleService:
         return event
 
     def create(
-        self, calendar: Calendar, event_id: str | None, data: dict[str, Any], actor: str
+        self,
+        calendar: Calendar,
+        event_id: str | None,
+        data: dict[str, Any],
+        actor: str,
+        organizer: str | None = None,
     ) -> StoredEvent:
         """Insert a new event (id already checked); call with the lock held."""
         now = self.now()
@@ -195,7 +200,8 @@ class GoogleService:
             status=data.pop("status", "confirmed"),
             sequence=int(data.pop("sequence", 0) or 0),
             creator=actor,
-            organizer=calendar.id,
+            # An attendee's copy names the organizer's calendar, known before listeners run.
+            organizer=organizer or calendar.id,
         )
         return self.save(calendar, event)
 

@@ -17,6 +17,7 @@ At start the sandbox writes, under ``<state_dir>/google/``:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,8 +266,6 @@ def _load_or_create_key(path: Path, email: str) -> tuple[rsa.RSAPrivateKey, str]
 
 def _key_id(key: rsa.RSAPrivateKey) -> str:
     """A 40-hex-digit key id, like Google's ``private_key_id``, derived from the public key."""
-    import hashlib
-
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

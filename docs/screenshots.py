@@ -128,7 +128,9 @@ def shoot(browser, base: str) -> None:
     save(page, "02-find-a-space")
 
     page.click(".space-card a.btn >> nth=0")
-    page.fill("input[name=title]", "Quarterly planning")
+    page.fill("input[name=title]", "Design review")
+    page.select_option("select[name=repeat]", "weekly")
+    page.fill("input[name=count]", "4")
     save(page, "03-booking-form")
     page.click("#book-submit")
     save(page, "04-details")
@@ -148,7 +150,7 @@ def shoot(browser, base: str) -> None:
     save(page, "06-schedule")
 
     page.goto(f"{base}/my/")
-    save(page, "07-my-reservations")
+    save(page, "07-my-reservations", full_page=False)
 
     phone = browser.new_page(viewport=PHONE, device_scale_factor=2)
     phone.context.add_cookies(page.context.cookies())

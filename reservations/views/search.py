@@ -22,8 +22,23 @@ QUICK_SIZES = (1, 2, 4, 6, 8, 12)
 QUICK_ATTEMPTS = 5  # rooms tried when the first choice is taken between the query and the booking
 
 
+def _first_open_slot(location: Location, now: datetime) -> datetime:
+    """The next half hour at which the location is open (today, or its next open day)."""
+    start = next_slot(now, location.zone)
+    hours = {h.weekday: h for h in location.opening_hours.all()}
+    for _ in range(8):
+        day_hours = hours.get(start.weekday())
+        if day_hours is not None:
+            if start.time() < day_hours.opens:
+                return start.replace(hour=day_hours.opens.hour, minute=day_hours.opens.minute)
+            if start.time() < day_hours.closes:
+                return start
+        start = (start + timedelta(days=1)).replace(hour=0, minute=0)
+    return next_slot(now, location.zone)  # never open: let the search say so
+
+
 def _defaults(location: Location) -> dict[str, str]:
-    start = next_slot(timezone.now(), location.zone)
+    start = _first_open_slot(location, timezone.now())
     return {
         "location": str(location.pk),
         "date": start.date().isoformat(),

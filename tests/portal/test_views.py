@@ -762,3 +762,13 @@ def test_static_assets_are_local(alice_client, office):
     body = alice_client.get(reverse("portal:find")).content.decode()
     assert "/static/vendor/htmx.min.js" in body
     assert "https://" not in body.replace("https://www.w3.org", "")
+
+
+def test_find_starts_at_the_next_open_half_hour(alice_client, office, frozen_now):
+    frozen_now(local(office.location, DAY, 21, 10))  # after closing: the next morning
+    form = alice_client.get(reverse("portal:find")).context["form"]
+    assert form.data["date"] == (DAY + timedelta(days=1)).isoformat()
+    assert form.data["start"] == "07:00"
+    frozen_now(local(office.location, DAY, 9, 10))
+    form = alice_client.get(reverse("portal:find")).context["form"]
+    assert (form.data["date"], form.data["start"]) == (DAY.isoformat(), "09:30")

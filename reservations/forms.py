@@ -20,6 +20,7 @@ from .models import Amenity, Frequency, Location, Profile, Space, SpaceKind, Wee
 from .recurrence import MAX_OCCURRENCES, Recurrence, localize
 from .services import Scope
 
+MAX_YEARS_AWAY = 5
 DURATIONS = [
     (15, "15 minutes"),
     (30, "30 minutes"),
@@ -83,6 +84,13 @@ class SlotFieldsMixin(forms.Form):
     )
 
     zone: ZoneInfo = ZoneInfo("UTC")
+
+    def clean_date(self) -> date:
+        day = self.cleaned_data["date"]
+        # Far-off years are typos; they would also overflow date arithmetic (9999-12-31).
+        if abs(day.year - date.today().year) > MAX_YEARS_AWAY:
+            raise ValidationError("Choose a date within the next few years.")
+        return day
 
     def clean_slot(self) -> None:
         data = self.cleaned_data

@@ -108,7 +108,10 @@ def apply_booking_error(form: forms.Form, exc: BookingError) -> None:
 
 
 def parse_day(value: str | None, default: date) -> date:
+    """An ISO date from a query string; ``default`` when it is missing, malformed or years
+    away (a typo, and 9999-12-31 would overflow the next-day link)."""
     try:
-        return date.fromisoformat(value) if value else default
+        day = date.fromisoformat(value) if value else default
     except ValueError:
         return default
+    return day if abs(day.year - default.year) <= 5 else default

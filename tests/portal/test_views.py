@@ -772,3 +772,44 @@ def test_find_starts_at_the_next_open_half_hour(alice_client, office, frozen_now
     frozen_now(local(office.location, DAY, 9, 10))
     form = alice_client.get(reverse("portal:find")).context["form"]
     assert (form.data["date"], form.data["start"]) == (DAY.isoformat(), "09:30")
+
+
+BAD_VALUES = ["", "abc", "-1", "0", "999999999999", "9999-12-31", "0001-01-01", "10:00\x00", "ü"]
+
+
+def test_no_input_makes_a_500(alice_client, alice, office, make_reservation):
+    """Every field of every form, and every query parameter, with values a tamperer tries."""
+    reservation = make_reservation(office.small, user=alice)
+    gets = {
+        reverse("portal:find"): [
+            "location",
+            "date",
+            "start",
+            "end",
+            "duration",
+            "capacity",
+            "kind",
+            "amenities",
+        ],
+        reverse("portal:schedule"): ["location", "date"],
+        reverse("portal:mine"): ["show", "page"],
+        reverse("portal:book"): ["space", "date", "start", "end", "via"],
+    }
+    for url, names in gets.items():
+        for name in names:
+            for value in BAD_VALUES:
+                params = {"space": office.small.pk, "date": DAY.isoformat(), name: value}
+                response = alice_client.get(url, params)
+                assert response.status_code < 500, (url, name, value)
+    posts = {
+        reverse("portal:book"): book_form(office.big, repeat="weekly", count=2),
+        reverse("portal:change", args=[reservation.pk]): change_form(reservation),
+        reverse("portal:cancel", args=[reservation.pk]): {"expected_version": 1, "scope": "this"},
+        reverse("portal:profile"): {"time_zone": "UTC", "default_location": ""},
+        reverse("portal:quick"): {"people": 1, "location": office.location.pk},
+    }
+    for url, valid in posts.items():
+        for name in [*valid, "use_space", "skip_unavailable", "requested_for", "attendees"]:
+            for value in BAD_VALUES:
+                response = alice_client.post(url, {**valid, name: value})
+                assert response.status_code < 500, (url, name, value)

@@ -72,6 +72,7 @@ class MicrosoftClient:
     """
 
     kind = "microsoft"
+    delta_page_size = DELTA_PAGE_SIZE
 
     def __init__(
         self,
@@ -399,7 +400,7 @@ class MicrosoftClient:
             window = {"startDateTime": query_time(start), "endDateTime": query_time(end)}
             view = f"{self.base}{self._calendar(mailbox, calendar_id)}/calendarView/delta"
             url = f"{view}?{_query(window)}"
-        headers = {"Prefer": f"{PREFER}, odata.maxpagesize={DELTA_PAGE_SIZE}"}
+        headers = {"Prefer": f"{PREFER}, odata.maxpagesize={self.delta_page_size}"}
         response = self._send("GET", url, mailbox=mailbox, as_user=as_user, headers=headers)
         payload = self._check(response, mailbox)
         return ChangePage(

@@ -7,6 +7,7 @@ at start instead of running with a guessable value.
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -96,8 +97,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not memory, so the test suite's subprocesses (concurrency tests, a Celery worker)
-    # see the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-reserva.sqlite3")}
+    # see the same test database; one per test run, so two runs side by side do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-reserva-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

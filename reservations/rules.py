@@ -5,9 +5,15 @@ write; the portal asks the same question to grey out what a user cannot change, 
 same reason. Other apps (``calendars`` registers the sync-mode rules) add policies in their
 ``AppConfig.ready()``, so the rules hold for every entry point without this app importing them.
 
-A policy is a callable ``(action, user, reservation) -> Decision | None``; ``None`` means "no
-opinion". For ``Action.CREATE`` the reservation is an unsaved instance with the requested
-values filled in. The first refusal wins.
+A policy is a callable ``(action, user, reservation, source) -> Decision | None``; ``None``
+means "no opinion". ``source`` is where the action comes from (a ``Source`` value: the portal,
+the event planner, the REST API...). For ``Action.CREATE`` the reservation is an unsaved
+instance with the requested values filled in. The first refusal wins.
+
+The same module keeps a second, smaller registry: *placements*, which decide a new
+reservation's sync mailbox (``room``, ``user`` or ``other``, see DESIGN.md). ``calendars``
+registers the sync-mode placement; without one, blockers go to the delegated mailbox and
+everything else to the room's.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ class Decision:
 
 ALLOWED = Decision(True)
 
-Policy = Callable[["Action", "AbstractBaseUser", "Reservation"], Decision | None]
+Policy = Callable[["Action", "AbstractBaseUser", "Reservation", str], Decision | None]
+Placement = Callable[["Reservation", str], str | None]
 
 _policies: list[Policy] = []
+_placements: list[Placement] = []
 
 
 def register(policy: Policy) -> Policy:
@@ -59,13 +67,37 @@ def unregister(policy: Policy) -> None:
         _policies.remove(policy)
 
 
-def check(action: Action, user: AbstractBaseUser, reservation: Reservation) -> Decision:
+def check(
+    action: Action, user: AbstractBaseUser, reservation: Reservation, source: str = "portal"
+) -> Decision:
     """Ask every policy; return the first refusal, or ALLOWED."""
     for policy in _policies:
-        decision = policy(action, user, reservation)
+        decision = policy(action, user, reservation, source)
         if decision is not None and not decision.allowed:
             return decision
     return ALLOWED
+
+
+def register_placement(placement: Placement) -> Placement:
+    if placement not in _placements:
+        _placements.append(placement)
+    return placement
+
+
+def unregister_placement(placement: Placement) -> None:
+    if placement in _placements:
+        _placements.remove(placement)
+
+
+def sync_mailbox_for(reservation: Reservation, source: str) -> str:
+    """Where a new reservation's synced event lives: the first placement with an answer."""
+    from .models import ReservationKind, SyncMailbox
+
+    for placement in _placements:
+        mailbox = placement(reservation, source)
+        if mailbox is not None:
+            return mailbox
+    return SyncMailbox.OTHER if reservation.kind == ReservationKind.BLOCKER else SyncMailbox.ROOM
 
 
 def can_manage_all(user: AbstractBaseUser) -> bool:
@@ -74,7 +106,7 @@ def can_manage_all(user: AbstractBaseUser) -> bool:
 
 @register
 def ownership_policy(
-    action: Action, user: AbstractBaseUser, reservation: Reservation
+    action: Action, user: AbstractBaseUser, reservation: Reservation, source: str
 ) -> Decision | None:
     """Built-in rule: people manage their own bookings; the admin role manages all; booking
     for someone else needs the on-behalf permission."""

@@ -36,7 +36,6 @@ from .models import (
     Source,
     Space,
     SpaceKind,
-    SyncMailbox,
     UserDeactivation,
 )
 from .recurrence import Recurrence, RecurrenceError, expand, localize
@@ -220,16 +219,14 @@ def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str,
     reservation.save()
 
 
-def _check_rules(action: rules.Action, actor: AbstractBaseUser | None, reservation: Reservation):
+def _check_rules(
+    action: rules.Action, actor: AbstractBaseUser | None, reservation: Reservation, source: str
+):
     if actor is None:  # background sync acts for the provider, not a person
         return
-    decision = rules.check(action, actor, reservation)
+    decision = rules.check(action, actor, reservation, source)
     if not decision:
         raise NotAllowed(decision.reason)
-
-
-def _sync_mailbox_for(kind: str) -> str:
-    return SyncMailbox.OTHER if kind == ReservationKind.BLOCKER else SyncMailbox.ROOM
 
 
 def _send_after_commit(signal, reservations: Sequence[Reservation], actor, source, **extra):
@@ -289,11 +286,11 @@ def book(
         attendees=attendees,
         source=source,
         status=status,
-        sync_mailbox=_sync_mailbox_for(kind),
         organizer_name=organizer_name,
         organizer_email=organizer_email,
     )
-    _check_rules(rules.Action.CREATE, actor, prototype)
+    prototype.sync_mailbox = rules.sync_mailbox_for(prototype, source)
+    _check_rules(rules.Action.CREATE, actor, prototype, source)
     _check_space(space, kind, attendees)
     check_policy = source not in REMOTE_SOURCES
 
@@ -482,7 +479,7 @@ def _apply_change(
         targets = _targets(reservation, scope)
         current = next((t for t in targets if t.pk == reservation.pk), None)
         _check_current(reservation, current, expected_version)
-        _check_rules(rules.Action.CHANGE, actor, current)
+        _check_rules(rules.Action.CHANGE, actor, current, source)
         if check_policy and current.end <= now:
             raise BookingError("This booking is over and can no longer be changed.")
         new_space = space or current.space
@@ -527,7 +524,6 @@ def _apply_change(
             target.start, target.end, target.space = new_start, new_end, new_space
             for name, value in details.items():
                 setattr(target, name, value)
-            target.sync_mailbox = _sync_mailbox_for(target.kind)
             target.version += 1
             _save(target, actor, source)
     return targets, current, old
@@ -571,7 +567,7 @@ def cancel(
         targets = _targets(reservation, scope)
         current = next((t for t in targets if t.pk == reservation.pk), None)
         _check_current(reservation, current, expected_version)
-        _check_rules(rules.Action.CANCEL, actor, current)
+        _check_rules(rules.Action.CANCEL, actor, current, source)
         if source not in REMOTE_SOURCES and current.end <= now:
             raise BookingError("This booking is over and can no longer be cancelled.")
         _mark_cancelled(targets, actor, source, reason)

@@ -54,7 +54,7 @@ def test_admin_role_manages_everything(make_user, make_reservation):
 
 
 def test_a_registered_policy_is_enforced_by_the_service_with_its_reason(make_user, make_space):
-    def no_fridays(action, user, reservation):
+    def no_fridays(action, user, reservation, source):
         if reservation.local_start.weekday() == 4:
             return rules.Decision(False, "Fridays are kept free.")
         return None
@@ -77,3 +77,42 @@ def test_inactive_user_may_do_nothing(make_user, make_reservation):
     assert rules.check(rules.Action.CHANGE, user, reservation).reason == (
         "Your account is deactivated."
     )
+
+
+def test_a_registered_placement_decides_the_sync_mailbox(make_user, make_space):
+    def personal_from_portal(reservation, source):
+        return "user" if source == "portal" else None
+
+    rules.register_placement(personal_from_portal)
+    try:
+        user, space = make_user(), make_space()
+        start = local(space.location, next_weekday(1), 10)
+        [mine] = services.book(
+            actor=user, space=space, start=start, end=start + timedelta(hours=1)
+        ).reservations
+        [api] = services.book(
+            actor=user,
+            space=space,
+            start=start + timedelta(hours=2),
+            end=start + timedelta(hours=3),
+            source="rest_api",
+        ).reservations
+    finally:
+        rules.unregister_placement(personal_from_portal)
+    assert (mine.sync_mailbox, api.sync_mailbox) == ("user", "room")
+
+
+def test_policies_are_told_the_source(make_user, make_reservation):
+    seen = []
+
+    def spy(action, user, reservation, source):
+        seen.append((action, source))
+
+    rules.register(spy)
+    try:
+        user = make_user()
+        reservation = make_reservation(user=user, source="mobile")
+        services.cancel(actor=user, reservation=reservation, source="event_planner")
+    finally:
+        rules.unregister(spy)
+    assert seen == [(rules.Action.CREATE, "mobile"), (rules.Action.CANCEL, "event_planner")]

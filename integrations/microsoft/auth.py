@@ -82,9 +82,16 @@ def msal_session(config: ProviderConfig) -> requests.Session:
 
 
 def build_app(
-    config: ProviderConfig, token_cache: msal.TokenCache | None = None
+    config: ProviderConfig,
+    token_cache: msal.TokenCache | None = None,
+    http_cache: dict | None = None,
 ) -> msal.ConfidentialClientApplication:
-    """A new msal app; raises our errors (msal fetches the OpenID configuration here)."""
+    """A new msal app; raises our errors (msal fetches the OpenID configuration here).
+
+    ``http_cache`` defaults to one shared by every app of the process: discovery documents,
+    and 400 answers to token requests, which msal replays for 60 seconds to the same request
+    (harmless for a person's refresh token, whose request changes with every rotation).
+    """
     try:
         return msal.ConfidentialClientApplication(
             config.client_id,
@@ -92,7 +99,7 @@ def build_app(
             authority=authority(config),
             instance_discovery=False,
             http_client=msal_session(config),
-            http_cache=_HTTP_CACHE,
+            http_cache=_HTTP_CACHE if http_cache is None else http_cache,
             token_cache=token_cache,
             timeout=config.timeout,
         )
@@ -121,7 +128,9 @@ def application_app(
     with _LOCK:
         app = apps.get(key)
         if app is None:
-            app = apps[key] = build_app(config)
+            # Its own HTTP cache: msal replays a refused client-credentials request for 60
+            # seconds, which would hide an administrator's fix (consent just granted).
+            app = apps[key] = build_app(config, http_cache={})
     return app
 
 
@@ -140,6 +149,9 @@ def application_token(
     except requests.RequestException as exc:
         raise transport_error(exc, "the Microsoft sign-in endpoint") from None
     if not result or "access_token" not in result:
+        with _LOCK:
+            # A refused app is dropped so the next attempt (after a fix) asks Entra again.
+            (_APPS if store is None else store).pop(_app_key(config), None)
         raise msal_error(result or {})
     return result["access_token"]
 

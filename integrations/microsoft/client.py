@@ -30,8 +30,6 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 
 from ..base import (
-    BatchOp,
-    BatchResult,
     CalendarInfo,
     ChangePage,
     EventData,
@@ -39,24 +37,17 @@ from ..base import (
     ProviderConfig,
     RemoteEvent,
     SyncTokenExpired,
-    TransientError,
     UserCredentials,
 )
-from ..http import HttpClient, backoff, parse_retry_after
+from ..http import HttpClient, parse_retry_after
 from . import auth, mapping
-from .errors import body_code_message, graph_body, graph_error
+from .batch import BatchMixin
+from .errors import graph_body, graph_error
+from .mapping import PREFER, etag
 from .timezones import graph_time, parse_graph_time, query_time
 
-PREFER = 'IdType="ImmutableId", outlook.timezone="UTC"'
-BATCH_SIZE = 20  # Graph's limit per $batch
-BATCH_ITEM_ROUNDS = 3  # retries of throttled items inside a batch, after the first send
-RETRYABLE_ITEM = frozenset({429, 503, 504})
 DELTA_PAGE_SIZE = 50
 SCHEDULES_PER_CALL = 20
-
-
-def _etag(version: str) -> str:
-    return version if version.startswith(("W/", '"')) else f'W/"{version}"'
 
 
 def _query(params: dict[str, str]) -> str:
@@ -64,7 +55,7 @@ def _query(params: dict[str, str]) -> str:
     return urlencode(params, quote_via=quote, safe="()'/,:$")
 
 
-class MicrosoftClient:
+class MicrosoftClient(BatchMixin):
     """Graph calendars for one connection and credential alias.
 
     ``token_cache_store`` is where application msal apps (and so their cached tokens) are
@@ -207,7 +198,7 @@ class MicrosoftClient:
         version: str = "",
         as_user: UserCredentials | None = None,
     ) -> RemoteEvent:
-        headers = {"If-Match": _etag(version)} if version else {}
+        headers = {"If-Match": etag(version)} if version else {}
         response = self._send(
             "PATCH",
             f"{self._calendar(mailbox, calendar_id)}/events/{quote(event_id, safe='')}",
@@ -231,7 +222,7 @@ class MicrosoftClient:
         as_user: UserCredentials | None = None,
     ) -> None:
         """Delete; an event already gone (404/410) is success."""
-        headers = {"If-Match": _etag(version)} if version else {}
+        headers = {"If-Match": etag(version)} if version else {}
         response = self._send(
             "DELETE",
             f"{self._calendar(mailbox, calendar_id)}/events/{quote(event_id, safe='')}",
@@ -266,116 +257,6 @@ class MicrosoftClient:
             return None
         oldest = min(items, key=lambda item: str(item.get("createdDateTime") or ""))
         return mapping.parse_event(oldest)
-
-    # -- batches ---------------------------------------------------------------------------
-
-    def batch(self, mailbox: str, calendar_id: str, ops: list[BatchOp]) -> list[BatchResult]:
-        """Creates, updates and deletes in ``$batch`` requests of 20; one result per op."""
-        results: list[BatchResult] = []
-        for start in range(0, len(ops), BATCH_SIZE):
-            results.extend(self._batch_chunk(mailbox, calendar_id, ops[start : start + BATCH_SIZE]))
-        return results
-
-    def _batch_item(self, item_id: str, op: BatchOp, mailbox: str, calendar_id: str) -> dict:
-        events = f"{self._calendar(mailbox, calendar_id)}/events"
-        headers = {"Prefer": PREFER}
-        if op.version and op.action in ("update", "delete"):
-            headers["If-Match"] = _etag(op.version)
-        if op.action == "create" and op.data is not None:
-            body = mapping.event_body(op.data, creating=True)
-            return {"id": item_id, "method": "POST", "url": events, "body": body,
-                    "headers": headers | {"Content-Type": "application/json"}}  # fmt: skip
-        target = f"{events}/{quote(op.event_id, safe='')}"
-        if op.action == "update" and op.data is not None:
-            body = mapping.event_body(op.data, creating=False)
-            return {"id": item_id, "method": "PATCH", "url": target, "body": body,
-                    "headers": headers | {"Content-Type": "application/json"}}  # fmt: skip
-        if op.action == "delete":
-            return {"id": item_id, "method": "DELETE", "url": target, "headers": headers}
-        raise ValueError(f"batch op {op.key!r}: unknown action {op.action!r} or missing data")
-
-    def _batch_chunk(self, mailbox: str, calendar_id: str, chunk: list[BatchOp]) -> list:
-        pending = {str(i): op for i, op in enumerate(chunk)}
-        done: dict[str, BatchResult] = {}
-        refreshed = False
-        for round_ in range(BATCH_ITEM_ROUNDS + 1):
-            last = round_ == BATCH_ITEM_ROUNDS
-            body = {"requests": [self._batch_item(i, op, mailbox, calendar_id)
-                                 for i, op in pending.items()]}  # fmt: skip
-            response = self._send(
-                "POST",
-                "/$batch",
-                mailbox=mailbox,
-                json=body,
-                items=len(pending),
-                idempotent=True,  # creates carry transactionIds; the rest are idempotent
-            )
-            payload = self._check(response, mailbox)
-            retry: dict[str, BatchOp] = {}
-            waits: list[float] = []
-            saw_401 = False
-            for item in payload.get("responses") or []:
-                item_id, status = str(item.get("id")), int(item.get("status") or 0)
-                op = pending.get(item_id)
-                if op is None:
-                    continue
-                headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
-                if status in RETRYABLE_ITEM and not last:
-                    retry[item_id] = op
-                    hint = parse_retry_after(headers.get("retry-after"))
-                    waits.append(
-                        hint if hint is not None else backoff(round_ + 1, self.http.policy)
-                    )
-                    continue
-                if status == 401 and not refreshed and not last:
-                    retry[item_id] = op  # once, with a fresh token
-                    saw_401 = True
-                    continue
-                done[item_id] = self._batch_result(op, status, item.get("body"), headers, mailbox)
-            for item_id, op in pending.items():
-                if item_id not in done and item_id not in retry:
-                    error = TransientError("Graph's $batch answer left this item out.")
-                    done[item_id] = BatchResult(op.key, error=error)
-            if not retry:
-                break
-            if saw_401:
-                refreshed = True
-                self._token(None, fresh=True)
-            wait = max(waits, default=0.0)
-            if wait > self.http.policy.max_retry_after:
-                for item_id, op in retry.items():
-                    error = graph_error(
-                        429, "TooManyRequests", "", mailbox=mailbox, retry_after=wait
-                    )
-                    done[item_id] = BatchResult(op.key, error=error)
-                break
-            if wait:
-                self.http.sleep(wait)
-            pending = retry
-        return [done[str(i)] for i in range(len(chunk))]
-
-    def _batch_result(
-        self, op: BatchOp, status: int, body: Any, headers: dict[str, str], mailbox: str
-    ) -> BatchResult:
-        if 200 <= status < 300:
-            if op.action == "delete" or not isinstance(body, dict):
-                return BatchResult(op.key)
-            reservation_id = op.data.reservation_id if op.data else None
-            return BatchResult(
-                op.key, event=mapping.parse_event(body, reservation_id=reservation_id)
-            )
-        if op.action == "delete" and status in (404, 410):
-            return BatchResult(op.key)  # already gone
-        code, message = body_code_message(body)
-        error = graph_error(
-            status,
-            code,
-            message,
-            mailbox=mailbox,
-            event=op.action != "create",
-            retry_after=parse_retry_after(headers.get("retry-after")),
-        )
-        return BatchResult(op.key, error=error)
 
     # -- sync ------------------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ RESERVATION_PROPERTY = f"String {{{PROPERTY_SET}}} Name ReservaReservationId"
 # transactionId namespace: uuid5(namespace, "reservation:<id>") is stable across processes.
 TRANSACTION_NAMESPACE = uuid.UUID("2f4e9c1a-7b7d-4a53-8f0e-6a1c3b5d9e21")
 
+# Sent on every Graph request: ids that survive a move between folders, and times in UTC.
+PREFER = 'IdType="ImmutableId", outlook.timezone="UTC"'
+
 RESPONSES = {
     "accepted": "accepted",
     "declined": "declined",
@@ -34,6 +37,11 @@ RESPONSES = {
     "notresponded": "none",
     "organizer": "accepted",
 }
+
+
+def etag(version: str) -> str:
+    """A changeKey as an If-Match value (Graph's ``@odata.etag`` is ``W/"<changeKey>"``)."""
+    return version if version.startswith(("W/", '"')) else f'W/"{version}"'
 
 
 def transaction_id(reservation_id: int) -> str:

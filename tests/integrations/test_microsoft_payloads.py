@@ -291,3 +291,9 @@ def test_unknown_custom_zone_reads_as_utc_and_naive_times_are_refused():
         timezones.graph_time(datetime(2030, 1, 7, 9))
     with pytest.raises(ValueError):
         timezones.parse_datetime("next Tuesday")
+
+
+def test_the_registry_names_this_client():
+    from integrations.registry import client_class
+
+    assert client_class("microsoft") is MicrosoftClient

@@ -27,8 +27,8 @@ def annotate_permissions(user, reservations) -> None:
     """Set ``can_change``/``can_cancel`` and ``locked_reason`` on each reservation."""
     now = timezone.now()
     for reservation in reservations:
-        change = rules.check(rules.Action.CHANGE, user, reservation)
-        cancel = rules.check(rules.Action.CANCEL, user, reservation)
+        change = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
+        cancel = rules.check(rules.Action.CANCEL, user, reservation, Source.PORTAL)
         active = reservation.holds_slot and reservation.end > now
         reservation.can_change = bool(change) and active
         reservation.can_cancel = bool(cancel) and active

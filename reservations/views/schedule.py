@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from .. import queries, rules
-from ..models import Location, OpeningHours, Reservation, Space
+from ..models import Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
 from .common import SLOT_MINUTES, default_location, is_htmx, parse_day
@@ -103,7 +103,7 @@ def _grid(user, location: Location, day: date) -> dict:
         taken = by_space.get(space.pk, [])
         for reservation in taken:
             start, end = max(reservation.start, opens), min(reservation.end, closes)
-            decision = rules.check(rules.Action.CHANGE, user, reservation)
+            decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
             own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
             can_open = own or manage_all
             row.blocks.append(

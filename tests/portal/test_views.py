@@ -299,7 +299,8 @@ def test_group_errors_are_next_to_the_attendees_field(alice_client, office):
         ({"date": "2026-02-30"}, "date", "Enter a valid date."),
         ({"start": "26:00"}, "start", "Enter a valid time."),
         ({"start": "21:00", "end": "22:00"}, "start", "is open 07:00-20:00"),
-        ({"date": "2020-01-07"}, "start", "That time is in the past."),
+        ({"date": (DAY - timedelta(days=14)).isoformat()}, "start", "That time is in the past."),
+        ({"date": "2999-01-07"}, "date", "Choose a date within the next few years."),
         ({"repeat": "weekly"}, "until", "Choose an end date or a number of times."),
         ({"repeat": "daily", "count": "999"}, "count", "less than or equal to 366"),
     ],
@@ -705,7 +706,7 @@ def test_cancel_stale_or_tampered(alice_client, alice, office, make_reservation)
 def strict_policy():
     reason = "In strict mode only reservations made in the delegated mailbox can change."
 
-    def policy(action, user, reservation):
+    def policy(action, user, reservation, source):
         if action is not rules.Action.CREATE:
             return rules.Decision(False, reason)
         return None

@@ -1,4 +1,4 @@
-"""App config for calendars: registers its system checks (and, later, the sync policies)."""
+"""App config for calendars: registers its system checks and the sync-mode rules."""
 
 from django.apps import AppConfig
 
@@ -8,4 +8,12 @@ class CalendarsConfig(AppConfig):
     verbose_name = "Calendars"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the checks
+        from reservations import rules
+
+        from . import (
+            checks,  # noqa: F401 - registers the checks
+            policies,
+        )
+
+        rules.register(policies.sync_mode_policy)
+        rules.register_placement(policies.placement)

@@ -133,9 +133,26 @@ class CalendarProvider(models.Model):
             "Google also the user the service account impersonates."
         ),
     )
+    sign_in_enabled = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Offer \"Sign in with Microsoft / Google\" on the portal's sign-in page, using this "
+            "provider's credential alias (client id and secret) and connection alias. At most one "
+            "provider of each kind; MICROSOFT_SIGNIN_* / GOOGLE_SIGNIN_* settings take precedence."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # The sign-in redirect URI names the kind (/accounts/oidc/microsoft/...), so one
+            # provider per kind can back it.
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(sign_in_enabled=True),
+                name="one_sign_in_provider_per_kind",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -257,3 +274,99 @@ class UserToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_email} ({self.provider})"
+
+
+class LinkState(models.TextChoices):
+    PENDING = "pending", _("Waiting to be pushed")
+    SYNCED = "synced", _("In step")
+    PAUSED = "paused", _("Paused (credentials need attention)")
+    FAILED = "failed", _("Failed (will retry)")
+    REMOVED = "removed", _("Removed remotely")
+
+
+class SyncLink(models.Model):
+    """One reservation (occurrence) and its remote event: where it lives and which version of
+    the reservation it shows."""
+
+    reservation = models.OneToOneField(
+        "reservations.Reservation", on_delete=models.CASCADE, related_name="sync_link"
+    )
+    binding = models.ForeignKey(
+        SpaceCalendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="links"
+    )
+    provider = models.ForeignKey(CalendarProvider, on_delete=models.PROTECT, related_name="+")
+    mailbox = models.EmailField(help_text=_("Whose calendar holds the event."))
+    calendar_id = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=1024, blank=True, db_index=True)
+    ical_uid = models.CharField(max_length=1024, blank=True, db_index=True)
+    remote_version = models.CharField(
+        max_length=255, blank=True, help_text=_("Graph changeKey or Google etag.")
+    )
+    pushed_version = models.PositiveIntegerField(
+        default=0, help_text=_("The reservation version the remote event shows.")
+    )
+    state = models.CharField(max_length=8, choices=LinkState.choices, default=LinkState.PENDING)
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["binding", "state"], name="synclink_binding_state")]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id} -> {self.external_id or '(not yet created)'}"
+
+
+class JobKind(models.TextChoices):
+    PUSH = "push", _("Push")
+    EXPORT = "export", _("Bulk export")
+    PULL = "pull", _("Pull")
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    PARTIAL = "partial", _("Finished with errors")
+    FAILED = "failed", _("Failed")
+    PAUSED = "paused", _("Paused (credentials need attention)")
+
+
+class SyncJob(models.Model):
+    """A record of one push, export or pull, so an administrator sees what happened."""
+
+    kind = models.CharField(max_length=8, choices=JobKind.choices)
+    binding = models.ForeignKey(
+        SpaceCalendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    reservation = models.ForeignKey(
+        "reservations.Reservation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sync_jobs",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    dry_run = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    deleted_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="syncjob_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"

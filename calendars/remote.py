@@ -1,0 +1,262 @@
+"""From Django rows to the provider clients: clients built from the aliases, where a
+reservation's event lives (its *target*), and what the event says.
+
+The sync engine (``calendars/sync.py``) asks this module for a :class:`RemoteCalendar` and
+never deals with a provider's differences: Microsoft addresses a calendar by mailbox and
+calendar id; Google by calendar id, acting as a subject (the impersonated user).
+
+Where the event lives follows the reservation's sync mailbox (DESIGN.md):
+
+- ``room``: the room mailbox / resource calendar, with application credentials;
+- ``user``: the requested-for user's own calendar, with their token, the room invited as a
+  resource (personal mode);
+- ``other``: the provider's delegated user's calendar, with application credentials, inviting
+  the requested-for user, the settings' blocker user, and the room as a resource.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+
+from integrations.base import (
+    BatchOp,
+    BatchResult,
+    CalendarInfo,
+    ChangePage,
+    EventData,
+    ProviderConfig,
+    RemoteEvent,
+    UserCredentials,
+)
+from integrations.http import HttpClient
+from integrations.limiter import FileLimiter, Limiter, Limits, RedisLimiter
+from integrations.registry import client_class
+from reservations.models import EventTitle, Reservation, SyncMailbox
+
+from .models import CalendarProvider, ProviderKind, SpaceCalendar, SyncSettings, UserToken
+
+# Published per-mailbox limits: Exchange Online allows 4 concurrent requests and 10,000 per
+# 10 minutes per app and mailbox; Google's default Calendar quota is per user per minute.
+LIMITS = {
+    ProviderKind.MICROSOFT: Limits(max_in_flight=4, max_per_window=10_000, window_seconds=600),
+    ProviderKind.GOOGLE: Limits(max_in_flight=8, max_per_window=600, window_seconds=60),
+}
+
+
+class NotConnected(Exception):
+    """The person has no usable token for this provider (personal mode)."""
+
+
+@cache
+def _limiter_backend(kind: str):
+    limits = LIMITS[kind]
+    if settings.REDIS_URL:
+        import redis
+
+        return RedisLimiter(
+            redis.Redis.from_url(settings.REDIS_URL), limits, prefix=f"reserva:limit:{kind}"
+        )
+    return FileLimiter(settings.VAR_DIR / "limits" / kind, limits)
+
+
+def limiter(kind: str) -> Limiter:
+    backend = _limiter_backend(kind)
+    return Limiter(backend, backend.limits)
+
+
+def provider_config(provider: CalendarProvider, *, subject: str = "") -> ProviderConfig:
+    connection, credential = provider.connection, provider.credential
+    return ProviderConfig(
+        kind=provider.kind,
+        authority_url=connection.endpoint("authority_url"),
+        authorization_url=connection.endpoint("authorization_url"),
+        api_base_url=connection.endpoint("api_base_url"),
+        tenant_id=credential.tenant_id,
+        client_id=credential.client_id,
+        client_secret=credential.client_secret,
+        service_account_key=credential.service_account_key,
+        scopes=tuple(credential.scopes.split()),
+        delegated_user=subject or provider.delegated_user_email,
+        ca_bundle=connection.ca_bundle or None,
+        timeout=float(connection.timeout_seconds),
+    )
+
+
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(provider: CalendarProvider, *, subject: str = "") -> Any:
+    """A client for the provider (cached per process while its configuration is unchanged)."""
+    config = provider_config(provider, subject=subject)
+    key = (
+        provider.pk,
+        hash(repr(config)),
+        hash(config.client_secret),
+        hash(repr(config.service_account_key)),
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            http = HttpClient(
+                ca_bundle=config.ca_bundle, timeout=config.timeout, limiter=limiter(provider.kind)
+            )
+            client = _clients[key] = client_class(provider.kind)(config, http)
+        return client
+
+
+@dataclass
+class RemoteCalendar:
+    """One remote calendar, reached with the right credentials; provider-neutral methods."""
+
+    client: Any
+    kind: str
+    mailbox: str
+    calendar_id: str
+    as_user: UserCredentials | None = None
+    token_row: UserToken | None = None
+
+    def _args(self) -> tuple:
+        return (
+            (self.mailbox, self.calendar_id)
+            if self.kind == ProviderKind.MICROSOFT
+            else (self.calendar_id,)
+        )
+
+    def create(self, data: EventData) -> RemoteEvent:
+        return self.client.create_event(*self._args(), data, as_user=self.as_user)
+
+    def update(self, event_id: str, data: EventData, version: str = "") -> RemoteEvent:
+        return self.client.update_event(
+            *self._args(), event_id, data, version=version, as_user=self.as_user
+        )
+
+    def delete(self, event_id: str, version: str = "") -> None:
+        self.client.delete_event(*self._args(), event_id, version=version, as_user=self.as_user)
+
+    def find(self, reservation_id: int) -> RemoteEvent | None:
+        return self.client.find_by_reservation(*self._args(), reservation_id, as_user=self.as_user)
+
+    def batch(self, ops: list[BatchOp]) -> list[BatchResult]:
+        return self.client.batch(*self._args(), ops)
+
+    def changes(self, token: str | None, start, end) -> ChangePage:
+        return self.client.changes(*self._args(), token, start, end, as_user=self.as_user)
+
+    def list_calendars(self) -> list[CalendarInfo]:
+        if self.kind == ProviderKind.MICROSOFT:
+            return self.client.list_calendars(self.mailbox, as_user=self.as_user)
+        return self.client.list_calendars(as_user=self.as_user)
+
+    def save_token(self) -> None:
+        """Write a refreshed personal token back (encrypted), if the client changed it."""
+        if self.as_user is not None and self.as_user.changed and self.token_row is not None:
+            from django.db import transaction
+
+            with transaction.atomic():
+                row = UserToken.objects.select_for_update().get(pk=self.token_row.pk)
+                row.token = self.as_user.token
+                row.save(update_fields=["token"])
+            self.as_user.changed = False
+
+
+def room_calendar(binding: SpaceCalendar) -> RemoteCalendar:
+    """The room mailbox / resource calendar itself, with application credentials."""
+    provider = binding.provider
+    if provider.kind == ProviderKind.MICROSOFT:
+        return RemoteCalendar(
+            client_for(provider), provider.kind, binding.resource_email, binding.calendar_id
+        )
+    return RemoteCalendar(
+        client_for(provider),
+        provider.kind,
+        binding.resource_email,
+        binding.calendar_id or binding.resource_email,
+    )
+
+
+def delegated_calendar(provider: CalendarProvider) -> RemoteCalendar:
+    mailbox = provider.delegated_user_email
+    if provider.kind == ProviderKind.MICROSOFT:
+        return RemoteCalendar(client_for(provider), provider.kind, mailbox, "")
+    return RemoteCalendar(client_for(provider, subject=mailbox), provider.kind, mailbox, "primary")
+
+
+def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
+    token = UserToken.objects.filter(user=user, provider=provider).first()
+    if token is None or token.token is None:
+        raise NotConnected(f"{user} has not connected a {provider.get_kind_display()} calendar.")
+    credentials = UserCredentials(account_email=token.account_email, token=token.token)
+    calendar_id = "" if provider.kind == ProviderKind.MICROSOFT else "primary"
+    return RemoteCalendar(
+        client_for(provider),
+        provider.kind,
+        token.account_email,
+        calendar_id,
+        as_user=credentials,
+        token_row=token,
+    )
+
+
+def target_for(reservation: Reservation, binding: SpaceCalendar) -> RemoteCalendar:
+    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
+        return user_calendar(binding.provider, reservation.requested_for)
+    if reservation.sync_mailbox == SyncMailbox.OTHER:
+        return delegated_calendar(binding.provider)
+    return room_calendar(binding)
+
+
+def event_title(reservation: Reservation) -> str:
+    """The remote event's subject, by the location's event-title option (LibCal's)."""
+    person = reservation.requested_for
+    name = (
+        (person.get_full_name() or person.get_username())
+        if person
+        else (reservation.organizer_name or "Reserved")
+    )
+    email = person.email if person else reservation.organizer_email
+    option = reservation.space.location.event_title
+    if option == EventTitle.PUBLIC_NICKNAME:
+        return reservation.public_nickname or "Reserved"
+    if option == EventTitle.PATRON_NAME_EMAIL and email:
+        return f"{name} ({email})"
+    return name
+
+
+def event_data(reservation: Reservation, binding: SpaceCalendar) -> EventData:
+    space = reservation.space
+    link = settings.PUBLIC_BASE_URL + reverse("portal:detail", args=[reservation.pk])
+    lines = [f"Booked in Reserva: {space.name}, {space.location.name}."]
+    if reservation.title:
+        lines.append(f"Title: {reservation.title}")
+    if reservation.description:
+        lines.append(reservation.description)
+    lines.append(link)
+    attendees: list[str] = []
+    resources: list[str] = []
+    if reservation.sync_mailbox in (SyncMailbox.USER, SyncMailbox.OTHER):
+        resources.append(binding.resource_email)
+    if reservation.sync_mailbox == SyncMailbox.OTHER:
+        if reservation.requested_for is not None and reservation.requested_for.email:
+            attendees.append(reservation.requested_for.email)
+        blocker = SyncSettings.load().blocker_user
+        if blocker is not None and blocker.email and blocker.email not in attendees:
+            attendees.append(blocker.email)
+    attendees += [a for a in reservation.attendees if a not in attendees]
+    return EventData(
+        reservation_id=reservation.pk,
+        subject=event_title(reservation),
+        start=reservation.start,
+        end=reservation.end,
+        body="\n".join(lines),
+        location=f"{space.name}, {space.location.name}",
+        time_zone=space.location.time_zone,
+        attendees=tuple(attendees),
+        resources=tuple(resources),
+    )

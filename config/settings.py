@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "simple_history",
     "reservations",
     "calendars",
@@ -157,6 +159,28 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Reserva] "
 ACCOUNT_PRESERVE_USERNAME_CASING = False
+# Sign-in with Microsoft / Google (calendars.signin, allauth's OpenID Connect provider). The
+# apps come from these variables or from a calendar provider with "sign in enabled"; allauth's
+# SocialApp table (plaintext secrets) is never used. Only existing, active users whose address
+# the provider vouches for may sign in, unless SIGNIN_CREATES_ACCOUNTS is on.
+SOCIALACCOUNT_ADAPTER = "calendars.signin.SignInAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False  # allauth would keep them in plaintext; sign-in needs none
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = (
+    False  # the adapter matches by email; allauth's wipes passwords
+)
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+SIGNIN_CREATES_ACCOUNTS = env.bool("SIGNIN_CREATES_ACCOUNTS", default=False)
+MICROSOFT_SIGNIN_CLIENT_ID = env.str("MICROSOFT_SIGNIN_CLIENT_ID", default="")
+MICROSOFT_SIGNIN_CLIENT_SECRET = env.str("MICROSOFT_SIGNIN_CLIENT_SECRET", default="")
+MICROSOFT_SIGNIN_TENANT = env.str("MICROSOFT_SIGNIN_TENANT", default="")
+MICROSOFT_SIGNIN_AUTHORITY = env.str(
+    "MICROSOFT_SIGNIN_AUTHORITY", default="https://login.microsoftonline.com"
+)
+GOOGLE_SIGNIN_CLIENT_ID = env.str("GOOGLE_SIGNIN_CLIENT_ID", default="")
+GOOGLE_SIGNIN_CLIENT_SECRET = env.str("GOOGLE_SIGNIN_CLIENT_SECRET", default="")
+GOOGLE_SIGNIN_SERVER_URL = env.str(
+    "GOOGLE_SIGNIN_SERVER_URL", default="https://accounts.google.com"
+)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")  # the default zone for people without one
 USE_I18N = True

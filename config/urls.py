@@ -3,14 +3,21 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from calendars import signin
+
 from . import views
 
 admin.site.site_header = "Reserva administration"
 admin.site.site_title = "Reserva admin"
+signin.hide_plaintext_secret_admin()  # sign-in apps come from aliases or the environment
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Sign-in with Microsoft / Google: allauth's views, guarded so an unreachable provider is a
+    # message on the sign-in page rather than an error page (same paths, so they win).
+    path("accounts/oidc/<str:provider_id>/login/", signin.login),
+    path("accounts/oidc/<str:provider_id>/login/callback/", signin.callback),
     path("accounts/", include("allauth.urls")),
     path("", include("reservations.urls")),
 ]

@@ -24,7 +24,7 @@ install: $(STAMP)  ## create the virtual environment and install the locked depe
 run: install  ## migrate, load demo data once, start web + Celery worker + beat + provider sandbox
 	@mkdir -p var
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
-	$(DEV_ENV) $(BIN)/python manage.py seed_demo
+	$(DEV_ENV) $(BIN)/python manage.py seed_demo --portal-port $(PORT) --sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox
 	@echo
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob"
@@ -35,7 +35,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	export $(DEV_ENV); \
 	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=var/celerybeat-schedule & \
-	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox & \
+	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox --config var/sandbox/demo-config.json & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install  ## run the whole test suite

@@ -1,14 +1,21 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings. Idempotent: running it again creates nothing twice."""
+bookings. Idempotent: running it again creates nothing twice.
+
+When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
+app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
+sandbox's rooms. The demo people's addresses are the sandbox's accounts, so "Sign in with
+Microsoft / Google" works for them in ``make run``."""
 
 from __future__ import annotations
 
 import random
 from datetime import datetime, time, timedelta
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,10 +32,10 @@ from reservations.models import (
 )
 
 DEMO_USERS = [
-    # username, password, first, last, role
-    ("admin", "reserva-admin", "Ada", "Admin", "admin"),
-    ("alice", "reserva-alice", "Alice", "Archer", "assistant"),  # may book on behalf
-    ("bob", "reserva-bob", "Bob", "Baker", "staff"),
+    # username, password, first, last, role, email (alice and bob: the sandbox's accounts)
+    ("admin", "reserva-admin", "Ada", "Admin", "admin", "admin@example.com"),
+    ("alice", "reserva-alice", "Alice", "Archer", "assistant", "alice@contoso.test"),
+    ("bob", "reserva-bob", "Bob", "Baker", "staff", "bob@contoso.test"),
 ]
 AMENITIES = [
     "Display",
@@ -73,12 +80,27 @@ SEATS_PER_CONTAINER = 4
 class Command(BaseCommand):
     help = "Load demo locations, spaces, users and a week of reservations (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        # Passed on to seed_demo_calendars; the defaults are make run's.
+        parser.add_argument("--sandbox-port", type=int, default=8443)
+        parser.add_argument("--sandbox-state-dir", default="var/sandbox")
+        parser.add_argument("--portal-port", type=int, default=8000)
+
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
             users = self._users()
             locations = self._locations()
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._reservations(users, locations)
+        if apps.is_installed("calendars"):
+            call_command(
+                "seed_demo_calendars",
+                sandbox_port=options["sandbox_port"],
+                sandbox_state_dir=options["sandbox_state_dir"],
+                portal_port=options["portal_port"],
+                stdout=self.stdout,
+                verbosity=options["verbosity"],
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {Space.objects.count()} spaces, {created} new reservations."
@@ -100,15 +122,14 @@ class Command(BaseCommand):
             content_type__app_label="reservations", codename="book_on_behalf"
         )
         users = {}
-        for username, password, first, last, role in DEMO_USERS:
+        for username, password, first, last, role, email in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username,
-                defaults={
-                    "first_name": first,
-                    "last_name": last,
-                    "email": f"{username}@example.com",
-                },
+                defaults={"first_name": first, "last_name": last, "email": email},
             )
+            if not created and user.email == f"{username}@example.com" != email:
+                user.email = email  # a demo database from before the sandbox addresses
+                user.save(update_fields=["email"])
             if created:
                 user.set_password(password)
                 user.is_staff = user.is_superuser = role == "admin"

@@ -1,0 +1,203 @@
+"""``seed_demo`` wires the demo to the provider sandbox: aliases, providers, bindings, sign-in.
+
+The bindings are checked against a running sandbox with the real msal and google-auth, using
+the credentials exactly as the seed stored them (decrypted from the database).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import msal
+import pytest
+import requests
+from django.core.management import call_command
+from django.db import connection
+from google.auth.transport.requests import Request as GoogleRequest
+from google.oauth2 import service_account
+
+from calendars.demo import GOOGLE_BINDINGS, MICROSOFT_BINDINGS
+from calendars.models import (
+    BindingStatus,
+    CalendarProvider,
+    ConnectionAlias,
+    CredentialAlias,
+    ProviderKind,
+    SpaceCalendar,
+    SyncSettings,
+)
+from integrations.sandbox.config import DEMO_CLIENT_SECRET, default_config, merge
+from integrations.sandbox.testing import start_sandbox
+
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+
+
+def seed(state_dir: Path, sandbox_port: int = 8443, portal_port: int = 8000) -> None:
+    call_command(
+        "seed_demo",
+        sandbox_port=sandbox_port,
+        sandbox_state_dir=str(state_dir),
+        portal_port=portal_port,
+        verbosity=0,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def counts() -> tuple[int, ...]:
+    return tuple(
+        model.objects.count()
+        for model in (
+            ConnectionAlias,
+            CredentialAlias,
+            CalendarProvider,
+            SpaceCalendar,
+            SyncSettings,
+        )
+    )
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_the_wiring_once(tmp_path):
+    seed(tmp_path)
+    first = counts()
+    seed(tmp_path)
+    assert counts() == first == (2, 2, 2, 6, 1)
+
+    microsoft = CalendarProvider.objects.get(kind=ProviderKind.MICROSOFT)
+    google = CalendarProvider.objects.get(kind=ProviderKind.GOOGLE)
+    assert microsoft.is_active and google.is_active
+    assert microsoft.sign_in_enabled and google.sign_in_enabled
+    assert microsoft.connection.endpoint("api_base_url") == "https://127.0.0.1:8443/v1.0"
+    assert microsoft.connection.ca_bundle == str(tmp_path.resolve() / "ca.pem")
+    # Some spaces of each location, to rooms the sandbox has, authorized by the admin.
+    bindings = SpaceCalendar.objects.select_related("space__location", "authorized_by")
+    by_location = {}
+    for binding in bindings:
+        by_location.setdefault(binding.space.location.name, set()).add(binding.provider.kind)
+        assert binding.status == BindingStatus.OK and binding.enabled
+        assert binding.authorized_by.username == "admin" and binding.authorized_at
+    assert by_location == {"London HQ": {"microsoft"}, "New York Office": {"google"}}
+    sandbox_rooms = {room["email"] for room in default_config()["microsoft"]["tenants"][0]["rooms"]}
+    assert {b.resource_email for b in bindings if b.provider == microsoft} == sandbox_rooms
+
+
+@pytest.mark.django_db
+def test_seeded_secrets_are_encrypted_at_rest(tmp_path):
+    seed(tmp_path)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_secret, service_account_key FROM calendars_credentialalias")
+        rows = cursor.fetchall()
+    raw = json.dumps(rows)
+    assert DEMO_CLIENT_SECRET not in raw
+    assert "GOCSPX" not in raw and "PRIVATE KEY" not in raw
+    assert all(value.startswith("fernet:") for row in rows for value in row if value)
+    google = CredentialAlias.objects.get(kind=ProviderKind.GOOGLE)
+    assert google.service_account_key["type"] == "service_account"
+
+
+@pytest.mark.django_db
+def test_the_demo_users_sign_in_addresses_are_the_sandboxs(tmp_path):
+    from allauth.account.models import EmailAddress
+
+    seed(tmp_path)
+    seed(tmp_path)
+    addresses = set(EmailAddress.objects.values_list("user__username", "email", "verified"))
+    assert addresses == {
+        ("alice", "alice@contoso.test", True),
+        ("alice", "alice@northwind.test", True),
+        ("bob", "bob@contoso.test", True),
+        ("bob", "bob@northwind.test", True),
+    }
+
+
+@pytest.mark.django_db
+def test_the_seeded_bindings_work_against_the_sandbox(tmp_path):
+    """Seed first (as make run does), then start the sandbox on the seeded port and config."""
+    port = free_port()
+    seed(tmp_path, sandbox_port=port, portal_port=8123)
+    stored_key = CredentialAlias.objects.get(kind=ProviderKind.GOOGLE).service_account_key
+    override = json.loads((tmp_path / "demo-config.json").read_text())
+    handle = start_sandbox(tmp_path, merge(default_config(), override), port=port)
+    try:
+        http = requests.Session()
+        http.trust_env = False
+        # The sandbox kept the key the seed stored.
+        written = json.loads((tmp_path / "google" / "reserva-sync.json").read_text())
+        assert written["private_key_id"] == stored_key["private_key_id"]
+
+        microsoft = CalendarProvider.objects.get(kind=ProviderKind.MICROSOFT)
+        http.verify = microsoft.connection.ca_bundle
+        credential = microsoft.credential
+        app = msal.ConfidentialClientApplication(
+            credential.client_id,
+            client_credential=credential.client_secret,
+            authority=f"{microsoft.connection.endpoint('authority_url')}/{credential.tenant_id}",
+            instance_discovery=False,
+            http_client=http,
+        )
+        token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+        assert "access_token" in token, token
+        api = microsoft.connection.endpoint("api_base_url")
+        for *_, room in MICROSOFT_BINDINGS:
+            answer = http.get(
+                f"{api}/users/{room}/calendar",
+                headers={"Authorization": f"Bearer {token['access_token']}"},
+            )
+            assert answer.status_code == 200, (room, answer.text)
+
+        google = CalendarProvider.objects.get(kind=ProviderKind.GOOGLE)
+        creds = service_account.Credentials.from_service_account_info(
+            google.credential.service_account_key,
+            scopes=[CALENDAR_SCOPE],
+            subject=google.delegated_user_email,
+        )
+        creds.refresh(GoogleRequest(http))
+        api = google.connection.endpoint("api_base_url")
+        for binding in SpaceCalendar.objects.filter(provider=google):
+            assert binding.resource_email in {email for *_, email in GOOGLE_BINDINGS}
+            answer = http.get(
+                f"{api}/calendars/{binding.calendar_id}/events",
+                params={"maxResults": 1},
+                headers={"Authorization": f"Bearer {creds.token}"},
+            )
+            assert answer.status_code == 200, (binding.calendar_id, answer.text)
+
+        # The sandbox accepts the portal's sign-in redirect URI on the seeded portal port.
+        for provider_id, path in (
+            ("microsoft", f"/{microsoft.credential.tenant_id}/oauth2/v2.0/authorize"),
+            ("google", "/google/o/oauth2/v2/auth"),
+        ):
+            client_id = CalendarProvider.objects.get(kind=provider_id).credential.client_id
+            page = http.get(
+                f"{handle.base_url}{path}",
+                params={
+                    "client_id": client_id,
+                    "response_type": "code",
+                    "scope": "openid email profile",
+                    "redirect_uri": f"http://127.0.0.1:8123/accounts/oidc/{provider_id}/login/callback/",
+                },
+                allow_redirects=False,
+            )
+            assert page.status_code == 200, page.text[:300]  # the account page, not an error
+    finally:
+        handle.stop()
+
+
+@pytest.mark.django_db
+def test_a_sandbox_that_started_first_keeps_its_key(tmp_path):
+    handle = start_sandbox(tmp_path)
+    try:
+        written = json.loads((tmp_path / "google" / "reserva-sync.json").read_text())
+        seed(tmp_path, sandbox_port=handle.port)
+        stored = CredentialAlias.objects.get(kind=ProviderKind.GOOGLE).service_account_key
+        assert stored["private_key"] == written["private_key"]
+        assert stored["token_uri"] == f"{handle.base_url}/google/oauth2/token"
+    finally:
+        handle.stop()

@@ -814,3 +814,19 @@ def test_no_input_makes_a_500(alice_client, alice, office, make_reservation):
             for value in BAD_VALUES:
                 response = alice_client.post(url, {**valid, name: value})
                 assert response.status_code < 500, (url, name, value)
+
+
+def test_my_reservations_loads_the_profile_once_not_per_row(
+    alice_client, alice, office, make_reservation
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Profile.objects.create(user=alice, time_zone="Asia/Tokyo")
+    for hour in range(8, 18):
+        make_reservation(office.small, user=alice, start=local(office.location, DAY, hour))
+    with CaptureQueriesContext(connection) as queries:
+        response = alice_client.get(reverse("portal:mine"))
+    assert response.content.decode().count("your time, Asia/Tokyo") == 10
+    profile_queries = [q for q in queries if "reservations_profile" in q["sql"]]
+    assert len(profile_queries) == 1

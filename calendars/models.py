@@ -363,6 +363,9 @@ class SyncJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Which run owns a running job: a worker keeps working only while its claim is the one
+    # stored, so a job taken over after a stale heartbeat never runs twice at once.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]

@@ -322,3 +322,15 @@ def test_only_addresses_the_provider_vouches_for_count():
     assert (
         signin.claimed_email("microsoft", {"id_token": {"preferred_username": "+15551234"}}) == ""
     )
+
+
+@pytest.mark.django_db
+def test_the_admin_offers_no_plaintext_secret_table(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert "Social applications" not in index and "Social application tokens" not in index
+    assert admin_client.get("/admin/socialaccount/socialapp/add/").status_code == 404
+    # The provider's sign-in switch is on its admin form.
+    assert (
+        "sign_in_enabled"
+        in admin_client.get("/admin/calendars/calendarprovider/add/").content.decode()
+    )

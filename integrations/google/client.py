@@ -371,7 +371,12 @@ class GoogleClient:
             )
             if response.status_code >= 400:
                 self._check(response, calendar_id, as_user)  # the whole batch was refused
-            answers = multipart.decode(response.headers.get("Content-Type", ""), response.content)
+            try:
+                answers = multipart.decode(
+                    response.headers.get("Content-Type", ""), response.content
+                )
+            except ValueError:
+                answers = []  # unreadable: every call below is reported as left out
             retry: dict[str, BatchOp] = {}
             waits: list[float] = []
             saw_401 = False

@@ -12,11 +12,14 @@ and feed it to the ``email`` parser.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
+
+BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,12 @@ def _inner_id(raw: str | None) -> str:
 
 def decode(content_type: str, body: bytes) -> list[PartAnswer]:
     """The parts of a batch answer, in the order Google sent them."""
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
+    found = BOUNDARY_RE.search(content_type)
+    if found is None:
+        raise ValueError("the batch answer has no multipart boundary")
+    # Google's boundaries may end in "=" and come unquoted, which the email parser rejects.
+    header = f'Content-Type: multipart/mixed; boundary="{found.group(1)}"\r\n\r\n'
+    message = BytesParser(policy=HTTP).parsebytes(header.encode() + body)
     if not message.is_multipart():
         raise ValueError("the batch answer is not multipart")
     answers: list[PartAnswer] = []

@@ -27,9 +27,8 @@ Contracts worth knowing:
   calendar, including events outside the window: the caller filters. Deleted events come
   back with ``removed=True``. A token Google rejects (410 ``fullSyncRequired``, or 400 for a
   token it does not know) raises :class:`~integrations.base.SyncTokenExpired`.
-- ``batch`` sends at most 50 calls per batch request (Google allows 1000 for Calendar; 50
-  keeps one request well inside the per-user rate) and retries parts answered 429/5xx or 403
-  rate-limited after their ``Retry-After`` or a backoff, a bounded number of rounds.
+- ``batch`` (``batch.py``) sends at most 50 calls per batch request and retries parts that
+  were throttled after their ``Retry-After`` or a backoff, a bounded number of rounds.
 - ``free_busy`` asks for at most 50 calendars per call (Google's limit) and leaves out the
   calendars Google could not read, rather than report them free.
 """
@@ -43,8 +42,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import requests
 
 from ..base import (
-    BatchOp,
-    BatchResult,
     CalendarInfo,
     ChangePage,
     ConsentMissing,
@@ -52,21 +49,16 @@ from ..base import (
     EventGone,
     PermanentError,
     ProviderConfig,
-    ProviderError,
     RemoteEvent,
     SyncTokenExpired,
-    Throttled,
-    TransientError,
     UserCredentials,
 )
 from ..http import HttpClient, backoff, parse_retry_after
-from . import auth, mapping, multipart
-from .errors import RATE_LIMIT_REASONS, api_error, api_reason, is_rate_limit, response_reason
+from . import auth, mapping
+from .batch import BatchMixin
+from .errors import RATE_LIMIT_REASONS, api_error, response_reason
 
 DEFAULT_API = "https://www.googleapis.com/calendar/v3"
-BATCH_SIZE = 50
-BATCH_ROUNDS = 3  # retries of throttled parts inside a batch, after the first send
-RETRYABLE_PART = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 250
 FREEBUSY_MAX = 50
 CONTINUATION = "page:"  # marks a ChangePage.next_page (our own encoding of the query)
@@ -78,7 +70,7 @@ def batch_url(api_base: str) -> str:
     return f"{root}/batch/calendar/v3"
 
 
-class GoogleClient:
+class GoogleClient(BatchMixin):
     """Calendar v3 for one connection and credential alias (see the module docstring)."""
 
     kind = "google"
@@ -322,141 +314,6 @@ class GoogleClient:
             return None
         oldest = min(items, key=lambda item: str(item.get("created") or ""))
         return mapping.parse_event(oldest, calendar_id=calendar_id)
-
-    # -- batches ---------------------------------------------------------------------------
-
-    def batch(
-        self, calendar_id: str, ops: list[BatchOp], as_user: UserCredentials | None = None
-    ) -> list[BatchResult]:
-        """Creates, updates and deletes in batch requests of 50; one result per op, in order."""
-        results: list[BatchResult] = []
-        for start in range(0, len(ops), BATCH_SIZE):
-            chunk = ops[start : start + BATCH_SIZE]
-            results.extend(self._batch_chunk(calendar_id, chunk, as_user))
-        return results
-
-    def _part(self, content_id: str, op: BatchOp, calendar_id: str) -> multipart.Part:
-        events = f"{self.api_path}{self._calendar(calendar_id)}/events"
-        headers = {"If-Match": op.version} if op.version and op.action != "create" else {}
-        if op.action == "create" and op.data is not None:
-            chosen = mapping.event_id(op.data.reservation_id)
-            body = mapping.event_body(op.data, event_id_value=chosen)
-            return multipart.Part(content_id, "POST", events, body)
-        target = f"{events}/{quote(op.event_id, safe='')}"
-        if op.action == "update" and op.data is not None and op.event_id:
-            return multipart.Part(content_id, "PUT", target, mapping.event_body(op.data), headers)
-        if op.action == "delete" and op.event_id:
-            return multipart.Part(content_id, "DELETE", target, None, headers)
-        raise ValueError(f"batch op {op.key!r}: unknown action {op.action!r} or missing data")
-
-    def _batch_chunk(
-        self, calendar_id: str, chunk: list[BatchOp], as_user: UserCredentials | None
-    ) -> list[BatchResult]:
-        pending = {f"item{i}": op for i, op in enumerate(chunk)}
-        done: dict[str, BatchResult] = {}
-        policy = self.http.policy
-        refreshed = False
-        for round_ in range(BATCH_ROUNDS + 1):
-            last = round_ == BATCH_ROUNDS
-            parts = [self._part(cid, op, calendar_id) for cid, op in pending.items()]
-            content_type, body = multipart.encode(parts)
-            response = self._send(
-                "POST",
-                self.batch_url,
-                as_user=as_user,
-                headers={"Content-Type": content_type},
-                data=body,
-                items=len(parts),
-                idempotent=True,  # creates carry their ids; updates If-Match; deletes repeat
-            )
-            if response.status_code >= 400:
-                self._check(response, calendar_id, as_user)  # the whole batch was refused
-            try:
-                answers = multipart.decode(
-                    response.headers.get("Content-Type", ""), response.content
-                )
-            except ValueError:
-                answers = []  # unreadable: every call below is reported as left out
-            retry: dict[str, BatchOp] = {}
-            waits: list[float] = []
-            saw_401 = False
-            for answer in answers:
-                op = pending.get(answer.content_id)
-                if op is None or answer.content_id in done:
-                    continue
-                reason, _ = api_reason(answer.payload)
-                throttled = answer.status in RETRYABLE_PART or is_rate_limit(answer.status, reason)
-                if throttled and not last:
-                    retry[answer.content_id] = op
-                    hint = parse_retry_after(answer.headers.get("retry-after"))
-                    waits.append(hint if hint is not None else backoff(round_ + 1, policy))
-                    continue
-                if answer.status == 401 and not refreshed and not last:
-                    retry[answer.content_id] = op  # once, with a fresh token
-                    saw_401 = True
-                    continue
-                done[answer.content_id] = self._part_result(op, answer, calendar_id, as_user)
-            for cid, op in pending.items():
-                if cid not in done and cid not in retry:
-                    error = TransientError("Google's batch answer left this call out.")
-                    done[cid] = BatchResult(op.key, error=error)
-            if not retry:
-                break
-            if saw_401:
-                refreshed = True
-                self._token(as_user, fresh=True)
-            wait = max(waits, default=0.0)
-            if wait > policy.max_retry_after:
-                for cid, op in retry.items():
-                    error = Throttled(
-                        f"Google Calendar is rate-limiting requests for {self._acting(as_user)}.",
-                        status=429,
-                        retry_after=wait,
-                    )
-                    done[cid] = BatchResult(op.key, error=error)
-                break
-            if wait:
-                self.http.sleep(wait)
-            pending = retry
-        return [done[f"item{i}"] for i in range(len(chunk))]
-
-    def _part_result(
-        self,
-        op: BatchOp,
-        answer: multipart.PartAnswer,
-        calendar_id: str,
-        as_user: UserCredentials | None,
-    ) -> BatchResult:
-        status, payload = answer.status, answer.payload
-        if 200 <= status < 300:
-            if op.action == "delete" or not isinstance(payload, dict):
-                return BatchResult(op.key)
-            return BatchResult(op.key, event=mapping.parse_event(payload, calendar_id=calendar_id))
-        if op.action == "delete" and status in (404, 410):
-            return BatchResult(op.key)  # already gone
-        try:
-            if op.action == "create" and status == 409 and op.data is not None:
-                existing = self._ours(
-                    calendar_id, mapping.event_id(op.data.reservation_id), op.data.reservation_id,
-                    as_user,
-                )  # fmt: skip
-                if existing is None:
-                    existing = self._create(calendar_id, op.data, as_user, first_generation=1)
-                return BatchResult(op.key, event=existing)
-        except ProviderError as error:
-            return BatchResult(op.key, error=error)
-        reason, message = api_reason(payload)
-        error = api_error(
-            status,
-            reason,
-            message,
-            calendar_id=calendar_id,
-            acting=self._acting(as_user),
-            event=op.action != "create",
-            user=as_user is not None,
-            retry_after=parse_retry_after(answer.headers.get("retry-after")),
-        )
-        return BatchResult(op.key, error=error)
 
     # -- sync ------------------------------------------------------------------------------
 

@@ -130,7 +130,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Bulk exports whose worker died are finished by another (calendars/sync/export.py).
+    "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 60.0},
+}
+# An export whose heartbeat is older than this is taken over (a batch beats every few seconds).
+SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=120)
 
 # --- Auth, i18n, time -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -175,6 +175,9 @@ class GoogleClient(BatchMixin):
 
     def test_connection(self, calendar_id: str) -> None:
         """Get a token, read the calendar, and check the delegated user may write to it."""
+        # A new token, not the cached one: the delegation may have changed in the Admin console
+        # since it was issued, and the administrator is asking about now.
+        self._token(None, fresh=True)
         path = f"{self._calendar(calendar_id)}/events"
         response = self._send("GET", path, params={"maxResults": "1"})
         payload = self._check(response, calendar_id, None)

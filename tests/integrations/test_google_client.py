@@ -52,6 +52,23 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
 
 def test_connection_succeeds_for_a_delegated_writer(sandbox):
     make_client(sandbox).test_connection(ATLAS)
+    make_client(sandbox).test_connection(BLOCKER)  # the delegated user's own calendar
+
+
+def test_the_registry_names_this_client():
+    from integrations.google.client import GoogleClient
+    from integrations.registry import client_class
+
+    assert client_class("google") is GoogleClient
+
+
+def test_connection_asks_for_a_new_token_every_time(sandbox):
+    client = make_client(sandbox)
+    client.test_connection(ATLAS)
+    client.test_connection(ATLAS)
+    client.find_by_reservation(ATLAS, 1)  # ordinary calls reuse the cached token
+
+    assert len(request_log(sandbox, "google-oauth")) == 2
 
 
 def test_service_account_without_delegation_is_consent_missing(sandbox):
@@ -146,7 +163,7 @@ def test_expired_access_token_is_refreshed_once(sandbox):
     # google-auth still trusts its token (its own clock); the sandbox says it expired.
     sandbox.sandbox.advance_clock(2 * 3600)
 
-    client.test_connection(ATLAS)
+    assert client.find_by_reservation(ATLAS, 1) is None
 
     statuses = [e["status"] for e in request_log(sandbox)]
     assert statuses.count(401) == 1

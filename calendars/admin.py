@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import (
     CalendarProvider,
@@ -115,9 +117,43 @@ class CredentialAliasAdmin(admin.ModelAdmin):
 
 @admin.register(CalendarProvider)
 class CalendarProviderAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "is_active", "connection", "credential", "delegated_user_email")
+    list_display = (
+        "name",
+        "kind",
+        "is_active",
+        "connection",
+        "credential",
+        "delegated_user_email",
+        "test_link",
+    )
     list_filter = ("kind", "is_active")
     search_fields = ("name",)
+    actions = ["test_connection"]
+    # Adds a "Test connection" button next to History (calendars/views.py: provider_test).
+    change_form_template = "admin/calendars/calendarprovider/change_form.html"
+
+    @admin.display(description="Test")
+    def test_link(self, obj: CalendarProvider) -> str:
+        return format_html(
+            '<a href="{}">Test connection</a>', reverse("calendars:provider_test", args=[obj.pk])
+        )
+
+    @admin.action(description="Test connection (delegated user or first bound room)")
+    def test_connection(self, request, queryset) -> None:
+        from .views import default_test_target, run_connection_test
+
+        for provider in queryset.select_related("connection", "credential"):
+            target = default_test_target(provider)
+            if not target:
+                self.message_user(
+                    request,
+                    f"{provider.name}: nothing to test against yet (no delegated user and no "
+                    "bound space); use its Test connection page and type a mailbox.",
+                    messages.WARNING,
+                )
+                continue
+            ok, text = run_connection_test(provider, target)
+            self.message_user(request, text, messages.SUCCESS if ok else messages.ERROR)
 
 
 @admin.register(SyncSettings)
@@ -148,10 +184,33 @@ class SpaceCalendarAdmin(admin.ModelAdmin):
     list_select_related = ("space__location", "provider")
     autocomplete_fields = ("space",)
     readonly_fields = ("authorized_by", "authorized_at", "status", "last_error", "last_synced_at")
+    # "Calendar sync" (authorize, pick the calendar, remove authorization) and "Bind a space"
+    # buttons: calendars/views.py space_sync / space_pick.
+    change_form_template = "admin/calendars/spacecalendar/change_form.html"
+    change_list_template = "admin/calendars/spacecalendar/change_list.html"
 
     @admin.display(description="Last error")
     def short_error(self, obj: SpaceCalendar) -> str:
         return obj.last_error[:80]
+
+
+class TokenAttentionFilter(admin.SimpleListFilter):
+    """Tokens someone must act on: expired, revoked, or near the idle limit."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Expired, revoked or expiring"), ("no", "Valid")]
+
+    def queryset(self, request, queryset):
+        from .tokens import NEEDS_ATTENTION
+
+        if self.value() == "yes":
+            return queryset.filter(status__in=NEEDS_ATTENTION)
+        if self.value() == "no":
+            return queryset.exclude(status__in=NEEDS_ATTENTION)
+        return queryset
 
 
 @admin.register(UserToken)
@@ -161,12 +220,32 @@ class UserTokenAdmin(admin.ModelAdmin):
         "provider",
         "account_email",
         "status",
+        "days_idle",
         "access_token_expires_at",
         "last_refreshed_at",
         "last_used_at",
     )
-    list_filter = ("status", "provider")
+    list_filter = (TokenAttentionFilter, "status", "provider")
     search_fields = ("user__username", "account_email")
+    list_select_related = ("user", "provider")
+    actions = ["disconnect_tokens"]
+
+    @admin.display(description="Days idle")
+    def days_idle(self, obj: UserToken) -> int:
+        from .tokens import days_idle
+
+        return days_idle(obj)
+
+    @admin.action(description="Disconnect (delete the token; revoke it at Google)")
+    def disconnect_tokens(self, request, queryset) -> None:
+        from .tokens import disconnect
+
+        count = 0
+        for token in queryset.select_related("provider"):
+            disconnect(token)
+            count += 1
+        self.message_user(request, f"{count} token(s) disconnected.", messages.SUCCESS)
+
     # The token itself is never shown, not even encrypted.
     fields = (
         "user",

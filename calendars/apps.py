@@ -8,12 +8,20 @@ class CalendarsConfig(AppConfig):
     verbose_name = "Calendars"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.db.models.signals import post_save
+
         from reservations import rules
 
         from . import (
             checks,  # noqa: F401 - registers the checks
             policies,
+            tokens,
         )
 
+        # A deactivated user keeps no calendar tokens (reservations never imports calendars).
+        post_save.connect(
+            tokens.user_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid="calendars-user-tokens"
+        )
         rules.register(policies.sync_mode_policy)
         rules.register_placement(policies.placement)

@@ -29,3 +29,16 @@ def resume_stale_exports() -> int:
     for job_id, claim in claimed:
         transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
     return len(claimed)
+
+
+# -- personal tokens (calendars/tokens.py) ----------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def check_user_tokens() -> dict[str, int]:
+    """Beat, daily: silently refresh every stored personal token and record its status
+    (valid, expiring when idle near the provider's limit, expired or revoked when refused).
+    Idempotent; logs token ids and outcomes only, never token material."""
+    from . import tokens
+
+    return tokens.check_all()

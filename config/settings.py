@@ -133,6 +133,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Bulk exports whose worker died are finished by another (calendars/sync/export.py).
     "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 60.0},
+    # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
+    "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
 }
 # An export whose heartbeat is older than this is taken over (a batch beats every few seconds).
 SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=120)

@@ -19,5 +19,7 @@ urlpatterns = [
     path("accounts/oidc/<str:provider_id>/login/", signin.login),
     path("accounts/oidc/<str:provider_id>/login/callback/", signin.callback),
     path("accounts/", include("allauth.urls")),
+    # OAuth connect/callback for calendars, "Connect my calendar", the admin's setup pages.
+    path("calendars/", include("calendars.urls")),
     path("", include("reservations.urls")),
 ]

@@ -27,13 +27,14 @@ from integrations.base import (
     EventData,
     EventGone,
     ProviderConfig,
+    ProviderError,
     SyncTokenExpired,
     Throttled,
     TokenRevoked,
     UserCredentials,
     VersionConflict,
 )
-from integrations.google import auth
+from integrations.google import auth, oauth
 from integrations.google.client import GoogleClient
 from integrations.http import HttpClient, RetryPolicy
 
@@ -394,3 +395,58 @@ def test_batch_retries_a_rate_limited_part_after_its_retry_after(client, google,
     assert second.count("Content-Type: application/http") == 1
     assert "DELETE /calendar/v3/calendars/" in second and "reserva0000000002" in second
     assert batches[0].request.headers["Authorization"].startswith("Bearer ")
+
+
+# -- the OAuth code exchange -------------------------------------------------------------------
+
+
+def _id_token(claims: dict[str, Any]) -> str:
+    import base64
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'x'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def test_code_exchange_without_an_id_token_asks_userinfo(config):
+    with responses.RequestsMock() as google:
+        google.add("POST", TOKEN_URL, json=fixture("token_authorization_code.json"))
+        google.add(
+            "GET", "https://openidconnect.googleapis.com/v1/userinfo", json=fixture("userinfo.json")
+        )
+        grant = oauth.complete_authorization(
+            config, "https://reserva.test/cb/", "4/0code", "v" * 64
+        )
+        body = google.calls[0].request.body
+        sent = parse_qs(body.decode() if isinstance(body, bytes) else body)
+
+    assert grant.account_email == "alice@example.com"
+    assert grant.token["refresh_token"] == "1//0gExampleRefreshToken"
+    assert "client_secret" not in grant.token
+    assert "https://www.googleapis.com/auth/calendar" in grant.scopes
+    assert sent["code_verifier"] == ["v" * 64] and sent["grant_type"] == ["authorization_code"]
+
+
+def test_code_exchange_refuses_an_id_token_for_another_client(config):
+    answer = fixture("token_authorization_code.json") | {
+        "id_token": _id_token(
+            {"iss": "https://accounts.google.com", "aud": "someone-else", "email": "x@example.com"}
+        )
+    }
+    with responses.RequestsMock() as google:
+        google.add("POST", TOKEN_URL, json=answer)
+        with pytest.raises(AuthenticationFailed) as caught:
+            oauth.complete_authorization(config, "https://reserva.test/cb/", "4/0code", "v" * 64)
+    assert caught.value.code == "id_token"
+
+
+def test_code_exchange_without_a_refresh_token_is_refused(config):
+    answer = {k: v for k, v in fixture("token_authorization_code.json").items()}
+    del answer["refresh_token"]
+    with responses.RequestsMock() as google:
+        google.add("POST", TOKEN_URL, json=answer)
+        with pytest.raises(ProviderError) as caught:
+            oauth.complete_authorization(config, "https://reserva.test/cb/", "4/0code", "v" * 64)
+    assert caught.value.code == "no_refresh_token"
+    assert "ya29" not in str(caught.value)

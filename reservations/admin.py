@@ -20,6 +20,7 @@ from .models import (
     Amenity,
     Location,
     OpeningHours,
+    Profile,
     Reservation,
     ReservationStatus,
     Series,
@@ -303,10 +304,18 @@ class UserDeactivationAdmin(admin.ModelAdmin):
         return False
 
 
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    fields = ("time_zone", "default_location")
+    verbose_name_plural = "portal preferences"
+
+
 class ReservaUserAdmin(UserAdmin):
     """Deactivating a user (unticking Active, or the action) cancels their future bookings."""
 
     actions = ["deactivate"]
+    inlines = [*UserAdmin.inlines, ProfileInline]
 
     def save_model(self, request, obj, form, change):
         was_active = change and User.objects.filter(pk=obj.pk, is_active=True).exists()

@@ -33,6 +33,7 @@ def test_changelists_and_forms_render(admin_client, make_reservation):
         reverse("admin:reservations_location_change", args=[reservation.space.location_id]),
         reverse("admin:reservations_space_change", args=[reservation.space_id]),
         reverse("admin:auth_user_changelist"),
+        reverse("admin:auth_user_change", args=[reservation.requested_for_id]),
     ]
     for url in urls:
         response = admin_client.get(url)
@@ -160,3 +161,9 @@ def test_history_page_shows_who_changed_what_and_from_where(admin_client, make_r
     assert "boss" in page
     record = reservation.history.first()
     assert (record.change_source, record.history_user) == ("admin", admin_client.admin)
+
+
+def test_user_admin_edits_portal_preferences(admin_client, make_user, make_location):
+    user, location = make_user("pref"), make_location(name="Paris office")
+    page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
+    assert "Portal preferences" in page and "Paris office" in page

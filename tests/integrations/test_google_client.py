@@ -101,6 +101,16 @@ def test_subject_outside_the_domain_is_refused(sandbox):
     assert "mallory@elsewhere.test is not an active user" in caught.value.message
 
 
+def test_service_account_acting_as_itself_cannot_invite_rooms(sandbox):
+    client = make_client(sandbox, delegated_user="")
+
+    with pytest.raises(ConsentMissing) as caught:
+        client.create_event("primary", booking(41, resources=(ATLAS,)))
+
+    assert "acting as itself" in caught.value.message
+    assert caught.value.code == "forbiddenForServiceAccounts"
+
+
 def test_unknown_calendar_is_calendar_gone(sandbox):
     with pytest.raises(CalendarGone) as caught:
         make_client(sandbox).test_connection("c_0000@resource.calendar.google.com")

@@ -308,7 +308,7 @@ class ProfileInline(admin.StackedInline):
     model = Profile
     can_delete = False
     fields = ("time_zone", "default_location")
-    verbose_name_plural = "portal preferences"
+    verbose_name = verbose_name_plural = "portal preferences"
 
 
 class ReservaUserAdmin(UserAdmin):

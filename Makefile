@@ -33,7 +33,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	@echo
 	@trap 'kill 0' EXIT INT TERM; \
 	export $(DEV_ENV); \
-	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
+	$(BIN)/celery -A config worker -Q default,sync --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=var/celerybeat-schedule & \
 	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox --config var/sandbox/demo-config.json & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -1,4 +1,5 @@
-"""App config for calendars: registers its system checks and the sync-mode rules."""
+"""App config for calendars: registers its system checks, the sync-mode rules and the
+push receivers."""
 
 from django.apps import AppConfig
 
@@ -16,6 +17,7 @@ class CalendarsConfig(AppConfig):
         from . import (
             checks,  # noqa: F401 - registers the checks
             policies,
+            receivers,
             tokens,
         )
 
@@ -25,3 +27,4 @@ class CalendarsConfig(AppConfig):
         )
         rules.register(policies.sync_mode_policy)
         rules.register_placement(policies.placement)
+        receivers.connect()  # reservation signals -> push tasks

@@ -42,3 +42,64 @@ def check_user_tokens() -> dict[str, int]:
     from . import tokens
 
     return tokens.check_all()
+
+
+# -- push (calendars/sync/push.py, rooms.py, trouble.py) ---------------------------------------
+
+PUSH_MAX_RETRIES = 6
+ROOM_CHECKS = 6  # the room answers within seconds; the pull is the backstop after that
+ROOM_CHECK_SECONDS = 5
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=PUSH_MAX_RETRIES, acks_late=True)
+def push_reservation(self, reservation_id: int) -> str:
+    """Bring one reservation's remote event in step (create, update, delete, move or nothing).
+
+    Idempotent: a duplicate or an older queued run is a no-op. Transient provider errors are
+    retried with exponential backoff, or after the provider's Retry-After when it gave one.
+    """
+    from integrations.base import TransientError
+
+    from .sync import push
+
+    try:
+        return push.push_reservation(reservation_id).op
+    except TransientError as exc:
+        countdown = exc.retry_after or min(600, 5 * 2**self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from None
+
+
+@shared_task(ignore_result=True)
+def check_room_response(reservation_id: int, attempt: int = 1) -> str:
+    """Personal mode: the invited room's answer -> confirmed / cancelled; asks again later
+    (a few times, ``ROOM_CHECK_SECONDS`` apart) while the room has not answered."""
+    from integrations.base import TransientError
+
+    from .sync import rooms
+
+    try:
+        outcome = rooms.check_room_response(reservation_id)
+    except TransientError:
+        outcome = "waiting"
+    if outcome == "waiting" and attempt < ROOM_CHECKS:
+        check_room_response.apply_async(
+            (reservation_id, attempt + 1), countdown=ROOM_CHECK_SECONDS * attempt
+        )
+    return outcome
+
+
+@shared_task(ignore_result=True)
+def resume_binding(binding_id: int) -> int:
+    """A binding works again (re-authorized, "Resume sync"): status ok, waiting pushes queued
+    in order. Returns how many pushes were queued."""
+    from .sync import trouble
+
+    return trouble.resume_binding(binding_id)
+
+
+@shared_task(ignore_result=True)
+def resume_user(user_id: int, provider_id: int) -> int:
+    """A person reconnected their calendar: their paused pushes are queued again, in order."""
+    from .sync import trouble
+
+    return trouble.resume_user(user_id, provider_id)

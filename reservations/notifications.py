@@ -4,11 +4,16 @@ One email per person per event, covering every occurrence the event touched, wit
 the location's zone. The .ics uses METHOD:REQUEST for bookings and changes and METHOD:CANCEL
 for cancellations, a stable UID per reservation and SEQUENCE = the reservation's version, so
 calendar applications update the entry they already have instead of adding a second one.
+
+No .ics when a calendar provider already put the booking in the person's calendar (the event
+lives in their own mailbox, or they are invited to it): two entries for one booking would be
+worse than none. Whether that is so is the calendars app's knowledge, so it registers a check
+here (``register_invitation_check``); this app never imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -21,6 +26,20 @@ SUBJECTS = {
     "changed": "Changed: {space}, {when}",
     "cancelled": "Cancelled: {space}, {when}",
 }
+
+
+# Checks "does a calendar provider already invite the people of this reservation?"
+_invitation_checks: list[Callable[[Reservation], bool]] = []
+
+
+def register_invitation_check(check: Callable[[Reservation], bool]) -> None:
+    """Add a check (the calendars app's, in its ``ready()``); adding one twice is a no-op."""
+    if check not in _invitation_checks:
+        _invitation_checks.append(check)
+
+
+def provider_invites(reservation: Reservation) -> bool:
+    return any(check(reservation) for check in _invitation_checks)
 
 
 def reservation_uid(reservation: Reservation) -> str:
@@ -101,7 +120,8 @@ def send_reservation_email(event: str, reservation_ids: Sequence[int]) -> int:
     method = "CANCEL" if event == "cancelled" else "REQUEST"
     subject = SUBJECTS[event].format(space=first.space.name, when=_when(reservations))
     message = EmailMessage(subject=subject, body=_body(event, reservations), to=recipients)
-    message.attach(
-        "reservation.ics", build_ics(reservations, method), f"text/calendar; method={method}"
-    )
+    if not any(provider_invites(r) for r in reservations):
+        message.attach(
+            "reservation.ics", build_ics(reservations, method), f"text/calendar; method={method}"
+        )
     return message.send()

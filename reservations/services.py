@@ -36,6 +36,7 @@ from .models import (
     Source,
     Space,
     SpaceKind,
+    SyncMailbox,
     UserDeactivation,
 )
 from .recurrence import Recurrence, RecurrenceError, expand, localize
@@ -259,7 +260,7 @@ def book(
     source: str = Source.PORTAL,
     recurrence: Recurrence | None = None,
     skip_unavailable: bool = False,
-    status: str = ReservationStatus.CONFIRMED,
+    status: str | None = None,
     organizer_name: str = "",
     organizer_email: str = "",
     now: datetime | None = None,
@@ -268,6 +269,11 @@ def book(
 
     ``actor`` is None only for reservations that come from a remote calendar (sync); then the
     policies and the opening-hours/horizon rules do not apply, only "no overlap".
+
+    ``status`` defaults to confirmed, except when the placement puts the event in the
+    requested-for user's own calendar (sync mailbox ``user``, personal mode): the room is then
+    invited and its answer, which comes later, confirms or cancels the booking (``confirm``,
+    ``cancel``), so the booking starts ``pending`` (it holds the slot meanwhile).
     """
     now = now or timezone.now()
     if requested_for is None and actor is not None:
@@ -285,11 +291,14 @@ def book(
         kind=kind,
         attendees=attendees,
         source=source,
-        status=status,
+        status=status or ReservationStatus.CONFIRMED,
         organizer_name=organizer_name,
         organizer_email=organizer_email,
     )
     prototype.sync_mailbox = rules.sync_mailbox_for(prototype, source)
+    if status is None:
+        awaits_room = prototype.sync_mailbox == SyncMailbox.USER
+        prototype.status = ReservationStatus.PENDING if awaits_room else ReservationStatus.CONFIRMED
     _check_rules(rules.Action.CREATE, actor, prototype, source)
     _check_space(space, kind, attendees)
     check_policy = source not in REMOTE_SOURCES
@@ -573,6 +582,28 @@ def cancel(
         _mark_cancelled(targets, actor, source, reason)
     _send_after_commit(signals.reservation_cancelled, targets, actor, source)
     return targets
+
+
+def confirm(
+    *, actor: AbstractBaseUser | None, reservation: Reservation, source: str = Source.PORTAL
+) -> Reservation | None:
+    """Confirm a pending reservation (the invited room accepted). Returns the reservation, or
+    None when it is no longer pending (cancelled or confirmed meanwhile): nothing to do."""
+    with transaction.atomic():
+        current = Reservation.objects.select_for_update().filter(pk=reservation.pk).first()
+        if current is None or current.status != ReservationStatus.PENDING:
+            return None
+        current.status = ReservationStatus.CONFIRMED
+        current.version += 1
+        _save(current, actor, source)
+    _send_after_commit(
+        signals.reservation_changed,
+        [current],
+        actor,
+        source,
+        changes={"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)},
+    )
+    return current
 
 
 def _mark_cancelled(targets: Iterable[Reservation], actor, source: str, reason: str) -> None:

@@ -1,0 +1,86 @@
+"""Reservation signals -> push tasks; a binding switched back on -> its waiting pushes.
+
+The booking service sends its signals after the transaction commits (``reservations.signals``),
+so these receivers see committed rows and may enqueue at once. They enqueue only for
+reservations of spaces that sync now, or that were synced before (a move to a space that does
+not sync frees the old room; the push decides). A confirmation that *is* the room's own answer
+(pending -> confirmed) needs no push: the remote event already says so.
+
+Also here: the check that tells the booking emails to leave out their ``.ics`` when the
+provider already puts the booking in the person's calendar (registered with
+``reservations.notifications``).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Q
+
+from reservations import notifications, signals
+from reservations.models import Reservation, ReservationStatus, SyncMailbox
+
+from .models import SpaceCalendar, SyncLink
+from .policies import binding_for
+
+ROOM_ANSWER = {"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)}
+
+
+def synced_ids(reservation_ids: list[int]) -> list[int]:
+    """The reservations among these whose space syncs, or which have a remote event already."""
+    rows = Reservation.objects.filter(pk__in=reservation_ids).filter(
+        Q(space__calendar__enabled=True, space__calendar__provider__is_active=True)
+        | Q(sync_link__isnull=False)
+    )
+    wanted = set(rows.values_list("pk", flat=True))
+    return [pk for pk in reservation_ids if pk in wanted]  # keep the service's (start) order
+
+
+def enqueue_push(sender, reservation_ids: list[int], changes: dict | None = None, **kwargs) -> None:
+    if changes is not None and changes == ROOM_ANSWER:
+        return
+    from .tasks import push_reservation
+
+    for pk in synced_ids(reservation_ids):
+        push_reservation.delay(pk)
+
+
+def provider_invites(reservation: Reservation) -> bool:
+    """The provider already puts this booking in the person's calendar: the event lives in
+    their own mailbox (``user``) or they are invited from the delegated one (``other``)."""
+    if reservation.sync_mailbox not in (SyncMailbox.USER, SyncMailbox.OTHER):
+        return False
+    return binding_for(reservation) is not None
+
+
+def binding_saving(sender, instance: SpaceCalendar, **kwargs) -> None:
+    """Remember whether sync was off before this save (for ``binding_saved``)."""
+    if instance.pk is None:
+        instance._was_enabled = None
+        return
+    instance._was_enabled = (
+        SpaceCalendar.objects.filter(pk=instance.pk).values_list("enabled", flat=True).first()
+    )
+
+
+def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> None:
+    """Sync switched back on: send what changed meanwhile (links behind their reservation).
+    Nothing remote was deleted when it was switched off, so nothing is created twice."""
+    switched_on = instance.enabled and getattr(instance, "_was_enabled", None) is False
+    if switched_on and SyncLink.objects.filter(binding=instance).exists():
+        from .tasks import resume_binding
+
+        transaction.on_commit(lambda: resume_binding.delay(instance.pk))
+
+
+def connect() -> None:
+    from django.db.models.signals import post_save, pre_save
+
+    for signal in (
+        signals.reservation_created,
+        signals.reservation_changed,
+        signals.reservation_cancelled,
+    ):
+        signal.connect(enqueue_push, dispatch_uid=f"calendars.push.{id(signal)}")
+    pre_save.connect(binding_saving, sender=SpaceCalendar, dispatch_uid="calendars.binding.pre")
+    post_save.connect(binding_saved, sender=SpaceCalendar, dispatch_uid="calendars.binding.post")
+    notifications.register_invitation_check(provider_invites)

@@ -1,0 +1,58 @@
+"""The sync engine: push (this package), export and pull build on the same pieces.
+
+Modules:
+
+- ``plan``: the pure planning step of a push, ``plan(ReservationState, LinkState) -> Action``
+  (create / update / delete / move / noop), tested without the network;
+- ``push``: ``push_reservation(reservation_id)``, which re-reads the rows, locks the
+  ``SyncLink``, plans, applies through ``calendars.remote`` and records a ``SyncJob``;
+- ``rooms``: ``check_room_response(reservation_id)``, personal mode's room answer ->
+  confirmed / cancelled;
+- ``trouble``: pausing on permanent errors (``pause_binding``, ``pause_token``, one alert
+  each) and resuming in order (``resume_binding``, ``resume_user``);
+- ``export`` (the bulk export) reuses the public helpers below.
+
+Public helpers for the export and the admin flows:
+
+- ``place_of(reservation, binding) -> Place``: where the event belongs (no network);
+- ``ensure_link(reservation, binding) -> (SyncLink, made_now)``;
+- ``apply_remote_result(link, remote_event, version, place=None)``: record a created or
+  updated event on the link (ids, iCalUId, change key / etag, pushed version, state synced);
+- ``record_removed(link, version)``, ``record_failure(link_id, state, message)``;
+- ``resume_binding(binding_id)`` and ``resume_user(user_id, provider_id)``: after a
+  re-authorization or a reconnect (the tasks of the same names enqueue them).
+"""
+
+from .plan import Action, LinkState, Op, Place, ReservationState, plan
+from .push import (
+    PushResult,
+    apply_remote_result,
+    ensure_link,
+    place_of,
+    push_reservation,
+    record_failure,
+    record_removed,
+)
+from .rooms import check_room_response
+from .trouble import pause_binding, pause_token, resume_binding, resume_user
+
+__all__ = [
+    "Action",
+    "LinkState",
+    "Op",
+    "Place",
+    "PushResult",
+    "ReservationState",
+    "apply_remote_result",
+    "check_room_response",
+    "ensure_link",
+    "pause_binding",
+    "pause_token",
+    "place_of",
+    "plan",
+    "push_reservation",
+    "record_failure",
+    "record_removed",
+    "resume_binding",
+    "resume_user",
+]

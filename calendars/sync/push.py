@@ -1,0 +1,389 @@
+"""Push one reservation to its remote event: build the snapshots, plan, apply, record.
+
+``push_reservation(reservation_id)`` is what the ``calendars.push_reservation`` task runs:
+
+1. re-read the reservation (a task may run long after it was queued); a space without an
+   enabled binding and no earlier link is not pushed at all;
+2. make sure a ``SyncLink`` row exists (its own short transaction), then lock it
+   (``select_for_update``) for the rest of the push, so pushes of one reservation are applied
+   one at a time, in order; re-read the reservation under the lock: a newer change supersedes
+   an older queued one, because the plan compares versions (``pushed_version``);
+3. ``plan`` (pure, ``calendars.sync.plan``) and apply: create (idempotent in the clients:
+   Graph ``transactionId``, Google client-chosen id; when an earlier attempt's outcome is
+   unknown, look up our tagged event first), update with the remote version (If-Match; on a
+   conflict re-read and retry once), delete, or move (delete where it is, create where it
+   belongs);
+4. record the outcome on the link and in a ``SyncJob`` row (kind push).
+
+Errors say what happens next: a permanent one pauses the binding or the person's token
+(``calendars.sync.trouble``) and leaves the link ``paused``; a transient one marks it
+``failed`` and is re-raised so the task retries with backoff.
+
+On SQLite the locked section holds the database's write lock during the provider calls (tens
+of milliseconds per push): acceptable for the embedded default; on PostgreSQL only this one
+``SyncLink`` row is locked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations.base import (
+    EventGone,
+    PermanentError,
+    ProviderError,
+    RemoteEvent,
+    TlsError,
+    TransientError,
+    VersionConflict,
+)
+from reservations.models import Reservation, ReservationStatus, SyncMailbox
+
+from .. import remote
+from ..models import (
+    BindingStatus,
+    JobKind,
+    JobStatus,
+    LinkState,
+    ProviderKind,
+    SpaceCalendar,
+    SyncJob,
+    SyncLink,
+    UserToken,
+)
+from ..policies import binding_for
+from . import trouble
+from .plan import Action, Op, Place, ReservationState, plan
+from .plan import LinkState as LinkSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    op: str  # an Op value, or "paused" / "failed" / "gone"
+    detail: str = ""
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+def place_of(reservation: Reservation, binding: SpaceCalendar) -> Place:
+    """Where the reservation's event belongs (no network, no credentials needed)."""
+    provider = binding.provider
+    microsoft = provider.kind == ProviderKind.MICROSOFT
+    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
+        token = UserToken.objects.filter(
+            user_id=reservation.requested_for_id, provider=provider
+        ).first()
+        mailbox = token.account_email if token else reservation.requested_for.email
+        return Place(provider.pk, mailbox, "" if microsoft else "primary")
+    if reservation.sync_mailbox == SyncMailbox.OTHER:
+        return Place(provider.pk, provider.delegated_user_email, "" if microsoft else "primary")
+    calendar = binding.calendar_id or ("" if microsoft else binding.resource_email)
+    return Place(provider.pk, binding.resource_email, calendar)
+
+
+def reservation_state(reservation: Reservation, binding: SpaceCalendar | None) -> ReservationState:
+    return ReservationState(
+        version=reservation.version,
+        active=reservation.holds_slot,
+        space_id=reservation.space_id,
+        target=place_of(reservation, binding) if binding is not None else None,
+    )
+
+
+def link_state(link: SyncLink | None, *, fresh: bool = False) -> LinkSnapshot:
+    """``fresh``: the row was made by this very push, so no earlier attempt can have created
+    an event; otherwise a link without an event id may hide one (``uncertain``)."""
+    if link is None:
+        return LinkSnapshot()
+    binding = link.binding
+    return LinkSnapshot(
+        external_id=link.external_id,
+        place=Place(link.provider_id, link.mailbox, link.calendar_id) if link.mailbox else None,
+        pushed_version=link.pushed_version,
+        binding_space_id=binding.space_id if binding else None,
+        binding_enabled=bool(binding and binding.enabled and binding.provider.is_active),
+        uncertain=not link.external_id and not fresh,
+    )
+
+
+# -- recording (public: the bulk export records its results the same way) --------------------
+
+
+def apply_remote_result(
+    link: SyncLink, event: RemoteEvent, version: int, *, place: Place | None = None
+) -> None:
+    """Record that the remote event ``event`` now shows ``version`` of the reservation.
+
+    Saves the link: event id, iCalUId, change key / etag, pushed version, state synced, and
+    (when given) the place the event now lives in.
+    """
+    if place is not None:
+        link.provider_id, link.mailbox, link.calendar_id = (
+            place.provider_id,
+            place.mailbox,
+            place.calendar_id,
+        )
+    link.external_id = event.id
+    link.ical_uid = event.ical_uid or link.ical_uid
+    link.remote_version = event.version
+    link.pushed_version = max(version, link.pushed_version)
+    link.state = LinkState.SYNCED
+    link.last_error = ""
+    link.attempts = 0
+    link.save()
+
+
+def record_removed(link: SyncLink, version: int) -> None:
+    """Record that our event was deleted (the reservation was cancelled or moved away)."""
+    link.remote_version = ""
+    link.pushed_version = max(version, link.pushed_version)
+    link.state = LinkState.SYNCED
+    link.last_error = ""
+    link.attempts = 0
+    link.save()
+
+
+def record_failure(link_id: int, state: str, message: str) -> None:
+    """A push of this link failed (``failed``: retried; ``paused``: waits for a reconnect)."""
+    link = SyncLink.objects.filter(pk=link_id).first()
+    if link is None:
+        return
+    link.state, link.last_error, link.attempts = state, message[:2000], link.attempts + 1
+    link.save(update_fields=["state", "last_error", "attempts", "updated"])
+
+
+def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncLink, bool]:
+    """The reservation's link, made (state pending) if missing; True when made now."""
+    link = SyncLink.objects.filter(reservation=reservation).first()
+    if link is not None:
+        return link, False
+    place = place_of(reservation, binding)
+    try:
+        with transaction.atomic():
+            link = SyncLink.objects.create(
+                reservation=reservation,
+                binding=binding,
+                provider_id=place.provider_id,
+                mailbox=place.mailbox,
+                calendar_id=place.calendar_id,
+            )
+        return link, True
+    except IntegrityError:  # a concurrent push made it first
+        return SyncLink.objects.get(reservation=reservation), False
+
+
+# -- applying --------------------------------------------------------------------------------
+
+
+def _calendar_at(link: SyncLink, reservation: Reservation) -> remote.RemoteCalendar:
+    """The calendar the link's event lives in, with the credentials that write there."""
+    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
+        return remote.user_calendar(link.provider, reservation.requested_for)
+    provider = link.provider
+    return remote.RemoteCalendar(
+        remote.client_for(provider), provider.kind, link.mailbox, link.calendar_id
+    )
+
+
+def _find(calendar: remote.RemoteCalendar, reservation_id: int) -> RemoteEvent | None:
+    found = calendar.find(reservation_id)
+    return None if found is None or found.removed else found
+
+
+def _create(calendar, reservation, binding, lookup: bool) -> RemoteEvent:
+    data = remote.event_data(reservation, binding)
+    existing = _find(calendar, reservation.pk) if lookup else None
+    if existing is not None:  # created by an attempt whose answer was lost
+        return calendar.update(existing.id, data)
+    return calendar.create(data)
+
+
+def _update(calendar, link: SyncLink, reservation, binding) -> RemoteEvent:
+    data = remote.event_data(reservation, binding)
+    try:
+        return calendar.update(link.external_id, data, version=link.remote_version)
+    except VersionConflict:
+        # Changed remotely since our last write (a room's answer, someone in Outlook): re-read
+        # the current version and write ours once more; Reserva's reservation is the truth.
+        current = _find(calendar, reservation.pk)
+        if current is None:
+            return calendar.create(data)
+        return calendar.update(current.id, data, version=current.version)
+    except EventGone:
+        return calendar.create(data)  # deleted remotely while the booking still holds the slot
+
+
+def _delete(calendar, link: SyncLink, reservation, lookup: bool) -> None:
+    event_id, version = link.external_id, link.remote_version
+    if lookup:
+        found = _find(calendar, reservation.pk)
+        if found is None:
+            return
+        event_id, version = found.id, ""
+    try:
+        calendar.delete(event_id, version=version)
+    except VersionConflict:
+        calendar.delete(event_id)  # cancelled here: the booking no longer exists either way
+
+
+def _apply(action: Action, link: SyncLink, reservation, binding) -> str:
+    """Carry out the planned action; returns what was done (counted in the SyncJob)."""
+    if action.op is Op.NOOP:
+        return "noop"
+    if action.op is Op.DELETE:
+        calendar = _calendar_at(link, reservation)
+        _delete(calendar, link, reservation, action.lookup)
+        calendar.save_token()
+        record_removed(link, reservation.version)
+        return "deleted"
+    target = remote.target_for(reservation, binding)
+    place = place_of(reservation, binding)
+    if action.op is Op.MOVE:
+        old = _calendar_at(link, reservation)
+        _delete(old, link, reservation, action.lookup)
+        old.save_token()
+        event = _create(target, reservation, binding, lookup=True)
+    elif action.op is Op.CREATE:
+        event = _create(target, reservation, binding, action.lookup)
+    else:
+        event = _update(target, link, reservation, binding)
+    target.save_token()
+    link.binding = binding
+    apply_remote_result(link, event, reservation.version, place=place)
+    return "updated" if action.op is Op.UPDATE else "created"
+
+
+def _awaits_room(reservation: Reservation, done: str) -> bool:
+    return (
+        done == "created"
+        and reservation.sync_mailbox == SyncMailbox.USER
+        and reservation.status == ReservationStatus.PENDING
+    )
+
+
+def _paused_reason(reservation: Reservation, binding: SpaceCalendar | None) -> str:
+    if binding is not None and binding.status == BindingStatus.PAUSED:
+        return f"Sync is paused for this room: {binding.last_error}"
+    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for_id:
+        provider_id = binding.provider_id if binding else None
+        token = UserToken.objects.filter(
+            user_id=reservation.requested_for_id, provider_id=provider_id
+        ).first()
+        if token is None or token.status not in trouble.USABLE_TOKEN:
+            return "The person's calendar connection has expired or was revoked."
+    return ""
+
+
+def _load(reservation_id: int) -> Reservation | None:
+    return (
+        Reservation.objects.select_related("space__location", "requested_for")
+        .filter(pk=reservation_id)
+        .first()
+    )
+
+
+def push_reservation(reservation_id: int) -> PushResult:
+    """Bring the reservation's remote event in step with the reservation (see the module
+    docstring). Raises TransientError (after recording it) so the task retries."""
+    reservation = _load(reservation_id)
+    if reservation is None:
+        return PushResult("gone", "the reservation no longer exists")
+    binding = binding_for(reservation)
+    if binding is None:
+        link = SyncLink.objects.filter(reservation=reservation).first()
+        if link is None:
+            return PushResult(Op.NOOP, "the space does not sync")
+        fresh = False
+    else:
+        link, fresh = ensure_link(reservation, binding)
+    job = SyncJob.objects.create(
+        kind=JobKind.PUSH,
+        binding=binding or link.binding,
+        reservation=reservation,
+        status=JobStatus.RUNNING,
+        total=1,
+        started_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            link = (
+                SyncLink.objects.select_for_update()
+                .select_related("provider", "binding__provider")
+                .get(pk=link.pk)
+            )
+            reservation = _load(reservation_id)  # under the lock: the newest version wins
+            binding = binding_for(reservation)
+            action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
+            paused = action.op is not Op.NOOP and _paused_reason(reservation, binding)
+            if paused:
+                link.state, link.last_error = LinkState.PAUSED, paused
+                link.save(update_fields=["state", "last_error", "updated"])
+                _finish(job, JobStatus.PAUSED, error=paused)
+                return PushResult("paused", paused)
+            done = _apply(action, link, reservation, binding)
+            if binding is not None and done != "noop":
+                SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
+            if _awaits_room(reservation, done):
+                from ..tasks import check_room_response
+
+                transaction.on_commit(lambda: check_room_response.delay(reservation_id))
+    except remote.NotConnected as exc:
+        return _failed(job, link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
+    except PermanentError as exc:
+        _pause_for(exc, reservation, link)
+        return _failed(job, link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
+    except TransientError as exc:
+        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
+        raise
+    except ProviderError as exc:
+        # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
+        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
+        raise TransientError(exc.message, status=exc.status, code=exc.code) from exc
+    counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
+    _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
+    return PushResult(action.op, action.reason)
+
+
+def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) -> None:
+    """Who must fix it: the person (their own token failed) or an administrator."""
+    personal = reservation.sync_mailbox == SyncMailbox.USER and not isinstance(exc, TlsError)
+    token = (
+        UserToken.objects.filter(
+            user_id=reservation.requested_for_id, provider_id=link.provider_id
+        ).first()
+        if personal
+        else None
+    )
+    if token is not None:
+        trouble.pause_token(token.pk, exc)
+    elif link.binding_id is not None:
+        trouble.pause_binding(link.binding_id, exc.message)
+
+
+def _failed(job: SyncJob, link: SyncLink, state: str, message: str, status: str) -> PushResult:
+    record_failure(link.pk, state, message)
+    _finish(job, status, error=message)
+    log.info("Push of reservation %s: %s (%s)", link.reservation_id, status, message)
+    return PushResult(status, message)
+
+
+def _finish(
+    job: SyncJob, status: str, *, count: str | None = None, error: str = "", note: str = ""
+) -> None:
+    job.status, job.done, job.finished_at = status, 1, timezone.now()
+    job.heartbeat_at = job.finished_at
+    if count:
+        setattr(job, count, 1)
+    if error:
+        job.failed_count = 1
+        job.errors = [{"reservation": job.reservation_id, "error": error[:500]}]
+    elif note:
+        job.errors = []
+    job.save()

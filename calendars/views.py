@@ -563,8 +563,6 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
             },
             calendars=calendars,
         )
-    if list_error:
-        form.add_error(None, f"The calendars of {resource} could not be listed: {list_error}")
     return render(
         request,
         "calendars/admin/space_calendar.html",
@@ -575,6 +573,11 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
             provider=provider,
             account_email=pending["account_email"],
             form=form,
+            list_error=(
+                f"The calendars of {resource} could not be listed: {list_error}"
+                if list_error
+                else ""
+            ),
             opts=SpaceCalendar._meta,
         ),
     )

@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .admin_export import ExportAdminMixin
 from .models import (
     CalendarProvider,
     ConnectionAlias,
@@ -168,7 +169,7 @@ class SyncSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(SpaceCalendar)
-class SpaceCalendarAdmin(admin.ModelAdmin):
+class SpaceCalendarAdmin(ExportAdminMixin, admin.ModelAdmin):
     list_display = (
         "space",
         "provider",

@@ -1,0 +1,464 @@
+"""Bulk export (LibCal's "Run the Export"): every future reservation of a bound space that is
+not yet in its room calendar, sent in batches by a background job.
+
+- :func:`start_export` records a queued :class:`~calendars.models.SyncJob` and enqueues
+  ``calendars.tasks.run_export`` after commit; it refuses while another export of the same
+  binding is queued or running.
+- :func:`run_export_job` does the work. It first writes a ``pending`` SyncLink for every
+  reservation it will send, so the job can always be finished from the database alone. Then,
+  batch after batch (Graph 20 per ``$batch``, Google 50 parts), it marks the batch's links as
+  attempted, sends, and records every outcome together with the job's counts and heartbeat in
+  one transaction. A link that was attempted but has no remote id is *uncertain* (the worker
+  died, or the answer was lost): it is looked up by our tag before it is sent again. The
+  clients' creates are idempotent too (Graph ``transactionId``, Google client-chosen ids), so
+  a duplicate is impossible either way.
+- Ownership: a running job carries a ``claim``. A worker keeps going only while its claim is
+  the stored one (checked with every heartbeat), and :func:`claim_stale_exports` (beat, every
+  minute) hands a job whose heartbeat went stale to a new run with a new claim, through an
+  atomic ``UPDATE ... WHERE heartbeat_at < stale``. Broker redelivery is never relied on: a
+  redelivered ``run_export`` without the current claim does nothing.
+
+Only reservations whose sync mailbox is ``room`` are exported (application credentials into
+the room's calendar); personal and delegated ones are pushed one by one. A permanent
+credential or calendar error pauses the binding and the job; the reservations stay
+``pending`` and a new export, once someone reconnects, picks them up. Errors are listed per
+reservation with the provider error's message, which never holds a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from integrations.base import (
+    AuthenticationFailed,
+    BatchOp,
+    BatchResult,
+    CalendarGone,
+    ConsentMissing,
+    EventGone,
+    ProviderError,
+    TlsError,
+    TokenRevoked,
+    TransientError,
+)
+from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
+
+from ..models import (
+    BindingStatus,
+    JobKind,
+    JobStatus,
+    LinkState,
+    ProviderKind,
+    SpaceCalendar,
+    SyncJob,
+    SyncLink,
+)
+
+log = logging.getLogger(__name__)
+
+# Items per batch call: Graph's $batch takes 20; Google allows 1000 parts but recommends
+# staying small, and each part counts against the per-user quota anyway.
+BATCH_SIZE = {ProviderKind.MICROSOFT: 20, ProviderKind.GOOGLE: 50}
+# Rounds over what is left after transient failures; the clients already retry each
+# request and each throttled batch item, so few rounds are needed.
+MAX_ROUNDS = 5
+ROUND_PAUSE_SECONDS = 1.0  # doubled each round
+MAX_LISTED_ERRORS = 200  # keeps the job row small; failed_count still counts them all
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Errors that mean "nothing will work until someone fixes the connection": pause.
+CONNECTION_ERRORS = (AuthenticationFailed, TokenRevoked, ConsentMissing, CalendarGone, TlsError)
+
+
+class ExportRefused(Exception):
+    """The export cannot start; the message says why, for the administrator."""
+
+
+class LostClaim(Exception):
+    """Another run took this job over (our heartbeat went stale); stop quietly."""
+
+
+class Paused(Exception):
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=getattr(settings, "SYNC_EXPORT_STALE_SECONDS", 120))
+
+
+# -- what to export --------------------------------------------------------------------------
+
+
+def exportable(binding: SpaceCalendar) -> QuerySet[Reservation]:
+    """Future slot-holding reservations of the binding's space, room mailbox, not synced."""
+    return (
+        Reservation.objects.filter(
+            space_id=binding.space_id,
+            status__in=SLOT_HOLDING_STATUSES,
+            sync_mailbox=SyncMailbox.ROOM,
+            end__gt=timezone.now(),
+        )
+        .exclude(sync_link__state=LinkState.SYNCED)
+        .order_by("start", "pk")
+    )
+
+
+def has_unsynced(binding: SpaceCalendar) -> bool:
+    """Whether "Run the export" has anything to send (LibCal shows the box only then)."""
+    return exportable(binding).exists()
+
+
+def running_export(binding: SpaceCalendar) -> SyncJob | None:
+    return SyncJob.objects.filter(kind=JobKind.EXPORT, binding=binding, status__in=ACTIVE).first()
+
+
+# -- starting ---------------------------------------------------------------------------------
+
+
+def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """Queue an export of ``binding`` and enqueue its task after commit.
+
+    Raises :class:`ExportRefused` when an export of the binding is already queued or running,
+    or when the binding is disabled or paused.
+    """
+    from .. import tasks
+
+    with transaction.atomic():
+        # The binding's row lock serialises two administrators pressing the button at once.
+        binding = (
+            SpaceCalendar.objects.select_for_update().select_related("space").get(pk=binding.pk)
+        )
+        if not binding.enabled:
+            raise ExportRefused(f"Sync is turned off for {binding.space.name}; turn it on first.")
+        if binding.status == BindingStatus.PAUSED:
+            raise ExportRefused(
+                f"Sync of {binding.space.name} is paused ({binding.last_error or 'credentials'}"
+                "); reconnect, then run the export."
+            )
+        current = running_export(binding)
+        if current is not None:
+            raise ExportRefused(
+                f"An export of {binding.space.name} is already {current.get_status_display()} "
+                f"(job #{current.pk}); wait for it to finish."
+            )
+        job = SyncJob.objects.create(
+            kind=JobKind.EXPORT,
+            binding=binding,
+            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            dry_run=dry_run,
+            total=exportable(binding).count(),
+        )
+        transaction.on_commit(lambda: tasks.run_export.delay(job.pk))
+    return job
+
+
+def claim_stale_exports() -> list[tuple[int, str]]:
+    """Take over exports whose worker stopped: running with a stale heartbeat, or queued for
+    longer than that (the task message was lost). Returns (job id, new claim) pairs."""
+    now = timezone.now()
+    stale = now - stale_after()
+    candidates = SyncJob.objects.filter(kind=JobKind.EXPORT).filter(
+        Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True)
+        | Q(status=JobStatus.QUEUED, created__lt=stale)
+    )
+    claimed = []
+    for job_id in candidates.values_list("pk", flat=True)[:100]:
+        token = uuid.uuid4().hex
+        # The same condition again, atomically: of two beats racing, one UPDATE wins.
+        won = (
+            SyncJob.objects.filter(pk=job_id)
+            .filter(
+                Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+                | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True)
+                | Q(status=JobStatus.QUEUED, created__lt=stale)
+            )
+            .update(status=JobStatus.RUNNING, claim=token, heartbeat_at=now)
+        )
+        if won:
+            log.warning("export job %s was stale; resuming it", job_id)
+            claimed.append((job_id, token))
+    return claimed
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    job: SyncJob
+    claim: str
+    binding: SpaceCalendar
+    given_up: set[int] = field(default_factory=set)  # reservation ids failed for good
+
+    def beat(self, **changes: Any) -> None:
+        """Heartbeat (and any job changes) if we still own the job; else stop."""
+        changes["heartbeat_at"] = timezone.now()
+        owned = SyncJob.objects.filter(
+            pk=self.job.pk, claim=self.claim, status=JobStatus.RUNNING
+        ).update(**changes)
+        if not owned:
+            raise LostClaim
+        for key, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self.job, key, value)
+
+
+def _claim(job_id: int, claim: str) -> tuple[SyncJob, str] | None:
+    now = timezone.now()
+    if claim:
+        job = SyncJob.objects.filter(
+            pk=job_id, kind=JobKind.EXPORT, status=JobStatus.RUNNING, claim=claim
+        ).first()
+        return (job, claim) if job else None
+    token = uuid.uuid4().hex
+    won = SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, claim=token, started_at=now, heartbeat_at=now
+    )
+    if not won:
+        return None  # running elsewhere, finished, or a redelivered message
+    return SyncJob.objects.get(pk=job_id), token
+
+
+def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
+    """Run (or finish) export job ``job_id``; returns it, or None when it is not ours."""
+    claimed = _claim(job_id, claim)
+    if claimed is None:
+        return None
+    job, claim = claimed
+    binding = (
+        SpaceCalendar.objects.select_related("space__location", "provider")
+        .filter(pk=job.binding_id)
+        .first()
+        if job.binding_id
+        else None
+    )
+    if job.started_at is None:
+        SyncJob.objects.filter(pk=job.pk).update(started_at=timezone.now())
+    if binding is None or not binding.enabled:
+        return _finish(job, claim, JobStatus.FAILED, "The binding was removed or turned off.")
+    if binding.status == BindingStatus.PAUSED:
+        return _finish(job, claim, JobStatus.PAUSED, binding.last_error or "Binding paused.")
+    run = _Run(job, claim, binding)
+    run.given_up = {e["reservation"] for e in job.errors if e.get("final")}
+    try:
+        if job.dry_run:
+            _dry_run(run)
+        else:
+            _export(run)
+    except LostClaim:
+        log.warning("export job %s was taken over by another run; stopping", job.pk)
+        return None
+    except Paused as paused:
+        _pause_binding(binding, paused.error)
+        return _finish(job, claim, JobStatus.PAUSED, paused.error.message)
+    job.refresh_from_db()
+    status = JobStatus.PARTIAL if job.failed_count else JobStatus.SUCCEEDED
+    return _finish(job, claim, status)
+
+
+def _finish(job: SyncJob, claim: str, status: str, error: str = "") -> SyncJob | None:
+    changes: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+    if error:
+        changes["errors"] = [*job.errors, {"reservation": None, "error": error}][
+            -MAX_LISTED_ERRORS:
+        ]
+    if not SyncJob.objects.filter(pk=job.pk, claim=claim).update(**changes):
+        return None
+    job.refresh_from_db()
+    return job
+
+
+def _pause_binding(binding: SpaceCalendar, error: ProviderError) -> None:
+    """Pause the binding the way pushes do (one alert to the admins); a reconnect resumes."""
+    from . import trouble
+
+    trouble.pause_binding(binding.pk, error.message)
+
+
+def _dry_run(run: _Run) -> None:
+    """Build every payload, send nothing; the job says how many would be sent."""
+    from ..remote import event_data
+
+    built, errors = 0, []
+    reservations = exportable(run.binding).select_related("space__location", "requested_for")
+    for reservation in reservations.iterator(chunk_size=500):
+        try:
+            event_data(reservation, run.binding)
+            built += 1
+        except Exception as exc:  # a payload that cannot be built is the finding
+            errors.append({"reservation": reservation.pk, "error": type(exc).__name__})
+    run.beat(total=built + len(errors), done=built + len(errors), errors=errors[:MAX_LISTED_ERRORS],
+             failed_count=len(errors))  # fmt: skip
+
+
+def _ensure_links(binding: SpaceCalendar) -> None:
+    """A pending SyncLink for every reservation to export, before anything is sent."""
+    missing = exportable(binding).filter(sync_link__isnull=True).values_list("pk", flat=True)
+    provider_id, mailbox = binding.provider_id, binding.resource_email
+    ids = list(missing)
+    for start in range(0, len(ids), 1000):
+        SyncLink.objects.bulk_create(
+            [
+                SyncLink(
+                    reservation_id=pk,
+                    binding=binding,
+                    provider_id=provider_id,
+                    mailbox=mailbox,
+                    calendar_id=binding.calendar_id,
+                    state=LinkState.PENDING,
+                )
+                for pk in ids[start : start + 1000]
+            ],
+            ignore_conflicts=True,  # a push may have made one meanwhile: keep it
+        )
+
+
+def _export(run: _Run) -> None:
+    from ..remote import room_calendar
+
+    binding = run.binding
+    calendar = room_calendar(binding)
+    size = BATCH_SIZE.get(binding.provider.kind, 20)
+    run.beat()
+    for round_ in range(MAX_ROUNDS):
+        last_round = round_ == MAX_ROUNDS - 1
+        _ensure_links(binding)
+        todo = list(exportable(binding).exclude(pk__in=run.given_up).values_list("pk", flat=True))
+        if not todo:
+            return
+        if round_:
+            time.sleep(min(ROUND_PAUSE_SECONDS * 2 ** (round_ - 1), 30))
+            run.beat()
+        for start in range(0, len(todo), size):
+            _send_batch(run, calendar, todo[start : start + size], last_round)
+
+
+def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round: bool) -> None:
+    from ..remote import event_data
+
+    binding = run.binding
+    reservations = {
+        r.pk: r
+        for r in exportable(binding)
+        .filter(pk__in=reservation_ids)
+        .select_related("space__location", "requested_for", "sync_link")
+    }
+    if not reservations:
+        return
+    links = {pk: r.sync_link for pk, r in reservations.items()}
+    # Attempted before but no remote id: the outcome is unknown; look before sending again.
+    uncertain = [pk for pk, link in links.items() if link.attempts and not link.external_id]
+    SyncLink.objects.filter(pk__in=[link.pk for link in links.values()]).update(
+        attempts=F("attempts") + 1
+    )
+    run.beat()
+    outcomes: dict[int, BatchResult] = {}
+    actions: dict[int, str] = {}
+    for pk in uncertain:
+        try:
+            found = calendar.find(pk)
+        except ProviderError as error:
+            if isinstance(error, CONNECTION_ERRORS):
+                raise Paused(error) from error
+            outcomes[pk] = BatchResult(str(pk), error=error)
+            continue
+        if found is not None:
+            outcomes[pk], actions[pk] = BatchResult(str(pk), event=found), "found"
+    versions = {pk: r.version for pk, r in reservations.items()}
+    ops = []
+    for pk, reservation in reservations.items():
+        if pk in outcomes:
+            continue
+        link = links[pk]
+        data = event_data(reservation, binding)
+        if link.external_id:  # the event exists but shows an older version
+            ops.append(BatchOp(str(pk), "update", data, event_id=link.external_id))
+            actions[pk] = "update"
+        else:
+            ops.append(BatchOp(str(pk), "create", data))
+            actions[pk] = "create"
+    if ops:
+        try:
+            results = calendar.batch(ops)
+        except ProviderError as error:
+            if isinstance(error, CONNECTION_ERRORS):
+                raise Paused(error) from error
+            results = [BatchResult(op.key, error=error) for op in ops]
+        for result in results:
+            if isinstance(result.error, CONNECTION_ERRORS):
+                raise Paused(result.error)
+            outcomes[int(result.key)] = result
+    _record(run, reservations, links, versions, outcomes, actions, last_round)
+
+
+def _record(run, reservations, links, versions, outcomes, actions, last_round) -> None:
+    """Every outcome of one batch, with the job's counts and heartbeat, in one transaction."""
+    created = updated = done = failed = 0
+    errors: list[dict[str, Any]] = []
+    with transaction.atomic():
+        for pk, result in outcomes.items():
+            link = links[pk]
+            if result.ok and result.event is not None:
+                # A push that synced this reservation meanwhile wins (it may be newer).
+                SyncLink.objects.filter(pk=link.pk).exclude(state=LinkState.SYNCED).update(
+                    external_id=result.event.id,
+                    ical_uid=result.event.ical_uid,
+                    remote_version=result.event.version,
+                    pushed_version=versions[pk],
+                    state=LinkState.SYNCED,
+                    last_error="",
+                    attempts=0,  # the outcome is known now
+                    mailbox=run.binding.resource_email,
+                    calendar_id=run.binding.calendar_id,
+                    binding=run.binding,
+                    updated=timezone.now(),
+                )
+                done += 1
+                created += actions.get(pk) == "create"
+                updated += actions.get(pk) == "update"
+                continue
+            error = result.error or TransientError("The provider returned no event.")
+            changes: dict[str, Any] = {
+                "state": LinkState.FAILED,
+                "last_error": error.message[:1000],
+                "updated": timezone.now(),
+            }
+            if isinstance(error, EventGone):
+                changes["external_id"] = ""  # deleted remotely: create it anew next round
+            SyncLink.objects.filter(pk=link.pk).exclude(state=LinkState.SYNCED).update(**changes)
+            final = last_round or not isinstance(error, TransientError | EventGone)
+            if final:
+                run.given_up.add(pk)
+                done += 1
+                failed += 1
+                errors.append(
+                    {
+                        "reservation": pk,
+                        "start": reservations[pk].start.isoformat(),
+                        "error": error.message,
+                        "code": error.code or (str(error.status) if error.status else ""),
+                        "final": True,
+                    }
+                )
+        job = run.job
+        run.beat(
+            done=job.done + done,
+            # Reservations booked after the start are exported too; the total follows.
+            total=max(job.total, job.done + done),
+            created_count=job.created_count + created,
+            updated_count=job.updated_count + updated,
+            failed_count=job.failed_count + failed,
+            errors=(job.errors + errors)[-MAX_LISTED_ERRORS:] if errors else job.errors,
+        )

@@ -346,6 +346,11 @@ def push_reservation(reservation_id: int) -> PushResult:
         # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
         _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
         raise TransientError(exc.message, status=exc.status, code=exc.code) from exc
+    except Exception:
+        # A bug or a lost database: the outcome of a create is unknown, and the link (not made
+        # by this attempt any more) makes the next attempt look the event up first.
+        _failed(job, link, LinkState.FAILED, "Unexpected error (see the worker log).", "failed")
+        raise
     counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
     _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
     return PushResult(action.op, action.reason)

@@ -9,6 +9,8 @@ PORT ?= 8000
 SANDBOX_PORT ?= 8443
 # Development defaults; anything already in the environment (or .env) wins.
 DEV_ENV := DEBUG=$${DEBUG:-true}
+# make run: OAuth redirect URIs follow PORT (the sandbox registers them for it, see seed_demo).
+RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench-booking screenshots clean
@@ -23,8 +25,8 @@ install: $(STAMP)  ## create the virtual environment and install the locked depe
 
 run: install  ## migrate, load demo data once, start web + Celery worker + beat + provider sandbox
 	@mkdir -p var
-	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
-	$(DEV_ENV) $(BIN)/python manage.py seed_demo --portal-port $(PORT) --sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --portal-port $(PORT) --sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox
 	@echo
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob"
@@ -32,7 +34,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	@echo "  Stop everything with Ctrl+C."
 	@echo
 	@trap 'kill 0' EXIT INT TERM; \
-	export $(DEV_ENV); \
+	export $(RUN_ENV); \
 	$(BIN)/celery -A config worker -Q default,sync --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=var/celerybeat-schedule & \
 	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox --config var/sandbox/demo-config.json & \

@@ -32,6 +32,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -96,25 +97,18 @@ def _admin_context(request: HttpRequest, title: str, **extra: Any) -> dict[str, 
 
 
 def _resume(name: str, *args: int) -> None:
-    """Tell the push engine that credentials are back, so paused work resumes.
+    """Tell the push engine that credentials are back, so paused work resumes in order.
 
-    Looked up lazily: the engine (``calendars.sync``) may not provide the hook in every
-    build, and a reconnection must succeed regardless of it.
+    ``calendars.tasks.resume_user`` / ``resume_binding`` are enqueued after the commit: the
+    reconnection is saved first, and the re-pushes run in a worker, not in this request.
     """
-    from importlib import import_module
+    from . import tasks
 
-    for module_name in ("calendars.sync", "calendars.sync.push"):
-        try:
-            hook = getattr(import_module(module_name), name, None)
-        except ImportError:
-            continue
-        if hook is not None:
-            try:
-                hook(*args)
-            except Exception:  # the reconnection is saved either way; the engine logs its own
-                log.exception("calendars: %s%r failed", name, args)
-            return
-    log.info("calendars: no %s hook yet; paused work resumes on the next sync run", name)
+    task = getattr(tasks, name, None)
+    if task is None:  # an engine without the hook: the next sync run picks the work up
+        log.info("calendars: no %s task; paused work resumes on the next sync run", name)
+        return
+    transaction.on_commit(lambda: task.delay(*args))
 
 
 def _begin(

@@ -278,3 +278,21 @@ def test_deactivating_a_user_removes_their_tokens(sandbox, make_user):
     stayer.is_active = False
     stayer.save()  # any path that deactivates (the user admin, a shell) is covered
     assert not UserToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_reconnecting_and_reauthorizing_resume_paused_work(
+    sandbox, client, person, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The push engine's resume tasks run after the commit, with the right ids."""
+    from calendars.sync import trouble
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(trouble, "resume_user", lambda *args: calls.append(("user", *args)) or 0)
+    monkeypatch.setattr(
+        trouble, "resume_binding", lambda *args: calls.append(("binding", *args)) or 0
+    )
+    provider = make_microsoft(sandbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        connect(client, sandbox, provider)
+    assert calls == [("user", person.pk, provider.pk)]

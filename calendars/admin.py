@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .admin_export import ExportAdminMixin
+from .admin_sync import SyncResumeMixin
 from .models import (
     CalendarProvider,
     ConnectionAlias,
@@ -169,7 +170,7 @@ class SyncSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(SpaceCalendar)
-class SpaceCalendarAdmin(ExportAdminMixin, admin.ModelAdmin):
+class SpaceCalendarAdmin(SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin):
     list_display = (
         "space",
         "provider",

@@ -248,3 +248,32 @@ def test_a_space_without_an_enabled_binding_is_not_pushed(make_user, make_space)
     reservation = _book(make_user, make_space())
     assert push.push_reservation(reservation.pk).op == Op.NOOP
     assert not SyncLink.objects.exists() and not SyncJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_details_page_and_admin_show_the_sync_status_and_id(ms_binding, sandbox, make_user, client):
+    reservation = _book(make_user, ms_binding.space)
+    link = SyncLink.objects.get(reservation=reservation)
+    client.force_login(reservation.requested_for)
+    page = client.get(f"/reservations/{reservation.pk}/").content.decode()
+    assert "In the calendar" in page and link.external_id[:20] in page
+
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    change = client.get(f"/admin/reservations/reservation/{reservation.pk}/change/")
+    assert link.external_id in change.content.decode()
+    listing = client.get("/admin/calendars/syncjob/?kind__exact=push").content.decode()
+    assert "Retry failed" in listing and "Sync now" in listing
+    assert client.get("/admin/reservations/reservation/").status_code == 200
+    assert client.get("/admin/calendars/synclink/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_see_a_banner_while_a_room_is_paused(ms_binding, make_user, client):
+    ms_binding.status, ms_binding.last_error = "paused", "The client secret is wrong."
+    ms_binding.save()
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    assert "Calendar sync is paused for 1 room" in client.get("/").content.decode()
+    client.force_login(make_user())
+    assert "Calendar sync is paused" not in client.get("/").content.decode()

@@ -1,0 +1,151 @@
+"""Admin for push visibility: sync jobs (filters, "Retry failed", "Sync now"), sync links
+(read-only), a sync column and inline on the reservation page, and "Resume sync" for
+bindings (``SyncResumeMixin``, mixed into the SpaceCalendar admin in ``calendars/admin.py``).
+
+``reservations`` never imports ``calendars``: the reservation admin is extended from here, by
+re-registering a subclass with the sync inline and column.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from reservations.admin import ReservationAdmin
+from reservations.models import Reservation
+
+from .models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink
+
+
+def _enqueue_pushes(reservation_ids) -> int:
+    from .tasks import push_reservation
+
+    ids = sorted({pk for pk in reservation_ids if pk})
+    for pk in ids:
+        push_reservation.delay(pk)
+    return len(ids)
+
+
+@admin.register(SyncJob)
+class SyncJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "binding",
+        "reservation_id",
+        "created_count",
+        "updated_count",
+        "deleted_count",
+        "failed_count",
+        "started_at",
+        "finished_at",
+        "first_error",
+    )
+    list_filter = ("kind", "status", "binding")
+    list_select_related = ("binding__space",)
+    search_fields = ("reservation__id", "binding__space__name", "binding__resource_email")
+    date_hierarchy = "created"
+    actions = ["retry_failed", "sync_now"]
+    readonly_fields = [f.name for f in SyncJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a record of what happened
+
+    @admin.display(description="Error")
+    def first_error(self, obj: SyncJob) -> str:
+        errors = obj.errors or []
+        first = errors[0] if errors else ""
+        return str(first.get("error", first) if isinstance(first, dict) else first)[:100]
+
+    @admin.action(description="Retry failed pushes of the selected jobs")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[SyncJob]) -> None:
+        failed = queryset.filter(
+            kind=JobKind.PUSH, status__in=(JobStatus.FAILED, JobStatus.PAUSED, JobStatus.PARTIAL)
+        )
+        count = _enqueue_pushes(failed.values_list("reservation_id", flat=True))
+        self.message_user(request, f"{count} push(es) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Sync now: push the selected jobs' reservations again")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[SyncJob]) -> None:
+        count = _enqueue_pushes(queryset.values_list("reservation_id", flat=True))
+        self.message_user(request, f"{count} push(es) queued.", messages.SUCCESS)
+
+
+@admin.register(SyncLink)
+class SyncLinkAdmin(admin.ModelAdmin):
+    list_display = (
+        "reservation_id",
+        "binding",
+        "mailbox",
+        "state",
+        "external_id",
+        "pushed_version",
+        "attempts",
+        "updated",
+    )
+    list_filter = ("state", "provider", "binding")
+    search_fields = ("reservation__id", "external_id", "ical_uid", "mailbox")
+    list_select_related = ("binding__space",)
+    readonly_fields = [f.name for f in SyncLink._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # written by the sync engine only
+
+
+class SyncLinkInline(admin.StackedInline):
+    model = SyncLink
+    fields = ("state", "mailbox", "external_id", "ical_uid", "pushed_version", "last_error")
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    verbose_name = "calendar sync"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReservationSyncAdmin(ReservationAdmin):
+    """The reservations app's admin plus the sync state of the reservation."""
+
+    inlines = [*ReservationAdmin.inlines, SyncLinkInline]
+    list_display = (*ReservationAdmin.list_display, "sync_state")
+    list_select_related = (*ReservationAdmin.list_select_related, "sync_link")
+
+    @admin.display(description="Sync")
+    def sync_state(self, obj: Reservation) -> str:
+        link = getattr(obj, "sync_link", None)
+        return link.get_state_display() if link else "-"
+
+
+if admin.site.is_registered(Reservation):
+    admin.site.unregister(Reservation)
+admin.site.register(Reservation, ReservationSyncAdmin)
+
+
+class SyncResumeMixin:
+    """Adds "Resume sync" to the SpaceCalendar admin, next to its other actions."""
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if self.has_change_permission(request):
+            actions["resume_sync"] = self.get_action("resume_sync")
+        return actions
+
+    @admin.action(description="Resume sync (after fixing the connection)")
+    def resume_sync(self, request: HttpRequest, queryset: QuerySet[SpaceCalendar]) -> None:
+        from .tasks import resume_binding
+
+        bindings = list(queryset.filter(enabled=True))
+        for binding in bindings:
+            resume_binding.delay(binding.pk)
+        self.message_user(
+            request, f"Sync resumed for {len(bindings)} space calendar(s).", messages.SUCCESS
+        )

@@ -1,0 +1,199 @@
+"""Bulk export end to end: real Celery worker processes over Redis, PostgreSQL, and the
+provider sandbox (in this process; the workers reach it through the ConnectionAlias rows).
+
+- a worker killed with SIGKILL after at least one batch and before the last, a new worker,
+  and ``resume_stale_exports``: every reservation exported exactly once; then running the
+  export again creates nothing, and a dry run sends nothing;
+- 20% of Graph calls faulted (500, 503, dropped connections) during an export of 500
+  reservations: exactly one remote event per reservation, with equal times and titles.
+
+Each test consumes a private queue, so nothing else takes its tasks and nothing stale is in it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+from calendars import remote
+from calendars.models import JobKind, JobStatus, LinkState, SyncJob, SyncLink
+from calendars.sync import export
+from integrations.sandbox.config import DEMO_CLIENT_ID
+from tests.calendars.conftest import control
+from tests.calendars.export_helpers import (
+    bulk_reservations,
+    events_by_tag,
+    graph_requests,
+    state_events,
+)
+from tests.conftest import ROOT, subprocess_env, wait_for
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.PAUSED)
+
+
+@pytest.fixture
+def queue():
+    """Tasks sent from this process go to a private queue that the test's workers consume."""
+    from config.celery import app
+
+    name = f"test-export-{uuid.uuid4().hex[:8]}"
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = name
+    yield name
+    app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def start_worker(queue: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"),
+            *("--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle"),
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(REDIS_URL=settings.REDIS_URL),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def job_state(job_id: int) -> SyncJob:
+    return SyncJob.objects.get(pk=job_id)
+
+
+def wait_finished(job_id: int, timeout: float) -> SyncJob:
+    job = wait_for(lambda: (j := job_state(job_id)).status in FINISHED and j, timeout=timeout)
+    assert job, f"export #{job_id} did not finish in {timeout} s: {job_state(job_id).__dict__}"
+    return job
+
+
+def release_leases_of(binding) -> None:
+    """What the killed worker held in the shared limiter expires after its lease (120 s);
+    let it expire now rather than make the test wait."""
+    import redis
+
+    backend = remote._limiter_backend(binding.provider.kind)
+    inflight = backend._keys(f"graph:{DEMO_CLIENT_ID}:{binding.resource_email.lower()}")[0]
+    redis.Redis.from_url(settings.REDIS_URL).delete(inflight)
+
+
+def test_a_killed_worker_is_replaced_and_every_reservation_is_exported_once(
+    queue, sandbox, ms_binding, make_user, settings
+):
+    binding = ms_binding
+    rows = bulk_reservations(binding.space, make_user(), 200)
+    # 20 ms per batch item: a batch of 20 takes 0.4 s, the export about 4 s: time to kill it.
+    control(sandbox, "PUT", "latency", json={"per_request": 0.0, "per_item": 0.02})
+    first = start_worker(queue)
+    second = None
+    try:
+        # (d) A dry run through the worker sends nothing.
+        dry = export.start_export(binding, None, dry_run=True)
+        dry = wait_finished(dry.pk, 60)
+        assert (dry.status, dry.total, dry.done) == (JobStatus.SUCCEEDED, 200, 200)
+        assert graph_requests(sandbox)["service"].get("graph", 0) == 0
+        assert not SyncLink.objects.exists()
+
+        job = export.start_export(binding, None)
+        progressed = wait_for(lambda: job_state(job.pk).done >= 20, timeout=60)
+        assert progressed, "no batch was recorded within 60 s"
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        killed = job_state(job.pk)
+        assert killed.status == JobStatus.RUNNING and 20 <= killed.done < 200, killed.done
+        assert len(events_by_tag(sandbox)) < 200
+        release_leases_of(binding)
+
+        # Nothing moves until the heartbeat is stale; then beat's task hands it over.
+        settings.SYNC_EXPORT_STALE_SECONDS = 1
+        time.sleep(1.5)
+        second = start_worker(queue)
+        from calendars.tasks import resume_stale_exports
+
+        assert resume_stale_exports() == 1
+        assert resume_stale_exports() == 0  # claimed: not handed out twice
+        job = wait_finished(job.pk, 90)
+        assert (job.status, job.done, job.total, job.failed_count) == (
+            JobStatus.SUCCEEDED, 200, 200, 0,
+        )  # fmt: skip
+        tags = events_by_tag(sandbox)
+        assert set(tags) == {r.pk for r in rows} and set(tags.values()) == {1}
+        assert SyncLink.objects.filter(state=LinkState.SYNCED).count() == 200
+
+        # (c) Running it twice creates nothing twice.
+        batches = graph_requests(sandbox)["endpoint"]["graph $batch"]
+        again = wait_finished(export.start_export(binding, None).pk, 60)
+        assert (again.status, again.total, again.created_count) == (JobStatus.SUCCEEDED, 0, 0)
+        assert graph_requests(sandbox)["endpoint"]["graph $batch"] == batches
+        assert sum(events_by_tag(sandbox).values()) == 200
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+
+
+def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
+    queue, sandbox, ms_binding, make_user
+):
+    binding = ms_binding
+    ada = make_user("ada", first_name="Ada", last_name="Lovelace")
+    rows = bulk_reservations(binding.space, ada, 500)
+    # 20% of Graph requests fail: 500, 503 (Retry-After 1) or a dropped connection, each at
+    # r = 7.17% (1 - (1 - r)^3 = 0.2). 500s and 503s also hit single $batch items; a dropped
+    # connection is a property of an HTTP request, so it hits whole $batch requests and
+    # look-ups, not items (one dropped item would drop its whole batch).
+    faults = [
+        {"kind": "500", "service": "graph"},
+        {"kind": "503", "service": "graph", "retry_after": 1},
+        {"kind": "drop", "service": "graph", "path": r"/\$batch$"},
+        {"kind": "drop", "service": "graph", "method": "GET", "path": "/events$"},
+    ]
+    for fault in faults:
+        control(sandbox, "POST", "faults", json=fault | {"rate": 0.0717, "count": None})
+    worker = start_worker(queue)
+    try:
+        job = export.start_export(binding, None)
+        job = wait_finished(job.pk, 240)
+    finally:
+        stop(worker)
+    fired = {}
+    for fault in control(sandbox, "GET", "faults")["value"]:
+        fired[fault["kind"]] = fired.get(fault["kind"], 0) + fault["fired"]
+    control(sandbox, "DELETE", "faults")
+    assert min(fired.values()) > 5 and sum(fired.values()) > 50, fired  # they did fire
+    assert (job.status, job.done, job.created_count, job.failed_count) == (
+        JobStatus.SUCCEEDED, 500, 500, 0,
+    ), job.errors  # fmt: skip
+
+    remote_rows = {e["tag"]: e for e in state_events(sandbox)}
+    tags = events_by_tag(sandbox)
+    assert set(tags) == {r.pk for r in rows} and set(tags.values()) == {1}
+    for reservation in rows:
+        event = remote_rows[reservation.pk]
+        assert (event["start"], event["end"]) == (reservation.start, reservation.end)
+        assert event["subject"] == remote.event_title(reservation) == "Ada Lovelace"
+    assert SyncJob.objects.filter(kind=JobKind.EXPORT).count() == 1

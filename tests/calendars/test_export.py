@@ -301,3 +301,24 @@ def test_unknown_job_or_binding_is_404_and_get_is_refused(client, staff, binding
     )
     get = client.get(reverse("admin:calendars_spacecalendar_export", args=[binding.pk]))
     assert get.status_code == 405 and not SyncJob.objects.exists()
+
+
+def test_google_export_uses_batches_of_50(
+    sandbox, google_binding, make_user, django_capture_on_commit_callbacks
+):
+    from tests.calendars.conftest import GOOGLE_ROOM, remote_events
+
+    rows = bulk_reservations(google_binding.space, make_user(), 60)
+
+    job = _export(google_binding, django_capture_on_commit_callbacks)
+
+    assert (job.status, job.created_count, job.failed_count) == (JobStatus.SUCCEEDED, 60, 0)
+    events = remote_events(sandbox, "google", GOOGLE_ROOM)
+    tags = sorted(
+        int(e["extendedProperties"]["private"]["reservation_id"])
+        for e in events
+        if "reservation_id" in e.get("extendedProperties", {}).get("private", {})
+    )
+    assert tags == sorted(r.pk for r in rows)
+    batches = [k for k in graph_requests(sandbox)["endpoint"] if "batch" in k]
+    assert sum(graph_requests(sandbox)["endpoint"][k] for k in batches) == 2  # 50 + 10

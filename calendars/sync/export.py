@@ -46,6 +46,7 @@ from integrations.base import (
     CalendarGone,
     ConsentMissing,
     EventGone,
+    PermanentError,
     ProviderError,
     TlsError,
     TokenRevoked,
@@ -263,6 +264,12 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
     except Paused as paused:
         _pause_binding(binding, paused.error)
         return _finish(job, claim, JobStatus.PAUSED, paused.error.message)
+    except Exception as exc:
+        # A bug or a database outage: say so on the job (beat would otherwise resume it over
+        # and over) and let the task log the traceback.
+        _finish(job, claim, JobStatus.FAILED, f"Internal error ({type(exc).__name__}); "
+                "see the worker's log. Run the export again once it is fixed.")  # fmt: skip
+        raise
     job.refresh_from_db()
     status = JobStatus.PARTIAL if job.failed_count else JobStatus.SUCCEEDED
     return _finish(job, claim, status)
@@ -382,7 +389,14 @@ def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round
         if pk in outcomes:
             continue
         link = links[pk]
-        data = event_data(reservation, binding)
+        try:
+            data = event_data(reservation, binding)
+        except Exception as exc:  # one unbuildable reservation must not stop the others
+            log.exception("export: cannot build the event of reservation %s", pk)
+            outcomes[pk] = BatchResult(
+                str(pk), error=PermanentError(f"Cannot build the event ({type(exc).__name__}).")
+            )
+            continue
         if link.external_id:  # the event exists but shows an older version
             ops.append(BatchOp(str(pk), "update", data, event_id=link.external_id))
             actions[pk] = "update"

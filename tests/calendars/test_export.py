@@ -322,3 +322,28 @@ def test_google_export_uses_batches_of_50(
     assert tags == sorted(r.pk for r in rows)
     batches = [k for k in graph_requests(sandbox)["endpoint"] if "batch" in k]
     assert sum(graph_requests(sandbox)["endpoint"][k] for k in batches) == 2  # 50 + 10
+
+
+def test_one_unbuildable_reservation_is_listed_and_the_others_go(
+    sandbox, binding, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    from calendars import remote
+
+    rows = bulk_reservations(binding.space, make_user(), 5)
+    real = remote.event_data
+
+    def broken(reservation, binding):
+        if reservation.pk == rows[2].pk:
+            raise ValueError("no")
+        return real(reservation, binding)
+
+    monkeypatch.setattr(remote, "event_data", broken)
+    job = _export(binding, django_capture_on_commit_callbacks)
+
+    assert (job.status, job.done, job.created_count, job.failed_count) == (
+        JobStatus.PARTIAL, 5, 4, 1,
+    )  # fmt: skip
+    assert [e["reservation"] for e in job.errors] == [rows[2].pk]
+    assert "ValueError" in job.errors[0]["error"]
+    assert set(events_by_tag(sandbox)) == {r.pk for r in rows} - {rows[2].pk}
+    assert SyncLink.objects.get(reservation=rows[2]).state == LinkState.FAILED

@@ -314,7 +314,7 @@ def push_reservation(reservation_id: int) -> PushResult:
     try:
         with transaction.atomic():
             link = (
-                SyncLink.objects.select_for_update()
+                SyncLink.objects.select_for_update(of=("self",))
                 .select_related("provider", "binding__provider")
                 .get(pk=link.pk)
             )

@@ -1,0 +1,82 @@
+"""End to end: a real Celery worker process, over Redis and PostgreSQL, pushes bookings made
+through the booking service to the sandbox (which runs in this test process; the worker
+reaches it through the provider's aliases in the shared test database)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import UTC, timedelta
+
+import pytest
+from django.conf import settings
+
+from calendars.models import SyncLink
+from reservations import services
+from tests.calendars.conftest import MS_ROOM, remote_events
+from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_creates_moves_and_cancels_the_event(ms_binding, sandbox, make_user):
+    from config.celery import app
+
+    queue = f"test-push-{uuid.uuid4().hex[:8]}"  # private: nothing else consumes it
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
+         "--without-gossip"],
+        cwd=ROOT,
+        env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    routes = app.conf.task_routes
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
+    app.amqp.flush_routes()  # Celery caches the routing table
+    try:
+        user = make_user()
+        start = local(ms_binding.space.location, next_weekday(2), 10)
+        reservation = services.book(
+            actor=user, space=ms_binding.space, start=start, end=start + timedelta(hours=1)
+        ).reservations[0]
+        created = wait_for(lambda: remote_events(sandbox, "microsoft", MS_ROOM), timeout=60)
+        assert created and len(created) == 1, "the worker pushed nothing within 60 s"
+
+        moved = services.change(
+            actor=user,
+            reservation=reservation,
+            start=start + timedelta(hours=2),
+            end=start + timedelta(hours=3),
+        )[0]
+
+        def moved_remotely():
+            link = SyncLink.objects.filter(reservation=reservation).first()
+            return link is not None and link.pushed_version == moved.version
+
+        assert wait_for(moved_remotely, timeout=60), "the move did not reach the room"
+        (event,) = remote_events(sandbox, "microsoft", MS_ROOM)
+        assert event["id"] == created[0]["id"]
+        assert event["start"]["dateTime"].startswith(
+            moved.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        )  # Graph answers in UTC
+
+        services.cancel(actor=user, reservation=moved)
+        gone = wait_for(lambda: not remote_events(sandbox, "microsoft", MS_ROOM), timeout=60)
+        assert gone, "the cancellation did not reach the room"
+    finally:
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        app.conf.task_routes = routes
+        app.amqp.flush_routes()
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print(worker.stdout.read()[-4000:])  # shown by pytest when the test fails

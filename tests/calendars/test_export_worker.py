@@ -185,9 +185,9 @@ def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
         fired[fault["kind"]] = fired.get(fault["kind"], 0) + fault["fired"]
     control(sandbox, "DELETE", "faults")
     assert min(fired.values()) > 5 and sum(fired.values()) > 50, fired  # they did fire
-    assert (job.status, job.done, job.created_count, job.failed_count) == (
-        JobStatus.SUCCEEDED, 500, 500, 0,
-    ), job.errors  # fmt: skip
+    assert (job.status, job.done, job.failed_count) == (JobStatus.SUCCEEDED, 500, 0), job.errors
+    # Items whose answer was lost but which had landed were found by our tag, not created.
+    assert 400 < job.created_count <= 500
 
     remote_rows = {e["tag"]: e for e in state_events(sandbox)}
     tags = events_by_tag(sandbox)

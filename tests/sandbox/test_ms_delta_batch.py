@@ -180,3 +180,18 @@ def test_each_batch_item_counts_against_the_mailbox_limit(graph, sandbox):
     assert graph("GET", f"/users/{ROOM2}/events").status_code == 200
     counters = http.get(f"{sandbox.base_url}/_sandbox/api/counters").json()
     assert counters["mailbox"][ROOM] == 8 and counters["status"]["429"] == 3
+
+
+def test_an_unordered_batch_runs_four_items_at_a_time(graph, sandbox):
+    """Graph sends at most 4 items of an unordered batch to Outlook at once: with a mailbox
+    cap of 3 in flight and items that take a while, the 4th concurrent item is throttled."""
+    http = session_for(sandbox)
+    http.put(f"{sandbox.base_url}/_sandbox/api/limits", json={"graph": {"max_in_flight": 3}})
+    http.put(f"{sandbox.base_url}/_sandbox/api/latency", json={"per_item": 0.3})
+    response = graph("POST", "/$batch", json={"requests": [_get(i) for i in range(4)]})
+    statuses = sorted(r["status"] for r in response.json()["responses"])
+    assert statuses == [200, 200, 200, 429]
+    # With dependsOn, items run one at a time: nothing is throttled.
+    chained = [_get(0)] + [{**_get(i), "dependsOn": [str(i - 1)]} for i in range(1, 4)]
+    response = graph("POST", "/$batch", json={"requests": chained})
+    assert sorted(r["status"] for r in response.json()["responses"]) == [200] * 4

@@ -6,12 +6,16 @@ limits (a throttled item gets its own 429 and ``retry-after`` while the batch is
 delayed by the per-item latency and open to injected faults. Responses come back in an
 order of the sandbox's choosing, as Graph allows; clients must correlate by ``id``.
 ``dependsOn`` makes items wait; an item whose dependency failed gets 424.
+
+Like Graph with Outlook, an unordered batch runs at most 4 items at a time ("regardless of the
+target mailboxes"); a batch that uses ``dependsOn`` runs its items one at a time.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..core import Headers, Request, Response, Router
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from ..server import Sandbox
 
 MAX_REQUESTS = 20
+MAX_PARALLEL_ITEMS = 4  # Graph sends at most 4 requests of an unordered batch to Outlook at once
 METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 
 
@@ -109,32 +114,43 @@ def batch(request: Request, sandbox: Sandbox) -> Response:
     items = _validate(request)
     if isinstance(items, Response):
         return items
+    ordered_batch = any(item.get("dependsOn") for item in items)
     results: dict[str, dict[str, Any]] = {}
     pending = list(items)
-    while pending:
-        progressed = False
-        for item in list(pending):
-            deps = [str(d) for d in item.get("dependsOn") or []]
-            if any(d not in results for d in deps):
-                continue
-            pending.remove(item)
-            progressed = True
-            item_id = str(item["id"])
-            if any(results[d]["status"] >= 400 for d in deps):
-                failed = graph_error(
-                    424,
-                    "FailedDependency",
-                    "The request could not be completed because a request it depends on failed.",
-                    request,
-                )
-                results[item_id] = _as_item(item_id, failed)
-                continue
-            outcome = sandbox.dispatch(_item_request(request, item))
-            if isinstance(outcome, Drop):
-                return outcome  # type: ignore[return-value]
-            results[item_id] = _as_item(item_id, outcome)
-        if not progressed:
-            return _malformed(request, "dependsOn forms a cycle.")
+    with ThreadPoolExecutor(max_workers=1 if ordered_batch else MAX_PARALLEL_ITEMS) as pool:
+        while pending:
+            ready = [
+                item
+                for item in pending
+                if all(str(d) in results for d in item.get("dependsOn") or [])
+            ]
+            if not ready:
+                return _malformed(request, "dependsOn forms a cycle.")
+            if ordered_batch:
+                ready = ready[:1]  # one at a time, in dependency order
+            runnable = []
+            for item in ready:
+                pending.remove(item)
+                item_id = str(item["id"])
+                deps = [str(d) for d in item.get("dependsOn") or []]
+                if any(results[d]["status"] >= 400 for d in deps):
+                    failed = graph_error(
+                        424,
+                        "FailedDependency",
+                        "The request could not be completed because a request it depends on "
+                        "failed.",
+                        request,
+                    )
+                    results[item_id] = _as_item(item_id, failed)
+                else:
+                    runnable.append(item)
+            outcomes = pool.map(
+                lambda item: sandbox.dispatch(_item_request(request, item)), runnable
+            )
+            for item, outcome in zip(runnable, list(outcomes), strict=True):
+                if isinstance(outcome, Drop):
+                    return outcome  # type: ignore[return-value]
+                results[str(item["id"])] = _as_item(str(item["id"]), outcome)
     ordered = list(results.values())
     random.shuffle(ordered)
     return Response.json(200, {"responses": ordered})

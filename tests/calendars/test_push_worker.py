@@ -18,6 +18,12 @@ from tests.calendars.conftest import MS_ROOM, remote_events
 from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
 
 
+def _reset_router(app) -> None:
+    """Celery caches the routing table and the router built from it: rebuild both."""
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
+
+
 @pytest.mark.worker
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
@@ -39,7 +45,7 @@ def test_a_real_worker_creates_moves_and_cancels_the_event(ms_binding, sandbox, 
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
     app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    app.amqp.flush_routes()  # Celery caches the routing table
+    _reset_router(app)
     try:
         user = make_user()
         start = local(ms_binding.space.location, next_weekday(2), 10)
@@ -73,7 +79,7 @@ def test_a_real_worker_creates_moves_and_cancels_the_event(ms_binding, sandbox, 
     finally:
         app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
         app.conf.task_routes = routes
-        app.amqp.flush_routes()
+        _reset_router(app)
         worker.terminate()
         try:
             worker.wait(timeout=20)

@@ -1,9 +1,9 @@
 """Admin for push visibility: sync jobs (filters, "Retry failed", "Sync now"), sync links
-(read-only), a sync column and inline on the reservation page, and "Resume sync" for
+(read-only), a sync column and field on the reservation page, and "Resume sync" for
 bindings (``SyncResumeMixin``, mixed into the SpaceCalendar admin in ``calendars/admin.py``).
 
 ``reservations`` never imports ``calendars``: the reservation admin is extended from here, by
-re-registering a subclass with the sync inline and column.
+re-registering a subclass with the sync field and column.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from reservations.admin import ReservationAdmin
 from reservations.models import Reservation
@@ -100,29 +101,35 @@ class SyncLinkAdmin(admin.ModelAdmin):
         return False  # written by the sync engine only
 
 
-class SyncLinkInline(admin.StackedInline):
-    model = SyncLink
-    fields = ("state", "mailbox", "external_id", "ical_uid", "pushed_version", "last_error")
-    readonly_fields = fields
-    can_delete = False
-    extra = 0
-    verbose_name = "calendar sync"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 class ReservationSyncAdmin(ReservationAdmin):
-    """The reservations app's admin plus the sync state of the reservation."""
+    """The reservations app's admin plus the reservation's calendar sync state.
 
-    inlines = [*ReservationAdmin.inlines, SyncLinkInline]
+    A read-only field rather than an inline: an inline would add a formset whose management
+    form every admin POST (and the reservations app's own tests) would have to carry.
+    """
+
     list_display = (*ReservationAdmin.list_display, "sync_state")
     list_select_related = (*ReservationAdmin.list_select_related, "sync_link")
+    readonly_fields = (*ReservationAdmin.readonly_fields, "calendar_sync")
 
     @admin.display(description="Sync")
     def sync_state(self, obj: Reservation) -> str:
         link = getattr(obj, "sync_link", None)
         return link.get_state_display() if link else "-"
+
+    @admin.display(description="Calendar sync")
+    def calendar_sync(self, obj: Reservation) -> str:
+        link = SyncLink.objects.filter(reservation=obj).first() if obj.pk else None
+        if link is None:
+            return "Not synced"
+        parts = [
+            link.get_state_display(),
+            f"in {link.mailbox}" if link.mailbox else "",
+            f"sync ID {link.external_id}" if link.external_id else "",
+            f"version {link.pushed_version}",
+            f"last error: {link.last_error}" if link.last_error else "",
+        ]
+        return format_html("{}", " · ".join(p for p in parts if p))
 
 
 if admin.site.is_registered(Reservation):

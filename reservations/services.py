@@ -446,19 +446,31 @@ def change(
         raise TypeError(f"Unknown fields: {', '.join(sorted(unknown))}")
     check_policy = source not in REMOTE_SOURCES
     try:
-        targets, current, old = _apply_change(
-            actor,
-            reservation,
-            start,
-            end,
-            space,
-            scope,
-            expected_version,
-            source,
-            now,
-            check_policy,
-            details,
-        )
+        with transaction.atomic():
+            targets = _targets(reservation, scope)
+            current = next((t for t in targets if t.pk == reservation.pk), None)
+            _check_current(reservation, current, expected_version)
+            _check_rules(rules.Action.CHANGE, actor, current, source)
+            if check_policy and current.end <= now:
+                raise BookingError("This booking is over and can no longer be changed.")
+            new_space = space or current.space
+            if new_space.pk != current.space_id:
+                _lock_space(new_space)
+            _lock_space(current.space)
+            kind = details.get("kind", current.kind)
+            attendees = details.get("attendees", current.attendees)
+            _check_space(new_space, kind, attendees)
+
+            plans = _plan_moves(targets, current, start or current.start, end or current.end)
+            _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
+
+            old = {f: getattr(current, f) for f in ("start", "end", "space_id", *DETAIL_FIELDS)}
+            for target, (new_start, new_end) in zip(targets, plans, strict=True):
+                target.start, target.end, target.space = new_start, new_end, new_space
+                for name, value in details.items():
+                    setattr(target, name, value)
+                target.version += 1
+                _save(target, actor, source)
     except IntegrityError as exc:
         # PostgreSQL's exclusion constraint caught an overlap the check could not see.
         raise Conflict("That slot was taken a moment ago; please choose another time.") from exc
@@ -471,71 +483,36 @@ def change(
     return targets
 
 
-def _apply_change(
-    actor,
-    reservation,
-    start,
-    end,
-    space,
-    scope,
-    expected_version,
-    source,
-    now,
-    check_policy,
-    details,
-):
-    with transaction.atomic():
-        targets = _targets(reservation, scope)
-        current = next((t for t in targets if t.pk == reservation.pk), None)
-        _check_current(reservation, current, expected_version)
-        _check_rules(rules.Action.CHANGE, actor, current, source)
-        if check_policy and current.end <= now:
-            raise BookingError("This booking is over and can no longer be changed.")
-        new_space = space or current.space
-        if new_space.pk != current.space_id:
-            _lock_space(new_space)
-        _lock_space(current.space)
-        kind = details.get("kind", current.kind)
-        attendees = details.get("attendees", current.attendees)
-        _check_space(new_space, kind, attendees)
-
-        plans = _plan_moves(targets, current, start or current.start, end or current.end)
-        target_ids = [t.pk for t in targets]
-        clashes: list[Clash] = []
-        unavailable: list[Unavailable] = []
-        for target, (new_start, new_end) in zip(targets, plans, strict=True):
-            day = (new_start or target.start).astimezone(new_space.location.zone).date()
-            if new_start is None:
-                unavailable.append(
-                    Unavailable(None, day, "That time does not exist (clocks change).")
-                )
-                continue
-            moved = (new_start, new_end, new_space.pk) != (
-                target.start,
-                target.end,
-                target.space_id,
-            )
-            problem = moved and slot_problem(
-                new_space, new_start, new_end, now=now, check_policy=check_policy
-            )
-            if problem:
-                unavailable.append(Unavailable(new_start, day, problem))
-                continue
-            found = _clashes_for(new_space, new_start, new_end, exclude_ids=target_ids)
-            if found:
-                clashes.extend(found)
-                unavailable.append(Unavailable(new_start, day, found[0].describe()))
-        if unavailable:
-            raise _conflict(clashes, unavailable, [], series=len(targets) > 1)
-
-        old = {f: getattr(current, f) for f in ("start", "end", "space_id", *DETAIL_FIELDS)}
-        for target, (new_start, new_end) in zip(targets, plans, strict=True):
-            target.start, target.end, target.space = new_start, new_end, new_space
-            for name, value in details.items():
-                setattr(target, name, value)
-            target.version += 1
-            _save(target, actor, source)
-    return targets, current, old
+def _check_moves(
+    targets: list[Reservation],
+    plans: list[tuple[datetime | None, datetime | None]],
+    space: Space,
+    *,
+    now: datetime,
+    check_policy: bool,
+) -> None:
+    """Raise Conflict listing every target that cannot move to its planned slot."""
+    target_ids = [t.pk for t in targets]
+    clashes: list[Clash] = []
+    unavailable: list[Unavailable] = []
+    for target, (new_start, new_end) in zip(targets, plans, strict=True):
+        day = (new_start or target.start).astimezone(space.location.zone).date()
+        if new_start is None or new_end is None:
+            unavailable.append(Unavailable(None, day, "That time does not exist (clocks change)."))
+            continue
+        moved = (new_start, new_end, space.pk) != (target.start, target.end, target.space_id)
+        problem = moved and slot_problem(
+            space, new_start, new_end, now=now, check_policy=check_policy
+        )
+        if problem:
+            unavailable.append(Unavailable(new_start, day, problem))
+            continue
+        found = _clashes_for(space, new_start, new_end, exclude_ids=target_ids)
+        if found:
+            clashes.extend(found)
+            unavailable.append(Unavailable(new_start, day, found[0].describe()))
+    if unavailable:
+        raise _conflict(clashes, unavailable, [], series=len(targets) > 1)
 
 
 def _plan_moves(

@@ -228,6 +228,16 @@ class SpaceCalendar(models.Model):
     status = models.CharField(max_length=8, choices=BindingStatus.choices, default=BindingStatus.OK)
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Pull (calendars/sync/pull.py). The delta link / sync token is a credential-like cursor:
+    # never shown in the admin (editable=False) nor logged.
+    sync_token = models.TextField(blank=True, editable=False)
+    last_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_pull_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    # Set while a pull is queued (request_pull coalesces on it); cleared when the pull starts.
+    pull_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Which run is pulling now (DB claim when there is no Redis); stale after PULL_CLAIM_SECONDS.
+    pull_claim = models.CharField(max_length=32, blank=True, editable=False)
+    pull_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("space calendar")

@@ -56,6 +56,7 @@ from ..base import (
 from ..http import HttpClient, backoff, parse_retry_after
 from . import auth, mapping
 from .batch import BatchMixin
+from .channels import ChannelsMixin
 from .errors import RATE_LIMIT_REASONS, api_error, response_reason
 
 DEFAULT_API = "https://www.googleapis.com/calendar/v3"
@@ -70,7 +71,7 @@ def batch_url(api_base: str) -> str:
     return f"{root}/batch/calendar/v3"
 
 
-class GoogleClient(BatchMixin):
+class GoogleClient(BatchMixin, ChannelsMixin):
     """Calendar v3 for one connection and credential alias (see the module docstring)."""
 
     kind = "google"

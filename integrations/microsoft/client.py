@@ -44,6 +44,7 @@ from . import auth, mapping
 from .batch import BatchMixin
 from .errors import graph_body, graph_error
 from .mapping import PREFER, etag
+from .subscriptions import SubscriptionsMixin
 from .timezones import graph_time, parse_graph_time, query_time
 
 DELTA_PAGE_SIZE = 50
@@ -55,7 +56,7 @@ def _query(params: dict[str, str]) -> str:
     return urlencode(params, quote_via=quote, safe="()'/,:$")
 
 
-class MicrosoftClient(BatchMixin):
+class MicrosoftClient(BatchMixin, SubscriptionsMixin):
     """Graph calendars for one connection and credential alias.
 
     ``token_cache_store`` is where application msal apps (and so their cached tokens) are

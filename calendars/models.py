@@ -383,3 +383,49 @@ class SyncJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
+
+
+class WebhookStatus(models.TextChoices):
+    PENDING = "pending", _("Being created")
+    ACTIVE = "active", _("Active")
+    FAILING = "failing", _("Renewal failing (polling covers it)")
+    STOPPED = "stopped", _("Stopped")
+
+
+class WebhookSubscription(models.Model):
+    """A Graph change-notification subscription or a Google push channel for one binding.
+
+    ``secret`` is the clientState / channel token every notification must carry: encrypted at
+    rest, compared in constant time, never shown. ``last_message_number`` is the highest Google
+    message number accepted, so a replayed push changes nothing. A Google renewal makes a new
+    row (a new channel) and stops the old one, so a binding may briefly have two live rows.
+    """
+
+    binding = models.ForeignKey(
+        SpaceCalendar, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    remote_id = models.CharField(
+        max_length=200, db_index=True, help_text=_("Graph subscription id / Google channel id.")
+    )
+    resource_id = models.CharField(max_length=200, blank=True, help_text=_("Google resource id."))
+    secret = EncryptedTextField(editable=False)
+    status = models.CharField(
+        max_length=8, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_message_number = models.BigIntegerField(default=0)
+    last_notification_at = models.DateTimeField(null=True, blank=True)
+    notifications = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # When the admins were last emailed about a failing renewal: one email per failure streak.
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="webhook_status_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} webhook for {self.binding_id} ({self.status})"

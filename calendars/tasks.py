@@ -103,3 +103,40 @@ def resume_user(user_id: int, provider_id: int) -> int:
     from .sync import trouble
 
     return trouble.resume_user(user_id, provider_id)
+
+
+# -- webhooks (calendars/subscriptions.py, calendars/webhooks.py) -----------------------------
+
+
+@shared_task(ignore_result=True)
+def ensure_subscription(binding_id: int) -> str:
+    """The binding (enabled, authorized) gets a Graph subscription / Google channel; a
+    disabled one loses it. Idempotent: a live subscription is left alone."""
+    from . import subscriptions
+
+    return subscriptions.ensure(binding_id)
+
+
+@shared_task(ignore_result=True)
+def remove_subscriptions(binding_id: int) -> int:
+    """Authorization removed / sync switched off: delete the subscription, stop the channel."""
+    from . import subscriptions
+
+    return subscriptions.remove(binding_id)
+
+
+@shared_task(ignore_result=True)
+def renew_subscriptions() -> dict[str, int]:
+    """Beat, hourly: renew webhooks expiring within a day (a failure alerts the admins once;
+    polling covers the binding meanwhile) and create the missing ones."""
+    from . import subscriptions
+
+    return subscriptions.renew_due()
+
+
+@shared_task(ignore_result=True)
+def webhook_lifecycle(subscription_id: int, event: str) -> str:
+    """A verified Graph lifecycle notification: reauthorize (renew) or recreate."""
+    from . import subscriptions
+
+    return subscriptions.handle_lifecycle(subscription_id, event)

@@ -7,7 +7,7 @@ permissions and link back into the Django admin.
 
 from django.urls import path
 
-from . import views
+from . import views, webhooks
 
 app_name = "calendars"
 
@@ -26,4 +26,12 @@ urlpatterns = [
     ),
     path("setup/spaces/<int:space_id>/calendar/", views.space_calendar, name="space_calendar"),
     path("setup/spaces/<int:space_id>/remove/", views.space_remove, name="space_remove"),
+    # Webhooks (calendars/webhooks.py): PUBLIC_BASE_URL + these must be reachable by the provider.
+    path("webhooks/microsoft/", webhooks.microsoft, name="webhook_microsoft"),
+    path(
+        "webhooks/microsoft/lifecycle/",
+        webhooks.microsoft_lifecycle,
+        name="webhook_microsoft_lifecycle",
+    ),
+    path("webhooks/google/", webhooks.google, name="webhook_google"),
 ]

@@ -611,6 +611,7 @@ def _save_binding(
         return None
     binding.save()
     _resume("resume_binding", binding.pk)
+    _resume("ensure_subscription", binding.pk)  # webhooks: calendars/subscriptions.py
     messages.success(
         request,
         f"{space.name} now syncs with {binding.calendar_name or calendar_id} of "
@@ -633,6 +634,7 @@ def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
         binding.authorized_by = None
         binding.authorized_at = None
         binding.save(update_fields=["enabled", "authorized_by", "authorized_at"])
+        _resume("remove_subscriptions", binding.pk)  # stop the webhook too
         messages.success(
             request,
             f"Authorization removed: {space.name} no longer syncs with {binding.resource_email}. "

@@ -135,13 +135,26 @@ CELERY_TASK_ROUTES = {
     f"calendars.tasks.{name}": {"queue": "sync"}
     for name in ("push_reservation", "check_room_response", "resume_binding", "resume_user")
 }
+CELERY_TASK_ROUTES |= {
+    f"calendars.tasks.{name}": {"queue": "sync"}
+    for name in (
+        "ensure_subscription",
+        "remove_subscriptions",
+        "renew_subscriptions",
+        "webhook_lifecycle",
+    )
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Bulk exports whose worker died are finished by another (calendars/sync/export.py).
     "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 60.0},
     # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
     "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
+    # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
+    "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
 }
+# Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
+CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)
 # An export whose heartbeat is older than this is taken over (a batch beats every few seconds).
 SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=120)
 

@@ -140,3 +140,36 @@ def webhook_lifecycle(subscription_id: int, event: str) -> str:
     from . import subscriptions
 
     return subscriptions.handle_lifecycle(subscription_id, event)
+
+
+# -- pull (calendars/sync/pull.py) -------------------------------------------------------------
+
+PULL_MAX_RETRIES = 30  # busy retries (2 s apart) plus a few transient-error retries
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=PULL_MAX_RETRIES, acks_late=True)
+def pull_binding(self, binding_id: int) -> str:
+    """Pull one binding's remote changes (``request_pull`` queues this; never call ``delay``
+    directly, or duplicates will not coalesce). While another pull of the binding runs, it
+    waits (retries) only if a request is still owed a pull; a duplicate simply ends."""
+    from integrations.base import TransientError
+
+    from .sync import pull
+
+    try:
+        result = pull.pull_binding(binding_id)
+    except TransientError as exc:
+        countdown = exc.retry_after or min(300, 10 * 2 ** min(self.request.retries, 5))
+        raise self.retry(exc=exc, countdown=countdown) from None
+    if result.status == "busy" and pull.pull_owed(binding_id):
+        raise self.retry(countdown=2)
+    return result.status
+
+
+@shared_task(ignore_result=True)
+def pull_due_bindings() -> int:
+    """Beat, every minute: request a pull of each binding whose next pull time has come (the
+    interval from SyncSettings, with jitter). Returns how many pulls were queued."""
+    from .sync import pull
+
+    return pull.pull_due_bindings()

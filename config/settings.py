@@ -144,12 +144,18 @@ CELERY_TASK_ROUTES |= {
         "webhook_lifecycle",
     )
 }
+# Pulls (calendars/sync/pull.py) run beside the pushes.
+CELERY_TASK_ROUTES |= {
+    f"calendars.tasks.{name}": {"queue": "sync"} for name in ("pull_binding", "pull_due_bindings")
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Bulk exports whose worker died are finished by another (calendars/sync/export.py).
     "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 60.0},
     # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
     "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
+    # Poll the bound rooms that are due (calendars/sync/pull.py); webhooks only add pulls.
+    "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
 }

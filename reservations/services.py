@@ -616,3 +616,84 @@ def deactivate_user(
     if future:
         _send_after_commit(signals.reservation_cancelled, future, actor, Source.ADMIN)
     return record
+
+
+# --- conflicts from remote calendars (calendars/sync/pull.py) --------------------------------
+
+
+def record_conflict(
+    *,
+    space: Space,
+    start: datetime,
+    end: datetime,
+    source: str,
+    reservation: Reservation | None = None,
+    title: str = "",
+    organizer_name: str = "",
+    organizer_email: str = "",
+    requested_for: AbstractBaseUser | None = None,
+) -> Reservation:
+    """Store a remote event that collides with a slot-holding reservation, as ``conflicted``.
+
+    A conflicted reservation holds no slot (``SLOT_HOLDING_STATUSES``), so writing it never
+    breaks "no two slot-holding reservations overlap" (nor PostgreSQL's exclusion constraint,
+    which only covers slot-holding rows) and never overwrites the booking it clashes with.
+    Only for remote sources (the booking exists in the provider's calendar whatever Reserva
+    says). With ``reservation``: an existing reservation that was moved remotely onto a taken
+    slot becomes conflicted at its new times. No signal is sent (nothing to push: the remote
+    event already is where it is); the pull tells the people concerned.
+    """
+    if source not in REMOTE_SOURCES:
+        raise ValueError("Only remote calendar events are recorded as conflicts.")
+    with transaction.atomic():
+        if reservation is None:
+            reservation = Reservation(
+                space=space,
+                requested_for=requested_for,
+                title=title,
+                source=source,
+                organizer_name=organizer_name,
+                organizer_email=organizer_email,
+                sync_mailbox=SyncMailbox.ROOM,
+            )
+        else:
+            reservation = Reservation.objects.select_for_update().get(pk=reservation.pk)
+            reservation.version += 1
+            if title:
+                reservation.title = title
+        reservation.start, reservation.end = start, end
+        reservation.status = ReservationStatus.CONFLICTED
+        _save(reservation, None, source, "Collides with another booking in the remote calendar.")
+    return reservation
+
+
+def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
+    """A conflicted reservation takes its slot if the slot is free now (one of the two was
+    moved or cancelled): it becomes confirmed and True is returned; else nothing changes."""
+    with transaction.atomic():
+        current = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if current.status != ReservationStatus.CONFLICTED:
+            return False
+        _lock_space(current.space)
+        if _clashes_for(current.space, current.start, current.end, exclude_ids=[current.pk]):
+            return False
+        current.status = ReservationStatus.CONFIRMED
+        current.version += 1
+        _save(current, actor, current.source, "The slot is free again.")
+    return True
+
+
+def cancel_conflict(
+    *, reservation: Reservation, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> Reservation | None:
+    """Cancel a conflicted reservation (its remote event was deleted or declined). Returns
+    None when it is not conflicted any more. No signal: a conflict was never pushed."""
+    with transaction.atomic():
+        current = Reservation.objects.select_for_update().filter(pk=reservation.pk).first()
+        if current is None or current.status != ReservationStatus.CONFLICTED:
+            return None
+        current.status = ReservationStatus.CANCELLED
+        current.cancel_reason = reason[:255]
+        current.version += 1
+        _save(current, actor, current.source, reason)
+    return current

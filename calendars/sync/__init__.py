@@ -10,7 +10,10 @@ Modules:
   confirmed / cancelled;
 - ``trouble``: pausing on permanent errors (``pause_binding``, ``pause_token``, one alert
   each) and resuming in order (``resume_binding``, ``resume_user``);
-- ``export`` (the bulk export) reuses the public helpers below.
+- ``export`` (the bulk export) reuses the public helpers below;
+- ``pull``: ``plan_pull`` (pure) and ``pull_binding(binding_id)`` (incremental pull of one
+  room calendar), ``request_pull(binding_id)`` (coalescing entry point for webhooks) and
+  ``pull_due_bindings()`` (the beat fan-out).
 
 Public helpers for the export and the admin flows:
 
@@ -24,6 +27,7 @@ Public helpers for the export and the admin flows:
 """
 
 from .plan import Action, LinkState, Op, Place, ReservationState, plan
+from .pull import PullPlan, PullResult, plan_pull, pull_binding, pull_due_bindings, request_pull
 from .push import (
     PushResult,
     apply_remote_result,
@@ -41,6 +45,8 @@ __all__ = [
     "LinkState",
     "Op",
     "Place",
+    "PullPlan",
+    "PullResult",
     "PushResult",
     "ReservationState",
     "apply_remote_result",
@@ -50,9 +56,13 @@ __all__ = [
     "pause_token",
     "place_of",
     "plan",
+    "plan_pull",
+    "pull_binding",
+    "pull_due_bindings",
     "push_reservation",
     "record_failure",
     "record_removed",
+    "request_pull",
     "resume_binding",
     "resume_user",
 ]

@@ -1,0 +1,853 @@
+"""Pull: bring a bound space's reservations in step with its room calendar (DESIGN.md "sync
+engine", STYLE.md habit 7: a set difference computed in a pure function, applied in one
+transaction).
+
+``plan_pull(remote_events, links, reservations, ...) -> PullPlan`` is pure: it compares the
+remote events of one pull with the links and reservations Reserva knows and answers what to
+create, update, cancel, record as a conflict and ignore. ``pull_binding(binding_id)`` does
+the I/O around it:
+
+1. take the binding's lock (``acquire``: a Redis lock when ``REDIS_URL`` is set, else an
+   atomic claim on the binding row), so one binding is never pulled by two workers at once;
+2. read the changes since the stored cursor (Graph ``calendarView/delta`` link, Google
+   ``syncToken``), page after page until the last page, which carries the next cursor. A
+   binding without a cursor, or whose cursor the provider rejects (``SyncTokenExpired``),
+   gets ONE full read over the sync window (``SyncSettings`` past/future days); events are
+   matched to what exists by id, iCalUId and our tag, so a full resync creates no duplicates;
+3. plan, then apply the plan and store the new cursor in one transaction, through
+   ``reservations.services`` with ``actor=None`` and the provider's source (policies and
+   opening hours skipped, "no overlap" enforced);
+4. after the commit, tell the people concerned (``notify_pull``) and record a ``SyncJob``.
+
+Rules of the plan:
+
+- an event is matched by ``SyncLink.external_id``, then (outside recurring series, whose
+  occurrences share it) by iCalUId, then by our reservation tag (Google only: Graph's delta
+  cannot expand extended properties);
+- matched and ``version == link.remote_version``: our own push coming back, ignored;
+- removed (delta ``@removed``, Google ``cancelled``) or declined by the room: cancel;
+- moved: new times; renamed: new title, for reservations made in the provider (a Reserva
+  booking's remote subject is derived from it, ``remote.event_title``, so it is not copied);
+- new: a reservation (source exchange/google), requested for the active user whose email is
+  the organizer's, organizer details filled when the location says so;
+- new or moved onto a slot held by another reservation: ``conflicted`` (holds no slot, never
+  overwrites the booking; ``services.record_conflict``);
+- all-day events become midnight-to-midnight in the location's zone;
+- events outside the window are ignored unless they are linked (Google's incremental sync
+  reports the whole calendar);
+- a full resync cancels remote-made reservations whose events are gone from the window.
+
+Recurring series: Google is read with ``singleEvents=true`` and Graph's calendarView/delta
+returns occurrences and exceptions, so each occurrence is an event with its own id (and
+``series_id``) and becomes its own reservation; an exception is an occurrence with other
+times, a deleted occurrence comes back removed. The Microsoft sandbox does not emulate series
+(501 on ``recurrence``) and the Google sandbox cannot edit one instance: the tests cover a
+Google series without an exception.
+
+Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
+new version (``pushed_version``) in the same transaction, so the push plan finds the calendar
+already showing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
+from reservations import services
+from reservations.models import (
+    REMOTE_SOURCES,
+    SLOT_HOLDING_STATUSES,
+    Reservation,
+    ReservationStatus,
+    Source,
+)
+
+from .. import remote
+from ..models import (
+    BindingStatus,
+    JobKind,
+    JobStatus,
+    LinkState,
+    ProviderKind,
+    SpaceCalendar,
+    SyncJob,
+    SyncLink,
+    SyncSettings,
+)
+from . import trouble
+from .push import place_of
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
+PULL_CLAIM_SECONDS = 600  # a claim older than this belonged to a worker that died
+REQUEST_STALE_SECONDS = 600  # a queued request older than this was lost: queue another
+UTC_ZONE = ZoneInfo("UTC")
+SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
+
+
+# -- the pure part ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownLink:
+    """What a ``SyncLink`` tells the planner."""
+
+    reservation_id: int
+    external_id: str = ""
+    ical_uid: str = ""
+    remote_version: str = ""
+
+
+@dataclass(frozen=True)
+class KnownReservation:
+    """What a reservation tells the planner (linked ones, and every slot-holding one of the
+    space in the window, for the clash check)."""
+
+    id: int
+    start: datetime
+    end: datetime
+    status: str
+    title: str = ""
+    source: str = ""
+
+    @property
+    def holds_slot(self) -> bool:
+        return self.status in SLOT_HOLDING_STATUSES
+
+    @property
+    def remote_made(self) -> bool:
+        return self.source in REMOTE_SOURCES
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of the plan. ``reservation_id`` is None for a new reservation; ``clashes``
+    names the reservations a conflict collides with."""
+
+    event: RemoteEvent
+    start: datetime | None = None
+    end: datetime | None = None
+    reservation_id: int | None = None
+    title: str | None = None  # None: leave the title alone
+    clashes: tuple[int, ...] = ()
+    reason: str = ""
+
+
+@dataclass
+class PullPlan:
+    create: list[Change] = field(default_factory=list)
+    update: list[Change] = field(default_factory=list)
+    cancel: list[Change] = field(default_factory=list)
+    conflicts: list[Change] = field(default_factory=list)
+    ignore: list[Change] = field(default_factory=list)
+    # Matched events whose change key / etag moved without anything Reserva shows changing
+    # (the room's answer, a description edit): only the link's remote version is recorded.
+    touch: list[Change] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return len(self.create) + len(self.update) + len(self.cancel) + len(self.conflicts)
+
+
+def event_times(event: RemoteEvent, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """The event's [start, end) as Reserva stores it; all-day events run midnight to midnight
+    in the location's zone. The clients give an all-day event's bounds as midnights of the
+    zone it was written in, converted to UTC; the nominal date is recovered as the UTC date of
+    the bound plus 12 hours (right for every zone within UTC-12..UTC+12)."""
+    if event.start is None or event.end is None:
+        return None, None
+    if not event.is_all_day:
+        return event.start, event.end
+    first = (event.start.astimezone(UTC) + timedelta(hours=12)).date()
+    last = (event.end.astimezone(UTC) + timedelta(hours=12)).date()
+    if last <= first:
+        last = first + timedelta(days=1)
+    return (
+        datetime.combine(first, datetime.min.time(), tzinfo=zone),
+        datetime.combine(last, datetime.min.time(), tzinfo=zone),
+    )
+
+
+def _gone(event: RemoteEvent) -> bool:
+    return event.removed or event.status == "cancelled" or event.resource_response == "declined"
+
+
+def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
+    return a_start < b_end and b_start < a_end
+
+
+def plan_pull(
+    remote_events: Iterable[RemoteEvent],
+    links: Iterable[KnownLink],
+    reservations: Iterable[KnownReservation],
+    *,
+    zone: ZoneInfo = UTC_ZONE,
+    window: tuple[datetime, datetime] | None = None,
+    full: bool = False,
+) -> PullPlan:
+    """Decide what one pull changes. Pure: same inputs, same plan.
+
+    ``full``: the events are everything in ``window`` (a full read), so a remote-made,
+    linked, slot-holding reservation in the window whose event is absent was deleted while
+    the cursor was lost: it is cancelled.
+    """
+    links = list(links)
+    known = {r.id: r for r in reservations}
+    by_id = {link.external_id: link for link in links if link.external_id}
+    uid_count: dict[str, int] = {}
+    for link in links:
+        if link.ical_uid:
+            uid_count[link.ical_uid] = uid_count.get(link.ical_uid, 0) + 1
+    by_uid = {
+        link.ical_uid: link for link in links if link.ical_uid and uid_count[link.ical_uid] == 1
+    }
+    by_reservation = {link.reservation_id: link for link in links}
+
+    # The last word per event id wins (a page may report an event twice).
+    latest: dict[str, RemoteEvent] = {}
+    for event in remote_events:
+        latest[event.id] = event
+
+    plan = PullPlan()
+    seen: set[int] = set()
+    matched: list[tuple[RemoteEvent, int, KnownLink | None]] = []
+    new: list[RemoteEvent] = []
+    for event in latest.values():
+        link = by_id.get(event.id)
+        if link is None and event.ical_uid and not event.series_id:
+            link = by_uid.get(event.ical_uid)
+        reservation_id = link.reservation_id if link else None
+        if reservation_id is None and event.reservation_id in known:
+            reservation_id = event.reservation_id  # ours, though the link lost its event id
+            link = by_reservation.get(reservation_id)
+        if reservation_id is None or reservation_id not in known:
+            new.append(event)
+        else:
+            seen.add(reservation_id)
+            matched.append((event, reservation_id, link))
+
+    # Slots as they will be after this pull: start from the slot holders, release what is
+    # cancelled or moved, then take the new slots one by one (conflicts take none).
+    busy: dict[int, tuple[datetime, datetime]] = {
+        r.id: (r.start, r.end) for r in known.values() if r.holds_slot
+    }
+
+    def clashes(start: datetime, end: datetime, own: int | None) -> tuple[int, ...]:
+        return tuple(
+            sorted(
+                rid for rid, (s, e) in busy.items() if rid != own and _overlaps(start, end, s, e)
+            )
+        )
+
+    moves: list[Change] = []
+    for event, reservation_id, link in matched:
+        current = known[reservation_id]
+        if _gone(event):
+            if current.holds_slot or current.status == ReservationStatus.CONFLICTED:
+                reason = (
+                    "declined by the room"
+                    if event.resource_response == "declined"
+                    else ("deleted in the remote calendar")
+                )
+                plan.cancel.append(Change(event, reservation_id=reservation_id, reason=reason))
+                busy.pop(reservation_id, None)
+            else:
+                plan.ignore.append(
+                    Change(event, reservation_id=reservation_id, reason="already cancelled")
+                )
+            continue
+        if (
+            link is not None
+            and link.external_id == event.id
+            and event.version
+            and (event.version == link.remote_version)
+        ):
+            plan.ignore.append(Change(event, reservation_id=reservation_id, reason="our own push"))
+            continue
+        if current.status == ReservationStatus.CANCELLED:
+            plan.ignore.append(
+                Change(event, reservation_id=reservation_id, reason="cancelled here")
+            )
+            continue
+        start, end = event_times(event, zone)
+        if start is None or end is None:
+            plan.ignore.append(Change(event, reservation_id=reservation_id, reason="no times"))
+            continue
+        title = event.subject if current.remote_made and event.subject != current.title else None
+        moved = (start, end) != (current.start, current.end)
+        retry = current.status == ReservationStatus.CONFLICTED
+        if not moved and title is None and not retry:
+            plan.touch.append(
+                Change(event, start, end, reservation_id, reason="nothing shown changed")
+            )
+            continue
+        if moved or retry:
+            busy.pop(reservation_id, None)
+        moves.append(Change(event, start, end, reservation_id, title, reason="changed remotely"))
+
+    for change in moves:
+        found = clashes(change.start, change.end, change.reservation_id)
+        if found:
+            plan.conflicts.append(
+                Change(
+                    change.event,
+                    change.start,
+                    change.end,
+                    change.reservation_id,
+                    change.title,
+                    found,
+                    "moved onto a taken slot",
+                )
+            )
+        else:
+            busy[change.reservation_id] = (change.start, change.end)
+            plan.update.append(change)
+
+    for event in sorted(new, key=lambda e: (e.start or datetime.max.replace(tzinfo=UTC), e.id)):
+        if _gone(event) or event.status == "cancelled":
+            plan.ignore.append(Change(event, reason="removed, never known"))
+            continue
+        start, end = event_times(event, zone)
+        if start is None or end is None or end <= start:
+            plan.ignore.append(Change(event, reason="no times"))
+            continue
+        if window is not None and not _overlaps(start, end, *window):
+            plan.ignore.append(Change(event, start, end, reason="outside the sync window"))
+            continue
+        found = clashes(start, end, None)
+        if found:
+            plan.conflicts.append(
+                Change(event, start, end, None, event.subject, found, "collides with a booking")
+            )
+            continue
+        busy[-(len(plan.create) + 1)] = (start, end)  # a new slot, under a placeholder key
+        plan.create.append(Change(event, start, end, None, event.subject, reason="new"))
+
+    if full and window is not None:
+        for link in links:
+            current = known.get(link.reservation_id)
+            if (
+                current is None
+                or link.reservation_id in seen
+                or not link.external_id
+                or not current.remote_made
+                or not (current.holds_slot or current.status == ReservationStatus.CONFLICTED)
+                or not _overlaps(current.start, current.end, *window)
+            ):
+                continue
+            gone = RemoteEvent(id=link.external_id, removed=True, status="cancelled")
+            plan.cancel.append(
+                Change(gone, reservation_id=link.reservation_id, reason="gone from the calendar")
+            )
+    return plan
+
+
+# -- locking and requests ---------------------------------------------------------------------
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def acquire(binding_id: int) -> str | None:
+    """Take the binding's pull lock; the claim to release it with, or None when another run
+    holds it. Redis (``SET NX EX``) when configured, else an atomic UPDATE of the binding row
+    (works on SQLite and PostgreSQL alike). Either way a lock outlives a dead worker by at most
+    ``PULL_CLAIM_SECONDS``. Taking it also clears the queued-request flag: requests arriving
+    from now on cause one more pull."""
+    claim = secrets.token_hex(16)
+    now = timezone.now()
+    if settings.REDIS_URL:
+        if not _redis().set(f"reserva:pull:{binding_id}", claim, nx=True, ex=PULL_CLAIM_SECONDS):
+            return None
+        SpaceCalendar.objects.filter(pk=binding_id).update(pull_requested_at=None)
+        return claim
+    taken = (
+        SpaceCalendar.objects.filter(pk=binding_id)
+        .filter(
+            Q(pull_claim="")
+            | Q(pull_claimed_at__isnull=True)
+            | Q(pull_claimed_at__lt=now - timedelta(seconds=PULL_CLAIM_SECONDS))
+        )
+        .update(pull_claim=claim, pull_claimed_at=now, pull_requested_at=None)
+    )
+    return claim if taken else None
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def release(binding_id: int, claim: str, **fields) -> None:
+    """Give the lock back (only our own claim), saving ``fields`` on the binding at once."""
+    if settings.REDIS_URL:
+        _redis().eval(_RELEASE, 1, f"reserva:pull:{binding_id}", claim)
+        if fields:
+            SpaceCalendar.objects.filter(pk=binding_id).update(**fields)
+        return
+    SpaceCalendar.objects.filter(pk=binding_id, pull_claim=claim).update(
+        pull_claim="", pull_claimed_at=None, **fields
+    )
+
+
+def request_pull(binding_id: int) -> bool:
+    """Ask for a pull of this binding soon (the webhook endpoint's and the beat's entry point).
+
+    Coalesces: while a requested pull is queued, further requests do nothing; once it has
+    started (the flag is cleared when it takes the lock), one more request queues exactly one
+    more pull, which waits for the running one. Returns True when a pull was queued now. A
+    request older than ``REQUEST_STALE_SECONDS`` whose task never ran is replaced."""
+    now = timezone.now()
+    queued = (
+        SpaceCalendar.objects.filter(pk=binding_id, enabled=True)
+        .filter(
+            Q(pull_requested_at__isnull=True)
+            | Q(pull_requested_at__lt=now - timedelta(seconds=REQUEST_STALE_SECONDS))
+        )
+        .update(pull_requested_at=now)
+    )
+    if queued:
+        from ..tasks import pull_binding as task
+
+        transaction.on_commit(lambda: task.delay(binding_id), robust=True)
+    return bool(queued)
+
+
+def pull_owed(binding_id: int) -> bool:
+    """A request is waiting for a pull that has not started (a busy run should retry)."""
+    return SpaceCalendar.objects.filter(pk=binding_id, pull_requested_at__isnull=False).exists()
+
+
+def next_pull_time(interval_minutes: int, now: datetime | None = None) -> datetime:
+    """Now plus the interval, +/- 20% jitter: rooms bound together drift apart instead of
+    being polled in the same minute for ever."""
+    now = now or timezone.now()
+    seconds = max(60, interval_minutes * 60)
+    jitter = secrets.SystemRandom().uniform(-0.2, 0.2) * seconds
+    return now + timedelta(seconds=seconds + jitter)
+
+
+def due_bindings(now: datetime | None = None) -> list[int]:
+    """Bindings whose next pull time has come (or that were never pulled)."""
+    now = now or timezone.now()
+    return list(
+        SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
+        .exclude(status=BindingStatus.PAUSED)
+        .filter(Q(next_pull_at__isnull=True) | Q(next_pull_at__lte=now))
+        .order_by("next_pull_at", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def pull_due_bindings(now: datetime | None = None) -> int:
+    """Beat fan-out: request a pull of every due binding and schedule its next one."""
+    now = now or timezone.now()
+    interval = SyncSettings.load().pull_interval_minutes
+    count = 0
+    for binding_id in due_bindings(now):
+        SpaceCalendar.objects.filter(pk=binding_id).update(
+            next_pull_at=next_pull_time(interval, now)
+        )
+        count += request_pull(binding_id)
+    return count
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    status: str  # succeeded | busy | skipped | paused | failed
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    conflicts: int = 0
+    ignored: int = 0
+    events: int = 0
+    pages: int = 0
+    full: bool = False
+    detail: str = ""
+
+
+def read_changes(
+    calendar: remote.RemoteCalendar, token: str | None, start: datetime, end: datetime
+) -> tuple[list[RemoteEvent], str, int]:
+    """Every page from ``token`` (None: a full read of [start, end)) to the last one; the
+    events, the next cursor (the last page's delta link / sync token) and the page count."""
+    events: list[RemoteEvent] = []
+    for pages in range(1, MAX_PAGES + 1):
+        page = calendar.changes(token, start, end)
+        events.extend(page.events)
+        if not page.next_page:
+            return events, page.sync_token or "", pages
+        token = page.next_page
+    raise TransientError("Too many pages of changes; the next pull starts over.")
+
+
+def _load(binding_id: int) -> SpaceCalendar | None:
+    return (
+        SpaceCalendar.objects.select_related(
+            "space__location", "provider__connection", "provider__credential"
+        )
+        .filter(pk=binding_id)
+        .first()
+    )
+
+
+def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
+    """Pull one binding's remote changes into its reservations (see the module docstring).
+    ``full``: ignore the stored cursor and read the whole window (an administrator's resync).
+    Raises TransientError after recording it, so the task may retry."""
+    binding = _load(binding_id)
+    if binding is None or not binding.enabled or not binding.provider.is_active:
+        return PullResult("skipped", detail="the binding does not sync")
+    if binding.status == BindingStatus.PAUSED:
+        return PullResult("skipped", detail="sync is paused for this room")
+    claim = acquire(binding_id)
+    if claim is None:
+        return PullResult("busy", detail="another pull of this binding is running")
+    started = timezone.now()
+    result = PullResult("failed")
+    fields: dict = {}
+    try:
+        sync = SyncSettings.load()
+        window = (
+            started - timedelta(days=sync.sync_past_days),
+            started + timedelta(days=sync.sync_future_days),
+        )
+        calendar = remote.room_calendar(binding)
+        token = None if full else (binding.sync_token or None)
+        try:
+            events, cursor, pages = read_changes(calendar, token, *window)
+        except SyncTokenExpired:
+            log.info("Pull of binding %s: cursor rejected, one full resync", binding_id)
+            token = None
+            events, cursor, pages = read_changes(calendar, None, *window)
+        result = _apply(binding, events, cursor, full=token is None, window=window)
+        result.pages = pages
+        fields = {
+            "last_pulled_at": timezone.now(),
+            "last_synced_at": timezone.now(),
+            "last_error": "",
+            "status": BindingStatus.OK,
+        }
+    except PermanentError as exc:
+        trouble.pause_binding(binding_id, exc.message)
+        result = PullResult("paused", detail=exc.message)
+    except TransientError as exc:
+        result = PullResult("failed", detail=exc.message)
+        fields = {"last_error": exc.message[:2000], "status": BindingStatus.ERROR}
+        raise
+    except Exception:
+        result = PullResult("failed", detail="Unexpected error (see the worker log).")
+        raise
+    finally:
+        release(binding_id, claim, **fields)
+        _record_job(binding_id, result, started)
+    return result
+
+
+def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
+    status = {
+        "succeeded": JobStatus.SUCCEEDED,
+        "paused": JobStatus.PAUSED,
+    }.get(result.status, JobStatus.FAILED)
+    errors = [{"error": result.detail[:500]}] if result.status != "succeeded" else []
+    if result.conflicts:
+        errors.append({"conflicts": result.conflicts})
+    SyncJob.objects.create(
+        kind=JobKind.PULL,
+        binding_id=binding_id,
+        status=status,
+        total=result.events,
+        done=result.events,
+        created_count=result.created,
+        updated_count=result.updated,
+        deleted_count=result.cancelled,
+        failed_count=0 if result.status == "succeeded" else 1,
+        errors=errors,
+        started_at=started,
+        heartbeat_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: bool):
+    """The links and reservations the plan needs: every link of the binding whose event is
+    named in the pull (or all of them in a full resync), the reservations our tag names, and
+    the slot holders of the space around the events' times."""
+    ids = {e.id for e in events}
+    uids = {e.ical_uid for e in events if e.ical_uid}
+    tags = {e.reservation_id for e in events if e.reservation_id}
+    links_qs = SyncLink.objects.filter(binding=binding)
+    if not full:
+        links_qs = links_qs.filter(
+            Q(external_id__in=ids) | Q(ical_uid__in=uids) | Q(reservation_id__in=tags)
+        )
+    links = [
+        KnownLink(row.reservation_id, row.external_id, row.ical_uid, row.remote_version)
+        for row in links_qs.only("reservation_id", "external_id", "ical_uid", "remote_version")
+    ]
+    times = [t for e in events for t in (e.start, e.end) if t is not None]
+    around = Q(pk__in=[link.reservation_id for link in links]) | Q(pk__in=tags)
+    if times:
+        low, high = min(times) - timedelta(days=1), max(times) + timedelta(days=1)
+        around |= Q(status__in=SLOT_HOLDING_STATUSES, start__lt=high, end__gt=low)
+    if full:
+        around |= Q(status__in=SLOT_HOLDING_STATUSES, start__lt=window[1], end__gt=window[0])
+    rows = Reservation.objects.filter(space_id=binding.space_id).filter(around)
+    reservations = [
+        KnownReservation(r.pk, r.start, r.end, r.status, r.title, r.source)
+        for r in rows.only("start", "end", "status", "title", "source")
+    ]
+    return links, reservations
+
+
+def _link(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) -> None:
+    """Record the remote event on the reservation's link, at the reservation's version (so
+    the push its change triggers finds nothing to do)."""
+    link = SyncLink.objects.filter(reservation=reservation).first()
+    if link is None:
+        place = place_of(reservation, binding)
+        link = SyncLink(
+            reservation=reservation,
+            binding=binding,
+            provider_id=place.provider_id,
+            mailbox=place.mailbox,
+            calendar_id=place.calendar_id,
+        )
+    if not event.removed:
+        link.external_id = event.id or link.external_id
+        link.ical_uid = event.ical_uid or link.ical_uid
+        link.remote_version = event.version
+        link.state = LinkState.SYNCED
+    else:
+        link.remote_version = ""
+        link.state = LinkState.REMOVED
+    link.pushed_version = max(reservation.version, link.pushed_version)
+    link.last_error, link.attempts = "", 0
+    link.save()
+
+
+def _organizer(binding: SpaceCalendar, event: RemoteEvent, cache: dict):
+    """The active user whose email is the organizer's, if any (one query per address)."""
+    email = (event.organizer_email or "").strip().lower()
+    if not email or email == binding.resource_email.lower():
+        return None
+    if email not in cache:
+        cache[email] = (
+            get_user_model()
+            .objects.filter(email__iexact=email, is_active=True)
+            .order_by("pk")
+            .first()
+        )
+    return cache[email]
+
+
+def _apply(
+    binding: SpaceCalendar,
+    events: list[RemoteEvent],
+    cursor: str,
+    *,
+    full: bool,
+    window: tuple[datetime, datetime],
+) -> PullResult:
+    """Plan and apply in one transaction, storing the new cursor with the changes."""
+    result = PullResult("succeeded", events=len(events), full=full)
+    if not events and not full:
+        if cursor and cursor != binding.sync_token:
+            SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
+        return result
+    space, location = binding.space, binding.space.location
+    source = SOURCE_OF[binding.provider.kind]
+    links, reservations = _known(binding, events, window, full)
+    plan = plan_pull(events, links, reservations, zone=location.zone, window=window, full=full)
+    notices: list[tuple[str, int, tuple[int, ...]]] = []
+    people: dict = {}
+    with transaction.atomic():
+        rows = Reservation.objects.select_related("space__location").in_bulk(
+            [c.reservation_id for c in (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch)
+             if c.reservation_id]
+        )  # fmt: skip
+        for change in plan.cancel:
+            row = rows[change.reservation_id]
+            reason = f"{change.reason.capitalize()} ({binding.provider.get_kind_display()})."
+            if row.status == ReservationStatus.CONFLICTED:
+                done = services.cancel_conflict(reservation=row, reason=reason)
+            else:
+                try:
+                    done = services.cancel(
+                        actor=None, reservation=row, reason=reason, source=source
+                    )[0]
+                except services.BookingError:
+                    done = None
+            if done is not None:
+                _link(binding, done, change.event)
+                result.cancelled += 1
+                notices.append(("cancelled", done.pk, ()))
+        for change in plan.update:
+            row = rows[change.reservation_id]
+            details = {"title": change.title[:255]} if change.title is not None else {}
+            try:
+                if row.status == ReservationStatus.CONFLICTED:
+                    row = services.record_conflict(
+                        space=space, start=change.start, end=change.end, source=source,
+                        reservation=row, title=details.get("title", ""),
+                    )  # fmt: skip
+                    services.retry_conflict(reservation=row)
+                    row.refresh_from_db()
+                else:
+                    moved = (change.start, change.end) != (row.start, row.end)
+                    row = services.change(
+                        actor=None, reservation=row, start=change.start, end=change.end,
+                        source=source, **details,
+                    )[0]  # fmt: skip
+                    if moved:
+                        notices.append(("changed", row.pk, ()))
+                result.updated += 1
+            except services.Conflict as exc:
+                row = services.record_conflict(
+                    space=space, start=change.start, end=change.end, source=source,
+                    reservation=row, title=details.get("title", ""),
+                )  # fmt: skip
+                clash_ids = tuple(c.reservation_id for c in exc.clashes)
+                notices.append(("conflict", row.pk, clash_ids))
+                result.conflicts += 1
+            _link(binding, row, change.event)
+        for change in plan.conflicts:
+            row = rows.get(change.reservation_id) if change.reservation_id else None
+            details = location.pull_organizer_details
+            row = services.record_conflict(
+                space=space, start=change.start, end=change.end, source=source, reservation=row,
+                title=(change.title or "")[:255],
+                organizer_name=change.event.organizer_name[:200] if details else "",
+                organizer_email=change.event.organizer_email if details else "",
+                requested_for=_organizer(binding, change.event, people) if row is None else None,
+            )  # fmt: skip
+            _link(binding, row, change.event)
+            notices.append(("conflict", row.pk, change.clashes))
+            result.conflicts += 1
+        for change in plan.create:
+            details = location.pull_organizer_details
+            kwargs = {
+                "space": space, "start": change.start, "end": change.end,
+                "title": (change.title or "")[:255], "source": source,
+                "requested_for": _organizer(binding, change.event, people),
+                "organizer_name": change.event.organizer_name[:200] if details else "",
+                "organizer_email": change.event.organizer_email if details else "",
+            }  # fmt: skip
+            try:
+                row = services.book(actor=None, **kwargs).reservations[0]
+                result.created += 1
+            except services.Conflict as exc:
+                row = services.record_conflict(**kwargs)  # the same fields, holding no slot
+                notices.append(("conflict", row.pk, tuple(c.reservation_id for c in exc.clashes)))
+                result.conflicts += 1
+            except services.BookingError as exc:
+                log.info("Pull of binding %s: event not booked: %s", binding.pk, exc.message)
+                result.ignored += 1
+                continue
+            _link(binding, row, change.event)
+        for change in plan.touch:
+            _link(binding, rows[change.reservation_id], change.event)
+        result.ignored += len(plan.ignore)
+        SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
+        if notices:
+            transaction.on_commit(lambda: notify_pull(binding.pk, notices), robust=True)
+    return result
+
+
+# -- telling people ---------------------------------------------------------------------------
+
+SUBJECTS = {
+    "changed": "Moved in {provider}: {space}, {when}",
+    "cancelled": "Cancelled in {provider}: {space}, {when}",
+    "conflict": "Booking conflict: {space}, {when}",
+}
+
+
+def _when(reservation: Reservation) -> str:
+    return f"{reservation.local_start:%a %d %b %Y %H:%M}-{reservation.local_end:%H:%M}"
+
+
+def notify_pull(binding_id: int, notices: Sequence[tuple[str, int, tuple[int, ...]]]) -> int:
+    """Email the requested-for users of reservations a remote change moved, cancelled or
+    conflicted with (not the organizers of remote events without a Reserva owner: their
+    calendar already told them). Returns how many emails were sent."""
+    from django.core.mail import EmailMessage
+
+    binding = SpaceCalendar.objects.select_related("provider").filter(pk=binding_id).first()
+    provider = binding.provider.get_kind_display() if binding else "the remote calendar"
+    wanted = {pk for _, pk, _ in notices} | {pk for _, _, ids in notices for pk in ids}
+    rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
+        list(wanted)
+    )
+    sent = 0
+
+    def send(kind: str, row: Reservation, lines: list[str]) -> None:
+        nonlocal sent
+        person = row.requested_for
+        if person is None or not person.email:
+            return
+        location = row.space.location
+        subject = SUBJECTS[kind].format(provider=provider, space=row.space.name, when=_when(row))
+        body = [
+            *lines,
+            "",
+            f"Where: {row.space.name}, {location.name}",
+            f"When: {_when(row)} ({location.time_zone})",
+            "",
+            f"Manage your bookings: {settings.PUBLIC_BASE_URL}/",
+        ]
+        sent += EmailMessage(subject=subject, body="\n".join(body), to=[person.email]).send()
+
+    for kind, pk, clash_ids in notices:
+        row = rows.get(pk)
+        if row is None:
+            continue
+        if kind == "changed":
+            send(kind, row, [f"Your reservation of {row.space.name} was moved in {provider}."])
+        elif kind == "cancelled":
+            send(kind, row, [f"Your reservation of {row.space.name} was cancelled in {provider}."])
+        else:
+            send(
+                kind,
+                row,
+                [
+                    f"Your booking of {row.space.name} made in {provider} collides with another "
+                    "booking. It does not hold the room; an administrator will resolve it."
+                ],
+            )
+            for clash_id in clash_ids:
+                clash = rows.get(clash_id)
+                if clash is not None:
+                    send(
+                        kind,
+                        clash,
+                        [
+                            f"A booking made in {provider} collides with your reservation of "
+                            f"{clash.space.name}. Your reservation stands; an administrator "
+                            "will resolve the other one.",
+                        ],
+                    )
+    return sent

@@ -1,0 +1,199 @@
+"""The pure pull planner (``calendars.sync.pull.plan_pull``): a table of cases, no database,
+no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from calendars.sync.pull import KnownLink, KnownReservation, event_times, plan_pull
+from integrations.base import RemoteEvent
+
+T = datetime(2030, 1, 7, 9, tzinfo=UTC)
+H = timedelta(hours=1)
+WINDOW = (T - timedelta(days=7), T + timedelta(days=180))
+
+
+def ev(id="e1", start=T, end=T + H, **kw) -> RemoteEvent:
+    kw.setdefault("version", "v2")
+    kw.setdefault("subject", "Board")
+    return RemoteEvent(id=id, start=start, end=end, **kw)
+
+
+def res(id=1, start=T, end=T + H, status="confirmed", source="exchange", title="Board"):
+    return KnownReservation(id, start, end, status, title, source)
+
+
+def link(rid=1, external_id="e1", ical_uid="", version="v1"):
+    return KnownLink(rid, external_id, ical_uid, version)
+
+
+def bucket(plan) -> dict[str, list]:
+    return {
+        name: [(c.event.id, c.reservation_id) for c in getattr(plan, name)]
+        for name in ("create", "update", "cancel", "conflicts", "ignore", "touch")
+        if getattr(plan, name)
+    }
+
+
+CASES = [
+    # (name, events, links, reservations, expected buckets)
+    ("new event -> create", [ev()], [], [], {"create": [("e1", None)]}),
+    ("our own push echoed back", [ev(version="v1")], [link()], [res()], {"ignore": [("e1", 1)]}),
+    ("moved", [ev(start=T + H, end=T + 2 * H)], [link()], [res()], {"update": [("e1", 1)]}),
+    ("renamed (remote-made)", [ev(subject="Budget")], [link()], [res()], {"update": [("e1", 1)]}),
+    (
+        "renamed Reserva booking: subject is derived, nothing to do",
+        [ev(subject="Alice")],
+        [link()],
+        [res(source="portal")],
+        {"touch": [("e1", 1)]},
+    ),
+    ("deleted", [RemoteEvent(id="e1", removed=True)], [link()], [res()], {"cancel": [("e1", 1)]}),
+    (
+        "declined by the room",
+        [ev(resource_response="declined")],
+        [link()],
+        [res()],
+        {"cancel": [("e1", 1)]},
+    ),
+    (
+        "deleted, never known",
+        [RemoteEvent(id="zz", removed=True)],
+        [],
+        [],
+        {"ignore": [("zz", None)]},
+    ),
+    (
+        "deleted, already cancelled",
+        [RemoteEvent(id="e1", removed=True)],
+        [link()],
+        [res(status="cancelled")],
+        {"ignore": [("e1", 1)]},
+    ),
+    (
+        "new event on a taken slot -> conflict",
+        [ev(id="e2")],
+        [],
+        [res(source="portal")],
+        {"conflicts": [("e2", None)]},
+    ),
+    (
+        "moved onto a taken slot -> conflict",
+        [ev(start=T + H, end=T + 2 * H)],
+        [link()],
+        [res(), res(id=2, start=T + H, end=T + 2 * H, source="portal")],
+        {"conflicts": [("e1", 1)]},
+    ),
+    (
+        "a slot freed by a cancel in the same pull is free",
+        [RemoteEvent(id="e1", removed=True), ev(id="e2")],
+        [link()],
+        [res()],
+        {"cancel": [("e1", 1)], "create": [("e2", None)]},
+    ),
+    (
+        "two new events on one slot: the second conflicts",
+        [ev(id="a"), ev(id="b")],
+        [],
+        [],
+        {"create": [("a", None)], "conflicts": [("b", None)]},
+    ),
+    (
+        "matched by iCalUId when the id differs",
+        [ev(id="other", ical_uid="uid-1", start=T + H, end=T + 2 * H)],
+        [link(ical_uid="uid-1")],
+        [res()],
+        {"update": [("other", 1)]},
+    ),
+    (
+        "occurrences sharing an iCalUId are not matched by it",
+        [ev(id="occ", ical_uid="uid-1", series_id="master", start=T + 24 * H, end=T + 25 * H)],
+        [link(ical_uid="uid-1")],
+        [res()],
+        {"create": [("occ", None)]},
+    ),
+    (
+        "matched by our tag when the link lost the id (no duplicate)",
+        [ev(id="x", reservation_id=1)],
+        [link(external_id="")],
+        [res()],
+        {"touch": [("x", 1)]},
+    ),
+    (
+        "outside the window",
+        [ev(start=T + timedelta(days=400), end=T + timedelta(days=400) + H)],
+        [],
+        [],
+        {"ignore": [("e1", None)]},
+    ),
+    (
+        "a conflicted reservation whose event moved to a free slot is retried",
+        [ev(start=T + 3 * H, end=T + 4 * H)],
+        [link()],
+        [res(status="conflicted")],
+        {"update": [("e1", 1)]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "links", "reservations", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_plan_pull(events, links, reservations, expected):
+    plan = plan_pull(events, links, reservations, window=WINDOW)
+    assert bucket(plan) == expected
+
+
+def test_full_resync_cancels_remote_made_reservations_whose_event_is_gone():
+    plan = plan_pull(
+        [ev(id="kept", version="v1")],
+        [link(1, "kept"), link(2, "gone"), link(3, "portal-event")],
+        [
+            res(1),
+            res(2, start=T + 2 * H, end=T + 3 * H),
+            res(3, T + 5 * H, T + 6 * H, source="portal"),
+        ],
+        window=WINDOW,
+        full=True,
+    )
+    assert bucket(plan) == {"ignore": [("kept", 1)], "cancel": [("gone", 2)]}
+
+
+def test_an_incremental_pull_never_cancels_what_it_did_not_hear_about():
+    plan = plan_pull([], [link(2, "gone")], [res(2)], window=WINDOW)
+    assert bucket(plan) == {}
+
+
+def test_the_last_word_on_an_event_wins():
+    moved = ev(start=T + H, end=T + 2 * H, version="v3")
+    plan = plan_pull([ev(), moved], [link()], [res()], window=WINDOW)
+    assert [(c.start, c.end) for c in plan.update] == [(T + H, T + 2 * H)]
+
+
+def test_conflicts_name_the_booking_they_collide_with():
+    plan = plan_pull([ev(id="e2")], [], [res(7, source="portal")], window=WINDOW)
+    assert plan.conflicts[0].clashes == (7,)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        # Google: midnights of the calendar's zone (New York, Tokyo), in UTC.
+        (datetime(2030, 1, 7, 5, tzinfo=UTC), datetime(2030, 1, 8, 5, tzinfo=UTC)),
+        (datetime(2030, 1, 6, 15, tzinfo=UTC), datetime(2030, 1, 7, 15, tzinfo=UTC)),
+        # Graph: midnight UTC.
+        (datetime(2030, 1, 7, tzinfo=UTC), datetime(2030, 1, 8, tzinfo=UTC)),
+    ],
+)
+def test_all_day_events_run_midnight_to_midnight_in_the_location_zone(start, end):
+    zone = ZoneInfo("Europe/Paris")
+    got = event_times(RemoteEvent(id="d", start=start, end=end, is_all_day=True), zone)
+    assert got == (
+        datetime(2030, 1, 7, tzinfo=zone),
+        datetime(2030, 1, 8, tzinfo=zone),
+    )

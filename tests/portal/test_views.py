@@ -521,6 +521,20 @@ def test_details_show_everything_and_the_history(alice_client, alice, office, ma
     assert 'id="calendar-sync"' not in body  # no calendars template: the hook renders nothing
 
 
+def test_details_show_a_change_nobody_made_as_the_system(
+    alice_client, alice, office, make_reservation
+):
+    """A change without a person (a room declining, a background job) renders as "system"."""
+    reservation = make_reservation(office.small, user=alice, title="Review")
+    reservation = type(reservation).objects.get(pk=reservation.pk)
+    reservation.title = "Review (room answered)"
+    reservation.save()  # no request, no actor: the history record has no user
+    assert reservation.history.first().history_user is None
+    response = alice_client.get(reverse("portal:detail", args=[reservation.pk]))
+    assert response.status_code == 200
+    assert "· system" in response.content.decode()
+
+
 def test_details_render_the_calendars_hook_when_provided(
     alice_client, alice, office, make_reservation, settings, tmp_path
 ):

@@ -46,7 +46,7 @@ def validation_token(query: dict[str, str] | None) -> str | None:
 
 def _text(item: dict, key: str, *, required: bool = True, limit: int = 1024) -> str:
     value = item.get(key)
-    if value is None and not required:
+    if value in (None, "") and not required:
         return ""
     if not isinstance(value, str) or not value or len(value) > limit:
         raise MalformedNotification(f"notification item without a usable {key}")

@@ -408,3 +408,18 @@ def test_google_channel_sync_change_renewal_and_stop(google_binding, sandbox, pu
     assert subscriptions.remove(google_binding.pk) == 1
     channels = {c["id"]: c for c in control(sandbox, "GET", "google/channels")["value"]}
     assert channels[new.remote_id]["stopped"]
+
+
+def test_duplicate_notifications_cause_one_queued_pull(
+    client, ms_binding, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The real request_pull: the second notification finds a pull already queued."""
+    from calendars import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.pull_binding, "delay", lambda pk: queued.append(pk))
+    _sub(ms_binding, ProviderKind.MICROSOFT)
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            assert _post_graph(client, _graph_body()).status_code == 202
+    assert queued == [ms_binding.pk]

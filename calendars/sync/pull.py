@@ -233,6 +233,19 @@ def plan_pull(
         if reservation_id is None and event.reservation_id in known:
             reservation_id = event.reservation_id  # ours, though the link lost its event id
             link = by_reservation.get(reservation_id)
+        if reservation_id is None and event.removed:
+            # A deleted recurring master (Google): its instances' ids are "<master id>_<time>".
+            occurrences = [
+                other
+                for other in links
+                if other.external_id.startswith(f"{event.id}_") and other.reservation_id in known
+            ]
+            for other in occurrences:
+                instance = RemoteEvent(id=other.external_id, removed=True, status="cancelled")
+                matched.append((instance, other.reservation_id, other))
+                seen.add(other.reservation_id)
+            if occurrences:
+                continue
         if reservation_id is None or reservation_id not in known:
             new.append(event)
         else:
@@ -601,9 +614,11 @@ def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: 
     tags = {e.reservation_id for e in events if e.reservation_id}
     links_qs = SyncLink.objects.filter(binding=binding)
     if not full:
-        links_qs = links_qs.filter(
-            Q(external_id__in=ids) | Q(ical_uid__in=uids) | Q(reservation_id__in=tags)
-        )
+        named = Q(external_id__in=ids) | Q(ical_uid__in=uids) | Q(reservation_id__in=tags)
+        for event in events:
+            if event.removed:  # a deleted recurring master names its instances by prefix
+                named |= Q(external_id__startswith=f"{event.id}_")
+        links_qs = links_qs.filter(named)
     links = [
         KnownLink(row.reservation_id, row.external_id, row.ical_uid, row.remote_version)
         for row in links_qs.only("reservation_id", "external_id", "ical_uid", "remote_version")

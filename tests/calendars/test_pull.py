@@ -22,6 +22,7 @@ from calendars.models import (
     SyncSettings,
 )
 from calendars.sync import pull
+from calendars.sync.push import push_reservation
 from reservations import services
 from reservations.models import Reservation, ReservationStatus, Source
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, bind, control
@@ -149,6 +150,7 @@ def test_our_own_push_does_not_come_back(binding, make_user, django_capture_on_c
         booked = services.book(
             actor=user, space=binding.space, start=start, end=start + timedelta(hours=1)
         ).reservations[0]
+    push_reservation(booked.pk)  # as the push task does (idempotent if it already ran)
     link = SyncLink.objects.get(reservation=booked)
     assert link.external_id, "the push did not run"
 
@@ -184,6 +186,7 @@ def test_a_colliding_remote_event_is_a_conflict_and_the_owner_is_told(
         booked = services.book(
             actor=owner, space=binding.space, start=start, end=start + timedelta(hours=1)
         ).reservations[0]
+    push_reservation(booked.pk)
     pull.pull_binding(binding.pk)  # our own event comes back: nothing
     mail.outbox.clear()
     remote.create("Walk-in", start.astimezone(UTC), (start + timedelta(hours=1)).astimezone(UTC))
@@ -216,6 +219,8 @@ def test_a_remote_move_and_cancel_of_a_portal_booking_email_its_owner(
         booked = services.book(
             actor=owner, space=binding.space, start=start, end=start + timedelta(hours=1)
         ).reservations[0]
+    push_reservation(booked.pk)
+    booked.refresh_from_db()
     remote = Remote(sandbox, kind)
     event_id = booked.sync_link.external_id
     later = start + timedelta(hours=2)

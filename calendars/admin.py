@@ -22,6 +22,7 @@ from .models import (
     SpaceCalendar,
     SyncSettings,
     UserToken,
+    WebhookStatus,
 )
 
 
@@ -169,6 +170,26 @@ class SyncSettingsAdmin(admin.ModelAdmin):
         return False
 
 
+class WebhookFilter(admin.SimpleListFilter):
+    """Bindings whose webhook renewal fails, or that have none (polling only)."""
+
+    title = "webhook"
+    parameter_name = "webhook"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("failing", "Renewal failing"), ("none", "None")]
+
+    def queryset(self, request, queryset):
+        live = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
+        if self.value() == "active":
+            return queryset.filter(webhook_subscriptions__status=WebhookStatus.ACTIVE).distinct()
+        if self.value() == "failing":
+            return queryset.filter(webhook_subscriptions__status=WebhookStatus.FAILING).distinct()
+        if self.value() == "none":
+            return queryset.exclude(webhook_subscriptions__status__in=live)
+        return queryset
+
+
 @admin.register(SpaceCalendar)
 class SpaceCalendarAdmin(SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -179,9 +200,10 @@ class SpaceCalendarAdmin(SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin):
         "enabled",
         "status",
         "last_synced_at",
+        "webhook",
         "short_error",
     )
-    list_filter = ("status", "enabled", "provider", "space__location")
+    list_filter = ("status", "enabled", WebhookFilter, "provider", "space__location")
     search_fields = ("space__name", "resource_email", "calendar_name")
     list_select_related = ("space__location", "provider")
     autocomplete_fields = ("space",)
@@ -194,6 +216,20 @@ class SpaceCalendarAdmin(SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin):
     @admin.display(description="Last error")
     def short_error(self, obj: SpaceCalendar) -> str:
         return obj.last_error[:80]
+
+    def get_queryset(self, request):
+        # The webhook column reads the subscriptions of every row: one query for the page.
+        return super().get_queryset(request).prefetch_related("webhook_subscriptions")
+
+    @admin.display(description="Webhook")
+    def webhook(self, obj: SpaceCalendar) -> str:
+        """The newest live subscription's state and expiry (calendars/subscriptions.py)."""
+        live = [s for s in obj.webhook_subscriptions.all() if s.status != WebhookStatus.STOPPED]
+        if not live:
+            return "-"
+        sub = live[0]
+        until = f" until {sub.expires_at:%Y-%m-%d %H:%M}" if sub.expires_at else ""
+        return f"{sub.get_status_display()}{until}"
 
 
 class TokenAttentionFilter(admin.SimpleListFilter):

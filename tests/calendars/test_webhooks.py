@@ -38,12 +38,12 @@ def pulls(monkeypatch) -> list[int]:
 
 
 def _sub(binding, kind: str, remote_id: str = "sub-1", **extra) -> WebhookSubscription:
+    extra.setdefault("status", WebhookStatus.ACTIVE)
     return WebhookSubscription.objects.create(
         binding=binding,
         kind=kind,
         remote_id=remote_id,
         secret=SECRET,
-        status=WebhookStatus.ACTIVE,
         expires_at=timezone.now() + timedelta(days=2),
         **extra,
     )
@@ -423,3 +423,14 @@ def test_duplicate_notifications_cause_one_queued_pull(
         for _ in range(3):
             assert _post_graph(client, _graph_body()).status_code == 202
     assert queued == [ms_binding.pk]
+
+
+def test_admin_lists_the_webhook_state_and_filters_failing_ones(admin_client, ms_binding):
+    _sub(ms_binding, ProviderKind.MICROSOFT, status=WebhookStatus.FAILING)
+    url = "/admin/calendars/spacecalendar/"
+    page = admin_client.get(url).content.decode()
+    assert "Renewal failing" in page
+    failing = admin_client.get(url, {"webhook": "failing"}).content.decode()
+    assert ms_binding.resource_email in failing
+    none = admin_client.get(url, {"webhook": "none"}).content.decode()
+    assert ms_binding.resource_email not in none

@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers it)
 from .admin_export import ExportAdminMixin
 from .admin_sync import SyncResumeMixin
 from .models import (

@@ -866,3 +866,49 @@ def notify_pull(binding_id: int, notices: Sequence[tuple[str, int, tuple[int, ..
                         ],
                     )
     return sent
+
+
+# -- resolving conflicts (the admin actions) --------------------------------------------------
+
+
+def cancel_remote_event(reservation_id: int) -> str:
+    """Resolve a conflict by deleting its remote event (in the room's calendar, with the
+    application's credentials) and cancelling the conflicted reservation. Returns what
+    happened, for the admin's message. Provider errors are returned, not raised."""
+    from integrations.base import ProviderError
+
+    link = SyncLink.objects.select_related("provider").filter(reservation_id=reservation_id).first()
+    row = Reservation.objects.filter(pk=reservation_id).first()
+    if row is None or row.status != ReservationStatus.CONFLICTED:
+        return "not a conflict any more"
+    if link is not None and link.external_id:
+        calendar = remote.RemoteCalendar(
+            remote.client_for(link.provider), link.provider.kind, link.mailbox, link.calendar_id
+        )
+        try:
+            calendar.delete(link.external_id)
+        except ProviderError as exc:
+            return f"the remote event could not be deleted: {exc.message}"
+    with transaction.atomic():
+        done = services.cancel_conflict(
+            reservation=row, reason="The remote event was cancelled by an administrator."
+        )
+        if done is not None and link is not None:
+            link.remote_version, link.state = "", LinkState.REMOVED
+            link.pushed_version = max(done.version, link.pushed_version)
+            link.save()
+    return "cancelled" if done is not None else "not a conflict any more"
+
+
+def retry_conflict(reservation_id: int) -> bool:
+    """Resolve a conflict after one of the two was moved: True when the slot was free and the
+    reservation is now confirmed (its link records the new version: nothing to push)."""
+    row = Reservation.objects.filter(pk=reservation_id).first()
+    if row is None:
+        return False
+    with transaction.atomic():
+        if not services.retry_conflict(reservation=row):
+            return False
+        row.refresh_from_db()
+        SyncLink.objects.filter(reservation=row).update(pushed_version=row.version)
+    return True

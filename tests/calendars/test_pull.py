@@ -415,3 +415,66 @@ def test_request_pull_coalesces(ms_binding, monkeypatch, django_capture_on_commi
     assert pull.acquire(ms_binding.pk) is None  # that one waits for the running pull
     pull.release(ms_binding.pk, claim)
     assert pull.acquire(ms_binding.pk)
+
+
+# -- conflicts in the admin --------------------------------------------------------------------
+
+
+def _conflict(binding, remote, make_user):
+    pull.pull_binding(binding.pk)
+    owner = make_user()
+    start = local(binding.space.location, next_weekday(2), 10)
+    booked = services.book(
+        actor=owner, space=binding.space, start=start, end=start + timedelta(hours=1)
+    ).reservations[0]
+    push_reservation(booked.pk)
+    remote.create("Walk-in", start.astimezone(UTC), (start + timedelta(hours=1)).astimezone(UTC))
+    assert pull.pull_binding(binding.pk).conflicts == 1
+    return booked, Reservation.objects.get(status=ReservationStatus.CONFLICTED)
+
+
+def test_the_admin_lists_conflicts_and_cancels_the_remote_event(
+    binding, remote, make_user, client, sandbox, kind
+):
+    from tests.calendars.conftest import remote_events
+
+    booked, conflict = _conflict(binding, remote, make_user)
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    url = "/admin/reservations/reservation/"
+    page = client.get(url, {"conflicts": "yes"}).content.decode()
+    assert f"#{booked.pk} " in page and "Clashes with" in page
+    calendar = MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+    assert len(remote_events(sandbox, kind, calendar)) == 2
+
+    response = client.post(
+        url, {"action": "cancel_remote_event", "_selected_action": [conflict.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    conflict.refresh_from_db()
+    assert conflict.status == ReservationStatus.CANCELLED
+    (left,) = remote_events(sandbox, kind, calendar)
+    assert left["id"] == booked.sync_link.external_id
+    assert pull.pull_binding(binding.pk).cancelled == 0  # the deletion comes back: nothing
+    booked.refresh_from_db()
+    assert booked.status == ReservationStatus.CONFIRMED
+
+
+def test_the_admin_retries_a_conflict_after_the_booking_moved(
+    ms_binding, sandbox, make_user, client
+):
+    booked, conflict = _conflict(ms_binding, Remote(sandbox, "microsoft"), make_user)
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    url = "/admin/reservations/reservation/"
+    client.post(url, {"action": "retry_conflict", "_selected_action": [conflict.pk]})
+    conflict.refresh_from_db()
+    assert conflict.status == ReservationStatus.CONFLICTED  # still taken
+    services.change(
+        actor=booked.requested_for,
+        reservation=booked,
+        start=booked.start + timedelta(hours=3),
+        end=booked.end + timedelta(hours=3),
+    )
+    client.post(url, {"action": "retry_conflict", "_selected_action": [conflict.pk]})
+    conflict.refresh_from_db()
+    assert conflict.status == ReservationStatus.CONFIRMED
+    assert conflict.sync_link.pushed_version == conflict.version

@@ -1,0 +1,93 @@
+"""Admin for pull conflicts: remote events stored as ``conflicted`` reservations.
+
+The reservation list gets a "Conflicts" filter and a "Clashes with" column naming the
+slot-holding bookings each conflict collides with, and two actions to resolve them:
+"Cancel the remote event" (deletes it in the room's calendar and cancels the conflicted row)
+and "Keep both / retry after moving" (if the slot is free now, the conflict is confirmed).
+Registered over ``admin_sync.ReservationSyncAdmin`` (imported by ``calendars/admin.py``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from reservations import queries
+from reservations.models import Reservation, ReservationStatus
+
+from .admin_sync import ReservationSyncAdmin
+
+
+class ConflictFilter(admin.SimpleListFilter):
+    title = "conflicts"
+    parameter_name = "conflicts"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Conflicts (remote events colliding with a booking)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status=ReservationStatus.CONFLICTED)
+        return queryset
+
+
+class ReservationConflictAdmin(ReservationSyncAdmin):
+    list_display = (*ReservationSyncAdmin.list_display, "clashes_with")
+    list_filter = (ConflictFilter, *ReservationSyncAdmin.list_filter)
+    actions = [*ReservationSyncAdmin.actions, "cancel_remote_event", "retry_conflict"]
+
+    @admin.display(description="Clashes with")
+    def clashes_with(self, obj: Reservation) -> str:
+        if obj.status != ReservationStatus.CONFLICTED:
+            return "-"
+        rows = queries.clashes(obj.space_id, obj.start, obj.end, [obj.pk]).select_related(
+            "requested_for"
+        )
+        return format_html_join(
+            ", ",
+            '<a href="{}">#{} {}</a>',
+            (
+                (
+                    reverse("admin:reservations_reservation_change", args=[r.pk]),
+                    r.pk,
+                    r.requested_for or r.organizer_name or r.title,
+                )
+                for r in rows
+            ),
+        ) or format_html("{}", "nothing now (retry)")
+
+    @admin.action(description="Cancel the remote event (conflicts)")
+    def cancel_remote_event(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        from .sync.pull import cancel_remote_event
+
+        outcomes = [
+            (r.pk, cancel_remote_event(r.pk))
+            for r in queryset.filter(status=ReservationStatus.CONFLICTED)
+        ]
+        done = sum(1 for _, outcome in outcomes if outcome == "cancelled")
+        self.message_user(request, f"{done} remote event(s) cancelled.", messages.SUCCESS)
+        for pk, outcome in outcomes:
+            if outcome != "cancelled":
+                self.message_user(request, f"#{pk}: {outcome}", messages.WARNING)
+
+    @admin.action(description="Keep both / retry after moving (conflicts)")
+    def retry_conflict(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+        from .sync.pull import retry_conflict
+
+        rows = list(queryset.filter(status=ReservationStatus.CONFLICTED))
+        confirmed = sum(retry_conflict(r.pk) for r in rows)
+        level = messages.SUCCESS if confirmed == len(rows) else messages.WARNING
+        self.message_user(
+            request,
+            f"{confirmed} of {len(rows)} conflict(s) confirmed; the others still collide "
+            "(move or cancel one of the two first).",
+            level,
+        )
+
+
+if admin.site.is_registered(Reservation):
+    admin.site.unregister(Reservation)
+admin.site.register(Reservation, ReservationConflictAdmin)

@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "simple_history",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally, no CDN
+    "oauth2_provider",
     "reservations",
     "calendars",
     "integrations",
@@ -217,6 +221,51 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")  # the default zone for people without one
 USE_I18N = True
 USE_TZ = True
+
+# --- REST API, OAuth for external clients, iCalendar feeds ----------------------------------
+# External systems get OAuth 2 client-credentials tokens from Reserva (/o/token/); the portal's
+# own pages use the session. Errors are {"error": {"code", "message", "fields"}}.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "reservations.api.authentication.ClientTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["reservations.api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["reservations.api.throttling.ClientRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "reservations.api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "reservations.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Reserva API",
+    "DESCRIPTION": "Book workplace spaces from other systems. See README.md, REST API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SpaceKindEnum": "reservations.models.SpaceKind",
+        "ReservationKindEnum": "reservations.models.ReservationKind",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "reservations.api.errors.document_error_responses",
+    ],
+}
+# Requests per client (OAuth application, or user for session calls), e.g. "600/minute".
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/minute")
+OAUTH2_PROVIDER = {
+    "SCOPES": {"read": "Read spaces, availability and reservations", "write": "Book and cancel"},
+    "DEFAULT_SCOPES": ["read"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("API_TOKEN_EXPIRE_SECONDS", default=3600),
+    "PKCE_REQUIRED": True,
+}
+# How far back the iCalendar feeds reach (days); the future is bounded by booking horizons.
+FEED_PAST_DAYS = env.int("FEED_PAST_DAYS", default=30)
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"

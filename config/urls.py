@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from calendars import signin
+from reservations.accounts import WebServiceAwareAdminLoginForm
 
 from . import views
 
 admin.site.site_header = "Reserva administration"
 admin.site.site_title = "Reserva admin"
+admin.site.login_form = WebServiceAwareAdminLoginForm  # integration users never sign in
 signin.hide_plaintext_secret_admin()  # sign-in apps come from aliases or the environment
 
 urlpatterns = [
@@ -21,5 +23,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     # OAuth connect/callback for calendars, "Connect my calendar", the admin's setup pages.
     path("calendars/", include("calendars.urls")),
+    # REST API (/api/v1/, /api/schema/, /api/docs/), OAuth tokens (/o/), iCalendar feeds.
+    path("", include("reservations.api.urls")),
+    path("feeds/", include("reservations.feed_urls")),
     path("", include("reservations.urls")),
 ]

@@ -344,3 +344,5 @@ class ReservaUserAdmin(UserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, ReservaUserAdmin)
+
+from .api import admin as _api_admin  # noqa: E402, F401 - integrations and feed keys (issue 9)

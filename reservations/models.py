@@ -368,3 +368,95 @@ class Profile(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone or settings.TIME_ZONE)
+
+
+class IntegrationRole(models.TextChoices):
+    READ_ONLY = "read_only", _("Read only")
+    BOOK_FOR_ANYONE = "book_for_anyone", _("Book for anyone")
+    BOOK_FOR_ITSELF = "book_for_itself", _("Book for itself")
+
+
+class IntegrationAccount(models.Model):
+    """Marks a user as the integration user of an external system (REST API client).
+
+    Such a user is web-service only: it cannot sign in to the portal or the admin
+    (``reservations.accounts``), it acts only through OAuth tokens issued to its clients, and
+    its ``role`` limits what those tokens may do (``reservations.api.permissions``).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="integration_account"
+    )
+    role = models.CharField(
+        max_length=16, choices=IntegrationRole.choices, default=IntegrationRole.READ_ONLY
+    )
+    is_mobile_app = models.BooleanField(
+        default=False,
+        help_text=_("The first-party mobile app: its bookings are recorded with source Mobile."),
+    )
+    notes = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        # The booking rules know permissions, not roles: "book for anyone" is the on-behalf and
+        # manage-all permissions, so every entry point judges this user the same way.
+        from django.contrib.auth.models import Permission
+
+        perms = Permission.objects.filter(
+            content_type__app_label="reservations", codename__in=("book_on_behalf", "manage_all")
+        )
+        if self.role == IntegrationRole.BOOK_FOR_ANYONE:
+            self.user.user_permissions.add(*perms)
+        else:
+            self.user.user_permissions.remove(*perms)
+
+
+def is_web_service_only(user) -> bool:
+    """True for integration users, who may use the API but never sign in interactively."""
+    if user is None or not getattr(user, "pk", None):
+        return False
+    return IntegrationAccount.objects.filter(user_id=user.pk).exists()
+
+
+class FeedToken(models.Model):
+    """The secret part of an iCalendar feed URL: one user's bookings or one space's busy times.
+
+    The key is the capability (whoever has the URL reads the feed, as calendar apps cannot
+    authenticate), so it is long and random; rotating revokes the old key and issues a new one.
+    """
+
+    key = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="feed_tokens",
+    )
+    space = models.ForeignKey(
+        Space, on_delete=models.CASCADE, null=True, blank=True, related_name="feed_tokens"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False, space__isnull=True))
+                | (models.Q(user__isnull=True, space__isnull=False)),
+                name="feed_token_for_user_xor_space",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.user or self.space
+        state = "revoked" if self.revoked_at else "active"
+        return f"Feed of {owner} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

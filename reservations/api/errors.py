@@ -1,0 +1,159 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "fields"}}``.
+
+DRF's own errors (validation, auth, throttling, 404) and the booking service's exceptions are
+turned into it here, so a client handles every failure the same way. A booking conflict (409)
+also lists the clashing slots (space and times only: never another person's title or name).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .. import services
+
+SERVICE_STATUS = {
+    services.NotAllowed: status.HTTP_403_FORBIDDEN,
+    services.Conflict: status.HTTP_409_CONFLICT,
+    services.StaleReservation: status.HTTP_409_CONFLICT,
+}
+
+DRF_CODES = {
+    status.HTTP_400_BAD_REQUEST: "invalid",
+    status.HTTP_401_UNAUTHORIZED: "not_authenticated",
+    status.HTTP_403_FORBIDDEN: "permission_denied",
+    status.HTTP_404_NOT_FOUND: "not_found",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_406_NOT_ACCEPTABLE: "not_acceptable",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
+}
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None, **extra):
+    return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as ``{"field" or "parent.field": [messages]}``."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = "non_field_errors" if key == "non_field_errors" else str(key)
+            out.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        out = {}
+        for index, item in enumerate(detail):
+            out.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _service_error(exc: services.BookingError) -> Response:
+    code = status.HTTP_400_BAD_REQUEST
+    for cls, mapped in SERVICE_STATUS.items():
+        if isinstance(exc, cls):
+            code = mapped
+            break
+    fields = {exc.field: [exc.message]} if exc.field else {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, services.Conflict):
+        extra["clashes"] = [
+            {
+                "space": clash.space_name,
+                "start": clash.start.astimezone(_zone(clash.time_zone)).isoformat(),
+                "end": clash.end.astimezone(_zone(clash.time_zone)).isoformat(),
+                "description": clash.describe(),
+            }
+            for clash in exc.clashes
+        ]
+        extra["unavailable"] = [
+            {"date": item.day.isoformat(), "reason": item.reason} for item in exc.unavailable
+        ]
+    return Response(error_body(exc.code, exc.message, fields, **extra), status=code)
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, services.BookingError):
+        return _service_error(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: let Django report it (500)
+    code = DRF_CODES.get(response.status_code, "error")
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        message = "The request is not valid; see fields."
+        if list(fields) == ["non_field_errors"]:
+            message = fields["non_field_errors"][0]
+        response.data = error_body(code, message, fields)
+    else:
+        detail = getattr(exc, "detail", "")
+        response.data = error_body(code, str(detail) if detail else code.replace("_", " "))
+    return response
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+                "clashes": {"type": "array", "items": {"type": "object"}},
+                "unavailable": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+
+_ERROR_DESCRIPTIONS = {
+    "400": "Invalid input",
+    "401": "Not authenticated",
+    "403": "Not allowed",
+    "404": "Not found",
+    "409": "Conflict with another booking, or a stale version",
+    "429": "Rate limit exceeded",
+}
+
+
+def document_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: every operation documents the error shape, so
+    clients (and the schemathesis run) can rely on it for every status, not only 2xx."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for code, description in _ERROR_DESCRIPTIONS.items():
+                operation["responses"].setdefault(
+                    code,
+                    {"description": description, "content": {"application/json": {"schema": ref}}},
+                )
+    return result

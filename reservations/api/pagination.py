@@ -1,0 +1,11 @@
+"""Every list is paginated: ``?page=`` and ``?page_size=`` (at most 200)."""
+
+from __future__ import annotations
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200

@@ -1,0 +1,291 @@
+"""JSON shapes of the API. Times are ISO 8601 with an offset, given back in the space's zone.
+
+Input times without an offset are refused (which wall clock would they be?). ``requested_for``
+is a person's email address, the identifier other systems share with Reserva.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import (
+    Amenity,
+    Frequency,
+    Location,
+    OpeningHours,
+    Reservation,
+    ReservationKind,
+    Space,
+    SpaceKind,
+)
+from ..recurrence import MAX_OCCURRENCES
+from ..services import Scope
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class AwareDateTimeField(serializers.Field):
+    """An ISO 8601 date-time that must carry an offset; output in the given zone, if any."""
+
+    default_error_messages = {
+        "invalid": "Give an ISO 8601 date-time, e.g. 2030-01-15T09:00:00+01:00.",
+        "naive": "Include a UTC offset (e.g. +01:00 or Z).",
+    }
+
+    def to_internal_value(self, data) -> datetime:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            value = parse_datetime(data.strip())
+        except ValueError:
+            value = None
+        if value is None:
+            self.fail("invalid")
+        if timezone.is_naive(value):
+            self.fail("naive")
+        try:
+            value.utcoffset()
+            value.astimezone(timezone.UTC)
+        except (OverflowError, ValueError):
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+def _in_zone(value: datetime, reservation_or_space) -> str:
+    space = getattr(reservation_or_space, "space", reservation_or_space)
+    return value.astimezone(space.location.zone).isoformat()
+
+
+class OpeningHoursSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OpeningHours
+        fields = ["weekday", "opens", "closes"]
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    opening_hours = OpeningHoursSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Location
+        fields = [
+            "id",
+            "name",
+            "address",
+            "time_zone",
+            "booking_horizon_days",
+            "max_booking_minutes",
+            "opening_hours",
+        ]
+
+
+class SpaceSerializer(serializers.ModelSerializer):
+    amenities = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Space
+        fields = [
+            "id",
+            "location",
+            "name",
+            "floor",
+            "kind",
+            "capacity",
+            "amenities",
+            "description",
+            "is_reservable",
+            "allows_group",
+            "container",
+        ]
+
+
+class AmenitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Amenity
+        fields = ["id", "name"]
+
+
+class SlotSerializer(serializers.Serializer):
+    start = serializers.CharField(help_text="ISO 8601 with the location's offset")
+    end = serializers.CharField(help_text="ISO 8601 with the location's offset")
+
+
+class FreeSlotsSerializer(serializers.Serializer):
+    space = serializers.IntegerField()
+    date = serializers.DateField()
+    time_zone = serializers.CharField()
+    slots = SlotSerializer(many=True)
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    """A reservation as clients read it."""
+
+    start = serializers.SerializerMethodField()
+    end = serializers.SerializerMethodField()
+    requested_for = serializers.SerializerMethodField()
+    booked_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "space",
+            "start",
+            "end",
+            "title",
+            "public_nickname",
+            "description",
+            "requested_for",
+            "booked_by",
+            "kind",
+            "attendees",
+            "status",
+            "source",
+            "series",
+            "version",
+            "created",
+            "updated",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_start(self, obj: Reservation) -> str:
+        return _in_zone(obj.start, obj)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_end(self, obj: Reservation) -> str:
+        return _in_zone(obj.end, obj)
+
+    @extend_schema_field({"type": "string", "format": "email", "nullable": True})
+    def get_requested_for(self, obj: Reservation) -> str | None:
+        return obj.requested_for.email if obj.requested_for_id else None
+
+    @extend_schema_field({"type": "string", "format": "email", "nullable": True})
+    def get_booked_by(self, obj: Reservation) -> str | None:
+        return obj.booked_by.email if obj.booked_by_id else None
+
+
+class PersonField(serializers.EmailField):
+    """An active user, named by email address."""
+
+    def to_internal_value(self, data):
+        email = super().to_internal_value(data)
+        users = get_user_model().objects.filter(email__iexact=email, is_active=True)[:2]
+        if len(users) != 1:
+            raise serializers.ValidationError("No single active person has this email address.")
+        return users[0]
+
+
+class RecurrenceSerializer(serializers.Serializer):
+    frequency = serializers.ChoiceField(choices=Frequency.choices)
+    interval = serializers.IntegerField(min_value=1, max_value=99, default=1)
+    weekdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6),
+        required=False,
+        default=list,
+        max_length=7,
+        help_text="For weekly rules: 0=Monday ... 6=Sunday",
+    )
+    until = serializers.DateField(required=False, allow_null=True, default=None)
+    count = serializers.IntegerField(
+        min_value=1, max_value=MAX_OCCURRENCES, required=False, allow_null=True, default=None
+    )
+    last_weekday = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if attrs.get("until") is None and attrs.get("count") is None:
+            raise serializers.ValidationError("Give 'until' or 'count'.")
+        return attrs
+
+
+MAX_ID = 10**18  # larger ids cannot exist; checked before the database sees them
+
+
+class SpaceField(serializers.PrimaryKeyRelatedField):
+    """A space by id; out-of-range ids are a 400, not a database overflow."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            number = int(data)
+        except (TypeError, ValueError):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 0 < number < MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(number)
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    space = SpaceField(queryset=Space.objects.select_related("location"))
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    title = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    public_nickname = serializers.CharField(
+        max_length=100, required=False, default="", allow_blank=True
+    )
+    description = serializers.CharField(
+        max_length=10000, required=False, default="", allow_blank=True
+    )
+    requested_for = PersonField(
+        required=False, allow_null=True, default=None, help_text="Email; default: the caller"
+    )
+    kind = serializers.ChoiceField(choices=ReservationKind.choices, default="standard")
+    attendees = serializers.ListField(
+        child=serializers.EmailField(), required=False, default=list, max_length=500
+    )
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["The end must be after the start."]})
+        return attrs
+
+
+class SeriesCreateSerializer(ReservationCreateSerializer):
+    recurrence = RecurrenceSerializer()
+    skip_unavailable = serializers.BooleanField(
+        default=False, help_text="Book the dates that can be booked; report the others."
+    )
+
+
+class UnavailableSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    reason = serializers.CharField()
+
+
+class SeriesResultSerializer(serializers.Serializer):
+    reservations = ReservationSerializer(many=True)
+    skipped = UnavailableSerializer(many=True)
+
+
+class ReservationUpdateSerializer(serializers.Serializer):
+    space = SpaceField(queryset=Space.objects.select_related("location"), required=False)
+    start = AwareDateTimeField(required=False)
+    end = AwareDateTimeField(required=False)
+    title = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    public_nickname = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=10000, required=False, allow_blank=True)
+    attendees = serializers.ListField(
+        child=serializers.EmailField(), required=False, max_length=500
+    )
+    scope = serializers.ChoiceField(choices=[s.value for s in Scope], default=Scope.THIS.value)
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="The version you read; refused if it changed."
+    )
+
+
+class CancelSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=[s.value for s in Scope], default=Scope.THIS.value)
+    reason = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+SPACE_KINDS = [k.value for k in SpaceKind]

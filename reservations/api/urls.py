@@ -1,0 +1,35 @@
+"""``/api/`` routes: v1 resources, the OpenAPI schema and its docs page, OAuth token endpoints.
+
+Only the token, revocation and introspection endpoints of django-oauth-toolkit are exposed:
+external systems use the client-credentials grant, so there is no authorization page.
+"""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from oauth2_provider import views as oauth_views
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("locations", views.LocationViewSet, basename="location")
+router.register("spaces", views.SpaceViewSet, basename="space")
+router.register("availability", views.AvailabilityViewSet, basename="availability")
+router.register("reservations", views.ReservationViewSet, basename="reservation")
+
+oauth_urlpatterns = (
+    [
+        path("token/", oauth_views.TokenView.as_view(), name="token"),
+        path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+    ],
+    "oauth2_provider",
+)
+
+urlpatterns = [
+    path("api/v1/", include((router.urls, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/.*$", views.not_found),
+    path("o/", include(oauth_urlpatterns)),
+]

@@ -38,12 +38,18 @@ USABLE_TOKEN = (TokenStatus.VALID, TokenStatus.EXPIRING)
 
 
 def binding_for(reservation: Reservation) -> SpaceCalendar | None:
-    """The space's active calendar binding, or None when the space does not sync."""
-    try:
-        binding = reservation.space.calendar
-    except SpaceCalendar.DoesNotExist:
-        return None
-    if not binding.enabled or not binding.provider.is_active:
+    """The space's active calendar binding, or None when the space does not sync.
+
+    Remembered on the Space instance (one query per space and request, not per reservation:
+    the portal asks about every booking it lists).
+    """
+    space = reservation.space
+    if not hasattr(space, "_sync_binding"):
+        space._sync_binding = (
+            SpaceCalendar.objects.select_related("provider").filter(space_id=space.pk).first()
+        )
+    binding = space._sync_binding
+    if binding is None or not binding.enabled or not binding.provider.is_active:
         return None
     return binding
 
@@ -56,7 +62,8 @@ def has_usable_token(user: AbstractBaseUser, binding: SpaceCalendar) -> bool:
 
 def placement(reservation: Reservation, source: str) -> str | None:
     """The sync mailbox of a new reservation of a synced space, by mode and source."""
-    if binding_for(reservation) is None:
+    binding = binding_for(reservation)
+    if binding is None:
         return None
     if reservation.kind == ReservationKind.BLOCKER:
         return SyncMailbox.OTHER

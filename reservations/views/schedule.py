@@ -84,16 +84,25 @@ def _grid(user, location: Location, day: date) -> dict:
     if opens is None or closes is None or closes <= opens:
         return {"closed": f"{location.name} has no bookable hours on {day:%d %b %Y}."}
     total = (closes - opens).total_seconds()
-    spaces = list(queries.bookable_spaces().filter(location=location).order_by("floor", "name"))
+    spaces = list(
+        queries.bookable_spaces()
+        .filter(location=location)
+        .select_related("location")
+        .order_by("floor", "name")
+    )
     bookings = (
         queries.slot_holding()
         .filter(queries.overlapping(opens, closes), space__in=spaces)
-        .select_related("space__location", "requested_for")
+        .select_related("requested_for")
         .order_by("start")
     )
     manage_all = rules.can_manage_all(user)
     by_space: dict[int, list[Reservation]] = {}
+    space_by_id = {space.pk: space for space in spaces}
     for reservation in bookings:
+        # One shared Space instance per row, so what policies look up about a space (its
+        # calendar binding) is fetched once per space, not once per booking.
+        reservation.space = space_by_id[reservation.space_id]
         by_space.setdefault(reservation.space_id, []).append(reservation)
 
     now = timezone.now()

@@ -1,0 +1,146 @@
+"""The sync-mode rules as people meet them in the portal: the same reasons the service gives,
+as form errors, refused cancellations and greyed-out bookings in the schedule."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from calendars.models import (
+    CalendarProvider,
+    ConnectionAlias,
+    CredentialAlias,
+    ProviderKind,
+    SpaceCalendar,
+    SyncSettings,
+    UserToken,
+)
+from reservations.models import Reservation, ReservationStatus
+from tests.conftest import local
+from tests.portal.test_views import DAY, book_form
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def provider():
+    return CalendarProvider.objects.create(
+        name="M365",
+        kind=ProviderKind.MICROSOFT,
+        connection=ConnectionAlias.objects.create(name="graph", kind=ProviderKind.MICROSOFT),
+        credential=CredentialAlias.objects.create(
+            name="app", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
+        ),
+        delegated_user_email="delegate@example.com",
+    )
+
+
+@pytest.fixture
+def synced_office(office, provider):
+    for space in (office.small, office.big):
+        SpaceCalendar.objects.create(
+            space=space, provider=provider, resource_email=f"{space.pk}@example.com"
+        )
+    return office
+
+
+def set_mode(mode: str) -> None:
+    settings = SyncSettings.load()
+    settings.mode = mode
+    settings.save()
+
+
+def text(response) -> str:
+    return response.content.decode().replace("&#x27;", "'")
+
+
+def test_personal_mode_booking_needs_a_connected_calendar(
+    alice_client, alice, synced_office, provider
+):
+    set_mode("personal")
+    response = alice_client.post(reverse("portal:book"), book_form(synced_office.small))
+    assert response.status_code == 400
+    assert "Connect your calendar first" in text(response)
+    assert not Reservation.objects.exists()
+    # A room that does not sync keeps every option.
+    response = alice_client.post(reverse("portal:book"), book_form(synced_office.booth))
+    assert response.status_code == 302
+    UserToken.objects.create(
+        user=alice, provider=provider, account_email=alice.email, token={"k": "v"}
+    )
+    response = alice_client.post(reverse("portal:book"), book_form(synced_office.small))
+    assert response.status_code == 302
+    booked = Reservation.objects.get(space=synced_office.small)
+    assert booked.sync_mailbox == "user"
+
+
+def test_personal_mode_refuses_on_behalf_and_group_bookings_of_synced_rooms(
+    client, assistant, alice, synced_office, provider
+):
+    set_mode("personal")
+    UserToken.objects.create(
+        user=assistant, provider=provider, account_email=assistant.email, token={"k": "v"}
+    )
+    client.force_login(assistant)
+    response = client.post(
+        reverse("portal:book"), book_form(synced_office.small, requested_for=alice.pk)
+    )
+    assert response.status_code == 400
+    assert "can only be booked for yourself" in text(response)
+    response = client.post(
+        reverse("portal:book"),
+        book_form(synced_office.big, kind="group", attendees="x@example.com"),
+    )
+    assert "Group reservations are not available" in text(response)
+    assert not Reservation.objects.exists()
+
+
+def test_strict_mode_greys_out_and_refuses_room_mailbox_bookings(
+    alice_client, alice, synced_office, make_reservation
+):
+    room_booking = make_reservation(
+        synced_office.small, user=alice, start=local(synced_office.location, DAY, 9)
+    )
+    set_mode("strict")
+    page = text(
+        alice_client.get(
+            reverse("portal:schedule"), {"location": synced_office.location.pk, "date": DAY}
+        )
+    )
+    assert f'aria-describedby="why-{room_booking.pk}"' in page
+    assert "In strict sync mode only reservations kept in the delegated calendar" in page
+    response = alice_client.post(
+        reverse("portal:cancel", args=[room_booking.pk]),
+        {"scope": "this", "expected_version": room_booking.version},
+    )
+    room_booking.refresh_from_db()
+    assert room_booking.status == ReservationStatus.CONFIRMED
+    assert response.status_code in (302, 400)
+
+
+def test_schedule_queries_do_not_grow_with_bookings(
+    alice_client, alice, bob, synced_office, make_reservation
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            alice_client.get(
+                reverse("portal:schedule"), {"location": synced_office.location.pk, "date": DAY}
+            )
+        return len(ctx.captured_queries)
+
+    make_reservation(synced_office.small, user=bob, start=local(synced_office.location, DAY, 8))
+    make_reservation(synced_office.big, user=bob, start=local(synced_office.location, DAY, 8))
+    few = count()
+    for hour in (10, 12, 14, 16):
+        make_reservation(
+            synced_office.small, user=bob, start=local(synced_office.location, DAY, hour)
+        )
+        make_reservation(
+            synced_office.big, user=alice, start=local(synced_office.location, DAY, hour)
+        )
+    # Each space's binding is looked up once; what remains per booking is the sync settings'
+    # one-row primary-key read.
+    assert count() <= few + 8

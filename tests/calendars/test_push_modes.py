@@ -5,7 +5,7 @@ refused secret or token (paused, one alert, nothing lost, resumed after reconnec
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,7 +27,7 @@ from calendars.sync import check_room_response, push, resume_binding, resume_use
 from integrations.microsoft.oauth import begin_authorization, complete_authorization
 from reservations import services
 from reservations.models import ReservationKind, ReservationStatus, SyncMailbox
-from tests.calendars.conftest import MS_DELEGATE, MS_ROOM, control, remote_events
+from tests.calendars.conftest import GOOGLE_ROOM, MS_DELEGATE, MS_ROOM, control, remote_events
 from tests.conftest import local, next_weekday
 
 ALICE = "alice@contoso.test"
@@ -205,3 +205,130 @@ def test_a_revoked_personal_token_pauses_shows_a_banner_and_resumes_after_reconn
     assert link.state == LinkState.SYNCED and link.pushed_version == moved.version
     (after,) = remote_events(sandbox, "microsoft", ALICE)
     assert after["id"] == event["id"]
+
+
+# -- Google: the same modes against the Google sandbox -------------------------------------------
+
+G_ALICE = "alice@northwind.test"
+G_REDIRECT = "http://localhost:8000/calendars/oauth/google/callback/"
+
+
+def connect_google(sandbox, provider, user) -> UserToken:
+    """What the Connect page does for Google: the consent flow through the sandbox (it signs a
+    configured user in from ``login_hint``), token stored."""
+    from integrations.google import oauth as google_oauth
+
+    config = remote.provider_config(provider)
+    url, verifier = google_oauth.begin_authorization(
+        config, G_REDIRECT, (google_oauth.CALENDAR_SCOPE,), "state", login_hint=user.email
+    )
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(sandbox.ca_file)
+    answer = session.get(url, allow_redirects=False, timeout=10)
+    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    grant = google_oauth.complete_authorization(config, G_REDIRECT, params["code"], verifier)
+    token, _ = UserToken.objects.update_or_create(
+        user=user,
+        provider=provider,
+        defaults={
+            "account_email": grant.account_email,
+            "token": grant.token,
+            "status": TokenStatus.VALID,
+        },
+    )
+    return token
+
+
+def _room_attendee(event: dict) -> dict:
+    (room,) = [a for a in event.get("attendees", []) if a["email"] == GOOGLE_ROOM]
+    return room
+
+
+@pytest.mark.django_db(transaction=True)
+def test_google_personal_mode_resource_calendar_accepts_and_the_booking_is_confirmed(
+    google_binding, sandbox, make_user, mailoutbox
+):
+    personal_mode()
+    alice = make_user("alice", email=G_ALICE)
+    connect_google(sandbox, google_binding.provider, alice)
+    reservation = book(alice, google_binding.space)
+    assert (reservation.status, reservation.sync_mailbox) == (
+        ReservationStatus.PENDING,
+        SyncMailbox.USER,
+    )
+    (event,) = remote_events(sandbox, "google", G_ALICE)  # in her own calendar
+    assert _room_attendee(event)["resource"] is True
+    assert all("text/calendar" not in str(m.message()) for m in mailoutbox)  # Google sends it
+
+    sandbox.sandbox.wait_idle()  # the resource calendar answers a moment later
+    assert check_room_response(reservation.pk) in ("confirmed", "not pending")
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    (event,) = remote_events(sandbox, "google", G_ALICE)
+    assert _room_attendee(event)["responseStatus"] == "accepted"
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.pushed_version == reservation.version  # no push needed for the room's answer
+    assert push.push_reservation(reservation.pk).op == "noop"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_google_personal_mode_busy_resource_calendar_declines_and_the_booking_is_cancelled(
+    google_binding, sandbox, make_user
+):
+    personal_mode()
+    alice = make_user("alice", email=G_ALICE)
+    connect_google(sandbox, google_binding.provider, alice)
+    start = local(google_binding.space.location, next_weekday(3), 10)
+    control(  # someone booked the room in Google Calendar; Reserva has not heard of it yet
+        sandbox,
+        "POST",
+        f"google/calendars/{GOOGLE_ROOM}/events",
+        json={
+            "summary": "Walk-in",
+            "start": {"dateTime": start.isoformat()},
+            "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
+        },
+    )
+    reservation = book(alice, google_binding.space)
+    sandbox.sandbox.wait_idle()
+    assert check_room_response(reservation.pk) in ("declined", "not pending")
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CANCELLED
+    assert reservation.cancel_reason.startswith("The room declined")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_google_grant_pauses_shows_a_banner_and_resumes_after_reconnect(
+    google_binding, sandbox, make_user, mailoutbox, client
+):
+    personal_mode()
+    alice = make_user("alice", email=G_ALICE)
+    connect_google(sandbox, google_binding.provider, alice)
+    reservation = book(alice, google_binding.space)
+    (event,) = remote_events(sandbox, "google", G_ALICE)
+
+    # Revoked at Google (by her or an admin): the refresh grant and its access tokens die.
+    control(sandbox, "POST", "google/tokens/revoke", json={"user": G_ALICE})
+    mailoutbox.clear()
+    moved = services.change(
+        actor=alice,
+        reservation=reservation,
+        start=reservation.start + timedelta(hours=1),
+        end=reservation.end + timedelta(hours=1),
+    )[0]
+    token = UserToken.objects.get(user=alice)
+    assert token.status == TokenStatus.REVOKED
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.state == LinkState.PAUSED and link.pushed_version < moved.version
+    assert [m.to for m in mailoutbox if "reconnect" in m.subject.lower()] == [[G_ALICE]]
+    client.force_login(alice)
+    assert "was revoked" in client.get("/").content.decode()
+
+    connect_google(sandbox, google_binding.provider, alice)  # the Connect page...
+    assert resume_user(alice.pk, google_binding.provider_id) == 1  # ...then this
+    link.refresh_from_db()
+    assert link.state == LinkState.SYNCED and link.pushed_version == moved.version
+    (after,) = remote_events(sandbox, "google", G_ALICE)
+    assert after["id"] == event["id"]
+    assert datetime.fromisoformat(after["start"]["dateTime"]) == moved.start

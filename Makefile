@@ -13,7 +13,7 @@ DEV_ENV := DEBUG=$${DEBUG:-true}
 RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench-booking bench-export screenshots clean
+.PHONY: install run test lint format bench-booking bench-export bench-pull screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-booking: install  ## needs PostgreSQL; see bench/booking.py
 
 bench-export: install  ## bulk export against the sandbox (PostgreSQL; Redis if REDIS_URL); see bench/export.py
 	$(BIN)/python bench/export.py
+
+bench-pull: install  ## pull requests/queries, no change and 100 changes, against the sandbox; see bench/pull.py
+	$(BIN)/python bench/pull.py --google
 
 screenshots: install  ## PNGs of the portal with demo data into docs/screenshots/ (needs /usr/bin/chromium)
 	$(BIN)/python docs/screenshots.py

@@ -497,6 +497,7 @@ class PullResult:
     pages: int = 0
     full: bool = False
     detail: str = ""
+    cursor: str | None = None  # a new cursor still to be saved (a pull without changes)
 
 
 def read_changes(
@@ -556,6 +557,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         fields = {
+            **({"sync_token": result.cursor} if result.cursor else {}),
             "last_pulled_at": timezone.now(),
             "last_synced_at": timezone.now(),
             "last_error": "",
@@ -690,8 +692,7 @@ def _apply(
     """Plan and apply in one transaction, storing the new cursor with the changes."""
     result = PullResult("succeeded", events=len(events), full=full)
     if not events and not full:
-        if cursor and cursor != binding.sync_token:
-            SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
+        result.cursor = cursor  # saved with the lock's release: one query fewer
         return result
     space, location = binding.space, binding.space.location
     source = SOURCE_OF[binding.provider.kind]
@@ -720,34 +721,57 @@ def _apply(
                 _link(binding, done, change.event)
                 result.cancelled += 1
                 notices.append(("cancelled", done.pk, ()))
-        for change in plan.update:
+
+        def move(change: Change) -> Reservation:
+            """Apply one update; raises services.Conflict when its new slot is taken."""
             row = rows[change.reservation_id]
             details = {"title": change.title[:255]} if change.title is not None else {}
-            try:
-                if row.status == ReservationStatus.CONFLICTED:
-                    row = services.record_conflict(
-                        space=space, start=change.start, end=change.end, source=source,
-                        reservation=row, title=details.get("title", ""),
-                    )  # fmt: skip
-                    services.retry_conflict(reservation=row)
-                    row.refresh_from_db()
-                else:
-                    moved = (change.start, change.end) != (row.start, row.end)
-                    row = services.change(
-                        actor=None, reservation=row, start=change.start, end=change.end,
-                        source=source, **details,
-                    )[0]  # fmt: skip
-                    if moved:
-                        notices.append(("changed", row.pk, ()))
-                result.updated += 1
-            except services.Conflict as exc:
+            if row.status == ReservationStatus.CONFLICTED:
                 row = services.record_conflict(
                     space=space, start=change.start, end=change.end, source=source,
                     reservation=row, title=details.get("title", ""),
                 )  # fmt: skip
-                clash_ids = tuple(c.reservation_id for c in exc.clashes)
-                notices.append(("conflict", row.pk, clash_ids))
-                result.conflicts += 1
+                services.retry_conflict(reservation=row)
+                row.refresh_from_db()
+                return row
+            moved = (change.start, change.end) != (row.start, row.end)
+            row = services.change(
+                actor=None, reservation=row, start=change.start, end=change.end,
+                source=source, **details,
+            )[0]  # fmt: skip
+            if moved:
+                notices.append(("changed", row.pk, ()))
+            return row
+
+        # Several events moved at once may each land where another one still is: an update
+        # whose slot is taken waits for the others, round after round while some progress.
+        pending, failures = list(plan.update), {}
+        while pending:
+            waiting = []
+            for change in pending:
+                try:
+                    row = move(change)
+                except services.Conflict as exc:
+                    waiting.append(change)
+                    failures[change.reservation_id] = exc
+                    continue
+                rows[row.pk] = row
+                _link(binding, row, change.event)
+                result.updated += 1
+            if len(waiting) == len(pending):
+                break
+            pending = waiting
+        else:
+            waiting = []
+        for change in waiting:
+            row = services.record_conflict(
+                space=space, start=change.start, end=change.end, source=source,
+                reservation=rows[change.reservation_id],
+                title=(change.title or "")[:255],
+            )  # fmt: skip
+            clash_ids = tuple(c.reservation_id for c in failures[change.reservation_id].clashes)
+            notices.append(("conflict", row.pk, clash_ids))
+            result.conflicts += 1
             _link(binding, row, change.event)
         for change in plan.conflicts:
             row = rows.get(change.reservation_id) if change.reservation_id else None

@@ -348,11 +348,61 @@ def _export(run: _Run) -> None:
         if round_:
             time.sleep(min(ROUND_PAUSE_SECONDS * 2 ** (round_ - 1), 30))
             run.beat()
-        for start in range(0, len(todo), size):
-            _send_batch(run, calendar, todo[start : start + size], last_round)
+        _send_batches(run, calendar, [todo[i : i + size] for i in range(0, len(todo), size)],
+                      last_round)  # fmt: skip
 
 
-def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round: bool) -> None:
+@dataclass
+class _Batch:
+    """One batch, read and built, ready to send."""
+
+    reservations: dict[int, Reservation]
+    links: dict[int, SyncLink]
+    versions: dict[int, int]
+    uncertain: list[int]  # attempted before, no remote id: look up by our tag first
+    ops: dict[int, BatchOp]
+    actions: dict[int, str]
+    outcomes: dict[int, BatchResult]  # known before sending (payloads that cannot be built)
+
+
+def _send_batches(run: _Run, calendar: Any, chunks: list[list[int]], last_round: bool) -> None:
+    """Send the batches one after another, one in flight at a time (the limiter still holds
+    the mailbox's slots for it), and do the database work around each send while the
+    previous batch is in flight: the next batch is read and its payloads built, and the
+    previous batch's outcomes recorded, so the mailbox is never idle waiting for the database.
+
+    Order per batch is kept: its links are marked attempted (with a heartbeat that checks our
+    claim) right before it is sent, and its outcomes are recorded once its answer is in. The
+    sender thread only talks HTTP; every database access stays in this thread.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-send") as sender:
+        in_flight: tuple[_Batch, Any] | None = None
+        for chunk in [*chunks, None]:
+            # While the previous batch is in flight: read and build this one, and mark it
+            # attempted (with the heartbeat that checks our claim) before it can be sent.
+            batch = _prepare(run, chunk) if chunk else None
+            if batch is not None:
+                _mark_attempted(run, batch)
+            answered = None
+            if in_flight is not None:
+                try:
+                    answered = (in_flight[0], in_flight[1].result())  # raises Paused
+                except BaseException:
+                    if batch is not None:  # never sent: its outcome is not uncertain
+                        _mark_attempted(run, batch, undo=True)
+                    raise
+                in_flight = None
+            if batch is not None:
+                in_flight = (batch, sender.submit(_transmit, calendar, batch))
+            if answered is not None:
+                done, outcomes = answered
+                _record(run, done.reservations, done.links, done.versions,
+                        done.outcomes | outcomes, done.actions, last_round)  # fmt: skip
+
+
+def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:
     from ..remote import event_data
 
     binding = run.binding
@@ -363,17 +413,50 @@ def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round
         .select_related("space__location", "requested_for", "sync_link")
     }
     if not reservations:
-        return
+        return None
     links = {pk: r.sync_link for pk, r in reservations.items()}
-    # Attempted before but no remote id: the outcome is unknown; look before sending again.
-    uncertain = [pk for pk, link in links.items() if link.attempts and not link.external_id]
-    SyncLink.objects.filter(pk__in=[link.pk for link in links.values()]).update(
-        attempts=F("attempts") + 1
+    batch = _Batch(
+        reservations=reservations,
+        links=links,
+        versions={pk: r.version for pk, r in reservations.items()},
+        # Attempted before but no remote id: the outcome is unknown; look before sending again.
+        uncertain=[pk for pk, link in links.items() if link.attempts and not link.external_id],
+        ops={},
+        actions={},
+        outcomes={},
     )
-    run.beat()
+    for pk, reservation in reservations.items():
+        link = links[pk]
+        try:
+            data = event_data(reservation, binding)
+        except Exception as exc:  # one unbuildable reservation must not stop the others
+            log.exception("export: cannot build the event of reservation %s", pk)
+            batch.outcomes[pk] = BatchResult(
+                str(pk), error=PermanentError(f"Cannot build the event ({type(exc).__name__}).")
+            )
+            continue
+        if link.external_id:  # the event exists but shows an older version
+            batch.ops[pk] = BatchOp(str(pk), "update", data, event_id=link.external_id)
+            batch.actions[pk] = "update"
+        else:
+            batch.ops[pk] = BatchOp(str(pk), "create", data)
+            batch.actions[pk] = "create"
+    return batch
+
+
+def _mark_attempted(run: _Run, batch: _Batch, undo: bool = False) -> None:
+    SyncLink.objects.filter(pk__in=[link.pk for link in batch.links.values()]).update(
+        attempts=F("attempts") + (-1 if undo else 1)
+    )
+    if not undo:
+        run.beat()
+
+
+def _transmit(calendar: Any, batch: _Batch) -> dict[int, BatchResult]:
+    """Look up the uncertain items by our tag, then send the rest in one batch call. HTTP only
+    (runs in the sender thread); raises :class:`Paused` on a connection error."""
     outcomes: dict[int, BatchResult] = {}
-    actions: dict[int, str] = {}
-    for pk in uncertain:
+    for pk in batch.uncertain:
         try:
             found = calendar.find(pk)
         except ProviderError as error:
@@ -382,27 +465,9 @@ def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round
             outcomes[pk] = BatchResult(str(pk), error=error)
             continue
         if found is not None:
-            outcomes[pk], actions[pk] = BatchResult(str(pk), event=found), "found"
-    versions = {pk: r.version for pk, r in reservations.items()}
-    ops = []
-    for pk, reservation in reservations.items():
-        if pk in outcomes:
-            continue
-        link = links[pk]
-        try:
-            data = event_data(reservation, binding)
-        except Exception as exc:  # one unbuildable reservation must not stop the others
-            log.exception("export: cannot build the event of reservation %s", pk)
-            outcomes[pk] = BatchResult(
-                str(pk), error=PermanentError(f"Cannot build the event ({type(exc).__name__}).")
-            )
-            continue
-        if link.external_id:  # the event exists but shows an older version
-            ops.append(BatchOp(str(pk), "update", data, event_id=link.external_id))
-            actions[pk] = "update"
-        else:
-            ops.append(BatchOp(str(pk), "create", data))
-            actions[pk] = "create"
+            outcomes[pk] = BatchResult(str(pk), event=found)
+            batch.actions[pk] = "found"
+    ops = [op for pk, op in batch.ops.items() if pk not in outcomes]
     if ops:
         try:
             results = calendar.batch(ops)
@@ -414,7 +479,7 @@ def _send_batch(run: _Run, calendar: Any, reservation_ids: list[int], last_round
             if isinstance(result.error, CONNECTION_ERRORS):
                 raise Paused(result.error)
             outcomes[int(result.key)] = result
-    _record(run, reservations, links, versions, outcomes, actions, last_round)
+    return outcomes
 
 
 def _record(run, reservations, links, versions, outcomes, actions, last_round) -> None:

@@ -68,7 +68,7 @@ def _pull_after_commit(binding_ids: set[int]) -> None:
 # -- Microsoft Graph ---------------------------------------------------------------------------
 
 
-def _graph(request: HttpRequest, *, lifecycle_endpoint: bool) -> HttpResponse:
+def _graph(request: HttpRequest) -> HttpResponse:
     # The handshake: Graph POSTs ?validationToken=... while creating the subscription and
     # needs the decoded token back as text/plain within 10 seconds.
     if "validationToken" in request.GET:
@@ -125,14 +125,14 @@ def _graph(request: HttpRequest, *, lifecycle_endpoint: bool) -> HttpResponse:
 @require_POST
 def microsoft(request: HttpRequest) -> HttpResponse:
     """Graph change notifications (and lifecycle ones, should Graph send them here)."""
-    return _graph(request, lifecycle_endpoint=False)
+    return _graph(request)
 
 
 @csrf_exempt
 @require_POST
 def microsoft_lifecycle(request: HttpRequest) -> HttpResponse:
     """Graph lifecycle notifications: reauthorizationRequired, missed, subscriptionRemoved."""
-    return _graph(request, lifecycle_endpoint=True)
+    return _graph(request)
 
 
 # -- Google ------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
@@ -556,12 +556,19 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             events, cursor, pages = read_changes(calendar, None, *window)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
+        # Back to OK after transient errors, but a binding a push paused meanwhile stays
+        # paused with its reason (one UPDATE either way: CASE on the row's own status).
+        recovering = When(status=BindingStatus.ERROR, then=Value(BindingStatus.OK))
         fields = {
             **({"sync_token": result.cursor} if result.cursor else {}),
             "last_pulled_at": timezone.now(),
             "last_synced_at": timezone.now(),
-            "last_error": "",
-            "status": BindingStatus.OK,
+            "last_error": Case(
+                When(status=BindingStatus.PAUSED, then=F("last_error")),
+                default=Value(""),
+                output_field=TextField(),
+            ),
+            "status": Case(recovering, default=F("status"), output_field=CharField()),
         }
     except PermanentError as exc:
         trouble.pause_binding(binding_id, exc.message)
@@ -653,6 +660,12 @@ def _link(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) 
             mailbox=place.mailbox,
             calendar_id=place.calendar_id,
         )
+    if link.mailbox.lower() != binding.resource_email.lower():
+        # The event lives elsewhere (the person's own calendar in personal mode, the delegated
+        # one in strict mode) and the room's copy was matched by iCalUId / id: the push owns
+        # the link's event id and change key, which name the other copy; its version stays
+        # behind, so the push brings that copy in step with what the room's copy said.
+        return
     if not event.removed:
         link.external_id = event.id or link.external_id
         link.ical_uid = event.ical_uid or link.ical_uid

@@ -478,3 +478,12 @@ def test_the_admin_retries_a_conflict_after_the_booking_moved(
     conflict.refresh_from_db()
     assert conflict.status == ReservationStatus.CONFIRMED
     assert conflict.sync_link.pushed_version == conflict.version
+
+
+def test_a_good_pull_clears_a_transient_error(ms_binding):
+    SpaceCalendar.objects.filter(pk=ms_binding.pk).update(
+        status=BindingStatus.ERROR, last_error="Graph answered 503"
+    )
+    assert pull.pull_binding(ms_binding.pk).status == "succeeded"
+    ms_binding.refresh_from_db()
+    assert (ms_binding.status, ms_binding.last_error) == (BindingStatus.OK, "")

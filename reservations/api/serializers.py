@@ -6,9 +6,11 @@ is a person's email address, the identifier other systems share with Reserva.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -51,7 +53,7 @@ class AwareDateTimeField(serializers.Field):
             self.fail("naive")
         try:
             value.utcoffset()
-            value.astimezone(timezone.UTC)
+            value.astimezone(UTC)
         except (OverflowError, ValueError):
             self.fail("invalid")
         return value
@@ -65,7 +67,19 @@ def _in_zone(value: datetime, reservation_or_space) -> str:
     return value.astimezone(space.location.zone).isoformat()
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "example": "09:00"})
+class WallClockField(serializers.TimeField):
+    """A local wall-clock time (HH:MM) in the location's zone; OpenAPI's ``time`` format would
+    claim an offset, which opening hours do not have."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class OpeningHoursSerializer(serializers.ModelSerializer):
+    opens = WallClockField(read_only=True)
+    closes = WallClockField(read_only=True)
+
     class Meta:
         model = OpeningHours
         fields = ["weekday", "opens", "closes"]
@@ -173,15 +187,30 @@ class ReservationSerializer(serializers.ModelSerializer):
         return obj.booked_by.email if obj.booked_by_id else None
 
 
-class PersonField(serializers.EmailField):
+@extend_schema_field({"type": "string", "format": "email", "nullable": True})
+class PersonField(serializers.Field):
     """An active user, named by email address."""
 
+    default_error_messages = {
+        "invalid": "Enter a valid email address.",
+        "unknown": "No single active person has this email address.",
+    }
+
     def to_internal_value(self, data):
-        email = super().to_internal_value(data)
+        if not isinstance(data, str):
+            self.fail("invalid")
+        email = data.strip()
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            self.fail("invalid")
         users = get_user_model().objects.filter(email__iexact=email, is_active=True)[:2]
         if len(users) != 1:
-            raise serializers.ValidationError("No single active person has this email address.")
+            self.fail("unknown")
         return users[0]
+
+    def to_representation(self, value) -> str:
+        return value.email
 
 
 class RecurrenceSerializer(serializers.Serializer):

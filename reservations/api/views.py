@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from .. import queries, rules, services
 from ..models import Location, Reservation, ReservationStatus, Space, SpaceKind
 from ..recurrence import Recurrence
+from . import schema as _schema  # noqa: F401 - registers the token scheme
 from . import serializers as s
 from .permissions import caller, source_for
 

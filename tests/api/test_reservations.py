@@ -1,0 +1,241 @@
+"""Reservations through the API: create, read, list, update, cancel, series; roles; errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from reservations.models import IntegrationRole, Reservation, ReservationStatus, Source
+from tests.conftest import local, next_weekday
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def space(make_space):
+    return make_space(name="Atlas")
+
+
+def slot(space, hour=10, minutes=60, weeks=1):
+    start = local(space.location, next_weekday(1, weeks_ahead=weeks), hour)
+    return start.isoformat(), (start + timedelta(minutes=minutes)).isoformat()
+
+
+def booking(space, hour=10, **extra):
+    start, end = slot(space, hour)
+    return {"space": space.pk, "start": start, "end": end, **extra}
+
+
+def test_book_read_list_move_and_cancel_for_someone(as_integration, space, make_user):
+    alice = make_user("alice")
+    client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
+    created = client.post(
+        "/api/v1/reservations/",
+        booking(space, title="Budget", requested_for="ALICE@example.com"),
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["requested_for"] == "alice@example.com"
+    assert body["booked_by"] == client.integration.user.email
+    assert body["source"] == Source.REST_API and body["status"] == "confirmed"
+    start, end = slot(space, 10)
+    assert (body["start"], body["end"]) == (start, end)  # in the location's zone, with offset
+    reservation = Reservation.objects.get(pk=body["id"])
+    assert reservation.requested_for == alice and reservation.source == Source.REST_API
+
+    assert client.get(f"/api/v1/reservations/{reservation.pk}/").json()["title"] == "Budget"
+    listed = client.get("/api/v1/reservations/", {"requested_for": "alice@example.com"}).json()
+    assert [r["id"] for r in listed["results"]] == [reservation.pk]
+    assert client.get("/api/v1/reservations/", {"space": space.pk + 1}).json()["count"] == 0
+
+    new_start, new_end = slot(space, 14)
+    moved = client.patch(
+        f"/api/v1/reservations/{reservation.pk}/",
+        {"start": new_start, "end": new_end, "title": "Budget v2", "version": 1},
+        format="json",
+    )
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["start"] == new_start and moved.json()["version"] == 2
+    stale = client.patch(
+        f"/api/v1/reservations/{reservation.pk}/", {"title": "x", "version": 1}, format="json"
+    )
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale"
+
+    cancelled = client.post(f"/api/v1/reservations/{reservation.pk}/cancel/", {}, format="json")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CANCELLED
+
+
+def test_conflict_is_409_naming_the_slot_without_private_details(
+    as_integration, space, make_reservation, make_user
+):
+    taken = make_reservation(
+        space,
+        start=local(space.location, next_weekday(1), 10),
+        title="Secret merger",
+        user=make_user("bob"),
+    )
+    client = as_integration(IntegrationRole.BOOK_FOR_ITSELF)
+    start, end = slot(space, 10, minutes=30)
+    response = client.post(
+        "/api/v1/reservations/", {"space": space.pk, "start": start, "end": end}, format="json"
+    )
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and "start" in error["fields"]
+    (clash,) = error["clashes"]
+    assert clash["space"] == "Atlas"
+    assert clash["start"] == taken.start.astimezone(space.location.zone).isoformat()
+    assert "Secret merger" not in response.content.decode()
+    assert "bob" not in response.content.decode()
+
+
+def test_invalid_input_is_400_with_fields(as_integration, space):
+    client = as_integration()
+    cases = [
+        ({}, {"space", "start", "end"}),
+        ({"space": "x", "start": "yesterday", "end": 5}, {"space", "start", "end"}),
+        ({**booking(space), "requested_for": "nobody@example.com"}, {"requested_for"}),
+        ({**booking(space), "end": booking(space)["start"]}, {"end"}),
+        ({**booking(space), "space": 10**30}, {"space"}),
+        ({**booking(space), "kind": "party"}, {"kind"}),
+    ]
+    for payload, fields in cases:
+        response = client.post("/api/v1/reservations/", payload, format="json")
+        assert response.status_code == 400, (payload, response.content)
+        error = response.json()["error"]
+        assert error["code"] == "invalid" and set(error["fields"]) == fields
+    not_json = client.post("/api/v1/reservations/", "{oops", content_type="application/json")
+    assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "invalid"
+
+
+def test_service_rules_come_back_as_field_errors(as_integration, make_location, make_space):
+    location = make_location(max_booking_minutes=60)
+    space = make_space(location)
+    client = as_integration()
+    start, end = slot(space, 10, minutes=120)
+    response = client.post(
+        "/api/v1/reservations/", {"space": space.pk, "start": start, "end": end}, format="json"
+    )
+    assert response.status_code == 400
+    assert "at most 1h00" in response.json()["error"]["fields"]["start"][0]
+
+
+def test_read_only_role_reads_everything_and_writes_nothing(
+    as_integration, space, make_reservation
+):
+    existing = make_reservation(space)
+    client = as_integration(IntegrationRole.READ_ONLY)
+    assert client.get("/api/v1/reservations/").json()["count"] == 1
+    assert client.get(f"/api/v1/reservations/{existing.pk}/").status_code == 200
+    refused = client.post("/api/v1/reservations/", booking(space, hour=15), format="json")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "This integration is read-only."
+    assert client.post(f"/api/v1/reservations/{existing.pk}/cancel/").status_code == 403
+
+
+def test_book_for_itself_role(as_integration, space, make_user, make_reservation):
+    someone = make_reservation(space, start=local(space.location, next_weekday(1), 8))
+    make_user("carol")
+    client = as_integration(IntegrationRole.BOOK_FOR_ITSELF)
+    for_other = client.post(
+        "/api/v1/reservations/", booking(space, requested_for="carol@example.com"), format="json"
+    )
+    assert for_other.status_code == 403
+    assert "only book for itself" in for_other.json()["error"]["message"]
+    mine = client.post("/api/v1/reservations/", booking(space), format="json")
+    assert mine.status_code == 201
+    listed = client.get("/api/v1/reservations/").json()
+    assert [r["id"] for r in listed["results"]] == [mine.json()["id"]]
+    assert client.get(f"/api/v1/reservations/{someone.pk}/").status_code == 404
+    assert client.post(f"/api/v1/reservations/{someone.pk}/cancel/").status_code == 404
+
+
+def test_book_for_anyone_manages_others_bookings(as_integration, space, make_reservation):
+    existing = make_reservation(space)
+    client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
+    response = client.post(
+        f"/api/v1/reservations/{existing.pk}/cancel/", {"reason": "Closed"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+
+def test_mobile_app_bookings_have_source_mobile(as_integration, space):
+    client = as_integration(IntegrationRole.BOOK_FOR_ITSELF, mobile=True)
+    response = client.post("/api/v1/reservations/", booking(space), format="json")
+    assert response.status_code == 201 and response.json()["source"] == Source.MOBILE
+
+
+def test_session_user_books_and_sees_only_their_own(make_user, space, make_reservation):
+    other = make_reservation(space, start=local(space.location, next_weekday(1), 8))
+    user = make_user("dave")
+    client = APIClient(enforce_csrf_checks=False)
+    client.force_login(user)
+    created = client.post("/api/v1/reservations/", booking(space), format="json")
+    assert created.status_code == 201
+    assert created.json()["requested_for"] == "dave@example.com"
+    assert client.get("/api/v1/reservations/").json()["count"] == 1
+    assert client.get(f"/api/v1/reservations/{other.pk}/").status_code == 404
+    for_other = client.post(
+        "/api/v1/reservations/",
+        booking(space, hour=16, requested_for=other.requested_for.email),
+        format="json",
+    )
+    assert for_other.status_code == 403
+    assert for_other.json()["error"]["code"] == "not_allowed"
+
+
+def test_session_writes_need_the_csrf_token(make_user, space):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(make_user())
+    response = client.post("/api/v1/reservations/", booking(space), format="json")
+    assert response.status_code == 403
+
+
+def test_weekly_series_and_skipping_unavailable_dates(as_integration, space, make_reservation):
+    client = as_integration()
+    first = local(space.location, next_weekday(1), 9)
+    make_reservation(space, start=first + timedelta(weeks=2))  # the third Tuesday is taken
+    payload = {
+        "space": space.pk,
+        "start": first.isoformat(),
+        "end": (first + timedelta(hours=1)).isoformat(),
+        "title": "Stand-up",
+        "recurrence": {"frequency": "weekly", "weekdays": [1], "count": 4},
+    }
+    refused = client.post("/api/v1/reservations/series/", payload, format="json")
+    assert refused.status_code == 409
+    assert len(refused.json()["error"]["clashes"]) == 1
+
+    payload["skip_unavailable"] = True
+    booked = client.post("/api/v1/reservations/series/", payload, format="json")
+    assert booked.status_code == 201, booked.content
+    body = booked.json()
+    assert len(body["reservations"]) == 3 and len(body["skipped"]) == 1
+    assert len({r["series"] for r in body["reservations"]}) == 1
+    bad_rule = client.post(
+        "/api/v1/reservations/series/",
+        {**payload, "recurrence": {"frequency": "weekly"}},
+        format="json",
+    )
+    assert bad_rule.status_code == 400 and "recurrence.non_field_errors" in str(
+        bad_rule.json()["error"]["fields"]
+    )
+
+    cancel_rest = client.post(
+        f"/api/v1/reservations/{body['reservations'][1]['id']}/cancel/",
+        {"scope": "following"},
+        format="json",
+    )
+    assert cancel_rest.status_code == 200
+    statuses = Reservation.objects.filter(series_id=body["reservations"][0]["series"])
+    assert sorted(statuses.values_list("status", flat=True)) == [
+        "cancelled",
+        "cancelled",
+        "confirmed",
+    ]

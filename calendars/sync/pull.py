@@ -377,6 +377,12 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+def _lock_key(binding_id: int) -> str:
+    # The database's name is part of the key: binding ids repeat across databases (tests,
+    # benchmarks, a staging copy) that may share one Redis.
+    return f"reserva:pull:{settings.DATABASES['default']['NAME']}:{binding_id}"
+
+
 def acquire(binding_id: int) -> str | None:
     """Take the binding's pull lock; the claim to release it with, or None when another run
     holds it. Redis (``SET NX EX``) when configured, else an atomic UPDATE of the binding row
@@ -386,7 +392,7 @@ def acquire(binding_id: int) -> str | None:
     claim = secrets.token_hex(16)
     now = timezone.now()
     if settings.REDIS_URL:
-        if not _redis().set(f"reserva:pull:{binding_id}", claim, nx=True, ex=PULL_CLAIM_SECONDS):
+        if not _redis().set(_lock_key(binding_id), claim, nx=True, ex=PULL_CLAIM_SECONDS):
             return None
         SpaceCalendar.objects.filter(pk=binding_id).update(pull_requested_at=None)
         return claim
@@ -411,7 +417,7 @@ return 0
 def release(binding_id: int, claim: str, **fields) -> None:
     """Give the lock back (only our own claim), saving ``fields`` on the binding at once."""
     if settings.REDIS_URL:
-        _redis().eval(_RELEASE, 1, f"reserva:pull:{binding_id}", claim)
+        _redis().eval(_RELEASE, 1, _lock_key(binding_id), claim)
         if fields:
             SpaceCalendar.objects.filter(pk=binding_id).update(**fields)
         return

@@ -414,7 +414,9 @@ def test_request_pull_coalesces(ms_binding, monkeypatch, django_capture_on_commi
     assert len(queued) == 2
     assert pull.acquire(ms_binding.pk) is None  # that one waits for the running pull
     pull.release(ms_binding.pk, claim)
-    assert pull.acquire(ms_binding.pk)
+    again = pull.acquire(ms_binding.pk)
+    assert again
+    pull.release(ms_binding.pk, again)
 
 
 # -- conflicts in the admin --------------------------------------------------------------------

@@ -103,3 +103,14 @@ def test_unknown_api_path_is_json_404(reader):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert reader.get("/api/v1/spaces/99999999999999999999999/").status_code == 404
+
+
+def test_schema_and_docs_page_are_served_without_a_cdn(client):
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/reservations/" in paths and "/api/v1/spaces/{id}/free-slots/" in paths
+    assert "409" in paths["/api/v1/reservations/"]["post"]["responses"]
+    docs = client.get("/api/docs/").content.decode()
+    assert "swagger-ui" in docs and "/static/drf_spectacular_sidecar/" in docs
+    assert "cdn" not in docs.lower() and "unpkg" not in docs.lower()

@@ -30,6 +30,6 @@ urlpatterns = [
     path("api/v1/", include((router.urls, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    re_path(r"^api/.*$", views.not_found),
+    re_path(r"^api/", views.not_found),  # any other /api/ path, even with odd characters
     path("o/", include(oauth_urlpatterns)),
 ]

@@ -103,6 +103,8 @@ def test_unknown_api_path_is_json_404(reader):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert reader.get("/api/v1/spaces/99999999999999999999999/").status_code == 404
+    odd = reader.get("/api/v1/locations/%0Ax/")  # found by the schemathesis run
+    assert odd.status_code == 404 and odd.json()["error"]["code"] == "not_found"
 
 
 def test_schema_and_docs_page_are_served_without_a_cdn(client):

@@ -117,3 +117,21 @@ def test_rate_limit_per_client_is_429(as_integration, settings):
     assert response.json()["error"]["code"] == "throttled"
     assert "Retry-After" in response
     assert other.get("/api/v1/locations/").status_code == 200  # its own bucket
+
+
+def test_admin_pages_for_clients_and_integration_users(admin_client, make_user):
+    for url in (
+        "/admin/reservations/integrationaccount/add/",
+        "/admin/oauth2_provider/application/add/",
+        "/admin/reservations/feedtoken/",
+    ):
+        assert admin_client.get(url).status_code == 200, url
+    bot = make_user("bot")
+    response = admin_client.post(
+        "/admin/reservations/integrationaccount/add/",
+        {"user": bot.pk, "role": IntegrationRole.BOOK_FOR_ANYONE, "notes": ""},
+    )
+    assert response.status_code == 302
+    bot.refresh_from_db()
+    bot = type(bot).objects.get(pk=bot.pk)
+    assert bot.has_perm("reservations.book_on_behalf")

@@ -57,6 +57,12 @@ def test_client_secrets_are_stored_hashed(make_integration):
     assert stored.startswith(("pbkdf2_", "argon2", "bcrypt", "scrypt"))
 
 
+def test_access_tokens_are_not_stored_in_plaintext(make_integration, get_token):
+    token = get_token(make_integration())
+    stored = AccessToken.objects.get()
+    assert token not in {stored.token, getattr(stored, "token_checksum", "")}
+
+
 def test_expired_token_is_refused(api, as_integration):
     client = as_integration()
     AccessToken.objects.update(expires=timezone.now() - timedelta(seconds=1))

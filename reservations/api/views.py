@@ -19,7 +19,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import queries, rules, services
-from ..models import Location, Reservation, ReservationStatus, Space, SpaceKind
+from ..models import (
+    IntegrationRole,
+    Location,
+    Reservation,
+    ReservationStatus,
+    Space,
+    SpaceKind,
+)
 from ..recurrence import Recurrence
 from . import schema as _schema  # noqa: F401 - registers the token scheme
 from . import serializers as s
@@ -174,9 +181,11 @@ def _visible_reservations(request: Request) -> QuerySet[Reservation]:
     reservations = Reservation.objects.select_related(
         "space__location", "requested_for", "booked_by"
     )
-    role = caller(request).role
-    sees_all = rules.can_manage_all(request.user) or role == "read_only"
-    if caller(request).books_only_for_itself or not sees_all:
+    # Read-only integrations (reports, signage) and managers see every booking; everyone else,
+    # and an integration that books for itself, sees the bookings they are part of.
+    who = caller(request)
+    sees_all = rules.can_manage_all(request.user) or who.role == IntegrationRole.READ_ONLY
+    if who.books_only_for_itself or not sees_all:
         user = request.user
         reservations = reservations.filter(Q(requested_for=user) | Q(booked_by=user))
     return reservations

@@ -218,7 +218,8 @@ class FaultInjector:
 
 @dataclass
 class Latency:
-    """Added delay in seconds: per request, and per batch item on top of it."""
+    """Service time in seconds: per request, and per batch item on top of it. A request is
+    answered no sooner than this after it arrives; the sandbox's own work counts toward it."""
 
     per_request: float = 0.0
     per_item: float = 0.0

@@ -239,6 +239,7 @@ class Sandbox:
             code = "InternalServerError" if status == 500 else "ServiceUnavailable"
             headers = {"Retry-After": str(fault.retry_after)} if status == 503 else None
             return self.error(route.service, status, code, "Injected fault.", request, headers)
+        started = time.monotonic()
         try:
             try:
                 response = route.handler(request, self)
@@ -250,6 +251,9 @@ class Sandbox:
             delay = self.latency.per_item if request.batch_item else 0.0
             if route.service != "control" and not request.batch_item:
                 delay += self.latency.for_service(route.service)
+            # Latency is the service time: the sandbox's own work counts toward it, so a
+            # configured 50 ms means an answer 50 ms after arrival, as a benchmark assumes.
+            delay = max(0.0, delay - (time.monotonic() - started)) if delay > 0 else 0.0
             if delay > 0 and request.slots:
                 # Keep the limit slot while "the service works" so concurrency is observable.
                 self.stopping.wait(delay)

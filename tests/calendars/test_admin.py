@@ -102,3 +102,11 @@ def test_connection_alias_defaults_to_the_public_endpoints():
     assert graph.endpoint("api_base_url") == "https://graph.microsoft.com/v1.0"
     assert google.endpoint("api_base_url") == "https://127.0.0.1:9443/calendar/v3"
     assert google.endpoint("authority_url") == "https://oauth2.googleapis.com/token"
+
+
+def test_space_admin_page_links_to_its_calendar_sync_setup(admin_client, make_space):
+    space = make_space()
+    page = admin_client.get(reverse("admin:reservations_space_change", args=[space.pk]))
+    setup = reverse("calendars:space_sync", args=[space.pk])
+    assert setup in page.content.decode()
+    assert admin_client.get(setup).status_code == 200

@@ -136,7 +136,7 @@ class CalendarProvider(models.Model):
     sign_in_enabled = models.BooleanField(
         default=False,
         help_text=_(
-            "Offer \"Sign in with Microsoft / Google\" on the portal's sign-in page, using this "
+            'Offer "Sign in with Microsoft / Google" on the portal\'s sign-in page, using this '
             "provider's credential alias (client id and secret) and connection alias. At most one "
             "provider of each kind; MICROSOFT_SIGNIN_* / GOOGLE_SIGNIN_* settings take precedence."
         ),

@@ -164,6 +164,7 @@ def test_history_page_shows_who_changed_what_and_from_where(admin_client, make_r
 
 
 def test_user_admin_edits_portal_preferences(admin_client, make_user, make_location):
-    user, location = make_user("pref"), make_location(name="Paris office")
+    user = make_user("pref")
+    make_location(name="Paris office")  # offered as a default location
     page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
     assert "Portal preferences" in page and "Paris office" in page

@@ -3,6 +3,8 @@ as form errors, refused cancellations and greyed-out bookings in the schedule.""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -144,3 +146,66 @@ def test_schedule_queries_do_not_grow_with_bookings(
     # Each space's binding is looked up once; what remains per booking is the sync settings'
     # one-row primary-key read.
     assert count() <= few + 8
+
+
+def test_personal_mode_greys_out_others_and_expired_token_changes(
+    alice_client, alice, bob, synced_office, provider
+):
+    """In personal mode a booking in someone's own calendar can be changed only by them, and
+    only while their calendar connection works; the schedule says why."""
+    from reservations import services
+
+    set_mode("personal")
+    for person in (alice, bob):
+        UserToken.objects.create(
+            user=person, provider=provider, account_email=person.email, token={"k": "v"}
+        )
+    start = local(synced_office.location, DAY, 9)
+    [bobs] = services.book(
+        actor=bob, space=synced_office.small, start=start, end=start + timedelta(hours=1)
+    ).reservations
+    [mine] = services.book(
+        actor=alice,
+        space=synced_office.big,
+        start=start,
+        end=start + timedelta(hours=1),
+    ).reservations
+    assert (bobs.sync_mailbox, mine.sync_mailbox) == ("user", "user")
+    UserToken.objects.filter(user=alice).update(status="expired")
+
+    page = text(
+        alice_client.get(
+            reverse("portal:schedule"), {"location": synced_office.location.pk, "date": DAY}
+        )
+    )
+    assert "Your calendar connection has expired; reconnect it" in page
+    response = alice_client.post(
+        reverse("portal:cancel", args=[mine.pk]), {"scope": "this", "expected_version": 1}
+    )
+    mine.refresh_from_db()
+    assert mine.status == ReservationStatus.PENDING  # nothing changed
+    assert response.status_code in (302, 400)
+
+
+def test_personal_mode_admin_cannot_change_a_booking_in_someones_own_calendar(
+    client, make_user, alice, synced_office, provider
+):
+    from reservations import services
+
+    set_mode("personal")
+    UserToken.objects.create(
+        user=alice, provider=provider, account_email=alice.email, token={"k": "v"}
+    )
+    start = local(synced_office.location, DAY, 9)
+    [hers] = services.book(
+        actor=alice, space=synced_office.small, start=start, end=start + timedelta(hours=1)
+    ).reservations
+    admin = make_user("boss", perms=("reservations.manage_all",))
+    client.force_login(admin)
+    page = text(
+        client.get(reverse("portal:schedule"), {"location": synced_office.location.pk, "date": DAY})
+    )
+    assert "Only the person this booking is for can change it" in page
+    client.post(reverse("portal:cancel", args=[hers.pk]), {"scope": "this", "expected_version": 1})
+    hers.refresh_from_db()
+    assert hers.status != ReservationStatus.CANCELLED

@@ -106,8 +106,13 @@ def test_service_account_without_subject_acts_as_itself(sandbox, http):
 
 
 def _assertion(sandbox, **overrides) -> str:
+    """A signed JWT-bearer assertion; ``iat_in``/``exp_in`` are seconds from now, computed
+    when the test runs (not when pytest collects it)."""
     info = json.loads(key_file(sandbox).read_text())
     now = int(time.time())
+    for name in ("iat", "exp"):
+        if f"{name}_in" in overrides:
+            overrides[name] = now + overrides.pop(f"{name}_in")
     claims = {
         "iss": info["client_email"],
         "sub": ALICE,
@@ -131,8 +136,8 @@ def _jwt_grant(sandbox, http, assertion: str):
 @pytest.mark.parametrize(
     ("overrides", "error", "text"),
     [
-        ({"exp": int(time.time()) + 3700}, "invalid_grant", "short-lived token (60 minutes)"),
-        ({"iat": int(time.time()) - 7300, "exp": int(time.time()) - 3700}, "invalid_grant", "iat"),
+        ({"exp_in": 3700}, "invalid_grant", "short-lived token (60 minutes)"),
+        ({"iat_in": -7300, "exp_in": -3700}, "invalid_grant", "iat"),
         ({"aud": "https://example.test/token"}, "invalid_grant", "audience"),
         ({"iss": "ghost@reserva-sandbox.iam.gserviceaccount.com"}, "invalid_grant", "not found"),
         ({"scope": ""}, "invalid_scope", "Invalid OAuth scope"),

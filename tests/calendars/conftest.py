@@ -6,7 +6,9 @@ aliases point at it (so the real clients talk to it over HTTPS, as in production
   delegated user is the sandbox's ``reserva-blocker@`` account);
 - ``ms_binding`` / ``google_binding``: a room bound to ``atlas@contoso.test`` / the Atlas
   resource calendar;
-- ``remote_events(handle, provider_kind, calendar)``: every event the sandbox holds there.
+- ``remote_events(handle, provider_kind, calendar)``: every event the sandbox holds there;
+- ``sync_worker(prefix, **env)``: a real Celery worker process on a private queue, with this
+  process's tasks (the ``sync`` ones included) routed to it, for the ``worker`` tests.
 
 Test modules may define their own ``sandbox`` fixture; theirs wins in that module.
 """
@@ -15,12 +17,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from django.conf import settings
 
 from calendars import remote
 from calendars.models import (
@@ -34,6 +41,7 @@ from integrations.google import auth as google_auth
 from integrations.microsoft import auth as microsoft_auth
 from integrations.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
+from tests.conftest import ROOT, subprocess_env
 
 MS_ROOM = "atlas@contoso.test"
 MS_ROOM2 = "borealis@contoso.test"
@@ -159,3 +167,55 @@ def ms_binding(ms_provider: CalendarProvider, make_space) -> SpaceCalendar:
 @pytest.fixture
 def google_binding(google_provider: CalendarProvider, make_space) -> SpaceCalendar:
     return bind(make_space(name="Atlas NY"), google_provider, GOOGLE_ROOM, calendar_id=GOOGLE_ROOM)
+
+
+def reset_router(app) -> None:
+    """Celery caches the routing table and the router built from it: rebuild both."""
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
+
+
+@contextmanager
+def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Popen]:
+    """A real Celery worker (solo pool) on a private queue that nothing else consumes; tasks
+    sent from this process, the ``sync`` ones included, go to it until the block ends, and so
+    do those the worker sends itself (``worker_app.py``).
+
+    ``env`` adds to the worker's environment (``EMAIL_URL`` defaults to the console). The
+    worker's output is printed when it stops, so pytest shows it when the test fails.
+    """
+    from config.celery import app
+
+    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.calendars.worker_app", "worker",
+         "--pool=solo", "--loglevel=WARNING", "-Q", queue, "--without-heartbeat",
+         "--without-mingle", "--without-gossip"],
+        cwd=ROOT,
+        env=subprocess_env(
+            REDIS_URL=settings.REDIS_URL,
+            RESERVA_TEST_QUEUE=queue,
+            **{"EMAIL_URL": "consolemail://", **env},
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    routes = app.conf.task_routes
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
+    reset_router(app)
+    try:
+        yield process
+    finally:
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        app.conf.task_routes = routes
+        reset_router(app)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(process.stdout.read()[-4000:])

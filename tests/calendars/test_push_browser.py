@@ -9,19 +9,14 @@ control API with a bounded poll.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from datetime import UTC
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect
 
 from reservations.models import Reservation, ReservationStatus
-from tests.calendars.conftest import MS_ROOM, remote_events
-from tests.calendars.test_push_worker import _reset_router
-from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
+from tests.calendars.conftest import MS_ROOM, remote_events, sync_worker
+from tests.conftest import local, next_weekday, wait_for
 from tests.portal.conftest import browser, new_page  # noqa: F401 - Chromium fixtures
 
 pytestmark = [
@@ -38,36 +33,8 @@ WAIT = 60  # seconds for the worker to reach the sandbox
 @pytest.fixture
 def worker():
     """A real Celery worker on a private queue, with the ``sync`` tasks routed to it."""
-    from config.celery import app
-
-    queue = f"test-push-browser-{uuid.uuid4().hex[:8]}"  # nothing else consumes it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT,
-        env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    _reset_router(app)
-    try:
+    with sync_worker("test-push-browser") as process:
         yield process
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
-        _reset_router(app)
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(process.stdout.read()[-4000:])  # shown by pytest when the test fails
 
 
 def _starts_at(event: dict, when) -> bool:

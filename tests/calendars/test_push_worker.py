@@ -4,49 +4,21 @@ reaches it through the provider's aliases in the shared test database)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from datetime import UTC, timedelta
 
 import pytest
-from django.conf import settings
 
 from calendars.models import SyncLink
 from reservations import services
-from tests.calendars.conftest import MS_ROOM, remote_events
-from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
-
-
-def _reset_router(app) -> None:
-    """Celery caches the routing table and the router built from it: rebuild both."""
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
+from tests.calendars.conftest import MS_ROOM, remote_events, sync_worker
+from tests.conftest import local, next_weekday, wait_for
 
 
 @pytest.mark.worker
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_creates_moves_and_cancels_the_event(ms_binding, sandbox, make_user):
-    from config.celery import app
-
-    queue = f"test-push-{uuid.uuid4().hex[:8]}"  # private: nothing else consumes it
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT,
-        env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    _reset_router(app)
-    try:
+    with sync_worker("test-push"):
         user = make_user()
         start = local(ms_binding.space.location, next_weekday(2), 10)
         reservation = services.book(
@@ -76,13 +48,3 @@ def test_a_real_worker_creates_moves_and_cancels_the_event(ms_binding, sandbox, 
         services.cancel(actor=user, reservation=moved)
         gone = wait_for(lambda: not remote_events(sandbox, "microsoft", MS_ROOM), timeout=60)
         assert gone, "the cancellation did not reach the room"
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
-        _reset_router(app)
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(worker.stdout.read()[-4000:])  # shown by pytest when the test fails

@@ -4,45 +4,22 @@ on the worker's private queue."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from datetime import UTC, timedelta
 
 import pytest
-from django.conf import settings
 
 from calendars.models import SpaceCalendar
 from calendars.sync import pull
 from reservations.models import Reservation
-from tests.calendars.conftest import MS_ROOM, control
-from tests.calendars.test_push_worker import _reset_router
-from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
+from tests.calendars.conftest import MS_ROOM, control, sync_worker
+from tests.conftest import local, next_weekday, wait_for
 
 
 @pytest.mark.worker
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sandbox):
-    from config.celery import app
-
-    queue = f"test-pull-{uuid.uuid4().hex[:8]}"  # private: nothing else consumes it
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT,
-        env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    _reset_router(app)
-    try:
+    with sync_worker("test-pull"):
         start = local(ms_binding.space.location, next_weekday(2), 10).astimezone(UTC)
         fmt = "%Y-%m-%dT%H:%M:%S"
 
@@ -78,13 +55,3 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
             60,
         )
         assert moved, "the move did not reach the reservation"
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
-        _reset_router(app)
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(worker.stdout.read()[-4000:])  # shown by pytest when the test fails

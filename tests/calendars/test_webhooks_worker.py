@@ -4,18 +4,15 @@ real Celery worker over Redis and PostgreSQL brings the reservation in step with
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-import uuid
 from datetime import UTC, timedelta
 
 import pytest
 
 from calendars import subscriptions
 from reservations.models import Reservation
-from tests.calendars.conftest import MS_ROOM, control
-from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
+from tests.calendars.conftest import MS_ROOM, control, sync_worker
+from tests.conftest import local, next_weekday, wait_for
 
 WEBHOOK_SECONDS = 15  # generous for CI; the benchmark measures the real figure
 
@@ -24,76 +21,46 @@ def _graph_time(when) -> dict:
     return {"dateTime": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
 
 
-def _reset_router(app) -> None:
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
-
-
 @pytest.mark.worker
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_outlook_edit_reaches_the_reservation_through_the_webhook(
     ms_binding, sandbox, live_server, settings
 ):
-    from config.celery import app
-
     settings.PUBLIC_BASE_URL = live_server.url
-    queue = f"test-hook-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT,
-        env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    _reset_router(app)
-    try:
-        assert subscriptions.ensure(ms_binding.pk) == "created"
-        start = local(ms_binding.space.location, next_weekday(3), 10)
-        event = control(
-            sandbox,
-            "POST",
-            f"microsoft/mailboxes/{MS_ROOM}/events",
-            json={
-                "subject": "Walk-in planning",
-                "start": _graph_time(start),
-                "end": _graph_time(start + timedelta(hours=1)),
-            },
-        )
-
-        def reservation():
-            return Reservation.objects.filter(sync_link__external_id=event["id"]).first()
-
-        assert wait_for(reservation, timeout=WEBHOOK_SECONDS), "the new event did not arrive"
-
-        moved = start + timedelta(hours=2)
-        began = time.monotonic()
-        control(
-            sandbox,
-            "PATCH",
-            f"microsoft/mailboxes/{MS_ROOM}/events/{event['id']}",
-            json={"start": _graph_time(moved), "end": _graph_time(moved + timedelta(hours=1))},
-        )
-        followed = wait_for(
-            lambda: (r := reservation()) is not None and r.start == moved, timeout=WEBHOOK_SECONDS
-        )
-        assert followed, "the move did not reach the reservation through the webhook"
-        print(f"edit -> reservation: {time.monotonic() - began:.2f} s")
-    finally:
-        subscriptions.remove(ms_binding.pk)
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
-        _reset_router(app)
-        worker.terminate()
+    with sync_worker("test-hook"):
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(worker.stdout.read()[-4000:])
+            assert subscriptions.ensure(ms_binding.pk) == "created"
+            start = local(ms_binding.space.location, next_weekday(3), 10)
+            event = control(
+                sandbox,
+                "POST",
+                f"microsoft/mailboxes/{MS_ROOM}/events",
+                json={
+                    "subject": "Walk-in planning",
+                    "start": _graph_time(start),
+                    "end": _graph_time(start + timedelta(hours=1)),
+                },
+            )
+
+            def reservation():
+                return Reservation.objects.filter(sync_link__external_id=event["id"]).first()
+
+            assert wait_for(reservation, timeout=WEBHOOK_SECONDS), "the new event did not arrive"
+
+            moved = start + timedelta(hours=2)
+            began = time.monotonic()
+            control(
+                sandbox,
+                "PATCH",
+                f"microsoft/mailboxes/{MS_ROOM}/events/{event['id']}",
+                json={"start": _graph_time(moved), "end": _graph_time(moved + timedelta(hours=1))},
+            )
+            followed = wait_for(
+                lambda: (r := reservation()) is not None and r.start == moved,
+                timeout=WEBHOOK_SECONDS,
+            )
+            assert followed, "the move did not reach the reservation through the webhook"
+            print(f"edit -> reservation: {time.monotonic() - began:.2f} s")
+        finally:
+            subscriptions.remove(ms_binding.pk)

@@ -429,3 +429,16 @@ class WebhookSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} webhook for {self.binding_id} ({self.status})"
+
+
+class SyncLock(models.Model):
+    """A named lock that one worker holds for a short while (``calendars/locks.py``): a row
+    whose unique name is the lock, so it works the same on SQLite and PostgreSQL and across
+    processes. ``expires_at`` bounds how long a dead worker can keep it."""
+
+    name = models.CharField(max_length=120, unique=True)
+    claim = models.CharField(max_length=32)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

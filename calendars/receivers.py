@@ -1,4 +1,5 @@
-"""Reservation signals -> push tasks; a binding switched back on -> its waiting pushes.
+"""Reservation signals -> push tasks; a binding switched back on -> its waiting pushes; a
+binding or provider switched on, off or retargeted -> its webhook subscription.
 
 The booking service sends its signals after the transaction commits (``reservations.signals``),
 so these receivers see committed rows and may enqueue at once. They enqueue only for
@@ -19,7 +20,7 @@ from django.db.models import Q
 from reservations import notifications, signals
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
-from .models import SpaceCalendar, SyncLink
+from .models import CalendarProvider, SpaceCalendar, SyncLink
 from .policies import binding_for
 
 ROOM_ANSWER = {"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)}
@@ -52,24 +53,66 @@ def provider_invites(reservation: Reservation) -> bool:
     return binding_for(reservation) is not None
 
 
+TARGET = ("provider_id", "resource_email", "calendar_id")  # what a webhook watches
+
+
 def binding_saving(sender, instance: SpaceCalendar, **kwargs) -> None:
-    """Remember whether sync was off before this save (for ``binding_saved``)."""
-    if instance.pk is None:
-        instance._was_enabled = None
-        return
-    instance._was_enabled = (
-        SpaceCalendar.objects.filter(pk=instance.pk).values_list("enabled", flat=True).first()
+    """Remember the row as it was before this save (for ``binding_saved``)."""
+    instance._before = (
+        SpaceCalendar.objects.filter(pk=instance.pk).values("enabled", *TARGET).first()
+        if instance.pk is not None
+        else None
     )
 
 
 def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> None:
     """Sync switched back on: send what changed meanwhile (links behind their reservation).
-    Nothing remote was deleted when it was switched off, so nothing is created twice."""
-    switched_on = instance.enabled and getattr(instance, "_was_enabled", None) is False
+    Nothing remote was deleted when it was switched off, so nothing is created twice.
+
+    Sync switched on or off, or pointed at another room or calendar (in the admin or the
+    authorization flow): its webhook is created, removed or replaced now, not at the next
+    hourly renewal (``calendars/subscriptions.py``)."""
+    before = getattr(instance, "_before", None)
+    pk = instance.pk
+    switched_on = instance.enabled and before is not None and not before["enabled"]
     if switched_on and SyncLink.objects.filter(binding=instance).exists():
         from .tasks import resume_binding
 
-        transaction.on_commit(lambda: resume_binding.delay(instance.pk))
+        transaction.on_commit(lambda: resume_binding.delay(pk))
+
+    from . import subscriptions
+
+    if not subscriptions.enabled():
+        return
+    retargeted = before is not None and any(before[f] != getattr(instance, f) for f in TARGET)
+    toggled = before is not None and before["enabled"] != instance.enabled
+    if (created and instance.enabled) or toggled or (retargeted and instance.enabled):
+        from .tasks import ensure_subscription
+
+        transaction.on_commit(lambda: ensure_subscription.delay(pk, retargeted), robust=True)
+
+
+def provider_saving(sender, instance: CalendarProvider, **kwargs) -> None:
+    instance._was_active = (
+        CalendarProvider.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+        if instance.pk is not None
+        else None
+    )
+
+
+def provider_saved(sender, instance: CalendarProvider, created: bool, **kwargs) -> None:
+    """A provider switched on or off: its bindings' webhooks are created or removed now."""
+    from . import subscriptions
+
+    was = getattr(instance, "_was_active", None)
+    if created or was is None or was == instance.is_active or not subscriptions.enabled():
+        return
+    from .tasks import ensure_subscription
+
+    ids = list(
+        SpaceCalendar.objects.filter(provider=instance, enabled=True).values_list("pk", flat=True)
+    )
+    transaction.on_commit(lambda: [ensure_subscription.delay(pk) for pk in ids], robust=True)
 
 
 def connect() -> None:
@@ -83,4 +126,6 @@ def connect() -> None:
         signal.connect(enqueue_push, dispatch_uid=f"calendars.push.{id(signal)}")
     pre_save.connect(binding_saving, sender=SpaceCalendar, dispatch_uid="calendars.binding.pre")
     post_save.connect(binding_saved, sender=SpaceCalendar, dispatch_uid="calendars.binding.post")
+    pre_save.connect(provider_saving, sender=CalendarProvider, dispatch_uid="calendars.prov.pre")
+    post_save.connect(provider_saved, sender=CalendarProvider, dispatch_uid="calendars.prov.post")
     notifications.register_invitation_check(provider_invites)

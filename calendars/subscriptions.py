@@ -12,6 +12,11 @@ are told once, and nothing else stops.
   Google: a new channel, then the old one stopped) and creates missing ones.
 - ``remove(binding_id)``: delete the subscription / stop the channel (authorization removed).
 
+One binding's subscriptions are changed by one worker at a time (``calendars/locks.py``): two
+workers that both found none would otherwise both create one, and the room would notify twice
+for ever. A worker that finds the lock taken waits a little, then raises ``Busy`` (the tasks
+retry).
+
 Secrets (clientState, channel token) are made here, stored encrypted, and never logged.
 """
 
@@ -19,7 +24,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,7 +40,7 @@ from integrations.base import EventGone, ProviderError
 from integrations.google.channels import MAX_TTL_SECONDS
 from integrations.microsoft.subscriptions import capped_expiry
 
-from . import remote
+from . import locks, remote
 from .models import (
     BindingStatus,
     ProviderKind,
@@ -49,6 +57,26 @@ GRAPH_MINUTES = 3 * 24 * 60
 GOOGLE_TTL_SECONDS = MAX_TTL_SECONDS
 RENEW_BEFORE = timedelta(hours=24)  # beat runs hourly: many chances before expiry
 LIVE = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
+LOCK_SECONDS = 120  # a create or renewal is a few HTTP calls; a dead worker's lock expires
+LOCK_WAIT_SECONDS = 10.0
+
+
+class Busy(Exception):
+    """Another worker is changing this binding's subscriptions; try again shortly."""
+
+
+@contextmanager
+def _locked(binding_id: int) -> Iterator[None]:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    name = f"webhook:{binding_id}"
+    while (claim := locks.acquire(name, LOCK_SECONDS)) is None:
+        if time.monotonic() >= deadline:
+            raise Busy(f"binding {binding_id}")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        locks.release(name, claim)
 
 
 def enabled() -> bool:
@@ -74,18 +102,27 @@ def _binding(binding_id: int) -> SpaceCalendar | None:
     return SpaceCalendar.objects.select_related("provider").filter(pk=binding_id).first()
 
 
-def ensure(binding_id: int) -> str:
-    """Make sure the binding has a live subscription. Returns what was done."""
+def ensure(binding_id: int, *, replace: bool = False) -> str:
+    """Make sure the binding has a live subscription (or none, when it does not sync). With
+    ``replace`` (its room or calendar changed), live ones are removed first: they watch the
+    old calendar. Returns what was done; raises ``Busy``."""
+    with _locked(binding_id):
+        return _ensure(binding_id, replace=replace)
+
+
+def _ensure(binding_id: int, *, replace: bool) -> str:
     binding = _binding(binding_id)
     if not _wanted(binding):
-        return "removed" if remove(binding_id) else "not wanted"
+        return "removed" if _remove(binding_id) else "not wanted"
     assert binding is not None
+    if replace:
+        _remove(binding_id)
     live = list(binding.webhook_subscriptions.filter(status__in=LIVE))
     soon = timezone.now() + RENEW_BEFORE
     if any(s.status == WebhookStatus.ACTIVE and s.expires_at and s.expires_at > soon for s in live):
         return "exists"
     if live:
-        return renew(live[0].pk)
+        return _renew(live[0])
     try:
         create(binding)
     except ProviderError as exc:
@@ -145,17 +182,28 @@ def create(binding: SpaceCalendar) -> WebhookSubscription:
 
 
 def renew(subscription_id: int) -> str:
-    """Extend one subscription (Graph) or replace its channel (Google); alert on failure."""
-    sub = (
-        WebhookSubscription.objects.select_related("binding__provider")
-        .filter(pk=subscription_id, status__in=LIVE)
+    """Extend one subscription (Graph) or replace its channel (Google); alert on failure.
+    Raises ``Busy``."""
+    binding_id = (
+        WebhookSubscription.objects.filter(pk=subscription_id)
+        .values_list("binding_id", flat=True)
         .first()
     )
-    if sub is None:
+    if binding_id is None:
         return "gone"
+    with _locked(binding_id):
+        sub = (
+            WebhookSubscription.objects.select_related("binding__provider")
+            .filter(pk=subscription_id, status__in=LIVE)
+            .first()
+        )
+        return _renew(sub) if sub is not None else "gone"
+
+
+def _renew(sub: WebhookSubscription) -> str:
     binding = sub.binding
     if not _wanted(binding):
-        remove(binding.pk)
+        _remove(binding.pk)
         return "removed"
     try:
         if sub.kind == ProviderKind.MICROSOFT:
@@ -198,11 +246,20 @@ def renew_due(now: datetime | None = None) -> dict[str, int]:
     off = WebhookSubscription.objects.filter(status__in=LIVE).filter(
         Q(binding__enabled=False) | Q(binding__provider__is_active=False)
     )
+
+    def count(outcome: str, n: int = 1) -> None:
+        outcomes[outcome] = outcomes.get(outcome, 0) + n
+
     for binding_id in set(off.values_list("binding_id", flat=True)):
-        outcomes["removed"] = outcomes.get("removed", 0) + remove(binding_id)
+        try:
+            count("removed", remove(binding_id))
+        except Busy:
+            count("busy")  # another worker has it in hand; the next beat looks again
     for pk in list(due.values_list("pk", flat=True)):
-        outcome = renew(pk)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        try:
+            count(renew(pk))
+        except Busy:
+            count("busy")
     if enabled():
         missing = (
             SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
@@ -210,13 +267,21 @@ def renew_due(now: datetime | None = None) -> dict[str, int]:
             .exclude(webhook_subscriptions__status__in=LIVE)
         )
         for pk in list(missing.values_list("pk", flat=True)):
-            outcome = ensure(pk)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            try:
+                count(ensure(pk))
+            except Busy:
+                count("busy")
     return outcomes
 
 
 def remove(binding_id: int) -> int:
-    """Delete every live subscription of the binding at the provider; returns how many."""
+    """Delete every live subscription of the binding at the provider; returns how many.
+    Raises ``Busy``."""
+    with _locked(binding_id):
+        return _remove(binding_id)
+
+
+def _remove(binding_id: int) -> int:
     subs = list(
         WebhookSubscription.objects.select_related("binding__provider").filter(
             binding_id=binding_id, status__in=LIVE

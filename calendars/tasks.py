@@ -108,21 +108,32 @@ def resume_user(user_id: int, provider_id: int) -> int:
 # -- webhooks (calendars/subscriptions.py, calendars/webhooks.py) -----------------------------
 
 
-@shared_task(ignore_result=True)
-def ensure_subscription(binding_id: int) -> str:
+# Another worker holds the binding's webhook lock (subscriptions.Busy): try again shortly.
+WEBHOOK_BUSY_RETRY = {"countdown": 15, "max_retries": 8}
+
+
+@shared_task(bind=True, ignore_result=True)
+def ensure_subscription(self, binding_id: int, replace: bool = False) -> str:
     """The binding (enabled, authorized) gets a Graph subscription / Google channel; a
-    disabled one loses it. Idempotent: a live subscription is left alone."""
+    disabled one loses it; ``replace`` (its room or calendar changed) swaps it for a new one.
+    Idempotent: a live subscription is left alone."""
     from . import subscriptions
 
-    return subscriptions.ensure(binding_id)
+    try:
+        return subscriptions.ensure(binding_id, replace=replace)
+    except subscriptions.Busy as exc:
+        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
 
 
-@shared_task(ignore_result=True)
-def remove_subscriptions(binding_id: int) -> int:
+@shared_task(bind=True, ignore_result=True)
+def remove_subscriptions(self, binding_id: int) -> int:
     """Authorization removed / sync switched off: delete the subscription, stop the channel."""
     from . import subscriptions
 
-    return subscriptions.remove(binding_id)
+    try:
+        return subscriptions.remove(binding_id)
+    except subscriptions.Busy as exc:
+        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
 
 
 @shared_task(ignore_result=True)
@@ -134,12 +145,15 @@ def renew_subscriptions() -> dict[str, int]:
     return subscriptions.renew_due()
 
 
-@shared_task(ignore_result=True)
-def webhook_lifecycle(subscription_id: int, event: str) -> str:
+@shared_task(bind=True, ignore_result=True)
+def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
     """A verified Graph lifecycle notification: reauthorize (renew) or recreate."""
     from . import subscriptions
 
-    return subscriptions.handle_lifecycle(subscription_id, event)
+    try:
+        return subscriptions.handle_lifecycle(subscription_id, event)
+    except subscriptions.Busy as exc:
+        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
 
 
 # -- pull (calendars/sync/pull.py) -------------------------------------------------------------

@@ -634,7 +634,7 @@ def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
         binding.authorized_by = None
         binding.authorized_at = None
         binding.save(update_fields=["enabled", "authorized_by", "authorized_at"])
-        _resume("remove_subscriptions", binding.pk)  # stop the webhook too
+        # Its webhook is removed by calendars/receivers.py (sync switched off).
         messages.success(
             request,
             f"Authorization removed: {space.name} no longer syncs with {binding.resource_email}. "

@@ -40,6 +40,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _no_webhooks(settings):
+    """Webhook subscriptions need a public URL the provider can reach: off unless a test turns
+    them on (``public`` in tests/calendars/test_webhooks.py), so saving a binding does not
+    call a provider."""
+    settings.CALENDAR_WEBHOOKS = False
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery(settings):
     """Tasks run in-process unless a test starts a real worker (marked ``worker``)."""
     from config.celery import app

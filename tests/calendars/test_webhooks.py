@@ -271,6 +271,7 @@ def test_forged_or_malformed_google_pushes_are_refused(
 @pytest.fixture
 def public(settings, live_server):
     settings.PUBLIC_BASE_URL = live_server.url
+    settings.CALENDAR_WEBHOOKS = True
     return live_server
 
 
@@ -434,3 +435,109 @@ def test_admin_lists_the_webhook_state_and_filters_failing_ones(admin_client, ms
     assert ms_binding.resource_email in failing
     none = admin_client.get(url, {"webhook": "none"}).content.decode()
     assert ms_binding.resource_email not in none
+
+
+# -- subscriptions follow the binding (calendars/receivers.py) and never double --------------
+
+
+def _remote_subscriptions(sandbox) -> list[dict]:
+    return control(sandbox, "GET", "microsoft/subscriptions")["value"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_edits_of_a_binding_create_replace_and_remove_its_webhook(
+    admin_client, ms_binding, sandbox, public, pulls
+):
+    """Bound in the admin: subscribed at once; pointed at another room: the old subscription
+    goes, a new one watches the new room; sync switched off: none left."""
+    url = f"/admin/calendars/spacecalendar/{ms_binding.pk}/change/"
+    form = {
+        "space": ms_binding.space_id,
+        "provider": ms_binding.provider_id,
+        "resource_email": ms_binding.resource_email,
+        "calendar_id": ms_binding.calendar_id,
+        "calendar_name": ms_binding.calendar_name,
+        "enabled": "on",
+    }
+    ms_binding.enabled = False
+    ms_binding.save()
+    assert _remote_subscriptions(sandbox) == []
+
+    assert admin_client.post(url, form).status_code == 302  # switched on
+    (first,) = _remote_subscriptions(sandbox)
+    assert MS_ROOM in first["resource"].lower()
+
+    response = admin_client.post(url, {**form, "resource_email": "borealis@contoso.test"})
+    assert response.status_code == 302
+    (second,) = _remote_subscriptions(sandbox)
+    assert second["id"] != first["id"] and "borealis@contoso.test" in second["resource"].lower()
+    live = WebhookSubscription.objects.exclude(status=WebhookStatus.STOPPED)
+    assert list(live.values_list("remote_id", flat=True)) == [second["id"]]
+
+    assert (
+        admin_client.post(url, {k: v for k, v in form.items() if k != "enabled"}).status_code == 302
+    )
+    assert _remote_subscriptions(sandbox) == []
+    assert not WebhookSubscription.objects.exclude(status=WebhookStatus.STOPPED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_switching_the_provider_off_removes_its_webhooks(ms_binding, sandbox, public, pulls):
+    assert subscriptions.ensure(ms_binding.pk) == "created"
+    provider = ms_binding.provider
+    provider.is_active = False
+    provider.save()
+    assert _remote_subscriptions(sandbox) == []
+    provider.is_active = True
+    provider.save()
+    assert len(_remote_subscriptions(sandbox)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_ensuring_at_once_make_one_subscription(ms_binding, sandbox, public, pulls):
+    """Both find none; without the binding's lock both would create one, and the room would
+    notify twice for ever."""
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(subscriptions.ensure(ms_binding.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["created", "exists"]
+    assert len(_remote_subscriptions(sandbox)) == 1
+    assert WebhookSubscription.objects.filter(status=WebhookStatus.ACTIVE).count() == 1
+
+
+def test_a_held_lock_makes_others_wait_then_give_up(ms_binding, monkeypatch):
+    from calendars import locks
+
+    monkeypatch.setattr(subscriptions, "LOCK_WAIT_SECONDS", 0.3)
+    claim = locks.acquire(f"webhook:{ms_binding.pk}", 60)
+    assert claim and locks.acquire(f"webhook:{ms_binding.pk}", 60) is None
+    with pytest.raises(subscriptions.Busy):
+        subscriptions.ensure(ms_binding.pk)
+    locks.release(f"webhook:{ms_binding.pk}", "not-the-claim")  # only the holder releases
+    assert locks.acquire(f"webhook:{ms_binding.pk}", 60) is None
+    locks.release(f"webhook:{ms_binding.pk}", claim)
+    assert subscriptions.ensure(ms_binding.pk) == "not wanted"  # webhooks are off in tests
+
+
+def test_a_dead_workers_lock_expires(db):
+    from calendars import locks
+    from calendars.models import SyncLock
+
+    assert locks.acquire("webhook:1", 60)
+    SyncLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert locks.acquire("webhook:1", 60)  # taken over
+    assert SyncLock.objects.count() == 1

@@ -28,6 +28,7 @@ def test_an_outlook_edit_reaches_the_reservation_through_the_webhook(
     ms_binding, sandbox, live_server, settings
 ):
     settings.PUBLIC_BASE_URL = live_server.url
+    settings.CALENDAR_WEBHOOKS = True
     with sync_worker("test-hook"):
         try:
             assert subscriptions.ensure(ms_binding.pk) == "created"

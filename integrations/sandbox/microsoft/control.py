@@ -1,7 +1,9 @@
 """Microsoft control routes under ``/_sandbox/api/microsoft/`` and the page's calendars.
 
 A person "in Outlook" creates, moves, renames or deletes events here (the same validation as
-Graph, and the same change tracking, so the change shows up in delta and notifications);
+Graph, and the same change tracking, so the change shows up in delta and notifications),
+recurring series included: a body with ``recurrence`` makes a series, an occurrence's id
+(listed with its master under ``GET .../events``) edits or deletes that one occurrence;
 tests and administrators expire delta tokens, revoke refresh tokens, fire lifecycle
 notifications and read every event of a mailbox.
 """
@@ -14,6 +16,7 @@ from urllib.parse import unquote
 
 from ..control import ControlError, guarded
 from ..core import Request, Response, Router
+from . import series
 from .event_model import InvalidEvent, apply_body, new_event, serialize
 from .graph_delta import expire_tokens
 from .state import Mailbox, MicrosoftState
@@ -84,7 +87,7 @@ def create_event(request: Request, sandbox: Sandbox) -> Response:
             apply_body(event, _body(request), creating=True)
         except InvalidEvent as exc:
             raise ControlError(f"{exc.code}: {exc.message}") from exc
-        state.save_event(box, event, "created")
+        series.create(state, box, event)
         return Response.json(201, _full(event))
 
 
@@ -95,25 +98,31 @@ def _event(request: Request, sandbox: Sandbox, box: Mailbox) -> dict[str, Any]:
     return event
 
 
+def get_event(request: Request, sandbox: Sandbox) -> Response:
+    """One event (a master, an occurrence or an exception too) with every property."""
+    state, box = _state(sandbox), _mailbox(request, sandbox)
+    with state.lock:
+        return Response.json(200, _full(_event(request, sandbox, box)))
+
+
 def update_event(request: Request, sandbox: Sandbox) -> Response:
-    """Move (new start/end) or rename (subject) an event; any writable Graph property."""
+    """Move (new start/end) or rename (subject) an event; any writable Graph property. On an
+    occurrence's id this makes it an exception; on a series master it changes the series."""
     state, box = _state(sandbox), _mailbox(request, sandbox)
     with state.lock:
         event = _event(request, sandbox, box)
-        draft = dict(event)
         try:
-            apply_body(draft, _body(request), creating=False)
+            series.update(state, box, event, _body(request))
         except InvalidEvent as exc:
             raise ControlError(f"{exc.code}: {exc.message}") from exc
-        event.update(draft)
-        state.save_event(box, event, "updated")
         return Response.json(200, _full(event))
 
 
 def delete_event(request: Request, sandbox: Sandbox) -> Response:
+    """Delete an event; an occurrence's id deletes that occurrence, a master the series."""
     state, box = _state(sandbox), _mailbox(request, sandbox)
     with state.lock:
-        state.delete_event(box, _event(request, sandbox, box))
+        series.delete(state, box, _event(request, sandbox, box))
     return Response.empty(204)
 
 
@@ -180,7 +189,7 @@ def page_calendars(state: MicrosoftState, day: dt.date) -> list[dict[str, Any]]:
     with state.lock:
         for box in state.all_mailboxes():
             events = sorted(
-                (e for e in box.live_events() if e["_start"] < end and e["_end"] > start),
+                (e for e in box.timed_events() if e["_start"] < end and e["_end"] > start),
                 key=lambda e: e["_start"],
             )
             result.append(
@@ -211,6 +220,7 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("GET", f"{API}/mailboxes", list_mailboxes, "mailboxes"),
         ("GET", f"{mb}/events", list_events, "mailbox events"),
         ("POST", f"{mb}/events", create_event, "event create"),
+        ("GET", f"{mb}/events/(?P<event_id>[^/]+)", get_event, "event get"),
         ("PATCH", f"{mb}/events/(?P<event_id>[^/]+)", update_event, "event update"),
         ("DELETE", f"{mb}/events/(?P<event_id>[^/]+)", delete_event, "event delete"),
         ("POST", f"{API}/delta/expire", expire_delta, "delta expire"),

@@ -5,7 +5,10 @@ Unknown properties are refused (``RequestBodyRead``), unknown time zones too
 does. Output follows the event resource's documented example: opaque id, ``@odata.etag``
 (``W/"<changeKey>"``), ``changeKey``, ``iCalUId``, start/end with seven fractional digits in
 UTC unless ``Prefer: outlook.timezone`` asks otherwise. ``transactionId`` is returned only
-when the client set it; single-value extended properties only when expanded.
+when the client set it; single-value extended properties only when expanded. A
+``recurrence`` is validated by :mod:`.recurrence` and makes the event a ``seriesMaster``;
+occurrences and exceptions (``_type``, ``_master``, ``_original_start``) are written by
+:mod:`.series` and shown with ``type``, ``seriesMasterId`` and ``originalStart``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from . import recurrence
 from . import timezones as tz
 from .state import Mailbox, ical_uid, opaque_id
 
@@ -80,14 +84,16 @@ ENUMS = {
 }
 ATTENDEE_TYPES = {"required", "optional", "resource"}
 NULL_TIME = "0001-01-01T00:00:00Z"
+INSTANCE_TYPES = ("occurrence", "exception")
 
 
 class InvalidEvent(ValueError):
-    """A refused body: ``code`` and ``message`` as Graph would answer (status 400)."""
+    """A refused body: ``code``, ``message`` and the status as Graph would answer."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message = code, message
+        self.status = status or (501 if code == "NotImplemented" else 400)
 
 
 def _unknown(name: str) -> InvalidEvent:
@@ -153,11 +159,18 @@ def apply_body(event: dict[str, Any], body: Any, *, creating: bool) -> None:
                 "RequestBodyRead",
                 f"Requested value '{body[name]}' was not found for the enum type of '{name}'.",
             )
-    if body.get("recurrence"):
+    kind = event.get("_type", "singleInstance")
+    if body.get("recurrence") is not None and kind in INSTANCE_TYPES:
+        raise InvalidEvent(
+            "ErrorInvalidRequest",
+            "An occurrence or exception of a series cannot have a recurrence of its own; "
+            "change the series master instead.",
+        )
+    if "recurrence" in body and body["recurrence"] is None and kind == "seriesMaster":
         raise InvalidEvent(
             "NotImplemented",
-            "Recurring events are not emulated by the "
-            "sandbox; Reserva writes one event per occurrence.",
+            "Turning a series back into a single event is not emulated by the sandbox; "
+            "delete the series master instead.",
         )
     if (
         "transactionId" in body
@@ -184,6 +197,16 @@ def apply_body(event: dict[str, Any], body: Any, *, creating: bool) -> None:
             "ErrorInvalidRequest",
             "Your request can't be completed. The end date must be after the start date.",
         )
+    rule = event.get("_recurrence")
+    if body.get("recurrence") is not None or (rule is not None and "start" in body):
+        # A new rule, or a master moved: its range must still start on the start's date.
+        raw = body.get("recurrence")
+        if raw is None:
+            raw = recurrence.to_graph(rule)
+        try:
+            rule = recurrence.parse(raw, start, start_tz)
+        except recurrence.RecurrenceError as exc:
+            raise InvalidEvent(exc.code, exc.message, exc.status) from exc
     attendees = event.get("attendees", [])
     if "attendees" in body:
         attendees = []
@@ -258,6 +281,9 @@ def apply_body(event: dict[str, Any], body: Any, *, creating: bool) -> None:
             "_ext": extended,
         }
     )
+    if rule is not None:
+        event["_recurrence"] = rule
+        event["_type"] = "seriesMaster"
 
 
 def _location(value: Any) -> dict[str, Any]:
@@ -308,6 +334,7 @@ def new_event(box: Mailbox, calendar_id: str, organizer: Mailbox) -> dict[str, A
         "_calendar": calendar_id,
         "_ext": {},
         "_deleted": False,
+        "_type": "singleInstance",
     }
 
 
@@ -350,9 +377,9 @@ def serialize(
         "isCancelled": event["isCancelled"],
         "isOrganizer": event["isOrganizer"],
         "responseRequested": event["responseRequested"],
-        "seriesMasterId": None,
+        "seriesMasterId": event.get("_master"),
         "showAs": event["showAs"],
-        "type": "singleInstance",
+        "type": event.get("_type", "singleInstance"),
         "webLink": f"https://outlook.office365.com/owa/?itemid={event['id']}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,
         "isOnlineMeeting": event["isOnlineMeeting"],
@@ -366,11 +393,16 @@ def serialize(
         "end": tz.format_graph(event["_end"], zone_name),
         "location": event["location"],
         "locations": event["locations"],
-        "recurrence": None,
+        "recurrence": recurrence.to_graph(event["_recurrence"])
+        if event.get("_recurrence")
+        else None,
         "attendees": event["attendees"],
         "organizer": event["organizer"],
         "onlineMeeting": None,
     }
+    if event.get("_original_start") is not None:
+        # Occurrences and exceptions only; always UTC ("2014-01-01T00:00:00Z").
+        data["originalStart"] = event["_original_start"].strftime("%Y-%m-%dT%H:%M:%SZ")
     if expand_ids is not None:
         wanted = {_ext_key(i) for i in expand_ids}
         props = [

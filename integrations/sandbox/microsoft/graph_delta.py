@@ -5,6 +5,9 @@ A round starts with ``startDateTime``/``endDateTime`` (both required) and pages 
 window lives in the token. ``Prefer: odata.maxpagesize`` sets the page size. The next round
 returns what changed since: events created or updated in the window, and ``@removed``
 entries for events deleted or moved out of it (Graph warns these may lie outside the window).
+A recurring series appears as its occurrences and exceptions, each with its own id, never as
+its master: a new series yields every occurrence, a changed master every instance it changed,
+a deleted occurrence one ``@removed``, a deleted master one per instance.
 ``$select``, ``$expand``, ``$filter``, ``$orderby`` and ``$search`` are refused, as documented.
 A token expired through the control API answers 410 ``SyncStateNotFound``.
 """
@@ -45,6 +48,8 @@ def _entries(round_: dict[str, Any], box_events: dict[str, dict[str, Any]]) -> l
     for event in sorted(box_events.values(), key=lambda e: (e["_start"], e["id"])):
         if event["_calendar"] != calendar or event["_seq"] > upto:
             continue
+        if event.get("_type") == "seriesMaster":
+            continue  # a view lists a series' occurrences and exceptions, never its master
         in_window = not event["_deleted"] and event["_start"] < end and event["_end"] > start
         if since is None:
             if in_window:

@@ -6,15 +6,21 @@ Paths under ``/v1.0/users/{id|upn}`` or ``/v1.0/me``, for the default calendar
 (412 ``ErrorIrresolvableConflict``); ``$expand=singleValueExtendedProperties($filter=id eq
 '...')`` and ``$filter=singleValueExtendedProperties/any(ep: ep/id eq '...' and ep/value eq
 '...')`` work as documented; lists page at 10 with ``@odata.nextLink`` (``$skip``).
+
+Recurring series (:mod:`.series`): ``events`` lists single events and series masters,
+``calendarView`` and ``events/{id}/instances`` their occurrences and exceptions; GET, PATCH
+and DELETE on an occurrence's id read, change (making it an exception) or delete that one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 from ..core import Request, Response, Router
+from . import series
 from . import timezones as tz
 from .errors import GRAPH, graph_error
 from .event_model import InvalidEvent, apply_body, ext_value, new_event, serialize
@@ -195,20 +201,17 @@ def list_events(request: Request, sandbox: Sandbox) -> Response:
     cal = calendar_of(request, ctx)
     if cal is None:
         return not_found(request)
-    events = _filtered(request, ctx.mailbox.live_events(cal.id))
+    # Single instances and series masters: occurrences and exceptions only in views.
+    listed = [e for e in ctx.mailbox.live_events(cal.id) if not series.is_instance(e)]
+    events = _filtered(request, listed)
     if isinstance(events, Response):
         return events
     events.sort(key=lambda e: e["createdDateTime"], reverse=True)
     return _page(request, events, f"{mailbox_path(ctx.mailbox)}/events", ctx)
 
 
-def calendar_view(request: Request, sandbox: Sandbox) -> Response:
-    ctx = open_mailbox(request, sandbox, write=False)
-    if isinstance(ctx, Response):
-        return ctx
-    cal = calendar_of(request, ctx)
-    if cal is None:
-        return not_found(request)
+def _window(request: Request) -> tuple[dt.datetime, dt.datetime] | Response:
+    """The required ``startDateTime``/``endDateTime`` of a view (no offset means UTC)."""
     start_raw, end_raw = request.arg("startDateTime"), request.arg("endDateTime")
     if not start_raw or not end_raw:
         return bad_request(
@@ -219,19 +222,50 @@ def calendar_view(request: Request, sandbox: Sandbox) -> Response:
             "EndDateTime.",
         )
     try:
-        start, end = tz.parse_query_instant(start_raw), tz.parse_query_instant(end_raw)
+        return tz.parse_query_instant(start_raw), tz.parse_query_instant(end_raw)
     except ValueError:
         return bad_request(
             request,
             "ErrorInvalidParameter",
             "The value of startDateTime or endDateTime is not a valid date and time.",
         )
-    events = [e for e in ctx.mailbox.live_events(cal.id) if e["_start"] < end and e["_end"] > start]
+
+
+def calendar_view(request: Request, sandbox: Sandbox) -> Response:
+    ctx = open_mailbox(request, sandbox, write=False)
+    if isinstance(ctx, Response):
+        return ctx
+    cal = calendar_of(request, ctx)
+    if cal is None:
+        return not_found(request)
+    window = _window(request)
+    if isinstance(window, Response):
+        return window
+    start, end = window
+    events = [
+        e for e in ctx.mailbox.timed_events(cal.id) if e["_start"] < end and e["_end"] > start
+    ]
     filtered = _filtered(request, events)
     if isinstance(filtered, Response):
         return filtered
     filtered.sort(key=lambda e: (e["_start"], e["id"]))
     return _page(request, filtered, f"{mailbox_path(ctx.mailbox)}/calendarView", ctx)
+
+
+def list_instances(request: Request, sandbox: Sandbox) -> Response:
+    """``GET .../events/{id}/instances``: a master's occurrences and exceptions in a window."""
+    ctx = open_mailbox(request, sandbox, write=False)
+    if isinstance(ctx, Response):
+        return ctx
+    event = _find(request, ctx)
+    if event is None:
+        return not_found(request)
+    window = _window(request)
+    if isinstance(window, Response):
+        return window
+    found = series.list_instances(ctx.mailbox, event, *window)
+    context = f"{mailbox_path(ctx.mailbox)}/events('{event['id']}')/instances"
+    return _page(request, found, context, ctx)
 
 
 def _find(request: Request, ctx: Context) -> dict[str, Any] | None:
@@ -288,11 +322,10 @@ def create_event(request: Request, sandbox: Sandbox) -> Response:
         try:
             apply_body(event, body, creating=True)
         except InvalidEvent as exc:
-            status = 501 if exc.code == "NotImplemented" else 400
-            return bad_request(request, exc.code, exc.message, status)
+            return bad_request(request, exc.code, exc.message, exc.status)
         if tx:
             box.transactions[tx] = event["id"]
-        ctx.state.save_event(box, event, "created")
+        series.create(ctx.state, box, event)
     return _created(request, ctx, event)
 
 
@@ -336,14 +369,10 @@ def update_event(request: Request, sandbox: Sandbox) -> Response:
             return not_found(request)
         if _if_match_fails(request, event):
             return _conflict(request)
-        draft = dict(event)
         try:
-            apply_body(draft, body, creating=False)
+            series.update(ctx.state, ctx.mailbox, event, body)
         except InvalidEvent as exc:
-            status = 501 if exc.code == "NotImplemented" else 400
-            return bad_request(request, exc.code, exc.message, status)
-        event.update(draft)
-        ctx.state.save_event(ctx.mailbox, event, "updated")
+            return bad_request(request, exc.code, exc.message, exc.status)
     payload = {
         "@odata.context": f"{GRAPH_ROOT}/$metadata#{mailbox_path(ctx.mailbox)}/events/$entity"
     } | serialize(event, output_zone(request))
@@ -360,7 +389,7 @@ def delete_event(request: Request, sandbox: Sandbox) -> Response:
             return not_found(request)
         if _if_match_fails(request, event):
             return _conflict(request)
-        ctx.state.delete_event(ctx.mailbox, event)
+        series.delete(ctx.state, ctx.mailbox, event)
     return Response.empty(204)
 
 
@@ -371,6 +400,7 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("GET", f"{U}{CAL}/events", list_events, "events list"),
         ("POST", f"{U}{CAL}/events", create_event, "event create"),
         ("GET", f"{U}{CAL}/events/{EVENT_ID}", get_event, "event get"),
+        ("GET", f"{U}{CAL}/events/{EVENT_ID}/instances", list_instances, "event instances"),
         ("PATCH", f"{U}{CAL}/events/{EVENT_ID}", update_event, "event update"),
         ("DELETE", f"{U}{CAL}/events/{EVENT_ID}", delete_event, "event delete"),
         ("GET", f"{U}{CAL}/calendar[Vv]iew", calendar_view, "calendarView"),

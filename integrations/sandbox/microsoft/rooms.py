@@ -8,6 +8,11 @@ is kept. The organizer's copy then shows the room's response on its attendee ent
 that bumps its changeKey, so it shows up in delta and notifications). Moving the event
 re-evaluates; removing the room or deleting the event removes the room's copy.
 
+A series that invites a room is answered occurrence by occurrence: each occurrence the room
+is free for gets its own (single-instance) copy in the room's calendar; Exchange would keep
+one series there and decline single occurrences. Reserva writes one event per reservation, so
+this matters only to people inviting a room from a recurring meeting "in Outlook".
+
 Exchange's default room processing also replaces the subject in the room's copy with the
 organizer's name (AddOrganizerToSubject / DeleteSubject); a room can turn that off with
 ``"add_organizer_to_subject": false`` in the configuration.
@@ -45,6 +50,8 @@ def attach(state: MicrosoftState, sandbox: Sandbox) -> None:
     def on_change(box: Mailbox, event: dict[str, Any], change: str) -> None:
         if box.kind != "user" or not event.get("isOrganizer"):
             return
+        if event.get("_type") == "seriesMaster":
+            return  # a series is answered occurrence by occurrence
         signature = _signature(state, event)
         if event.get("_room_sig") == signature:
             return  # only attendee responses changed: nothing for the rooms to do
@@ -64,7 +71,7 @@ def _room_copy(room: Mailbox, source_id: str) -> dict[str, Any] | None:
 
 
 def _room_is_free(room: Mailbox, event: dict[str, Any], own: dict[str, Any] | None) -> bool:
-    for other in room.live_events():
+    for other in room.timed_events():
         if other is own or other["showAs"] == "free" or other["isCancelled"]:
             continue
         if other["_start"] < event["_end"] and other["_end"] > event["_start"]:

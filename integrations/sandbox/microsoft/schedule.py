@@ -72,7 +72,7 @@ def _one(
         }
     busy = [
         e
-        for e in box.live_events()
+        for e in box.timed_events()
         if e["_start"] < end
         and e["_end"] > start
         and e["showAs"] != "free"
@@ -95,8 +95,8 @@ def _one(
             "subject": e["subject"],
             "location": e["location"].get("displayName", ""),
             "isMeeting": bool(e["attendees"]),
-            "isRecurring": False,
-            "isException": False,
+            "isRecurring": e.get("_type") in ("occurrence", "exception"),
+            "isException": e.get("_type") == "exception",
             "isReminderSet": e["isReminderOn"],
             "start": tz.format_graph(e["_start"], zone_name),
             "end": tz.format_graph(e["_end"], zone_name),

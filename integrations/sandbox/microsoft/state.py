@@ -99,6 +99,11 @@ class Mailbox:
             if not e["_deleted"] and (calendar_id is None or e["_calendar"] == calendar_id)
         ]
 
+    def timed_events(self, calendar_id: str | None = None) -> list[dict[str, Any]]:
+        """What takes time in the calendar: single events, occurrences and exceptions (a
+        series master stands for its instances and is never shown in a view itself)."""
+        return [e for e in self.live_events(calendar_id) if e.get("_type") != "seriesMaster"]
+
 
 @dataclass
 class Tenant:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..core import Request, Response, Router
 from ..limits import LimitRule
-from . import channels, control, events, freebusy, oauth, rooms
+from . import channels, control, events, freebusy, instances, oauth, rooms
 from .api import SERVICE as CALENDAR
 from .batch import batch
 from .errors import format_framework_error
@@ -74,6 +74,12 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("POST", f"{V3}/calendars/{CALENDAR_ID}/events", events.insert, "events.insert"),
         ("POST", f"{V3}/calendars/{CALENDAR_ID}/events/watch", channels.watch, "events.watch"),
         ("GET", f"{V3}/calendars/{CALENDAR_ID}/events/{EVENT_ID}", events.get, "events.get"),
+        (
+            "GET",
+            f"{V3}/calendars/{CALENDAR_ID}/events/{EVENT_ID}/instances",
+            instances.instances,
+            "events.instances",
+        ),
         ("PUT", f"{V3}/calendars/{CALENDAR_ID}/events/{EVENT_ID}", events.update, "events.update"),
         ("PATCH", f"{V3}/calendars/{CALENDAR_ID}/events/{EVENT_ID}", events.patch, "events.patch"),
         (

@@ -10,6 +10,11 @@ channel and are answered by rooms. Routes (JSON in and out):
 * ``POST .../calendars/<id>/events``          create (an Event body; ``id`` optional)
 * ``PATCH .../calendars/<id>/events/<event>`` rename or move (a patch body)
 * ``DELETE .../calendars/<id>/events/<event>`` delete
+
+``<event>`` may be the id of one instance of a recurring series
+(``<seriesId>_<YYYYMMDDTHHMMSSZ>``, as ``events.list?singleEvents=true`` and the day view show
+it): moving or renaming it makes an exception, deleting it cancels that instance only, as a
+person's "this event" edit in Google Calendar does. Deleting the series cancels it whole.
 * ``POST .../sync-tokens/expire``             ``{"calendar": id}``, or every calendar
 * ``POST .../tokens/revoke``                  ``{"user": email}``, ``{"client_id": id}`` or all
 * ``PUT  .../limits`` ``{"requests_per_minute": n, "rate_limit_status": 429}``
@@ -25,9 +30,20 @@ from urllib.parse import unquote
 from ..control import API, ControlError, guarded
 from ..core import Request, Response, Router
 from .errors import ApiError
+from .instances import find_event, instance_data
 from .oauth import revoke_grant
+from .recurrence import occurrences
 from .service import GoogleService
-from .store import EVENT_ID_RE, Calendar, check_times, event_span, merge_patch, render, writable
+from .store import (
+    EVENT_ID_RE,
+    Calendar,
+    StoredEvent,
+    check_times,
+    event_span,
+    merge_patch,
+    render,
+    writable,
+)
 
 if TYPE_CHECKING:
     from ..server import Sandbox
@@ -141,10 +157,11 @@ def change_event(request: Request, sandbox: Sandbox) -> Response:
     body = _body(request)
     with google.lock:
         calendar = _calendar(google, request)
-        event = calendar.events.get(request.params["event"])
+        event = find_event(calendar, unquote(request.params["event"]))
         if event is None or event.cancelled:
             raise ControlError("no such event")
         data = merge_patch(dict(event.data, status=event.status), writable(body))
+        data = instance_data(event, data)
         try:
             check_times(data, calendar.time_zone)
         except ApiError as exc:
@@ -157,7 +174,7 @@ def delete_event(request: Request, sandbox: Sandbox) -> Response:
     google = _google(sandbox)
     with google.lock:
         calendar = _calendar(google, request)
-        event = calendar.events.get(request.params["event"])
+        event = find_event(calendar, unquote(request.params["event"]))
         if event is None or event.cancelled:
             raise ControlError("no such event")
         google.cancel(calendar, event)
@@ -235,7 +252,8 @@ def channels(request: Request, sandbox: Sandbox) -> Response:
 
 
 def page_calendars(google: GoogleService, day: dt.date) -> list[dict[str, Any]]:
-    """The day view's Google columns: resource calendars first, then users."""
+    """The day view's Google columns: resource calendars first, then users. A series shows
+    as its instances (by instance id, which the control routes accept), exceptions in place."""
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     end = start + dt.timedelta(days=1)
     out = []
@@ -243,7 +261,7 @@ def page_calendars(google: GoogleService, day: dt.date) -> list[dict[str, Any]]:
         ordered = sorted(google.calendars.values(), key=lambda c: (c.kind != "resource", c.id))
         for calendar in ordered:
             shown = []
-            for event in calendar.events.values():
+            for event in _day_events(calendar):
                 if event.cancelled:
                     continue
                 first, last = event_span(event, calendar.time_zone)
@@ -265,6 +283,21 @@ def page_calendars(google: GoogleService, day: dt.date) -> list[dict[str, Any]]:
                     "events": shown,
                 }
             )
+    return out
+
+
+def _day_events(calendar: Calendar) -> list[StoredEvent]:
+    out: list[StoredEvent] = []
+    for event in calendar.events.values():
+        master = calendar.events.get(event.recurring_event_id or "")
+        if master is not None and master.is_series:
+            continue  # shown in place of its instance, with its series
+        instances = occurrences(event, calendar.time_zone) if event.is_series else []
+        if not instances:
+            out.append(event)
+            continue
+        for instance in instances:
+            out.append(calendar.events.get(instance.id, instance))
     return out
 
 

@@ -8,7 +8,9 @@ Documented behaviour this reproduces (reference §2):
 * patch merges objects and replaces arrays ("Array fields, if specified, overwrite the
   existing arrays");
 * deleting a deleted event is 410 ``deleted``; updating it is 403 (google-api-ruby-client#1811);
-* a service account acting as itself cannot add attendees: 403 ``forbiddenForServiceAccounts``.
+* a service account acting as itself cannot add attendees: 403 ``forbiddenForServiceAccounts``;
+* get/update/patch/delete also take the id of one instance of a recurring series; a write
+  makes it an exception (``instances.py``); deleting a series cancels its exceptions too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from ..core import Response
 from .api import Call, endpoint, json_response
 from .errors import ApiError
+from .instances import find_event, instance_data
 from .store import (
     EVENT_ID_RE,
     Calendar,
@@ -46,7 +49,7 @@ def _check_attendees(call: Call, data: dict[str, Any], before: dict[str, Any] | 
 
 
 def _event(calendar: Calendar, event_id: str) -> StoredEvent:
-    event = calendar.events.get(event_id)
+    event = find_event(calendar, event_id)
     if event is None:
         raise ApiError(404, "notFound", "Not Found")
     return event
@@ -113,7 +116,7 @@ def _writable_event(call: Call) -> tuple[Calendar, StoredEvent]:
 def update(call: Call) -> Response:
     with call.google.lock:
         calendar, event = _writable_event(call)
-        data = writable(call.body)
+        data = instance_data(event, writable(call.body))
         data.setdefault("status", event.status)
         return _write(call, data, event, calendar)
 
@@ -123,7 +126,7 @@ def patch(call: Call) -> Response:
     with call.google.lock:
         calendar, event = _writable_event(call)
         current = dict(event.data, status=event.status)
-        data = merge_patch(current, writable(call.body))
+        data = instance_data(event, merge_patch(current, writable(call.body)))
         return _write(call, data, event, calendar)
 
 

@@ -2,8 +2,9 @@
 
 A deliberately small subset of RFC 5545: ``RRULE`` with ``FREQ=DAILY|WEEKLY``, ``INTERVAL``,
 ``COUNT``, ``UNTIL`` and (weekly) ``BYDAY``; ``EXDATE`` lines are honoured. Instances get
-Google's id form ``<masterId>_<YYYYMMDDTHHMMSSZ>`` (``_<YYYYMMDD>`` for all-day series),
-``recurringEventId`` and ``originalStartTime`` (discovery ``Event``). Expansion is in the
+Google's id form ``<masterId>_<YYYYMMDDTHHMMSSZ>`` (the original start in UTC; ``_<YYYYMMDD>``
+for all-day series), ``recurringEventId`` and ``originalStartTime`` (discovery ``Event``), the
+master's ``iCalUID`` and, until edited, the master's etag. Expansion is in the
 series' own time zone, which Google requires recurring events to name. Anything outside the
 subset is listed as the master only.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,20 +88,18 @@ def starts(event: StoredEvent, zone_name: str) -> list[dt.datetime]:
     return found
 
 
-def expand(
-    event: StoredEvent, viewer: str, params: dict[str, Any], zone_name: str
-) -> list[dict[str, Any]]:
-    """The instances of ``event`` that fall inside the query's time window."""
-    master = render(event, viewer)
-    moments = starts(event, zone_name)
+def occurrences(master: StoredEvent, zone_name: str) -> list[StoredEvent]:
+    """Every instance of the series as the rule makes it (``EXDATE`` ones left out), each an
+    unsaved :class:`StoredEvent` carrying the master's etag, status and fields; empty when the
+    rule is outside the subset. An exception stored under an instance's id replaces it."""
+    moments = starts(master, zone_name)
     if not moments:
-        return [master]
-    start, end = event_span(event, zone_name)
+        return []
+    start, end = event_span(master, zone_name)
     length = end - start
-    all_day = "date" in event.data["start"]
-    excluded = _exdates(event.data.get("recurrence") or [])
-    low = parse_datetime(params["timeMin"]) if "timeMin" in params else None
-    high = parse_datetime(params["timeMax"]) if "timeMax" in params else None
+    all_day = "date" in master.data["start"]
+    zone = master.data["start"].get("timeZone")
+    excluded = _exdates(master.data.get("recurrence") or [])
     out = []
     for local in moments:
         stamp = (
@@ -109,20 +109,65 @@ def expand(
         )
         if stamp[:8] in excluded:
             continue
+        data = copy.deepcopy(master.data)
+        data.pop("recurrence", None)
         finish = local + length
-        if (low and finish <= low) or (high and local >= high):
-            continue
-        item = copy.deepcopy(master)
-        item.pop("recurrence", None)
-        item["id"] = f"{event.id}_{stamp}"
-        item["recurringEventId"] = event.id
-        zone = event.data["start"].get("timeZone")
         if all_day:
-            item["start"] = {"date": local.date().isoformat()}
-            item["end"] = {"date": finish.date().isoformat()}
+            data["start"] = {"date": local.date().isoformat()}
+            data["end"] = {"date": finish.date().isoformat()}
         else:
-            item["start"] = {"dateTime": local.isoformat(), **({"timeZone": zone} if zone else {})}
-            item["end"] = {"dateTime": finish.isoformat(), **({"timeZone": zone} if zone else {})}
-        item["originalStartTime"] = dict(item["start"])
-        out.append(item)
+            data["start"] = {"dateTime": local.isoformat(), **({"timeZone": zone} if zone else {})}
+            data["end"] = {"dateTime": finish.isoformat(), **({"timeZone": zone} if zone else {})}
+        out.append(
+            StoredEvent(
+                id=f"{master.id}_{stamp}",
+                calendar_id=master.calendar_id,
+                data=data,
+                created=master.created,
+                updated=master.updated,
+                etag=master.etag,
+                change_seq=master.change_seq,
+                status=master.status,
+                sequence=master.sequence,
+                creator=master.creator,
+                organizer=master.organizer,
+                recurring_event_id=master.id,
+                original_start=dict(data["start"]),
+            )
+        )
+    return out
+
+
+def series_span(event: StoredEvent, zone_name: str) -> tuple[dt.datetime, dt.datetime]:
+    """From the first instance's start to the last one's end (the event's own span when it
+    is not a series the subset can expand)."""
+    span = event_span(event, zone_name)
+    instances = occurrences(event, zone_name) if event.is_series else []
+    if not instances:
+        return span
+    return span[0], event_span(instances[-1], zone_name)[1]
+
+
+def expand(
+    event: StoredEvent,
+    viewer: str,
+    params: dict[str, Any],
+    zone_name: str,
+    skip: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """The instances of ``event`` that fall inside the query's time window, rendered; ``skip``
+    names the instances that have an exception (listed as events of their own)."""
+    instances = occurrences(event, zone_name)
+    if not instances:
+        return [render(event, viewer)]
+    low = parse_datetime(params["timeMin"]) if "timeMin" in params else None
+    high = parse_datetime(params["timeMax"]) if "timeMax" in params else None
+    out = []
+    for instance in instances:
+        if instance.id in skip:
+            continue
+        start, finish = event_span(instance, zone_name)
+        if (low and finish <= low) or (high and start >= high):
+            continue
+        out.append(render(instance, viewer))
     return out

@@ -56,10 +56,11 @@ def _copies(google: GoogleService, calendar: Calendar, event: StoredEvent) -> li
     return found
 
 
-def _busy(room: Calendar, event_id: str, span: tuple[Any, Any]) -> bool:
+def _busy(room: Calendar, event: StoredEvent, span: tuple[Any, Any]) -> bool:
     start, end = span
+    own = {event.id, event.recurring_event_id}  # an exception does not clash with its series
     for other in room.events.values():
-        if other.id == event_id or other.cancelled:
+        if other.id in own or other.cancelled:
             continue
         if other.data.get("transparency") == "transparent":
             continue
@@ -84,9 +85,12 @@ def _place_copy(
     data = _shared_copy(event)
     held = target.events.get(event.id)
     if held is None:
-        google.create(target, event.id, data, event.creator, organizer=organizer)
+        held = google.create(target, event.id, data, event.creator, organizer=organizer)
     elif held.cancelled or held.data != data:
         google.replace(target, held, dict(data, status="confirmed"))
+    # A copy of an exception is an exception of the copy of its series.
+    held.recurring_event_id = event.recurring_event_id
+    held.original_start = copy.deepcopy(event.original_start)
 
 
 def reconcile(google: GoogleService, calendar_id: str, event_id: str) -> None:
@@ -107,7 +111,7 @@ def reconcile(google: GoogleService, calendar_id: str, event_id: str) -> None:
             if target.kind != "resource":
                 _place_copy(google, target, event, calendar.id)
                 continue
-            answer = "declined" if _busy(target, event.id, span) else "accepted"
+            answer = "declined" if _busy(target, event, span) else "accepted"
             if answer == "accepted":
                 _place_copy(google, target, event, calendar.id)
             elif target.events.get(event.id) and not target.events[event.id].cancelled:

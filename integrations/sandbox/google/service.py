@@ -215,8 +215,19 @@ class GoogleService:
         return self.save(calendar, event, bump_sequence=times_moved)
 
     def cancel(self, calendar: Calendar, event: StoredEvent) -> StoredEvent:
+        """Delete an event (an instance: a cancelled exception); call with the lock held.
+
+        Deleting a series deletes its exceptions with it: each is saved cancelled, so an
+        incremental sync reports it (clients are told to keep cancelled exceptions "for the
+        lifetime of the parent recurring event", discovery ``Event.status``)."""
         event.status = "cancelled"
-        return self.save(calendar, event, bump_sequence=True)
+        self.save(calendar, event, bump_sequence=True)
+        if event.is_series:
+            for other in list(calendar.events.values()):
+                if other.recurring_event_id == event.id and not other.cancelled:
+                    other.status = "cancelled"
+                    self.save(calendar, other, bump_sequence=True)
+        return event
 
     def expire_sync_tokens(self, calendar_id: str | None = None) -> int:
         """Make every sync token (of one calendar, or all) answer 410; return how many calendars."""

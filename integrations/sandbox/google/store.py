@@ -5,6 +5,10 @@ Every write bumps a sandbox-wide change counter and stamps the event with it; sy
 stay in the store as ``status: cancelled``: their ids stay taken (a second insert with the
 same id is a 409, googleapis/google-api-ruby-client#1811) and incremental syncs report them.
 
+An edited or deleted instance of a recurring series is an *exception*: an event of its own,
+stored under the instance id with ``recurring_event_id`` and ``original_start`` (discovery
+``recurringEventId`` and ``originalStartTime``, both "Immutable"); see ``instances.py``.
+
 Times: ``start``/``end`` are kept as the client sent them (``date`` or ``dateTime`` +
 optional ``timeZone``) and resolved to UTC instants for filtering, free/busy and room
 booking.
@@ -29,7 +33,7 @@ EVENT_ID_RE = re.compile(r"^[a-v0-9]{5,1024}$")
 # ignored, as Google ignores them.
 READ_ONLY = {
     "kind", "etag", "id", "created", "updated", "htmlLink", "creator", "organizer",
-    "iCalUID", "recurringEventId", "hangoutLink", "privateCopy", "locked",
+    "iCalUID", "recurringEventId", "originalStartTime", "hangoutLink", "privateCopy", "locked",
 }  # fmt: skip
 
 _etag_counter = itertools.count(1)
@@ -61,10 +65,24 @@ class StoredEvent:
     creator: str = ""
     organizer: str = ""
     ordinal: int = 0
+    # An exception of a recurring series: the master's id and the instance's original start.
+    recurring_event_id: str = ""
+    original_start: dict[str, Any] | None = None
 
     @property
     def cancelled(self) -> bool:
         return self.status == "cancelled"
+
+    @property
+    def is_series(self) -> bool:
+        """A recurring master (exceptions never carry a rule)."""
+        return bool(self.data.get("recurrence")) and not self.recurring_event_id
+
+    @property
+    def ical_uid(self) -> str:
+        # Discovery Event.id: "all occurrences of one event have different ids while they
+        # all share the same icalUIDs".
+        return f"{self.recurring_event_id or self.id}@google.com"
 
 
 @dataclass
@@ -192,10 +210,13 @@ def html_link(event_id: str, calendar_id: str) -> str:
 
 def render(event: StoredEvent, viewer: str, *, minimal_cancelled: bool = True) -> dict[str, Any]:
     """The Event resource as Calendar v3 returns it to ``viewer``."""
+    series = _series_fields(event)
     if event.cancelled and minimal_cancelled:
         # Discovery Event.status: "Deleted events are only guaranteed to have the id field
-        # populated." Returning little else keeps clients honest.
-        return {"kind": "calendar#event", "etag": event.etag, "id": event.id, "status": "cancelled"}
+        # populated", cancelled exceptions "only ... id, recurringEventId and
+        # originalStartTime". Returning little else keeps clients honest.
+        gone = {"kind": "calendar#event", "etag": event.etag, "id": event.id, "status": "cancelled"}
+        return gone | series
     out: dict[str, Any] = {
         "kind": "calendar#event",
         "etag": event.etag,
@@ -219,11 +240,21 @@ def render(event: StoredEvent, viewer: str, *, minimal_cancelled: bool = True) -
         attendee.setdefault("responseStatus", "needsAction")
         if attendee.get("email", "").lower() == viewer:
             attendee["self"] = True
-    out["iCalUID"] = f"{event.id}@google.com"
+    out.update(series)
+    out["iCalUID"] = event.ical_uid
     out["sequence"] = event.sequence
     out["reminders"] = data.get("reminders", {"useDefault": True})
     out["eventType"] = data.get("eventType", "default")
     return out
+
+
+def _series_fields(event: StoredEvent) -> dict[str, Any]:
+    if not event.recurring_event_id:
+        return {}
+    return {
+        "recurringEventId": event.recurring_event_id,
+        "originalStartTime": copy.deepcopy(event.original_start),
+    }
 
 
 def _person(email: str, viewer: str) -> dict[str, Any]:

@@ -9,6 +9,20 @@
   (``status: cancelled``); the filters listed in ``INCOMPATIBLE`` are refused with 400, as is
   ``showDeleted=false``; a token expired on demand answers 410 ``fullSyncRequired``.
 
+Recurring series (discovery ``singleEvents``/``showDeleted``, recurring-events guide):
+
+* ``singleEvents=true``: a series is listed as its instances, never as itself; an exception
+  (an edited instance) is listed in place of its instance, a cancelled one only with
+  ``showDeleted`` or in an incremental sync. A deleted series is listed as its instances,
+  cancelled, in an incremental sync (and with ``showDeleted``); that is what clients see when
+  a series is deleted in Google Calendar (googleapis/google-api-ruby-client#860).
+* ``singleEvents=false``: the series is one event and its exceptions are events of their own;
+  cancelled exceptions of a live series are listed even without ``showDeleted`` ("Cancelled
+  instances of recurring events ... will still be included if showDeleted and singleEvents are
+  both False").
+* Incremental syncs report what changed: an edited or deleted instance is reported alone, an
+  edited series as all its instances (``singleEvents=true``) or as itself.
+
 Pages are cut from a snapshot (the change sequence at the first page): an event changed while
 a client pages is left to the next sync, so nothing is lost and nothing is reported twice on
 one pass.
@@ -22,7 +36,7 @@ from typing import Any
 from ..core import Response
 from .api import Call, endpoint
 from .errors import ApiError
-from .recurrence import expand
+from .recurrence import expand, series_span
 from .schema import parse_datetime
 from .service import GoogleService, SyncState
 from .store import Calendar, StoredEvent, event_span, new_etag, render, rfc3339
@@ -49,7 +63,9 @@ def _property_filters(values: list[str], name: str) -> list[tuple[str, str]]:
 
 def _matches(event: StoredEvent, params: dict[str, Any], calendar: Calendar) -> bool:
     if event.cancelled and not params.get("showDeleted"):
-        return False
+        master = calendar.events.get(event.recurring_event_id or "")
+        if params.get("singleEvents") or master is None or master.cancelled:
+            return False
     props = event.data.get("extendedProperties") or {}
     for kind, name in (
         ("private", "privateExtendedProperty"),
@@ -58,7 +74,7 @@ def _matches(event: StoredEvent, params: dict[str, Any], calendar: Calendar) -> 
         for key, wanted in _property_filters(params.get(name, []), name):
             if (props.get(kind) or {}).get(key) != wanted:
                 return False
-    if params.get("iCalUID") and params["iCalUID"] != f"{event.id}@google.com":
+    if params.get("iCalUID") and params["iCalUID"] != event.ical_uid:
         return False
     if params.get("updatedMin") and event.updated < parse_datetime(params["updatedMin"]):
         return False
@@ -69,7 +85,7 @@ def _matches(event: StoredEvent, params: dict[str, Any], calendar: Calendar) -> 
     if "timeMin" in params or "timeMax" in params:
         if event.cancelled:
             return True  # Deleted events only keep their id; showDeleted lists them all.
-        start, end = event_span(event, calendar.time_zone)
+        start, end = series_span(event, calendar.time_zone)
         if "timeMin" in params and end <= parse_datetime(params["timeMin"]):
             return False
         if "timeMax" in params and start >= parse_datetime(params["timeMax"]):
@@ -140,7 +156,7 @@ def list_events(call: Call) -> Response:
         else:
             chosen = [e for e in events if _matches(e, params, calendar)]
         chosen.sort(key=lambda e: e.updated if params.get("orderBy") == "updated" else e.ordinal)
-        items = _items(chosen, call.principal, single, params, calendar)
+        items = _items(chosen, events, call.principal, single, params, calendar)
         page = items[offset : offset + page_size]
         body: dict[str, Any] = {
             "kind": "calendar#events",
@@ -167,12 +183,24 @@ def list_events(call: Call) -> Response:
 
 
 def _items(
-    events: list[StoredEvent], viewer: str, single: bool, params: dict[str, Any], calendar: Calendar
+    chosen: list[StoredEvent],
+    snapshot: list[StoredEvent],
+    viewer: str,
+    single: bool,
+    params: dict[str, Any],
+    calendar: Calendar,
 ) -> list[dict[str, Any]]:
+    """Render the chosen events; ``snapshot`` (every event of the listing's snapshot) tells
+    which instances have an exception of their own."""
+    exceptions: dict[str, set[str]] = {}
+    for event in snapshot:
+        if event.recurring_event_id:
+            exceptions.setdefault(event.recurring_event_id, set()).add(event.id)
     rendered: list[dict[str, Any]] = []
-    for event in events:
-        if single and event.data.get("recurrence") and not event.cancelled:
-            rendered.extend(expand(event, viewer, params, calendar.time_zone))
+    for event in chosen:
+        if single and event.is_series:
+            skip = exceptions.get(event.id, set())
+            rendered.extend(expand(event, viewer, params, calendar.time_zone, skip))
         else:
             rendered.append(render(event, viewer))
     if params.get("orderBy") == "startTime":

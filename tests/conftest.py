@@ -25,6 +25,8 @@ from django.db import connection
 from reservations import services
 from reservations.models import Location, OpeningHours, Space, SpaceKind
 
+pytest_plugins = ["tests.browser"]  # Chromium fixtures, one definition for the session
+
 _counter = itertools.count(1)
 ROOT = Path(__file__).resolve().parents[1]
 

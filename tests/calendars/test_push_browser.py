@@ -17,7 +17,6 @@ from playwright.sync_api import expect
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, remote_events, sync_worker
 from tests.conftest import local, next_weekday, wait_for
-from tests.portal.conftest import browser, new_page  # noqa: F401 - Chromium fixtures
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,7 +41,7 @@ def _starts_at(event: dict, when) -> bool:
 
 
 def test_book_move_cancel_in_the_browser_and_the_room_follows(
-    new_page,  # noqa: F811
+    new_page,
     live_server,
     ms_binding,
     sandbox,

@@ -40,9 +40,10 @@ Rules of the plan:
 Recurring series: Google is read with ``singleEvents=true`` and Graph's calendarView/delta
 returns occurrences and exceptions, so each occurrence is an event with its own id (and
 ``series_id``) and becomes its own reservation; an exception is an occurrence with other
-times, a deleted occurrence comes back removed. The Microsoft sandbox does not emulate series
-(501 on ``recurrence``) and the Google sandbox cannot edit one instance: the tests cover a
-Google series without an exception.
+times, a deleted occurrence comes back removed; a deleted series comes back as its removed
+occurrences (or, from Google, possibly as the cancelled master, whose instances are found by
+id prefix). Both sandboxes emulate series with exceptions (tests/calendars/
+test_pull_recurring_ms.py, test_pull_recurring_google.py).
 
 Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
 new version (``pushed_version``) in the same transaction, so the push plan finds the calendar

@@ -304,9 +304,8 @@ def test_organizer_details_and_requested_for(ms_binding, sandbox, make_user):
 
 
 def test_a_google_recurring_series_becomes_one_reservation_per_occurrence(google_binding, sandbox):
-    """The Google sandbox cannot edit a single instance of a series (README: not emulated),
-    so the exception half is covered by the planner (an occurrence with its own id and new
-    times is an update like any other); here: the series, then its deletion."""
+    """The series, then its deletion; exceptions (one instance moved, renamed or deleted) are
+    in test_pull_recurring_google.py."""
     pull.pull_binding(google_binding.pk)
     start = at(0, 9)
     series = control(

@@ -128,6 +128,7 @@ def _ensure(binding_id: int, *, replace: bool) -> str:
     except ProviderError as exc:
         _record_binding_error(binding, f"Webhook could not be created: {exc.message}")
         return "failed"
+    _recovered(binding)
     return "created"
 
 

@@ -120,9 +120,15 @@ def ensure_subscription(self, binding_id: int, replace: bool = False) -> str:
     from . import subscriptions
 
     try:
-        return subscriptions.ensure(binding_id, replace=replace)
+        outcome = subscriptions.ensure(binding_id, replace=replace)
     except subscriptions.Busy as exc:
         raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
+    if outcome == "failed" and not self.request.is_eager and self.request.retries < 5:
+        # Recorded on the binding (polling goes on). Often passing: Graph could not reach the
+        # webhook address while the web server was starting. Again in 30 s, 1, 2, 4, 8 min;
+        # after that the hourly renewal keeps trying. (An eager run would retry at once.)
+        raise self.retry(countdown=30 * 2**self.request.retries, max_retries=5)
+    return outcome
 
 
 @shared_task(bind=True, ignore_result=True)

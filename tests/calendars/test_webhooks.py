@@ -541,3 +541,22 @@ def test_a_dead_workers_lock_expires(db):
     SyncLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert locks.acquire("webhook:1", 60)  # taken over
     assert SyncLock.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_that_cannot_be_created_is_noted_then_cleared(ms_binding, sandbox, public, pulls):
+    control(
+        sandbox,
+        "POST",
+        "faults",
+        json={"kind": "500", "method": "POST", "path": "/v1.0/subscriptions$", "count": 20},
+    )
+    assert subscriptions.ensure(ms_binding.pk) == "failed"  # after the client's own retries
+    control(sandbox, "DELETE", "faults")
+    ms_binding.refresh_from_db()
+    assert ms_binding.last_error.startswith("Webhook could not be created")
+    assert ms_binding.last_error.endswith("Polling continues.") and ms_binding.status == "ok"
+
+    assert subscriptions.ensure(ms_binding.pk) == "created"  # the task's retry, or the beat's
+    ms_binding.refresh_from_db()
+    assert ms_binding.last_error == ""

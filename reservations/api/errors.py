@@ -104,10 +104,22 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         if list(fields) == ["non_field_errors"]:
             message = fields["non_field_errors"][0]
         response.data = error_body(code, message, fields)
+    elif isinstance(exc, exceptions.NotAuthenticated) and _bearer(context):
+        # A token was sent but is unknown, expired or revoked: DRF would say none was given.
+        response.data = error_body(
+            "invalid_token",
+            "The access token is invalid, expired or revoked; get a new one from /o/token/.",
+        )
     else:
         detail = getattr(exc, "detail", "")
         response.data = error_body(code, str(detail) if detail else code.replace("_", " "))
     return response
+
+
+def _bearer(context: dict) -> bool:
+    request = context.get("request")
+    header = request.META.get("HTTP_AUTHORIZATION", "") if request is not None else ""
+    return header.lower().startswith("bearer ")
 
 
 ERROR_SCHEMA = {

@@ -37,7 +37,8 @@ def test_token_call_revoke_then_refused(api, make_integration, make_space):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     refused = api.get("/api/v1/spaces/")
     assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "not_authenticated"
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_token" and "revoked" in error["message"]
     assert token not in refused.content.decode()
 
 

@@ -19,6 +19,7 @@ import itertools
 import json
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -182,40 +183,44 @@ def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Po
     do those the worker sends itself (``worker_app.py``).
 
     ``env`` adds to the worker's environment (``EMAIL_URL`` defaults to the console). The
-    worker's output is printed when it stops, so pytest shows it when the test fails.
+    worker's output goes to a file, not a pipe (nobody reads a pipe while the test runs: once
+    its 64 KB buffer is full, the worker blocks on its next log line or console email), and
+    its end is printed when it stops, so pytest shows it when the test fails.
     """
     from config.celery import app
 
     queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.calendars.worker_app", "worker",
-         "--pool=solo", "--loglevel=WARNING", "-Q", queue, "--without-heartbeat",
-         "--without-mingle", "--without-gossip"],
-        cwd=ROOT,
-        env=subprocess_env(
-            REDIS_URL=settings.REDIS_URL,
-            RESERVA_TEST_QUEUE=queue,
-            **{"EMAIL_URL": "consolemail://", **env},
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    reset_router(app)
-    try:
-        yield process
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.calendars.worker_app", "worker",
+             "--pool=solo", "--loglevel=WARNING", "-Q", queue, "--without-heartbeat",
+             "--without-mingle", "--without-gossip"],
+            cwd=ROOT,
+            env=subprocess_env(
+                REDIS_URL=settings.REDIS_URL,
+                RESERVA_TEST_QUEUE=queue,
+                **{"EMAIL_URL": "consolemail://", **env},
+            ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        routes = app.conf.task_routes
+        app.conf.task_always_eager = False
+        app.conf.task_default_queue = queue
+        app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
         reset_router(app)
-        process.terminate()
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(process.stdout.read()[-4000:])
+            yield process
+        finally:
+            app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+            app.conf.task_routes = routes
+            reset_router(app)
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            output.seek(0)
+            print(output.read()[-4000:])

@@ -55,14 +55,24 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Case, CharField, F, Q, TextField, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    ExpressionWrapper,
+    F,
+    Q,
+    TextField,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
@@ -93,6 +103,7 @@ from .push import place_of
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
+MAX_TAG_LOOKUPS = 20  # failed creates looked up by tag per pull (Graph), see below
 PULL_CLAIM_SECONDS = 600  # a claim older than this belonged to a worker that died
 REQUEST_STALE_SECONDS = 600  # a queued request older than this was lost: queue another
 UTC_ZONE = ZoneInfo("UTC")
@@ -110,6 +121,9 @@ class KnownLink:
     external_id: str = ""
     ical_uid: str = ""
     remote_version: str = ""
+    # A change made in Reserva is not in the event yet (its push waits for a retry): the
+    # event's times and title are older than the reservation's, not a remote edit.
+    push_owed: bool = False
 
 
 @dataclass(frozen=True)
@@ -295,6 +309,11 @@ def plan_pull(
             plan.ignore.append(
                 Change(event, reservation_id=reservation_id, reason="cancelled here")
             )
+            continue
+        if link is not None and link.push_owed and current.holds_slot:
+            # Reserva's reservation is the truth while its push is owed (as when a push meets
+            # a remote edit): the push overwrites the event, whose new change key is noted.
+            plan.touch.append(Change(event, reservation_id=reservation_id, reason="a push is owed"))
             continue
         start, end = event_times(event, zone)
         if start is None or end is None:
@@ -561,6 +580,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             log.info("Pull of binding %s: cursor rejected, one full resync", binding_id)
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
+        events = _tag_unrecorded_pushes(binding, calendar, events)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
@@ -591,6 +611,38 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         release(binding_id, claim, **fields)
         _record_job(binding_id, result, started)
     return result
+
+
+def _tag_unrecorded_pushes(
+    binding: SpaceCalendar, calendar: remote.RemoteCalendar, events: list[RemoteEvent]
+) -> list[RemoteEvent]:
+    """Graph's delta does not carry our tag. A push whose create landed but whose answer was
+    lost (a dropped connection; the link has no event id yet, and the push's retry will find
+    the event by its tag) would make the event look new here: a second reservation for our
+    own event. So the failed pushes still without an event id are looked up by tag, one query
+    each (usually none; at most ``MAX_TAG_LOOKUPS``, the latest), and their events marked as
+    ours. (A create still under way on another worker is not covered: a bulk export keeps
+    hundreds of links pending, too many to look up at every pull.)"""
+    untagged = {event.id for event in events if event.reservation_id is None}
+    if binding.provider.kind != ProviderKind.MICROSOFT or not untagged:
+        return events
+    unknown = SyncLink.objects.filter(
+        binding=binding,
+        external_id="",
+        mailbox__iexact=binding.resource_email,
+        state=LinkState.FAILED,
+    ).order_by("-updated")[:MAX_TAG_LOOKUPS]
+    found: dict[str, int] = {}
+    for reservation_id in unknown.values_list("reservation_id", flat=True):
+        event = calendar.find(reservation_id)
+        if event is not None and event.id in untagged:
+            found[event.id] = reservation_id
+    if not found:
+        return events
+    return [
+        replace(event, reservation_id=found[event.id]) if event.id in found else event
+        for event in events
+    ]
 
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
@@ -635,9 +687,15 @@ def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: 
             if event.removed:  # a deleted recurring master names its instances by prefix
                 named |= Q(external_id__startswith=f"{event.id}_")
         links_qs = links_qs.filter(named)
+    # Only for events in the room's calendar, the very event the owed push writes (in
+    # personal and strict mode the room's copy follows another event, and the pull keeps
+    # applying its changes).
+    owed = Q(pushed_version__lt=F("reservation__version"), mailbox__iexact=binding.resource_email)
     links = [
-        KnownLink(row.reservation_id, row.external_id, row.ical_uid, row.remote_version)
-        for row in links_qs.only("reservation_id", "external_id", "ical_uid", "remote_version")
+        KnownLink(row.reservation_id, row.external_id, row.ical_uid, row.remote_version, row.owed)
+        for row in links_qs.annotate(owed=ExpressionWrapper(owed, BooleanField())).only(
+            "reservation_id", "external_id", "ical_uid", "remote_version"
+        )
     ]
     times = [t for e in events for t in (e.start, e.end) if t is not None]
     around = Q(pk__in=[link.reservation_id for link in links]) | Q(pk__in=tags)
@@ -654,9 +712,21 @@ def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: 
     return links, reservations
 
 
-def _link(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) -> None:
+def _link(
+    binding: SpaceCalendar,
+    reservation: Reservation,
+    event: RemoteEvent,
+    *,
+    before: int | None = None,
+) -> None:
     """Record the remote event on the reservation's link, at the reservation's version (so
-    the push its change triggers finds nothing to do)."""
+    the push its change triggers finds nothing to do).
+
+    ``before``: the reservation's version before this pull changed it (or its version, when
+    the pull only records the event's new change key). If the link had not caught up with it,
+    a push of a change made in Reserva is still owed (waiting for its retry): the event does
+    not show that change, so the pushed version stays where it is and that push still runs,
+    writing the reservation as it is now (the remote change included) over the event."""
     link = SyncLink.objects.filter(reservation=reservation).first()
     if link is None:
         place = place_of(reservation, binding)
@@ -673,16 +743,17 @@ def _link(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) 
         # the link's event id and change key, which name the other copy; its version stays
         # behind, so the push brings that copy in step with what the room's copy said.
         return
+    owed = before is not None and link.pk is not None and link.pushed_version < before
     if not event.removed:
         link.external_id = event.id or link.external_id
         link.ical_uid = event.ical_uid or link.ical_uid
         link.remote_version = event.version
-        link.state = LinkState.SYNCED
     else:
         link.remote_version = ""
-        link.state = LinkState.REMOVED
-    link.pushed_version = max(reservation.version, link.pushed_version)
-    link.last_error, link.attempts = "", 0
+    if not owed:  # else the owed push keeps its state, error and attempts
+        link.state = LinkState.REMOVED if event.removed else LinkState.SYNCED
+        link.pushed_version = max(reservation.version, link.pushed_version)
+        link.last_error, link.attempts = "", 0
     link.save()
 
 
@@ -769,6 +840,7 @@ def _apply(
         while pending:
             waiting = []
             for change in pending:
+                before = rows[change.reservation_id].version
                 try:
                     row = move(change)
                 except services.Conflict as exc:
@@ -776,7 +848,7 @@ def _apply(
                     failures[change.reservation_id] = exc
                     continue
                 rows[row.pk] = row
-                _link(binding, row, change.event)
+                _link(binding, row, change.event, before=before)
                 result.updated += 1
             if len(waiting) == len(pending):
                 break
@@ -828,7 +900,8 @@ def _apply(
                 continue
             _link(binding, row, change.event)
         for change in plan.touch:
-            _link(binding, rows[change.reservation_id], change.event)
+            row = rows[change.reservation_id]
+            _link(binding, row, change.event, before=row.version)
         result.ignored += len(plan.ignore)
         SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
         if notices:

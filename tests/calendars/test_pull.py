@@ -13,9 +13,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from calendars import remote as remote_calendar
 from calendars.models import (
     BindingStatus,
     JobKind,
+    LinkState,
     SpaceCalendar,
     SyncJob,
     SyncLink,
@@ -23,9 +25,10 @@ from calendars.models import (
 )
 from calendars.sync import pull
 from calendars.sync.push import push_reservation
+from integrations.base import TransientError
 from reservations import services
-from reservations.models import Reservation, ReservationStatus, Source
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, bind, control
+from reservations.models import EventTitle, Reservation, ReservationStatus, Source
+from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, bind, control, remote_events
 from tests.conftest import local, next_weekday
 
 KINDS = ["microsoft", "google"]
@@ -242,6 +245,88 @@ def test_a_remote_move_and_cancel_of_a_portal_booking_email_its_owner(
     assert [m.subject.split(":")[0] for m in mail.outbox] == [
         f"Cancelled in {binding.provider.get_kind_display()}"
     ]
+
+
+@pytest.mark.parametrize("edit", ["rename", "move"])
+def test_a_remote_edit_does_not_swallow_a_push_still_owed(
+    binding, remote, make_user, django_capture_on_commit_callbacks, edit
+):
+    """A booking moved and renamed in the portal whose push waits for its retry (the provider
+    failed it), then someone edits the same event in the calendar. The event's times are
+    stale, not a remote move: the pull must neither move the booking back nor record the
+    portal change as pushed (the retry would find nothing to do and the calendar would keep
+    the old booking for ever). Reserva's booking wins, as when a push meets a remote edit.
+    Found by the convergence run."""
+    pull.pull_binding(binding.pk)
+    location = binding.space.location
+    location.event_title = EventTitle.PUBLIC_NICKNAME
+    location.save(update_fields=["event_title"])
+    owner = make_user()
+    start = local(location, next_weekday(2), 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        booked = services.book(
+            actor=owner, space=binding.space, start=start, end=start + timedelta(hours=1),
+            public_nickname="Standup",
+        ).reservations[0]  # fmt: skip
+    push_reservation(booked.pk)
+    event_id = SyncLink.objects.get(reservation=booked).external_id
+    later = start + timedelta(hours=2)
+    # Committed, but its push not run: the state a failed push leaves until its retry.
+    booked = services.change(
+        actor=owner, reservation=booked, start=later, end=later + timedelta(hours=1),
+        public_nickname="Planning",
+    )[0]  # fmt: skip
+
+    if edit == "rename":
+        remote.rename(event_id, "Renamed in the calendar")
+    else:
+        remote.move(event_id, at(1, 15), at(1, 16))
+    result = pull.pull_binding(binding.pk)
+    assert (result.updated, result.cancelled, result.conflicts) == (0, 0, 0)
+    booked.refresh_from_db()
+    wanted = (later, later + timedelta(hours=1))
+    assert (booked.start, booked.end, booked.version) == (*wanted, 2)
+    link = SyncLink.objects.get(reservation=booked)
+    assert link.pushed_version < booked.version, "the owed push was recorded as done"
+
+    assert push_reservation(booked.pk).op == "update"  # the retry
+    event = remote_calendar.room_calendar(binding).find(booked.pk)
+    assert (event.subject, event.start, event.end) == ("Planning", *wanted)
+    assert pull.pull_binding(binding.pk).updated == 0  # our write does not come back
+
+
+def test_an_event_whose_create_answer_was_lost_is_not_taken_for_a_new_one(
+    ms_binding, sandbox, make_user
+):
+    """A push's create lands but its answer is lost (the connection dropped after the write,
+    the client's replay answered 500): the link has no event id. Graph's delta does not carry
+    our tag, so the pull must look the pushes without an event id up by tag rather than take
+    the event for a new one (a conflict with the booking, or a second booking of our own
+    event once it moves). Found by the convergence run."""
+    pull.pull_binding(ms_binding.pk)
+    start = local(ms_binding.space.location, next_weekday(2), 10)
+    booked = services.book(
+        actor=make_user(), space=ms_binding.space, start=start, end=start + timedelta(hours=1)
+    ).reservations[0]
+    for kind, extra in (("drop", {"after_write": True}), ("500", {})):
+        control(sandbox, "POST", "faults", json={"kind": kind, "method": "POST",
+                "path": "/calendar/events$", "count": 1, **extra})  # fmt: skip
+    with pytest.raises(TransientError):
+        push_reservation(booked.pk)
+    link = SyncLink.objects.get(reservation=booked)
+    assert (link.external_id, link.state) == ("", LinkState.FAILED)
+    (event,) = remote_events(sandbox, "microsoft", MS_ROOM)  # it landed all the same
+
+    result = pull.pull_binding(ms_binding.pk)
+    assert (result.created, result.conflicts) == (0, 0)
+    assert remote_rows(ms_binding) == [booked]
+    link.refresh_from_db()
+    assert link.external_id == event["id"]  # the retry updates it, knowing its id
+
+    assert push_reservation(booked.pk).op == "update"
+    assert [e["id"] for e in remote_events(sandbox, "microsoft", MS_ROOM)] == [event["id"]]
+    quiet = pull.pull_binding(ms_binding.pk)
+    assert (quiet.created, quiet.updated, quiet.cancelled, quiet.conflicts) == (0, 0, 0, 0)
 
 
 def test_an_all_day_event_runs_midnight_to_midnight_in_the_location_zone(binding, remote, kind):

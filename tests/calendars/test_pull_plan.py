@@ -26,8 +26,8 @@ def res(id=1, start=T, end=T + H, status="confirmed", source="exchange", title="
     return KnownReservation(id, start, end, status, title, source)
 
 
-def link(rid=1, external_id="e1", ical_uid="", version="v1"):
-    return KnownLink(rid, external_id, ical_uid, version)
+def link(rid=1, external_id="e1", ical_uid="", version="v1", push_owed=False):
+    return KnownLink(rid, external_id, ical_uid, version, push_owed)
 
 
 def bucket(plan) -> dict[str, list]:
@@ -50,6 +50,20 @@ CASES = [
         [link()],
         [res(source="portal")],
         {"touch": [("e1", 1)]},
+    ),
+    (
+        "moved while a push of ours is owed: the event is stale, the push overwrites it",
+        [ev(start=T + H, end=T + 2 * H)],
+        [link(push_owed=True)],
+        [res(source="portal")],
+        {"touch": [("e1", 1)]},
+    ),
+    (
+        "deleted while a push of ours is owed: cancelled all the same",
+        [RemoteEvent(id="e1", removed=True)],
+        [link(push_owed=True)],
+        [res(source="portal")],
+        {"cancel": [("e1", 1)]},
     ),
     ("deleted", [RemoteEvent(id="e1", removed=True)], [link()], [res()], {"cancel": [("e1", 1)]}),
     (

@@ -212,6 +212,18 @@ def _lock_space(space: Space) -> None:
     Space.objects.select_for_update().filter(pk=space.pk).first()
 
 
+def _lock_space_of(reservation: Reservation) -> None:
+    """Lock the reservation's space (where the row is now) before the reservation itself.
+    Every write locks a space before its reservations, so two transactions writing bookings
+    of one space (a portal change, and a pull applying several changes in one transaction)
+    wait for each other instead of deadlocking."""
+    space_id = (
+        Reservation.objects.filter(pk=reservation.pk).values_list("space_id", flat=True).first()
+    )
+    if space_id is not None:
+        Space.objects.select_for_update().filter(pk=space_id).first()
+
+
 def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str, reason: str = ""):
     reservation._history_user = actor  # read by simple-history
     reservation._change_source = source  # copied into the historical row (apps.py)
@@ -407,7 +419,10 @@ def _targets(reservation: Reservation, scope: Scope) -> list[Reservation]:
         )
     else:
         qs = Reservation.objects.filter(pk=reservation.pk)
-    return list(qs.select_for_update().select_related("space__location").order_by("start"))
+    # Only the reservations: the space is locked first (_lock_space_of), never through a join.
+    return list(
+        qs.select_for_update(of=("self",)).select_related("space__location").order_by("start")
+    )
 
 
 def _check_current(reservation: Reservation, current: Reservation | None, expected_version):
@@ -447,6 +462,7 @@ def change(
     check_policy = source not in REMOTE_SOURCES
     try:
         with transaction.atomic():
+            _lock_space_of(reservation)
             targets = _targets(reservation, scope)
             current = next((t for t in targets if t.pk == reservation.pk), None)
             _check_current(reservation, current, expected_version)
@@ -550,6 +566,7 @@ def cancel(
     """Cancel one occurrence, or this and the following ones. The rows stay, as cancelled."""
     now = now or timezone.now()
     with transaction.atomic():
+        _lock_space_of(reservation)
         targets = _targets(reservation, scope)
         current = next((t for t in targets if t.pk == reservation.pk), None)
         _check_current(reservation, current, expected_version)
@@ -671,6 +688,7 @@ def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None =
     """A conflicted reservation takes its slot if the slot is free now (one of the two was
     moved or cancelled): it becomes confirmed and True is returned; else nothing changes."""
     with transaction.atomic():
+        _lock_space_of(reservation)
         current = Reservation.objects.select_for_update().get(pk=reservation.pk)
         if current.status != ReservationStatus.CONFLICTED:
             return False

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from reservations.models import Reservation
-from tests.conftest import ROOT, local, next_weekday, subprocess_env
+from reservations import services
+from reservations.models import Reservation, Source
+from tests.conftest import ROOT, local, next_weekday, subprocess_env, wait_for
 
 PROCESSES = 20
 
@@ -105,3 +107,49 @@ def test_postgres_exclusion_constraint_refuses_overlap_written_without_the_servi
         space=existing.space, start=existing.start, end=existing.end, status="cancelled"
     )
     assert Reservation.objects.filter(space=existing.space).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_portal_change_and_a_pull_writing_one_space_wait_instead_of_deadlocking(
+    make_reservation, make_user
+):
+    """A pull applies several remote changes of one room in one transaction (a cancel, then a
+    move); meanwhile someone edits one of those bookings in the portal. Every write locks the
+    space before its reservations, so the portal's change waits for the pull rather than hold
+    the reservation the pull needs next (PostgreSQL then aborted one of the two: a deadlock,
+    found by the convergence run)."""
+    owner = make_user()
+    first = make_reservation(user=owner)
+    second = make_reservation(space=first.space, start=first.start + timedelta(hours=2))
+    outcome: list[str] = []
+
+    def portal() -> None:
+        try:
+            services.change(actor=owner, reservation=first, title="Edited in the portal")
+            outcome.append("changed")
+        except Exception as exc:  # reported in the assertions below
+            outcome.append(repr(exc))
+        finally:
+            connection.close()
+
+    def waiting_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            # pg_locks, not pg_stat_activity: the latter is a snapshot within a transaction.
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return cursor.fetchone()[0] > 0
+
+    thread = threading.Thread(target=portal)
+    with transaction.atomic():  # the pull's transaction
+        services.cancel(actor=None, reservation=second, source=Source.EXCHANGE)
+        thread.start()
+        assert wait_for(waiting_on_a_lock, 10), f"the portal did not wait for the pull: {outcome}"
+        later = first.start + timedelta(hours=4)
+        services.change(
+            actor=None, reservation=first, start=later, end=later + timedelta(hours=1),
+            source=Source.EXCHANGE,
+        )  # fmt: skip
+    thread.join(timeout=30)
+    assert outcome == ["changed"]
+    first.refresh_from_db()
+    assert (first.start, first.title, first.version) == (later, "Edited in the portal", 3)

@@ -22,9 +22,13 @@ the I/O around it:
 Rules of the plan:
 
 - an event is matched by ``SyncLink.external_id``, then (outside recurring series, whose
-  occurrences share it) by iCalUId, then by our reservation tag (Google only: Graph's delta
-  cannot expand extended properties);
+  occurrences share it) by iCalUId, then by our reservation tag (Google's events carry it;
+  Graph's delta cannot expand extended properties, so for Microsoft the few failed creates
+  without an event id are looked up by tag first: ``_tag_unrecorded_pushes``);
 - matched and ``version == link.remote_version``: our own push coming back, ignored;
+- matched, but the link is behind its reservation (a Reserva change whose push waits for a
+  retry): the event shows the old state, not a remote edit; only its change key is noted and
+  the owed push overwrites it (Reserva wins, as when a push meets a remote edit);
 - removed (delta ``@removed``, Google ``cancelled``) or declined by the room: cancel;
 - moved: new times; renamed: new title, for reservations made in the provider (a Reserva
   booking's remote subject is derived from it, ``remote.event_title``, so it is not copied);
@@ -47,7 +51,11 @@ test_pull_recurring_ms.py, test_pull_recurring_google.py).
 
 Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
 new version (``pushed_version``) in the same transaction, so the push plan finds the calendar
-already showing it.
+already showing it; unless a push was already owed (``_link``'s ``before``), which then still
+runs.
+
+Found and pinned by the convergence run (tests/calendars/test_convergence.py: 200 random
+portal and calendar edits under ~20% faults on a real worker, then both sides compared).
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ def queue():
     app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
 
 
+# What the injected faults look like in a job's errors (Graph's codes; a dropped connection).
+INJECTED = {"InternalServerError", "ServiceUnavailable", "network"}
+
+
 def start_worker(queue: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -186,9 +190,27 @@ def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
     control(sandbox, "DELETE", "faults")
     assert fired["500"] > 5 and fired["503"] > 5, fired  # they did fire
     assert [f["path"] for f in left if f["kind"] == "drop"] == ["/events$"]  # 3 batches dropped
-    assert (job.status, job.done, job.failed_count) == (JobStatus.SUCCEEDED, 500, 0), job.errors
+    assert job.done == 500
+    created = job.created_count
+    if job.failed_count:
+        # An item that met a fault in each of the export's rounds (about 1 run in 10 at this
+        # rate) is given up and reported, never lost: the failures are the injected ones, and
+        # running the export again (what the admin does) sends exactly those.
+        assert job.status == JobStatus.PARTIAL
+        assert {e["code"] for e in job.errors} <= INJECTED, job.errors
+        assert all(e["final"] for e in job.errors) and len(job.errors) == job.failed_count
+        worker = start_worker(queue)
+        try:
+            again = wait_finished(export.start_export(binding, None).pk, 120)
+        finally:
+            stop(worker)
+        assert (again.status, again.failed_count) == (JobStatus.SUCCEEDED, 0), again.errors
+        assert again.total == job.failed_count
+        created += again.created_count
+    else:
+        assert job.status == JobStatus.SUCCEEDED, job.errors
     # Items whose answer was lost but which had landed were found by our tag, not created.
-    assert 400 < job.created_count <= 500
+    assert 400 < created <= 500
 
     remote_rows = {e["tag"]: e for e in state_events(sandbox)}
     tags = events_by_tag(sandbox)
@@ -197,4 +219,4 @@ def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
         event = remote_rows[reservation.pk]
         assert (event["start"], event["end"]) == (reservation.start, reservation.end)
         assert event["subject"] == remote.event_title(reservation) == "Ada Lovelace"
-    assert SyncJob.objects.filter(kind=JobKind.EXPORT).count() == 1
+    assert SyncJob.objects.filter(kind=JobKind.EXPORT).count() == 1 + bool(job.failed_count)

@@ -42,6 +42,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """A cheap hasher: the default PBKDF2 (a million rounds) made every user the tests create,
+    and every sign-in, cost a quarter of a second. Production settings are untouched."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _no_webhooks(settings):
     """Webhook subscriptions need a public URL the provider can reach: off unless a test turns
     them on (``public`` in tests/calendars/test_webhooks.py), so saving a binding does not

@@ -51,7 +51,10 @@ def test_wrong_secret_gets_no_token(api, make_integration):
     assert response.status_code == 401
 
 
-def test_client_secrets_are_stored_hashed(make_integration):
+def test_client_secrets_are_stored_hashed(make_integration, settings):
+    from django.conf import global_settings
+
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # the real ones, not the tests'
     integration = make_integration()
     stored = Application.objects.get(pk=integration.application.pk).client_secret
     assert stored != integration.client_secret

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -38,7 +36,6 @@ if __name__ != "__main__":  # collected by pytest (Django is set up by then), no
         make_location,
         make_space,
         next_weekday,
-        subprocess_env,
         wait_for,
     )
 
@@ -50,77 +47,54 @@ def _graph_time(when) -> dict:
 @pytest.mark.django_db(transaction=True)
 def test_webhook_latency(ms_binding, sandbox, live_server, settings):
     from calendars import subscriptions
-    from config.celery import app
     from reservations.models import Reservation
-    from tests.calendars.conftest import MS_ROOM, control
+    from tests.calendars.conftest import MS_ROOM, control, sync_worker
 
     edits = int(os.environ.get("BENCH_EDITS", "20"))
     settings.PUBLIC_BASE_URL = live_server.url
-    queue = f"bench-hook-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=WARNING", "-Q", queue, "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT, env=subprocess_env(REDIS_URL=settings.REDIS_URL, EMAIL_URL="consolemail://"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    routes = app.conf.task_routes
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
-    try:
-        assert subscriptions.ensure(ms_binding.pk) == "created"
-        start = local(ms_binding.space.location, next_weekday(3), 9)
-        event = control(
-            sandbox,
-            "POST",
-            f"microsoft/mailboxes/{MS_ROOM}/events",
-            json={"subject": "Bench", "start": _graph_time(start),
-                  "end": _graph_time(start + timedelta(minutes=30))},
-        )  # fmt: skip
-
-        def reservation():
-            return Reservation.objects.filter(sync_link__external_id=event["id"]).first()
-
-        assert wait_for(reservation, timeout=30), "the first event never arrived"
-        seconds: list[float] = []
-        for n in range(1, edits + 1):
-            time.sleep(0.5)  # an idle worker: nothing queued when the edit happens
-            moved = start + timedelta(minutes=30 * (n % 8))
-            if moved == reservation().start:
-                moved += timedelta(hours=4)
-            began = time.monotonic()
-            control(
-                sandbox,
-                "PATCH",
-                f"microsoft/mailboxes/{MS_ROOM}/events/{event['id']}",
-                json={"start": _graph_time(moved),
-                      "end": _graph_time(moved + timedelta(minutes=30))},
-            )  # fmt: skip
-            deadline = began + 30
-            while time.monotonic() < deadline and reservation().start != moved:
-                time.sleep(0.01)
-            seconds.append(time.monotonic() - began)
-        seconds.sort()
-        p95 = seconds[max(0, round(0.95 * len(seconds)) - 1)]
-        print(
-            f"\nwebhook edit -> reservation over {len(seconds)} edits: "
-            f"p50 {statistics.median(seconds):.3f} s, p95 {p95:.3f} s, max {seconds[-1]:.3f} s "
-            f"(target p95 < 2 s: {'met' if p95 < 2 else 'NOT met'})"
-        )
-    finally:
-        subscriptions.remove(ms_binding.pk)
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        app.conf.task_routes = routes
-        app.amqp.flush_routes()
-        app.amqp.__dict__.pop("router", None)
-        worker.terminate()
+    with sync_worker("bench-hook"):
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+            assert subscriptions.ensure(ms_binding.pk) == "created"
+            start = local(ms_binding.space.location, next_weekday(3), 9)
+            event = control(
+                sandbox,
+                "POST",
+                f"microsoft/mailboxes/{MS_ROOM}/events",
+                json={"subject": "Bench", "start": _graph_time(start),
+                      "end": _graph_time(start + timedelta(minutes=30))},
+            )  # fmt: skip
+
+            def reservation():
+                return Reservation.objects.filter(sync_link__external_id=event["id"]).first()
+
+            assert wait_for(reservation, timeout=30), "the first event never arrived"
+            seconds: list[float] = []
+            for n in range(1, edits + 1):
+                time.sleep(0.5)  # an idle worker: nothing queued when the edit happens
+                moved = start + timedelta(minutes=30 * (n % 8))
+                if moved == reservation().start:
+                    moved += timedelta(hours=4)
+                began = time.monotonic()
+                control(
+                    sandbox,
+                    "PATCH",
+                    f"microsoft/mailboxes/{MS_ROOM}/events/{event['id']}",
+                    json={"start": _graph_time(moved),
+                          "end": _graph_time(moved + timedelta(minutes=30))},
+                )  # fmt: skip
+                deadline = began + 30
+                while time.monotonic() < deadline and reservation().start != moved:
+                    time.sleep(0.01)
+                seconds.append(time.monotonic() - began)
+            seconds.sort()
+            p95 = seconds[max(0, round(0.95 * len(seconds)) - 1)]
+            print(
+                f"\nwebhook edit -> reservation over {len(seconds)} edits: "
+                f"p50 {statistics.median(seconds):.3f} s, p95 {p95:.3f} s, max {seconds[-1]:.3f} s "
+                f"(target p95 < 2 s: {'met' if p95 < 2 else 'NOT met'})"
+            )
+        finally:
+            subscriptions.remove(ms_binding.pk)
 
 
 def main() -> int:

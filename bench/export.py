@@ -101,6 +101,8 @@ def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["EMAIL_URL"] = "dummymail://"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # Nothing listens at PUBLIC_BASE_URL during a benchmark: no webhook subscriptions.
+    os.environ["CALENDAR_WEBHOOKS"] = "false"
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import django

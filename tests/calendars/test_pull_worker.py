@@ -1,6 +1,6 @@
-"""End to end: a real Celery worker (Redis, PostgreSQL) pulls a sandbox edit into the
-reservation through polling: the beat's fan-out ``pull_due_bindings`` queues ``pull_binding``
-on the worker's private queue."""
+"""End to end: a real Celery worker (Redis, PostgreSQL) pulls sandbox edits (create, move,
+rename, delete) into the reservation through polling: the beat's fan-out
+``pull_due_bindings`` queues ``pull_binding`` on the worker's private queue."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from calendars.models import SpaceCalendar
 from calendars.sync import pull
-from reservations.models import Reservation
+from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, control, sync_worker
 from tests.conftest import local, next_weekday, wait_for
 
@@ -55,3 +55,24 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
             60,
         )
         assert moved, "the move did not reach the reservation"
+
+        path = f"microsoft/mailboxes/{MS_ROOM}/events/{event}"
+        control(sandbox, "PATCH", path, json={"subject": "Walk-in retro"})
+        SpaceCalendar.objects.filter(pk=ms_binding.pk).update(next_pull_at=None)
+        assert pull.pull_due_bindings() == 1
+        renamed = wait_for(
+            lambda: Reservation.objects.filter(pk=row.pk, title="Walk-in retro").exists(), 60
+        )
+        assert renamed, "the rename did not reach the reservation"
+
+        control(sandbox, "DELETE", path)
+        SpaceCalendar.objects.filter(pk=ms_binding.pk).update(next_pull_at=None)
+        assert pull.pull_due_bindings() == 1
+        cancelled = wait_for(
+            lambda: Reservation.objects.filter(
+                pk=row.pk, status=ReservationStatus.CANCELLED
+            ).exists(),
+            60,
+        )
+        assert cancelled, "the deletion did not cancel the reservation"
+        assert Reservation.objects.filter(space=ms_binding.space).count() == 1  # no copies

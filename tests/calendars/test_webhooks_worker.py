@@ -1,6 +1,7 @@
-"""End to end through the webhook: a person edits the room's calendar in Outlook (the
-sandbox's control API), Graph notifies ``live_server``, the endpoint asks for a pull, and a
-real Celery worker over Redis and PostgreSQL brings the reservation in step within seconds."""
+"""End to end through the webhook: a person creates, moves, renames and deletes an event in the
+room's calendar in Outlook (the sandbox's control API), Graph notifies ``live_server``, the
+endpoint asks for a pull, and a real Celery worker over Redis and PostgreSQL brings the
+reservation in step within seconds each time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, timedelta
 import pytest
 
 from calendars import subscriptions
-from reservations.models import Reservation
+from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, control, sync_worker
 from tests.conftest import local, next_weekday, wait_for
 
@@ -63,5 +64,21 @@ def test_an_outlook_edit_reaches_the_reservation_through_the_webhook(
             )
             assert followed, "the move did not reach the reservation through the webhook"
             print(f"edit -> reservation: {time.monotonic() - began:.2f} s")
+
+            path = f"microsoft/mailboxes/{MS_ROOM}/events/{event['id']}"
+            control(sandbox, "PATCH", path, json={"subject": "Walk-in retro"})
+            renamed = wait_for(
+                lambda: (r := reservation()) is not None and r.title == "Walk-in retro",
+                timeout=WEBHOOK_SECONDS,
+            )
+            assert renamed, "the rename did not reach the reservation through the webhook"
+
+            control(sandbox, "DELETE", path)
+            cancelled = wait_for(
+                lambda: reservation().status == ReservationStatus.CANCELLED,
+                timeout=WEBHOOK_SECONDS,
+            )
+            assert cancelled, "the deletion did not cancel the reservation through the webhook"
+            assert Reservation.objects.filter(space=ms_binding.space).count() == 1  # no copies
         finally:
             subscriptions.remove(ms_binding.pk)

@@ -1,4 +1,4 @@
-"""Short named locks between workers: ``with hold("webhook:12", 120) as held: ...``.
+"""Short named locks between workers: ``with hold("webhook:12", 120, wait=10): ...``.
 
 A lock is a ``SyncLock`` row with a unique name: inserting it takes the lock, an
 ``IntegrityError`` means another worker holds it. A lock past its ``expires_at`` (its worker
@@ -9,6 +9,7 @@ creating a binding's webhook subscription (two would both be notified for ever).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,6 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import SyncLock
+
+
+class Busy(Exception):
+    """Another worker holds the lock; try again shortly (tasks retry on it)."""
 
 
 def acquire(name: str, seconds: int) -> str | None:
@@ -41,11 +46,14 @@ def release(name: str, claim: str) -> None:
 
 
 @contextmanager
-def hold(name: str, seconds: int) -> Iterator[bool]:
-    """``True`` inside the block when the lock was taken (and released after), else ``False``."""
-    claim = acquire(name, seconds)
+def hold(name: str, seconds: int, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lock for the block, waiting up to ``wait`` seconds for it; raises ``Busy``."""
+    deadline = time.monotonic() + wait
+    while (claim := acquire(name, seconds)) is None:
+        if time.monotonic() >= deadline:
+            raise Busy(name)
+        time.sleep(0.2)
     try:
-        yield claim is not None
+        yield
     finally:
-        if claim is not None:
-            release(name, claim)
+        release(name, claim)

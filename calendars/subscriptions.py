@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -61,22 +59,11 @@ LOCK_SECONDS = 120  # a create or renewal is a few HTTP calls; a dead worker's l
 LOCK_WAIT_SECONDS = 10.0
 
 
-class Busy(Exception):
-    """Another worker is changing this binding's subscriptions; try again shortly."""
+Busy = locks.Busy  # another worker is changing this binding's subscriptions
 
 
-@contextmanager
-def _locked(binding_id: int) -> Iterator[None]:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    name = f"webhook:{binding_id}"
-    while (claim := locks.acquire(name, LOCK_SECONDS)) is None:
-        if time.monotonic() >= deadline:
-            raise Busy(f"binding {binding_id}")
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        locks.release(name, claim)
+def _locked(binding_id: int) -> AbstractContextManager[None]:
+    return locks.hold(f"webhook:{binding_id}", LOCK_SECONDS, wait=LOCK_WAIT_SECONDS)
 
 
 def enabled() -> bool:

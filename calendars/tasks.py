@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
+from .locks import Busy
+
 # -- bulk export (calendars/sync/export.py) ---------------------------------------------------
 
 
@@ -108,21 +110,23 @@ def resume_user(user_id: int, provider_id: int) -> int:
 # -- webhooks (calendars/subscriptions.py, calendars/webhooks.py) -----------------------------
 
 
-# Another worker holds the binding's webhook lock (subscriptions.Busy): try again shortly.
-WEBHOOK_BUSY_RETRY = {"countdown": 15, "max_retries": 8}
+# Another worker holds the binding's webhook lock (calendars/locks.py): try again shortly.
+WEBHOOK_TASK = {
+    "bind": True,
+    "ignore_result": True,
+    "autoretry_for": (Busy,),
+    "retry_kwargs": {"countdown": 15, "max_retries": 8},
+}
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(**WEBHOOK_TASK)
 def ensure_subscription(self, binding_id: int, replace: bool = False) -> str:
     """The binding (enabled, authorized) gets a Graph subscription / Google channel; a
     disabled one loses it; ``replace`` (its room or calendar changed) swaps it for a new one.
     Idempotent: a live subscription is left alone."""
     from . import subscriptions
 
-    try:
-        outcome = subscriptions.ensure(binding_id, replace=replace)
-    except subscriptions.Busy as exc:
-        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
+    outcome = subscriptions.ensure(binding_id, replace=replace)
     if outcome == "failed" and not self.request.is_eager and self.request.retries < 5:
         # Recorded on the binding (polling goes on). Often passing: Graph could not reach the
         # webhook address while the web server was starting. Again in 30 s, 1, 2, 4, 8 min;
@@ -131,15 +135,12 @@ def ensure_subscription(self, binding_id: int, replace: bool = False) -> str:
     return outcome
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(**WEBHOOK_TASK)
 def remove_subscriptions(self, binding_id: int) -> int:
     """Authorization removed / sync switched off: delete the subscription, stop the channel."""
     from . import subscriptions
 
-    try:
-        return subscriptions.remove(binding_id)
-    except subscriptions.Busy as exc:
-        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
+    return subscriptions.remove(binding_id)
 
 
 @shared_task(ignore_result=True)
@@ -151,15 +152,12 @@ def renew_subscriptions() -> dict[str, int]:
     return subscriptions.renew_due()
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(**WEBHOOK_TASK)
 def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
     """A verified Graph lifecycle notification: reauthorize (renew) or recreate."""
     from . import subscriptions
 
-    try:
-        return subscriptions.handle_lifecycle(subscription_id, event)
-    except subscriptions.Busy as exc:
-        raise self.retry(exc=exc, **WEBHOOK_BUSY_RETRY) from None
+    return subscriptions.handle_lifecycle(subscription_id, event)
 
 
 # -- pull (calendars/sync/pull.py) -------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.db.models import Q
 from reservations import notifications, signals
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
-from .models import CalendarProvider, SpaceCalendar, SyncLink
+from .models import BindingStatus, CalendarProvider, SpaceCalendar, SyncLink
 from .policies import binding_for
 
 ROOM_ANSWER = {"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)}
@@ -54,12 +54,13 @@ def provider_invites(reservation: Reservation) -> bool:
 
 
 TARGET = ("provider_id", "resource_email", "calendar_id")  # what a webhook watches
+WATCHED = ("enabled", "status", "authorized_at", *TARGET)  # what decides it
 
 
 def binding_saving(sender, instance: SpaceCalendar, **kwargs) -> None:
     """Remember the row as it was before this save (for ``binding_saved``)."""
     instance._before = (
-        SpaceCalendar.objects.filter(pk=instance.pk).values("enabled", *TARGET).first()
+        SpaceCalendar.objects.filter(pk=instance.pk).values(*WATCHED).first()
         if instance.pk is not None
         else None
     )
@@ -69,9 +70,9 @@ def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> N
     """Sync switched back on: send what changed meanwhile (links behind their reservation).
     Nothing remote was deleted when it was switched off, so nothing is created twice.
 
-    Sync switched on or off, or pointed at another room or calendar (in the admin or the
-    authorization flow): its webhook is created, removed or replaced now, not at the next
-    hourly renewal (``calendars/subscriptions.py``)."""
+    Sync switched on or off, paused or re-authorized, or pointed at another room or calendar
+    (in the admin or the authorization flow): its webhook is created, removed or replaced now,
+    not at the next hourly renewal (``calendars/subscriptions.py``)."""
     before = getattr(instance, "_before", None)
     pk = instance.pk
     switched_on = instance.enabled and before is not None and not before["enabled"]
@@ -85,7 +86,12 @@ def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> N
     if not subscriptions.enabled():
         return
     retargeted = before is not None and any(before[f] != getattr(instance, f) for f in TARGET)
-    toggled = before is not None and before["enabled"] != instance.enabled
+    paused = BindingStatus.PAUSED
+    toggled = before is not None and (
+        before["enabled"] != instance.enabled
+        or (before["status"] == paused) != (instance.status == paused)
+        or before["authorized_at"] != instance.authorized_at  # re-authorized
+    )
     if (created and instance.enabled) or toggled or (retargeted and instance.enabled):
         from .tasks import ensure_subscription
 
@@ -105,7 +111,7 @@ def provider_saved(sender, instance: CalendarProvider, created: bool, **kwargs) 
     from . import subscriptions
 
     was = getattr(instance, "_was_active", None)
-    if created or was is None or was == instance.is_active or not subscriptions.enabled():
+    if was is None or was == instance.is_active or not subscriptions.enabled():
         return
     from .tasks import ensure_subscription
 

@@ -611,7 +611,7 @@ def _save_binding(
         return None
     binding.save()
     _resume("resume_binding", binding.pk)
-    _resume("ensure_subscription", binding.pk)  # webhooks: calendars/subscriptions.py
+    # Its webhook follows from the save (calendars/receivers.py).
     messages.success(
         request,
         f"{space.name} now syncs with {binding.calendar_name or calendar_id} of "

@@ -560,3 +560,59 @@ def test_a_webhook_that_cannot_be_created_is_noted_then_cleared(ms_binding, sand
     assert subscriptions.ensure(ms_binding.pk) == "created"  # the task's retry, or the beat's
     ms_binding.refresh_from_db()
     assert ms_binding.last_error == ""
+
+
+def test_what_a_binding_save_asks_of_its_webhook(
+    ms_binding, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """One task per save that changes what the webhook depends on, none for other edits (the
+    authorization view relies on this: it no longer asks itself)."""
+    from calendars import tasks
+    from calendars.models import BindingStatus
+
+    settings.CALENDAR_WEBHOOKS = True
+    asked: list[tuple] = []
+    monkeypatch.setattr(tasks.ensure_subscription, "delay", lambda *args: asked.append(args))
+
+    def save(**fields) -> list[tuple]:
+        asked.clear()
+        for name, value in fields.items():
+            setattr(ms_binding, name, value)
+        with django_capture_on_commit_callbacks(execute=True):
+            ms_binding.save()
+        return list(asked)
+
+    assert save(calendar_name="Renamed in the admin") == []
+    assert save(authorized_at=timezone.now()) == [(ms_binding.pk, False)]  # re-authorized
+    assert save(status=BindingStatus.PAUSED) == [(ms_binding.pk, False)]
+    assert save(status=BindingStatus.OK) == [(ms_binding.pk, False)]
+    assert save(resource_email="borealis@contoso.test") == [(ms_binding.pk, True)]
+    assert save(enabled=False) == [(ms_binding.pk, False)]
+
+
+def test_a_failed_create_is_tried_again_later_by_the_task(ms_binding, monkeypatch):
+    from celery.exceptions import Retry
+
+    from calendars import tasks
+
+    monkeypatch.setattr(subscriptions, "ensure", lambda pk, replace=False: "failed")
+    asked: list[dict] = []
+
+    def retry(**kwargs):
+        asked.append(kwargs)
+        return Retry()
+
+    monkeypatch.setattr(tasks.ensure_subscription, "retry", retry)
+    for retries, countdown in ((0, 30), (2, 120)):
+        tasks.ensure_subscription.push_request(retries=retries, is_eager=False)
+        try:
+            with pytest.raises(Retry):
+                tasks.ensure_subscription(ms_binding.pk)
+        finally:
+            tasks.ensure_subscription.pop_request()
+        assert asked[-1] == {"countdown": countdown, "max_retries": 5}
+    tasks.ensure_subscription.push_request(retries=5, is_eager=False)
+    try:
+        assert tasks.ensure_subscription(ms_binding.pk) == "failed"  # the beat takes over
+    finally:
+        tasks.ensure_subscription.pop_request()

@@ -217,11 +217,7 @@ def _lock_space_of(reservation: Reservation) -> None:
     Every write locks a space before its reservations, so two transactions writing bookings
     of one space (a portal change, and a pull applying several changes in one transaction)
     wait for each other instead of deadlocking."""
-    space_id = (
-        Reservation.objects.filter(pk=reservation.pk).values_list("space_id", flat=True).first()
-    )
-    if space_id is not None:
-        Space.objects.select_for_update().filter(pk=space_id).first()
+    Space.objects.select_for_update(of=("self",)).filter(reservations=reservation.pk).first()
 
 
 def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str, reason: str = ""):

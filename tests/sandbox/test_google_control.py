@@ -24,6 +24,7 @@ from tests.sandbox.google_support import (
     exchange,
     make_event,
     receiver_fixture,  # noqa: F401 - the "receiver" fixture
+    sa_credentials,
 )
 
 EVENTS = "/calendars/primary/events"
@@ -116,6 +117,29 @@ def test_revoke_tokens_of_a_user(sandbox, http):
     )  # fmt: skip
     with pytest.raises(auth_exceptions.RefreshError, match="invalid_grant"):
         creds.refresh(google_requests.Request(http))
+
+
+def test_expire_access_tokens_keeps_grants(sandbox, http):
+    """``access-tokens/expire``: a service account's token (and a person's) answers 401 until
+    the client gets a new one; the person's refresh token still works."""
+    tokens = exchange(http, sandbox, authorize(http, sandbox, access_type="offline")["code"]).json()
+    robot = sa_credentials(sandbox, http)
+    api = f"{sandbox.base_url}/google/calendar/v3/calendars/{ALICE}/events"
+
+    def status(token: str) -> int:
+        return http.get(api, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert status(robot.token) == 200 and status(tokens["access_token"]) == 200
+    answer = control(http, sandbox, "POST", "/access-tokens/expire", json={})
+    assert answer.status_code == 200 and answer.json()["expired"] == 2
+    assert status(robot.token) == 401 and status(tokens["access_token"]) == 401
+    assert status(sa_credentials(sandbox, http).token) == 200
+    creds = user_credentials.Credentials(
+        None, refresh_token=tokens["refresh_token"], client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET, token_uri=f"{sandbox.base_url}/google/oauth2/token",
+    )  # fmt: skip
+    creds.refresh(google_requests.Request(http))
+    assert status(creds.token) == 200
 
 
 def test_limits_are_validated(sandbox, http):

@@ -178,6 +178,20 @@ def test_expired_app_token_is_401(sandbox):
     assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
 
 
+def test_control_expires_every_access_token_issued_so_far(sandbox):
+    """``access-tokens/expire``: tokens issued before it answer 401 as expired ones do; a
+    token issued afterwards works (the convergence run makes its workers get new ones)."""
+    old = Graph(sandbox, app_token(sandbox))
+    assert old("GET", f"/users/{ROOM}/events").status_code == 200
+    answer = old.http.post(f"{sandbox.base_url}/_sandbox/api/microsoft/access-tokens/expire")
+    assert answer.status_code == 200 and answer.json()["expired"] >= 1
+    refused = old("GET", f"/users/{ROOM}/events")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert "expired" in refused.json()["error"]["message"]
+    assert Graph(sandbox, app_token(sandbox))("GET", f"/users/{ROOM}/events").status_code == 200
+
+
 def test_unknown_mailbox_and_me_with_an_app_token(graph):
     unknown = graph("GET", "/users/nobody@contoso.test/events")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "ErrorInvalidUser"

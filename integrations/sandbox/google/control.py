@@ -17,6 +17,7 @@ it): moving or renaming it makes an exception, deleting it cancels that instance
 person's "this event" edit in Google Calendar does. Deleting the series cancels it whole.
 * ``POST .../sync-tokens/expire``             ``{"calendar": id}``, or every calendar
 * ``POST .../tokens/revoke``                  ``{"user": email}``, ``{"client_id": id}`` or all
+* ``POST .../access-tokens/expire``           every access token issued so far expires now
 * ``PUT  .../limits`` ``{"requests_per_minute": n, "rate_limit_status": 429}``
 * ``GET  .../channels``                       push channels and their deliveries
 """
@@ -190,6 +191,18 @@ def expire_sync_tokens(request: Request, sandbox: Sandbox) -> Response:
     return Response.json(200, {"calendars": count})
 
 
+def expire_access_tokens(request: Request, sandbox: Sandbox) -> Response:
+    """Every access token issued so far (service accounts' and people's) has expired: the
+    API answers 401 until the client gets a new one; refresh grants stay valid."""
+    google = _google(sandbox)
+    now = google.now()
+    with google.lock:
+        live = [t for t in google.access_tokens.values() if t.expires_at > now]
+        for access in live:
+            access.expires_at = now
+    return Response.json(200, {"expired": len(live)})
+
+
 def revoke_tokens(request: Request, sandbox: Sandbox) -> Response:
     """Revoke refresh grants (and their access tokens) as a user or admin would."""
     google = _google(sandbox)
@@ -312,6 +325,7 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("DELETE", f"{cal}/events/(?P<event>[^/]+)", delete_event, "event delete"),
         ("POST", f"{BASE}/sync-tokens/expire", expire_sync_tokens, "expire sync tokens"),
         ("POST", f"{BASE}/tokens/revoke", revoke_tokens, "revoke tokens"),
+        ("POST", f"{BASE}/access-tokens/expire", expire_access_tokens, "expire access tokens"),
         ("PUT", f"{BASE}/limits", set_limits, "limits"),
         ("GET", f"{BASE}/channels", channels, "channels"),
     ]

@@ -4,8 +4,8 @@ A person "in Outlook" creates, moves, renames or deletes events here (the same v
 Graph, and the same change tracking, so the change shows up in delta and notifications),
 recurring series included: a body with ``recurrence`` makes a series, an occurrence's id
 (listed with its master under ``GET .../events``) edits or deletes that one occurrence;
-tests and administrators expire delta tokens, revoke refresh tokens, fire lifecycle
-notifications and read every event of a mailbox.
+tests and administrators expire delta tokens and access tokens, revoke refresh tokens, fire
+lifecycle notifications and read every event of a mailbox.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .event_model import InvalidEvent, apply_body, new_event, serialize
 from .graph_delta import expire_tokens
 from .state import Mailbox, MicrosoftState
 from .subscriptions import LIFECYCLE_EVENTS, expire_due, send_lifecycle
+from .tokens import expire_access_tokens
 
 if TYPE_CHECKING:
     from ..server import Sandbox
@@ -138,6 +139,12 @@ def expire_delta(request: Request, sandbox: Sandbox) -> Response:
     return Response.json(200, {"expired": expire_tokens(_state(sandbox), mailbox_id)})
 
 
+def expire_access(request: Request, sandbox: Sandbox) -> Response:
+    """Body: {}. Every access token issued so far answers 401 "the token is expired" from
+    now on, application and delegated alike (refresh tokens stay valid)."""
+    return Response.json(200, {"expired": expire_access_tokens(_state(sandbox))})
+
+
 def revoke_refresh(request: Request, sandbox: Sandbox) -> Response:
     """Body: {"user": "alice@..."} and/or {"client_id": ...}; {} revokes every grant."""
     data, state = _body(request), _state(sandbox)
@@ -224,6 +231,7 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("PATCH", f"{mb}/events/(?P<event_id>[^/]+)", update_event, "event update"),
         ("DELETE", f"{mb}/events/(?P<event_id>[^/]+)", delete_event, "event delete"),
         ("POST", f"{API}/delta/expire", expire_delta, "delta expire"),
+        ("POST", f"{API}/access-tokens/expire", expire_access, "access expire"),
         ("POST", f"{API}/refresh-tokens/revoke", revoke_refresh, "refresh revoke"),
         ("GET", f"{API}/subscriptions", list_subscriptions, "subscriptions"),
         ("POST", f"{API}/subscriptions/(?P<sub_id>[^/]+)/lifecycle", lifecycle, "lifecycle"),

@@ -149,6 +149,10 @@ class MicrosoftState:
         self.mailboxes: dict[str, Mailbox] = {}  # by id and by lower-cased address
         self.auth_codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
+        # Access tokens are self-contained JWTs; to expire them before their time (control
+        # API ``access-tokens/expire``), their ``uti`` claims are remembered.
+        self.live_token_ids: set[str] = set()
+        self.expired_token_ids: set[str] = set()
         self.delta_tokens: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.sequence = 0

@@ -69,7 +69,19 @@ def issue_access_token(
             "name": user.display_name,
             "scp": " ".join(scopes),
         }
+    with state.lock:
+        state.live_token_ids.add(claims["uti"])
     return sign_jwt(state, claims), lifetime
+
+
+def expire_access_tokens(state: MicrosoftState) -> int:
+    """Every access token issued so far is expired from now on (as if its lifetime had
+    ended); clients must get new ones. Returns how many were live."""
+    with state.lock:
+        count = len(state.live_token_ids)
+        state.expired_token_ids |= state.live_token_ids
+        state.live_token_ids = set()
+    return count
 
 
 @dataclass
@@ -111,7 +123,7 @@ def verify_access_token(sandbox: Sandbox, token: str | None) -> Principal:
         raise TokenInvalid("Invalid audience.") from exc
     except jwt.PyJWTError as exc:
         raise TokenInvalid("Invalid signature.") from exc
-    if claims["exp"] <= sandbox.clock.timestamp():
+    if claims["exp"] <= sandbox.clock.timestamp() or claims.get("uti") in state.expired_token_ids:
         raise TokenInvalid("Lifetime validation failed, the token is expired.")
     if claims.get("idtyp") == "app":
         return Principal(claims["appid"], claims["tid"], set(claims.get("roles", [])), None)

@@ -109,6 +109,7 @@ from . import trouble
 from .push import place_of
 
 log = logging.getLogger(__name__)
+PLAN_STEPS = ("create", "update", "cancel", "conflicts", "touch", "ignore")  # for the log
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
 MAX_TAG_LOOKUPS = 20  # failed creates looked up by tag per pull (Graph), see below
@@ -797,6 +798,13 @@ def _apply(
     source = SOURCE_OF[binding.provider.kind]
     links, reservations = _known(binding, events, window, full)
     plan = plan_pull(events, links, reservations, zone=location.zone, window=window, full=full)
+    log.info(
+        "Pull of binding %s (full=%s) plans: %s", binding.pk, full,
+        "; ".join(f"{step} #{c.reservation_id} event {c.event.id[-12:]} {c.start}-{c.end} "
+                  f"title={c.title!r} {c.reason}"
+                  for step in PLAN_STEPS for c in getattr(plan, step))
+        or "nothing",
+    )  # fmt: skip
     notices: list[tuple[str, int, tuple[int, ...]]] = []
     people: dict = {}
     with transaction.atomic():
@@ -864,6 +872,10 @@ def _apply(
         else:
             waiting = []
         for change in waiting:
+            log.info(
+                "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
+                change.reservation_id, change.start, change.end, failures[change.reservation_id],
+            )  # fmt: skip
             row = services.record_conflict(
                 space=space, start=change.start, end=change.end, source=source,
                 reservation=rows[change.reservation_id],

@@ -8,7 +8,8 @@ aliases point at it (so the real clients talk to it over HTTPS, as in production
   resource calendar;
 - ``remote_events(handle, provider_kind, calendar)``: every event the sandbox holds there;
 - ``sync_worker(prefix, **env)``: a real Celery worker process on a private queue, with this
-  process's tasks (the ``sync`` ones included) routed to it, for the ``worker`` tests.
+  process's tasks (the ``sync`` ones included) routed to it, for the ``worker`` tests;
+  ``sync_workers(prefix, folder, count)``: several, which a test can SIGKILL and restart.
 
 Test modules may define their own ``sandbox`` fixture; theirs wins in that module.
 """
@@ -176,6 +177,124 @@ def reset_router(app) -> None:
     app.amqp.__dict__.pop("router", None)
 
 
+class SyncWorkers:
+    """Real Celery worker processes (solo pool each) consuming one private queue, started,
+    SIGKILLed and restarted on demand: the crash tests' and the convergence run's workers.
+
+    Each process writes its output to ``<folder>/worker-<slot>-<n>.log`` (a file, not a pipe:
+    nobody reads a pipe while the test runs, and a full pipe blocks the worker on its next log
+    line) and, while it runs a task, names it in ``<folder>/busy/<pid>`` (``worker_app.py``),
+    so a test can kill a worker in the middle of a task. ``stop()`` ends every process and
+    reaps it (SIGTERM, 20 s, then SIGKILL): none is left consuming when the test ends.
+    """
+
+    def __init__(self, queue: str, folder: Path, *, loglevel: str = "WARNING", **env: str):
+        self.queue, self.folder, self.loglevel = queue, folder, loglevel
+        self.env = {"EMAIL_URL": "consolemail://", **env}
+        self.busy_dir = folder / "busy"
+        self.busy_dir.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.logs: list[Path] = []
+        self._started = itertools.count(1)
+
+    def start(self, slot: int) -> subprocess.Popen:
+        log = self.folder / f"worker-{slot}-{next(self._started)}.log"
+        self.logs.append(log)
+        with log.open("w", encoding="utf-8") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tests.calendars.worker_app", "worker",
+                 "--pool=solo", f"--loglevel={self.loglevel}", "-Q", self.queue,
+                 "-n", f"{self.queue}-{slot}@%h", "--without-heartbeat", "--without-mingle",
+                 "--without-gossip"],
+                cwd=ROOT,
+                env=subprocess_env(
+                    REDIS_URL=settings.REDIS_URL,
+                    RESERVA_TEST_QUEUE=self.queue,
+                    RESERVA_TEST_BUSY_DIR=str(self.busy_dir),
+                    **self.env,
+                ),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+        self.processes[slot] = process
+        return process
+
+    def busy_with(self, slot: int) -> str:
+        """The task the slot's process is running now ("" when idle or gone)."""
+        process = self.processes.get(slot)
+        if process is None or process.poll() is not None:
+            return ""
+        try:
+            return (self.busy_dir / str(process.pid)).read_text()
+        except OSError:
+            return ""
+
+    def kill(self, slot: int) -> int:
+        """SIGKILL the slot's process (no warm shutdown, no cleanup, as the OOM killer or a
+        power cut does) and reap it; returns its pid."""
+        process = self.processes.pop(slot)
+        process.kill()
+        process.wait()
+        (self.busy_dir / str(process.pid)).unlink(missing_ok=True)
+        return process.pid
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        left = [p.pid for p in self.processes.values() if p.returncode is None]
+        self.processes.clear()
+        assert not left, f"worker processes still alive after stop: {left}"
+
+    def tail(self, chars: int = 4000) -> str:
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
+            for log in self.logs
+            if log.exists()
+        )
+
+
+@contextmanager
+def route_to(queue: str) -> Iterator[None]:
+    """Tasks sent from this process, the ``sync`` ones included, go to ``queue`` until the
+    block ends."""
+    from config.celery import app
+
+    routes = app.conf.task_routes
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
+    reset_router(app)
+    try:
+        yield
+    finally:
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        app.conf.task_routes = routes
+        reset_router(app)
+
+
+@contextmanager
+def sync_workers(
+    prefix: str, folder: Path, count: int = 2, **options: Any
+) -> Iterator[SyncWorkers]:
+    """``count`` worker processes on a private queue (``SyncWorkers``), this process's tasks
+    routed to it; every process is stopped and reaped when the block ends."""
+    workers = SyncWorkers(f"{prefix}-{uuid.uuid4().hex[:8]}", folder, **options)
+    try:
+        for slot in range(count):
+            workers.start(slot)
+        with route_to(workers.queue):
+            yield workers
+    finally:
+        workers.stop()
+
+
 @contextmanager
 def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Popen]:
     """A real Celery worker (solo pool) on a private queue that nothing else consumes; tasks
@@ -183,44 +302,16 @@ def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Po
     do those the worker sends itself (``worker_app.py``).
 
     ``env`` adds to the worker's environment (``EMAIL_URL`` defaults to the console). The
-    worker's output goes to a file, not a pipe (nobody reads a pipe while the test runs: once
-    its 64 KB buffer is full, the worker blocks on its next log line or console email), and
-    its end is printed when it stops, so pytest shows it when the test fails.
+    worker's output goes to a file, not a pipe (see ``SyncWorkers``), and its end is printed
+    when it stops, so pytest shows it when the test fails. The process is reaped before the
+    block ends.
     """
-    from config.celery import app
-
-    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.calendars.worker_app", "worker",
-             "--pool=solo", "--loglevel=WARNING", "-Q", queue, "--without-heartbeat",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT,
-            env=subprocess_env(
-                REDIS_URL=settings.REDIS_URL,
-                RESERVA_TEST_QUEUE=queue,
-                **{"EMAIL_URL": "consolemail://", **env},
-            ),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        routes = app.conf.task_routes
-        app.conf.task_always_eager = False
-        app.conf.task_default_queue = queue
-        app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
-        reset_router(app)
+    with tempfile.TemporaryDirectory() as folder:
+        workers = SyncWorkers(f"{prefix}-{uuid.uuid4().hex[:8]}", Path(folder), **env)
         try:
-            yield process
+            process = workers.start(0)
+            with route_to(workers.queue):
+                yield process
         finally:
-            app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
-            app.conf.task_routes = routes
-            reset_router(app)
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            output.seek(0)
-            print(output.read()[-4000:])
+            workers.stop()
+            print(workers.tail())

@@ -41,6 +41,33 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs REDIS_URL"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_session_left_on_the_test_database(request, django_db_blocker):
+    """PostgreSQL: when the run ends, no other session may still be using the test database
+    (a worker process left alive, a connection a thread did not close): Django then fails to
+    drop it ("... is being accessed by other users"). Name such sessions (workers started by
+    the tests set their queue as application_name) instead of that bare warning."""
+    if not settings.IS_POSTGRES:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")  # so this ends before the database is dropped
+    yield
+    query = (
+        "SELECT pid, application_name, state, backend_start, left(query, 200)"
+        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+    def others() -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchall()
+
+    with django_db_blocker.unblock():
+        if not wait_for(lambda: not others(), 10):
+            sessions = "\n".join(map(str, others()))
+            pytest.fail(f"sessions still on the test database at the end:\n{sessions}")
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     """A cheap hasher: the default PBKDF2 (a million rounds) made every user the tests create,

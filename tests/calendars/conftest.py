@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +45,7 @@ from integrations.google import auth as google_auth
 from integrations.microsoft import auth as microsoft_auth
 from integrations.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, subprocess_env, wait_for
 
 MS_ROOM = "atlas@contoso.test"
 MS_ROOM2 = "borealis@contoso.test"
@@ -171,6 +173,22 @@ def google_binding(google_provider: CalendarProvider, make_space) -> SpaceCalend
     return bind(make_space(name="Atlas NY"), google_provider, GOOGLE_ROOM, calendar_id=GOOGLE_ROOM)
 
 
+def database_sessions(application_name: str) -> list[tuple]:
+    """PostgreSQL sessions on this database opened by processes of that name (PGAPPNAME);
+    always none on SQLite."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
+            [application_name],
+        )
+        return cursor.fetchall()
+
+
 def reset_router(app) -> None:
     """Celery caches the routing table and the router built from it: rebuild both."""
     app.amqp.flush_routes()
@@ -211,6 +229,7 @@ class SyncWorkers:
                     REDIS_URL=settings.REDIS_URL,
                     RESERVA_TEST_QUEUE=self.queue,
                     RESERVA_TEST_BUSY_DIR=str(self.busy_dir),
+                    PGAPPNAME=self.queue,  # names its PostgreSQL sessions (see stop)
                     **self.env,
                 ),
                 stdout=output,
@@ -219,6 +238,21 @@ class SyncWorkers:
             )  # fmt: skip
         self.processes[slot] = process
         return process
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until every process says it is ready to take tasks."""
+
+        def ready() -> bool:
+            logs = {log.name.split("-")[1]: log for log in self.logs}  # the latest per slot
+            return all(" ready." in logs[str(slot)].read_text() for slot in self.processes)
+
+        assert wait_for(ready, timeout), f"workers not ready in {timeout} s:\n{self.tail()}"
+
+    def queued(self) -> int:
+        """Messages waiting in the queue (not those a worker has taken)."""
+        import redis
+
+        return redis.Redis.from_url(settings.REDIS_URL).llen(self.queue)
 
     def busy_with(self, slot: int) -> str:
         """The task the slot's process is running now ("" when idle or gone)."""
@@ -230,10 +264,14 @@ class SyncWorkers:
         except OSError:
             return ""
 
-    def kill(self, slot: int) -> int:
+    def kill(self, slot: int, *, stack: bool = False) -> int:
         """SIGKILL the slot's process (no warm shutdown, no cleanup, as the OOM killer or a
-        power cut does) and reap it; returns its pid."""
+        power cut does) and reap it; returns its pid. ``stack``: first have it write where it
+        is to its log (SIGUSR1, ``worker_app.py``)."""
         process = self.processes.pop(slot)
+        if stack:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(0.05)
         process.kill()
         process.wait()
         (self.busy_dir / str(process.pid)).unlink(missing_ok=True)
@@ -251,6 +289,10 @@ class SyncWorkers:
         left = [p.pid for p in self.processes.values() if p.returncode is None]
         self.processes.clear()
         assert not left, f"worker processes still alive after stop: {left}"
+        sessions = wait_for(lambda: not database_sessions(self.queue), 10)
+        assert sessions, (
+            f"the workers' database sessions outlived them: {database_sessions(self.queue)}"
+        )
 
     def tail(self, chars: int = 4000) -> str:
         return "\n".join(

@@ -409,6 +409,7 @@ class ConvergenceRun:
         self.booked: list[int] = []  # portal bookings this run made and did not cancel
         self.made: list[str] = []  # events this run created in the calendar, not deleted
         self.pending_kills: list[int] = []  # preferred worker slot of each kill still owed
+        self.owed: list[str] = []  # expiries still owed (nothing to expire yet)
         self.last_kill: float | None = None  # monotonic
         self.replaying = False
         self.pk_map: dict[int, int] = {}  # replay: recorded reservation id -> this run's
@@ -616,29 +617,51 @@ class ConvergenceRun:
 
     # -- incidents (the worker run)
     def incident(self, what: str, args: dict[str, Any] | None = None) -> None:
+        """Owe an incident and do it as soon as it can bite: a kill when a worker is running
+        a task, an expiry once there is a token or a cursor to expire."""
         if what == "kill":
             slot = (args or {}).get("slot")
             if slot is None:
                 slot = self.random.randrange(len(self.workers.processes))
             self.pending_kills.append(slot)
-            self.try_kill()
-            return
-        if what == "expire_tokens":
-            prefix = "microsoft" if self.kind == "microsoft" else "google"
-            outcome = control(self.handle, "POST", f"{prefix}/access-tokens/expire", json={})
         else:
-            path = (
-                "microsoft/delta/expire"
-                if self.kind == "microsoft"
-                else "google/sync-tokens/expire"
-            )
-            outcome = control(self.handle, "POST", path, json={})
-        self.tally.incidents.append(f"{what} {outcome}")
-        self.log.write(what, {}, outcome)
+            self.owed.append(what)
+        self.catch_up()
+
+    def catch_up(self, wait: float = 0.0) -> None:
+        self.try_kill(wait)
+        for what in list(self.owed):
+            if what == "expire_cursor":
+                binding = SpaceCalendar.objects.get(pk=self.binding.pk)
+                if not binding.sync_token:
+                    continue  # no pull has stored one yet
+                path = {
+                    "microsoft": "microsoft/delta/expire",
+                    "google": "google/sync-tokens/expire",
+                }
+                outcome = control(self.handle, "POST", path[self.kind], json={})
+            else:
+                path = (
+                    f"{'microsoft' if self.kind == 'microsoft' else 'google'}/access-tokens/expire"
+                )
+                outcome = control(self.handle, "POST", path, json={})
+            if not any(outcome.values()):
+                continue  # nothing was live: try again later
+            self.owed.remove(what)
+            self.tally.incidents.append(f"{what} {outcome}")
+            self.log.write(what, {}, outcome)
+
+    def finish_incidents(self, timeout: float = 60) -> None:
+        """After the last operation: the incidents still owed, with pulls to make the workers
+        busy (and to store a cursor)."""
+        deadline = time.monotonic() + timeout
+        while (self.pending_kills or self.owed) and time.monotonic() < deadline:
+            self.request_pull("webhook")
+            self.catch_up(wait=2)
 
     def try_kill(self, wait: float = 0.0) -> None:
-        """SIGKILL a worker that is running a task (the drawn slot first; after a second any
-        busy one), then start a new process in its place. Waits at most ``wait`` seconds for
+        """SIGKILL a worker that is running a task (the drawn slot if it is, else another busy
+        one), then start a new process in its place. Waits at most ``wait`` seconds for
         a busy moment, else leaves the kill owed to the next call."""
         deadline = time.monotonic() + wait
         while self.pending_kills:
@@ -648,7 +671,7 @@ class ConvergenceRun:
             busy = [(s, task) for s, task in busy if task]
             if busy:
                 slot, task = busy[0]
-                pid = self.workers.kill(slot)
+                pid = self.workers.kill(slot, stack=True)
                 self.last_kill = time.monotonic()
                 self.workers.start(slot)
                 self.pending_kills.pop(0)
@@ -672,13 +695,11 @@ class ConvergenceRun:
             if until_pull <= 0:
                 self.request_pull()
                 until_pull = self.random.randint(*PULL_EVERY)
-            if self.pending_kills:
-                self.try_kill()
+            if self.pending_kills or self.owed:
+                self.catch_up()
             if pace:
                 time.sleep(self.random.uniform(0, pace))
-        while self.pending_kills:  # owed kills: make the workers busy, then kill one
-            self.request_pull("webhook")
-            self.try_kill(wait=10)
+        self.finish_incidents()
 
     def replay(self, entries: list[dict[str, Any]]) -> list[str]:
         """Re-apply a recorded run, entry by entry, ids translated to this run's; returns
@@ -687,7 +708,7 @@ class ConvergenceRun:
         differences = []
         for entry in entries:
             op, args, was = entry["op"], dict(entry["args"]), entry["outcome"]
-            if op in ("faults_on", "faults_off", "settle"):
+            if op in ("faults_on", "faults_off", "settle", "drain"):
                 continue  # the test does these around the run
             if op == "pull":
                 self.request_pull(args["via"] if args["via"] != "inline" else None)
@@ -706,9 +727,7 @@ class ConvergenceRun:
                 self._remember(was, now)
                 if _shape(was) != _shape(now):
                     differences.append(f"#{entry['n']} {op}: recorded {was}, now {now}")
-        while self.pending_kills:
-            self.request_pull("webhook")
-            self.try_kill(wait=10)
+        self.finish_incidents()
         return differences
 
     def _translate(self, args: dict[str, Any]) -> dict[str, Any] | None:
@@ -755,6 +774,17 @@ class ConvergenceRun:
         control(self.handle, "DELETE", "faults")
         self.log.write("faults_off", {}, dict(fired))
         return fired
+
+    def drain(self, timeout: float = 30) -> None:
+        """Until the queue is empty and no worker is busy, twice 0.5 s apart."""
+        deadline, quiet = time.monotonic() + timeout, 0
+        while quiet < 2 and time.monotonic() < deadline:
+            idle = not self.workers.queued() and not any(
+                self.workers.busy_with(slot) for slot in list(self.workers.processes)
+            )
+            quiet = quiet + 1 if idle else 0
+            time.sleep(0.5)
+        self.log.write("drain", {}, {"quiet": quiet >= 2})
 
     def pulled_since(self, moment: datetime) -> bool:
         return SyncJob.objects.filter(
@@ -936,12 +966,17 @@ def test_convergence_on_a_worker(
     started = time.monotonic()
     folder = Path(os.environ.get(LOG_DIR_ENV) or tmp_path) / f"convergence-{kind}-{seed}"
     log = OpLog(folder / "operations.jsonl", {"kind": kind, "seed": seed, "ops": count})
-    with sync_workers("test-conv", folder, WORKERS, loglevel="INFO") as workers:
+    with sync_workers(
+        "test-conv", folder, WORKERS, loglevel="INFO", EMAIL_URL="memorymail://"
+    ) as workers:
         run = ConvergenceRun(
             handle=sandbox, kind=kind, binding=binding, users=[make_user() for _ in range(3)],
             seed=seed, log=log, workers=workers,
         )  # fmt: skip
+        workers.wait_ready()
+        moment = timezone.now()
         run.request_pull("beat")  # the first (full) read, as the beat would
+        assert wait_for(lambda: run.pulled_since(moment), 60), "the first pull did not succeed"
         run.add_faults()
         if replay:
             differences = run.replay(entries)
@@ -949,6 +984,7 @@ def test_convergence_on_a_worker(
             print("\n".join(differences[:40]))
         else:
             run.run(count, pace=0.05, incidents=Incidents.draw(seed, count))
+        run.drain()  # the faults stay on until the workers have taken what was queued
         fired = run.remove_faults()
         problems, facts = run.settle(SETTLE_AFTER_KILL)
         report = summary(run, seed=seed, fired=fired, facts=facts, started=started)
@@ -958,8 +994,9 @@ def test_convergence_on_a_worker(
             print("worker log lines naming them:\n" + evidence(problems, workers.logs))
     check(problems, report)
     assert sum(fired.values()) > 0, "no fault fired: the run proved nothing about retries"
-    kills = [i for i in run.tally.incidents if i.startswith("kill -9")]
-    assert len(kills) >= len(Incidents.draw(seed, count).kills), run.tally.incidents
+    assert not run.pending_kills and not run.owed, (
+        f"incidents that never happened: kills {run.pending_kills}, {run.owed}"
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,7 +1,7 @@
 """The convergence run: a seeded random mix of portal and provider-side edits of one bound
 room, under injected provider faults, after which Reserva and the room's calendar agree.
 
-Operations (``OPS`` of them, 200 on the PostgreSQL leg):
+Operations (``WORKER_OPS`` of them on the PostgreSQL leg, ``IN_PROCESS_OPS`` elsewhere):
 
 - portal: book / move / rename / cancel through ``reservations.services``, as the owners of
   the bookings would (refusals, a taken slot above all, are counted, not errors);
@@ -21,18 +21,32 @@ in step, and ``convergence_problems`` must find nothing:
 - every event of the room maps to a slot-holding or a ``conflicted`` reservation;
 - no event carries a tag twice, and no two reservations link to one event.
 
-Settling is what production does, faster: pulls as the beat would request them, until two
-checks in a row find nothing. Pushes that failed are retried by their own tasks (backoff of
-5, 10, 20 s...); only if something still waits after ``RETRY_PATH_AFTER`` seconds is the
-admin's "Resume sync" used (it re-queues the links behind; the report says so). Never a bulk
-export: a push lost for good must fail the run.
+The worker run (``test_convergence_on_a_worker``, CI's PostgreSQL leg) is production in
+small: two Celery worker processes take the pushes and pulls from the run's private queue,
+and meanwhile, at moments drawn from the seed (``Incidents``), a worker is SIGKILLed while it
+runs a task (twice; it is restarted at once, as a supervisor would), every access token is
+expired once (the clients must get new ones) and the delta link / sync token once (one full
+resync). Settling is what production does, faster: pulls as the beat would request them, the
+beat's other frequent tasks sent as often, until two checks in a row find nothing, within
+``SETTLE_AFTER_KILL`` seconds of the last kill; the report gives the settle time. Nobody
+presses "Resume sync" or "Retry failed pushes", and never a bulk export: a push lost for
+good, or a lock a dead worker left, must fail the run.
 
-The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` replays a run (and
-``RESERVA_CONVERGENCE_OPS`` changes its length). The worker run needs PostgreSQL, Redis and a
-real Celery worker (CI's PostgreSQL leg); ``test_convergence_in_process`` is a shorter run on
-any database with the tasks eager (a push runs inside the booking call; a failed one waits,
-with no retry timer, for "Resume sync" at once when settling) and the pulls in this process,
-so the checker runs on the default leg too.
+Fixed seeds (``FIXED_SEEDS``, 32494637 first: it failed on a clean clone) and a random one run
+on both providers. The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` runs it again (and
+``RESERVA_CONVERGENCE_OPS`` changes its length). What an operation acts on is drawn from the
+run's own record of what it made, not from what has been pulled or pushed so far, so the draws
+follow the seed, not the timing. Every operation, pull request and incident is written, with
+its arguments (the ids it chose) and outcome, to ``operations.jsonl`` (in the test's tmp dir,
+or ``RESERVA_CONVERGENCE_LOG_DIR``), beside the workers' logs (INFO: each pull's plan, what it
+applied, refused or skipped, and why; each HTTP request). A failing run prints their folder
+and the worker log lines naming the reservations and events it found wrong;
+``RESERVA_CONVERGENCE_REPLAY=<operations.jsonl>`` re-applies that log, op by op, ids mapped to
+the new run's, and lists where outcomes differ from the recording.
+
+``test_convergence_in_process`` is a shorter run on any database with the tasks eager (a push
+runs inside the booking call; a failed one waits, with no retry timer, for "Resume sync" at
+once when settling) and the pulls in this process, so the checker runs on the default leg too.
 """
 
 from __future__ import annotations
@@ -883,9 +897,29 @@ def summary(run: ConvergenceRun, *, seed: int, fired: Counter, facts: dict, star
             f"push jobs: {dict(pushes)}; pull jobs: {dict(pulls)}",
             f"reservations: {dict(statuses)}; slot holders by source: {dict(sources)}",
             f"remote events: {len(room_events(run.handle, run.kind))}",
+            f"binding: {binding_state(run.binding)}",
             f"settled: {facts}; total {time.monotonic() - started:.1f} s",
         ]
     )
+
+
+def binding_state(binding: SpaceCalendar) -> str:
+    """What may keep a room from syncing: its status, a pull request still waiting, and the
+    locks and claims in Redis naming the binding (with their time to live)."""
+    row = SpaceCalendar.objects.get(pk=binding.pk)
+    text = (
+        f"status={row.status} pull requested at {row.pull_requested_at} last error "
+        f"{row.last_error[:200]!r}"
+    )
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = [
+            k.decode() for k in client.scan_iter("reserva:*") if k.decode().endswith(f":{row.pk}")
+        ]
+        text += "; redis: " + (", ".join(f"{k} ttl {client.ttl(k)} s" for k in keys) or "-")
+    return text
 
 
 def evidence(problems: list[str], logs: list[Path], limit: int = 60) -> str:
@@ -990,6 +1024,7 @@ def test_convergence_on_a_worker(
         report = summary(run, seed=seed, fired=fired, facts=facts, started=started)
         print(report)
         if problems:
+            print("problems:\n  " + "\n  ".join(problems))
             print(f"operation log: {log.path}\nworker logs: {folder}")
             print("worker log lines naming them:\n" + evidence(problems, workers.logs))
     check(problems, report)

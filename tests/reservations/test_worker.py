@@ -42,7 +42,7 @@ def test_real_worker_sends_the_booking_email(make_user, make_space, tmp_path):
         env=subprocess_env(
             REDIS_URL=settings.REDIS_URL, EMAIL_URL="filemail://", EMAIL_FILE_PATH=str(mail_dir)
         ),
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,  # a pipe nobody reads blocks the worker once it is full
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -71,3 +71,4 @@ def test_real_worker_sends_the_booking_email(make_user, make_space, tmp_path):
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()  # reaped: gone before the next test starts

@@ -186,6 +186,11 @@ class FaultInjector:
             self._faults.append(fault)
         return fault
 
+    def reseed(self, seed: int) -> None:
+        """Rate faults drawn from this seed from now on (a replayable run's)."""
+        with self._lock:
+            self._random.seed(seed)
+
     def pick(self, service: str, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:

@@ -896,8 +896,8 @@ def summary(run: ConvergenceRun, *, seed: int, fired: Counter, facts: dict, star
     )
     return "\n".join(
         [
-            f"convergence run ({run.kind}): seed {seed} ({SEED_ENV}={seed} to run it again,"
-            f" {REPLAY_ENV}={run.log.path} to re-apply its operations)",
+            f"convergence run ({run.kind}): seed {seed} (to run it again: {SEED_ENV}={seed} and"
+            f" the 'random' case; to re-apply its operations: {REPLAY_ENV}={run.log.path})",
             *run.tally.lines(),
             f"faults fired: {dict(fired)}",
             f"push jobs: {dict(pushes)}; pull jobs: {dict(pulls)}",

@@ -931,14 +931,16 @@ def binding_state(binding: SpaceCalendar) -> str:
 def evidence(problems: list[str], logs: list[Path], limit: int = 60) -> str:
     """The worker log lines about the reservations and events the problems name (the pulls'
     plans, refusals, task failures), to see why without re-running."""
-    words = set(re.findall(r"#\d+", " ".join(problems)))
-    words |= {
-        w for w in re.findall(r"\b\w{12}\b", " ".join(problems)) if any(c.isdigit() for c in w)
-    }
+    text = " ".join(problems)
+    # Reservations as "#12"; events by the last 12 characters of their id, as Seen.describe
+    # and the link state show them ("<id> 'subject'", "link <id> ").
+    ids = set(re.findall(r"(\S{12}) '", text)) | set(re.findall(r"link (\S{12}) ", text))
+    rows = set(re.findall(r"#\d+", text))
     found = []
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if any(re.search(rf"{re.escape(w)}\b", line) for w in words):
+            named = any(re.search(rf"(#|reservation ){w[1:]}\b", line) for w in rows)
+            if named or any(w in line for w in ids):
                 found.append(f"{log.name}: {line[:400]}")
     return "\n".join(found[-limit:]) or "(no worker log line names them)"
 

@@ -29,6 +29,9 @@ pytest_plugins = ["tests.browser"]  # Chromium fixtures, one definition for the 
 
 _counter = itertools.count(1)
 ROOT = Path(__file__).resolve().parents[1]
+# Names this process's PostgreSQL sessions (its threads' included) in pg_stat_activity;
+# subprocesses get their own name (subprocess_env), so a session left at the end says whose.
+os.environ.setdefault("PGAPPNAME", f"pytest-{os.getpid()}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -199,6 +202,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings",
         PYTHONPATH=str(ROOT),
         DEBUG="true",
+        PGAPPNAME="test-subprocess",
     )
     env.update(extra)
     return env

@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from reservations.models import Space, SpaceKind
@@ -241,6 +242,28 @@ class SpaceCalendar(models.Model):
 
     class Meta:
         verbose_name = _("space calendar")
+        constraints = [
+            # A room calendar bound to two spaces imports each room's events into the other as
+            # phantom bookings: at most one enabled binding per calendar. A disabled binding
+            # keeps its row (and its history) and may name any calendar.
+            models.UniqueConstraint(
+                "provider",
+                Lower("resource_email"),
+                "calendar_id",
+                condition=models.Q(enabled=True),
+                name="one_space_per_room_calendar",
+                violation_error_message=_("This room calendar is already bound to another space."),
+            ),
+            # The same calendar reached through another address (a Google resource calendar
+            # shared with the authorizing account; Graph calendar ids are unique too).
+            models.UniqueConstraint(
+                "provider",
+                "calendar_id",
+                condition=models.Q(enabled=True) & ~models.Q(calendar_id=""),
+                name="one_space_per_calendar_id",
+                violation_error_message=_("This calendar is already bound to another space."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.space.name} <-> {self.resource_email}"
@@ -249,6 +272,62 @@ class SpaceCalendar(models.Model):
         if self.space_id and self.space.kind == SpaceKind.CONTAINER:
             raise ValidationError(
                 {"space": _("A container space cannot sync; bind its seats instead.")}
+            )
+
+    def reads_same_calendar(self, other: SpaceCalendar) -> bool:
+        """Whether ``other`` (same provider) may read the calendar this binding reads.
+
+        Google: a calendar id names one calendar, and an empty one means the resource's own
+        calendar, whose id is its address. Microsoft: a calendar id names one calendar; an
+        empty one means "the mailbox's default calendar", whose id is not known offline, so
+        it may be any calendar of the same mailbox bound by id (the setup page stores ids,
+        the admin form allows leaving it empty): counted as the same, to be safe.
+        """
+        if self.provider.kind == ProviderKind.GOOGLE:
+            mine = (self.calendar_id or self.resource_email).lower()
+            return mine == (other.calendar_id or other.resource_email).lower()
+        if self.calendar_id and other.calendar_id:
+            return self.calendar_id == other.calendar_id
+        return self.resource_email.lower() == other.resource_email.lower()
+
+    def bound_elsewhere(self) -> SpaceCalendar | None:
+        """Another enabled binding of the same provider that reads the same calendar."""
+        if not (self.enabled and self.provider_id and self.resource_email):
+            return None
+        names = {self.resource_email.lower(), self.calendar_id.lower()} - {""}
+        candidates = models.Q()
+        for name in names:
+            candidates |= models.Q(resource_email__iexact=name) | models.Q(calendar_id__iexact=name)
+        others = (
+            SpaceCalendar.objects.filter(candidates, provider_id=self.provider_id, enabled=True)
+            .exclude(pk=self.pk)
+            .select_related("space__location", "provider")
+        )
+        return next((other for other in others if self.reads_same_calendar(other)), None)
+
+    def validate_constraints(self, exclude=None) -> None:
+        """The database constraints, with the other space named (the generic message of
+        ``one_space_per_*`` would not say which space holds the calendar)."""
+        other = self.bound_elsewhere()
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError:
+            if other is None:
+                raise
+        if other is not None:
+            raise ValidationError(
+                {
+                    "resource_email": _(
+                        "%(calendar)s is already bound to %(space)s (%(location)s). A room "
+                        "calendar syncs with one space: remove that binding first, or pick "
+                        "another calendar."
+                    )
+                    % {
+                        "calendar": other.calendar_name or other.resource_email,
+                        "space": other.space.name,
+                        "location": other.space.location.name,
+                    }
+                }
             )
 
 

@@ -596,6 +596,55 @@ def confirm(
     return current
 
 
+def release_from_calendar(
+    *,
+    actor: AbstractBaseUser | None,
+    space: Space,
+    reservation_ids: Sequence[int],
+    cancel: bool,
+    reason: str,
+    now: datetime | None = None,
+) -> tuple[list[Reservation], list[Reservation]]:
+    """Bookings pulled from a room calendar that Reserva stops reading (its binding was
+    removed or pointed at another calendar) become Reserva's own bookings.
+
+    Their source becomes ``admin``, so the rules treat them as ordinary bookings ("made in
+    Exchange, change it there" no longer holds). With ``cancel``, those that still hold their
+    slot and are not over are cancelled with ``reason`` (their people get the usual
+    cancellation email); the others are kept. The caller has dropped their remote links
+    first, so no push touches the old calendar's events. Returns (kept, cancelled).
+    """
+    now = now or timezone.now()
+    kept: list[Reservation] = []
+    cancelled: list[Reservation] = []
+    with transaction.atomic():
+        _lock_space(space)
+        rows = Reservation.objects.select_for_update().filter(
+            pk__in=list(reservation_ids), space=space, source__in=REMOTE_SOURCES
+        )
+        for row in rows.order_by("start", "pk"):
+            row.source = Source.ADMIN
+            row.version += 1
+            if cancel and row.holds_slot and row.end > now:
+                row.status = ReservationStatus.CANCELLED
+                row.cancel_reason = reason[:255]
+                cancelled.append(row)
+            else:
+                kept.append(row)
+            _save(row, actor, Source.ADMIN, reason)
+    if kept:
+        _send_after_commit(
+            signals.reservation_changed,
+            kept,
+            actor,
+            Source.ADMIN,
+            changes={"source": ("remote", Source.ADMIN)},
+        )
+    if cancelled:
+        _send_after_commit(signals.reservation_cancelled, cancelled, actor, Source.ADMIN)
+    return kept, cancelled
+
+
 def _mark_cancelled(targets: Iterable[Reservation], actor, source: str, reason: str) -> None:
     for target in targets:
         target.status = ReservationStatus.CANCELLED

@@ -32,7 +32,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -618,23 +618,31 @@ def _save_binding(
         for message in exc.messages:
             form.add_error(None, message)
         return None
-    leaving = old is not None and bindings.retargeted(old, binding)
+    # The field is there when the space's binding pulled bookings (BindingForm).
     choice = form.cleaned_data.get("pulled_bookings", "")
-    if leaving and "pulled_bookings" in form.fields and not choice:
+    leaving = (
+        old is not None and "pulled_bookings" in form.fields and bindings.retargeted(old, binding)
+    )
+    if leaving and not choice:
         form.add_error(
             "pulled_bookings",
             f"These bookings came from {old.resource_email}, which {space.name} will no longer "
             "read: keep them as local bookings, or cancel them.",
         )
         return None
-    if leaving and choice:
-        kept, cancelled = bindings.release_pulled(old, choice, request.user)
+    try:
+        with transaction.atomic():  # the pulled bookings and the binding change together
+            released = bindings.release_pulled(old, choice, request.user) if leaving else None
+            binding.save()
+    except IntegrityError:  # another space took the calendar between the check and the save
+        form.add_error(None, "This calendar was just bound to another space; pick another.")
+        return None
+    if released is not None:
         messages.info(
             request,
-            f"Bookings pulled from {old.resource_email}: {kept} kept as local bookings, "
-            f"{cancelled} cancelled (their people were told).",
+            f"Bookings pulled from {old.resource_email}: {released[0]} kept as local bookings, "
+            f"{released[1]} cancelled (their people were told).",
         )
-    binding.save()
     _resume("resume_binding", binding.pk)
     # Its webhook and the bulk export of its future bookings follow from the save
     # (calendars/receivers.py).

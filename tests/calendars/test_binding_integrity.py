@@ -389,3 +389,21 @@ def test_the_setup_page_asks_before_pointing_a_space_at_another_room(
     row.refresh_from_db()
     assert ms_binding.resource_email == MS_ROOM2
     assert row.status == ReservationStatus.CANCELLED and row.source == Source.ADMIN
+
+
+def test_switching_a_binding_off_in_the_admin_asks_too(admin_client, google_binding, sandbox):
+    row = pulled_booking(google_binding, sandbox, "google")
+    url = reverse("admin:calendars_spacecalendar_change", args=[google_binding.pk])
+    asked = admin_client.post(url, form_data(google_binding, enabled=""))
+    assert asked.status_code == 200
+    assert f"1 booking(s) came from {GOOGLE_ROOM}" in asked.content.decode()
+    google_binding.refresh_from_db()
+    assert google_binding.enabled
+
+    saved = admin_client.post(url, form_data(google_binding, enabled="", pulled_bookings="keep"))
+    assert saved.status_code == 302
+    google_binding.refresh_from_db()
+    row.refresh_from_db()
+    assert not google_binding.enabled
+    assert row.status == ReservationStatus.CONFIRMED and row.source == Source.ADMIN
+    assert not SyncLink.objects.filter(reservation=row).exists()

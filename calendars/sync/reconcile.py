@@ -230,6 +230,9 @@ def plan_reconcile(
             continue
         shown.add(reservation_id)
         start, end = pull.event_times(event, zone)
+        if start is None or end is None or end <= start:
+            plan.left_alone += 1  # nothing to compare (the pull ignores it too)
+            continue
         moved = (start, end) != (current.start, current.end)
         renamed = event.subject != current.subject
         relinked = link is None or link.external_id != event.id
@@ -239,7 +242,7 @@ def plan_reconcile(
         what = ", ".join(
             w for w, on in (("times", moved), ("title", renamed), ("event id", relinked)) if on
         )
-        if current.remote_made and start is not None and end is not None and (moved or renamed):
+        if current.remote_made:  # the provider wins (a lost event id: the link is repaired)
             plan.repairs.append(
                 Repair(Drift.DIVERGENT, Fix.APPLY, f"{what} differ; the provider's win",
                        reservation_id, event, start, end)
@@ -368,12 +371,16 @@ def _facts(binding, events: list[RemoteEvent], window, now: datetime):
 # -- applying --------------------------------------------------------------------------------
 
 
-def _reset_link(reservation_id: int, event: RemoteEvent | None) -> None:
+def _reset_link(reservation_id: int, event: RemoteEvent | None) -> bool:
     """Make the next push write the reservation again: over ``event`` when given (an
-    update with its current version), else as a create that first looks for our tag."""
-    link = SyncLink.objects.filter(reservation_id=reservation_id).first()
+    update with its current version), else as a create that first looks for our tag.
+    Under the link's row lock, as the push takes it; False when a push became owed since
+    the read (it repairs the event itself)."""
+    link = SyncLink.objects.select_for_update().filter(reservation_id=reservation_id).first()
     if link is None:
-        return  # the push makes the link and creates the event
+        return True  # the push makes the link and creates the event
+    if link.pushed_version < Reservation.objects.get(pk=reservation_id).version:
+        return False
     if event is not None:
         link.external_id, link.remote_version = event.id, event.version
         link.ical_uid = event.ical_uid or link.ical_uid
@@ -381,6 +388,7 @@ def _reset_link(reservation_id: int, event: RemoteEvent | None) -> None:
         link.external_id, link.remote_version = "", ""
     link.pushed_version, link.state = 0, LinkState.PENDING
     link.save()
+    return True
 
 
 def _import(binding, repair: Repair, source: str, people: dict) -> str:
@@ -416,13 +424,23 @@ def _apply_remote(binding, repair: Repair, source: str) -> str:
         if link is not None:
             record_removed(link, row.version)
         return "cancelled"
-    row = services.change(
-        actor=None, reservation=row, start=repair.start, end=repair.end, source=source,
-        title=title,
-    )[0]  # fmt: skip
+    try:
+        with transaction.atomic():
+            row = services.change(
+                actor=None, reservation=row, start=repair.start, end=repair.end,
+                source=source, title=title,
+            )[0]  # fmt: skip
+        outcome = "took the provider's times and title"
+    except services.Conflict:
+        # Moved onto a taken slot: a conflict, as the pull records it (holds no slot).
+        row = services.record_conflict(
+            space=binding.space, start=repair.start, end=repair.end, source=source,
+            reservation=row, title=title,
+        )  # fmt: skip
+        outcome = "moved onto a taken slot: now a conflict"
     link, _made = ensure_link(row, binding)
     apply_remote_result(link, repair.event, row.version)
-    return "took the provider's times and title"
+    return outcome
 
 
 def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result) -> None:
@@ -440,7 +458,8 @@ def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result
                 outcome = "deleted"
             elif repair.fix is Fix.PUSH:
                 with transaction.atomic():
-                    _reset_link(repair.reservation_id, repair.event)
+                    if not _reset_link(repair.reservation_id, repair.event):
+                        continue  # changed meanwhile: its own push is on the way
                 result.push.append(repair.reservation_id)
                 outcome = "push queued"
             else:
@@ -495,12 +514,12 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
             result.status = "partial"
     except PermanentError as exc:
         trouble.pause_binding(binding_id, exc.message)
-        result = ReconcileResult("paused", detail=exc.message)
+        result.status, result.detail = "paused", exc.message  # the repairs made are kept
     except TransientError as exc:
-        result = ReconcileResult("failed", detail=exc.message)
+        result.status, result.detail = "failed", exc.message
         raise
     except Exception:
-        result = ReconcileResult("failed", detail="Unexpected error (see the worker log).")
+        result.status, result.detail = "failed", "Unexpected error (see the worker log)."
         raise
     finally:
         pull.release(binding_id, claim)

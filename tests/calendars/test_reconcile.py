@@ -350,3 +350,36 @@ def test_the_task_queues_the_pushes_it_asks_for(
     link = SyncLink.objects.get(reservation=row)
     (again,) = remote_events(remote.sandbox, kind, room(kind))
     assert again["id"] == link.external_id and link.state == "synced"
+
+
+def test_plan_the_provider_wins_for_its_own_bookings_even_on_a_lost_event_id():
+    walk_in = ReservationFacts(5, T0, T0 + timedelta(hours=1), "confirmed", "Walk-in", True)
+    plan = plan_reconcile(
+        [event("e5", subject="Walk-in", ical_uid="uid-5")],
+        [LinkFacts(5, "", "uid-5")],
+        [walk_in],
+        window=WINDOW,
+    )
+    assert fixes(plan) == [("divergent", "apply", 5)]  # never pushed over the provider's
+
+
+def test_a_provider_made_event_moved_onto_a_booking_becomes_a_conflict(
+    binding, remote, make_user, django_capture_on_commit_callbacks
+):
+    booked = book(binding, make_user(), 0, 9, django_capture_on_commit_callbacks)
+    walk_in = remote.create("Walk-in", at(0, 14), at(0, 15))
+    pull.pull_binding(binding.pk)
+    (provider_made,) = Reservation.objects.exclude(pk=booked.pk)
+    remote.move(walk_in, at(0, 9), at(0, 10))
+    settle()
+
+    result = run(binding.pk, django_capture_on_commit_callbacks)
+
+    assert [(str(r.fix), r.reservation_id) for r in result.repairs] == [("apply", provider_made.pk)]
+    assert result.notes[0]["done"] == "moved onto a taken slot: now a conflict"
+    provider_made.refresh_from_db()
+    booked.refresh_from_db()
+    assert provider_made.status == ReservationStatus.CONFLICTED
+    assert (provider_made.start, booked.status) == (at(0, 9), ReservationStatus.CONFIRMED)
+    settle()
+    assert run(binding.pk, django_capture_on_commit_callbacks).repairs == []

@@ -383,3 +383,13 @@ def test_a_provider_made_event_moved_onto_a_booking_becomes_a_conflict(
     assert (provider_made.start, booked.status) == (at(0, 9), ReservationStatus.CONFIRMED)
     settle()
     assert run(binding.pk, django_capture_on_commit_callbacks).repairs == []
+
+
+def test_beat_runs_the_fan_out_daily_at_the_configured_hour(settings):
+    from calendars import tasks
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["reconcile-bindings"]
+    assert app.tasks[entry["task"]].name == tasks.reconcile_bindings.name == entry["task"]
+    assert entry["schedule"].hour == {settings.RECONCILE_HOUR}
+    assert entry["schedule"].minute == {0}

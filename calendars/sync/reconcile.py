@@ -184,76 +184,90 @@ def plan_reconcile(
         link = by_id.get(event.id)
         if link is None and event.ical_uid and not event.series_id:
             link = by_uid.get(event.ical_uid)
-        tag = event.reservation_id
-        reservation_id = link.reservation_id if link else tag
+        reservation_id = link.reservation_id if link else event.reservation_id
         if reservation_id is None:
-            start, end = pull.event_times(event, zone)
-            if start is None or end is None or end <= start or not _overlaps(start, end, *window):
-                plan.left_alone += 1
-                continue
-            plan.repairs.append(
-                Repair(Drift.EXTRA, Fix.IMPORT, "an event Reserva does not know", None, event,
-                       start, end)
-            )  # fmt: skip
+            _unknown_event(plan, event, window, zone)
             continue
-        current = known.get(reservation_id)
         link = link or by_reservation.get(reservation_id)
-        if current is None:
-            plan.repairs.append(
-                Repair(Drift.EXTRA, Fix.DELETE, "its reservation no longer exists",
-                       reservation_id, event)
-            )  # fmt: skip
-            continue
-        if current.recent or (link is not None and link.push_owed):
-            plan.left_alone += 1
-            shown.add(reservation_id)
-            continue
-        if link is not None and not link.in_room:
-            plan.left_alone += 1  # the room's copy of an event that lives elsewhere
-            shown.add(reservation_id)
-            continue
-        if current.status == ReservationStatus.CONFLICTED:
-            plan.left_alone += 1
-            shown.add(reservation_id)
-            continue
-        if not current.holds_slot or not current.in_space:
-            why = "its reservation is cancelled" if current.in_space else "booked elsewhere now"
-            if not current.holds_slot:
-                why = f"its reservation is {current.status}"
-            plan.repairs.append(Repair(Drift.EXTRA, Fix.DELETE, why, reservation_id, event))
-            continue
-        if reservation_id in shown:
-            plan.repairs.append(
-                Repair(Drift.EXTRA, Fix.DELETE, "a second event of one reservation",
-                       reservation_id, event)
-            )  # fmt: skip
-            continue
-        shown.add(reservation_id)
-        start, end = pull.event_times(event, zone)
-        if start is None or end is None or end <= start:
-            plan.left_alone += 1  # nothing to compare (the pull ignores it too)
-            continue
-        moved = (start, end) != (current.start, current.end)
-        renamed = event.subject != current.subject
-        relinked = link is None or link.external_id != event.id
-        if not (moved or renamed or relinked):
-            plan.in_step += 1
-            continue
-        what = ", ".join(
-            w for w, on in (("times", moved), ("title", renamed), ("event id", relinked)) if on
-        )
-        if current.remote_made:  # the provider wins (a lost event id: the link is repaired)
-            plan.repairs.append(
-                Repair(Drift.DIVERGENT, Fix.APPLY, f"{what} differ; the provider's win",
-                       reservation_id, event, start, end)
-            )  # fmt: skip
-        else:
-            plan.repairs.append(
-                Repair(Drift.DIVERGENT, Fix.PUSH, f"{what} differ; Reserva's win",
-                       reservation_id, event)
-            )  # fmt: skip
+        _known_event(plan, event, reservation_id, link, known.get(reservation_id), shown, zone)
+    _missing_events(plan, known.values(), by_reservation, shown, window)
+    return plan
 
-    for current in sorted(known.values(), key=lambda r: (r.start, r.id)):
+
+def _unknown_event(plan: ReconcilePlan, event: RemoteEvent, window, zone: ZoneInfo) -> None:
+    """An untagged event no link names: imported when it has times in the window."""
+    start, end = pull.event_times(event, zone)
+    if start is None or end is None or end <= start or not _overlaps(start, end, *window):
+        plan.left_alone += 1
+        return
+    plan.repairs.append(
+        Repair(Drift.EXTRA, Fix.IMPORT, "an event Reserva does not know", None, event, start, end)
+    )
+
+
+def _known_event(
+    plan: ReconcilePlan,
+    event: RemoteEvent,
+    reservation_id: int,
+    link: LinkFacts | None,
+    current: ReservationFacts | None,
+    shown: set[int],
+    zone: ZoneInfo,
+) -> None:
+    """An event linked to, or tagged with, a reservation: extra, divergent or in step."""
+    if current is None:
+        reason = "its reservation no longer exists"
+        plan.repairs.append(Repair(Drift.EXTRA, Fix.DELETE, reason, reservation_id, event))
+        return
+    in_flight = current.recent or (link is not None and link.push_owed)
+    elsewhere = not current.in_room or (link is not None and not link.in_room)
+    if in_flight or elsewhere or current.status == ReservationStatus.CONFLICTED:
+        plan.left_alone += 1  # a push or pull on its way, another calendar's copy, an admin's
+        shown.add(reservation_id)
+        return
+    reason = ""
+    if not current.holds_slot:
+        reason = f"its reservation is {current.status}"
+    elif not current.in_space:
+        reason = "its reservation is in another space now"
+    elif reservation_id in shown:
+        reason = "a second event of one reservation"
+    if reason:
+        plan.repairs.append(Repair(Drift.EXTRA, Fix.DELETE, reason, reservation_id, event))
+        return
+    shown.add(reservation_id)
+    start, end = pull.event_times(event, zone)
+    if start is None or end is None or end <= start:
+        plan.left_alone += 1  # nothing to compare (the pull ignores it too)
+        return
+    moved = (start, end) != (current.start, current.end)
+    renamed = event.subject != current.subject
+    relinked = link is None or link.external_id != event.id
+    if not (moved or renamed or relinked):
+        plan.in_step += 1
+        return
+    what = ", ".join(
+        w for w, on in (("times", moved), ("title", renamed), ("event id", relinked)) if on
+    )
+    if current.remote_made:  # the provider wins (a lost event id: the link is repaired)
+        reason = f"{what} differ; the provider's win"
+        plan.repairs.append(
+            Repair(Drift.DIVERGENT, Fix.APPLY, reason, reservation_id, event, start, end)
+        )
+    else:
+        reason = f"{what} differ; Reserva's win"
+        plan.repairs.append(Repair(Drift.DIVERGENT, Fix.PUSH, reason, reservation_id, event))
+
+
+def _missing_events(
+    plan: ReconcilePlan,
+    reservations: Iterable[ReservationFacts],
+    by_reservation: dict[int, LinkFacts],
+    shown: set[int],
+    window: tuple[datetime, datetime],
+) -> None:
+    """Slot-holding reservations of the room with no event in the window."""
+    for current in sorted(reservations, key=lambda r: (r.start, r.id)):
         if (
             current.id in shown
             or not current.holds_slot
@@ -267,19 +281,14 @@ def plan_reconcile(
         if link is not None and (link.push_owed or not link.in_room):
             plan.left_alone += 1
             continue
-        if current.remote_made:
-            if link is None or not link.external_id:
-                plan.left_alone += 1  # never had an event here: nothing to say it was deleted
-                continue
-            plan.repairs.append(
-                Repair(Drift.MISSING, Fix.CANCEL, "its event was deleted in the calendar",
-                       current.id)
-            )  # fmt: skip
+        if not current.remote_made:
+            reason = "no event in the room's calendar"
+            plan.repairs.append(Repair(Drift.MISSING, Fix.PUSH, reason, current.id))
+        elif link is not None and link.external_id:
+            reason = "its event was deleted in the calendar"
+            plan.repairs.append(Repair(Drift.MISSING, Fix.CANCEL, reason, current.id))
         else:
-            plan.repairs.append(
-                Repair(Drift.MISSING, Fix.PUSH, "no event in the room's calendar", current.id)
-            )
-    return plan
+            plan.left_alone += 1  # never had an event here: nothing says it was deleted
 
 
 # -- reading ---------------------------------------------------------------------------------

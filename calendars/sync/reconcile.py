@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -60,7 +61,16 @@ from reservations.models import (
 )
 
 from .. import remote
-from ..models import BindingStatus, JobKind, JobStatus, LinkState, SyncJob, SyncLink, SyncSettings
+from ..models import (
+    BindingStatus,
+    JobKind,
+    JobStatus,
+    LinkState,
+    SpaceCalendar,
+    SyncJob,
+    SyncLink,
+    SyncSettings,
+)
 from . import pull, trouble
 from .push import apply_remote_result, ensure_link, record_removed
 
@@ -380,6 +390,27 @@ def _facts(binding, events: list[RemoteEvent], window, now: datetime):
 # -- applying --------------------------------------------------------------------------------
 
 
+def _load(binding_id: int) -> SpaceCalendar | None:
+    return (
+        SpaceCalendar.objects.select_related(
+            "space__location", "provider__connection", "provider__credential"
+        )
+        .filter(pk=binding_id)
+        .first()
+    )
+
+
+def _organizer(binding: SpaceCalendar, event: RemoteEvent, cache: dict):
+    """The active user whose email is the organizer's, if any (as the pull finds them)."""
+    email = (event.organizer_email or "").strip().lower()
+    if not email or email == binding.resource_email.lower():
+        return None
+    if email not in cache:
+        people = get_user_model().objects.filter(email__iexact=email, is_active=True)
+        cache[email] = people.order_by("pk").first()
+    return cache[email]
+
+
 def _reset_link(reservation_id: int, event: RemoteEvent | None) -> bool:
     """Make the next push write the reservation again: over ``event`` when given (an
     update with its current version), else as a create that first looks for our tag.
@@ -406,7 +437,7 @@ def _import(binding, repair: Repair, source: str, people: dict) -> str:
     kwargs = {
         "space": binding.space, "start": repair.start, "end": repair.end,
         "title": (event.subject or "")[:255], "source": source,
-        "requested_for": pull._organizer(binding, event, people),
+        "requested_for": _organizer(binding, event, people),
         "organizer_name": event.organizer_name[:200] if details else "",
         "organizer_email": event.organizer_email if details else "",
     }  # fmt: skip
@@ -494,7 +525,7 @@ def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result
 def reconcile_binding(binding_id: int) -> ReconcileResult:
     """Compare and repair one binding (see the module docstring). ``busy`` while a pull of
     the binding runs. Raises TransientError after recording it, so the task may retry."""
-    binding = pull._load(binding_id)
+    binding = _load(binding_id)
     if binding is None or not binding.enabled or not binding.provider.is_active:
         return ReconcileResult("skipped", detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
@@ -596,8 +627,6 @@ def _alert_admins(binding, result: ReconcileResult) -> bool:
 def reconcile_schedule(now: datetime | None = None) -> list[tuple[int, int]]:
     """Beat fan-out: (binding id, countdown in seconds) for every binding that syncs, spread
     evenly over ``settings.RECONCILE_SPREAD_MINUTES`` so rooms are not all read at once."""
-    from ..models import SpaceCalendar
-
     ids = list(
         SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
         .exclude(status=BindingStatus.PAUSED)

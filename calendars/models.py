@@ -52,15 +52,29 @@ class ConnectionAlias(models.Model):
     authority_url = models.URLField(
         blank=True,
         help_text=_(
-            "Microsoft: the authority host (the tenant is appended). Google: the token URL. "
-            "Empty = the provider's public endpoint."
+            "Microsoft: the authority host, without the tenant, which is appended "
+            "(https://login.microsoftonline.us for US Government, https://login.chinacloudapi.cn "
+            "for 21Vianet). Google: the OAuth token URL. Empty = the provider's public endpoint."
         ),
     )
     authorization_url = models.URLField(
         blank=True, help_text=_("Where people sign in to grant access. Empty = the default.")
     )
     api_base_url = models.URLField(
-        blank=True, help_text=_("Microsoft Graph or Calendar API base. Empty = the default.")
+        blank=True,
+        help_text=_(
+            "Microsoft: the Graph service root with its version (https://graph.microsoft.us/v1.0 "
+            "for US Government; the token's scope follows its host). Google: the Calendar API "
+            "base (…/calendar/v3). Empty = the public default."
+        ),
+    )
+    batch_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Google only: the batch endpoint. Empty = derived from the API base URL "
+            "(…/calendar/v3 -> …/batch/calendar/v3). Microsoft batches go to the API base's "
+            "$batch."
+        ),
     )
     ca_bundle = models.CharField(
         max_length=500,
@@ -77,6 +91,12 @@ class ConnectionAlias(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.batch_url and self.kind != ProviderKind.GOOGLE:
+            raise ValidationError(
+                {"batch_url": _("Only Google has a separate batch URL; leave it empty.")}
+            )
 
     def endpoint(self, name: str) -> str:
         """The configured endpoint, or the provider's public default."""
@@ -411,6 +431,7 @@ class JobKind(models.TextChoices):
     PUSH = "push", _("Push")
     EXPORT = "export", _("Bulk export")
     PULL = "pull", _("Pull")
+    RECONCILE = "reconcile", _("Reconciliation")
 
 
 class JobStatus(models.TextChoices):
@@ -423,9 +444,10 @@ class JobStatus(models.TextChoices):
 
 
 class SyncJob(models.Model):
-    """A record of one push, export or pull, so an administrator sees what happened."""
+    """A record of one push, export, pull or reconciliation, so an administrator sees what
+    happened."""
 
-    kind = models.CharField(max_length=8, choices=JobKind.choices)
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
     binding = models.ForeignKey(
         SpaceCalendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
     )

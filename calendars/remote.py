@@ -77,6 +77,7 @@ def provider_config(provider: CalendarProvider, *, subject: str = "") -> Provide
         authority_url=connection.endpoint("authority_url"),
         authorization_url=connection.endpoint("authorization_url"),
         api_base_url=connection.endpoint("api_base_url"),
+        batch_url=connection.batch_url.rstrip("/"),
         tenant_id=credential.tenant_id,
         client_id=credential.client_id,
         client_secret=credential.client_secret,

@@ -191,3 +191,41 @@ def pull_due_bindings() -> int:
     from .sync import pull
 
     return pull.pull_due_bindings()
+
+
+# -- reconciliation (calendars/sync/reconcile.py) ----------------------------------------------
+
+RECONCILE_MAX_RETRIES = 12  # a pull holding the binding's lock, or a transient error
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=RECONCILE_MAX_RETRIES, acks_late=True)
+def reconcile_binding(self, binding_id: int) -> str:
+    """Compare one binding's sync window with its calendar and repair the drift; queue the
+    pushes it asks for. While a pull of the binding runs it tries again a minute later.
+    Idempotent: a second run finds nothing left to repair."""
+    from integrations.base import TransientError
+
+    from .sync import reconcile
+
+    try:
+        result = reconcile.reconcile_binding(binding_id)
+    except TransientError as exc:
+        countdown = exc.retry_after or min(900, 60 * 2 ** min(self.request.retries, 4))
+        raise self.retry(exc=exc, countdown=countdown) from None
+    if result.status == "busy":
+        raise self.retry(countdown=60)
+    for reservation_id in result.push:
+        push_reservation.delay(reservation_id)
+    return result.status
+
+
+@shared_task(ignore_result=True)
+def reconcile_bindings() -> int:
+    """Beat, daily: one reconciliation per syncing binding, spread over
+    ``RECONCILE_SPREAD_MINUTES``. Returns how many were queued."""
+    from .sync import reconcile
+
+    schedule = reconcile.reconcile_schedule()
+    for binding_id, countdown in schedule:
+        reconcile_binding.apply_async((binding_id,), countdown=countdown)
+    return len(schedule)

@@ -150,7 +150,8 @@ CELERY_TASK_ROUTES |= {
 }
 # Pulls (calendars/sync/pull.py) run beside the pushes.
 CELERY_TASK_ROUTES |= {
-    f"calendars.tasks.{name}": {"queue": "sync"} for name in ("pull_binding", "pull_due_bindings")
+    f"calendars.tasks.{name}": {"queue": "sync"}
+    for name in ("pull_binding", "pull_due_bindings", "reconcile_binding", "reconcile_bindings")
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
@@ -163,6 +164,20 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
 }
+# The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
+# its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over
+# RECONCILE_SPREAD_MINUTES; the admins are emailed when one room needed more repairs than
+# RECONCILE_ALERT_THRESHOLD. RECONCILE_HOUR=-1 turns the schedule off.
+RECONCILE_HOUR = env.int("RECONCILE_HOUR", default=3)
+RECONCILE_SPREAD_MINUTES = env.int("RECONCILE_SPREAD_MINUTES", default=60)
+RECONCILE_ALERT_THRESHOLD = env.int("RECONCILE_ALERT_THRESHOLD", default=5)
+if 0 <= RECONCILE_HOUR <= 23:
+    from celery.schedules import crontab
+
+    CELERY_BEAT_SCHEDULE["reconcile-bindings"] = {
+        "task": "calendars.tasks.reconcile_bindings",
+        "schedule": crontab(minute=0, hour=RECONCILE_HOUR),
+    }
 # Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
 CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)
 # An export whose heartbeat is older than this is taken over (a batch beats every few seconds).

@@ -82,7 +82,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
         self.http = http or HttpClient(ca_bundle=config.ca_bundle, timeout=config.timeout)
         self.base = (config.api_base_url or DEFAULT_API).rstrip("/")
         self.api_path = urlsplit(self.base).path
-        self.batch_url = batch_url(self.base)
+        self.batch_url = (config.batch_url or batch_url(self.base)).rstrip("/")
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -259,6 +259,28 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         oldest = min(items, key=lambda item: str(item.get("createdDateTime") or ""))
         return mapping.parse_event(oldest)
 
+    def tagged_events(
+        self,
+        mailbox: str,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> list[RemoteEvent]:
+        """Every occurrence in [start, end) (calendarView) with our reservation tag expanded:
+        delta cannot expand extended properties, so this is how a full comparison tells
+        Reserva's events from other people's."""
+        prop = mapping.RESERVATION_PROPERTY
+        query = _query(
+            {
+                "startDateTime": query_time(start),
+                "endDateTime": query_time(end),
+                "$expand": f"singleValueExtendedProperties($filter=id eq '{prop}')",
+            }
+        )
+        url = f"{self.base}{self._calendar(mailbox, calendar_id)}/calendarView?{query}"
+        return [mapping.parse_event(item) for item in self._pages(url, mailbox, as_user)]
+
     # -- sync ------------------------------------------------------------------------------
 
     def changes(

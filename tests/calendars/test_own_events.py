@@ -1,0 +1,199 @@
+"""Reserva never imports its own events (issue 12, item 2): a pull that reads a just-created
+event before the push has saved its id must not take it for a new remote booking.
+
+The race is driven deterministically: the provider client's create is wrapped so that, once
+the real create has landed in the sandbox and before the push saves the event id on its
+link, a real pull of the room runs (the whole pull: delta, attribution, plan, apply). Only
+the moment is chosen; nothing of the pull or the planner is replaced. The worker test at the
+end races a real Celery worker's push (its create answer held back by the sandbox) against a
+pull in this process, over PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from calendars import remote as remote_calendar
+from calendars.models import SyncLink
+from calendars.sync import pull
+from calendars.sync.push import push_reservation
+from integrations.base import TransientError
+from reservations import services
+from reservations.models import EventTitle, Reservation, ReservationStatus
+from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, control, remote_events, sync_worker
+from tests.conftest import local, next_weekday, wait_for
+
+ROOMS = {"microsoft": MS_ROOM, "google": GOOGLE_ROOM}
+
+
+@pytest.fixture(params=["microsoft", "google"])
+def kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def binding(kind, request):
+    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+
+
+def _book(binding, make_user, hour: int = 10) -> Reservation:
+    location = binding.space.location
+    location.event_title = EventTitle.PUBLIC_NICKNAME  # the echo's title was the nickname
+    location.save(update_fields=["event_title"])
+    owner = make_user(email="owner@example.test")
+    start = local(location, next_weekday(2), hour)
+    return services.book(
+        actor=owner,
+        space=binding.space,
+        start=start,
+        end=start + timedelta(hours=1),
+        public_nickname="Design sync",
+    ).reservations[0]
+
+
+def _pull_inside_create(monkeypatch, binding, during) -> list:
+    """Make the next create of this provider's client class call ``during(event)`` once the
+    event exists remotely and before it returns to the push; what ``during`` returns is kept.
+    (The class, not a cached instance: the push may build its own client.)"""
+    cls = type(remote_calendar.client_for(binding.provider))
+    real = cls.create_event
+    seen: list = []
+
+    def create_then_race(self, *args, **kwargs):
+        event = real(self, *args, **kwargs)
+        if not seen:
+            seen.append(during(event))
+        return event
+
+    monkeypatch.setattr(cls, "create_event", create_then_race)
+    return seen
+
+
+def test_a_pull_between_the_create_and_the_saved_id_imports_nothing(
+    binding, kind, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Before the fix, Graph's pull filed the just-created event as a conflicting "Exchange"
+    booking titled with the nickname and emailed the owner a false "Booking conflict"; the
+    event then stayed linked to two reservations. Google's pull matched the event by its tag
+    but wrote the link under the running push (on PostgreSQL, over the push's own record)."""
+    pull.pull_binding(binding.pk)  # the cursor, before anything exists
+    booked = _book(binding, make_user)
+    mail.outbox.clear()
+
+    def race(event):
+        assert [e["id"] for e in remote_events(sandbox, kind, ROOMS[kind])] == [event.id]
+        assert SyncLink.objects.get(reservation=booked).external_id == ""  # not saved yet
+        result = pull.pull_binding(binding.pk)
+        return result, SyncLink.objects.get(reservation=booked).external_id
+
+    raced = _pull_inside_create(monkeypatch, binding, race)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert push_reservation(booked.pk).op == "create"
+    ((during, link_id_during),) = raced
+    assert (during.status, during.created, during.conflicts) == ("succeeded", 0, 0)
+    assert link_id_during == "", "the pull wrote the link of a create still in flight"
+    assert list(Reservation.objects.filter(space=binding.space)) == [booked]
+    assert not [m.subject for m in mail.outbox], "an email about our own event"
+
+    (event,) = remote_events(sandbox, kind, ROOMS[kind])
+    link = SyncLink.objects.get(reservation=booked)
+    assert (link.external_id, link.pushed_version) == (event["id"], booked.version)
+    assert link.creating_at is None  # the mark went with the saved id
+    assert SyncLink.objects.filter(external_id=event["id"]).count() == 1
+
+    after = pull.pull_binding(binding.pk)  # the room is quiet, and stays so
+    assert (after.created, after.updated, after.cancelled, after.conflicts) == (0, 0, 0, 0)
+    assert list(Reservation.objects.filter(space=binding.space)) == [booked]
+    booked.refresh_from_db()
+    assert booked.status == ReservationStatus.CONFIRMED
+
+
+def test_a_person_s_event_during_our_create_is_still_imported(
+    ms_binding, sandbox, make_user, monkeypatch
+):
+    """The rule defers nothing it can tell apart: an Outlook booking made while our create is
+    in flight (read, untagged) becomes a remote booking in that very pull."""
+    pull.pull_binding(ms_binding.pk)
+    booked = _book(ms_binding, make_user, hour=10)
+    other = local(ms_binding.space.location, next_weekday(2), 14)
+
+    def race(event):
+        control(sandbox, "POST", f"microsoft/mailboxes/{MS_ROOM}/events", json={
+            "subject": "Walk-in",
+            "start": {"dateTime": other.strftime("%Y-%m-%dT%H:%M:%S"),
+                      "timeZone": str(ms_binding.space.location.time_zone)},
+            "end": {"dateTime": (other + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "timeZone": str(ms_binding.space.location.time_zone)},
+        })  # fmt: skip
+        return pull.pull_binding(ms_binding.pk)
+
+    raced = _pull_inside_create(monkeypatch, ms_binding, race)
+    push_reservation(booked.pk)
+    ((during,),) = [raced]
+    assert (during.created, during.conflicts) == (1, 0)
+    rows = Reservation.objects.filter(space=ms_binding.space).order_by("start")
+    assert [(r.pk == booked.pk, r.title) for r in rows] == [(True, ""), (False, "Walk-in")]
+
+
+def test_an_unreadable_event_during_our_create_defers_the_pull(
+    ms_binding, sandbox, make_user, monkeypatch
+):
+    """The read that would tell whose event it is fails: the pull applies nothing and keeps
+    its cursor (the retry sees the event again) rather than guess."""
+    pull.pull_binding(ms_binding.pk)
+    cursor = type(ms_binding).objects.get(pk=ms_binding.pk).sync_token
+    booked = _book(ms_binding, make_user)
+
+    def race(event):
+        control(sandbox, "POST", "faults", json={"kind": "503", "service": "graph",
+                "method": "GET", "path": "/events/", "count": None, "rate": 1.0,
+                "retry_after": 0})  # fmt: skip
+        try:
+            with pytest.raises(TransientError):
+                pull.pull_binding(ms_binding.pk)
+        finally:
+            control(sandbox, "DELETE", "faults")
+        return type(ms_binding).objects.get(pk=ms_binding.pk).sync_token
+
+    raced = _pull_inside_create(monkeypatch, ms_binding, race)
+    push_reservation(booked.pk)
+    assert raced == [cursor]
+    assert list(Reservation.objects.filter(space=ms_binding.space)) == [booked]
+    again = pull.pull_binding(ms_binding.pk)  # the retry: the id is saved now
+    assert (again.created, again.conflicts) == (0, 0)
+    assert list(Reservation.objects.filter(space=ms_binding.space)) == [booked]
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_pull_racing_a_worker_s_push_imports_nothing(ms_binding, sandbox, make_user):
+    """A real worker pushes; the sandbox holds the create's answer back 3 s after the event is
+    written; meanwhile a pull runs in this process (another worker, as a webhook's would)."""
+    pull.pull_binding(ms_binding.pk)
+    control(sandbox, "POST", "faults", json={"kind": "slow", "service": "graph",
+            "method": "POST", "path": "/calendar/events$", "count": 1,
+            "delay_seconds": 3})  # fmt: skip
+    mail.outbox.clear()
+    with sync_worker("test-own-events"):
+        booked = _book(ms_binding, make_user)  # its push is queued after the commit
+        landed = wait_for(lambda: remote_events(sandbox, "microsoft", MS_ROOM), timeout=30)
+        assert landed, "the worker's create never reached the room"
+        link = SyncLink.objects.get(reservation=booked)
+        assert link.external_id == ""  # the push has not saved the id yet
+        result = pull.pull_binding(ms_binding.pk)
+        assert (result.status, result.created, result.conflicts) == ("succeeded", 0, 0)
+
+        def recorded():
+            return SyncLink.objects.filter(reservation=booked).exclude(external_id="").exists()
+
+        assert wait_for(recorded, timeout=30), "the push never saved the event id"
+    (event,) = remote_events(sandbox, "microsoft", MS_ROOM)
+    assert SyncLink.objects.get(reservation=booked).external_id == event["id"]
+    assert list(Reservation.objects.filter(space=ms_binding.space)) == [booked]
+    quiet = pull.pull_binding(ms_binding.pk)
+    assert (quiet.created, quiet.conflicts) == (0, 0)
+    assert not [m.subject for m in mail.outbox]

@@ -335,7 +335,15 @@ class SyncLink(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["binding", "state"], name="synclink_binding_state")]
+        indexes = [
+            models.Index(fields=["binding", "state"], name="synclink_binding_state"),
+            # Every pull asks for the creates in flight: a few rows, found without a scan.
+            models.Index(
+                fields=["creating_at"],
+                name="synclink_creating",
+                condition=models.Q(creating_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reservation_id} -> {self.external_id or '(not yet created)'}"

@@ -197,3 +197,39 @@ def test_a_webhook_pull_racing_a_worker_s_push_imports_nothing(ms_binding, sandb
     quiet = pull.pull_binding(ms_binding.pk)
     assert (quiet.created, quiet.conflicts) == (0, 0)
     assert not [m.subject for m in mail.outbox]
+
+
+def test_a_pull_during_a_bulk_export_takes_none_of_its_events(
+    ms_binding, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A bulk export's batch lands (a webhook fires for each event) before the export records
+    the ids: a pull then must not take its 20 events for 20 conflicting Exchange bookings.
+    The pull runs right before the export records the first batch's answers."""
+    from calendars.sync import export
+    from tests.calendars.export_helpers import bulk_reservations
+
+    pull.pull_binding(ms_binding.pk)
+    rows = bulk_reservations(ms_binding.space, make_user(), 25)
+    real_record = export._record
+    raced: list = []
+
+    def pull_then_record(*args, **kwargs):
+        if not raced:
+            # the first batch, and maybe some of the next (sent while this one is recorded)
+            assert len(remote_events(sandbox, "microsoft", MS_ROOM)) >= 20
+            raced.append(pull.pull_binding(ms_binding.pk))
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_record", pull_then_record)
+    with django_capture_on_commit_callbacks(execute=True):
+        export.start_export(ms_binding, None)
+    ((during,),) = [raced]
+    assert (during.status, during.created, during.conflicts) == ("succeeded", 0, 0)
+    assert Reservation.objects.filter(space=ms_binding.space).count() == len(rows)
+    events = remote_events(sandbox, "microsoft", MS_ROOM)
+    assert len(events) == 25
+    linked = set(SyncLink.objects.exclude(external_id="").values_list("external_id", flat=True))
+    assert linked == {e["id"] for e in events}
+    assert not SyncLink.objects.filter(creating_at__isnull=False).exists()
+    quiet = pull.pull_binding(ms_binding.pk)
+    assert (quiet.created, quiet.conflicts) == (0, 0)

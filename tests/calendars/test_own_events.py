@@ -233,3 +233,46 @@ def test_a_pull_during_a_bulk_export_takes_none_of_its_events(
     assert not SyncLink.objects.filter(creating_at__isnull=False).exists()
     quiet = pull.pull_binding(ms_binding.pk)
     assert (quiet.created, quiet.conflicts) == (0, 0)
+
+
+def test_personal_mode_the_room_s_copy_of_a_create_in_flight_is_not_imported(
+    binding, kind, sandbox, make_user, monkeypatch
+):
+    """Personal mode: the event is created in the person's calendar and the room's copy (its
+    invitation, accepted) carries no tag of ours. Google's copy keeps our client-chosen id, so
+    the pull knows it at once; Graph's has only the times and the iCalUId (which the push
+    saves), so a pull that meets it while the create is in flight is deferred, not guessed."""
+    from calendars.models import SyncMode, SyncSettings
+    from tests.calendars.test_push_modes import ALICE, G_ALICE, connect, connect_google
+
+    row = SyncSettings.load()
+    row.mode = SyncMode.PERSONAL
+    row.save()
+    alice = make_user("alice", email=ALICE if kind == "microsoft" else G_ALICE)
+    (connect if kind == "microsoft" else connect_google)(sandbox, binding.provider, alice)
+    pull.pull_binding(binding.pk)
+    start = local(binding.space.location, next_weekday(2), 10)
+    booked = services.book(
+        actor=alice, space=binding.space, start=start, end=start + timedelta(hours=1)
+    ).reservations[0]
+
+    def race(event):
+        sandbox.sandbox.wait_idle()  # the room has answered: its copy is in its calendar
+        (copy,) = remote_events(sandbox, kind, ROOMS[kind])
+        assert "singleValueExtendedProperties" not in copy and "extendedProperties" not in copy
+        try:
+            return pull.pull_binding(binding.pk)
+        except TransientError as exc:
+            return exc
+
+    raced = _pull_inside_create(monkeypatch, binding, race)
+    assert push_reservation(booked.pk).op == "create"
+    (during,) = raced
+    if kind == "microsoft":
+        assert isinstance(during, TransientError) and during.code == "create_in_flight"
+    else:
+        assert (during.status, during.created, during.conflicts) == ("succeeded", 0, 0)
+    assert list(Reservation.objects.filter(space=binding.space)) == [booked]
+    after = pull.pull_binding(binding.pk)  # the push has saved the id and the iCalUId
+    assert (after.created, after.conflicts) == (0, 0)
+    assert list(Reservation.objects.filter(space=binding.space)) == [booked]

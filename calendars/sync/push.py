@@ -368,6 +368,14 @@ def push_reservation(reservation_id: int) -> PushResult:
                 return PushResult("paused", paused)
             if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
                 withdraw_create(link.pk, previous_mark)  # (an update's save clears it)
+            if action.op in (Op.CREATE, Op.MOVE) and not announced:
+                # A change committed between the unlocked look and the lock made this a
+                # create: it must be announced (committed) before it is sent, so not now.
+                raise TransientError(
+                    "The push became a create while it waited for the lock; it runs again.",
+                    code="create_unannounced",
+                    retry_after=1,
+                )
             done = _apply(action, link, reservation, binding)
             if binding is not None and done != "noop":
                 SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())

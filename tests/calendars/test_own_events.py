@@ -276,3 +276,33 @@ def test_personal_mode_the_room_s_copy_of_a_create_in_flight_is_not_imported(
     after = pull.pull_binding(binding.pk)  # the push has saved the id and the iCalUId
     assert (after.created, after.conflicts) == (0, 0)
     assert list(Reservation.objects.filter(space=binding.space)) == [booked]
+
+
+def test_a_push_that_becomes_a_create_under_the_lock_announces_it_first(
+    ms_binding, sandbox, make_user, monkeypatch
+):
+    """The unlocked look saw an update (the link had its event id); by the time the lock is
+    held, the id is gone (the export clears it when the event was deleted remotely): the push
+    must not send an unannounced create; it is retried, and the retry announces it."""
+    from calendars.sync import push as push_module
+
+    booked = _book(ms_binding, make_user)
+    assert push_reservation(booked.pk).op == "create"
+    real = push_module.announce_create
+
+    def then_lose_the_id(link, *args, **kwargs):
+        made = real(link, *args, **kwargs)
+        SyncLink.objects.filter(pk=link.pk).update(external_id="")
+        return made
+
+    monkeypatch.setattr(push_module, "announce_create", then_lose_the_id)
+    posts = sandbox.sandbox.counters["endpoint"].get("graph event create", 0)
+    with pytest.raises(TransientError) as raised:
+        push_reservation(booked.pk)
+    assert raised.value.code == "create_unannounced"
+    assert sandbox.sandbox.counters["endpoint"].get("graph event create", 0) == posts
+    monkeypatch.setattr(push_module, "announce_create", real)
+    assert push_reservation(booked.pk).op == "create"  # announced now; finds ours by its tag
+    (event,) = remote_events(sandbox, "microsoft", MS_ROOM)
+    link = SyncLink.objects.get(reservation=booked)
+    assert (link.external_id, link.creating_at) == (event["id"], None)

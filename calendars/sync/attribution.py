@@ -137,13 +137,13 @@ def _links(
         | Q(binding=binding, external_id="", state=LinkState.FAILED, mailbox__iexact=room)
     ).values_list(
         "reservation_id", "external_id", "ical_uid", "creating_at", "state", "mailbox",
-        "create_key", "reservation__start", "reservation__end",
+        "create_key", "reservation__start", "reservation__end", "updated",
     )  # fmt: skip
     fresh = timezone.now() - timedelta(seconds=IN_FLIGHT_SECONDS)
     known_ids: set[str] = set()
     known_uids: set[str] = set()
     pending: dict[int, PendingCreate] = {}
-    for rid, external_id, ical_uid, creating_at, state, mailbox, key, start, end in rows:
+    for rid, external_id, ical_uid, creating_at, state, mailbox, key, start, end, saved in rows:
         if external_id in ids:
             known_ids.add(external_id)
         if ical_uid in uids:
@@ -153,13 +153,22 @@ def _links(
             continue
         pending[rid] = PendingCreate(
             reservation_id=rid,
-            in_flight=creating_at is not None and creating_at > fresh and state != LinkState.FAILED,
+            in_flight=_in_flight(creating_at, state, saved, fresh),
             in_room=mailbox.lower() == room,
             key=key,
             start=start,
             end=end,
         )
     return known_ids, known_uids, pending
+
+
+def _in_flight(creating_at: datetime | None, state: str, saved: datetime, fresh: datetime) -> bool:
+    """A create sent recently whose push has not failed since. A failed link's retry marks
+    it anew without saving the row (so its mark is newer than the failure's save): in flight
+    again, and its push, not the pull, records the event."""
+    if creating_at is None or creating_at <= fresh:
+        return False
+    return state != LinkState.FAILED or creating_at > saved
 
 
 def _copy_of_create_in_flight(event: RemoteEvent, pending: dict[int, PendingCreate]) -> int | None:

@@ -306,3 +306,39 @@ def test_a_push_that_becomes_a_create_under_the_lock_announces_it_first(
     (event,) = remote_events(sandbox, "microsoft", MS_ROOM)
     link = SyncLink.objects.get(reservation=booked)
     assert (link.external_id, link.creating_at) == (event["id"], None)
+
+
+def test_the_retry_of_a_failed_create_is_in_flight_again(
+    ms_binding, sandbox, make_user, monkeypatch
+):
+    """A create landed but its answer was lost (the link failed, no event id). Its retry marks
+    the link anew and finds our event by its tag: a pull during that retry leaves the event to
+    the retry (it does not write the link under it), and nothing is imported."""
+    from integrations.microsoft.client import MicrosoftClient
+
+    pull.pull_binding(ms_binding.pk)
+    booked = _book(ms_binding, make_user)
+    control(sandbox, "POST", "faults", json={"kind": "drop", "method": "POST",
+            "path": "/calendar/events$", "count": 1, "after_write": True})  # fmt: skip
+    control(sandbox, "POST", "faults", json={"kind": "500", "method": "POST",
+            "path": "/calendar/events$", "count": 1})  # fmt: skip
+    with pytest.raises(TransientError):
+        push_reservation(booked.pk)
+    (event,) = remote_events(sandbox, "microsoft", MS_ROOM)  # it landed all the same
+
+    real = MicrosoftClient.update_event
+    raced: list = []
+
+    def pull_then_update(self, *args, **kwargs):
+        if not raced:
+            result = pull.pull_binding(ms_binding.pk)
+            raced.append((result, SyncLink.objects.get(reservation=booked).external_id))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MicrosoftClient, "update_event", pull_then_update)
+    assert push_reservation(booked.pk).op == "create"  # the retry: found by tag, updated
+    ((during, link_id_during),) = raced
+    assert (during.created, during.conflicts) == (0, 0)
+    assert link_id_during == "", "the pull wrote the link under the retrying push"
+    assert SyncLink.objects.get(reservation=booked).external_id == event["id"]
+    assert list(Reservation.objects.filter(space=ms_binding.space)) == [booked]

@@ -417,11 +417,32 @@ class SyncLink(models.Model):
     state = models.CharField(max_length=8, choices=LinkState.choices, default=LinkState.PENDING)
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set (and committed) right before a push or an export sends a create, cleared when the
+    # created event's id is saved: a pull that meets an event it cannot attribute while a
+    # create is in flight in that room reads the event's tag first instead of importing
+    # Reserva's own event as a remote booking (calendars/sync/attribution.py). Left set when
+    # the create failed: its event may exist all the same.
+    creating_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When a create was last sent, until its id is saved.")
+    )
+    create_key = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("The idempotency key the create sends (Graph transactionId, Google id)."),
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["binding", "state"], name="synclink_binding_state")]
+        indexes = [
+            models.Index(fields=["binding", "state"], name="synclink_binding_state"),
+            # Every pull asks for the creates in flight: a few rows, found without a scan.
+            models.Index(
+                fields=["creating_at"],
+                name="synclink_creating",
+                condition=models.Q(creating_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reservation_id} -> {self.external_id or '(not yet created)'}"

@@ -13,7 +13,9 @@ Modules:
 - ``export`` (the bulk export) reuses the public helpers below;
 - ``pull``: ``plan_pull`` (pure) and ``pull_binding(binding_id)`` (incremental pull of one
   room calendar), ``request_pull(binding_id)`` (coalescing entry point for webhooks) and
-  ``pull_due_bindings()`` (the beat fan-out).
+  ``pull_due_bindings()`` (the beat fan-out);
+- ``attribution``: before a pull plans, Reserva's own events (a create still in flight, or
+  one whose answer was lost) are recognised, so none becomes a new remote booking.
 
 Public helpers for the export and the admin flows:
 

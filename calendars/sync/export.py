@@ -52,6 +52,7 @@ from integrations.base import (
     TokenRevoked,
     TransientError,
 )
+from integrations.registry import client_class
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
 from ..models import (
@@ -445,11 +446,26 @@ def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:
 
 
 def _mark_attempted(run: _Run, batch: _Batch, undo: bool = False) -> None:
+    """Count the attempt and, for the creates, mark the links "creating" (committed before the
+    batch is sent, so a pull that reads one of the new events before ``_record`` saved its id
+    knows it for ours: ``calendars.sync.attribution``); ``undo`` when it was never sent."""
     SyncLink.objects.filter(pk__in=[link.pk for link in batch.links.values()]).update(
         attempts=F("attempts") + (-1 if undo else 1)
     )
-    if not undo:
-        run.beat()
+    creates = [batch.links[pk].pk for pk, action in batch.actions.items() if action == "create"]
+    if undo:
+        SyncLink.objects.filter(pk__in=creates, creating_at__isnull=False).update(
+            creating_at=None, create_key=""
+        )
+        return
+    key_of = client_class(run.binding.provider.kind).creation_key
+    now = timezone.now()
+    for pk, action in batch.actions.items():
+        if action == "create":
+            SyncLink.objects.filter(pk=batch.links[pk].pk).update(
+                creating_at=now, create_key=key_of(pk)
+            )
+    run.beat()
 
 
 def _transmit(calendar: Any, batch: _Batch) -> dict[int, BatchResult]:
@@ -499,6 +515,8 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
                     state=LinkState.SYNCED,
                     last_error="",
                     attempts=0,  # the outcome is known now
+                    creating_at=None,  # in the same commit as the event id
+                    create_key="",
                     mailbox=run.binding.resource_email,
                     calendar_id=run.binding.calendar_id,
                     binding=run.binding,

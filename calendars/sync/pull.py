@@ -23,8 +23,9 @@ Rules of the plan:
 
 - an event is matched by ``SyncLink.external_id``, then (outside recurring series, whose
   occurrences share it) by iCalUId, then by our reservation tag (Google's events carry it;
-  Graph's delta cannot expand extended properties, so for Microsoft the few failed creates
-  without an event id are looked up by tag first: ``_tag_unrecorded_pushes``);
+  Graph's delta cannot expand extended properties, so while a create is in flight or failed
+  in the room, the events nothing attributes are read with their tag first, and a create's
+  own event is never taken for a new booking: ``calendars.sync.attribution``);
 - matched and ``version == link.remote_version``: our own push coming back, ignored;
 - matched, but the link is behind its reservation (a Reserva change whose push waits for a
   retry): the event shows the old state, not a remote edit; only its change key is noted and
@@ -63,7 +64,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -105,13 +106,12 @@ from ..models import (
     SyncLink,
     SyncSettings,
 )
-from . import trouble
+from . import attribution, trouble
 from .push import place_of
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
-MAX_TAG_LOOKUPS = 20  # failed creates looked up by tag per pull (Graph), see below
 PULL_CLAIM_SECONDS = 600  # a claim older than this belonged to a worker that died
 REQUEST_STALE_SECONDS = 600  # a queued request older than this was lost: queue another
 UTC_ZONE = ZoneInfo("UTC")
@@ -588,7 +588,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             log.info("Pull of binding %s: cursor rejected, one full resync", binding_id)
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
-        events = _tag_unrecorded_pushes(binding, calendar, events)
+        events = attribution.attribute(binding, calendar, events)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
@@ -619,38 +619,6 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         release(binding_id, claim, **fields)
         _record_job(binding_id, result, started)
     return result
-
-
-def _tag_unrecorded_pushes(
-    binding: SpaceCalendar, calendar: remote.RemoteCalendar, events: list[RemoteEvent]
-) -> list[RemoteEvent]:
-    """Graph's delta does not carry our tag. A push whose create landed but whose answer was
-    lost (a dropped connection; the link has no event id yet, and the push's retry will find
-    the event by its tag) would make the event look new here: a second reservation for our
-    own event. So the failed pushes still without an event id are looked up by tag, one query
-    each (usually none; at most ``MAX_TAG_LOOKUPS``, the latest), and their events marked as
-    ours. (A create still under way on another worker is not covered: a bulk export keeps
-    hundreds of links pending, too many to look up at every pull.)"""
-    untagged = {event.id for event in events if event.reservation_id is None}
-    if binding.provider.kind != ProviderKind.MICROSOFT or not untagged:
-        return events
-    unknown = SyncLink.objects.filter(
-        binding=binding,
-        external_id="",
-        mailbox__iexact=binding.resource_email,
-        state=LinkState.FAILED,
-    ).order_by("-updated")[:MAX_TAG_LOOKUPS]
-    found: dict[str, int] = {}
-    for reservation_id in unknown.values_list("reservation_id", flat=True):
-        event = calendar.find(reservation_id)
-        if event is not None and event.id in untagged:
-            found[event.id] = reservation_id
-    if not found:
-        return events
-    return [
-        replace(event, reservation_id=found[event.id]) if event.id in found else event
-        for event in events
-    ]
 
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:

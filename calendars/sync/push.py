@@ -8,12 +8,15 @@
    (``select_for_update``) for the rest of the push, so pushes of one reservation are applied
    one at a time, in order; re-read the reservation under the lock: a newer change supersedes
    an older queued one, because the plan compares versions (``pushed_version``);
-3. ``plan`` (pure, ``calendars.sync.plan``) and apply: create (idempotent in the clients:
+3. before a create is sent, mark the link "creating" in a commit of its own
+   (``announce_create``), so a concurrent pull recognises the new event as ours
+   (``calendars.sync.attribution``); the save that records the event id clears the mark;
+4. ``plan`` (pure, ``calendars.sync.plan``) and apply: create (idempotent in the clients:
    Graph ``transactionId``, Google client-chosen id; when an earlier attempt's outcome is
    unknown, look up our tagged event first), update with the remote version (If-Match; on a
    conflict re-read and retry once), delete, or move (delete where it is, create where it
    belongs);
-4. record the outcome on the link and in a ``SyncJob`` row (kind push).
+5. record the outcome on the link and in a ``SyncJob`` row (kind push).
 
 Errors say what happens next: a permanent one pauses the binding or the person's token
 (``calendars.sync.trouble``) and leaves the link ``paused``; a transient one marks it
@@ -41,6 +44,7 @@ from integrations.base import (
     TransientError,
     VersionConflict,
 )
+from integrations.registry import client_class
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
@@ -137,6 +141,7 @@ def apply_remote_result(
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
+    link.creating_at, link.create_key = None, ""  # in the same commit as the event id
     link.save()
 
 
@@ -147,6 +152,7 @@ def record_removed(link: SyncLink, version: int) -> None:
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
+    link.creating_at, link.create_key = None, ""
     link.save()
 
 
@@ -177,6 +183,36 @@ def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncL
         return link, True
     except IntegrityError:  # a concurrent push made it first
         return SyncLink.objects.get(reservation=reservation), False
+
+
+# -- announcing a create ----------------------------------------------------------------------
+
+
+def announce_create(
+    link: SyncLink, reservation: Reservation, binding: SpaceCalendar | None, fresh: bool
+) -> tuple[bool, tuple]:
+    """Mark the link "creating" (time and the idempotency key the create sends) and commit
+    it, before the push sends a create (or a move's create), so a pull on another worker that
+    reads the new event before this push has saved its id recognises it as Reserva's own
+    (``calendars.sync.attribution``). Planned here without the lock; the locked plan decides,
+    and ``withdraw_create`` undoes the mark when it sends nothing. Returns whether a mark was
+    made, and the mark it replaced."""
+    previous = (link.creating_at, link.create_key)
+    if binding is None:
+        return False, previous
+    action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
+    if action.op not in (Op.CREATE, Op.MOVE):
+        return False, previous
+    key = client_class(binding.provider.kind).creation_key(reservation.pk)
+    with transaction.atomic():  # its own commit, outside the push's locked transaction
+        SyncLink.objects.filter(pk=link.pk).update(creating_at=timezone.now(), create_key=key)
+    return True, previous
+
+
+def withdraw_create(link_id: int, previous: tuple) -> None:
+    """Put back the mark ``announce_create`` replaced (the locked plan sent no create)."""
+    creating_at, key = previous
+    SyncLink.objects.filter(pk=link_id).update(creating_at=creating_at, create_key=key)
 
 
 # -- applying --------------------------------------------------------------------------------
@@ -303,6 +339,7 @@ def push_reservation(reservation_id: int) -> PushResult:
         fresh = False
     else:
         link, fresh = ensure_link(reservation, binding)
+    announced, previous_mark = announce_create(link, reservation, binding, fresh)
     job = SyncJob.objects.create(
         kind=JobKind.PUSH,
         binding=binding or link.binding,
@@ -325,8 +362,20 @@ def push_reservation(reservation_id: int) -> PushResult:
             if paused:
                 link.state, link.last_error = LinkState.PAUSED, paused
                 link.save(update_fields=["state", "last_error", "updated"])
+                if announced:
+                    withdraw_create(link.pk, previous_mark)
                 _finish(job, JobStatus.PAUSED, error=paused)
                 return PushResult("paused", paused)
+            if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
+                withdraw_create(link.pk, previous_mark)  # (an update's save clears it)
+            if action.op in (Op.CREATE, Op.MOVE) and not announced:
+                # A change committed between the unlocked look and the lock made this a
+                # create: it must be announced (committed) before it is sent, so not now.
+                raise TransientError(
+                    "The push became a create while it waited for the lock; it runs again.",
+                    code="create_unannounced",
+                    retry_after=1,
+                )
             done = _apply(action, link, reservation, binding)
             if binding is not None and done != "noop":
                 SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
@@ -335,6 +384,8 @@ def push_reservation(reservation_id: int) -> PushResult:
 
                 transaction.on_commit(lambda: check_room_response.delay(reservation_id))
     except remote.NotConnected as exc:
+        if announced:  # raised before anything was sent
+            withdraw_create(link.pk, previous_mark)
         return _failed(job, link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
     except PermanentError as exc:
         _pause_for(exc, reservation, link)

@@ -304,6 +304,19 @@ class GoogleClient(BatchMixin, ChannelsMixin):
             return
         self._check(response, calendar_id, as_user, event=True)
 
+    @staticmethod
+    def creation_key(reservation_id: int) -> str:
+        """The idempotency key a create of this reservation sends: its client-chosen id (a
+        later generation, after our event was deleted, adds ``g<n>``)."""
+        return mapping.event_id(reservation_id)
+
+    @staticmethod
+    def made_by_create(event_id: str, key: str) -> bool:
+        """Whether the event's id is one a create with ``key`` chooses (any generation); the
+        copy of our event in an invited room's calendar keeps the id but not our private
+        tag."""
+        return bool(key) and (event_id == key or event_id.startswith(f"{key}g"))
+
     def find_by_reservation(
         self, calendar_id: str, reservation_id: int, as_user: UserCredentials | None = None
     ) -> RemoteEvent | None:

@@ -9,7 +9,8 @@ Contracts worth knowing:
 
 - ``create_event`` sends a ``transactionId`` derived from the reservation id, so a retried
   POST answers with the first event; ``find_by_reservation`` finds an event by our tag when
-  the outcome of a create is unknown.
+  the outcome of a create is unknown; ``read_events`` reads events by id with that tag
+  expanded (``$batch`` GETs), for a pull that meets an event delta could not attribute.
 - ``update_event``/``delete_event`` with ``version`` (the changeKey) send ``If-Match``; a
   412 raises :class:`~integrations.base.VersionConflict`. A missing event raises
   :class:`~integrations.base.EventGone` on update and is success on delete.
@@ -235,6 +236,17 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
             self._check(response, mailbox, event=True)
         except EventGone:
             return
+
+    @staticmethod
+    def creation_key(reservation_id: int) -> str:
+        """The idempotency key a create of this reservation sends (its ``transactionId``)."""
+        return mapping.transaction_id(reservation_id)
+
+    @staticmethod
+    def made_by_create(event_id: str, key: str) -> bool:
+        """Whether an event's id shows it was made by the create with ``key``: never for
+        Graph, whose ids are the server's (the tag must be read: ``read_events``)."""
+        return False
 
     def find_by_reservation(
         self,

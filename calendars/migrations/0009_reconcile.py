@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calendars', '0007_sync_lock'),
+        ('calendars', '0008_integrity'),
     ]
 
     operations = [

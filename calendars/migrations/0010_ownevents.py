@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("calendars", "0007_sync_lock"),
+        ("calendars", "0009_reconcile"),
         ("reservations", "0005_integration_and_feeds"),
     ]
 

@@ -15,9 +15,11 @@ the I/O around it:
    gets ONE full read over the sync window (``SyncSettings`` past/future days); events are
    matched to what exists by id, iCalUId and our tag, so a full resync creates no duplicates;
 3. plan, then apply the plan and store the new cursor in one transaction, through
-   ``reservations.services`` with ``actor=None`` and the provider's source (policies and
-   opening hours skipped, "no overlap" enforced);
-4. after the commit, tell the people concerned (``notify_pull``) and record a ``SyncJob``.
+   ``reservations.services`` with the provider's source: for bookings made in the provider
+   with ``actor=None`` (policies and opening hours skipped, "no overlap" enforced); for
+   bookings made in Reserva as their requested-for person (every rule checked, see below);
+4. after the commit, tell the people concerned (``notify_pull``), queue the pushes that
+   write refused edits back, and record a ``SyncJob``.
 
 Rules of the plan:
 
@@ -30,12 +32,21 @@ Rules of the plan:
   retry): the event shows the old state, not a remote edit; only its change key is noted and
   the owed push overwrites it (Reserva wins, as when a push meets a remote edit);
 - removed (delta ``@removed``, Google ``cancelled``) or declined by the room: cancel;
-- moved: new times; renamed: new title, for reservations made in the provider (a Reserva
-  booking's remote subject is derived from it, ``remote.event_title``, so it is not copied);
+- moved: new times; renamed: new title, for reservations made in the provider;
+- a booking made in Reserva (portal, API, admin) moved or renamed remotely: its person's
+  request, applied through ``services.change`` as that person (opening hours, horizon,
+  maximum length, policies). Its event's subject is derived from it
+  (``remote.event_title``): where the location shows the public nickname, a new subject
+  becomes its title and nickname; where it shows the person's name, a rename cannot be taken.
+  Whatever cannot be taken (refused by the rules, onto a taken slot, a rename of the name)
+  is written back: the link is put behind the reservation (a push is owed) and a push
+  queued, and the person is emailed why ("restored"). Such a booking is never made
+  ``conflicted``: it keeps its slot. The room's copy of an event kept in a person's or the
+  delegated calendar is not compared by subject (the room may rewrite it);
 - new: a reservation (source exchange/google), requested for the active user whose email is
   the organizer's, organizer details filled when the location says so;
-- new or moved onto a slot held by another reservation: ``conflicted`` (holds no slot, never
-  overwrites the booking; ``services.record_conflict``);
+- new, or made in the provider and moved onto a slot held by another reservation:
+  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``);
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);

@@ -814,8 +814,13 @@ def _link(
     the pull only records the event's new change key). If the link had not caught up with it,
     a push of a change made in Reserva is still owed (waiting for its retry): the event does
     not show that change, so the pushed version stays where it is and that push still runs,
-    writing the reservation as it is now (the remote change included) over the event."""
-    link = SyncLink.objects.filter(reservation=reservation).first()
+    writing the reservation as it is now (the remote change included) over the event.
+
+    The row is locked and read afresh: a push of this reservation finishing on another
+    worker meanwhile (its lock is held from before its write to its commit) is seen, never
+    overwritten with what this pull read before (a lost update left the link behind with no
+    push to come, or claiming an event state the calendar never had)."""
+    link = SyncLink.objects.select_for_update().filter(reservation=reservation).first()
     if link is None:
         place = place_of(reservation, binding)
         link = SyncLink(
@@ -1048,8 +1053,12 @@ def _apply(
                 result.ignored += 1
                 continue
             _link(binding, row, change.event)
+        owed_when_read = {link.reservation_id for link in links if link.push_owed}
         for change in plan.touch:
             row = rows[change.reservation_id]
+            if row.pk in owed_when_read and _made_in_reserva(row) and _push_landed(row, change):
+                restore(change, CROSSED)
+                continue
             _link(binding, row, change.event, before=row.version)
         for change in plan.restore:
             why = change.reason
@@ -1063,6 +1072,22 @@ def _apply(
         if restores:
             transaction.on_commit(lambda: _push_again(restores), robust=True)
     return result
+
+
+CROSSED = "it crossed a change to the booking that Reserva was writing at the same moment"
+
+
+def _push_landed(row: Reservation, change: Change) -> bool:
+    """The push that was owed when this pull read the links has landed since (on another
+    worker), and the event read here is not what it wrote: an edit made around that write.
+    Left to "the owed push", it would be neither applied nor undone: no push is owed now.
+    (Locks the link: a push still writing is waited for.)"""
+    link = SyncLink.objects.select_for_update().filter(reservation=row).first()
+    return (
+        link is not None
+        and link.pushed_version >= row.version
+        and link.remote_version != change.event.version
+    )
 
 
 def _made_in_reserva(row: Reservation) -> bool:

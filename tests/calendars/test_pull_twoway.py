@@ -14,7 +14,7 @@ from django.core import mail
 from calendars import remote as remote_calendar
 from calendars.models import LinkState, SpaceCalendar, SyncLink
 from calendars.sync import pull
-from calendars.sync.push import push_reservation
+from calendars.sync.push import apply_remote_result, push_reservation
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus, Source
 from tests.calendars.test_pull import KINDS, Remote
@@ -232,3 +232,50 @@ def test_a_move_is_taken_and_a_rename_of_the_persons_name_undone(
     assert (booked.start, booked.version) == (utc(binding, 12), 2)
     event = room_event(binding, booked)
     assert (event.subject, event.start) == ("Alice Martin", utc(binding, 12))
+
+
+def test_a_remote_move_crossing_a_push_that_lands_meanwhile_is_not_left_apart(
+    binding, remote, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A portal move's push writes the event; the person moves the event right after; a pull
+    reads that move while the push (on another worker, a moment behind) has not recorded its
+    write, so the pull sees a push owed and leaves the event to it; then the push records
+    its write. Before, the pull then noted the moved event as the state the push left: the
+    booking and the event stayed apart for good, the link claiming they agree (issue 12's
+    "#888 confirmed portal v1 ... the event says Wed 08:30-09:00" has this shape). Now the
+    pull sees the push has landed and writes the booking back (the person is told)."""
+    pull.pull_binding(binding.pk)
+    booked = book(binding, owner, 10, django_capture_on_commit_callbacks)
+    later = local(binding.space.location, DAY, 12)
+    # Committed; its push task has not recorded anything yet (no commit callbacks run here).
+    booked = services.change(
+        actor=owner, reservation=booked, start=later, end=later + timedelta(hours=1)
+    )[0]
+    link = SyncLink.objects.get(reservation=booked)
+    assert link.pushed_version < booked.version
+    # The push's write, then the person's move, then the pull reads.
+    data = remote_calendar.event_data(booked, binding)
+    written = remote_calendar.room_calendar(binding).update(
+        link.external_id, data, version=link.remote_version
+    )
+    remote.move(link.external_id, utc(binding, 15), utc(binding, 16))
+
+    read_links = pull._known
+
+    def push_records_its_write_meanwhile(*args, **kwargs):
+        known = read_links(*args, **kwargs)
+        apply_remote_result(SyncLink.objects.get(pk=link.pk), written, booked.version)
+        return known
+
+    monkeypatch.setattr(pull, "_known", push_records_its_write_meanwhile)
+    mail.outbox.clear()
+    result = pull_now(binding, django_capture_on_commit_callbacks)
+    monkeypatch.undo()
+
+    booked.refresh_from_db()
+    event = room_event(binding, booked)
+    assert (event.start, event.end) == (booked.start, booked.end), "left apart"
+    assert (booked.start, booked.version) == (later, 2)
+    assert (result.updated, result.restored) == (0, 1)
+    assert "crossed a change" in mail.outbox[0].body
+    assert pull.pull_binding(binding.pk).updated == 0

@@ -882,6 +882,7 @@ def _apply(
     source = SOURCE_OF[binding.provider.kind]
     links, reservations = _known(binding, events, window, full)
     plan = plan_pull(events, links, reservations, zone=location.zone, window=window, full=full)
+    _log_plan(binding.pk, plan)
     notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
     people: dict = {}
     restores: list[int] = []
@@ -1072,6 +1073,21 @@ def _apply(
         if restores:
             transaction.on_commit(lambda: _push_again(restores), robust=True)
     return result
+
+
+def _log_plan(binding_id: int, plan: PullPlan) -> None:
+    """Each remote change the plan takes, refuses or skips, with its reason (what the
+    convergence run's failures need to be explained; skips at debug level)."""
+    for bucket in ("create", "update", "cancel", "conflicts", "restore", "touch", "ignore"):
+        level = logging.DEBUG if bucket in ("touch", "ignore") else logging.INFO
+        if not log.isEnabledFor(level):
+            continue
+        for change in getattr(plan, bucket):
+            log.log(
+                level,
+                "Pull of binding %s: event %s (reservation %s) -> %s: %s",
+                binding_id, change.event.id[-16:], change.reservation_id, bucket, change.reason,
+            )  # fmt: skip
 
 
 CROSSED = "it crossed a change to the booking that Reserva was writing at the same moment"

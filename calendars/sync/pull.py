@@ -657,6 +657,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
         events = _tag_unrecorded_pushes(binding, calendar, events)
+        events = _moved_out_of_view(binding, calendar, events)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
@@ -719,6 +720,39 @@ def _tag_unrecorded_pushes(
         replace(event, reservation_id=found[event.id]) if event.id in found else event
         for event in events
     ]
+
+
+def _moved_out_of_view(
+    binding: SpaceCalendar, calendar: remote.RemoteCalendar, events: list[RemoteEvent]
+) -> list[RemoteEvent]:
+    """Graph's delta reports an event moved out of the sync window as ``@removed``, like a
+    deleted one. For a Reserva booking that would cancel the booking its person only moved
+    (and leave the event behind). So the removed events of Reserva bookings that hold their
+    slot (usually none; at most ``MAX_TAG_LOOKUPS`` per pull) are looked up by our tag: one
+    still there was moved, and is planned as a move (checked by the booking rules, so past
+    the horizon it is written back). Google reports such a move as a move: its lookups find
+    nothing and change nothing."""
+    removed = [event.id for event in events if event.removed]
+    if not removed:
+        return events
+    ours = (
+        SyncLink.objects.filter(
+            binding=binding,
+            external_id__in=removed,
+            mailbox__iexact=binding.resource_email,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+        )
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .values_list("external_id", "reservation_id")[:MAX_TAG_LOOKUPS]
+    )
+    found: dict[str, RemoteEvent] = {}
+    for external_id, reservation_id in ours:
+        event = calendar.find(reservation_id)
+        if event is not None and not event.removed and event.id == external_id:
+            found[external_id] = event
+    if not found:
+        return events
+    return [found.get(event.id, event) if event.removed else event for event in events]
 
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:

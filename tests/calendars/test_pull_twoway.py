@@ -279,3 +279,24 @@ def test_a_remote_move_crossing_a_push_that_lands_meanwhile_is_not_left_apart(
     assert (result.updated, result.restored) == (0, 1)
     assert "crossed a change" in mail.outbox[0].body
     assert pull.pull_binding(binding.pk).updated == 0
+
+
+@pytest.mark.parametrize("days", [120, 200], ids=["past-the-horizon", "past-the-sync-window"])
+def test_a_remote_move_past_the_booking_horizon_is_undone(
+    binding, remote, owner, days, django_capture_on_commit_callbacks
+):
+    """90 days is the location's horizon, 180 the sync window's. Google's incremental sync
+    reports the whole calendar, so a move out of the window still arrives as a move."""
+    pull.pull_binding(binding.pk)
+    booked = book(binding, owner, 10, django_capture_on_commit_callbacks)
+    far = utc(binding, 10) + timedelta(days=days)
+    remote.move(booked.sync_link.external_id, far, far + timedelta(hours=1))
+    mail.outbox.clear()
+
+    result = pull_now(binding, django_capture_on_commit_callbacks)
+    booked.refresh_from_db()
+    assert (booked.status, booked.version, booked.start) == ("confirmed", 1, utc(binding, 10))
+    event = room_event(binding, booked)
+    assert (event.start, event.end) == (utc(binding, 10), utc(binding, 11))
+    assert result.restored == 1
+    assert "at most 90 days ahead" in mail.outbox[0].body

@@ -300,3 +300,26 @@ def test_a_remote_move_past_the_booking_horizon_is_undone(
     assert (event.start, event.end) == (utc(binding, 10), utc(binding, 11))
     assert result.restored == 1
     assert "at most 90 days ahead" in mail.outbox[0].body
+
+
+def test_a_rename_longer_than_a_nickname_is_taken_shortened_and_written_back(
+    binding, remote, owner, django_capture_on_commit_callbacks
+):
+    """A nickname holds 100 characters: the event then shows the shortened one (Reserva's
+    subject), or the calendar and the booking would disagree for good. No email: the
+    rename was taken."""
+    location = binding.space.location
+    location.event_title = EventTitle.PUBLIC_NICKNAME
+    location.save(update_fields=["event_title"])
+    pull.pull_binding(binding.pk)
+    booked = book(binding, owner, 10, django_capture_on_commit_callbacks, public_nickname="Standup")
+    long_subject = "Quarterly planning " + "x" * 120
+    remote.rename(booked.sync_link.external_id, long_subject)
+    mail.outbox.clear()
+
+    result = pull_now(binding, django_capture_on_commit_callbacks)
+    assert (result.updated, result.restored) == (1, 0)
+    booked.refresh_from_db()
+    assert (booked.title, booked.public_nickname) == (long_subject, long_subject[:100])
+    assert room_event(binding, booked).subject == long_subject[:100]
+    assert mail.outbox == []

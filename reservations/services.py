@@ -450,12 +450,18 @@ def change(
     **details,
 ) -> list[Reservation]:
     """Reschedule (new times and/or space) and/or edit details of one occurrence or of this
-    and the following occurrences of its series. All or nothing."""
+    and the following occurrences of its series. All or nothing.
+
+    ``actor`` None with a remote ``source``: the provider's own change of a booking made in
+    its calendar (sync); only "no overlap" is checked. A person as ``actor`` with a remote
+    ``source``: their change of a Reserva booking made in their calendar, which the pull
+    applies as them: checked like any change of theirs (policies, opening hours, horizon,
+    maximum length, past), and recorded with the provider as its source."""
     now = now or timezone.now()
     unknown = set(details) - set(DETAIL_FIELDS)
     if unknown:
         raise TypeError(f"Unknown fields: {', '.join(sorted(unknown))}")
-    check_policy = source not in REMOTE_SOURCES
+    check_policy = actor is not None or source not in REMOTE_SOURCES
     try:
         with transaction.atomic():
             _lock_space_of(reservation)

@@ -87,6 +87,7 @@ class SyncLinkAdmin(admin.ModelAdmin):
         "external_id",
         "pushed_version",
         "attempts",
+        "next_attempt_at",
         "updated",
     )
     list_filter = ("state", "provider", "binding")

@@ -235,7 +235,7 @@ class SpaceCalendar(models.Model):
     next_pull_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
     # Set while a pull is queued (request_pull coalesces on it); cleared when the pull starts.
     pull_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Which run is pulling now (DB claim when there is no Redis); stale after PULL_CLAIM_SECONDS.
+    # Which run is pulling now (DB claim when there is no Redis); stale a TTL past its heartbeat.
     pull_claim = models.CharField(max_length=32, blank=True, editable=False)
     pull_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -318,11 +318,19 @@ class SyncLink(models.Model):
     state = models.CharField(max_length=8, choices=LinkState.choices, default=LinkState.PENDING)
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
+    # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and
+    # the admins are alerted once. Both are cleared when a push succeeds.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["binding", "state"], name="synclink_binding_state")]
+        indexes = [
+            models.Index(fields=["binding", "state"], name="synclink_binding_state"),
+            models.Index(fields=["state", "next_attempt_at"], name="synclink_state_next_attempt"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reservation_id} -> {self.external_id or '(not yet created)'}"

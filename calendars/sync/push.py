@@ -163,7 +163,8 @@ def record_failure(
 
     A failed link gets its next beat retry (``recovery.retry_delay``: after the task's own
     quick retries, never before the provider's ``retry_after``), until it has failed for
-    ``SYNC_PUSH_GIVE_UP_HOURS`` in a row; then it gives up and the admins are told, once."""
+    ``SYNC_PUSH_GIVE_UP_HOURS`` since ``failing_since``; then it gives up and the admins are
+    told, once."""
     link = SyncLink.objects.filter(pk=link_id).first()
     if link is None:
         return
@@ -174,14 +175,15 @@ def record_failure(
         link.next_attempt_at = link.failing_since = None
         link.save(update_fields=fields)
         return
-    if link.failing_since is None or link.next_attempt_at is None:
-        link.failing_since = now  # a new run of failures (the first, or after giving up)
+    if link.failing_since is None:
+        link.failing_since = now  # a new run of failures (cleared by a success or an admin)
     if now - link.failing_since < recovery.give_up_after():
         link.next_attempt_at = now + recovery.retry_delay(link.attempts, retry_after)
         link.save(update_fields=fields)
         return
-    # Given up: only the one call that clears a pending retry alerts (two failing pushes of
-    # one link at once send one email).
+    # Given up: beat retries no more (a new change, "Retry failed pushes" or "Resume sync"
+    # still push it). Only the one call that clears a pending retry alerts, so the task's own
+    # retries, or two failing pushes at once, send no second email.
     link.next_attempt_at = None
     link.save(update_fields=[f for f in fields if f != "next_attempt_at"])
     if SyncLink.objects.filter(pk=link_id, next_attempt_at__isnull=False).update(

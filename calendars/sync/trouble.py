@@ -135,6 +135,11 @@ def _alert_user(token: UserToken) -> None:
 def _enqueue(link_ids: list[int]) -> int:
     from ..tasks import push_reservation
 
+    # Someone acted (reconnected, resumed): pushes that gave up get a new day of retries.
+    SyncLink.objects.filter(pk__in=link_ids, state=LinkState.FAILED).update(
+        failing_since=None, next_attempt_at=None
+    )
+
     reservation_ids = list(
         SyncLink.objects.filter(pk__in=link_ids)
         .order_by("reservation__start", "reservation_id")

@@ -40,7 +40,8 @@ def beat_tick() -> None:
         return
     _last_tick[0] = time.monotonic()
     for name in RECOVERY_BEAT:
-        app.send_task(settings.CELERY_BEAT_SCHEDULE[name]["task"])
+        if name in settings.CELERY_BEAT_SCHEDULE:
+            app.send_task(settings.CELERY_BEAT_SCHEDULE[name]["task"])
 
 
 def kill(worker) -> None:

@@ -1,0 +1,153 @@
+"""Recovery without an administrator, in one process (issue 12, item 3; the crash paths with
+real killed workers are in test_recovery_worker.py): a lock held by a killed process expires
+within its TTL while a live holder's heartbeat keeps it; failed pushes are retried by the
+beat's task with capped backoff, and given up after a day with one alert to the admins; a
+retry's countdown stays under the broker's visibility timeout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from celery.exceptions import Retry
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.utils import timezone
+
+from calendars import locks, tasks
+from calendars.models import LinkState, SyncLink
+from calendars.sync import push, recovery
+from integrations.base import TransientError
+from tests.calendars.conftest import MS_ROOM, control, remote_events
+from tests.conftest import ROOT, subprocess_env, wait_for
+
+HOLDER = """
+import sys, time
+import django
+django.setup()
+from calendars.locks import hold
+with hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_holders_lock_expires_and_a_live_one_is_kept():
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, "recovery-test"],
+        cwd=ROOT,
+        env=subprocess_env(SYNC_LOCK_TTL_SECONDS="1.5"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        time.sleep(4)  # more than twice the TTL: only the heartbeat keeps the lock
+        assert locks.acquire("recovery-test", 1.5) is None
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    claim = wait_for(lambda: locks.acquire("recovery-test", 1.5), timeout=10)
+    assert claim, "the killed holder's lock did not expire"
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+
+
+def _fail_creates(sandbox) -> None:
+    control(
+        sandbox,
+        "POST",
+        "faults",
+        json={"kind": "500", "service": "graph", "method": "POST", "path": "events",
+              "count": 1000},
+    )  # fmt: skip
+
+
+def test_a_failed_push_is_retried_by_beat_with_backoff(
+    ms_binding, sandbox, make_reservation, django_capture_on_commit_callbacks, settings
+):
+    settings.SYNC_PUSH_RETRY_BASE_SECONDS = 60
+    _fail_creates(sandbox)
+    reservation = make_reservation(ms_binding.space)
+    with pytest.raises(TransientError):
+        push.push_reservation(reservation.pk)
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.state == LinkState.FAILED and link.failing_since is not None
+    assert link.next_attempt_at >= timezone.now() + timedelta(seconds=59)
+    assert tasks.retry_failed_pushes() == 0  # not due yet
+
+    control(sandbox, "DELETE", "faults")
+    SyncLink.objects.filter(pk=link.pk).update(next_attempt_at=timezone.now())  # time passed
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.retry_failed_pushes() == 1
+    link.refresh_from_db()
+    assert link.state == LinkState.SYNCED and link.external_id
+    assert link.next_attempt_at is None and link.failing_since is None
+    assert [e["id"] for e in remote_events(sandbox, "microsoft", MS_ROOM)] == [link.external_id]
+
+
+def test_the_backoff_is_capped_and_never_shorter_than_retry_after(settings):
+    settings.SYNC_PUSH_RETRY_BASE_SECONDS = 60
+    settings.SYNC_PUSH_RETRY_CAP_SECONDS = 1800
+    delays = [recovery.retry_delay(n).total_seconds() for n in range(1, 9)]
+    assert delays == [60, 120, 240, 480, 960, 1800, 1800, 1800]
+    assert recovery.retry_delay(1, retry_after=900).total_seconds() == 900
+    # At the cap, 24 hours hold dozens of attempts before anyone is asked to act.
+    assert 24 * 3600 / delays[-1] >= 40
+
+
+def test_a_push_failing_for_a_day_is_given_up_with_one_alert(
+    ms_binding, sandbox, make_reservation, admin_user, django_capture_on_commit_callbacks
+):
+    _fail_creates(sandbox)
+    reservation = make_reservation(ms_binding.space)
+    link, _ = push.ensure_link(reservation, ms_binding)
+    SyncLink.objects.filter(pk=link.pk).update(
+        state=LinkState.FAILED,
+        failing_since=timezone.now() - timedelta(hours=25),
+        next_attempt_at=timezone.now(),
+    )
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.retry_failed_pushes() == 1  # the last retry: it fails again
+    link.refresh_from_db()
+    assert link.state == LinkState.FAILED and link.next_attempt_at is None  # given up
+    alerts = [m for m in mail.outbox if "Calendar push failing" in m.subject]
+    assert len(alerts) == 1 and alerts[0].to == ["root@example.com"]
+    assert f"booking #{reservation.pk}" in alerts[0].body
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.retry_failed_pushes() == 0  # beat leaves it alone now
+        with pytest.raises(TransientError):  # the task's own retry, or a person's change
+            push.push_reservation(reservation.pk)
+    link.refresh_from_db()
+    assert link.next_attempt_at is None  # still given up: no new day of retries by itself
+    assert len([m for m in mail.outbox if "Calendar push failing" in m.subject]) == 1
+
+    # An administrator's "Retry failed pushes" starts a new day of beat retries.
+    from calendars.admin_sync import _enqueue_pushes
+
+    with pytest.raises(Retry):  # eager: the push runs, fails again, and asks for a retry
+        _enqueue_pushes([reservation.pk])
+    link.refresh_from_db()
+    assert link.next_attempt_at is not None
+    assert link.failing_since > timezone.now() - timedelta(minutes=1)
+    assert len([m for m in mail.outbox if "Calendar push failing" in m.subject]) == 1
+
+
+def test_a_retry_countdown_stays_under_the_visibility_timeout(settings):
+    assert settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS < settings.BROKER_VISIBILITY_TIMEOUT
+    assert tasks.retry_countdown(5) == 5
+    assert tasks.retry_countdown(3600) == settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS
+    if settings.REDIS_URL:
+        transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        assert transport["visibility_timeout"] == settings.BROKER_VISIBILITY_TIMEOUT

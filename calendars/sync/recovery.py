@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from reservations.models import SLOT_HOLDING_STATUSES, Reservation
+
 from ..locks import ttl_seconds
 from ..models import BindingStatus, JobKind, JobStatus, LinkState, SyncJob, SyncLink
 
@@ -105,11 +107,38 @@ def _lost_waiting_links(now: datetime) -> list[int]:
         )
     )
     found = list(waiting.order_by("updated").values_list("pk", "reservation_id")[:BATCH])
-    if not found:
-        return []
-    SyncLink.objects.filter(pk__in=[pk for pk, _ in found]).update(updated=now)
-    log.warning("Pushes whose task was lost, queued again: %s", [r for _, r in found])
-    return [reservation_id for _, reservation_id in found]
+    if found:
+        SyncLink.objects.filter(pk__in=[pk for pk, _ in found]).update(updated=now)
+        log.warning("Pushes whose task was lost, queued again: %s", [r for _, r in found])
+    return [reservation_id for _, reservation_id in found] + _unlinked(now, cutoff, exporting)
+
+
+def _unlinked(now: datetime, cutoff: datetime, exporting) -> list[int]:
+    """Bookings of a synced space whose first push never ran (no link yet): each gets its
+    pending link now (so it is handled like the others from here on) and is queued."""
+    from .push import ensure_link
+
+    rows = (
+        Reservation.objects.filter(
+            status__in=SLOT_HOLDING_STATUSES,
+            sync_link__isnull=True,
+            end__gt=now,
+            updated__lt=cutoff,
+            space__calendar__enabled=True,
+            space__calendar__provider__is_active=True,
+        )
+        .exclude(space__calendar__status=BindingStatus.PAUSED)
+        .exclude(space__calendar__pk__in=exporting)
+        .select_related("space__location", "space__calendar__provider", "requested_for")
+        .order_by("updated")[:BATCH]
+    )
+    queued = []
+    for reservation in rows:
+        ensure_link(reservation, reservation.space.calendar)
+        queued.append(reservation.pk)
+    if queued:
+        log.warning("First pushes whose task was lost, queued again: %s", queued)
+    return queued
 
 
 def retry_failed_pushes(now: datetime | None = None) -> list[int]:

@@ -23,6 +23,7 @@ from calendars import locks, tasks
 from calendars.models import LinkState, SyncLink
 from calendars.sync import push, recovery
 from integrations.base import TransientError
+from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, remote_events
 from tests.conftest import ROOT, subprocess_env, wait_for
 
@@ -151,3 +152,24 @@ def test_a_retry_countdown_stays_under_the_visibility_timeout(settings):
     if settings.REDIS_URL:
         transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         assert transport["visibility_timeout"] == settings.BROKER_VISIBILITY_TIMEOUT
+
+
+def test_a_first_push_whose_message_was_lost_is_sent_by_beat(
+    ms_binding, sandbox, make_reservation, django_capture_on_commit_callbacks
+):
+    # Booked, but the push task never ran (its message went down with a worker): the
+    # booking's after-commit callbacks are dropped here, as a lost message would be.
+    reservation = make_reservation(ms_binding.space)
+    assert not SyncLink.objects.filter(reservation=reservation).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.reclaim_lost_pushes() == 0  # too recent: its push may still be queued
+    Reservation.objects.filter(pk=reservation.pk).update(
+        updated=timezone.now() - timedelta(minutes=5)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.reclaim_lost_pushes() == 1
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.state == LinkState.SYNCED
+    assert [e["id"] for e in remote_events(sandbox, "microsoft", MS_ROOM)] == [link.external_id]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.reclaim_lost_pushes() == 0  # in step now: nothing more to do

@@ -19,10 +19,12 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
-from calendars import locks, tasks
+from calendars import locks, remote, tasks
 from calendars.models import LinkState, SyncLink
-from calendars.sync import push, recovery
+from calendars.sync import pull, push, recovery
 from integrations.base import TransientError
+from integrations.limiter import FileLimiter
+from integrations.sandbox.config import DEMO_CLIENT_ID
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, remote_events
 from tests.conftest import ROOT, subprocess_env, wait_for
@@ -56,6 +58,62 @@ def test_a_killed_holders_lock_expires_and_a_live_one_is_kept():
         holder.wait(timeout=10)
     claim = wait_for(lambda: locks.acquire("recovery-test", 1.5), timeout=10)
     assert claim, "the killed holder's lock did not expire"
+
+
+def free_limiter_slots(binding) -> None:
+    """A killed process's slot in the shared per-mailbox limiter expires after its lease
+    (120 s). The next request needs one slot of four and is not held up by it, but a later
+    test's batch needs all four: a test that kills a process frees them when it ends."""
+    backend = remote._limiter_backend(binding.provider.kind)
+    key = f"graph:{DEMO_CLIENT_ID}:{binding.resource_email.lower()}"
+    if isinstance(backend, FileLimiter):
+        with backend._state(key) as state:
+            state["inflight"] = {}
+    else:
+        backend.client.delete(backend._keys(key)[0])
+
+
+PULLER = """
+import sys
+import django
+django.setup()
+from calendars.sync import pull
+print("pulling", flush=True)
+pull.pull_binding(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_killed_in_another_process_stops_blocking_the_room(ms_binding, sandbox, settings):
+    """The pull lock on whichever back end this run has (the binding row on SQLite, Redis
+    with REDIS_URL): kept by the heartbeat while the pull lives, gone soon after a kill."""
+    settings.SYNC_LOCK_TTL_SECONDS = 1.5
+    control(
+        sandbox,
+        "POST",
+        "faults",
+        json={"kind": "slow", "service": "graph", "method": "GET", "path": "delta",
+              "delay_seconds": 60, "count": 1},
+    )  # fmt: skip
+    puller = subprocess.Popen(
+        [sys.executable, "-c", PULLER, str(ms_binding.pk)],
+        cwd=ROOT,
+        env=subprocess_env(SYNC_LOCK_TTL_SECONDS="1.5"),
+    )
+    try:
+        # The fault is used up once the other process's read of the changes hangs in it.
+        hanging = wait_for(lambda: not control(sandbox, "GET", "faults")["value"], timeout=30)
+        assert hanging, "the other process did not start its pull"
+        time.sleep(4)  # more than twice the TTL: only the heartbeat keeps the lock
+        assert pull.pull_binding(ms_binding.pk).status == "busy"
+    finally:
+        os.kill(puller.pid, signal.SIGKILL)
+        puller.wait(timeout=10)
+    try:
+        pulled = wait_for(lambda: pull.pull_binding(ms_binding.pk).status == "succeeded", 10)
+        assert pulled, "the killed pull's lock still blocks the room"
+    finally:
+        free_limiter_slots(ms_binding)
 
 
 @pytest.fixture

@@ -17,13 +17,12 @@ from datetime import UTC, timedelta
 import pytest
 from django.conf import settings
 
-from calendars import remote
 from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink
 from calendars.sync import pull, recovery
-from integrations.sandbox.config import DEMO_CLIENT_ID
 from reservations import services
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, remote_events, sync_worker
+from tests.calendars.test_recovery import free_limiter_slots
 from tests.conftest import local, next_weekday, wait_for
 
 FAST = {"SYNC_LOCK_TTL_SECONDS": "3"}
@@ -53,15 +52,8 @@ def kill(worker) -> None:
 
 @pytest.fixture
 def release_leases(ms_binding):
-    """The killed worker's slot in the shared per-mailbox limiter expires after its lease
-    (120 s). The next request here needs one slot of four and is not held up by it, but a
-    later test's batch needs all four: free them when the test ends."""
     yield
-    import redis
-
-    backend = remote._limiter_backend(ms_binding.provider.kind)
-    inflight = backend._keys(f"graph:{DEMO_CLIENT_ID}:{ms_binding.resource_email.lower()}")[0]
-    redis.Redis.from_url(settings.REDIS_URL).delete(inflight)
+    free_limiter_slots(ms_binding)
 
 
 def _times(begin):

@@ -256,7 +256,7 @@ class SpaceCalendar(models.Model):
     next_pull_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
     # Set while a pull is queued (request_pull coalesces on it); cleared when the pull starts.
     pull_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Which run is pulling now (DB claim when there is no Redis); stale after PULL_CLAIM_SECONDS.
+    # Which run is pulling now (DB claim when there is no Redis); stale a TTL past its heartbeat.
     pull_claim = models.CharField(max_length=32, blank=True, editable=False)
     pull_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -430,6 +430,11 @@ class SyncLink(models.Model):
         blank=True,
         help_text=_("The idempotency key the create sends (Graph transactionId, Google id)."),
     )
+    # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
+    # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and
+    # the admins are alerted once. Both are cleared when a push succeeds.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -442,6 +447,7 @@ class SyncLink(models.Model):
                 name="synclink_creating",
                 condition=models.Q(creating_at__isnull=False),
             ),
+            models.Index(fields=["state", "next_attempt_at"], name="synclink_state_next_attempt"),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,8 @@ the I/O around it:
 
 1. take the binding's lock (``acquire``: a Redis lock when ``REDIS_URL`` is set, else an
    atomic claim on the binding row), so one binding is never pulled by two workers at once;
+   it has a short TTL that a heartbeat thread renews while the pull runs, so a killed pull
+   stops blocking the room within a minute (``calendars/locks.py``);
 2. read the changes since the stored cursor (Graph ``calendarView/delta`` link, Google
    ``syncToken``), page after page until the last page, which carries the next cursor. A
    binding without a cursor, or whose cursor the provider rejects (``SyncTokenExpired``),
@@ -107,7 +109,7 @@ from reservations.models import (
     SyncMailbox,
 )
 
-from .. import remote
+from .. import locks, remote
 from ..models import (
     BindingStatus,
     JobKind,
@@ -126,8 +128,14 @@ log = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
 MAX_MOVED_LOOKUPS = 20  # removed events of Reserva bookings looked up per pull (Graph), see below
-PULL_CLAIM_SECONDS = 600  # a claim older than this belonged to a worker that died
-REQUEST_STALE_SECONDS = 600  # a queued request older than this was lost: queue another
+
+
+def request_stale_after() -> timedelta:
+    """A queued request older than this whose pull never started was lost with its task (a
+    killed worker held the message): the next request, or the beat, queues another."""
+    return timedelta(seconds=getattr(settings, "SYNC_PULL_REQUEST_STALE_SECONDS", 120))
+
+
 UTC_ZONE = ZoneInfo("UTC")
 SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
 
@@ -481,14 +489,16 @@ def _lock_key(binding_id: int) -> str:
 
 def acquire(binding_id: int) -> str | None:
     """Take the binding's pull lock; the claim to release it with, or None when another run
-    holds it. Redis (``SET NX EX``) when configured, else an atomic UPDATE of the binding row
-    (works on SQLite and PostgreSQL alike). Either way a lock outlives a dead worker by at most
-    ``PULL_CLAIM_SECONDS``. Taking it also clears the queued-request flag: requests arriving
-    from now on cause one more pull."""
+    holds it. Redis (``SET NX PX``) when configured, else an atomic UPDATE of the binding row
+    (works on SQLite and PostgreSQL alike). Either way the lock lives ``locks.ttl_seconds()``
+    past its holder's last heartbeat (``renew``), so a killed pull blocks the next one for
+    less than a minute. Taking it also clears the queued-request flag: requests arriving from
+    now on cause one more pull."""
     claim = secrets.token_hex(16)
     now = timezone.now()
+    ttl = locks.ttl_seconds()
     if settings.REDIS_URL:
-        if not _redis().set(_lock_key(binding_id), claim, nx=True, ex=PULL_CLAIM_SECONDS):
+        if not _redis().set(_lock_key(binding_id), claim, nx=True, px=int(ttl * 1000)):
             return None
         SpaceCalendar.objects.filter(pk=binding_id).update(pull_requested_at=None)
         return claim
@@ -497,7 +507,7 @@ def acquire(binding_id: int) -> str | None:
         .filter(
             Q(pull_claim="")
             | Q(pull_claimed_at__isnull=True)
-            | Q(pull_claimed_at__lt=now - timedelta(seconds=PULL_CLAIM_SECONDS))
+            | Q(pull_claimed_at__lt=now - timedelta(seconds=ttl))
         )
         .update(pull_claim=claim, pull_claimed_at=now, pull_requested_at=None)
     )
@@ -508,6 +518,23 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def renew(binding_id: int, claim: str) -> bool:
+    """The holder's heartbeat: our lock lives another TTL; False when it is not ours."""
+    if settings.REDIS_URL:
+        ttl_ms = int(locks.ttl_seconds() * 1000)
+        return bool(_redis().eval(_RENEW, 1, _lock_key(binding_id), claim, ttl_ms))
+    return bool(
+        SpaceCalendar.objects.filter(pk=binding_id, pull_claim=claim).update(
+            pull_claimed_at=timezone.now()
+        )
+    )
 
 
 def release(binding_id: int, claim: str, **fields) -> None:
@@ -528,13 +555,12 @@ def request_pull(binding_id: int) -> bool:
     Coalesces: while a requested pull is queued, further requests do nothing; once it has
     started (the flag is cleared when it takes the lock), one more request queues exactly one
     more pull, which waits for the running one. Returns True when a pull was queued now. A
-    request older than ``REQUEST_STALE_SECONDS`` whose task never ran is replaced."""
+    request older than ``request_stale_after()`` whose task never ran is replaced."""
     now = timezone.now()
     queued = (
         SpaceCalendar.objects.filter(pk=binding_id, enabled=True)
         .filter(
-            Q(pull_requested_at__isnull=True)
-            | Q(pull_requested_at__lt=now - timedelta(seconds=REQUEST_STALE_SECONDS))
+            Q(pull_requested_at__isnull=True) | Q(pull_requested_at__lt=now - request_stale_after())
         )
         .update(pull_requested_at=now)
     )
@@ -565,7 +591,12 @@ def due_bindings(now: datetime | None = None) -> list[int]:
     return list(
         SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
         .exclude(status=BindingStatus.PAUSED)
-        .filter(Q(next_pull_at__isnull=True) | Q(next_pull_at__lte=now))
+        .filter(
+            Q(next_pull_at__isnull=True)
+            | Q(next_pull_at__lte=now)
+            # A request whose task was lost (its worker killed) is owed a pull now.
+            | Q(pull_requested_at__lt=now - request_stale_after())
+        )
         .order_by("next_pull_at", "pk")
         .values_list("pk", flat=True)
     )
@@ -640,6 +671,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     claim = acquire(binding_id)
     if claim is None:
         return PullResult("busy", detail="another pull of this binding is running")
+    heartbeat = locks.Heartbeat(lambda: renew(binding_id, claim)).start()
     started = timezone.now()
     result = PullResult("failed")
     fields: dict = {}
@@ -686,6 +718,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         result = PullResult("failed", detail="Unexpected error (see the worker log).")
         raise
     finally:
+        heartbeat.stop()
         release(binding_id, claim, **fields)
         _record_job(binding_id, result, started)
     return result

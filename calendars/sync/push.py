@@ -20,7 +20,10 @@
 
 Errors say what happens next: a permanent one pauses the binding or the person's token
 (``calendars.sync.trouble``) and leaves the link ``paused``; a transient one marks it
-``failed`` and is re-raised so the task retries with backoff.
+``failed`` and is re-raised so the task retries with backoff; after the task's retries the
+beat retries it (``next_attempt_at``, ``calendars.sync.recovery``) for a day, then alerts.
+The job row's heartbeat is renewed while the push runs, so a push whose worker was killed is
+found by beat and queued again.
 
 On SQLite the locked section holds the database's write lock during the provider calls (tens
 of milliseconds per push): acceptable for the embedded default; on PostgreSQL only this one
@@ -48,6 +51,7 @@ from integrations.registry import client_class
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
+from ..locks import Heartbeat
 from ..models import (
     BindingStatus,
     JobKind,
@@ -60,7 +64,7 @@ from ..models import (
     UserToken,
 )
 from ..policies import binding_for
-from . import trouble
+from . import recovery, trouble
 from .plan import Action, Op, Place, ReservationState, plan
 from .plan import LinkState as LinkSnapshot
 
@@ -142,6 +146,7 @@ def apply_remote_result(
     link.last_error = ""
     link.attempts = 0
     link.creating_at, link.create_key = None, ""  # in the same commit as the event id
+    link.next_attempt_at = link.failing_since = None
     link.save()
 
 
@@ -153,16 +158,44 @@ def record_removed(link: SyncLink, version: int) -> None:
     link.last_error = ""
     link.attempts = 0
     link.creating_at, link.create_key = None, ""
+    link.next_attempt_at = link.failing_since = None
     link.save()
 
 
-def record_failure(link_id: int, state: str, message: str) -> None:
-    """A push of this link failed (``failed``: retried; ``paused``: waits for a reconnect)."""
+def record_failure(
+    link_id: int, state: str, message: str, *, retry_after: float | None = None
+) -> None:
+    """A push of this link failed (``failed``: retried; ``paused``: waits for a reconnect).
+
+    A failed link gets its next beat retry (``recovery.retry_delay``: after the task's own
+    quick retries, never before the provider's ``retry_after``), until it has failed for
+    ``SYNC_PUSH_GIVE_UP_HOURS`` since ``failing_since``; then it gives up and the admins are
+    told, once."""
     link = SyncLink.objects.filter(pk=link_id).first()
     if link is None:
         return
+    now = timezone.now()
     link.state, link.last_error, link.attempts = state, message[:2000], link.attempts + 1
-    link.save(update_fields=["state", "last_error", "attempts", "updated"])
+    fields = ["state", "last_error", "attempts", "next_attempt_at", "failing_since", "updated"]
+    if state != LinkState.FAILED:
+        link.next_attempt_at = link.failing_since = None
+        link.save(update_fields=fields)
+        return
+    if link.failing_since is None:
+        link.failing_since = now  # a new run of failures (cleared by a success or an admin)
+    if now - link.failing_since < recovery.give_up_after():
+        link.next_attempt_at = now + recovery.retry_delay(link.attempts, retry_after)
+        link.save(update_fields=fields)
+        return
+    # Given up: beat retries no more (a new change, "Retry failed pushes" or "Resume sync"
+    # still push it). Only the one call that clears a pending retry alerts, so the task's own
+    # retries, or two failing pushes at once, send no second email.
+    link.next_attempt_at = None
+    link.save(update_fields=[f for f in fields if f != "next_attempt_at"])
+    if SyncLink.objects.filter(pk=link_id, next_attempt_at__isnull=False).update(
+        next_attempt_at=None
+    ):
+        trouble.push_gave_up(link_id, message)
 
 
 def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncLink, bool]:
@@ -347,7 +380,11 @@ def push_reservation(reservation_id: int) -> PushResult:
         status=JobStatus.RUNNING,
         total=1,
         started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
     )
+    # While the worker lives the job's heartbeat stays fresh; a job gone quiet is reclaimed
+    # by beat (recovery.reclaim_lost_pushes) and the push queued again.
+    heartbeat = Heartbeat(lambda: _beat(job.pk)).start()
     try:
         with transaction.atomic():
             link = (
@@ -391,7 +428,7 @@ def push_reservation(reservation_id: int) -> PushResult:
         _pause_for(exc, reservation, link)
         return _failed(job, link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
     except TransientError as exc:
-        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
+        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED, exc.retry_after)
         raise
     except ProviderError as exc:
         # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
@@ -402,6 +439,8 @@ def push_reservation(reservation_id: int) -> PushResult:
         # by this attempt any more) makes the next attempt look the event up first.
         _failed(job, link, LinkState.FAILED, "Unexpected error (see the worker log).", "failed")
         raise
+    finally:
+        heartbeat.stop()
     counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
     _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
     return PushResult(action.op, action.reason)
@@ -423,8 +462,23 @@ def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) ->
         trouble.pause_binding(link.binding_id, exc.message)
 
 
-def _failed(job: SyncJob, link: SyncLink, state: str, message: str, status: str) -> PushResult:
-    record_failure(link.pk, state, message)
+def _beat(job_id: int) -> bool:
+    return bool(
+        SyncJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def _failed(
+    job: SyncJob,
+    link: SyncLink,
+    state: str,
+    message: str,
+    status: str,
+    retry_after: float | None = None,
+) -> PushResult:
+    record_failure(link.pk, state, message, retry_after=retry_after)
     _finish(job, status, error=message)
     log.info("Push of reservation %s: %s (%s)", link.reservation_id, status, message)
     return PushResult(status, message)

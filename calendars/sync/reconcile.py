@@ -60,7 +60,7 @@ from reservations.models import (
     SyncMailbox,
 )
 
-from .. import remote
+from .. import locks, remote
 from ..models import (
     BindingStatus,
     JobKind,
@@ -534,6 +534,9 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
     claim = pull.acquire(binding_id)
     if claim is None:
         return ReconcileResult("busy", detail="a pull of this binding is running")
+    # The lock's TTL is short (a killed worker frees the room within a minute); a full read
+    # and its repairs can take longer, so the lock is renewed while the run lives.
+    heartbeat = locks.Heartbeat(lambda: pull.renew(binding_id, claim)).start()
     started = timezone.now()
     result = ReconcileResult("failed")
     try:
@@ -562,6 +565,7 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
         result.status, result.detail = "failed", "Unexpected error (see the worker log)."
         raise
     finally:
+        heartbeat.stop()
         pull.release(binding_id, claim)
         if requested:
             pull.request_pull(binding_id)  # the request the lock swallowed

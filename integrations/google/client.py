@@ -130,6 +130,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
                 rate_attempts += 1
                 if reason in RATE_LIMIT_REASONS and rate_attempts < policy.max_attempts:
                     hint = parse_retry_after(response.headers.get("Retry-After"))
+                    self.http.hold_off(self._limit_key(as_user), hint)
                     if (hint or 0) <= policy.max_retry_after:
                         self.http.sleep(backoff(rate_attempts, policy, hint))
                         continue

@@ -148,6 +148,7 @@ class BatchMixin:
                 refreshed = True
                 self._token(None, fresh=True)
             wait = max(waits, default=0.0)
+            self.http.hold_off(self._limit_key(mailbox), wait)  # every process waits too
             if wait > self.http.policy.max_retry_after:
                 for item_id, op in retry.items():
                     error = graph_error(

@@ -43,7 +43,7 @@ class Limits:
     max_in_flight: int = 4
     max_per_window: int = 10_000
     window_seconds: float = 600.0
-    lease_seconds: float = 120.0  # longer than any request's timeout
+    lease_seconds: float = 60.0  # twice the requests' timeout (integrations/http.py: 30 s)
 
 
 class Backend(Protocol):

@@ -62,7 +62,7 @@ def test_a_killed_holders_lock_expires_and_a_live_one_is_kept():
 
 def free_limiter_slots(binding) -> None:
     """A killed process's slot in the shared per-mailbox limiter expires after its lease
-    (120 s). The next request needs one slot of four and is not held up by it, but a later
+    (60 s). The next request needs one slot of four and is not held up by it, but a later
     test's batch needs all four: a test that kills a process frees them when it ends."""
     backend = remote._limiter_backend(binding.provider.kind)
     key = f"graph:{DEMO_CLIENT_ID}:{binding.resource_email.lower()}"

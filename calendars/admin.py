@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .admin_bindings import PulledBookingsAdminMixin
 from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers it)
 from .admin_export import ExportAdminMixin
 from .admin_sync import SyncResumeMixin
@@ -192,7 +193,9 @@ class WebhookFilter(admin.SimpleListFilter):
 
 
 @admin.register(SpaceCalendar)
-class SpaceCalendarAdmin(SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin):
+class SpaceCalendarAdmin(
+    PulledBookingsAdminMixin, SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin
+):
     list_display = (
         "space",
         "provider",

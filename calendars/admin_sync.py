@@ -16,13 +16,17 @@ from django.utils.html import format_html
 from reservations.admin import ReservationAdmin
 from reservations.models import Reservation
 
-from .models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink
+from .models import JobKind, JobStatus, LinkState, SpaceCalendar, SyncJob, SyncLink
 
 
 def _enqueue_pushes(reservation_ids) -> int:
     from .tasks import push_reservation
 
     ids = sorted({pk for pk in reservation_ids if pk})
+    # An administrator's retry starts a new day of beat retries for pushes that gave up.
+    SyncLink.objects.filter(reservation_id__in=ids, state=LinkState.FAILED).update(
+        failing_since=None, next_attempt_at=None
+    )
     for pk in ids:
         push_reservation.delay(pk)
     return len(ids)
@@ -87,6 +91,7 @@ class SyncLinkAdmin(admin.ModelAdmin):
         "external_id",
         "pushed_version",
         "attempts",
+        "next_attempt_at",
         "updated",
     )
     list_filter = ("state", "provider", "binding")

@@ -5,7 +5,9 @@ spaces bound to the sandbox's room mailboxes and resource calendars, and the sig
 offers Microsoft and Google. Everything here is idempotent and uses the sandbox's published
 demo identifiers (``integrations.sandbox.config``, ``integrations.sandbox.google.directory``).
 
-Two files go into the sandbox's state directory before the sandbox starts:
+Files go into the sandbox's state directory before the sandbox starts: its CA and server
+certificate (``integrations.sandbox.ca``, which the sandbox reuses), so the exports of the demo
+week that ``seed_demo`` queues can reach it as soon as it listens, and:
 
 - ``google/reserva-sync.json``, the service-account key, when it is not there yet. The sandbox
   keeps the key of an existing key file for the same account (and rewrites the rest of the
@@ -30,6 +32,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from integrations.sandbox.ca import ensure_tls_files
 from integrations.sandbox.config import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -254,7 +257,10 @@ def wire_sandbox(
     wiring = Wiring()
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    ca_file = str(state_dir / "ca.pem")  # the sandbox writes it at its first start
+    # The sandbox's CA, made now if the sandbox never ran (it reuses it when it starts): the
+    # demo week's exports are queued below, and make run's worker may reach for the sandbox
+    # before the sandbox has written its CA file.
+    ca_file = str(ensure_tls_files(state_dir).ca_file)
     key, wiring.key_file = service_account_key(state_dir, base_url)
     wiring.config_file = state_dir / "demo-config.json"
     wiring.config_file.write_text(json.dumps(sandbox_config(portal_urls), indent=2) + "\n")

@@ -6,6 +6,7 @@ from django import forms
 
 from reservations.models import Space, SpaceKind
 
+from . import bindings
 from .models import CalendarProvider, ProviderKind
 
 
@@ -68,9 +69,30 @@ class BindingForm(forms.Form):
     )
     calendar = forms.ChoiceField(label="Sync calendar", required=False)
 
-    def __init__(self, *args, calendars: list[list[str]] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        calendars: list[list[str]] | None = None,
+        pulled_from: tuple[str, int] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.calendars = calendars or []
+        if pulled_from:
+            # Asked only when it matters: the space's binding imported bookings from a
+            # calendar (``pulled_from`` = its address and how many), and saving another one
+            # would leave them behind (calendars.bindings).
+            address, count = pulled_from
+            self.fields["pulled_bookings"] = forms.ChoiceField(
+                label=f"{count} booking(s) pulled from {address}",
+                choices=[("", "---------"), *bindings.CHOICES],
+                required=False,
+                help_text=(
+                    "Made in Outlook / Google Calendar and imported from the calendar this space "
+                    "syncs with now. If you pick another calendar, keep them as local bookings "
+                    "or cancel them (their people are told). Their events stay in that calendar."
+                ),
+            )
         self.fields["calendar"].choices = [("", "---------")] + [
             (item[0], item[1]) for item in self.calendars
         ]

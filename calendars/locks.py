@@ -1,43 +1,116 @@
-"""Short named locks between workers: ``with hold("webhook:12", 120, wait=10): ...``.
+"""Short named locks between workers, and the heartbeat that keeps a live holder's claim fresh.
 
-A lock is a ``SyncLock`` row with a unique name: inserting it takes the lock, an
-``IntegrityError`` means another worker holds it. A lock past its ``expires_at`` (its worker
-died) is taken over. Used where two workers must not do the same remote work at once, such as
-creating a binding's webhook subscription (two would both be notified for ever).
+``with hold("webhook:12", wait=10): ...``: a lock is a ``SyncLock`` row with a unique name:
+inserting it takes the lock, an ``IntegrityError`` means another worker holds it. A lock past
+its ``expires_at`` (its worker died) is taken over. Used where two workers must not do the
+same remote work at once, such as creating a binding's webhook subscription (two would both be
+notified for ever).
+
+Expiry is short (``SYNC_LOCK_TTL_SECONDS``, 45 s by default) and a live holder renews it from a
+small background thread (:class:`Heartbeat`) every third of that, so a lock outlives a killed
+worker by less than a minute however long the work inside runs. A thread rather than renewal
+between steps, because the steps that take long are single provider calls (a timeout, a
+``Retry-After``, the limiter's wait) that have no "between" to renew in. The pull lock
+(``calendars/sync/pull.py``), push jobs (``push.py``) and exports (``export.py``) use the same
+heartbeat for their own claims.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from .models import SyncLock
+
+log = logging.getLogger(__name__)
 
 
 class Busy(Exception):
     """Another worker holds the lock; try again shortly (tasks retry on it)."""
 
 
-def acquire(name: str, seconds: int) -> str | None:
-    """Take the lock ``name`` for at most ``seconds``; the claim to release it with, or None
-    when someone else holds it."""
+def ttl_seconds() -> float:
+    """How long a claim lives without a heartbeat: the most a dead holder blocks others."""
+    return float(getattr(settings, "SYNC_LOCK_TTL_SECONDS", 45))
+
+
+class Heartbeat:
+    """Call ``renew()`` every ``interval`` seconds from a daemon thread while the block runs.
+
+    ``renew`` returns False when the claim is no longer ours (taken over after a stall): the
+    heartbeat then stops, and ``lost`` tells the holder, who may stop at its next step. The
+    thread uses its own database connection and closes it when it ends. Errors in ``renew``
+    (a database blip) are logged and tried again at the next beat: a missed beat or two is
+    what the TTL allows for.
+    """
+
+    def __init__(self, renew: Callable[[], bool], interval: float | None = None) -> None:
+        self.renew = renew
+        self.interval = interval if interval is not None else max(0.5, ttl_seconds() / 3)
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reserva-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not self.renew():
+                        self.lost = True
+                        return
+                except Exception:
+                    log.warning("Heartbeat failed; trying again", exc_info=True)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        # Not waiting long: a beat blocked on the database ends by itself, and renewing a
+        # claim that was released meanwhile changes nothing (every renewal checks the claim).
+        self._thread.join(timeout=1.0)
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def acquire(name: str, seconds: float | None = None) -> str | None:
+    """Take the lock ``name`` for ``seconds`` (default: the TTL); the claim to release it
+    with, or None when someone else holds it."""
     now = timezone.now()
     claim = secrets.token_hex(16)
     SyncLock.objects.filter(name=name, expires_at__lt=now).delete()
     try:
         with transaction.atomic():
             SyncLock.objects.create(
-                name=name, claim=claim, expires_at=now + timedelta(seconds=seconds)
+                name=name,
+                claim=claim,
+                expires_at=now + timedelta(seconds=seconds or ttl_seconds()),
             )
     except IntegrityError:
         return None
     return claim
+
+
+def renew(name: str, claim: str, seconds: float | None = None) -> bool:
+    """Push our lock's expiry ``seconds`` (default: the TTL) from now; False if not ours."""
+    expires = timezone.now() + timedelta(seconds=seconds or ttl_seconds())
+    return bool(SyncLock.objects.filter(name=name, claim=claim).update(expires_at=expires))
 
 
 def release(name: str, claim: str) -> None:
@@ -46,14 +119,16 @@ def release(name: str, claim: str) -> None:
 
 
 @contextmanager
-def hold(name: str, seconds: int, *, wait: float = 0.0) -> Iterator[None]:
-    """Hold the lock for the block, waiting up to ``wait`` seconds for it; raises ``Busy``."""
+def hold(name: str, seconds: float | None = None, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lock for the block, waiting up to ``wait`` seconds for it; raises ``Busy``.
+    The lock lives ``seconds`` (default: the TTL) past the holder's last heartbeat."""
     deadline = time.monotonic() + wait
     while (claim := acquire(name, seconds)) is None:
         if time.monotonic() >= deadline:
             raise Busy(name)
         time.sleep(0.2)
     try:
-        yield
+        with Heartbeat(lambda: renew(name, claim, seconds)):
+            yield
     finally:
         release(name, claim)

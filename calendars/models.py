@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from reservations.models import Space, SpaceKind
@@ -51,15 +52,29 @@ class ConnectionAlias(models.Model):
     authority_url = models.URLField(
         blank=True,
         help_text=_(
-            "Microsoft: the authority host (the tenant is appended). Google: the token URL. "
-            "Empty = the provider's public endpoint."
+            "Microsoft: the authority host, without the tenant, which is appended "
+            "(https://login.microsoftonline.us for US Government, https://login.chinacloudapi.cn "
+            "for 21Vianet). Google: the OAuth token URL. Empty = the provider's public endpoint."
         ),
     )
     authorization_url = models.URLField(
         blank=True, help_text=_("Where people sign in to grant access. Empty = the default.")
     )
     api_base_url = models.URLField(
-        blank=True, help_text=_("Microsoft Graph or Calendar API base. Empty = the default.")
+        blank=True,
+        help_text=_(
+            "Microsoft: the Graph service root with its version (https://graph.microsoft.us/v1.0 "
+            "for US Government; the token's scope follows its host). Google: the Calendar API "
+            "base (…/calendar/v3). Empty = the public default."
+        ),
+    )
+    batch_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Google only: the batch endpoint. Empty = derived from the API base URL "
+            "(…/calendar/v3 -> …/batch/calendar/v3). Microsoft batches go to the API base's "
+            "$batch."
+        ),
     )
     ca_bundle = models.CharField(
         max_length=500,
@@ -76,6 +91,12 @@ class ConnectionAlias(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.batch_url and self.kind != ProviderKind.GOOGLE:
+            raise ValidationError(
+                {"batch_url": _("Only Google has a separate batch URL; leave it empty.")}
+            )
 
     def endpoint(self, name: str) -> str:
         """The configured endpoint, or the provider's public default."""
@@ -235,12 +256,34 @@ class SpaceCalendar(models.Model):
     next_pull_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
     # Set while a pull is queued (request_pull coalesces on it); cleared when the pull starts.
     pull_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Which run is pulling now (DB claim when there is no Redis); stale after PULL_CLAIM_SECONDS.
+    # Which run is pulling now (DB claim when there is no Redis); stale a TTL past its heartbeat.
     pull_claim = models.CharField(max_length=32, blank=True, editable=False)
     pull_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("space calendar")
+        constraints = [
+            # A room calendar bound to two spaces imports each room's events into the other as
+            # phantom bookings: at most one enabled binding per calendar. A disabled binding
+            # keeps its row (and its history) and may name any calendar.
+            models.UniqueConstraint(
+                "provider",
+                Lower("resource_email"),
+                "calendar_id",
+                condition=models.Q(enabled=True),
+                name="one_space_per_room_calendar",
+                violation_error_message=_("This room calendar is already bound to another space."),
+            ),
+            # The same calendar reached through another address (a Google resource calendar
+            # shared with the authorizing account; Graph calendar ids are unique too).
+            models.UniqueConstraint(
+                "provider",
+                "calendar_id",
+                condition=models.Q(enabled=True) & ~models.Q(calendar_id=""),
+                name="one_space_per_calendar_id",
+                violation_error_message=_("This calendar is already bound to another space."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.space.name} <-> {self.resource_email}"
@@ -249,6 +292,62 @@ class SpaceCalendar(models.Model):
         if self.space_id and self.space.kind == SpaceKind.CONTAINER:
             raise ValidationError(
                 {"space": _("A container space cannot sync; bind its seats instead.")}
+            )
+
+    def reads_same_calendar(self, other: SpaceCalendar) -> bool:
+        """Whether ``other`` (same provider) may read the calendar this binding reads.
+
+        Google: a calendar id names one calendar, and an empty one means the resource's own
+        calendar, whose id is its address. Microsoft: a calendar id names one calendar; an
+        empty one means "the mailbox's default calendar", whose id is not known offline, so
+        it may be any calendar of the same mailbox bound by id (the setup page stores ids,
+        the admin form allows leaving it empty): counted as the same, to be safe.
+        """
+        if self.provider.kind == ProviderKind.GOOGLE:
+            mine = (self.calendar_id or self.resource_email).lower()
+            return mine == (other.calendar_id or other.resource_email).lower()
+        if self.calendar_id and other.calendar_id:
+            return self.calendar_id == other.calendar_id
+        return self.resource_email.lower() == other.resource_email.lower()
+
+    def bound_elsewhere(self) -> SpaceCalendar | None:
+        """Another enabled binding of the same provider that reads the same calendar."""
+        if not (self.enabled and self.provider_id and self.resource_email):
+            return None
+        names = {self.resource_email.lower(), self.calendar_id.lower()} - {""}
+        candidates = models.Q()
+        for name in names:
+            candidates |= models.Q(resource_email__iexact=name) | models.Q(calendar_id__iexact=name)
+        others = (
+            SpaceCalendar.objects.filter(candidates, provider_id=self.provider_id, enabled=True)
+            .exclude(pk=self.pk)
+            .select_related("space__location", "provider")
+        )
+        return next((other for other in others if self.reads_same_calendar(other)), None)
+
+    def validate_constraints(self, exclude=None) -> None:
+        """The database constraints, with the other space named (the generic message of
+        ``one_space_per_*`` would not say which space holds the calendar)."""
+        other = self.bound_elsewhere()
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError:
+            if other is None:
+                raise
+        if other is not None:
+            raise ValidationError(
+                {
+                    "resource_email": _(
+                        "%(calendar)s is already bound to %(space)s (%(location)s). A room "
+                        "calendar syncs with one space: remove that binding first, or pick "
+                        "another calendar."
+                    )
+                    % {
+                        "calendar": other.calendar_name or other.resource_email,
+                        "space": other.space.name,
+                        "location": other.space.location.name,
+                    }
+                }
             )
 
 
@@ -318,11 +417,38 @@ class SyncLink(models.Model):
     state = models.CharField(max_length=8, choices=LinkState.choices, default=LinkState.PENDING)
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set (and committed) right before a push or an export sends a create, cleared when the
+    # created event's id is saved: a pull that meets an event it cannot attribute while a
+    # create is in flight in that room reads the event's tag first instead of importing
+    # Reserva's own event as a remote booking (calendars/sync/attribution.py). Left set when
+    # the create failed: its event may exist all the same.
+    creating_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When a create was last sent, until its id is saved.")
+    )
+    create_key = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("The idempotency key the create sends (Graph transactionId, Google id)."),
+    )
+    # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
+    # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and
+    # the admins are alerted once. Both are cleared when a push succeeds.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["binding", "state"], name="synclink_binding_state")]
+        indexes = [
+            models.Index(fields=["binding", "state"], name="synclink_binding_state"),
+            # Every pull asks for the creates in flight: a few rows, found without a scan.
+            models.Index(
+                fields=["creating_at"],
+                name="synclink_creating",
+                condition=models.Q(creating_at__isnull=False),
+            ),
+            models.Index(fields=["state", "next_attempt_at"], name="synclink_state_next_attempt"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reservation_id} -> {self.external_id or '(not yet created)'}"
@@ -332,6 +458,7 @@ class JobKind(models.TextChoices):
     PUSH = "push", _("Push")
     EXPORT = "export", _("Bulk export")
     PULL = "pull", _("Pull")
+    RECONCILE = "reconcile", _("Reconciliation")
 
 
 class JobStatus(models.TextChoices):
@@ -344,9 +471,10 @@ class JobStatus(models.TextChoices):
 
 
 class SyncJob(models.Model):
-    """A record of one push, export or pull, so an administrator sees what happened."""
+    """A record of one push, export, pull or reconciliation, so an administrator sees what
+    happened."""
 
-    kind = models.CharField(max_length=8, choices=JobKind.choices)
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
     binding = models.ForeignKey(
         SpaceCalendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
     )

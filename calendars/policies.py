@@ -127,6 +127,9 @@ def sync_mode_policy(
         return None
     if reservation.sync_mailbox != SyncMailbox.USER:
         return None
+    if source in (Source.EXCHANGE, Source.GOOGLE) and reservation.requested_for_id == user.pk:
+        # They moved it in their own calendar, where it lives; the pull applies it as them.
+        return None
     if source not in PERSONAL_SOURCES:
         return Decision(
             False,

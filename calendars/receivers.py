@@ -1,5 +1,7 @@
 """Reservation signals -> push tasks; a binding switched back on -> its waiting pushes; a
-binding or provider switched on, off or retargeted -> its webhook subscription.
+binding that starts reading a calendar (new, switched on, retargeted) -> one bulk export of
+its space's future bookings; a binding or provider switched on, off or retargeted -> its
+webhook subscription.
 
 The booking service sends its signals after the transaction commits (``reservations.signals``),
 so these receivers see committed rows and may enqueue at once. They enqueue only for
@@ -20,6 +22,7 @@ from django.db.models import Q
 from reservations import notifications, signals
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
+from . import bindings
 from .models import BindingStatus, CalendarProvider, SpaceCalendar, SyncLink
 from .policies import binding_for
 
@@ -58,12 +61,18 @@ WATCHED = ("enabled", "status", "authorized_at", *TARGET)  # what decides it
 
 
 def binding_saving(sender, instance: SpaceCalendar, **kwargs) -> None:
-    """Remember the row as it was before this save (for ``binding_saved``)."""
+    """Remember the row as it was before this save (for ``binding_saved``). A binding pointed
+    at another calendar forgets the old calendar's pull cursor (a Graph delta link names the
+    old mailbox; a Google sync token belongs to the old calendar): its next pull reads the new
+    calendar in full."""
     instance._before = (
         SpaceCalendar.objects.filter(pk=instance.pk).values(*WATCHED).first()
         if instance.pk is not None
         else None
     )
+    if bindings.retargeted(instance._before, instance):
+        instance.sync_token = ""
+        instance.last_pulled_at = None
 
 
 def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> None:
@@ -80,6 +89,11 @@ def binding_saved(sender, instance: SpaceCalendar, created: bool, **kwargs) -> N
         from .tasks import resume_binding
 
         transaction.on_commit(lambda: resume_binding.delay(pk))
+    if instance.enabled and (created or switched_on or bindings.retargeted(before, instance)):
+        # It starts reading a calendar: the space's future bookings are sent there (one export,
+        # none if one is already on its way).
+        actor = instance.authorized_by
+        transaction.on_commit(lambda: bindings.queue_export(pk, actor), robust=True)
 
     from . import subscriptions
 

@@ -77,6 +77,7 @@ def provider_config(provider: CalendarProvider, *, subject: str = "") -> Provide
         authority_url=connection.endpoint("authority_url"),
         authorization_url=connection.endpoint("authorization_url"),
         api_base_url=connection.endpoint("api_base_url"),
+        batch_url=connection.batch_url.rstrip("/"),
         tenant_id=credential.tenant_id,
         client_id=credential.client_id,
         client_secret=credential.client_secret,
@@ -142,6 +143,20 @@ class RemoteCalendar:
 
     def find(self, reservation_id: int) -> RemoteEvent | None:
         return self.client.find_by_reservation(*self._args(), reservation_id, as_user=self.as_user)
+
+    def creation_key(self, reservation_id: int) -> str:
+        return self.client.creation_key(reservation_id)
+
+    def made_by_create(self, event_id: str, key: str) -> bool:
+        return self.client.made_by_create(event_id, key)
+
+    @property
+    def reads_tags_by_id(self) -> bool:
+        """The client can read events by id with our tag (Graph: its delta carries none)."""
+        return hasattr(self.client, "read_events")
+
+    def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
+        return self.client.read_events(*self._args(), event_ids)
 
     def batch(self, ops: list[BatchOp]) -> list[BatchResult]:
         return self.client.batch(*self._args(), ops)

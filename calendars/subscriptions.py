@@ -55,7 +55,6 @@ GRAPH_MINUTES = 3 * 24 * 60
 GOOGLE_TTL_SECONDS = MAX_TTL_SECONDS
 RENEW_BEFORE = timedelta(hours=24)  # beat runs hourly: many chances before expiry
 LIVE = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
-LOCK_SECONDS = 120  # a create or renewal is a few HTTP calls; a dead worker's lock expires
 LOCK_WAIT_SECONDS = 10.0
 
 
@@ -63,7 +62,7 @@ Busy = locks.Busy  # another worker is changing this binding's subscriptions
 
 
 def _locked(binding_id: int) -> AbstractContextManager[None]:
-    return locks.hold(f"webhook:{binding_id}", LOCK_SECONDS, wait=LOCK_WAIT_SECONDS)
+    return locks.hold(f"webhook:{binding_id}", wait=LOCK_WAIT_SECONDS)  # heartbeat-renewed TTL
 
 
 def enabled() -> bool:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from .locks import Busy
 
+
+def retry_countdown(seconds: float) -> float:
+    """A retry's wait, kept under the broker's visibility timeout: with Redis, a message whose
+    ETA lies beyond it is handed to a second worker while the first still holds it, and again
+    every timeout after that (duplicates multiplying). Longer waits (a large Retry-After) are
+    left to the beat (``retry_failed_pushes``, the next poll)."""
+    return max(1.0, min(float(seconds), float(settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS)))
+
+
 # -- bulk export (calendars/sync/export.py) ---------------------------------------------------
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=False)
 def run_export(job_id: int, claim: str = "") -> None:
-    """Run or finish one export job; without the job's current claim it does nothing."""
+    """Run or finish one export job; without the job's current claim it does nothing.
+
+    Acknowledged early: an export may run longer than the broker's visibility timeout, and a
+    redelivered copy would carry the live run's claim. A killed run is resumed by beat."""
     from .sync import export
 
     export.run_export_job(job_id, claim)
@@ -20,7 +33,7 @@ def run_export(job_id: int, claim: str = "") -> None:
 
 @shared_task(ignore_result=True)
 def resume_stale_exports() -> int:
-    """Beat, every minute: hand exports whose worker stopped to a new run.
+    """Beat, every 30 s: hand exports whose worker stopped to a new run.
 
     The claim is taken with an atomic UPDATE on the stale heartbeat, so two beats (or a beat
     and a slow worker) never both own a job; the old worker stops at its next heartbeat.
@@ -58,7 +71,9 @@ def push_reservation(self, reservation_id: int) -> str:
     """Bring one reservation's remote event in step (create, update, delete, move or nothing).
 
     Idempotent: a duplicate or an older queued run is a no-op. Transient provider errors are
-    retried with exponential backoff, or after the provider's Retry-After when it gave one.
+    retried with exponential backoff, or after the provider's Retry-After when it gave one;
+    once these retries are spent (or lost with a worker), beat retries the failed link
+    (``retry_failed_pushes``).
     """
     from integrations.base import TransientError
 
@@ -67,8 +82,36 @@ def push_reservation(self, reservation_id: int) -> str:
     try:
         return push.push_reservation(reservation_id).op
     except TransientError as exc:
-        countdown = exc.retry_after or min(600, 5 * 2**self.request.retries)
+        if exc.retry_after and exc.retry_after > settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS:
+            # Too long to wait in the broker (see retry_countdown): the link's next attempt
+            # (after the Retry-After) is the beat's.
+            return "failed"
+        countdown = retry_countdown(exc.retry_after or 5 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from None
+
+
+@shared_task(ignore_result=True)
+def reclaim_lost_pushes() -> int:
+    """Beat, every 30 s: pushes whose worker died (a running job gone quiet, a waiting link
+    nobody pushes) are recorded as failed and queued again. Returns how many."""
+    from .sync import recovery
+
+    return _queue_pushes(recovery.reclaim_lost_pushes())
+
+
+@shared_task(ignore_result=True)
+def retry_failed_pushes() -> int:
+    """Beat, every minute: failed pushes whose next attempt has come (capped backoff, for
+    ``SYNC_PUSH_GIVE_UP_HOURS``; then the admins are alerted once). Returns how many."""
+    from .sync import recovery
+
+    return _queue_pushes(recovery.retry_failed_pushes())
+
+
+def _queue_pushes(reservation_ids: list[int]) -> int:
+    for reservation_id in reservation_ids:
+        transaction.on_commit(lambda r=reservation_id: push_reservation.delay(r), robust=True)
+    return len(reservation_ids)
 
 
 @shared_task(ignore_result=True)
@@ -162,14 +205,20 @@ def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
 
 # -- pull (calendars/sync/pull.py) -------------------------------------------------------------
 
-PULL_MAX_RETRIES = 30  # busy retries (2 s apart) plus a few transient-error retries
+PULL_MAX_FAILURES = 6  # transient provider errors in a row; the next beat pull tries again
+PULL_BUSY_SECONDS = 3  # a run owed a pull looks again this often while another pull runs
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=PULL_MAX_RETRIES, acks_late=True)
-def pull_binding(self, binding_id: int) -> str:
+@shared_task(bind=True, ignore_result=True, max_retries=None)
+def pull_binding(self, binding_id: int, failures: int = 0) -> str:
     """Pull one binding's remote changes (``request_pull`` queues this; never call ``delay``
     directly, or duplicates will not coalesce). While another pull of the binding runs, it
-    waits (retries) only if a request is still owed a pull; a duplicate simply ends."""
+    waits (retries) only if a request is still owed a pull; a duplicate simply ends.
+
+    Waiting has no retry limit: the other pull's lock lives only while its worker's heartbeat
+    renews it (a killed worker's expires within ``SYNC_LOCK_TTL_SECONDS``), so an owed request
+    is never dropped. Transient errors count separately (``failures``), and their wait stays
+    under the broker's visibility timeout (``retry_countdown``)."""
     from integrations.base import TransientError
 
     from .sync import pull
@@ -177,10 +226,16 @@ def pull_binding(self, binding_id: int) -> str:
     try:
         result = pull.pull_binding(binding_id)
     except TransientError as exc:
-        countdown = exc.retry_after or min(300, 10 * 2 ** min(self.request.retries, 5))
-        raise self.retry(exc=exc, countdown=countdown) from None
+        if failures + 1 >= PULL_MAX_FAILURES:
+            raise
+        countdown = retry_countdown(exc.retry_after or 10 * 2 ** min(failures, 5))
+        raise self.retry(
+            exc=exc, countdown=countdown, args=(binding_id,), kwargs={"failures": failures + 1}
+        ) from None
     if result.status == "busy" and pull.pull_owed(binding_id):
-        raise self.retry(countdown=2)
+        raise self.retry(
+            countdown=PULL_BUSY_SECONDS, args=(binding_id,), kwargs={"failures": failures}
+        )
     return result.status
 
 
@@ -191,3 +246,41 @@ def pull_due_bindings() -> int:
     from .sync import pull
 
     return pull.pull_due_bindings()
+
+
+# -- reconciliation (calendars/sync/reconcile.py) ----------------------------------------------
+
+RECONCILE_MAX_RETRIES = 12  # a pull holding the binding's lock, or a transient error
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=RECONCILE_MAX_RETRIES, acks_late=True)
+def reconcile_binding(self, binding_id: int) -> str:
+    """Compare one binding's sync window with its calendar and repair the drift; queue the
+    pushes it asks for. While a pull of the binding runs it tries again a minute later.
+    Idempotent: a second run finds nothing left to repair."""
+    from integrations.base import TransientError
+
+    from .sync import reconcile
+
+    try:
+        result = reconcile.reconcile_binding(binding_id)
+    except TransientError as exc:
+        countdown = exc.retry_after or min(900, 60 * 2 ** min(self.request.retries, 4))
+        raise self.retry(exc=exc, countdown=countdown) from None
+    if result.status == "busy":
+        raise self.retry(countdown=60)
+    for reservation_id in result.push:
+        push_reservation.delay(reservation_id)
+    return result.status
+
+
+@shared_task(ignore_result=True)
+def reconcile_bindings() -> int:
+    """Beat, daily: one reconciliation per syncing binding, spread over
+    ``RECONCILE_SPREAD_MINUTES``. Returns how many were queued."""
+    from .sync import reconcile
+
+    schedule = reconcile.reconcile_schedule()
+    for binding_id, countdown in schedule:
+        reconcile_binding.apply_async((binding_id,), countdown=countdown)
+    return len(schedule)

@@ -32,7 +32,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -49,10 +49,11 @@ from integrations.base import (
 from integrations.http import HttpClient
 from reservations.models import Space, SpaceKind
 
-from . import tokens
+from . import bindings, tokens
 from .forms import BindingForm, ConnectionTestForm, SpaceChoiceForm
 from .models import BindingStatus, CalendarProvider, ProviderKind, SpaceCalendar, UserToken
 from .remote import client_for, provider_config
+from .sync import export
 
 log = logging.getLogger(__name__)
 
@@ -467,6 +468,8 @@ def space_sync(request: HttpRequest, space_id: int) -> HttpResponse:
             f"Calendar sync: {space.name}",
             space=space,
             binding=binding,
+            pulled_count=bindings.pulled(binding).count() if binding else 0,
+            pulled_choices=bindings.CHOICES,
             providers=providers,
             is_container=space.kind == SpaceKind.CONTAINER,
             opts=SpaceCalendar._meta,
@@ -512,6 +515,9 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
         messages.error(request, "That calendar provider no longer exists.")
         return redirect("calendars:space_sync", space.pk)
     existing = SpaceCalendar.objects.filter(space=space, provider=provider).first()
+    current = SpaceCalendar.objects.filter(space=space).first()
+    pulled_count = bindings.pulled(current).count() if current else 0
+    pulled_from = (current.resource_email, pulled_count) if pulled_count else None
     cache: dict[str, list[list[str]]] = pending.setdefault("calendars", {})
 
     if request.method == "POST":
@@ -528,7 +534,7 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
     request.session[SPACE_AUTH_KEY] = auths  # keep the listings for the next step
 
     if request.method == "POST":
-        form = BindingForm(request.POST, calendars=calendars)
+        form = BindingForm(request.POST, calendars=calendars, pulled_from=pulled_from)
         saving = "save" in request.POST
         if saving and form.is_valid():
             calendar_id = form.cleaned_data["calendar"]
@@ -547,6 +553,7 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
                     "calendar": _default_choice(calendars, resource),
                 },
                 calendars=calendars,
+                pulled_from=pulled_from,
             )
     else:
         initial_calendar = existing.calendar_id if existing else ""
@@ -556,6 +563,7 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
                 "calendar": initial_calendar or _default_choice(calendars, resource),
             },
             calendars=calendars,
+            pulled_from=pulled_from,
         )
     return render(
         request,
@@ -594,6 +602,7 @@ def _save_binding(
     pending: dict[str, Any],
 ) -> SpaceCalendar | None:
     binding = SpaceCalendar.objects.filter(space=space).first() or SpaceCalendar(space=space)
+    old = SpaceCalendar.objects.get(pk=binding.pk) if binding.pk else None
     binding.provider = provider
     binding.resource_email = form.cleaned_data["resource_email"]
     binding.calendar_id = calendar_id
@@ -609,19 +618,51 @@ def _save_binding(
         for message in exc.messages:
             form.add_error(None, message)
         return None
-    binding.save()
+    # The field is there when the space's binding pulled bookings (BindingForm).
+    choice = form.cleaned_data.get("pulled_bookings", "")
+    leaving = (
+        old is not None and "pulled_bookings" in form.fields and bindings.retargeted(old, binding)
+    )
+    if leaving and not choice:
+        form.add_error(
+            "pulled_bookings",
+            f"These bookings came from {old.resource_email}, which {space.name} will no longer "
+            "read: keep them as local bookings, or cancel them.",
+        )
+        return None
+    try:
+        with transaction.atomic():  # the pulled bookings and the binding change together
+            released = bindings.release_pulled(old, choice, request.user) if leaving else None
+            binding.save()
+    except IntegrityError:  # another space took the calendar between the check and the save
+        form.add_error(None, "This calendar was just bound to another space; pick another.")
+        return None
+    if released is not None:
+        messages.info(
+            request,
+            f"Bookings pulled from {old.resource_email}: {released[0]} kept as local bookings, "
+            f"{released[1]} cancelled (their people were told).",
+        )
     _resume("resume_binding", binding.pk)
-    # Its webhook follows from the save (calendars/receivers.py).
+    # Its webhook and the bulk export of its future bookings follow from the save
+    # (calendars/receivers.py).
+    waiting = export.exportable(binding).count()
     messages.success(
         request,
         f"{space.name} now syncs with {binding.calendar_name or calendar_id} of "
-        f"{binding.resource_email}. Existing future reservations are sent by a bulk export.",
+        f"{binding.resource_email}."
+        + (
+            f" Its {waiting} future reservation(s) are sent there by a bulk export."
+            if waiting
+            else ""
+        ),
     )
     return binding
 
 
 @_needs_perm(BINDING_PERM)
 @require_POST
+@transaction.atomic
 def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
     """Stop syncing the space. Nothing is deleted remotely: events already in the room's
     calendar stay there (LibCal's and DESIGN.md's rule)."""
@@ -630,6 +671,22 @@ def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
     if binding is None or not binding.enabled:
         messages.info(request, f"{space.name} was not syncing.")
     else:
+        count = bindings.pulled(binding).count()
+        choice = request.POST.get("pulled_bookings", "")
+        if count and choice not in bindings.CHOICE_VALUES:
+            messages.error(
+                request,
+                f"{count} booking(s) were pulled from {binding.resource_email}: say whether to "
+                "keep them as local bookings or cancel them, then remove the authorization.",
+            )
+            return redirect("calendars:space_sync", space.pk)
+        if count:
+            kept, cancelled = bindings.release_pulled(binding, choice, request.user)
+            messages.info(
+                request,
+                f"Bookings pulled from {binding.resource_email}: {kept} kept as local bookings, "
+                f"{cancelled} cancelled (their people were told).",
+            )
         binding.enabled = False
         binding.authorized_by = None
         binding.authorized_at = None

@@ -114,9 +114,18 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.post
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = VAR_DIR / "broker"
+# Redis redelivers a message that a worker took but never acknowledged (it was killed) after
+# this many seconds. It must exceed the longest task that relies on it: a push or a pull is
+# seconds, at worst a few minutes of provider retries (five attempts of a 30 s timeout, a
+# Retry-After of up to 120 s, the limiter's 60 s wait); exports do not rely on redelivery
+# (acks early, resumed by beat). Beat recovers lost work sooner anyway (SYNC_LOCK_TTL_SECONDS).
+BROKER_VISIBILITY_TIMEOUT = env.int("BROKER_VISIBILITY_TIMEOUT", default=900)
+# A retry's countdown stays well under it: Redis hands an ETA message that waits longer than
+# the visibility timeout to a second worker, and again every timeout (a redelivery storm).
+SYNC_TASK_MAX_COUNTDOWN_SECONDS = BROKER_VISIBILITY_TIMEOUT // 3
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 else:
     # Embedded default: kombu's filesystem transport needs no server; the web process, the
     # worker and beat share the queue through files under var/broker/.
@@ -131,6 +140,9 @@ else:
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# The tasks are idempotent: one whose worker process died mid-run is put back on the queue at
+# once (a pool child killed; a whole worker killed waits for the visibility timeout or beat).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Pushes to calendar providers get their own queue, so a burst of them (a provider slow to
@@ -150,12 +162,18 @@ CELERY_TASK_ROUTES |= {
 }
 # Pulls (calendars/sync/pull.py) run beside the pushes.
 CELERY_TASK_ROUTES |= {
-    f"calendars.tasks.{name}": {"queue": "sync"} for name in ("pull_binding", "pull_due_bindings")
+    f"calendars.tasks.{name}": {"queue": "sync"}
+    for name in ("pull_binding", "pull_due_bindings", "reconcile_binding", "reconcile_bindings")
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Bulk exports whose worker died are finished by another (calendars/sync/export.py).
-    "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 60.0},
+    "resume-stale-exports": {"task": "calendars.tasks.resume_stale_exports", "schedule": 30.0},
+    # Pushes whose worker died (a "running" job gone quiet, a queued push lost with its
+    # message) are recorded as failed and queued again (calendars/sync/recovery.py).
+    "reclaim-lost-pushes": {"task": "calendars.tasks.reclaim_lost_pushes", "schedule": 30.0},
+    # Failed pushes retried with capped backoff for SYNC_PUSH_GIVE_UP_HOURS, then one alert.
+    "retry-failed-pushes": {"task": "calendars.tasks.retry_failed_pushes", "schedule": 60.0},
     # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
     "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
     # Poll the bound rooms that are due (calendars/sync/pull.py); webhooks only add pulls.
@@ -163,10 +181,37 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
 }
+# The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
+# its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over
+# RECONCILE_SPREAD_MINUTES; the admins are emailed when one room needed more repairs than
+# RECONCILE_ALERT_THRESHOLD. RECONCILE_HOUR=-1 turns the schedule off.
+RECONCILE_HOUR = env.int("RECONCILE_HOUR", default=3)
+RECONCILE_SPREAD_MINUTES = env.int("RECONCILE_SPREAD_MINUTES", default=60)
+RECONCILE_ALERT_THRESHOLD = env.int("RECONCILE_ALERT_THRESHOLD", default=5)
+if 0 <= RECONCILE_HOUR <= 23:
+    from celery.schedules import crontab
+
+    CELERY_BEAT_SCHEDULE["reconcile-bindings"] = {
+        "task": "calendars.tasks.reconcile_bindings",
+        "schedule": crontab(minute=0, hour=RECONCILE_HOUR),
+    }
 # Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
 CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)
-# An export whose heartbeat is older than this is taken over (a batch beats every few seconds).
-SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=120)
+# An export whose heartbeat is older than this is taken over (its worker beats every third).
+SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=60)
+# Locks and claims (calendars/locks.py, the pull lock, running push jobs) live this long past
+# their holder's last heartbeat (renewed every third of it): a killed worker blocks no longer.
+SYNC_LOCK_TTL_SECONDS = env.float("SYNC_LOCK_TTL_SECONDS", default=45.0)
+# A queued pull that has not started after this long was lost with its worker: queued again.
+SYNC_PULL_REQUEST_STALE_SECONDS = env.int("SYNC_PULL_REQUEST_STALE_SECONDS", default=120)
+# A waiting push (link pending or behind its reservation) untouched for this long, with no
+# push running, was lost with its worker's message: queued again by beat.
+SYNC_PUSH_LOST_SECONDS = env.int("SYNC_PUSH_LOST_SECONDS", default=120)
+# Failed pushes: beat retries after 60 s, doubling up to this cap, ...
+SYNC_PUSH_RETRY_BASE_SECONDS = env.int("SYNC_PUSH_RETRY_BASE_SECONDS", default=60)
+SYNC_PUSH_RETRY_CAP_SECONDS = env.int("SYNC_PUSH_RETRY_CAP_SECONDS", default=1800)
+# ... for this long after the first failure in a row; then the admins get one email.
+SYNC_PUSH_GIVE_UP_HOURS = env.float("SYNC_PUSH_GIVE_UP_HOURS", default=24.0)
 
 # --- Auth, i18n, time -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

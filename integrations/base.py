@@ -152,6 +152,9 @@ class ProviderConfig:
     authorization_url: str
     api_base_url: str
     tenant_id: str = ""
+    # Google only: the batch endpoint; empty = derived from the API base URL (discovery's
+    # ``batchPath``), which a gateway that rewrites paths may not serve.
+    batch_url: str = ""
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     service_account_key: dict | None = field(default=None, repr=False)

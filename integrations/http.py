@@ -8,8 +8,9 @@ Every call to Microsoft or Google goes through :class:`HttpClient`, which adds:
   ``REQUESTS_CA_BUNDLE`` environment variable override a Session's own ``verify``, but not a
   ``verify`` given to the call itself;
 - retries with full-jitter exponential backoff on 429, 503, 504 and connection errors,
-  honouring ``Retry-After``. A POST/PATCH whose outcome is unknown (timeout, dropped
-  connection) is retried only when the caller made it idempotent (``idempotent=True``: Graph
+  honouring ``Retry-After``, which is shared with every process through the limiter
+  (``hold_off``). A POST/PATCH whose outcome is unknown (timeout, dropped connection) is
+  retried only when the caller made it idempotent (``idempotent=True``: Graph
   ``transactionId``, a Google client-chosen id); a 429 or 503 means "not processed" and is
   always safe to retry;
 - the per-mailbox limiter (``integrations.limiter``) around every attempt, a batch counting
@@ -156,6 +157,7 @@ class HttpClient:
             if response.status_code not in RETRY_STATUSES:
                 return response
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self.hold_off(limit_key, retry_after)
             if attempt < policy.max_attempts and (retry_after or 0) <= policy.max_retry_after:
                 self.sleep(backoff(attempt, policy, retry_after))
                 continue
@@ -166,6 +168,12 @@ class HttpClient:
                 retry_after=retry_after,
             )
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def hold_off(self, limit_key: str | None, retry_after: float | None) -> None:
+        """A provider's ``Retry-After`` for this mailbox, shared with every process through
+        the limiter: none of them sends to it before the time is up (not only this one)."""
+        if self.limiter is not None and limit_key is not None and retry_after:
+            self.limiter.hold_off(limit_key, retry_after)
 
     def _send(self, method, url, limit_key, items, headers, kwargs) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)

@@ -15,6 +15,10 @@ Two back ends with the same rules:
 Every in-flight slot is a lease that expires (``lease_seconds``), so a process killed
 mid-request never holds a slot for ever. A batch takes at most ``max_in_flight`` slots (it
 occupies the whole mailbox while it runs) and ``items`` units of rate.
+
+A provider's ``Retry-After`` is shared too (``hold_off``): once one process is told to wait,
+no process sends to that mailbox before the time is up (the key stores the latest "not
+before" time, and every acquire waits for it).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Limits:
     max_in_flight: int = 4
     max_per_window: int = 10_000
     window_seconds: float = 600.0
-    lease_seconds: float = 120.0  # longer than any request's timeout
+    lease_seconds: float = 60.0  # twice the requests' timeout (integrations/http.py: 30 s)
 
 
 class Backend(Protocol):
@@ -47,6 +51,9 @@ class Backend(Protocol):
         """Take the slots and units and return 0, or take nothing and return seconds to wait."""
 
     def release(self, key: str, lease_id: str) -> None: ...
+
+    def hold_off(self, key: str, until: float) -> None:
+        """No slot for ``key`` before ``until`` (a later time already stored is kept)."""
 
 
 class Limiter:
@@ -91,6 +98,11 @@ class Limiter:
         finally:
             self.backend.release(key, lease_id)
 
+    def hold_off(self, key: str, seconds: float) -> None:
+        """The provider said "Retry-After: seconds" for ``key``: every process waits."""
+        if seconds > 0:
+            self.backend.hold_off(key, self.clock() + seconds)
+
 
 # --- Redis ----------------------------------------------------------------------------------
 
@@ -99,6 +111,10 @@ local inflight, rate = KEYS[1], KEYS[2]
 local now, slots, units = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_in_flight, max_rate = tonumber(ARGV[4]), tonumber(ARGV[5])
 local window, lease, lease_id = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local not_before = tonumber(redis.call('GET', KEYS[3]) or '0')
+if not_before > now then
+  return tostring(not_before - now)
+end
 redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - window)
 if redis.call('ZCARD', inflight) + slots > max_in_flight then
@@ -126,6 +142,16 @@ return 0
 """
 
 
+_HOLD_OFF = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local not_before = tonumber(ARGV[1])
+if not_before > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', math.ceil(tonumber(ARGV[2])) + 1)
+end
+return 0
+"""
+
+
 class RedisLimiter:
     def __init__(self, client, limits: Limits, prefix: str = "reserva:limit") -> None:
         self.client = client
@@ -133,10 +159,15 @@ class RedisLimiter:
         self.prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._hold_off = client.register_script(_HOLD_OFF)
 
     def _keys(self, key: str) -> list[str]:
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no addresses in Redis keys
-        return [f"{self.prefix}:{digest}:inflight", f"{self.prefix}:{digest}:rate"]
+        return [
+            f"{self.prefix}:{digest}:inflight",
+            f"{self.prefix}:{digest}:rate",
+            f"{self.prefix}:{digest}:until",
+        ]
 
     def try_acquire(self, key: str, lease_id: str, slots: int, units: int, now: float) -> float:
         lim = self.limits
@@ -154,6 +185,11 @@ class RedisLimiter:
 
     def release(self, key: str, lease_id: str) -> None:
         self._release(keys=self._keys(key)[:1], args=[lease_id])
+
+    def hold_off(self, key: str, until: float) -> None:
+        # The key's own expiry: the time left, from this host's clock (Redis keeps no clock
+        # of ours); the value is compared with each caller's clock, as the leases are.
+        self._hold_off(keys=self._keys(key)[2:], args=[until, max(until - time.time(), 1)])
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -189,6 +225,8 @@ class FileLimiter:
         with self._state(key) as state:
             state["inflight"] = {k: v for k, v in state["inflight"].items() if v[0] > now}
             state["rate"] = [r for r in state["rate"] if r[0] > now - lim.window_seconds]
+            if state.get("until", 0) > now:
+                return state["until"] - now
             if sum(v[1] for v in state["inflight"].values()) + slots > lim.max_in_flight:
                 return 0.05
             used = sum(r[1] for r in state["rate"])
@@ -207,3 +245,7 @@ class FileLimiter:
     def release(self, key: str, lease_id: str) -> None:
         with self._state(key) as state:
             state["inflight"].pop(lease_id, None)
+
+    def hold_off(self, key: str, until: float) -> None:
+        with self._state(key) as state:
+            state["until"] = max(state.get("until", 0), until)

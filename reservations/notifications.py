@@ -115,6 +115,9 @@ def send_reservation_email(event: str, reservation_ids: Sequence[int]) -> int:
     recipients = sorted(
         {p.email for p in (first.requested_for, first.booked_by) if p is not None and p.email}
     )
+    if not recipients and first.organizer_email:
+        # A booking that came from a room calendar, made by someone who is not a Reserva user.
+        recipients = [first.organizer_email]
     if not recipients:
         return 0
     method = "CANCEL" if event == "cancelled" else "REQUEST"

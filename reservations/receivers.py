@@ -18,6 +18,8 @@ def _email_receiver(event: str) -> Callable[..., None]:
     def enqueue(sender, reservation_ids: list[int], source: str, **kwargs) -> None:
         if source in REMOTE_SOURCES:  # the calendar provider already told the organizer
             return
+        if set(kwargs.get("changes") or ()) == {"source"}:
+            return  # kept as a local booking when its calendar was unbound: nothing to tell
         from .tasks import send_reservation_email
 
         send_reservation_email.delay(event, reservation_ids)

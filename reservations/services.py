@@ -450,12 +450,18 @@ def change(
     **details,
 ) -> list[Reservation]:
     """Reschedule (new times and/or space) and/or edit details of one occurrence or of this
-    and the following occurrences of its series. All or nothing."""
+    and the following occurrences of its series. All or nothing.
+
+    ``actor`` None with a remote ``source``: the provider's own change of a booking made in
+    its calendar (sync); only "no overlap" is checked. A person as ``actor`` with a remote
+    ``source``: their change of a Reserva booking made in their calendar, which the pull
+    applies as them: checked like any change of theirs (policies, opening hours, horizon,
+    maximum length, past), and recorded with the provider as its source."""
     now = now or timezone.now()
     unknown = set(details) - set(DETAIL_FIELDS)
     if unknown:
         raise TypeError(f"Unknown fields: {', '.join(sorted(unknown))}")
-    check_policy = source not in REMOTE_SOURCES
+    check_policy = actor is not None or source not in REMOTE_SOURCES
     try:
         with transaction.atomic():
             _lock_space_of(reservation)
@@ -594,6 +600,55 @@ def confirm(
         changes={"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)},
     )
     return current
+
+
+def release_from_calendar(
+    *,
+    actor: AbstractBaseUser | None,
+    space: Space,
+    reservation_ids: Sequence[int],
+    cancel: bool,
+    reason: str,
+    now: datetime | None = None,
+) -> tuple[list[Reservation], list[Reservation]]:
+    """Bookings pulled from a room calendar that Reserva stops reading (its binding was
+    removed or pointed at another calendar) become Reserva's own bookings.
+
+    Their source becomes ``admin``, so the rules treat them as ordinary bookings ("made in
+    Exchange, change it there" no longer holds). With ``cancel``, those that still hold their
+    slot and are not over are cancelled with ``reason`` (their people get the usual
+    cancellation email); the others are kept. The caller has dropped their remote links
+    first, so no push touches the old calendar's events. Returns (kept, cancelled).
+    """
+    now = now or timezone.now()
+    kept: list[Reservation] = []
+    cancelled: list[Reservation] = []
+    with transaction.atomic():
+        _lock_space(space)
+        rows = Reservation.objects.select_for_update().filter(
+            pk__in=list(reservation_ids), space=space, source__in=REMOTE_SOURCES
+        )
+        for row in rows.order_by("start", "pk"):
+            row.source = Source.ADMIN
+            row.version += 1
+            if cancel and row.holds_slot and row.end > now:
+                row.status = ReservationStatus.CANCELLED
+                row.cancel_reason = reason[:255]
+                cancelled.append(row)
+            else:
+                kept.append(row)
+            _save(row, actor, Source.ADMIN, reason)
+    if kept:
+        _send_after_commit(
+            signals.reservation_changed,
+            kept,
+            actor,
+            Source.ADMIN,
+            changes={"source": ("remote", Source.ADMIN)},
+        )
+    if cancelled:
+        _send_after_commit(signals.reservation_cancelled, cancelled, actor, Source.ADMIN)
+    return kept, cancelled
 
 
 def _mark_cancelled(targets: Iterable[Reservation], actor, source: str, reason: str) -> None:

@@ -10,10 +10,15 @@ Modules:
   confirmed / cancelled;
 - ``trouble``: pausing on permanent errors (``pause_binding``, ``pause_token``, one alert
   each) and resuming in order (``resume_binding``, ``resume_user``);
+- ``recovery``: what beat finds after a worker died (``reclaim_lost_pushes``: running push
+  jobs gone quiet, pushes whose message was lost) and failed pushes retried with capped
+  backoff (``retry_failed_pushes``, ``retry_delay``; given up after a day, one alert);
 - ``export`` (the bulk export) reuses the public helpers below;
 - ``pull``: ``plan_pull`` (pure) and ``pull_binding(binding_id)`` (incremental pull of one
   room calendar), ``request_pull(binding_id)`` (coalescing entry point for webhooks) and
-  ``pull_due_bindings()`` (the beat fan-out).
+  ``pull_due_bindings()`` (the beat fan-out);
+- ``attribution``: before a pull plans, Reserva's own events (a create still in flight, or
+  one whose answer was lost) are recognised, so none becomes a new remote booking.
 
 Public helpers for the export and the admin flows:
 
@@ -21,7 +26,8 @@ Public helpers for the export and the admin flows:
 - ``ensure_link(reservation, binding) -> (SyncLink, made_now)``;
 - ``apply_remote_result(link, remote_event, version, place=None)``: record a created or
   updated event on the link (ids, iCalUId, change key / etag, pushed version, state synced);
-- ``record_removed(link, version)``, ``record_failure(link_id, state, message)``;
+- ``record_removed(link, version)``, ``record_failure(link_id, state, message)`` (which
+  also schedules the beat's retry of a failed link);
 - ``resume_binding(binding_id)`` and ``resume_user(user_id, provider_id)``: after a
   re-authorization or a reconnect (the tasks of the same names enqueue them).
 """

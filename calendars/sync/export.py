@@ -13,10 +13,12 @@ not yet in its room calendar, sent in batches by a background job.
   clients' creates are idempotent too (Graph ``transactionId``, Google client-chosen ids), so
   a duplicate is impossible either way.
 - Ownership: a running job carries a ``claim``. A worker keeps going only while its claim is
-  the stored one (checked with every heartbeat), and :func:`claim_stale_exports` (beat, every
-  minute) hands a job whose heartbeat went stale to a new run with a new claim, through an
-  atomic ``UPDATE ... WHERE heartbeat_at < stale``. Broker redelivery is never relied on: a
-  redelivered ``run_export`` without the current claim does nothing.
+  the stored one (checked with every heartbeat: between batches, and from a heartbeat thread
+  every third of ``SYNC_LOCK_TTL_SECONDS`` during one), and :func:`claim_stale_exports` (beat,
+  every 30 s) hands a job whose heartbeat is older than ``SYNC_EXPORT_STALE_SECONDS`` (60 s)
+  to a new run with a new claim, through an atomic ``UPDATE ... WHERE heartbeat_at < stale``.
+  Broker redelivery is never relied on (``run_export`` is acknowledged early): a run that
+  does not hold the current claim does nothing.
 
 Only reservations whose sync mailbox is ``room`` are exported (application credentials into
 the room's calendar); personal and delegated ones are pushed one by one. A permanent
@@ -52,8 +54,10 @@ from integrations.base import (
     TokenRevoked,
     TransientError,
 )
+from integrations.registry import client_class
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
+from ..locks import Heartbeat
 from ..models import (
     BindingStatus,
     JobKind,
@@ -95,7 +99,7 @@ class Paused(Exception):
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "SYNC_EXPORT_STALE_SECONDS", 120))
+    return timedelta(seconds=getattr(settings, "SYNC_EXPORT_STALE_SECONDS", 60))
 
 
 # -- what to export --------------------------------------------------------------------------
@@ -253,6 +257,10 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
         return _finish(job, claim, JobStatus.PAUSED, binding.last_error or "Binding paused.")
     run = _Run(job, claim, binding)
     run.given_up = {e["reservation"] for e in job.errors if e.get("final")}
+    # Between batches the run beats itself; this thread also beats through one long batch (a
+    # provider's Retry-After, the limiter's wait), so a short stale time never takes over a
+    # live run, and a killed one is resumed within SYNC_EXPORT_STALE_SECONDS plus a beat.
+    heartbeat = Heartbeat(lambda: _still_ours(job.pk, claim)).start()
     try:
         if job.dry_run:
             _dry_run(run)
@@ -270,9 +278,20 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
         _finish(job, claim, JobStatus.FAILED, f"Internal error ({type(exc).__name__}); "
                 "see the worker's log. Run the export again once it is fixed.")  # fmt: skip
         raise
+    finally:
+        heartbeat.stop()
     job.refresh_from_db()
     status = JobStatus.PARTIAL if job.failed_count else JobStatus.SUCCEEDED
     return _finish(job, claim, status)
+
+
+def _still_ours(job_id: int, claim: str) -> bool:
+    """The heartbeat thread's beat: True while the job is still this run's."""
+    return bool(
+        SyncJob.objects.filter(pk=job_id, claim=claim, status=JobStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
 
 
 def _finish(job: SyncJob, claim: str, status: str, error: str = "") -> SyncJob | None:
@@ -445,11 +464,26 @@ def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:
 
 
 def _mark_attempted(run: _Run, batch: _Batch, undo: bool = False) -> None:
+    """Count the attempt and, for the creates, mark the links "creating" (committed before the
+    batch is sent, so a pull that reads one of the new events before ``_record`` saved its id
+    knows it for ours: ``calendars.sync.attribution``); ``undo`` when it was never sent."""
     SyncLink.objects.filter(pk__in=[link.pk for link in batch.links.values()]).update(
         attempts=F("attempts") + (-1 if undo else 1)
     )
-    if not undo:
-        run.beat()
+    creates = [batch.links[pk].pk for pk, action in batch.actions.items() if action == "create"]
+    if undo:
+        SyncLink.objects.filter(pk__in=creates, creating_at__isnull=False).update(
+            creating_at=None, create_key=""
+        )
+        return
+    key_of = client_class(run.binding.provider.kind).creation_key
+    now = timezone.now()
+    for pk, action in batch.actions.items():
+        if action == "create":
+            SyncLink.objects.filter(pk=batch.links[pk].pk).update(
+                creating_at=now, create_key=key_of(pk)
+            )
+    run.beat()
 
 
 def _transmit(calendar: Any, batch: _Batch) -> dict[int, BatchResult]:
@@ -499,6 +533,8 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
                     state=LinkState.SYNCED,
                     last_error="",
                     attempts=0,  # the outcome is known now
+                    creating_at=None,  # in the same commit as the event id
+                    create_key="",
                     mailbox=run.binding.resource_email,
                     calendar_id=run.binding.calendar_id,
                     binding=run.binding,

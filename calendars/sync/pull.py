@@ -9,33 +9,47 @@ the I/O around it:
 
 1. take the binding's lock (``acquire``: a Redis lock when ``REDIS_URL`` is set, else an
    atomic claim on the binding row), so one binding is never pulled by two workers at once;
+   it has a short TTL that a heartbeat thread renews while the pull runs, so a killed pull
+   stops blocking the room within a minute (``calendars/locks.py``);
 2. read the changes since the stored cursor (Graph ``calendarView/delta`` link, Google
    ``syncToken``), page after page until the last page, which carries the next cursor. A
    binding without a cursor, or whose cursor the provider rejects (``SyncTokenExpired``),
    gets ONE full read over the sync window (``SyncSettings`` past/future days); events are
    matched to what exists by id, iCalUId and our tag, so a full resync creates no duplicates;
 3. plan, then apply the plan and store the new cursor in one transaction, through
-   ``reservations.services`` with ``actor=None`` and the provider's source (policies and
-   opening hours skipped, "no overlap" enforced);
-4. after the commit, tell the people concerned (``notify_pull``) and record a ``SyncJob``.
+   ``reservations.services`` with the provider's source: for bookings made in the provider
+   with ``actor=None`` (policies and opening hours skipped, "no overlap" enforced); for
+   bookings made in Reserva as their requested-for person (every rule checked, see below);
+4. after the commit, tell the people concerned (``notify_pull``), queue the pushes that
+   write refused edits back, and record a ``SyncJob``.
 
 Rules of the plan:
 
 - an event is matched by ``SyncLink.external_id``, then (outside recurring series, whose
   occurrences share it) by iCalUId, then by our reservation tag (Google's events carry it;
-  Graph's delta cannot expand extended properties, so for Microsoft the few failed creates
-  without an event id are looked up by tag first: ``_tag_unrecorded_pushes``);
+  Graph's delta cannot expand extended properties, so while a create is in flight or failed
+  in the room, the events nothing attributes are read with their tag first, and a create's
+  own event is never taken for a new booking: ``calendars.sync.attribution``);
 - matched and ``version == link.remote_version``: our own push coming back, ignored;
 - matched, but the link is behind its reservation (a Reserva change whose push waits for a
   retry): the event shows the old state, not a remote edit; only its change key is noted and
   the owed push overwrites it (Reserva wins, as when a push meets a remote edit);
 - removed (delta ``@removed``, Google ``cancelled``) or declined by the room: cancel;
-- moved: new times; renamed: new title, for reservations made in the provider (a Reserva
-  booking's remote subject is derived from it, ``remote.event_title``, so it is not copied);
+- moved: new times; renamed: new title, for reservations made in the provider;
+- a booking made in Reserva (portal, API, admin) moved or renamed remotely: its person's
+  request, applied through ``services.change`` as that person (opening hours, horizon,
+  maximum length, policies). Its event's subject is derived from it
+  (``remote.event_title``): where the location shows the public nickname, a new subject
+  becomes its title and nickname; where it shows the person's name, a rename cannot be taken.
+  Whatever cannot be taken (refused by the rules, onto a taken slot, a rename of the name)
+  is written back: the link is put behind the reservation (a push is owed) and a push
+  queued, and the person is emailed why ("restored"). Such a booking is never made
+  ``conflicted``: it keeps its slot. The room's copy of an event kept in a person's or the
+  delegated calendar is not compared by subject (the room may rewrite it);
 - new: a reservation (source exchange/google), requested for the active user whose email is
   the organizer's, organizer details filled when the location says so;
-- new or moved onto a slot held by another reservation: ``conflicted`` (holds no slot, never
-  overwrites the booking; ``services.record_conflict``);
+- new, or made in the provider and moved onto a slot held by another reservation:
+  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``);
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);
@@ -88,12 +102,14 @@ from reservations import services
 from reservations.models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
+    EventTitle,
     Reservation,
     ReservationStatus,
     Source,
+    SyncMailbox,
 )
 
-from .. import remote
+from .. import locks, remote
 from ..models import (
     BindingStatus,
     JobKind,
@@ -105,16 +121,21 @@ from ..models import (
     SyncLink,
     SyncSettings,
 )
-from . import trouble
+from . import attribution, trouble
 from .push import place_of
 
 log = logging.getLogger(__name__)
-PLAN_STEPS = ("create", "update", "cancel", "conflicts", "touch", "ignore")  # for the log
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
-MAX_TAG_LOOKUPS = 20  # failed creates looked up by tag per pull (Graph), see below
-PULL_CLAIM_SECONDS = 600  # a claim older than this belonged to a worker that died
-REQUEST_STALE_SECONDS = 600  # a queued request older than this was lost: queue another
+MAX_MOVED_LOOKUPS = 20  # removed events of Reserva bookings looked up per pull (Graph), see below
+
+
+def request_stale_after() -> timedelta:
+    """A queued request older than this whose pull never started was lost with its task (a
+    killed worker held the message): the next request, or the beat, queues another."""
+    return timedelta(seconds=getattr(settings, "SYNC_PULL_REQUEST_STALE_SECONDS", 120))
+
+
 UTC_ZONE = ZoneInfo("UTC")
 SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
 
@@ -146,6 +167,11 @@ class KnownReservation:
     status: str
     title: str = ""
     source: str = ""
+    # A Reserva booking whose event is written in the room's calendar: the subject Reserva
+    # gives that event (``remote.event_title``; None: not compared), and whether it is the
+    # booking's own name (the location shows the public nickname), so a rename can be taken.
+    subject: str | None = None
+    subject_is_nickname: bool = False
 
     @property
     def holds_slot(self) -> bool:
@@ -168,6 +194,9 @@ class Change:
     title: str | None = None  # None: leave the title alone
     clashes: tuple[int, ...] = ()
     reason: str = ""
+    # Part of a remote edit of a Reserva booking that cannot be taken (a new subject where the
+    # room shows the person's name): once the rest is applied, the event is written back.
+    undo: str = ""
 
 
 @dataclass
@@ -180,6 +209,10 @@ class PullPlan:
     # Matched events whose change key / etag moved without anything Reserva shows changing
     # (the room's answer, a description edit): only the link's remote version is recorded.
     touch: list[Change] = field(default_factory=list)
+    # Reserva bookings whose remote move or rename cannot be taken (onto a taken slot, a
+    # subject that shows the person's name): the event is written back by a push, and the
+    # person told why. Moves the booking rules refuse join them when applied (``_apply``).
+    restore: list[Change] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -211,6 +244,37 @@ def _gone(event: RemoteEvent) -> bool:
 
 def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
     return a_start < b_end and b_start < a_end
+
+
+def _made_here(reservation: KnownReservation) -> bool:
+    """A booking made in Reserva (portal, API, admin) that still holds its slot: its remote
+    changes are requests, checked by the booking rules, not facts."""
+    return not reservation.remote_made and reservation.holds_slot
+
+
+NAME_SHOWN = (
+    "the room's calendar shows the name of the person the booking is for, so its subject "
+    "cannot be changed there"
+)
+
+
+def _retitle(event: RemoteEvent, current: KnownReservation) -> tuple[str | None, str]:
+    """A remote rename: (the new title, or None to leave it) and why it is undone, if it is.
+
+    Made in the provider: the subject is the title. Made in Reserva: the subject is derived
+    from the booking (``Location.event_title``); when it is the public nickname, the new
+    subject becomes the booking's title and nickname; when it is the person's name (and
+    email), there is nothing to rename: the subject is written back."""
+    if current.remote_made:
+        return (event.subject if event.subject != current.title else None), ""
+    subject = (event.subject or "").strip()
+    if current.subject is None or subject == current.subject.strip():
+        return None, ""
+    if not current.subject_is_nickname:
+        return None, NAME_SHOWN
+    if not subject:
+        return None, "an event without a subject cannot be taken"
+    return subject, ""
 
 
 def plan_pull(
@@ -328,21 +392,32 @@ def plan_pull(
         if start is None or end is None:
             plan.ignore.append(Change(event, reservation_id=reservation_id, reason="no times"))
             continue
-        title = event.subject if current.remote_made and event.subject != current.title else None
+        title, undo = _retitle(event, current)
         moved = (start, end) != (current.start, current.end)
         retry = current.status == ReservationStatus.CONFLICTED
         if not moved and title is None and not retry:
-            plan.touch.append(
-                Change(event, start, end, reservation_id, reason="nothing shown changed")
-            )
+            if undo:
+                plan.restore.append(Change(event, start, end, reservation_id, reason=undo))
+            else:
+                plan.touch.append(
+                    Change(event, start, end, reservation_id, reason="nothing shown changed")
+                )
             continue
         if moved or retry:
             busy.pop(reservation_id, None)
-        moves.append(Change(event, start, end, reservation_id, title, reason="changed remotely"))
+        moves.append(
+            Change(event, start, end, reservation_id, title, reason="changed remotely", undo=undo)
+        )
 
     for change in moves:
         found = clashes(change.start, change.end, change.reservation_id)
-        if found:
+        current = known[change.reservation_id]
+        if found and _made_here(current):
+            # A Reserva booking keeps its slot: its event goes back there (never "conflicted",
+            # which would drop the booking's slot for a move nobody could make in the portal).
+            busy[current.id] = (current.start, current.end)
+            plan.restore.append(replace(change, clashes=found, reason="moved onto a taken slot"))
+        elif found:
             plan.conflicts.append(
                 Change(
                     change.event,
@@ -414,14 +489,16 @@ def _lock_key(binding_id: int) -> str:
 
 def acquire(binding_id: int) -> str | None:
     """Take the binding's pull lock; the claim to release it with, or None when another run
-    holds it. Redis (``SET NX EX``) when configured, else an atomic UPDATE of the binding row
-    (works on SQLite and PostgreSQL alike). Either way a lock outlives a dead worker by at most
-    ``PULL_CLAIM_SECONDS``. Taking it also clears the queued-request flag: requests arriving
-    from now on cause one more pull."""
+    holds it. Redis (``SET NX PX``) when configured, else an atomic UPDATE of the binding row
+    (works on SQLite and PostgreSQL alike). Either way the lock lives ``locks.ttl_seconds()``
+    past its holder's last heartbeat (``renew``), so a killed pull blocks the next one for
+    less than a minute. Taking it also clears the queued-request flag: requests arriving from
+    now on cause one more pull."""
     claim = secrets.token_hex(16)
     now = timezone.now()
+    ttl = locks.ttl_seconds()
     if settings.REDIS_URL:
-        if not _redis().set(_lock_key(binding_id), claim, nx=True, ex=PULL_CLAIM_SECONDS):
+        if not _redis().set(_lock_key(binding_id), claim, nx=True, px=int(ttl * 1000)):
             return None
         SpaceCalendar.objects.filter(pk=binding_id).update(pull_requested_at=None)
         return claim
@@ -430,7 +507,7 @@ def acquire(binding_id: int) -> str | None:
         .filter(
             Q(pull_claim="")
             | Q(pull_claimed_at__isnull=True)
-            | Q(pull_claimed_at__lt=now - timedelta(seconds=PULL_CLAIM_SECONDS))
+            | Q(pull_claimed_at__lt=now - timedelta(seconds=ttl))
         )
         .update(pull_claim=claim, pull_claimed_at=now, pull_requested_at=None)
     )
@@ -441,6 +518,23 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def renew(binding_id: int, claim: str) -> bool:
+    """The holder's heartbeat: our lock lives another TTL; False when it is not ours."""
+    if settings.REDIS_URL:
+        ttl_ms = int(locks.ttl_seconds() * 1000)
+        return bool(_redis().eval(_RENEW, 1, _lock_key(binding_id), claim, ttl_ms))
+    return bool(
+        SpaceCalendar.objects.filter(pk=binding_id, pull_claim=claim).update(
+            pull_claimed_at=timezone.now()
+        )
+    )
 
 
 def release(binding_id: int, claim: str, **fields) -> None:
@@ -461,13 +555,12 @@ def request_pull(binding_id: int) -> bool:
     Coalesces: while a requested pull is queued, further requests do nothing; once it has
     started (the flag is cleared when it takes the lock), one more request queues exactly one
     more pull, which waits for the running one. Returns True when a pull was queued now. A
-    request older than ``REQUEST_STALE_SECONDS`` whose task never ran is replaced."""
+    request older than ``request_stale_after()`` whose task never ran is replaced."""
     now = timezone.now()
     queued = (
         SpaceCalendar.objects.filter(pk=binding_id, enabled=True)
         .filter(
-            Q(pull_requested_at__isnull=True)
-            | Q(pull_requested_at__lt=now - timedelta(seconds=REQUEST_STALE_SECONDS))
+            Q(pull_requested_at__isnull=True) | Q(pull_requested_at__lt=now - request_stale_after())
         )
         .update(pull_requested_at=now)
     )
@@ -498,7 +591,12 @@ def due_bindings(now: datetime | None = None) -> list[int]:
     return list(
         SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
         .exclude(status=BindingStatus.PAUSED)
-        .filter(Q(next_pull_at__isnull=True) | Q(next_pull_at__lte=now))
+        .filter(
+            Q(next_pull_at__isnull=True)
+            | Q(next_pull_at__lte=now)
+            # A request whose task was lost (its worker killed) is owed a pull now.
+            | Q(pull_requested_at__lt=now - request_stale_after())
+        )
         .order_by("next_pull_at", "pk")
         .values_list("pk", flat=True)
     )
@@ -528,6 +626,7 @@ class PullResult:
     cancelled: int = 0
     conflicts: int = 0
     ignored: int = 0
+    restored: int = 0  # remote edits of Reserva bookings not taken: the events written back
     events: int = 0
     pages: int = 0
     full: bool = False
@@ -572,6 +671,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     claim = acquire(binding_id)
     if claim is None:
         return PullResult("busy", detail="another pull of this binding is running")
+    heartbeat = locks.Heartbeat(lambda: renew(binding_id, claim)).start()
     started = timezone.now()
     result = PullResult("failed")
     fields: dict = {}
@@ -589,7 +689,8 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             log.info("Pull of binding %s: cursor rejected, one full resync", binding_id)
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
-        events = _tag_unrecorded_pushes(binding, calendar, events)
+        events = attribution.attribute(binding, calendar, events)
+        events = _moved_out_of_view(binding, calendar, events)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
@@ -617,41 +718,43 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         result = PullResult("failed", detail="Unexpected error (see the worker log).")
         raise
     finally:
+        heartbeat.stop()
         release(binding_id, claim, **fields)
         _record_job(binding_id, result, started)
     return result
 
 
-def _tag_unrecorded_pushes(
+def _moved_out_of_view(
     binding: SpaceCalendar, calendar: remote.RemoteCalendar, events: list[RemoteEvent]
 ) -> list[RemoteEvent]:
-    """Graph's delta does not carry our tag. A push whose create landed but whose answer was
-    lost (a dropped connection; the link has no event id yet, and the push's retry will find
-    the event by its tag) would make the event look new here: a second reservation for our
-    own event. So the failed pushes still without an event id are looked up by tag, one query
-    each (usually none; at most ``MAX_TAG_LOOKUPS``, the latest), and their events marked as
-    ours. (A create still under way on another worker is not covered: a bulk export keeps
-    hundreds of links pending, too many to look up at every pull.)"""
-    untagged = {event.id for event in events if event.reservation_id is None}
-    if binding.provider.kind != ProviderKind.MICROSOFT or not untagged:
+    """Graph's delta reports an event moved out of the sync window as ``@removed``, like a
+    deleted one. For a Reserva booking that would cancel the booking its person only moved
+    (and leave the event behind). So the removed events of Reserva bookings that hold their
+    slot (usually none; at most ``MAX_MOVED_LOOKUPS`` per pull) are looked up by our tag: one
+    still there was moved, and is planned as a move (checked by the booking rules, so past
+    the horizon it is written back). Google reports such a move as a move: its lookups find
+    nothing and change nothing."""
+    removed = [event.id for event in events if event.removed]
+    if not removed:
         return events
-    unknown = SyncLink.objects.filter(
-        binding=binding,
-        external_id="",
-        mailbox__iexact=binding.resource_email,
-        state=LinkState.FAILED,
-    ).order_by("-updated")[:MAX_TAG_LOOKUPS]
-    found: dict[str, int] = {}
-    for reservation_id in unknown.values_list("reservation_id", flat=True):
+    ours = (
+        SyncLink.objects.filter(
+            binding=binding,
+            external_id__in=removed,
+            mailbox__iexact=binding.resource_email,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+        )
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .values_list("external_id", "reservation_id")[:MAX_MOVED_LOOKUPS]
+    )
+    found: dict[str, RemoteEvent] = {}
+    for external_id, reservation_id in ours:
         event = calendar.find(reservation_id)
-        if event is not None and event.id in untagged:
-            found[event.id] = reservation_id
+        if event is not None and not event.removed and event.id == external_id:
+            found[external_id] = event
     if not found:
         return events
-    return [
-        replace(event, reservation_id=found[event.id]) if event.id in found else event
-        for event in events
-    ]
+    return [found.get(event.id, event) if event.removed else event for event in events]
 
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
@@ -662,6 +765,8 @@ def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
     errors = [{"error": result.detail[:500]}] if result.status != "succeeded" else []
     if result.conflicts:
         errors.append({"conflicts": result.conflicts})
+    if result.restored:
+        errors.append({"restored": result.restored})
     SyncJob.objects.create(
         kind=JobKind.PULL,
         binding_id=binding_id,
@@ -714,11 +819,21 @@ def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: 
     if full:
         around |= Q(status__in=SLOT_HOLDING_STATUSES, start__lt=window[1], end__gt=window[0])
     rows = Reservation.objects.filter(space_id=binding.space_id).filter(around)
-    reservations = [
-        KnownReservation(r.pk, r.start, r.end, r.status, r.title, r.source)
-        for r in rows.only("start", "end", "status", "title", "source")
-    ]
-    return links, reservations
+    rows = rows.select_related("space__location", "requested_for")
+    return links, [_snapshot(r) for r in rows]
+
+
+def _snapshot(row: Reservation) -> KnownReservation:
+    """What the planner needs of a reservation. For a Reserva booking written in the room's
+    calendar, the subject its event has (a different one is a remote rename); the room's
+    copy of an event in a person's or the delegated calendar gets its subject from there (an
+    Exchange room may even prefix the organizer's name), so it is not compared."""
+    ours = row.source not in REMOTE_SOURCES and row.sync_mailbox == SyncMailbox.ROOM
+    return KnownReservation(
+        row.pk, row.start, row.end, row.status, row.title, row.source,
+        subject=remote.event_title(row) if ours else None,
+        subject_is_nickname=row.space.location.event_title == EventTitle.PUBLIC_NICKNAME,
+    )  # fmt: skip
 
 
 def _link(
@@ -735,8 +850,13 @@ def _link(
     the pull only records the event's new change key). If the link had not caught up with it,
     a push of a change made in Reserva is still owed (waiting for its retry): the event does
     not show that change, so the pushed version stays where it is and that push still runs,
-    writing the reservation as it is now (the remote change included) over the event."""
-    link = SyncLink.objects.filter(reservation=reservation).first()
+    writing the reservation as it is now (the remote change included) over the event.
+
+    The row is locked and read afresh: a push of this reservation finishing on another
+    worker meanwhile (its lock is held from before its write to its commit) is seen, never
+    overwritten with what this pull read before (a lost update left the link behind with no
+    push to come, or claiming an event state the calendar never had)."""
+    link = SyncLink.objects.select_for_update().filter(reservation=reservation).first()
     if link is None:
         place = place_of(reservation, binding)
         link = SyncLink(
@@ -798,18 +918,46 @@ def _apply(
     source = SOURCE_OF[binding.provider.kind]
     links, reservations = _known(binding, events, window, full)
     plan = plan_pull(events, links, reservations, zone=location.zone, window=window, full=full)
-    log.info(
-        "Pull of binding %s (full=%s) plans: %s", binding.pk, full,
-        "; ".join(f"{step} #{c.reservation_id} event {c.event.id[-12:]} {c.start}-{c.end} "
-                  f"title={c.title!r} {c.reason}"
-                  for step in PLAN_STEPS for c in getattr(plan, step))
-        or "nothing",
-    )  # fmt: skip
-    notices: list[tuple[str, int, tuple[int, ...]]] = []
+    _log_plan(binding.pk, plan)
+    notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
     people: dict = {}
+    restores: list[int] = []
+    provider = binding.provider.get_kind_display()
+
+    def restore(change: Change, why: str, *, tell: bool = True) -> None:
+        """The remote edit of a Reserva booking is not taken: the event is written back (the
+        link is put behind the reservation and a push queued after the commit) and the
+        person is told why. The pull never leaves the two disagreeing."""
+        row = rows[change.reservation_id]
+        if tell:
+            notices.append(("restored", row.pk, (), _undone(change, row, provider, why)))
+            result.restored += 1
+        log.info(
+            "Pull of binding %s: remote change of reservation %s undone: %s",
+            binding.pk, row.pk, why,
+        )  # fmt: skip
+        _owe_push(binding, row, change.event)
+        restores.append(row.pk)
+
+    def refused(change: Change, exc: services.BookingError) -> None:
+        """A change the booking service refused outright (not a taken slot)."""
+        row = rows[change.reservation_id]
+        if _made_in_reserva(row):
+            restore(change, exc.message)
+            return
+        # Made in the provider, whose calendar is the truth: nothing to write back; the event
+        # is noted so the next pull does not try again, and the refusal is logged.
+        log.info(
+            "Pull of binding %s: remote change of reservation %s not applied: %s",
+            binding.pk, row.pk, exc.message,
+        )  # fmt: skip
+        _link(binding, row, change.event, before=row.version)
+        result.ignored += 1
+
     with transaction.atomic():
-        rows = Reservation.objects.select_related("space__location").in_bulk(
-            [c.reservation_id for c in (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch)
+        rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
+            [c.reservation_id for c in (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch,
+                                        *plan.restore)
              if c.reservation_id]
         )  # fmt: skip
         for change in plan.cancel:
@@ -822,8 +970,10 @@ def _apply(
                     done = services.cancel(
                         actor=None, reservation=row, reason=reason, source=source
                     )[0]
-                except services.BookingError:
+                except services.BookingError as exc:
                     done = None
+                    if _made_in_reserva(row):  # the booking stands: its event comes back
+                        restore(change, exc.message)
             if done is not None:
                 _link(binding, done, change.event)
                 result.cancelled += 1
@@ -842,10 +992,22 @@ def _apply(
                 row.refresh_from_db()
                 return row
             moved = (change.start, change.end) != (row.start, row.end)
-            row = services.change(
-                actor=None, reservation=row, start=change.start, end=change.end,
-                source=source, **details,
-            )[0]  # fmt: skip
+            if _made_in_reserva(row):
+                # The person's change, made in the calendar: checked as theirs (policies,
+                # opening hours, horizon, maximum length), recorded with the provider as source.
+                if row.requested_for is None:
+                    raise services.NotAllowed("the booking is not made for anyone in Reserva")
+                if change.title is not None:  # the location shows the booking's nickname
+                    details["public_nickname"] = change.title[:100]
+                row = services.change(
+                    actor=row.requested_for, reservation=row, start=change.start,
+                    end=change.end, source=source, **details,
+                )[0]  # fmt: skip
+            else:
+                row = services.change(
+                    actor=None, reservation=row, start=change.start, end=change.end,
+                    source=source, **details,
+                )[0]  # fmt: skip
             if moved:
                 notices.append(("changed", row.pk, ()))
             return row
@@ -860,18 +1022,31 @@ def _apply(
                 try:
                     row = move(change)
                 except services.Conflict as exc:
+                    if not exc.clashes and _made_in_reserva(rows[change.reservation_id]):
+                        refused(change, exc)  # a rule (opening hours...), not a taken slot
+                        continue
                     waiting.append(change)
                     failures[change.reservation_id] = exc
+                    continue
+                except services.BookingError as exc:  # not allowed, over, not reservable
+                    refused(change, exc)
                     continue
                 rows[row.pk] = row
                 _link(binding, row, change.event, before=before)
                 result.updated += 1
+                if change.undo:
+                    restore(change, change.undo)
+                elif _made_in_reserva(row) and _shows_other_subject(row, change.event):
+                    restore(change, "its subject is Reserva's (shortened)", tell=False)
             if len(waiting) == len(pending):
                 break
             pending = waiting
         else:
             waiting = []
         for change in waiting:
+            if _made_in_reserva(rows[change.reservation_id]):
+                restore(change, failures[change.reservation_id].message)
+                continue
             log.info(
                 "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
                 change.reservation_id, change.start, change.end, failures[change.reservation_id],
@@ -919,14 +1094,104 @@ def _apply(
                 result.ignored += 1
                 continue
             _link(binding, row, change.event)
+        owed_when_read = {link.reservation_id for link in links if link.push_owed}
         for change in plan.touch:
             row = rows[change.reservation_id]
+            if row.pk in owed_when_read and _made_in_reserva(row) and _push_landed(row, change):
+                restore(change, CROSSED)
+                continue
             _link(binding, row, change.event, before=row.version)
+        for change in plan.restore:
+            why = change.reason
+            if change.clashes:
+                why = f"{space.name} is booked by someone else at that time"
+            restore(change, why)
         result.ignored += len(plan.ignore)
         SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
         if notices:
             transaction.on_commit(lambda: notify_pull(binding.pk, notices), robust=True)
+        if restores:
+            transaction.on_commit(lambda: _push_again(restores), robust=True)
     return result
+
+
+def _log_plan(binding_id: int, plan: PullPlan) -> None:
+    """Each remote change the plan takes, refuses or skips, with its reason (what the
+    convergence run's failures need to be explained; skips at debug level)."""
+    for bucket in ("create", "update", "cancel", "conflicts", "restore", "touch", "ignore"):
+        level = logging.DEBUG if bucket in ("touch", "ignore") else logging.INFO
+        if not log.isEnabledFor(level):
+            continue
+        for change in getattr(plan, bucket):
+            log.log(
+                level,
+                "Pull of binding %s: event %s (reservation %s) -> %s: %s",
+                binding_id, change.event.id[-16:], change.reservation_id, bucket, change.reason,
+            )  # fmt: skip
+
+
+CROSSED = "it crossed a change to the booking that Reserva was writing at the same moment"
+
+
+def _push_landed(row: Reservation, change: Change) -> bool:
+    """The push that was owed when this pull read the links has landed since (on another
+    worker), and the event read here is not what it wrote: an edit made around that write.
+    Left to "the owed push", it would be neither applied nor undone: no push is owed now.
+    (Locks the link: a push still writing is waited for.)"""
+    link = SyncLink.objects.select_for_update().filter(reservation=row).first()
+    return (
+        link is not None
+        and link.pushed_version >= row.version
+        and link.remote_version != change.event.version
+    )
+
+
+def _made_in_reserva(row: Reservation) -> bool:
+    """A Reserva booking holding its slot (the planner's ``_made_here``, on a row)."""
+    return row.source not in REMOTE_SOURCES and row.holds_slot
+
+
+def _shows_other_subject(row: Reservation, event: RemoteEvent) -> bool:
+    """The room's event of this Reserva booking does not carry the subject Reserva gives it
+    (a taken rename Reserva shortened to its nickname's length)."""
+    if row.sync_mailbox != SyncMailbox.ROOM:
+        return False
+    return (event.subject or "").strip() != remote.event_title(row).strip()
+
+
+def _owe_push(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) -> None:
+    """Record the event (its id and change key, so the push's conditional write meets the
+    version read here) and put the link behind the reservation: a push is owed, which writes
+    the booking over the event. Owed, not only queued: if that push is lost, "Resume sync"
+    and the retries find it, and a pull that sees the event first leaves it to the push."""
+    _link(binding, reservation, event, before=reservation.version)
+    SyncLink.objects.filter(
+        reservation=reservation, pushed_version__gte=reservation.version
+    ).update(pushed_version=reservation.version - 1, state=LinkState.PENDING)
+
+
+def _push_again(reservation_ids: Sequence[int]) -> None:
+    """Queue the pushes that write Reserva's bookings back over refused remote edits."""
+    from ..tasks import push_reservation
+
+    for pk in reservation_ids:
+        push_reservation.delay(pk)
+
+
+def _undone(change: Change, row: Reservation, provider: str, why: str) -> str:
+    """What the person did in the calendar, and why Reserva did not take it (for the email)."""
+    zone = row.space.location.zone
+    done = []
+    if change.event.removed or change.start is None or change.end is None:
+        done.append("deleted")
+    elif (change.start, change.end) != (row.start, row.end):
+        start, end = change.start.astimezone(zone), change.end.astimezone(zone)
+        done.append(f"moved to {start:%a %d %b %Y %H:%M}-{end:%H:%M}")
+    subject = (change.event.subject or "").strip()
+    if not change.event.removed and _shows_other_subject(row, change.event):
+        done.append(f"renamed to {subject!r}" if subject else "left without a subject")
+    what, why = " and ".join(done) or "changed", why.rstrip(".")
+    return f"It was {what} in {provider}, but Reserva could not take that change: {why}."
 
 
 # -- telling people ---------------------------------------------------------------------------
@@ -935,6 +1200,7 @@ SUBJECTS = {
     "changed": "Moved in {provider}: {space}, {when}",
     "cancelled": "Cancelled in {provider}: {space}, {when}",
     "conflict": "Booking conflict: {space}, {when}",
+    "restored": "Change in {provider} undone: {space}, {when}",
 }
 
 
@@ -942,15 +1208,18 @@ def _when(reservation: Reservation) -> str:
     return f"{reservation.local_start:%a %d %b %Y %H:%M}-{reservation.local_end:%H:%M}"
 
 
-def notify_pull(binding_id: int, notices: Sequence[tuple[str, int, tuple[int, ...]]]) -> int:
+def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
     """Email the requested-for users of reservations a remote change moved, cancelled or
     conflicted with (not the organizers of remote events without a Reserva owner: their
-    calendar already told them). Returns how many emails were sent."""
+    calendar already told them), and of Reserva bookings whose remote move or rename was
+    undone ("restored": the notice's fourth item says what was done and why it was not
+    taken). A notice is ``(kind, reservation id, clash ids[, detail])``. Returns how many
+    emails were sent."""
     from django.core.mail import EmailMessage
 
     binding = SpaceCalendar.objects.select_related("provider").filter(pk=binding_id).first()
     provider = binding.provider.get_kind_display() if binding else "the remote calendar"
-    wanted = {pk for _, pk, _ in notices} | {pk for _, _, ids in notices for pk in ids}
+    wanted = {notice[1] for notice in notices} | {pk for notice in notices for pk in notice[2]}
     rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
         list(wanted)
     )
@@ -973,11 +1242,23 @@ def notify_pull(binding_id: int, notices: Sequence[tuple[str, int, tuple[int, ..
         ]
         sent += EmailMessage(subject=subject, body="\n".join(body), to=[person.email]).send()
 
-    for kind, pk, clash_ids in notices:
+    for kind, pk, clash_ids, *detail in notices:
         row = rows.get(pk)
         if row is None:
             continue
-        if kind == "changed":
+        if kind == "restored":
+            send(
+                kind,
+                row,
+                [
+                    *detail,
+                    "",
+                    f"The event is being put back in {provider} to match your reservation, "
+                    "which has not changed (below). To change it, use Reserva, or make a "
+                    "change there that its booking rules allow.",
+                ],
+            )
+        elif kind == "changed":
             send(kind, row, [f"Your reservation of {row.space.name} was moved in {provider}."])
         elif kind == "cancelled":
             send(kind, row, [f"Your reservation of {row.space.name} was cancelled in {provider}."])

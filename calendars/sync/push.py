@@ -8,16 +8,22 @@
    (``select_for_update``) for the rest of the push, so pushes of one reservation are applied
    one at a time, in order; re-read the reservation under the lock: a newer change supersedes
    an older queued one, because the plan compares versions (``pushed_version``);
-3. ``plan`` (pure, ``calendars.sync.plan``) and apply: create (idempotent in the clients:
+3. before a create is sent, mark the link "creating" in a commit of its own
+   (``announce_create``), so a concurrent pull recognises the new event as ours
+   (``calendars.sync.attribution``); the save that records the event id clears the mark;
+4. ``plan`` (pure, ``calendars.sync.plan``) and apply: create (idempotent in the clients:
    Graph ``transactionId``, Google client-chosen id; when an earlier attempt's outcome is
    unknown, look up our tagged event first), update with the remote version (If-Match; on a
    conflict re-read and retry once), delete, or move (delete where it is, create where it
    belongs);
-4. record the outcome on the link and in a ``SyncJob`` row (kind push).
+5. record the outcome on the link and in a ``SyncJob`` row (kind push).
 
 Errors say what happens next: a permanent one pauses the binding or the person's token
 (``calendars.sync.trouble``) and leaves the link ``paused``; a transient one marks it
-``failed`` and is re-raised so the task retries with backoff.
+``failed`` and is re-raised so the task retries with backoff; after the task's retries the
+beat retries it (``next_attempt_at``, ``calendars.sync.recovery``) for a day, then alerts.
+The job row's heartbeat is renewed while the push runs, so a push whose worker was killed is
+found by beat and queued again.
 
 On SQLite the locked section holds the database's write lock during the provider calls (tens
 of milliseconds per push): acceptable for the embedded default; on PostgreSQL only this one
@@ -41,9 +47,11 @@ from integrations.base import (
     TransientError,
     VersionConflict,
 )
+from integrations.registry import client_class
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
+from ..locks import Heartbeat
 from ..models import (
     BindingStatus,
     JobKind,
@@ -56,7 +64,7 @@ from ..models import (
     UserToken,
 )
 from ..policies import binding_for
-from . import trouble
+from . import recovery, trouble
 from .plan import Action, Op, Place, ReservationState, plan
 from .plan import LinkState as LinkSnapshot
 
@@ -137,6 +145,8 @@ def apply_remote_result(
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
+    link.creating_at, link.create_key = None, ""  # in the same commit as the event id
+    link.next_attempt_at = link.failing_since = None
     link.save()
 
 
@@ -147,16 +157,45 @@ def record_removed(link: SyncLink, version: int) -> None:
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
+    link.creating_at, link.create_key = None, ""
+    link.next_attempt_at = link.failing_since = None
     link.save()
 
 
-def record_failure(link_id: int, state: str, message: str) -> None:
-    """A push of this link failed (``failed``: retried; ``paused``: waits for a reconnect)."""
+def record_failure(
+    link_id: int, state: str, message: str, *, retry_after: float | None = None
+) -> None:
+    """A push of this link failed (``failed``: retried; ``paused``: waits for a reconnect).
+
+    A failed link gets its next beat retry (``recovery.retry_delay``: after the task's own
+    quick retries, never before the provider's ``retry_after``), until it has failed for
+    ``SYNC_PUSH_GIVE_UP_HOURS`` since ``failing_since``; then it gives up and the admins are
+    told, once."""
     link = SyncLink.objects.filter(pk=link_id).first()
     if link is None:
         return
+    now = timezone.now()
     link.state, link.last_error, link.attempts = state, message[:2000], link.attempts + 1
-    link.save(update_fields=["state", "last_error", "attempts", "updated"])
+    fields = ["state", "last_error", "attempts", "next_attempt_at", "failing_since", "updated"]
+    if state != LinkState.FAILED:
+        link.next_attempt_at = link.failing_since = None
+        link.save(update_fields=fields)
+        return
+    if link.failing_since is None:
+        link.failing_since = now  # a new run of failures (cleared by a success or an admin)
+    if now - link.failing_since < recovery.give_up_after():
+        link.next_attempt_at = now + recovery.retry_delay(link.attempts, retry_after)
+        link.save(update_fields=fields)
+        return
+    # Given up: beat retries no more (a new change, "Retry failed pushes" or "Resume sync"
+    # still push it). Only the one call that clears a pending retry alerts, so the task's own
+    # retries, or two failing pushes at once, send no second email.
+    link.next_attempt_at = None
+    link.save(update_fields=[f for f in fields if f != "next_attempt_at"])
+    if SyncLink.objects.filter(pk=link_id, next_attempt_at__isnull=False).update(
+        next_attempt_at=None
+    ):
+        trouble.push_gave_up(link_id, message)
 
 
 def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncLink, bool]:
@@ -177,6 +216,36 @@ def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncL
         return link, True
     except IntegrityError:  # a concurrent push made it first
         return SyncLink.objects.get(reservation=reservation), False
+
+
+# -- announcing a create ----------------------------------------------------------------------
+
+
+def announce_create(
+    link: SyncLink, reservation: Reservation, binding: SpaceCalendar | None, fresh: bool
+) -> tuple[bool, tuple]:
+    """Mark the link "creating" (time and the idempotency key the create sends) and commit
+    it, before the push sends a create (or a move's create), so a pull on another worker that
+    reads the new event before this push has saved its id recognises it as Reserva's own
+    (``calendars.sync.attribution``). Planned here without the lock; the locked plan decides,
+    and ``withdraw_create`` undoes the mark when it sends nothing. Returns whether a mark was
+    made, and the mark it replaced."""
+    previous = (link.creating_at, link.create_key)
+    if binding is None:
+        return False, previous
+    action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
+    if action.op not in (Op.CREATE, Op.MOVE):
+        return False, previous
+    key = client_class(binding.provider.kind).creation_key(reservation.pk)
+    with transaction.atomic():  # its own commit, outside the push's locked transaction
+        SyncLink.objects.filter(pk=link.pk).update(creating_at=timezone.now(), create_key=key)
+    return True, previous
+
+
+def withdraw_create(link_id: int, previous: tuple) -> None:
+    """Put back the mark ``announce_create`` replaced (the locked plan sent no create)."""
+    creating_at, key = previous
+    SyncLink.objects.filter(pk=link_id).update(creating_at=creating_at, create_key=key)
 
 
 # -- applying --------------------------------------------------------------------------------
@@ -303,6 +372,7 @@ def push_reservation(reservation_id: int) -> PushResult:
         fresh = False
     else:
         link, fresh = ensure_link(reservation, binding)
+    announced, previous_mark = announce_create(link, reservation, binding, fresh)
     job = SyncJob.objects.create(
         kind=JobKind.PUSH,
         binding=binding or link.binding,
@@ -310,7 +380,11 @@ def push_reservation(reservation_id: int) -> PushResult:
         status=JobStatus.RUNNING,
         total=1,
         started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
     )
+    # While the worker lives the job's heartbeat stays fresh; a job gone quiet is reclaimed
+    # by beat (recovery.reclaim_lost_pushes) and the push queued again.
+    heartbeat = Heartbeat(lambda: _beat(job.pk)).start()
     try:
         with transaction.atomic():
             link = (
@@ -325,8 +399,20 @@ def push_reservation(reservation_id: int) -> PushResult:
             if paused:
                 link.state, link.last_error = LinkState.PAUSED, paused
                 link.save(update_fields=["state", "last_error", "updated"])
+                if announced:
+                    withdraw_create(link.pk, previous_mark)
                 _finish(job, JobStatus.PAUSED, error=paused)
                 return PushResult("paused", paused)
+            if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
+                withdraw_create(link.pk, previous_mark)  # (an update's save clears it)
+            if action.op in (Op.CREATE, Op.MOVE) and not announced:
+                # A change committed between the unlocked look and the lock made this a
+                # create: it must be announced (committed) before it is sent, so not now.
+                raise TransientError(
+                    "The push became a create while it waited for the lock; it runs again.",
+                    code="create_unannounced",
+                    retry_after=1,
+                )
             done = _apply(action, link, reservation, binding)
             if binding is not None and done != "noop":
                 SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
@@ -335,12 +421,14 @@ def push_reservation(reservation_id: int) -> PushResult:
 
                 transaction.on_commit(lambda: check_room_response.delay(reservation_id))
     except remote.NotConnected as exc:
+        if announced:  # raised before anything was sent
+            withdraw_create(link.pk, previous_mark)
         return _failed(job, link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
     except PermanentError as exc:
         _pause_for(exc, reservation, link)
         return _failed(job, link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
     except TransientError as exc:
-        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
+        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED, exc.retry_after)
         raise
     except ProviderError as exc:
         # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
@@ -351,6 +439,8 @@ def push_reservation(reservation_id: int) -> PushResult:
         # by this attempt any more) makes the next attempt look the event up first.
         _failed(job, link, LinkState.FAILED, "Unexpected error (see the worker log).", "failed")
         raise
+    finally:
+        heartbeat.stop()
     counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
     _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
     return PushResult(action.op, action.reason)
@@ -372,8 +462,23 @@ def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) ->
         trouble.pause_binding(link.binding_id, exc.message)
 
 
-def _failed(job: SyncJob, link: SyncLink, state: str, message: str, status: str) -> PushResult:
-    record_failure(link.pk, state, message)
+def _beat(job_id: int) -> bool:
+    return bool(
+        SyncJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def _failed(
+    job: SyncJob,
+    link: SyncLink,
+    state: str,
+    message: str,
+    status: str,
+    retry_after: float | None = None,
+) -> PushResult:
+    record_failure(link.pk, state, message, retry_after=retry_after)
     _finish(job, status, error=message)
     log.info("Push of reservation %s: %s (%s)", link.reservation_id, status, message)
     return PushResult(status, message)

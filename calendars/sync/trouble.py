@@ -90,6 +90,34 @@ def _alert_admins(binding: SpaceCalendar, message: str) -> None:
     )
 
 
+def push_gave_up(link_id: int, message: str) -> None:
+    """A failed push was retried by beat for ``SYNC_PUSH_GIVE_UP_HOURS`` and stopped: tell the
+    admins once (the caller is the one update that cleared the link's next attempt)."""
+    link = SyncLink.objects.select_related("reservation__space", "binding").get(pk=link_id)
+    log.warning("Push of reservation %s given up: %s", link.reservation_id, message)
+    transaction.on_commit(lambda: _alert_gave_up(link, message), robust=True)
+
+
+def _alert_gave_up(link: SyncLink, message: str) -> None:
+    recipients = _admin_emails()
+    if not recipients:
+        return
+    reservation = link.reservation
+    hours = getattr(settings, "SYNC_PUSH_GIVE_UP_HOURS", 24)
+    admin = _url("admin:calendars_syncjob_changelist")
+    send_mail(
+        f"[Reserva] Calendar push failing: {reservation.space.name}",
+        f"Reserva has tried for {hours:g} hours to write booking #{reservation.pk} "
+        f"({reservation.title or 'untitled'}, {reservation.start:%Y-%m-%d %H:%M} UTC) to the "
+        f"calendar of {reservation.space.name} and stopped retrying.\n\n"
+        f"Last error: {message}\n\n"
+        "The booking itself is safe in Reserva. Once the cause is fixed, select its failed "
+        f'push in Sync jobs and use "Retry failed pushes":\n{admin}\n',
+        None,
+        recipients,
+    )
+
+
 def _alert_user(token: UserToken) -> None:
     if not token.user.email:
         return
@@ -106,6 +134,11 @@ def _alert_user(token: UserToken) -> None:
 
 def _enqueue(link_ids: list[int]) -> int:
     from ..tasks import push_reservation
+
+    # Someone acted (reconnected, resumed): pushes that gave up get a new day of retries.
+    SyncLink.objects.filter(pk__in=link_ids, state=LinkState.FAILED).update(
+        failing_since=None, next_attempt_at=None
+    )
 
     reservation_ids = list(
         SyncLink.objects.filter(pk__in=link_ids)

@@ -121,6 +121,7 @@ class BatchMixin:
                 refreshed = True
                 self._token(as_user, fresh=True)
             wait = max(waits, default=0.0)
+            self.http.hold_off(self._limit_key(as_user), wait)  # every process waits too
             if wait > policy.max_retry_after:
                 for cid, op in retry.items():
                     error = Throttled(

@@ -82,7 +82,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
         self.http = http or HttpClient(ca_bundle=config.ca_bundle, timeout=config.timeout)
         self.base = (config.api_base_url or DEFAULT_API).rstrip("/")
         self.api_path = urlsplit(self.base).path
-        self.batch_url = batch_url(self.base)
+        self.batch_url = (config.batch_url or batch_url(self.base)).rstrip("/")
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -130,6 +130,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
                 rate_attempts += 1
                 if reason in RATE_LIMIT_REASONS and rate_attempts < policy.max_attempts:
                     hint = parse_retry_after(response.headers.get("Retry-After"))
+                    self.http.hold_off(self._limit_key(as_user), hint)
                     if (hint or 0) <= policy.max_retry_after:
                         self.http.sleep(backoff(rate_attempts, policy, hint))
                         continue
@@ -303,6 +304,19 @@ class GoogleClient(BatchMixin, ChannelsMixin):
         if response.status_code in (404, 410):
             return
         self._check(response, calendar_id, as_user, event=True)
+
+    @staticmethod
+    def creation_key(reservation_id: int) -> str:
+        """The idempotency key a create of this reservation sends: its client-chosen id (a
+        later generation, after our event was deleted, adds ``g<n>``)."""
+        return mapping.event_id(reservation_id)
+
+    @staticmethod
+    def made_by_create(event_id: str, key: str) -> bool:
+        """Whether the event's id is one a create with ``key`` chooses (any generation); the
+        copy of our event in an invited room's calendar keeps the id but not our private
+        tag."""
+        return bool(key) and (event_id == key or event_id.startswith(f"{key}g"))
 
     def find_by_reservation(
         self, calendar_id: str, reservation_id: int, as_user: UserCredentials | None = None

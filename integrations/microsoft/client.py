@@ -9,7 +9,8 @@ Contracts worth knowing:
 
 - ``create_event`` sends a ``transactionId`` derived from the reservation id, so a retried
   POST answers with the first event; ``find_by_reservation`` finds an event by our tag when
-  the outcome of a create is unknown.
+  the outcome of a create is unknown; ``read_events`` reads events by id with that tag
+  expanded (``$batch`` GETs), for a pull that meets an event delta could not attribute.
 - ``update_event``/``delete_event`` with ``version`` (the changeKey) send ``If-Match``; a
   412 raises :class:`~integrations.base.VersionConflict`. A missing event raises
   :class:`~integrations.base.EventGone` on update and is success on delete.
@@ -236,6 +237,17 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         except EventGone:
             return
 
+    @staticmethod
+    def creation_key(reservation_id: int) -> str:
+        """The idempotency key a create of this reservation sends (its ``transactionId``)."""
+        return mapping.transaction_id(reservation_id)
+
+    @staticmethod
+    def made_by_create(event_id: str, key: str) -> bool:
+        """Whether an event's id shows it was made by the create with ``key``: never for
+        Graph, whose ids are the server's (the tag must be read: ``read_events``)."""
+        return False
+
     def find_by_reservation(
         self,
         mailbox: str,
@@ -258,6 +270,28 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
             return None
         oldest = min(items, key=lambda item: str(item.get("createdDateTime") or ""))
         return mapping.parse_event(oldest)
+
+    def tagged_events(
+        self,
+        mailbox: str,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> list[RemoteEvent]:
+        """Every occurrence in [start, end) (calendarView) with our reservation tag expanded:
+        delta cannot expand extended properties, so this is how a full comparison tells
+        Reserva's events from other people's."""
+        prop = mapping.RESERVATION_PROPERTY
+        query = _query(
+            {
+                "startDateTime": query_time(start),
+                "endDateTime": query_time(end),
+                "$expand": f"singleValueExtendedProperties($filter=id eq '{prop}')",
+            }
+        )
+        url = f"{self.base}{self._calendar(mailbox, calendar_id)}/calendarView?{query}"
+        return [mapping.parse_event(item) for item in self._pages(url, mailbox, as_user)]
 
     # -- sync ------------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""Template tags of the staff portal: times in a location's zone, and optional includes.
+"""Template tags of the staff portal: times in a location's zone, people's names, and
+optional includes.
+
+``person`` and ``booker`` name the people of a booking without assuming they exist: a booking
+pulled from a room calendar has no Reserva user behind it (``booked_by`` is empty, and
+``requested_for`` too when the organizer is not a Reserva user).
 
 ``optional_include`` is how other apps add to the portal's pages without this app importing
 them: ``{% optional_include "calendars/portal/reservation_sync.html" %}`` renders that template
@@ -13,6 +18,8 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.template.loader import get_template
 from django.utils.html import format_html
+
+from reservations.models import REMOTE_SOURCES, Reservation
 
 register = template.Library()
 
@@ -35,6 +42,27 @@ def in_zone(moment: datetime | None, zone) -> datetime | None:
     if moment is None:
         return None
     return moment.astimezone(_zone(zone)).replace(tzinfo=None)
+
+
+@register.filter
+def person(user) -> str:
+    """A user's full name, else their username; "" for no user."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+@register.filter
+def booker(reservation: Reservation) -> str:
+    """Who made the booking: the Reserva user, else the calendar organizer we know of, else
+    where it came from (a booking made in Outlook or Google Calendar by someone unknown)."""
+    if reservation.booked_by_id:
+        return person(reservation.booked_by)
+    if reservation.organizer_name or reservation.organizer_email:
+        return reservation.organizer_name or reservation.organizer_email
+    if reservation.source in REMOTE_SOURCES:
+        return "Someone outside Reserva"
+    return "—"
 
 
 @register.simple_tag(takes_context=True)

@@ -1,4 +1,5 @@
-"""``seed_demo`` wires the demo to the provider sandbox: aliases, providers, bindings, sign-in.
+"""``seed_demo`` wires the demo to the provider sandbox: aliases, providers, bindings, sign-in,
+and one bulk export per bound space, so the demo week reaches the sandbox rooms.
 
 The bindings are checked against a running sandbox with the real msal and google-auth, using
 the credentials exactly as the seed stored them (decrypted from the database).
@@ -15,6 +16,7 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import service_account
 
@@ -24,12 +26,19 @@ from calendars.models import (
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
+    JobKind,
+    JobStatus,
+    LinkState,
     ProviderKind,
     SpaceCalendar,
+    SyncJob,
+    SyncLink,
     SyncSettings,
 )
 from integrations.sandbox.config import DEMO_CLIENT_SECRET, default_config, merge
 from integrations.sandbox.testing import start_sandbox
+from reservations.models import Reservation
+from tests.calendars.conftest import remote_events
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
@@ -199,5 +208,69 @@ def test_a_sandbox_that_started_first_keeps_its_key(tmp_path):
         stored = CredentialAlias.objects.get(kind=ProviderKind.GOOGLE).service_account_key
         assert stored["private_key"] == written["private_key"]
         assert stored["token_uri"] == f"{handle.base_url}/google/oauth2/token"
+    finally:
+        handle.stop()
+
+
+@pytest.mark.django_db
+def test_seed_demo_queues_one_export_of_the_demo_week_per_bound_space(tmp_path):
+    seed(tmp_path)
+    seed(tmp_path)  # again: nothing queued twice
+    jobs = SyncJob.objects.filter(kind=JobKind.EXPORT)
+    waiting = {
+        b.pk: Reservation.objects.filter(space=b.space, end__gt=timezone.now()).count()
+        for b in SpaceCalendar.objects.all()
+    }
+    assert sum(waiting.values()) > 0, "the demo week booked nothing in the bound rooms"
+    assert sorted(jobs.values_list("binding_id", flat=True)) == sorted(
+        pk for pk, count in waiting.items() if count
+    )
+    assert {job.binding_id: job.total for job in jobs} == {
+        pk: count for pk, count in waiting.items() if count
+    }
+    assert {job.status for job in jobs} == {JobStatus.QUEUED}
+    # The worker may run them before the sandbox ever started: its CA is there already.
+    for provider in CalendarProvider.objects.all():
+        assert Path(provider.connection.ca_bundle).is_file()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path):
+    """As in make run: the exports seed_demo queues run in the worker (eagerly here, once
+    their job is committed) against the sandbox, and every future demo booking of a bound
+    space is an event in its room. The bookings are made before the spaces are bound, so
+    only the exports can send them."""
+    handle = start_sandbox(tmp_path)
+    try:
+        seed(tmp_path, sandbox_port=handle.port)
+        bindings = list(SpaceCalendar.objects.select_related("provider", "space"))
+        for binding in bindings:
+            booked = sorted(
+                Reservation.objects.filter(space=binding.space, end__gt=timezone.now()).values_list(
+                    "pk", flat=True
+                )
+            )
+            calendar = (
+                binding.resource_email
+                if binding.provider.kind == ProviderKind.MICROSOFT
+                else binding.calendar_id
+            )
+            events = remote_events(handle, binding.provider.kind, calendar)
+            assert len(events) == len(booked), (binding, events)
+            assert (
+                sorted(
+                    SyncLink.objects.filter(binding=binding, state=LinkState.SYNCED).values_list(
+                        "reservation_id", flat=True
+                    )
+                )
+                == booked
+            )
+        assert (
+            sum(SyncJob.objects.filter(kind=JobKind.EXPORT).values_list("created_count", flat=True))
+            == Reservation.objects.filter(
+                space__calendar__isnull=False, end__gt=timezone.now()
+            ).count()
+            > 0
+        )
     finally:
         handle.stop()

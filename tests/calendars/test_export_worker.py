@@ -96,7 +96,7 @@ def wait_finished(job_id: int, timeout: float) -> SyncJob:
 
 
 def release_leases_of(binding) -> None:
-    """What the killed worker held in the shared limiter expires after its lease (120 s);
+    """What the killed worker held in the shared limiter expires after its lease (60 s);
     let it expire now rather than make the test wait."""
     import redis
 

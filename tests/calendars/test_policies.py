@@ -1,6 +1,6 @@
 """The sync-mode rules, enforced by the booking service for every entry point."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 
@@ -130,6 +130,34 @@ def test_personal_mode_changes_need_the_owner_a_token_and_a_portal_source(
     token.status = TokenStatus.EXPIRING  # still usable
     token.save()
     services.change(actor=owner, reservation=r, title="Moved", source=Source.MOBILE)
+
+
+def test_the_owner_moving_a_personal_booking_in_their_calendar_is_checked_as_them(
+    make_user, synced, provider
+):
+    """The pull applies a remote move of a Reserva booking as its person: in personal mode a
+    booking kept in their own calendar may be moved there by them (even with an expired
+    token: the move was made with their account), by nobody else, and the slot rules hold."""
+    set_mode("personal")
+    owner, other = make_user(), make_user(perms=("reservations.manage_all",))
+    token = connect(owner, provider)
+    r = book(owner, synced, hour=10)
+    token.status = TokenStatus.EXPIRED
+    token.save()
+    assert rules.check(rules.Action.CHANGE, owner, r, Source.EXCHANGE)
+    decision = rules.check(rules.Action.CHANGE, other, r, Source.EXCHANGE)
+    assert not decision and "only they can change it" in decision.reason
+    later = r.start + timedelta(hours=2)
+    services.change(
+        actor=owner, reservation=r, start=later, end=later + timedelta(hours=1),
+        source=Source.EXCHANGE,
+    )  # fmt: skip
+    synced.location.opening_hours.update(opens=time(8), closes=time(13))
+    with pytest.raises(services.Conflict, match="open 08:00-13:00"):
+        services.change(
+            actor=owner, reservation=r, start=later + timedelta(hours=1),
+            end=later + timedelta(hours=2), source=Source.EXCHANGE,
+        )  # fmt: skip
 
 
 def test_rest_api_and_blockers_use_application_credentials(make_user, synced, provider):

@@ -440,11 +440,14 @@ def test_the_beat_fan_out_picks_due_bindings_only(
     queued: list[int] = []
     monkeypatch.setattr(tasks.pull_binding, "delay", lambda pk: queued.append(pk))
     now = timezone.now()
+    # One room per space: a room calendar syncs with one space (calendars.models).
     due = bind(make_space(), ms_provider, MS_ROOM, next_pull_at=now - timedelta(seconds=1))
-    never = bind(make_space(), ms_provider, MS_ROOM)
-    later = bind(make_space(), ms_provider, MS_ROOM, next_pull_at=now + timedelta(minutes=3))
+    never = bind(make_space(), ms_provider, "room2@contoso.test")
+    later = bind(
+        make_space(), ms_provider, "room3@contoso.test", next_pull_at=now + timedelta(minutes=3)
+    )
     bind(make_space(), ms_provider, MS_ROOM, enabled=False)
-    bind(make_space(), ms_provider, MS_ROOM, status=BindingStatus.PAUSED)
+    bind(make_space(), ms_provider, "room4@contoso.test", status=BindingStatus.PAUSED)
 
     with_callbacks = django_capture_on_commit_callbacks
     with with_callbacks(execute=True):

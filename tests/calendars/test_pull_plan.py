@@ -22,8 +22,14 @@ def ev(id="e1", start=T, end=T + H, **kw) -> RemoteEvent:
     return RemoteEvent(id=id, start=start, end=end, **kw)
 
 
-def res(id=1, start=T, end=T + H, status="confirmed", source="exchange", title="Board"):
-    return KnownReservation(id, start, end, status, title, source)
+def res(id=1, start=T, end=T + H, status="confirmed", source="exchange", title="Board", **kw):
+    return KnownReservation(id, start, end, status, title, source, **kw)
+
+
+def ours(id=1, start=T, end=T + H, *, subject="Board", nickname=True, **kw):
+    """A portal booking whose event is in the room's calendar, titled ``subject`` by Reserva
+    (its public nickname when ``nickname``, else the person's name)."""
+    return res(id, start, end, source="portal", subject=subject, subject_is_nickname=nickname, **kw)
 
 
 def link(rid=1, external_id="e1", ical_uid="", version="v1", push_owed=False):
@@ -33,7 +39,7 @@ def link(rid=1, external_id="e1", ical_uid="", version="v1", push_owed=False):
 def bucket(plan) -> dict[str, list]:
     return {
         name: [(c.event.id, c.reservation_id) for c in getattr(plan, name)]
-        for name in ("create", "update", "cancel", "conflicts", "ignore", "touch")
+        for name in ("create", "update", "cancel", "conflicts", "ignore", "touch", "restore")
         if getattr(plan, name)
     }
 
@@ -211,3 +217,97 @@ def test_all_day_events_run_midnight_to_midnight_in_the_location_zone(start, end
         datetime(2030, 1, 7, tzinfo=zone),
         datetime(2030, 1, 8, tzinfo=zone),
     )
+
+
+# -- remote edits of bookings made in Reserva (two-way) ----------------------------------------
+
+TWO_WAY = [
+    (
+        "a Reserva booking moved to a free slot: applied (checked by the booking rules then)",
+        [ev(start=T + H, end=T + 2 * H)],
+        [ours()],
+        {"update": [("e1", 1)]},
+    ),
+    (
+        "renamed where the room shows the nickname: the new subject is the booking's name",
+        [ev(subject="Budget")],
+        [ours()],
+        {"update": [("e1", 1)]},
+    ),
+    (
+        "renamed where the room shows the person's name: written back",
+        [ev(subject="Budget")],
+        [ours(subject="Alice Martin", nickname=False)],
+        {"restore": [("e1", 1)]},
+    ),
+    (
+        "the same subject, other spacing: nothing shown changed",
+        [ev(subject=" Board ")],
+        [ours()],
+        {"touch": [("e1", 1)]},
+    ),
+    (
+        "the subject emptied where the nickname shows: written back",
+        [ev(subject="")],
+        [ours()],
+        {"restore": [("e1", 1)]},
+    ),
+    (
+        "the room's copy of an event kept elsewhere (subject not ours to compare): nothing",
+        [ev(subject="Alice Martin: Board")],
+        [res(source="portal", subject=None)],
+        {"touch": [("e1", 1)]},
+    ),
+    (
+        "a Reserva booking moved onto a taken slot: written back, never conflicted",
+        [ev(start=T + H, end=T + 2 * H)],
+        [ours(), res(id=2, start=T + H, end=T + 2 * H)],
+        {"restore": [("e1", 1)]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "reservations", "expected"),
+    [case[1:] for case in TWO_WAY],
+    ids=[case[0] for case in TWO_WAY],
+)
+def test_remote_edits_of_reserva_bookings(events, reservations, expected):
+    plan = plan_pull(events, [link()], reservations, window=WINDOW)
+    assert bucket(plan) == expected
+
+
+def test_a_taken_rename_carries_the_new_subject():
+    plan = plan_pull([ev(subject="  Budget ")], [link()], [ours()], window=WINDOW)
+    assert [(c.title, c.undo) for c in plan.update] == [("Budget", "")]
+
+
+def test_a_move_is_taken_and_a_rename_of_the_persons_name_undone_in_one_edit():
+    moved = ev(start=T + H, end=T + 2 * H, subject="Budget")
+    plan = plan_pull([moved], [link()], [ours(subject="Alice", nickname=False)], window=WINDOW)
+    (change,) = plan.update
+    assert (change.start, change.title) == (T + H, None)
+    assert "person the booking is for" in change.undo
+
+
+def test_a_written_back_booking_keeps_its_slot():
+    """Restored, the booking stays where it was: a new event on that slot in the same pull
+    collides with it (not with the refused move's slot)."""
+    plan = plan_pull(
+        [ev(start=T + H, end=T + 2 * H), ev(id="walk-in", version="v9")],
+        [link()],
+        [ours(), res(id=2, start=T + H, end=T + 2 * H)],
+        window=WINDOW,
+    )
+    assert bucket(plan) == {"restore": [("e1", 1)], "conflicts": [("walk-in", None)]}
+    assert plan.restore[0].clashes == (2,) and plan.conflicts[0].clashes == (1,)
+
+
+def test_a_remote_made_booking_moved_onto_a_taken_slot_is_still_a_conflict():
+    plan = plan_pull(
+        [ev(start=T + H, end=T + 2 * H)],
+        [link()],
+        [res(), ours(id=2, start=T + H, end=T + 2 * H)],
+        window=WINDOW,
+    )
+    assert bucket(plan) == {"conflicts": [("e1", 1)]}

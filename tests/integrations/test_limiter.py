@@ -23,7 +23,9 @@ def backend(request, tmp_path):
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    prefix = f"reserva-test:{request.node.name}"
+    # No brackets in the prefix: the node's name ("...[redis]") would be a character class in
+    # SCAN's glob, the old keys would survive, and a rerun within a lease would find them.
+    prefix = f"reserva-test:{request.node.originalname}"
     for key in client.scan_iter(f"{prefix}:*"):
         client.delete(key)
     return RedisLimiter(client, limits, prefix=prefix)

@@ -23,6 +23,7 @@ from integrations.base import (
     EventData,
     EventGone,
     ProviderConfig,
+    ProviderError,
     SyncTokenExpired,
     TlsError,
     VersionConflict,
@@ -260,6 +261,34 @@ def test_batch_items_still_throttled_after_the_rounds_report_throttled(sandbox, 
     (failed,) = [r for r in results if not r.ok]
     assert failed.error.status == 429 and failed.error.retry_after
     assert len(waits) == 3  # bounded rounds
+
+
+def test_read_events_expands_our_tag_in_batches_of_20(client, sandbox, control):
+    """Delta carries no extended properties; a pull reads the events it cannot attribute by
+    id, with the tag expanded, 20 per $batch: ours show their reservation, a person's none,
+    and a missing one is None (gone, not an error)."""
+    ours = [client.create_event(ROOM, "", booking(500 + i, hour=8 + i % 10)) for i in range(21)]
+    theirs = control("POST", f"microsoft/mailboxes/{ROOM}/events",
+                     json={"subject": "Walk-in", "start": {"dateTime": "2030-01-08T09:00:00",
+                           "timeZone": "UTC"}, "end": {"dateTime": "2030-01-08T10:00:00",
+                           "timeZone": "UTC"}})  # fmt: skip
+    batches = sandbox.sandbox.counters["endpoint"].get("graph $batch", 0)
+    wanted = [e.id for e in ours] + [theirs["id"], "AAMkAGI2nothere"]
+    read = client.read_events(ROOM, "", wanted)
+    assert {read[e.id].reservation_id for e in ours} == set(range(500, 521))
+    assert read[theirs["id"]] is not None and read[theirs["id"]].reservation_id is None
+    assert read[theirs["id"]].subject == "Walk-in"
+    assert read["AAMkAGI2nothere"] is None
+    assert sandbox.sandbox.counters["endpoint"]["graph $batch"] - batches == 2
+
+
+def test_read_events_raises_when_an_item_cannot_be_read(client, control):
+    """An item that keeps failing is not taken for "no tag": the caller must not guess."""
+    event = client.create_event(ROOM, "", booking())
+    control("POST", "faults", json={"kind": "500", "service": "graph", "method": "GET",
+            "path": "/events/", "count": None, "rate": 1.0})  # fmt: skip
+    with pytest.raises(ProviderError):
+        client.read_events(ROOM, "", [event.id])
 
 
 # -- delta ----------------------------------------------------------------------------------

@@ -83,6 +83,32 @@ def test_extended_properties_only_when_expanded_and_filterable_with_any(graph):
     assert unfiltered.status_code == 400
 
 
+def test_a_batch_get_expands_the_property_per_item_as_a_single_get_does(graph):
+    """Reserva's pull reads unattributed events by id with the property expanded, in $batch
+    GETs (Graph's documented form: GET /users/{id}/events/{id}?$expand=
+    singleValueExtendedProperties($filter=id eq '...')): a tagged event shows its value, an
+    untagged one has no such member, a missing one answers 404 on its own."""
+    prop = [{"id": EXT_ID, "value": "42"}]
+    mine = graph(
+        "POST", f"/users/{ROOM}/events", json=event_body(singleValueExtendedProperties=prop)
+    ).json()
+    theirs = graph("POST", f"/users/{ROOM}/events", json=event_body("Walk-in")).json()
+    expand = f"singleValueExtendedProperties($filter=id eq '{EXT_ID}')".replace(" ", "%20")
+    single = graph("GET", f"/users/{ROOM}/events/{theirs['id']}?$expand={expand}").json()
+    assert single["subject"] == "Walk-in" and "singleValueExtendedProperties" not in single
+    requests_ = [
+        {"id": name, "method": "GET", "url": f"/users/{ROOM}/events/{event_id}?$expand={expand}"}
+        for name, event_id in (("mine", mine["id"]), ("theirs", theirs["id"]), ("gone", "AAMk0"))
+    ]
+    answers = graph("POST", "/$batch", json={"requests": requests_}).json()["responses"]
+    items = {a["id"]: a for a in answers}
+    assert items["mine"]["status"] == 200
+    assert items["mine"]["body"]["singleValueExtendedProperties"] == prop
+    assert items["theirs"]["status"] == 200
+    assert "singleValueExtendedProperties" not in items["theirs"]["body"]
+    assert items["gone"]["status"] == 404
+
+
 def test_if_match_with_a_stale_change_key_is_412(graph):
     event = graph("POST", f"/users/{ROOM}/events", json=event_body()).json()
     ok = graph(

@@ -2,6 +2,10 @@
 
 ``seed_demo`` runs it after the demo locations and users exist; ``make run`` passes the ports
 it starts the portal and the sandbox on. See ``calendars.demo``.
+
+The demo week was booked before its spaces were bound, so nothing pushed it: each bound space
+gets one bulk export of its future bookings, queued for the worker ``make run`` starts (none
+when one is already queued or running, or when everything is in the room calendar already).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from calendars.bindings import queue_export
 from calendars.demo import wire_sandbox
+from calendars.sync.export import running_export
 
 
 class Command(BaseCommand):
@@ -33,11 +39,19 @@ class Command(BaseCommand):
         wiring = wire_sandbox(
             base_url=base_url, state_dir=state_dir, portal_urls=portal_urls, admin=admin
         )
+        for binding in wiring.bindings:
+            queue_export(binding.pk, admin)  # one per binding: none if saving it queued one
+        exports = [b for b in wiring.bindings if running_export(b) is not None]
         if options["verbosity"]:
             self.stdout.write(
                 f"Calendar sandbox wiring: {len(wiring.providers)} providers at {base_url}, "
                 f"{len(wiring.bindings)} spaces bound; run_sandbox --config {wiring.config_file}"
             )
+            if exports:
+                self.stdout.write(
+                    f"{len(exports)} bulk export(s) of the demo week queued: the worker sends "
+                    "them to the sandbox rooms."
+                )
 
 
 def add_sandbox_arguments(parser: CommandParser) -> None:

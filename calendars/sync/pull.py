@@ -690,6 +690,8 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
         events = attribution.attribute(binding, calendar, events)
+        if token is None:
+            events = [*events, *_missing_from_full_read(binding, events, window)]
         events = _moved_out_of_view(binding, calendar, events)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
@@ -722,6 +724,48 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         release(binding_id, claim, **fields)
         _record_job(binding_id, result, started)
     return result
+
+
+def _missing_from_full_read(
+    binding: SpaceCalendar, events: list[RemoteEvent], window: tuple[datetime, datetime]
+) -> list[RemoteEvent]:
+    """A full read (no cursor, or one the provider rejected) reports what is in the window,
+    never what was deleted: a Reserva booking whose event was deleted (or moved out of the
+    window) in Outlook or Google while the cursor was lost would stay confirmed with no
+    event, its link claiming the two agree, and nobody would ever push it again. So the
+    linked events of the room's Reserva bookings in the window that the read did not return
+    are reported removed here; ``_moved_out_of_view`` then looks each up by our tag, and one
+    that still exists is planned as the move it is, the rest as deleted (cancelled, as an
+    incremental pull would). Links with a push owed or a create in flight are left to their
+    push. At most ``MAX_MOVED_LOOKUPS`` per pull; the rest wait for the next full read or the
+    daily reconciliation (``calendars/sync/reconcile.py``)."""
+    present = {event.id for event in events}
+    linked = (
+        SyncLink.objects.filter(
+            binding=binding,
+            mailbox__iexact=binding.resource_email,
+            creating_at__isnull=True,
+            pushed_version__gte=F("reservation__version"),
+            reservation__space_id=binding.space_id,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+            reservation__start__lt=window[1],
+            reservation__end__gt=window[0],
+        )
+        .exclude(external_id="")
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .order_by("reservation__start", "pk")
+        .values_list("external_id", flat=True)
+    )
+    missing = [external_id for external_id in linked if external_id not in present]
+    if len(missing) > MAX_MOVED_LOOKUPS:
+        log.info(
+            "Pull of binding %s: %s linked events absent from the full read; %s looked at now",
+            binding.pk, len(missing), MAX_MOVED_LOOKUPS,
+        )  # fmt: skip
+    return [
+        RemoteEvent(id=external_id, removed=True, status="cancelled")
+        for external_id in missing[:MAX_MOVED_LOOKUPS]
+    ]
 
 
 def _moved_out_of_view(

@@ -323,3 +323,47 @@ def test_a_rename_longer_than_a_nickname_is_taken_shortened_and_written_back(
     assert (booked.title, booked.public_nickname) == (long_subject, long_subject[:100])
     assert room_event(binding, booked).subject == long_subject[:100]
     assert mail.outbox == []
+
+
+def test_a_booking_whose_event_was_deleted_while_the_cursor_was_lost_is_cancelled(
+    binding, remote, owner, django_capture_on_commit_callbacks
+):
+    """A full read (the cursor rejected, or an administrator's resync) reports what is there,
+    never what was deleted. A portal booking whose event was deleted in Outlook / Google
+    meanwhile was left confirmed with no event and a link saying "synced" (found by the
+    convergence run: seed 7741, an event deleted and then the delta link invalidated)."""
+    pull.pull_binding(binding.pk)
+    deleted = book(binding, owner, 10, django_capture_on_commit_callbacks)
+    kept = book(binding, owner, 12, django_capture_on_commit_callbacks)
+    remote.delete(deleted.sync_link.external_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = pull.pull_binding(binding.pk, full=True)
+
+    deleted.refresh_from_db()
+    kept.refresh_from_db()
+    assert result.full and result.cancelled == 1
+    assert deleted.status == ReservationStatus.CANCELLED
+    assert (kept.status, kept.version) == (ReservationStatus.CONFIRMED, 1)
+    assert room_event(binding, kept) is not None
+
+
+def test_a_booking_moved_out_of_the_window_while_the_cursor_was_lost_is_moved(
+    binding, remote, owner, django_capture_on_commit_callbacks
+):
+    """The same full read does not see an event moved past the window either: it is looked
+    up by our tag and taken as the move it is (the horizon refuses it, so it is written back)
+    rather than cancelled."""
+    pull.pull_binding(binding.pk)
+    booked = book(binding, owner, 10, django_capture_on_commit_callbacks)
+    far = utc(binding, 10) + timedelta(days=200)
+    remote.move(booked.sync_link.external_id, far, far + timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = pull.pull_binding(binding.pk, full=True)
+
+    booked.refresh_from_db()
+    assert (result.cancelled, result.restored) == (0, 1)
+    assert (booked.status, booked.start) == (ReservationStatus.CONFIRMED, utc(binding, 10))
+    event = room_event(binding, booked)
+    assert (event.start, event.end) == (utc(binding, 10), utc(binding, 11))

@@ -72,14 +72,14 @@ def attribute(
     events of creates in flight left out, those of failed creates tagged. Raises
     ``CreateInFlight`` (transient) when an event cannot be attributed yet, and the read's
     own ProviderError when reading failed."""
-    live = [event for event in events if not event.removed]
-    if not live:
+    if not events:
         return events
-    known_ids, known_uids, pending = _links(binding, live)
+    known_ids, known_uids, pending = _links(binding, events)
     if not pending:
         return events
     in_flight = {rid for rid, p in pending.items() if p.in_flight}
     keys = {p.key: rid for rid, p in pending.items() if p.key}
+    _defer_removals_of_creates_in_flight(binding, calendar, events, known_ids, in_flight, keys)
 
     kept: list[RemoteEvent] = []
     unread: list[RemoteEvent] = []
@@ -122,13 +122,44 @@ def attribute(
     return kept
 
 
+def _defer_removals_of_creates_in_flight(
+    binding: SpaceCalendar,
+    calendar: remote.RemoteCalendar,
+    events: list[RemoteEvent],
+    known_ids: set[str],
+    in_flight: set[int],
+    keys: dict[str, int],
+) -> None:
+    """An event of ours deleted remotely before its push saved the event's id comes back as a
+    removal of an id nobody knows yet: taken as "removed, never known", it would be skipped
+    for good (the cursor moves past it), and the push would then record an event that no
+    longer exists: a booking confirmed with no event (found by the convergence run). So a
+    removal that may be a create in flight's (Graph: any unknown id, its ids are the server's;
+    Google: an id that create chooses) defers the pull until the push has saved the id; the
+    next pull then matches it and cancels the booking as for any removal."""
+    if not in_flight:
+        return
+    for event in events:
+        if not event.removed or event.id in known_ids:
+            continue
+        ours = next((rid for key, rid in keys.items() if calendar.made_by_create(event.id, key)),
+                    None)  # fmt: skip
+        if ours in in_flight or (ours is None and calendar.reads_tags_by_id):
+            raise CreateInFlight(
+                f"An event removed from {binding.resource_email} may be the one a create in "
+                "flight made; the pull waits for its push to record it.",
+                code="create_in_flight",
+                retry_after=DEFER_SECONDS,
+            )
+
+
 def _links(
-    binding: SpaceCalendar, live: list[RemoteEvent]
+    binding: SpaceCalendar, events: list[RemoteEvent]
 ) -> tuple[set[str], set[str], dict[int, PendingCreate]]:
     """One query (one statement: a push's commit cannot fall between two reads of it): the
     event ids and iCalUIds the binding's links know, and the creates pending for its space."""
-    ids = {event.id for event in live}
-    uids = {event.ical_uid for event in live if event.ical_uid}
+    ids = {event.id for event in events}
+    uids = {event.ical_uid for event in events if event.ical_uid and not event.removed}
     room = binding.resource_email.lower()
     rows = SyncLink.objects.filter(
         Q(binding=binding, external_id__in=ids)

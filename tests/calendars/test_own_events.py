@@ -111,6 +111,38 @@ def test_a_pull_between_the_create_and_the_saved_id_imports_nothing(
     assert booked.status == ReservationStatus.CONFIRMED
 
 
+def test_our_event_deleted_before_its_id_is_saved_still_cancels_the_booking(
+    binding, kind, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Someone deletes our new event in Outlook / Google before the push has saved its id. A
+    pull in between met the removal of an id it did not know and skipped it for good; the
+    push then recorded the deleted event, and the booking stayed confirmed with no event
+    (the convergence run, seed 32494637 on Microsoft). The pull now waits for the push."""
+    from tests.calendars.test_pull import Remote
+
+    pull.pull_binding(binding.pk)
+    booked = _book(binding, make_user)
+
+    def race(event):
+        Remote(sandbox, kind).delete(event.id)
+        try:
+            return pull.pull_binding(binding.pk).status
+        except TransientError as exc:
+            return exc.code
+
+    raced = _pull_inside_create(monkeypatch, binding, race)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert push_reservation(booked.pk).op == "create"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        after = pull.pull_binding(binding.pk)
+    booked.refresh_from_db()
+    assert booked.status == ReservationStatus.CANCELLED, "confirmed with no event"
+    assert (after.status, after.cancelled) == ("succeeded", 1)
+    assert remote_events(sandbox, kind, ROOMS[kind]) == []
+    assert raced == ["create_in_flight"]  # the pull in between waited for the push
+
+
 def test_a_person_s_event_during_our_create_is_still_imported(
     ms_binding, sandbox, make_user, monkeypatch
 ):

@@ -6,7 +6,7 @@ is a person's email address, the identifier other systems share with Reserva.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -30,6 +30,8 @@ from ..models import (
 from ..recurrence import MAX_OCCURRENCES
 from ..services import Scope
 
+MAX_WEST, MAX_EAST = timedelta(hours=12), timedelta(hours=14)
+
 
 @extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTimeField(serializers.Field):
@@ -38,6 +40,7 @@ class AwareDateTimeField(serializers.Field):
     default_error_messages = {
         "invalid": "Give an ISO 8601 date-time, e.g. 2030-01-15T09:00:00+01:00.",
         "naive": "Include a UTC offset (e.g. +01:00 or Z).",
+        "offset": "A UTC offset must lie between -12:00 and +14:00.",
     }
 
     def to_internal_value(self, data) -> datetime:
@@ -52,10 +55,14 @@ class AwareDateTimeField(serializers.Field):
         if timezone.is_naive(value):
             self.fail("naive")
         try:
-            value.utcoffset()
+            offset = value.utcoffset()
             value.astimezone(UTC)
         except (OverflowError, ValueError):
             self.fail("invalid")
+        # Every zone on Earth lies within these; PostgreSQL refuses offsets past 15:59
+        # ("time zone displacement out of range"), which answered 500.
+        if not -MAX_WEST <= offset <= MAX_EAST:
+            self.fail("offset")
         return value
 
     def to_representation(self, value: datetime) -> str:

@@ -114,6 +114,18 @@ def test_invalid_input_is_400_with_fields(as_integration, space):
     assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "invalid"
 
 
+def test_an_offset_no_zone_has_is_400_not_500(as_integration, space):
+    """PostgreSQL refuses offsets past 15:59 ("time zone displacement out of range"): the
+    reservation list answered 500 to ``start=0133-04-16T06:26:30-16:41`` (schemathesis)."""
+    client = as_integration()
+    for value in ("0133-04-16T06:26:30-16:41", "2030-01-15T09:00:00+15:00"):
+        response = client.get("/api/v1/reservations/", {"start": value})
+        assert response.status_code == 400, (value, response.content)
+        assert "between -12:00 and +14:00" in response.json()["error"]["fields"]["start"][0]
+    fine = client.get("/api/v1/reservations/", {"start": "2030-01-15T09:00:00+14:00"})
+    assert fine.status_code == 200
+
+
 def test_service_rules_come_back_as_field_errors(as_integration, make_location, make_space):
     location = make_location(max_booking_minutes=60)
     space = make_space(location)

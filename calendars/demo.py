@@ -40,16 +40,19 @@ from integrations.sandbox.config import (
     default_config,
 )
 from integrations.sandbox.google import directory as google_directory
-from reservations.models import Space
+from reservations.models import REMOTE_SOURCES, Space
 
 from .models import (
     BindingStatus,
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
+    LinkState,
     ProviderKind,
     SpaceCalendar,
+    SyncLink,
     SyncSettings,
+    WebhookSubscription,
 )
 
 GOOGLE_CLIENT = google_directory.DEFAULTS["oauth_clients"][0]
@@ -340,3 +343,33 @@ def wire_sandbox(
                 defaults={"verified": True, "primary": position == 0 and user.email == email},
             )
     return wiring
+
+
+def forget_previous_sandbox() -> int:
+    """The sandbox keeps its calendars in memory, so every ``make run`` starts it empty. What
+    Reserva recorded about the previous one (event ids, change keys, cursors, webhook
+    subscriptions) names nothing now, and a full resync would take the missing events for
+    deletions made in the room. So the links of the Reserva-made bookings of the demo bindings
+    go back to "not synced" (the export sends the future ones again, beat's lost-push
+    recovery the rest; a create looks its event up by tag first, so a sandbox that kept
+    running gets nothing twice), the cursors are dropped and the subscriptions forgotten
+    (made anew when the portal starts). Bookings made in the old sandbox's calendars are
+    gone with it: their links stay, and the first full pull cancels them. Returns how many
+    links were reset."""
+    ids = list(
+        SpaceCalendar.objects.filter(
+            provider__name__in=(MICROSOFT_PROVIDER, GOOGLE_PROVIDER)
+        ).values_list("pk", flat=True)
+    )
+    reset = (
+        SyncLink.objects.filter(binding_id__in=ids)
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .update(
+            external_id="", ical_uid="", remote_version="", pushed_version=0,
+            state=LinkState.PENDING, last_error="", attempts=0, creating_at=None,
+            create_key="", next_attempt_at=None, failing_since=None, updated=timezone.now(),
+        )
+    )  # fmt: skip
+    SpaceCalendar.objects.filter(pk__in=ids).update(sync_token="", next_pull_at=None)
+    WebhookSubscription.objects.filter(binding_id__in=ids).delete()
+    return reset

@@ -343,7 +343,11 @@ class SpaceCalendar(models.Model):
                         "another calendar."
                     )
                     % {
-                        "calendar": other.calendar_name or other.resource_email,
+                        "calendar": (
+                            f"{other.resource_email} ({other.calendar_name})"
+                            if other.calendar_name
+                            else other.resource_email
+                        ),
                         "space": other.space.name,
                         "location": other.space.location.name,
                     }

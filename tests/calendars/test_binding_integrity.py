@@ -123,6 +123,8 @@ def test_the_admin_refuses_a_second_space_for_a_bound_mailbox_and_names_it(
     assert answer.status_code == 200
     text = answer.content.decode()
     assert f"is already bound to Atlas ({ms_binding.space.location.name})" in text
+    # The mailbox is named, not only its calendar's name ("Calendar" is every mailbox's).
+    assert f"{ms_binding.resource_email} (" in text or f"{ms_binding.resource_email} is" in text
     assert SpaceCalendar.objects.count() == 1
 
 

@@ -274,3 +274,34 @@ def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path):
         )
     finally:
         handle.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_make_run_fills_the_new_empty_sandbox(tmp_path):
+    """The sandbox keeps its calendars in memory: a second ``make run`` starts it empty. The
+    links Reserva kept said "synced", so nothing was exported again, and the rooms stayed
+    empty until the daily reconciliation (found trying make run twice). Now seed_demo forgets
+    the previous sandbox, and the new one gets the bookings again; a pull takes none of them
+    for a deletion made in the room."""
+    from calendars.sync import pull
+
+    first = start_sandbox(tmp_path)
+    try:
+        seed(tmp_path, sandbox_port=first.port)
+    finally:
+        first.stop()
+    second = start_sandbox(tmp_path)
+    try:
+        seed(tmp_path, sandbox_port=second.port)
+        for binding in SpaceCalendar.objects.select_related("provider", "space"):
+            future = Reservation.objects.filter(space=binding.space, end__gt=timezone.now())
+            calendar = (
+                binding.resource_email
+                if binding.provider.kind == ProviderKind.MICROSOFT
+                else binding.calendar_id
+            )
+            assert len(remote_events(second, binding.provider.kind, calendar)) == future.count()
+            assert pull.pull_binding(binding.pk).cancelled == 0
+            assert future.filter(status="cancelled").count() == 0
+    finally:
+        second.stop()

@@ -5,7 +5,9 @@ it starts the portal and the sandbox on. See ``calendars.demo``.
 
 The demo week was booked before its spaces were bound, so nothing pushed it: each bound space
 gets one bulk export of its future bookings, queued for the worker ``make run`` starts (none
-when one is already queued or running, or when everything is in the room calendar already).
+when one is already queued or running). The sandbox keeps its calendars in memory, so on a
+second ``make run`` it starts empty: what Reserva recorded about the previous one is
+forgotten first (``calendars.demo.forget_previous_sandbox``) and the bookings sent again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from calendars.bindings import queue_export
-from calendars.demo import wire_sandbox
+from calendars.demo import forget_previous_sandbox, wire_sandbox
 from calendars.sync.export import running_export
 
 
@@ -36,6 +38,7 @@ class Command(BaseCommand):
         port = options["portal_port"]
         portal_urls = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
         admin = get_user_model().objects.filter(username="admin").first()
+        forget_previous_sandbox()  # make run starts the sandbox empty: send it everything again
         wiring = wire_sandbox(
             base_url=base_url, state_dir=state_dir, portal_urls=portal_urls, admin=admin
         )

@@ -203,10 +203,10 @@ SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=60)
 # their holder's last heartbeat (renewed every third of it): a killed worker blocks no longer.
 SYNC_LOCK_TTL_SECONDS = env.float("SYNC_LOCK_TTL_SECONDS", default=45.0)
 # A queued pull that has not started after this long was lost with its worker: queued again.
-SYNC_PULL_REQUEST_STALE_SECONDS = env.int("SYNC_PULL_REQUEST_STALE_SECONDS", default=120)
+SYNC_PULL_REQUEST_STALE_SECONDS = env.int("SYNC_PULL_REQUEST_STALE_SECONDS", default=60)
 # A waiting push (link pending or behind its reservation) untouched for this long, with no
 # push running, was lost with its worker's message: queued again by beat.
-SYNC_PUSH_LOST_SECONDS = env.int("SYNC_PUSH_LOST_SECONDS", default=120)
+SYNC_PUSH_LOST_SECONDS = env.int("SYNC_PUSH_LOST_SECONDS", default=60)
 # Failed pushes: beat retries after 60 s, doubling up to this cap, ...
 SYNC_PUSH_RETRY_BASE_SECONDS = env.int("SYNC_PUSH_RETRY_BASE_SECONDS", default=60)
 SYNC_PUSH_RETRY_CAP_SECONDS = env.int("SYNC_PUSH_RETRY_CAP_SECONDS", default=1800)

@@ -39,12 +39,19 @@ from django.utils import timezone
 
 from integrations.base import RemoteEvent, TransientError
 
-from .. import remote
+from .. import locks, remote
 from ..models import LinkState, SpaceCalendar, SyncLink
 
-# A create marked longer ago than this belongs to a push that died (or hangs): its event is
-# given to the plan, which links it, instead of being left to that push.
-IN_FLIGHT_SECONDS = 300
+
+def in_flight_seconds() -> float:
+    """A create marked longer ago than this belongs to a push that died (or hangs): its event
+    is given to the plan, which links it, instead of being left to that push, and a removal
+    no longer waits for it. The locks' TTL: a live push's own job heartbeat and lock are
+    renewed within it, and a pull must not wait longer on a dead one than on its lock (a
+    300 s window let one killed create defer every pull of its room for five minutes)."""
+    return locks.ttl_seconds()
+
+
 DEFER_SECONDS = 5.0  # how soon a deferred pull runs again
 
 
@@ -170,7 +177,7 @@ def _links(
         "reservation_id", "external_id", "ical_uid", "creating_at", "state", "mailbox",
         "create_key", "reservation__start", "reservation__end", "updated",
     )  # fmt: skip
-    fresh = timezone.now() - timedelta(seconds=IN_FLIGHT_SECONDS)
+    fresh = timezone.now() - timedelta(seconds=in_flight_seconds())
     known_ids: set[str] = set()
     known_uids: set[str] = set()
     pending: dict[int, PendingCreate] = {}

@@ -83,7 +83,7 @@ def _lost_waiting_links(now: datetime) -> list[int]:
     for ``SYNC_PUSH_LOST_SECONDS``, no push job running, no export running for the binding
     (an export sends its own pending links). Touching the link marks it handled for as long
     again, so one lost push is queued once per period, not once per beat."""
-    cutoff = now - timedelta(seconds=getattr(settings, "SYNC_PUSH_LOST_SECONDS", 120))
+    cutoff = now - timedelta(seconds=getattr(settings, "SYNC_PUSH_LOST_SECONDS", 60))
     exporting = SyncJob.objects.filter(
         kind=JobKind.EXPORT, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
     ).values("binding_id")

@@ -357,6 +357,14 @@ def plan_pull(
     for event, reservation_id, link in matched:
         current = known[reservation_id]
         if _gone(event):
+            if link is not None and link.external_id and link.external_id != event.id:
+                # Found by our tag or id, but the booking's event is another one now: a push
+                # made it anew after this one was deleted (Google's next generation of our
+                # id). Cancelling on this removal left the new event behind for good.
+                plan.ignore.append(
+                    Change(event, reservation_id=reservation_id, reason="an earlier event")
+                )
+                continue
             if current.holds_slot or current.status == ReservationStatus.CONFLICTED:
                 reason = (
                     "declined by the room"

@@ -184,6 +184,18 @@ def test_full_resync_cancels_remote_made_reservations_whose_event_is_gone():
     assert bucket(plan) == {"ignore": [("kept", 1)], "cancel": [("gone", 2)]}
 
 
+def test_the_removal_of_an_earlier_event_of_a_booking_cancels_nothing():
+    """Google: our event was deleted and a push made it anew (the id's next generation); the
+    first one's removal, found by its tag, cancelled the booking and left the new event in
+    the room for good (convergence run, Google seed 573348526)."""
+    gone = ev(id="reserva0000000228", removed=True, status="cancelled", reservation_id=1)
+    plan = plan_pull([gone], [link(1, "reserva0000000228g1")], [res(1, source="portal")])
+    assert bucket(plan) == {"ignore": [("reserva0000000228", 1)]}
+    same = ev(id="reserva0000000228g1", removed=True, status="cancelled", reservation_id=1)
+    plan = plan_pull([same], [link(1, "reserva0000000228g1")], [res(1, source="portal")])
+    assert bucket(plan) == {"cancel": [("reserva0000000228g1", 1)]}
+
+
 def test_an_incremental_pull_never_cancels_what_it_did_not_hear_about():
     plan = plan_pull([], [link(2, "gone")], [res(2)], window=WINDOW)
     assert bucket(plan) == {}

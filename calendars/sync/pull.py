@@ -76,9 +76,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -137,6 +139,7 @@ def request_stale_after() -> timedelta:
 
 
 UTC_ZONE = ZoneInfo("UTC")
+L = TypeVar("L")  # a link as a planner sees it: pull's KnownLink, reconcile's LinkFacts
 SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
 
 
@@ -277,6 +280,19 @@ def _retitle(event: RemoteEvent, current: KnownReservation) -> tuple[str | None,
     return subject, ""
 
 
+def index_links(links: Sequence[L]) -> tuple[dict[str, L], dict[str, L], dict[int, L]]:
+    """Links by event id, by iCalUId (only the iCalUIds one link alone has: a recurring
+    series' occurrences share theirs) and by reservation id: how an event is matched, here
+    and in the daily reconciliation (``calendars/sync/reconcile.py``)."""
+    by_id = {link.external_id: link for link in links if link.external_id}
+    uid_count = Counter(link.ical_uid for link in links if link.ical_uid)
+    by_uid = {
+        link.ical_uid: link for link in links if link.ical_uid and uid_count[link.ical_uid] == 1
+    }
+    by_reservation = {link.reservation_id: link for link in links}
+    return by_id, by_uid, by_reservation
+
+
 def plan_pull(
     remote_events: Iterable[RemoteEvent],
     links: Iterable[KnownLink],
@@ -294,15 +310,7 @@ def plan_pull(
     """
     links = list(links)
     known = {r.id: r for r in reservations}
-    by_id = {link.external_id: link for link in links if link.external_id}
-    uid_count: dict[str, int] = {}
-    for link in links:
-        if link.ical_uid:
-            uid_count[link.ical_uid] = uid_count.get(link.ical_uid, 0) + 1
-    by_uid = {
-        link.ical_uid: link for link in links if link.ical_uid and uid_count[link.ical_uid] == 1
-    }
-    by_reservation = {link.reservation_id: link for link in links}
+    by_id, by_uid, by_reservation = index_links(links)
 
     # The last word per event id wins (a page may report an event twice).
     latest: dict[str, RemoteEvent] = {}

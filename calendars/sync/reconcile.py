@@ -178,13 +178,7 @@ def plan_reconcile(
     Pure: same inputs, same plan."""
     links = list(links)
     known = {r.id: r for r in reservations}
-    by_id = {link.external_id: link for link in links if link.external_id}
-    uid_count: dict[str, int] = {}
-    for link in links:
-        if link.ical_uid:
-            uid_count[link.ical_uid] = uid_count.get(link.ical_uid, 0) + 1
-    by_uid = {k.ical_uid: k for k in links if k.ical_uid and uid_count[k.ical_uid] == 1}
-    by_reservation = {link.reservation_id: link for link in links}
+    by_id, by_uid, by_reservation = pull.index_links(links)
 
     plan = ReconcilePlan()
     shown: set[int] = set()  # reservations whose event was found

@@ -33,7 +33,8 @@ presses "Resume sync" or "Retry failed pushes", and never a bulk export: a push 
 good, or a lock a dead worker left, must fail the run.
 
 Fixed seeds (``FIXED_SEEDS``, 32494637 first: it failed on a clean clone, and runs on both
-providers; the other two on one each, ``WORKER_RUNS``) and a random one on both providers. The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` runs it again (and
+providers; the other two on one each, ``WORKER_RUNS``) and a random one on both providers.
+The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` runs it again (and
 ``RESERVA_CONVERGENCE_OPS`` changes its length). What an operation acts on is drawn from the
 run's own record of what it made, not from what has been pulled or pushed so far, so the draws
 follow the seed, not the timing. Every operation, pull request and incident is written, with

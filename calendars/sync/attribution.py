@@ -53,6 +53,10 @@ def in_flight_seconds() -> float:
 
 
 DEFER_SECONDS = 5.0  # how soon a deferred pull runs again
+# A removal a pull cannot attribute waits only for creates sent this recently: a live create
+# records its event within a second or two. Waiting for every create in flight (the locks'
+# TTL) starved a busy room's pulls: Graph reports the removal of any event it never showed.
+REMOVAL_WAIT_SECONDS = 10.0
 
 
 class CreateInFlight(TransientError):
@@ -70,6 +74,7 @@ class PendingCreate:
     key: str
     start: datetime
     end: datetime
+    marked_at: datetime | None = None  # when the create was last sent
 
 
 def attribute(
@@ -86,7 +91,9 @@ def attribute(
         return events
     in_flight = {rid for rid, p in pending.items() if p.in_flight}
     keys = {p.key: rid for rid, p in pending.items() if p.key}
-    _defer_removals_of_creates_in_flight(binding, calendar, events, known_ids, in_flight, keys)
+    _defer_removals_of_creates_in_flight(
+        binding, calendar, events, known_ids, in_flight, keys, pending
+    )
 
     kept: list[RemoteEvent] = []
     unread: list[RemoteEvent] = []
@@ -136,6 +143,7 @@ def _defer_removals_of_creates_in_flight(
     known_ids: set[str],
     in_flight: set[int],
     keys: dict[str, int],
+    pending: dict[int, PendingCreate],
 ) -> None:
     """An event of ours deleted remotely before its push saved the event's id comes back as a
     removal of an id nobody knows yet: taken as "removed, never known", it would be skipped
@@ -143,7 +151,13 @@ def _defer_removals_of_creates_in_flight(
     longer exists: a booking confirmed with no event (found by the convergence run). So a
     removal that may be a create in flight's (Graph: any unknown id, its ids are the server's;
     Google: an id that create chooses) defers the pull until the push has saved the id; the
-    next pull then matches it and cancels the booking as for any removal."""
+    next pull then matches it and cancels the booking as for any removal. Only creates sent
+    within ``REMOVAL_WAIT_SECONDS`` are waited for; a create's push that died meanwhile makes
+    its retry look the event up by tag, and one deleted since is made anew."""
+    recent = timezone.now() - timedelta(seconds=REMOVAL_WAIT_SECONDS)
+    in_flight = {
+        rid for rid in in_flight if (marked := pending[rid].marked_at) and marked >= recent
+    }
     if not in_flight:
         return
     for event in events:
@@ -196,6 +210,7 @@ def _links(
             key=key,
             start=start,
             end=end,
+            marked_at=creating_at,
         )
     return known_ids, known_uids, pending
 

@@ -236,6 +236,10 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
         raise self.retry(
             countdown=PULL_BUSY_SECONDS, args=(binding_id,), kwargs={"failures": failures}
         )
+    if result.status == "succeeded":
+        from .sync import recovery
+
+        _queue_pushes(recovery.retry_after_success(binding_id))  # the calendar answers again
     return result.status
 
 

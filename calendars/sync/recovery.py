@@ -159,3 +159,26 @@ def retry_failed_pushes(now: datetime | None = None) -> list[int]:
         ):
             queued.append(reservation_id)
     return queued
+
+
+def retry_after_success(binding_id: int, now: datetime | None = None) -> list[int]:
+    """Reservation ids of the binding's failed pushes that wait on their backoff, once a pull
+    of it has just succeeded: the calendar answers again, so they are retried now instead of
+    up to half an hour later (a flapping provider's failures had kept a room apart long after
+    it recovered). Each is given its next attempt time first, as ``retry_failed_pushes``
+    does, so two pulls never queue one twice and a push failing again backs off as before."""
+    now = now or timezone.now()
+    waiting = list(
+        SyncLink.objects.filter(
+            binding_id=binding_id, state=LinkState.FAILED, next_attempt_at__gt=now
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", "reservation_id", "attempts", "next_attempt_at")[:BATCH]
+    )
+    queued = []
+    for link_id, reservation_id, attempts, when in waiting:
+        if SyncLink.objects.filter(pk=link_id, next_attempt_at=when).update(
+            next_attempt_at=now + retry_delay(attempts + 1)
+        ):
+            queued.append(reservation_id)
+    return queued

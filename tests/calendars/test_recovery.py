@@ -154,6 +154,27 @@ def test_a_failed_push_is_retried_by_beat_with_backoff(
     assert [e["id"] for e in remote_events(sandbox, "microsoft", MS_ROOM)] == [link.external_id]
 
 
+def test_a_successful_pull_retries_the_pushes_waiting_on_their_backoff(
+    ms_binding, sandbox, make_reservation, django_capture_on_commit_callbacks, settings
+):
+    """The calendar answers again: a failed push waiting up to half an hour for beat is sent
+    at once, by the pull that found the room answering (the convergence run settled 117 s
+    after its last kill, waiting on one such push). Once, not by every pull."""
+    settings.SYNC_PUSH_RETRY_BASE_SECONDS = 600
+    _fail_creates(sandbox)
+    reservation = make_reservation(ms_binding.space)
+    with pytest.raises(TransientError):
+        push.push_reservation(reservation.pk)
+    control(sandbox, "DELETE", "faults")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.pull_binding.apply(args=(ms_binding.pk,)).get() == "succeeded"
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.state == LinkState.SYNCED and link.external_id
+    assert [e["id"] for e in remote_events(sandbox, "microsoft", MS_ROOM)] == [link.external_id]
+    assert recovery.retry_after_success(ms_binding.pk) == []  # nothing waits any more
+
+
 def test_the_backoff_is_capped_and_never_shorter_than_retry_after(settings):
     settings.SYNC_PUSH_RETRY_BASE_SECONDS = 60
     settings.SYNC_PUSH_RETRY_CAP_SECONDS = 1800

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from datetime import datetime, timedelta
 from datetime import time as clock
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.db.backends.signals import connection_created
 
 from reservations import services
 from reservations.models import Location, OpeningHours, Space, SpaceKind
@@ -65,10 +67,34 @@ def _no_session_left_on_the_test_database(request, django_db_blocker):
             cursor.execute(query)
             return cursor.fetchall()
 
+    own = os.environ["PGAPPNAME"]  # this process's sessions are named "<own>/<thread>"
+
+    def left_by_others() -> list[tuple]:
+        return [row for row in others() if not row[1].startswith(f"{own}/")]
+
     with django_db_blocker.unblock():
-        if not wait_for(lambda: not others(), 10):
-            sessions = "\n".join(map(str, others()))
+        if not wait_for(lambda: not left_by_others(), 10):
+            sessions = "\n".join(map(str, left_by_others()))
             pytest.fail(f"sessions still on the test database at the end:\n{sessions}")
+        # A thread of this very process that left its connection open (not a worker: those
+        # are other processes, checked above) is named with its thread and closed here, so
+        # the database can be dropped; the terminal says which thread, to be tracked down.
+        for pid, name, state, started, query_text in others():
+            print(f"\nA thread of the test process left a session open: {name} ({state}, "
+                  f"opened {started:%H:%M:%S}, last: {query_text!r}); closing it.")  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def _name_the_session(sender, connection, **kwargs) -> None:
+    """PostgreSQL sessions of this process carry the thread that opened them."""
+    if connection.vendor == "postgresql":
+        name = f"{os.environ['PGAPPNAME']}/{threading.current_thread().name}"[:63]
+        with connection.cursor() as cursor:
+            cursor.execute("SET application_name TO %s", [name])
+
+
+connection_created.connect(_name_the_session, dispatch_uid="tests.name_the_session")
 
 
 @pytest.fixture(autouse=True)

@@ -367,7 +367,7 @@ def forget_previous_sandbox() -> int:
         .update(
             external_id="", ical_uid="", remote_version="", pushed_version=0,
             state=LinkState.PENDING, last_error="", attempts=0, creating_at=None,
-            create_key="", next_attempt_at=None, failing_since=None, updated=timezone.now(),
+            next_attempt_at=None, failing_since=None, updated=timezone.now(),
         )
     )  # fmt: skip
     SpaceCalendar.objects.filter(pk__in=ids).update(sync_token="", next_pull_at=None)

@@ -425,14 +425,10 @@ class SyncLink(models.Model):
     # created event's id is saved: a pull that meets an event it cannot attribute while a
     # create is in flight in that room reads the event's tag first instead of importing
     # Reserva's own event as a remote booking (calendars/sync/attribution.py). Left set when
-    # the create failed: its event may exist all the same.
+    # the create failed: its event may exist all the same. (The create's idempotency key is
+    # not stored: the client derives it from the reservation id, ``creation_key``.)
     creating_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When a create was last sent, until its id is saved.")
-    )
-    create_key = models.CharField(
-        max_length=255,
-        blank=True,
-        help_text=_("The idempotency key the create sends (Graph transactionId, Google id)."),
     )
     # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
     # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and

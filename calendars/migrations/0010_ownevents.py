@@ -12,15 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="synclink",
-            name="create_key",
-            field=models.CharField(
-                blank=True,
-                help_text="The idempotency key the create sends (Graph transactionId, Google id).",
-                max_length=255,
-            ),
-        ),
-        migrations.AddField(
-            model_name="synclink",
             name="creating_at",
             field=models.DateTimeField(
                 blank=True,

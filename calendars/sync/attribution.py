@@ -9,8 +9,9 @@ has no tag either: the plan would file it as a new "Exchange" booking clashing w
 
 How it is closed:
 
-- a push (and the bulk export) marks the link ``creating_at`` with the key it will send, in
-  a committed transaction of its own, *before* sending the create, and clears the mark in
+- a push (and the bulk export) marks the link ``creating_at`` in a committed transaction of
+  its own, *before* sending the create (whose idempotency key the client derives from the
+  reservation id, ``creation_key``, so it is not stored), and clears the mark in
   the same save that records the event's id (``calendars.sync.push``). So when a pull has
   read an event, one query (a single statement, so it cannot fall between the two commits)
   sees either the link with the event's id or the mark;
@@ -71,7 +72,6 @@ class PendingCreate:
     reservation_id: int
     in_flight: bool  # sent recently by a push that has not failed: it records the event
     in_room: bool  # written in the room's own calendar (so the event carries our tag there)
-    key: str
     start: datetime
     end: datetime
     marked_at: datetime | None = None  # when the create was last sent
@@ -90,7 +90,7 @@ def attribute(
     if not pending:
         return events
     in_flight = {rid for rid, p in pending.items() if p.in_flight}
-    keys = {p.key: rid for rid, p in pending.items() if p.key}
+    keys = {calendar.creation_key(rid): rid for rid in pending}
     _defer_removals_of_creates_in_flight(
         binding, calendar, events, known_ids, in_flight, keys, pending
     )
@@ -189,13 +189,13 @@ def _links(
         | Q(binding=binding, external_id="", state=LinkState.FAILED, mailbox__iexact=room)
     ).values_list(
         "reservation_id", "external_id", "ical_uid", "creating_at", "state", "mailbox",
-        "create_key", "reservation__start", "reservation__end", "updated",
+        "reservation__start", "reservation__end", "updated",
     )  # fmt: skip
     fresh = timezone.now() - timedelta(seconds=in_flight_seconds())
     known_ids: set[str] = set()
     known_uids: set[str] = set()
     pending: dict[int, PendingCreate] = {}
-    for rid, external_id, ical_uid, creating_at, state, mailbox, key, start, end, saved in rows:
+    for rid, external_id, ical_uid, creating_at, state, mailbox, start, end, saved in rows:
         if external_id in ids:
             known_ids.add(external_id)
         if ical_uid in uids:
@@ -207,7 +207,6 @@ def _links(
             reservation_id=rid,
             in_flight=_in_flight(creating_at, state, saved, fresh),
             in_room=mailbox.lower() == room,
-            key=key,
             start=start,
             end=end,
             marked_at=creating_at,

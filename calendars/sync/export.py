@@ -54,7 +54,6 @@ from integrations.base import (
     TokenRevoked,
     TransientError,
 )
-from integrations.registry import client_class
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
 from ..locks import Heartbeat
@@ -472,17 +471,9 @@ def _mark_attempted(run: _Run, batch: _Batch, undo: bool = False) -> None:
     )
     creates = [batch.links[pk].pk for pk, action in batch.actions.items() if action == "create"]
     if undo:
-        SyncLink.objects.filter(pk__in=creates, creating_at__isnull=False).update(
-            creating_at=None, create_key=""
-        )
+        SyncLink.objects.filter(pk__in=creates, creating_at__isnull=False).update(creating_at=None)
         return
-    key_of = client_class(run.binding.provider.kind).creation_key
-    now = timezone.now()
-    for pk, action in batch.actions.items():
-        if action == "create":
-            SyncLink.objects.filter(pk=batch.links[pk].pk).update(
-                creating_at=now, create_key=key_of(pk)
-            )
+    SyncLink.objects.filter(pk__in=creates).update(creating_at=timezone.now())
     run.beat()
 
 
@@ -534,7 +525,6 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
                     last_error="",
                     attempts=0,  # the outcome is known now
                     creating_at=None,  # in the same commit as the event id
-                    create_key="",
                     mailbox=run.binding.resource_email,
                     calendar_id=run.binding.calendar_id,
                     binding=run.binding,

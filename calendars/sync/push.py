@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -47,7 +48,6 @@ from integrations.base import (
     TransientError,
     VersionConflict,
 )
-from integrations.registry import client_class
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
@@ -145,7 +145,7 @@ def apply_remote_result(
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
-    link.creating_at, link.create_key = None, ""  # in the same commit as the event id
+    link.creating_at = None  # in the same commit as the event id
     link.next_attempt_at = link.failing_since = None
     link.save()
 
@@ -157,7 +157,7 @@ def record_removed(link: SyncLink, version: int) -> None:
     link.state = LinkState.SYNCED
     link.last_error = ""
     link.attempts = 0
-    link.creating_at, link.create_key = None, ""
+    link.creating_at = None
     link.next_attempt_at = link.failing_since = None
     link.save()
 
@@ -223,29 +223,27 @@ def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncL
 
 def announce_create(
     link: SyncLink, reservation: Reservation, binding: SpaceCalendar | None, fresh: bool
-) -> tuple[bool, tuple]:
-    """Mark the link "creating" (time and the idempotency key the create sends) and commit
-    it, before the push sends a create (or a move's create), so a pull on another worker that
-    reads the new event before this push has saved its id recognises it as Reserva's own
+) -> tuple[bool, datetime | None]:
+    """Mark the link "creating" (the time) and commit it, before the push sends a create (or
+    a move's create), so a pull on another worker that reads the new event before this push
+    has saved its id recognises it as Reserva's own
     (``calendars.sync.attribution``). Planned here without the lock; the locked plan decides,
     and ``withdraw_create`` undoes the mark when it sends nothing. Returns whether a mark was
     made, and the mark it replaced."""
-    previous = (link.creating_at, link.create_key)
+    previous = link.creating_at
     if binding is None:
         return False, previous
     action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
     if action.op not in (Op.CREATE, Op.MOVE):
         return False, previous
-    key = client_class(binding.provider.kind).creation_key(reservation.pk)
     with transaction.atomic():  # its own commit, outside the push's locked transaction
-        SyncLink.objects.filter(pk=link.pk).update(creating_at=timezone.now(), create_key=key)
+        SyncLink.objects.filter(pk=link.pk).update(creating_at=timezone.now())
     return True, previous
 
 
-def withdraw_create(link_id: int, previous: tuple) -> None:
+def withdraw_create(link_id: int, previous: datetime | None) -> None:
     """Put back the mark ``announce_create`` replaced (the locked plan sent no create)."""
-    creating_at, key = previous
-    SyncLink.objects.filter(pk=link_id).update(creating_at=creating_at, create_key=key)
+    SyncLink.objects.filter(pk=link_id).update(creating_at=previous)
 
 
 # -- applying --------------------------------------------------------------------------------

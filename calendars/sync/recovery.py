@@ -142,41 +142,35 @@ def _unlinked(now: datetime, cutoff: datetime, exporting) -> list[int]:
 
 
 def retry_failed_pushes(now: datetime | None = None) -> list[int]:
-    """Reservation ids of failed links whose next attempt has come. Each is given its next
-    attempt time first (a conditional UPDATE, so two beats never queue one twice), so a push
-    lost again is retried again later; the push's own outcome then sets or clears it."""
+    """Reservation ids of failed links whose next attempt has come."""
     now = now or timezone.now()
-    due = list(
-        SyncLink.objects.filter(state=LinkState.FAILED, next_attempt_at__lte=now)
-        .exclude(binding__status=BindingStatus.PAUSED)
-        .order_by("next_attempt_at")
-        .values_list("pk", "reservation_id", "attempts", "next_attempt_at")[:BATCH]
+    due = SyncLink.objects.filter(state=LinkState.FAILED, next_attempt_at__lte=now).exclude(
+        binding__status=BindingStatus.PAUSED
     )
-    queued = []
-    for link_id, reservation_id, attempts, when in due:
-        if SyncLink.objects.filter(pk=link_id, next_attempt_at=when).update(
-            next_attempt_at=now + retry_delay(attempts + 1)
-        ):
-            queued.append(reservation_id)
-    return queued
+    return _claim_attempts(due, now)
 
 
 def retry_after_success(binding_id: int, now: datetime | None = None) -> list[int]:
     """Reservation ids of the binding's failed pushes that wait on their backoff, once a pull
     of it has just succeeded: the calendar answers again, so they are retried now instead of
     up to half an hour later (a flapping provider's failures had kept a room apart long after
-    it recovered). Each is given its next attempt time first, as ``retry_failed_pushes``
-    does, so two pulls never queue one twice and a push failing again backs off as before."""
+    it recovered)."""
     now = now or timezone.now()
-    waiting = list(
-        SyncLink.objects.filter(
-            binding_id=binding_id, state=LinkState.FAILED, next_attempt_at__gt=now
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", "reservation_id", "attempts", "next_attempt_at")[:BATCH]
+    waiting = SyncLink.objects.filter(
+        binding_id=binding_id, state=LinkState.FAILED, next_attempt_at__gt=now
     )
+    return _claim_attempts(waiting, now)
+
+
+def _claim_attempts(links, now: datetime) -> list[int]:
+    """Give each link its next attempt time first (a conditional UPDATE, so two beats or
+    pulls never queue one twice, and a push lost again is retried again later; the push's
+    own outcome then sets or clears it); the reservation ids of those claimed here."""
+    rows = links.order_by("next_attempt_at").values_list(
+        "pk", "reservation_id", "attempts", "next_attempt_at"
+    )[:BATCH]
     queued = []
-    for link_id, reservation_id, attempts, when in waiting:
+    for link_id, reservation_id, attempts, when in rows:
         if SyncLink.objects.filter(pk=link_id, next_attempt_at=when).update(
             next_attempt_at=now + retry_delay(attempts + 1)
         ):

@@ -29,7 +29,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -343,19 +342,11 @@ def _renewal_failed(sub: WebhookSubscription, exc: ProviderError) -> None:
 
 
 def _alert_admins(binding: SpaceCalendar, message: str) -> None:
-    from .sync.trouble import _admin_emails
+    from .sync.trouble import absolute_url, email_admins
 
-    recipients = _admin_emails()
-    if not recipients:
-        return
-    link = settings.PUBLIC_BASE_URL + reverse(
-        "admin:calendars_spacecalendar_change", args=[binding.pk]
-    )
-    send_mail(
-        f"[Reserva] Calendar webhook failing for {binding.space.name}",
+    link = absolute_url("admin:calendars_spacecalendar_change", binding.pk)
+    email_admins(
+        f"Calendar webhook failing for {binding.space.name}",
         f"{message}\n\nChanges made in {binding.resource_email} still reach Reserva by the "
         f"scheduled pull, only later. Reserva retries every hour.\n\n{link}\n",
-        settings.DEFAULT_FROM_EMAIL,
-        recipients,
-        fail_silently=True,
     )

@@ -665,7 +665,8 @@ def read_changes(
     raise TransientError("Too many pages of changes; the next pull starts over.")
 
 
-def _load(binding_id: int) -> SpaceCalendar | None:
+def load_binding(binding_id: int) -> SpaceCalendar | None:
+    """The binding with what a pull (or the daily reconciliation) reads of it."""
     return (
         SpaceCalendar.objects.select_related(
             "space__location", "provider__connection", "provider__credential"
@@ -679,7 +680,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     """Pull one binding's remote changes into its reservations (see the module docstring).
     ``full``: ignore the stored cursor and read the whole window (an administrator's resync).
     Raises TransientError after recording it, so the task may retry."""
-    binding = _load(binding_id)
+    binding = load_binding(binding_id)
     if binding is None or not binding.enabled or not binding.provider.is_active:
         return PullResult("skipped", detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
@@ -946,6 +947,28 @@ def _link(
     link.save()
 
 
+def booking_fields(
+    binding: SpaceCalendar,
+    event: RemoteEvent,
+    start: datetime,
+    end: datetime,
+    title: str,
+    people: dict,
+) -> dict:
+    """The fields of a booking made from a remote event nobody in Reserva made (by a pull, or
+    by the daily reconciliation): the provider's source, requested for the active user whose
+    email is the organizer's, the organizer's details when the location keeps them.
+    ``people`` caches the organizer look-ups of one run."""
+    details = binding.space.location.pull_organizer_details
+    return {
+        "space": binding.space, "start": start, "end": end, "title": title[:255],
+        "source": SOURCE_OF[binding.provider.kind],
+        "requested_for": _organizer(binding, event, people),
+        "organizer_name": event.organizer_name[:200] if details else "",
+        "organizer_email": event.organizer_email if details else "",
+    }  # fmt: skip
+
+
 def _organizer(binding: SpaceCalendar, event: RemoteEvent, cache: dict):
     """The active user whose email is the organizer's, if any (one query per address)."""
     email = (event.organizer_email or "").strip().lower()
@@ -1122,26 +1145,19 @@ def _apply(
             _link(binding, row, change.event)
         for change in plan.conflicts:
             row = rows.get(change.reservation_id) if change.reservation_id else None
-            details = location.pull_organizer_details
-            row = services.record_conflict(
-                space=space, start=change.start, end=change.end, source=source, reservation=row,
-                title=(change.title or "")[:255],
-                organizer_name=change.event.organizer_name[:200] if details else "",
-                organizer_email=change.event.organizer_email if details else "",
-                requested_for=_organizer(binding, change.event, people) if row is None else None,
-            )  # fmt: skip
+            fields = booking_fields(
+                binding, change.event, change.start, change.end, change.title or "", people
+            )
+            if row is not None:  # an existing booking keeps its person
+                fields["requested_for"] = None
+            row = services.record_conflict(reservation=row, **fields)
             _link(binding, row, change.event)
             notices.append(("conflict", row.pk, change.clashes))
             result.conflicts += 1
         for change in plan.create:
-            details = location.pull_organizer_details
-            kwargs = {
-                "space": space, "start": change.start, "end": change.end,
-                "title": (change.title or "")[:255], "source": source,
-                "requested_for": _organizer(binding, change.event, people),
-                "organizer_name": change.event.organizer_name[:200] if details else "",
-                "organizer_email": change.event.organizer_email if details else "",
-            }  # fmt: skip
+            kwargs = booking_fields(
+                binding, change.event, change.start, change.end, change.title or "", people
+            )
             try:
                 row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1

@@ -44,8 +44,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -384,27 +382,6 @@ def _facts(binding, events: list[RemoteEvent], window, now: datetime):
 # -- applying --------------------------------------------------------------------------------
 
 
-def _load(binding_id: int) -> SpaceCalendar | None:
-    return (
-        SpaceCalendar.objects.select_related(
-            "space__location", "provider__connection", "provider__credential"
-        )
-        .filter(pk=binding_id)
-        .first()
-    )
-
-
-def _organizer(binding: SpaceCalendar, event: RemoteEvent, cache: dict):
-    """The active user whose email is the organizer's, if any (as the pull finds them)."""
-    email = (event.organizer_email or "").strip().lower()
-    if not email or email == binding.resource_email.lower():
-        return None
-    if email not in cache:
-        people = get_user_model().objects.filter(email__iexact=email, is_active=True)
-        cache[email] = people.order_by("pk").first()
-    return cache[email]
-
-
 def _reset_link(reservation_id: int, event: RemoteEvent | None) -> bool:
     """Make the next push write the reservation again: over ``event`` when given (an
     update with its current version), else as a create that first looks for our tag.
@@ -425,16 +402,11 @@ def _reset_link(reservation_id: int, event: RemoteEvent | None) -> bool:
     return True
 
 
-def _import(binding, repair: Repair, source: str, people: dict) -> str:
-    event, location = repair.event, binding.space.location
-    details = location.pull_organizer_details
-    kwargs = {
-        "space": binding.space, "start": repair.start, "end": repair.end,
-        "title": (event.subject or "")[:255], "source": source,
-        "requested_for": _organizer(binding, event, people),
-        "organizer_name": event.organizer_name[:200] if details else "",
-        "organizer_email": event.organizer_email if details else "",
-    }  # fmt: skip
+def _import(binding, repair: Repair, people: dict) -> str:
+    event = repair.event
+    kwargs = pull.booking_fields(
+        binding, event, repair.start, repair.end, event.subject or "", people
+    )
     outcome = "imported"
     try:
         row = services.book(actor=None, **kwargs).reservations[0]
@@ -499,7 +471,7 @@ def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result
             else:
                 with transaction.atomic():
                     if repair.fix is Fix.IMPORT:
-                        outcome = _import(binding, repair, source, people)
+                        outcome = _import(binding, repair, people)
                     else:
                         outcome = _apply_remote(binding, repair, source)
         except PermanentError:
@@ -519,7 +491,7 @@ def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result
 def reconcile_binding(binding_id: int) -> ReconcileResult:
     """Compare and repair one binding (see the module docstring). ``busy`` while a pull of
     the binding runs. Raises TransientError after recording it, so the task may retry."""
-    binding = _load(binding_id)
+    binding = pull.load_binding(binding_id)
     if binding is None or not binding.enabled or not binding.provider.is_active:
         return ReconcileResult("skipped", detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
@@ -598,28 +570,21 @@ def _record_job(binding_id: int, result: ReconcileResult, started: datetime) -> 
 
 
 def _alert_admins(binding, result: ReconcileResult) -> bool:
-    recipients = trouble._admin_emails()
-    if not recipients:
-        return False
     lines = [
         f"- {r.drift}: {r.fix} (reservation {r.reservation_id or '-'}"
         f"{', event ' + r.event.id if r.event else ''}): {r.reason}"
         for r in result.repairs
     ]
-    link = trouble._url("admin:calendars_syncjob_changelist")
-    send_mail(
-        f"[Reserva] Reconciliation repaired {len(result.repairs)} differences: "
-        f"{binding.space.name}",
+    link = trouble.absolute_url("admin:calendars_syncjob_changelist")
+    return trouble.email_admins(
+        f"Reconciliation repaired {len(result.repairs)} differences: {binding.space.name}",
         f"The daily comparison of {binding.space.name} ({binding.resource_email}, "
         f"{binding.provider}) with its calendar found {len(result.repairs)} differences that "
         "webhooks and pulls had not caught, and repaired them:\n\n"
         + "\n".join(lines)
         + "\n\nA few now and then is normal; many, or every day, means notifications or pulls "
         f"are failing for this room. The sync jobs (kind Reconciliation):\n{link}\n",
-        None,
-        recipients,
     )
-    return True
 
 
 def reconcile_schedule(now: datetime | None = None) -> list[tuple[int, int]]:

@@ -65,7 +65,17 @@ def _admin_emails() -> list[str]:
     return sorted({p.email for p in people} | {email for _, email in settings.ADMINS})
 
 
-def _url(name: str, *args) -> str:
+def email_admins(subject: str, body: str) -> bool:
+    """Email the active superusers and ``ADMINS`` (the one way sync alerts reach them);
+    False when there is nobody to tell."""
+    recipients = _admin_emails()
+    if recipients:
+        send_mail(f"[Reserva] {subject}", body, None, recipients, fail_silently=True)
+    return bool(recipients)
+
+
+def absolute_url(name: str, *args) -> str:
+    """The absolute address of a page (the admin's, the portal's), for an email."""
     try:
         return settings.PUBLIC_BASE_URL + reverse(name, args=args)
     except NoReverseMatch:
@@ -73,20 +83,15 @@ def _url(name: str, *args) -> str:
 
 
 def _alert_admins(binding: SpaceCalendar, message: str) -> None:
-    recipients = _admin_emails()
-    if not recipients:
-        return
-    link = _url("admin:calendars_spacecalendar_change", binding.pk)
-    send_mail(
-        f"[Reserva] Calendar sync paused: {binding.space.name}",
+    link = absolute_url("admin:calendars_spacecalendar_change", binding.pk)
+    email_admins(
+        f"Calendar sync paused: {binding.space.name}",
         "Reserva stopped writing to the calendar of "
         f"{binding.space.name} ({binding.resource_email}, {binding.provider}).\n\n"
         f"Reason: {message}\n\n"
         "Nothing is lost: the changes wait and are sent once the connection works again. "
         "Fix the connection (re-authorize the space, or correct the credential alias), then "
         f'use "Resume sync" on the space calendar:\n{link}\n',
-        None,
-        recipients,
     )
 
 
@@ -99,22 +104,17 @@ def push_gave_up(link_id: int, message: str) -> None:
 
 
 def _alert_gave_up(link: SyncLink, message: str) -> None:
-    recipients = _admin_emails()
-    if not recipients:
-        return
     reservation = link.reservation
     hours = getattr(settings, "SYNC_PUSH_GIVE_UP_HOURS", 24)
-    admin = _url("admin:calendars_syncjob_changelist")
-    send_mail(
-        f"[Reserva] Calendar push failing: {reservation.space.name}",
+    admin = absolute_url("admin:calendars_syncjob_changelist")
+    email_admins(
+        f"Calendar push failing: {reservation.space.name}",
         f"Reserva has tried for {hours:g} hours to write booking #{reservation.pk} "
         f"({reservation.title or 'untitled'}, {reservation.start:%Y-%m-%d %H:%M} UTC) to the "
         f"calendar of {reservation.space.name} and stopped retrying.\n\n"
         f"Last error: {message}\n\n"
         "The booking itself is safe in Reserva. Once the cause is fixed, select its failed "
         f'push in Sync jobs and use "Retry failed pushes":\n{admin}\n',
-        None,
-        recipients,
     )
 
 
@@ -126,7 +126,7 @@ def _alert_user(token: UserToken) -> None:
         f"Reserva can no longer write to your calendar ({token.account_email}): the "
         "connection has expired or was revoked.\n\n"
         "Your bookings are safe; their calendar entries wait until you reconnect:\n"
-        f"{_url('calendars:connect')}\n",
+        f"{absolute_url('calendars:connect')}\n",
         None,
         [token.user.email],
     )

@@ -6,8 +6,8 @@ net behind webhooks and deltas (DESIGN.md "sync engine").
 links and reservations Reserva knows and answers which repairs to make. Its rules:
 
 - an event is matched by ``SyncLink.external_id``, then (outside recurring series) by
-  iCalUId, then by our reservation tag (Google's events carry it; for Microsoft the read
-  is completed with a calendarView that expands it, ``tagged_events``);
+  iCalUId, then by our reservation tag (Google's events carry it; for Microsoft the window
+  is read as a calendarView that expands it, ``tagged_events``, instead of the change feed);
 - **missing**: a slot-holding reservation of the space whose event belongs in the room's
   calendar, with no event in the window: a Reserva-made one is pushed again (its link is
   reset so the push creates the event, looking for our tagged event first); a provider-made
@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -312,18 +312,13 @@ class ReconcileResult:
 
 
 def _read(calendar: remote.RemoteCalendar, window: tuple[datetime, datetime]) -> list:
-    """The pull's full read of the window; where the change feed does not carry our tag
-    (Graph's delta), the tags come from the provider's tagged read of the same window."""
+    """Every event of the window, with our tag: the pull's full read where the change feed
+    carries the tag (Google), else one read that expands it (Graph's calendarView)."""
+    tagged = calendar.tagged_events(*window)
+    if tagged is not None:
+        return tagged
     events, _cursor, _pages = pull.read_changes(calendar, None, *window)
-    tagged_read = getattr(calendar.client, "tagged_events", None)
-    if tagged_read is None:
-        return events
-    tags = {
-        e.id: e.reservation_id
-        for e in tagged_read(calendar.mailbox, calendar.calendar_id, *window)
-        if e.reservation_id
-    }
-    return [replace(e, reservation_id=tags[e.id]) if e.id in tags else e for e in events]
+    return events
 
 
 def _facts(binding, events: list[RemoteEvent], window, now: datetime):

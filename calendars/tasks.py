@@ -258,33 +258,38 @@ RECONCILE_MAX_RETRIES = 12  # a pull holding the binding's lock, or a transient 
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=RECONCILE_MAX_RETRIES, acks_late=True)
-def reconcile_binding(self, binding_id: int) -> str:
+def reconcile_binding(self, binding_id: int, slot: str = "") -> str:
     """Compare one binding's sync window with its calendar and repair the drift; queue the
     pushes it asks for. While a pull of the binding runs it tries again a minute later.
+    ``slot`` (ISO time, from the beat's tick): nothing to do if a run started since.
     Idempotent: a second run finds nothing left to repair."""
+    from datetime import datetime
+
     from integrations.base import TransientError
 
     from .sync import reconcile
 
+    if slot and reconcile.reconciled_since(binding_id, datetime.fromisoformat(slot)):
+        return "done"
     try:
         result = reconcile.reconcile_binding(binding_id)
     except TransientError as exc:
-        countdown = exc.retry_after or min(900, 60 * 2 ** min(self.request.retries, 4))
+        countdown = retry_countdown(exc.retry_after or 60 * 2 ** min(self.request.retries, 4))
         raise self.retry(exc=exc, countdown=countdown) from None
     if result.status == "busy":
         raise self.retry(countdown=60)
-    for reservation_id in result.push:
-        push_reservation.delay(reservation_id)
+    _queue_pushes(result.push)
     return result.status
 
 
 @shared_task(ignore_result=True)
 def reconcile_bindings() -> int:
-    """Beat, daily: one reconciliation per syncing binding, spread over
-    ``RECONCILE_SPREAD_MINUTES``. Returns how many were queued."""
+    """Beat, every few minutes: a reconciliation of each syncing binding whose daily slot
+    (``RECONCILE_HOUR`` plus its offset within ``RECONCILE_SPREAD_MINUTES``) has come and
+    that has none since. Returns how many were queued."""
     from .sync import reconcile
 
-    schedule = reconcile.reconcile_schedule()
-    for binding_id, countdown in schedule:
-        reconcile_binding.apply_async((binding_id,), countdown=countdown)
-    return len(schedule)
+    due = reconcile.due_for_reconcile()
+    for binding_id, slot in due:
+        reconcile_binding.delay(binding_id, slot.isoformat())
+    return len(due)

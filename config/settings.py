@@ -189,11 +189,10 @@ RECONCILE_HOUR = env.int("RECONCILE_HOUR", default=3)
 RECONCILE_SPREAD_MINUTES = env.int("RECONCILE_SPREAD_MINUTES", default=60)
 RECONCILE_ALERT_THRESHOLD = env.int("RECONCILE_ALERT_THRESHOLD", default=5)
 if 0 <= RECONCILE_HOUR <= 23:
-    from celery.schedules import crontab
-
+    # A tick that queues the rooms whose slot has come (no long ETA waits in the broker).
     CELERY_BEAT_SCHEDULE["reconcile-bindings"] = {
         "task": "calendars.tasks.reconcile_bindings",
-        "schedule": crontab(minute=0, hour=RECONCILE_HOUR),
+        "schedule": 300.0,
     }
 # Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
 CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)

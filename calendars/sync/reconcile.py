@@ -40,7 +40,7 @@ import enum
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -582,15 +582,48 @@ def _alert_admins(binding, result: ReconcileResult) -> bool:
     )
 
 
-def reconcile_schedule(now: datetime | None = None) -> list[tuple[int, int]]:
-    """Beat fan-out: (binding id, countdown in seconds) for every binding that syncs, spread
-    evenly over ``settings.RECONCILE_SPREAD_MINUTES`` so rooms are not all read at once."""
-    ids = list(
+def reconcile_slot(binding_id: int, now: datetime) -> datetime:
+    """The binding's latest daily slot at or before ``now``: ``RECONCILE_HOUR`` (UTC) plus
+    an offset of its own within ``RECONCILE_SPREAD_MINUTES`` (the golden ratio's fractions
+    spread any set of ids evenly, and an id keeps its offset as rooms come and go)."""
+    spread = max(60, settings.RECONCILE_SPREAD_MINUTES * 60)
+    offset = timedelta(seconds=int((binding_id * 0.6180339887498949) % 1 * spread))
+    start = now.astimezone(UTC).replace(
+        hour=settings.RECONCILE_HOUR, minute=0, second=0, microsecond=0
+    )
+    slot = start + offset
+    return slot if slot <= now else slot - timedelta(days=1)
+
+
+def due_for_reconcile(now: datetime | None = None) -> list[tuple[int, datetime]]:
+    """Beat's tick (every few minutes): each syncing binding whose daily slot has come and
+    that has no reconciliation since, with that slot. No task waits in the broker for its
+    turn (a Redis ETA past the visibility timeout is delivered again and again), and a day
+    missed while beat was down is made up at the next tick."""
+    now = now or timezone.now()
+    bindings = (
         SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
         .exclude(status=BindingStatus.PAUSED)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    spread = settings.RECONCILE_SPREAD_MINUTES * 60
-    step = spread / len(ids) if ids else 0
-    return [(pk, int(i * step)) for i, pk in enumerate(ids)]
+    slots = {pk: reconcile_slot(pk, now) for pk in bindings}
+    done = set(
+        SyncJob.objects.filter(
+            kind=JobKind.RECONCILE,
+            binding_id__in=slots,
+            started_at__gte=min(slots.values(), default=now),
+        ).values_list("binding_id", "started_at")
+    )
+    latest: dict[int, datetime] = {}
+    for pk, started in done:
+        latest[pk] = max(started, latest.get(pk, started))
+    return [(pk, slot) for pk, slot in slots.items() if pk not in latest or latest[pk] < slot]
+
+
+def reconciled_since(binding_id: int, slot: datetime) -> bool:
+    """A reconciliation of the binding started at or after ``slot`` (a second task queued
+    by the next tick while the first waited: it has nothing left to do)."""
+    return SyncJob.objects.filter(
+        kind=JobKind.RECONCILE, binding_id=binding_id, started_at__gte=slot
+    ).exists()

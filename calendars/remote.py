@@ -162,6 +162,11 @@ class RemoteCalendar:
         read = getattr(self.client, "tagged_events", None)
         return None if read is None else read(*self._args(), start, end, as_user=self.as_user)
 
+    @property
+    def window_moves_look_removed(self) -> bool:
+        """The change feed reports an event moved out of the sync window as removed."""
+        return bool(getattr(self.client, "window_moves_look_removed", False))
+
     def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
         return self.client.read_events(*self._args(), event_ids)
 

@@ -707,9 +707,8 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
             token = None
             events, cursor, pages = read_changes(calendar, None, *window)
         events = attribution.attribute(binding, calendar, events)
-        if token is None:
-            events = [*events, *_missing_from_full_read(binding, events, window)]
-        events = _moved_out_of_view(binding, calendar, events)
+        absent = _missing_from_full_read(binding, events, window) if token is None else []
+        events = _moved_out_of_view(binding, calendar, [*events, *absent], absent)
         result = _apply(binding, events, cursor, full=token is None, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
@@ -786,16 +785,24 @@ def _missing_from_full_read(
 
 
 def _moved_out_of_view(
-    binding: SpaceCalendar, calendar: remote.RemoteCalendar, events: list[RemoteEvent]
+    binding: SpaceCalendar,
+    calendar: remote.RemoteCalendar,
+    events: list[RemoteEvent],
+    absent: list[RemoteEvent],
 ) -> list[RemoteEvent]:
     """Graph's delta reports an event moved out of the sync window as ``@removed``, like a
     deleted one. For a Reserva booking that would cancel the booking its person only moved
     (and leave the event behind). So the removed events of Reserva bookings that hold their
     slot (usually none; at most ``MAX_MOVED_LOOKUPS`` per pull) are looked up by our tag: one
     still there was moved, and is planned as a move (checked by the booking rules, so past
-    the horizon it is written back). Google reports such a move as a move: its lookups find
-    nothing and change nothing."""
-    removed = [event.id for event in events if event.removed]
+    the horizon it is written back). Google's incremental sync reports such a move as a move,
+    so there only the events ``absent`` from a full read are looked up (no request is spent
+    on every deletion)."""
+    removed = [
+        event.id
+        for event in events
+        if event.removed and (calendar.window_moves_look_removed or event in absent)
+    ]
     if not removed:
         return events
     ours = (

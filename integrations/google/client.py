@@ -76,6 +76,8 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     kind = "google"
     page_size = PAGE_SIZE
+    # An incremental sync reports the whole calendar: a move out of the window is a move.
+    window_moves_look_removed = False
 
     def __init__(self, config: ProviderConfig, http: HttpClient | None = None) -> None:
         self.config = config

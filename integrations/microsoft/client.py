@@ -66,6 +66,9 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
 
     kind = "microsoft"
     delta_page_size = DELTA_PAGE_SIZE
+    # calendarView/delta follows a window: an event moved out of it is reported @removed,
+    # the same as a deleted one.
+    window_moves_look_removed = True
 
     def __init__(
         self,

@@ -367,3 +367,19 @@ def test_a_booking_moved_out_of_the_window_while_the_cursor_was_lost_is_moved(
     assert (booked.status, booked.start) == (ReservationStatus.CONFIRMED, utc(binding, 10))
     event = room_event(binding, booked)
     assert (event.start, event.end) == (utc(binding, 10), utc(binding, 11))
+
+
+def test_google_deletions_cost_no_look_up(
+    google_binding, sandbox, owner, django_capture_on_commit_callbacks
+):
+    """Only Graph reports a move out of the window as a removal: a Google deletion is a
+    deletion, read in one request, with no look-up by tag behind it."""
+    from tests.calendars.conftest import control
+
+    pull.pull_binding(google_binding.pk)
+    booked = book(google_binding, owner, 10, django_capture_on_commit_callbacks)
+    Remote(sandbox, "google").delete(booked.sync_link.external_id)
+    control(sandbox, "DELETE", "counters")
+
+    assert pull_now(google_binding, django_capture_on_commit_callbacks).cancelled == 1
+    assert control(sandbox, "GET", "counters")["service"] == {"google-calendar": 1}

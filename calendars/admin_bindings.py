@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from . import bindings
+from .forms import pulled_bookings_field
 from .models import SpaceCalendar
 
 FIELD = "pulled_bookings"
@@ -36,11 +37,9 @@ def _summary(kept: int, cancelled: int) -> str:
 
 
 class SpaceCalendarForm(forms.ModelForm):
-    pulled_bookings = forms.ChoiceField(
-        label="Bookings pulled from this calendar",
-        choices=[("", "---------"), *bindings.CHOICES],
-        required=False,
-        help_text=(
+    pulled_bookings = pulled_bookings_field(
+        "Bookings pulled from this calendar",
+        (
             "Asked when you point this space at another calendar, switch its sync off or "
             "delete it: the bookings made in Outlook / Google Calendar that Reserva imported "
             "from the current calendar would otherwise stay as bookings nobody updates. Their "

@@ -10,6 +10,17 @@ from . import bindings
 from .models import CalendarProvider, ProviderKind
 
 
+def pulled_bookings_field(label: str, help_text: str) -> forms.ChoiceField:
+    """What becomes of the bookings pulled from a calendar a binding stops reading
+    (``calendars.bindings``): asked on the admin's binding form and on the setup page."""
+    return forms.ChoiceField(
+        label=label,
+        choices=[("", "---------"), *bindings.CHOICES],
+        required=False,
+        help_text=help_text,
+    )
+
+
 class ConnectionTestForm(forms.Form):
     """Which mailbox (Microsoft) or calendar (Google) to test the provider against."""
 
@@ -83,11 +94,9 @@ class BindingForm(forms.Form):
             # calendar (``pulled_from`` = its address and how many), and saving another one
             # would leave them behind (calendars.bindings).
             address, count = pulled_from
-            self.fields["pulled_bookings"] = forms.ChoiceField(
-                label=f"{count} booking(s) pulled from {address}",
-                choices=[("", "---------"), *bindings.CHOICES],
-                required=False,
-                help_text=(
+            self.fields["pulled_bookings"] = pulled_bookings_field(
+                f"{count} booking(s) pulled from {address}",
+                (
                     "Made in Outlook / Google Calendar and imported from the calendar this space "
                     "syncs with now. If you pick another calendar, keep them as local bookings "
                     "or cancel them (their people are told). Their events stay in that calendar."

@@ -89,6 +89,13 @@ def control(handle: SandboxHandle, method: str, path: str, **kwargs: Any) -> Any
     return response.json() if response.content else None
 
 
+def hold_graph_answer(handle: SandboxHandle, method: str, path: str, seconds: float = 60) -> None:
+    """The sandbox's next Graph ``method`` request whose path matches ``path`` does its work,
+    then holds its answer ``seconds`` (a worker killed meanwhile never hears it)."""
+    fault = {"kind": "slow", "service": "graph", "method": method, "path": path}
+    control(handle, "POST", "faults", json={**fault, "delay_seconds": seconds, "count": 1})
+
+
 def remote_events(handle: SandboxHandle, kind: str, calendar: str) -> list[dict[str, Any]]:
     """Live events in a mailbox / calendar, as the sandbox holds them (deleted ones left out)."""
     if kind == ProviderKind.MICROSOFT:

@@ -23,7 +23,14 @@ from calendars.sync.push import push_reservation
 from integrations.base import TransientError
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, control, remote_events, sync_worker
+from tests.calendars.conftest import (
+    GOOGLE_ROOM,
+    MS_ROOM,
+    control,
+    hold_graph_answer,
+    remote_events,
+    sync_worker,
+)
 from tests.conftest import local, next_weekday, wait_for
 
 ROOMS = {"microsoft": MS_ROOM, "google": GOOGLE_ROOM}
@@ -206,9 +213,7 @@ def test_a_webhook_pull_racing_a_worker_s_push_imports_nothing(ms_binding, sandb
     """A real worker pushes; the sandbox holds the create's answer back 3 s after the event is
     written; meanwhile a pull runs in this process (another worker, as a webhook's would)."""
     pull.pull_binding(ms_binding.pk)
-    control(sandbox, "POST", "faults", json={"kind": "slow", "service": "graph",
-            "method": "POST", "path": "/calendar/events$", "count": 1,
-            "delay_seconds": 3})  # fmt: skip
+    hold_graph_answer(sandbox, "POST", "/calendar/events$", 3)
     mail.outbox.clear()
     with sync_worker("test-own-events"):
         booked = _book(ms_binding, make_user)  # its push is queued after the commit

@@ -26,7 +26,7 @@ from integrations.base import TransientError
 from integrations.limiter import FileLimiter
 from integrations.sandbox.config import DEMO_CLIENT_ID
 from reservations.models import Reservation
-from tests.calendars.conftest import MS_ROOM, control, remote_events
+from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events
 from tests.conftest import ROOT, subprocess_env, wait_for
 
 HOLDER = """
@@ -88,13 +88,7 @@ def test_a_pull_killed_in_another_process_stops_blocking_the_room(ms_binding, sa
     """The pull lock on whichever back end this run has (the binding row on SQLite, Redis
     with REDIS_URL): kept by the heartbeat while the pull lives, gone soon after a kill."""
     settings.SYNC_LOCK_TTL_SECONDS = 1.5
-    control(
-        sandbox,
-        "POST",
-        "faults",
-        json={"kind": "slow", "service": "graph", "method": "GET", "path": "delta",
-              "delay_seconds": 60, "count": 1},
-    )  # fmt: skip
+    hold_graph_answer(sandbox, "GET", "delta")
     puller = subprocess.Popen(
         [sys.executable, "-c", PULLER, str(ms_binding.pk)],
         cwd=ROOT,

@@ -21,7 +21,7 @@ from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLin
 from calendars.sync import pull, recovery
 from reservations import services
 from reservations.models import Reservation
-from tests.calendars.conftest import MS_ROOM, control, remote_events, sync_worker
+from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events, sync_worker
 from tests.calendars.test_recovery import free_limiter_slots
 from tests.conftest import local, next_weekday, wait_for
 
@@ -76,13 +76,7 @@ def test_a_killed_pull_does_not_block_the_next_one(ms_binding, sandbox, release_
         json={"subject": "Walk-in", **_times(start)},
     )
     # The first pull hangs in its read of the changes, holding the room's pull lock.
-    control(
-        sandbox,
-        "POST",
-        "faults",
-        json={"kind": "slow", "service": "graph", "method": "GET", "path": "delta",
-              "delay_seconds": 60, "count": 1},
-    )  # fmt: skip
+    hold_graph_answer(sandbox, "GET", "delta")
     with sync_worker("test-recovery", **FAST) as worker:
         assert pull.request_pull(ms_binding.pk)
         taken = wait_for(
@@ -114,13 +108,7 @@ def test_a_push_killed_mid_create_is_reclaimed_and_sent_once(
     ms_binding, sandbox, make_user, release_leases
 ):
     # The create lands in the room, but its answer is held back: the worker dies waiting.
-    control(
-        sandbox,
-        "POST",
-        "faults",
-        json={"kind": "slow", "service": "graph", "method": "POST", "path": "events",
-              "delay_seconds": 60, "count": 1},
-    )  # fmt: skip
+    hold_graph_answer(sandbox, "POST", "events")
     user = make_user()
     start = local(ms_binding.space.location, next_weekday(3), 10)
     with sync_worker("test-recovery", **FAST) as worker:

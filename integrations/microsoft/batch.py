@@ -25,6 +25,14 @@ BATCH_ITEM_ROUNDS = 3  # retries of throttled items inside a batch, after the fi
 RETRYABLE_ITEM = frozenset({429, 503, 504})
 
 
+# %20 rather than '+' for spaces: OData parsers read '+' literally.
+TAG_QUERY = urlencode(
+    {"$expand": f"singleValueExtendedProperties($filter=id eq '{mapping.RESERVATION_PROPERTY}')"},
+    quote_via=quote,
+    safe="()'/,:$",
+)
+
+
 class BatchMixin:
     """The batch part of :class:`~integrations.microsoft.client.MicrosoftClient`."""
 
@@ -45,21 +53,11 @@ class BatchMixin:
         properties), in ``$batch`` GETs of 20: ``{id: event}``, None for an event that no
         longer exists. An item that fails otherwise (after its throttling rounds) raises its
         mapped error: the caller cannot tell whose event it is."""
-        prop = mapping.RESERVATION_PROPERTY
-        expand = f"singleValueExtendedProperties($filter=id eq '{prop}')"
-        # %20 rather than '+' for spaces: OData parsers read '+' literally.
-        query = urlencode({"$expand": expand}, quote_via=quote, safe="()'/,:$")
-        events = f"{self._calendar(mailbox, calendar_id)}/events"
         found: dict[str, RemoteEvent | None] = {}
         for start in range(0, len(event_ids), BATCH_SIZE):
             chunk = event_ids[start : start + BATCH_SIZE]
             ops = [BatchOp(event_id, "read", event_id=event_id) for event_id in chunk]
-            requests = {
-                op.key: {"method": "GET", "url": f"{events}/{quote(op.event_id, safe='')}?{query}",
-                         "headers": {"Prefer": PREFER}}
-                for op in ops
-            }  # fmt: skip
-            for result in self._batch_chunk(mailbox, calendar_id, ops, requests=requests):
+            for result in self._batch_chunk(mailbox, calendar_id, ops):
                 if isinstance(result.error, EventGone):
                     found[result.key] = None
                 elif result.error is not None:
@@ -86,6 +84,9 @@ class BatchMixin:
                     "headers": headers | {"Content-Type": "application/json"}}  # fmt: skip
         if op.action == "delete":
             return {"id": item_id, "method": "DELETE", "url": target, "headers": headers}
+        if op.action == "read":  # with our tag expanded (calendarView/delta cannot)
+            return {"id": item_id, "method": "GET", "url": f"{target}?{TAG_QUERY}",
+                    "headers": headers}  # fmt: skip
         raise ValueError(f"batch op {op.key!r}: unknown action {op.action!r} or missing data")
 
     def _batch_chunk(
@@ -93,21 +94,14 @@ class BatchMixin:
         mailbox: str,
         calendar_id: str,
         chunk: list[BatchOp],
-        requests: dict[str, dict] | None = None,
     ) -> list:
-        """``requests``: ready-made items (method, url, headers) by op key, for reads."""
         pending = {str(i): op for i, op in enumerate(chunk)}
-
-        def build(item_id: str, op: BatchOp) -> dict:
-            if requests is not None:
-                return {"id": item_id, **requests[op.key]}
-            return self._batch_item(item_id, op, mailbox, calendar_id)
-
         done: dict[str, BatchResult] = {}
         refreshed = False
         for round_ in range(BATCH_ITEM_ROUNDS + 1):
             last = round_ == BATCH_ITEM_ROUNDS
-            body = {"requests": [build(i, op) for i, op in pending.items()]}
+            body = {"requests": [self._batch_item(i, op, mailbox, calendar_id)
+                                 for i, op in pending.items()]}  # fmt: skip
             response = self._send(
                 "POST",
                 "/$batch",

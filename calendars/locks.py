@@ -40,7 +40,7 @@ class Busy(Exception):
 
 def ttl_seconds() -> float:
     """How long a claim lives without a heartbeat: the most a dead holder blocks others."""
-    return float(getattr(settings, "SYNC_LOCK_TTL_SECONDS", 45))
+    return float(settings.SYNC_LOCK_TTL_SECONDS)
 
 
 class Heartbeat:

@@ -98,7 +98,7 @@ class Paused(Exception):
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "SYNC_EXPORT_STALE_SECONDS", 60))
+    return timedelta(seconds=settings.SYNC_EXPORT_STALE_SECONDS)
 
 
 # -- what to export --------------------------------------------------------------------------

@@ -135,7 +135,7 @@ MAX_MOVED_LOOKUPS = 20  # removed events of Reserva bookings looked up per pull 
 def request_stale_after() -> timedelta:
     """A queued request older than this whose pull never started was lost with its task (a
     killed worker held the message): the next request, or the beat, queues another."""
-    return timedelta(seconds=getattr(settings, "SYNC_PULL_REQUEST_STALE_SECONDS", 60))
+    return timedelta(seconds=settings.SYNC_PULL_REQUEST_STALE_SECONDS)
 
 
 UTC_ZONE = ZoneInfo("UTC")

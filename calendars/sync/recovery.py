@@ -37,7 +37,7 @@ LOST_WORKER = "The worker stopped during this push (killed or restarted); it was
 
 
 def give_up_after() -> timedelta:
-    return timedelta(hours=float(getattr(settings, "SYNC_PUSH_GIVE_UP_HOURS", 24)))
+    return timedelta(hours=float(settings.SYNC_PUSH_GIVE_UP_HOURS))
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -45,8 +45,8 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     doubling to the cap (30 min), never sooner than the provider's Retry-After. The first
     delays are longer than the task's own retries (5 s to 160 s), so beat does not race them;
     it takes over when they are spent, or lost with a worker."""
-    base = float(getattr(settings, "SYNC_PUSH_RETRY_BASE_SECONDS", 60))
-    cap = float(getattr(settings, "SYNC_PUSH_RETRY_CAP_SECONDS", 1800))
+    base = float(settings.SYNC_PUSH_RETRY_BASE_SECONDS)
+    cap = float(settings.SYNC_PUSH_RETRY_CAP_SECONDS)
     seconds = min(cap, base * 2 ** min(max(attempts - 1, 0), 20))
     return timedelta(seconds=max(seconds, retry_after or 0))
 
@@ -83,7 +83,7 @@ def _lost_waiting_links(now: datetime) -> list[int]:
     for ``SYNC_PUSH_LOST_SECONDS``, no push job running, no export running for the binding
     (an export sends its own pending links). Touching the link marks it handled for as long
     again, so one lost push is queued once per period, not once per beat."""
-    cutoff = now - timedelta(seconds=getattr(settings, "SYNC_PUSH_LOST_SECONDS", 60))
+    cutoff = now - timedelta(seconds=settings.SYNC_PUSH_LOST_SECONDS)
     exporting = SyncJob.objects.filter(
         kind=JobKind.EXPORT, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
     ).values("binding_id")

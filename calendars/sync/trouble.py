@@ -105,7 +105,7 @@ def push_gave_up(link_id: int, message: str) -> None:
 
 def _alert_gave_up(link: SyncLink, message: str) -> None:
     reservation = link.reservation
-    hours = getattr(settings, "SYNC_PUSH_GIVE_UP_HOURS", 24)
+    hours = settings.SYNC_PUSH_GIVE_UP_HOURS
     admin = absolute_url("admin:calendars_syncjob_changelist")
     email_admins(
         f"Calendar push failing: {reservation.space.name}",

@@ -272,6 +272,21 @@ def _create(calendar, reservation, binding, lookup: bool) -> RemoteEvent:
     return calendar.create(data)
 
 
+class EventToRecreate(TransientError):
+    """The event an update meant to write is gone (deleted remotely while the booking holds
+    its slot): it is made anew, but not by this push. A create is announced (committed)
+    before it is sent, so a pull does not take the new event for someone else's booking;
+    this push already holds its lock, so it forgets the event id and the next attempt, a
+    second later, plans the create and announces it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The event was deleted in the calendar; it is made anew.",
+            code="event_to_recreate",
+            retry_after=1,
+        )
+
+
 def _update(calendar, link: SyncLink, reservation, binding) -> RemoteEvent:
     data = remote.event_data(reservation, binding)
     try:
@@ -281,10 +296,10 @@ def _update(calendar, link: SyncLink, reservation, binding) -> RemoteEvent:
         # the current version and write ours once more; Reserva's reservation is the truth.
         current = _find(calendar, reservation.pk)
         if current is None:
-            return calendar.create(data)
+            raise EventToRecreate() from None
         return calendar.update(current.id, data, version=current.version)
     except EventGone:
-        return calendar.create(data)  # deleted remotely while the booking still holds the slot
+        raise EventToRecreate() from None
 
 
 def _delete(calendar, link: SyncLink, reservation, lookup: bool) -> None:
@@ -426,6 +441,8 @@ def push_reservation(reservation_id: int) -> PushResult:
         _pause_for(exc, reservation, link)
         return _failed(job, link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
     except TransientError as exc:
+        if isinstance(exc, EventToRecreate):
+            SyncLink.objects.filter(pk=link.pk).update(external_id="", remote_version="")
         _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED, exc.retry_after)
         raise
     except ProviderError as exc:

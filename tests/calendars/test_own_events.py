@@ -150,6 +150,46 @@ def test_our_event_deleted_before_its_id_is_saved_still_cancels_the_booking(
     assert raced == ["create_in_flight"]  # the pull in between waited for the push
 
 
+def test_an_event_made_anew_after_a_remote_delete_is_announced_first(
+    binding, kind, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Our event is deleted in Outlook / Google, then the booking changes: the push's update
+    meets "gone" and the event is made anew. That create went out unannounced, so a pull
+    reading the new event first filed it as a conflicting remote booking (convergence run,
+    seed 32494637 on Microsoft: one event linked from the booking and from the conflict).
+    The push now leaves the create to its next attempt, which announces it."""
+    from tests.calendars.test_pull import Remote
+
+    pull.pull_binding(binding.pk)
+    booked = _book(binding, make_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        push_reservation(booked.pk)
+    pull.pull_binding(binding.pk)  # our own create echoed back
+    Remote(sandbox, kind).delete(SyncLink.objects.get(reservation=booked).external_id)
+    booked = services.change(actor=None, reservation=booked, public_nickname="Board")[0]
+
+    def race(event):
+        try:
+            return pull.pull_binding(binding.pk).status
+        except TransientError as exc:
+            return exc.code
+
+    raced = _pull_inside_create(monkeypatch, binding, race)
+    with pytest.raises(TransientError) as first:  # gone: the id is forgotten, nothing sent
+        push_reservation(booked.pk)
+    assert first.value.code == "event_to_recreate" and raced == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert push_reservation(booked.pk).op == "create"  # announced, then sent
+    with django_capture_on_commit_callbacks(execute=True):
+        pull.pull_binding(binding.pk)
+
+    assert not Reservation.objects.filter(status=ReservationStatus.CONFLICTED).exists()
+    assert list(Reservation.objects.filter(space=binding.space)) == [booked]
+    (event,) = remote_events(sandbox, kind, ROOMS[kind])
+    assert SyncLink.objects.get(reservation=booked).external_id == event["id"]
+    assert SyncLink.objects.filter(external_id=event["id"]).count() == 1
+
+
 def test_a_person_s_event_during_our_create_is_still_imported(
     ms_binding, sandbox, make_user, monkeypatch
 ):

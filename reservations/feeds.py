@@ -4,6 +4,12 @@ Calendar apps cannot sign in, so the URL carries the credential: a long random k
 (``FeedToken``) that the person rotates or revokes on their profile page, and an administrator
 for a space. A space's feed shows only the public nickname or "Reserved", never titles or names.
 
+Only the key's SHA-256 is stored. The URL is shown once, in the answer that issues it (like an
+API client secret); afterwards the profile page and the admin say only that a feed exists, when
+it was created and last used. A request is looked up by the hash of its key: with 256 random
+bits, finding a key whose hash matches is as hard as guessing the key itself, so there is no
+comparison an attacker could time, and no constant-time compare is needed.
+
 Each event keeps the UID of the booking emails (``notifications.reservation_uid``) and the
 reservation's version as SEQUENCE, so an app that got the invitation updates the same entry.
 Cancelled bookings stay in the feed for a while as STATUS:CANCELLED, so apps remove them.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,25 +31,52 @@ from django.db.models import Count, Max, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import condition, require_POST
 from icalendar import Calendar, Event
 
 from .models import FeedToken, Reservation, ReservationStatus, Space
 from .notifications import reservation_uid
+from .views.profile import profile_page
 
 RESERVED = "Reserved"
 CANCELLED_FEED_STATES = {ReservationStatus.CANCELLED, ReservationStatus.CONFLICTED}
+# last_used_at is written at most this often per feed: apps poll every few minutes, and a
+# write per poll would cost more than the read it records.
+LAST_USED_RESOLUTION = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class IssuedFeed:
+    """A feed just issued: the only moment its key (and so its URL) is known."""
+
+    token: FeedToken
+    key: str
+
+    @property
+    def url(self) -> str:
+        return feed_url(self.key)
+
+    @property
+    def webcal(self) -> str:
+        return feed_url(self.key, webcal=True)
 
 
 def new_key() -> str:
     return secrets.token_urlsafe(32)  # 256 bits: not guessable, not enumerable
 
 
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 @transaction.atomic
-def issue(*, user=None, space: Space | None = None) -> FeedToken:
+def issue(*, user=None, space: Space | None = None) -> IssuedFeed:
     """Revoke the current key of this feed (if any) and issue a new one (rotation)."""
     revoke(user=user, space=space)
-    return FeedToken.objects.create(key=new_key(), user=user, space=space)
+    key = new_key()
+    token = FeedToken.objects.create(key_hash=hash_key(key), user=user, space=space)
+    return IssuedFeed(token=token, key=key)
 
 
 def revoke(*, user=None, space: Space | None = None) -> int:
@@ -57,8 +91,8 @@ def active_token(*, user=None, space: Space | None = None) -> FeedToken | None:
     return tokens.first()
 
 
-def feed_url(token: FeedToken, *, webcal: bool = False) -> str:
-    url = f"{settings.PUBLIC_BASE_URL}/feeds/{token.key}.ics"
+def feed_url(key: str, *, webcal: bool = False) -> str:
+    url = f"{settings.PUBLIC_BASE_URL}/feeds/{key}.ics"
     return "webcal://" + url.split("://", 1)[1] if webcal else url
 
 
@@ -68,12 +102,23 @@ def feed_url(token: FeedToken, *, webcal: bool = False) -> str:
 def _token(key: str) -> FeedToken:
     token = (
         FeedToken.objects.select_related("user", "space__location")
-        .filter(key=key, revoked_at__isnull=True)
+        .filter(key_hash=hash_key(key), revoked_at__isnull=True)
         .first()
     )
+    # Deactivating a user revokes their feeds (receivers.revoke_access_of_deactivated_user);
+    # this check still covers a deactivation that bypassed save(), e.g. QuerySet.update().
     if token is None or (token.user is not None and not token.user.is_active):
         raise Http404("No such feed.")
+    _record_use(token)
     return token
+
+
+def _record_use(token: FeedToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    FeedToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.last_used_at = now
 
 
 def _reservations(token: FeedToken) -> QuerySet[Reservation]:
@@ -145,9 +190,11 @@ def feed(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@never_cache
 def rotate_mine(request: HttpRequest) -> HttpResponse:
-    issue(user=request.user)
-    return redirect("portal:profile")
+    """Issue a new feed and answer with the profile page showing its URL, this once: the URL
+    is rendered into this response only, never stored in the session or a message."""
+    return profile_page(request, issued=issue(user=request.user))
 
 
 @login_required

@@ -426,9 +426,11 @@ class FeedToken(models.Model):
 
     The key is the capability (whoever has the URL reads the feed, as calendar apps cannot
     authenticate), so it is long and random; rotating revokes the old key and issues a new one.
+    Only its SHA-256 is stored (``reservations.feeds.hash_key``): the URL is shown once, when
+    it is issued, and neither a database dump nor the admin can give it back.
     """
 
-    key = models.CharField(max_length=64, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -440,6 +442,8 @@ class FeedToken(models.Model):
         Space, on_delete=models.CASCADE, null=True, blank=True, related_name="feed_tokens"
     )
     created = models.DateTimeField(auto_now_add=True)
+    # Recorded at most every few minutes (feeds.LAST_USED_RESOLUTION): polls are frequent.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -27,9 +27,28 @@
     }
   }
 
+  // A secret shown once (the new feed address): selected on focus, and a Copy button.
+  function copyFields(root) {
+    root.querySelectorAll("[data-select-on-focus]").forEach(function (field) {
+      field.addEventListener("focus", function () { field.select(); });
+    });
+    if (!navigator.clipboard) return;
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      var field = document.querySelector(button.getAttribute("data-copy"));
+      if (!field) return;
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(field.value).then(function () {
+          button.textContent = "Copied";
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     syncRecurrence(document);
     focusProblem(document);
+    copyFields(document);
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     syncRecurrence(event.target);

@@ -1,10 +1,15 @@
-"""iCalendar feeds: parsed back and checked against the bookings; ETag/304; rotate/revoke."""
+"""iCalendar feeds: parsed back and checked against the bookings; ETag/304; rotate/revoke;
+keys stored hashed and shown once; last use recorded."""
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from icalendar import Calendar
 
 from reservations import feeds, services
@@ -25,25 +30,75 @@ def events(cal: Calendar) -> dict[str, object]:
     return {str(e["UID"]): e for e in cal.walk("VEVENT")}
 
 
+def shown_key(response) -> str:
+    """The key in the feed address a page shows (once, right after issuing it)."""
+    assert response.status_code == 200, response.content
+    found = re.search(
+        r"https?://[^/\s\"]+/feeds/([A-Za-z0-9_-]{43,})\.ics", response.content.decode()
+    )
+    assert found, "no feed address on the page"
+    return found.group(1)
+
+
 def test_profile_issues_rotates_and_revokes_a_personal_feed(client, make_user, make_space):
     user = make_user("erin")
     client.force_login(user)
     page = client.get("/profile/")
     assert "Create a feed link" in page.content.decode()
-    client.post("/feeds/mine/rotate/")
-    token = FeedToken.objects.get(user=user, revoked_at__isnull=True)
-    assert len(token.key) >= 43
-    page = client.get("/profile/").content.decode()
-    assert f"webcal://127.0.0.1:8000/feeds/{token.key}.ics" in page
+    issued = client.post("/feeds/mine/rotate/")
+    key = shown_key(issued)
+    assert f"webcal://127.0.0.1:8000/feeds/{key}.ics" in issued.content.decode()
+    assert "no-store" in issued["Cache-Control"]  # the one page with the address is not cached
 
-    assert client.get(f"/feeds/{token.key}.ics").status_code == 200
-    client.post("/feeds/mine/rotate/")
-    assert client.get(f"/feeds/{token.key}.ics").status_code == 404  # old address dead
-    new = FeedToken.objects.get(user=user, revoked_at__isnull=True)
-    assert new.key != token.key and client.get(f"/feeds/{new.key}.ics").status_code == 200
+    page = client.get("/profile/").content.decode()
+    assert key not in page  # shown once: afterwards only that a feed exists
+    assert "Your feed is on" in page and "not read by a calendar app yet" in page
+
+    assert client.get(f"/feeds/{key}.ics").status_code == 200
+    new_key = shown_key(client.post("/feeds/mine/rotate/"))
+    assert client.get(f"/feeds/{key}.ics").status_code == 404  # old address dead
+    assert new_key != key and client.get(f"/feeds/{new_key}.ics").status_code == 200
     client.post("/feeds/mine/revoke/")
-    assert client.get(f"/feeds/{new.key}.ics").status_code == 404
+    assert client.get(f"/feeds/{new_key}.ics").status_code == 404
     assert client.get("/feeds/not-a-key.ics").status_code == 404
+
+
+def test_no_feed_key_in_a_database_dump(client, make_user, make_space):
+    """The key exists only in the URL shown once: not in the table, not in a session."""
+    user = make_user("gina")
+    client.force_login(user)
+    key = shown_key(client.post("/feeds/mine/rotate/", follow=True))
+    space_key = feeds.issue(space=make_space()).key
+    assert client.get(f"/feeds/{key}.ics").status_code == 200  # the URL works...
+
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    dump = dump.getvalue()
+    assert '"reservations.feedtoken"' in dump
+    assert key not in dump and space_key not in dump  # ...and nothing in the database gives it
+
+
+def test_feed_records_its_last_use_at_most_every_few_minutes(client, make_user, monkeypatch):
+    user = make_user()
+    key = feeds.issue(user=user).key
+    start = timezone.now()
+    monkeypatch.setattr("django.utils.timezone.now", lambda: start)
+    client.get(f"/feeds/{key}.ics")
+    token = FeedToken.objects.get(user=user)
+    assert token.last_used_at == start
+
+    monkeypatch.setattr("django.utils.timezone.now", lambda: start + timedelta(minutes=5))
+    client.get(f"/feeds/{key}.ics")
+    token.refresh_from_db()
+    assert token.last_used_at == start  # a poll a few minutes later writes nothing
+
+    later = start + feeds.LAST_USED_RESOLUTION + timedelta(seconds=1)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: later)
+    client.get(f"/feeds/{key}.ics")
+    token.refresh_from_db()
+    assert token.last_used_at == later
+    client.force_login(user)
+    assert "last read by a calendar app" in client.get("/profile/").content.decode()
 
 
 def test_personal_feed_matches_the_bookings(client, make_user, make_space, make_location):
@@ -66,9 +121,9 @@ def test_personal_feed_matches_the_bookings(client, make_user, make_space, make_
     services.book(
         actor=other, space=space, start=local(location, day, 14), end=local(location, day, 15)
     )
-    token = feeds.issue(user=user)
+    key = feeds.issue(user=user).key
 
-    cal = parse(client.get(f"/feeds/{token.key}.ics"))
+    cal = parse(client.get(f"/feeds/{key}.ics"))
     found = events(cal)
     assert set(found) == {reservation_uid(kept), reservation_uid(gone)}
     event = found[reservation_uid(kept)]
@@ -101,8 +156,8 @@ def test_space_feed_shows_busy_blocks_only(client, make_user, make_space):
         title="Internal title",
         public_nickname="Town hall",
     ).reservations[0]
-    token = feeds.issue(space=space)
-    response = client.get(f"/feeds/{token.key}.ics")
+    key = feeds.issue(space=space).key
+    response = client.get(f"/feeds/{key}.ics")
     found = events(parse(response))
     assert str(found[reservation_uid(secret)]["SUMMARY"]) == "Reserved"
     assert str(found[reservation_uid(public)]["SUMMARY"]) == "Town hall"
@@ -121,8 +176,7 @@ def test_etag_and_304_until_something_changes(client, make_user, make_space):
         start=local(space.location, day, 9),
         end=local(space.location, day, 10),
     ).reservations[0]
-    token = feeds.issue(space=space)
-    url = f"/feeds/{token.key}.ics"
+    url = f"/feeds/{feeds.issue(space=space).key}.ics"
     first = client.get(url)
     etag = first["ETag"]
     assert etag
@@ -140,15 +194,72 @@ def test_etag_and_304_until_something_changes(client, make_user, make_space):
 
 def test_admin_issues_and_rotates_a_space_feed(admin_client, make_space):
     space = make_space()
-    response = admin_client.post(
-        "/admin/reservations/feedtoken/add/", {"space": space.pk}, follow=True
-    )
-    assert response.status_code == 200
+    response = admin_client.post("/admin/reservations/feedtoken/add/", {"space": space.pk})
+    key = shown_key(response)  # shown once, in the answer to "add"
+    assert "no-store" in response["Cache-Control"]
+    assert admin_client.get(f"/feeds/{key}.ics").status_code == 200
     token = FeedToken.objects.get(space=space, revoked_at__isnull=True)
-    admin_client.post(
+    assert (
+        key
+        not in admin_client.get(
+            f"/admin/reservations/feedtoken/{token.pk}/change/"
+        ).content.decode()
+    )
+
+    rotated = admin_client.post(
         "/admin/reservations/feedtoken/",
         {"action": "rotate", "_selected_action": [token.pk]},
     )
+    new_key = shown_key(rotated)
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert FeedToken.objects.filter(space=space, revoked_at__isnull=True).count() == 1
+    assert admin_client.get(f"/feeds/{key}.ics").status_code == 404
+    assert admin_client.get(f"/feeds/{new_key}.ics").status_code == 200
+
+
+def test_admin_shows_owner_and_last_use_never_an_address(client, make_user, make_space):
+    """Staff who may only view feed tokens learn who has a feed and when it was last read,
+    and nothing that reads anyone's bookings: no address, and no action that issues one."""
+    owner = make_user("hana")
+    key = feeds.issue(user=owner).key
+    space_key = feeds.issue(space=make_space(name="Atrium")).key
+    client.get(f"/feeds/{key}.ics")
+    viewer = make_user("viewer", is_staff=True, perms=("reservations.view_feedtoken",))
+    client.force_login(viewer)
+    token = FeedToken.objects.get(user=owner)
+
+    listing = client.get("/admin/reservations/feedtoken/")
+    page = client.get(f"/admin/reservations/feedtoken/{token.pk}/change/")
+    assert listing.status_code == page.status_code == 200
+    for response in (listing, page):
+        body = response.content.decode()
+        assert "hana" in body  # the owner
+        assert key not in body and space_key not in body and "/feeds/" not in body
+    assert "Last used at" in page.content.decode()
+
+    for action in ("rotate", "revoke"):
+        client.post(
+            "/admin/reservations/feedtoken/",
+            {
+                "action": action,
+                "_selected_action": list(FeedToken.objects.values_list("pk", flat=True)),
+            },
+        )
+    assert FeedToken.objects.filter(revoked_at__isnull=True).count() == 2  # nothing issued
+    assert client.get(f"/feeds/{key}.ics").status_code == 200
+
+
+def test_admin_rotating_a_personal_feed_only_revokes_it(admin_client, make_user):
+    owner = make_user("ivan")
+    key = feeds.issue(user=owner).key
+    token = FeedToken.objects.get(user=owner)
+    response = admin_client.post(
+        "/admin/reservations/feedtoken/",
+        {"action": "rotate", "_selected_action": [token.pk]},
+        follow=True,
+    )
+    assert "/feeds/" not in response.content.decode()  # no address of someone's bookings
+    assert "can get a new link on their profile page" in response.content.decode()
+    assert not FeedToken.objects.filter(user=owner, revoked_at__isnull=True).exists()
+    assert admin_client.get(f"/feeds/{key}.ics").status_code == 404

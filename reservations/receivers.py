@@ -1,9 +1,12 @@
-"""Reactions to this app's own signals: the booking emails, sent by a Celery task."""
+"""Reactions to signals: the booking emails (sent by a Celery task), the history's source
+column, and a deactivated user's feeds and API tokens revoked."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from django.utils import timezone
 
 from . import signals
 from .models import REMOTE_SOURCES
@@ -34,11 +37,50 @@ EMAIL_RECEIVERS = {
 }
 
 
+def revoke_access_of_deactivated_user(sender, instance, update_fields=None, **kwargs) -> None:
+    """A user saved inactive (admin, ``services.deactivate_user``, the ORM, ``manage.py
+    shell``) loses their calendar feeds and OAuth tokens for good, in the same transaction.
+
+    Revoked, not hidden: reactivating the account brings none of them back. Idempotent, so it
+    runs on every save of an inactive user rather than trusting a before/after comparison.
+    ``QuerySet.update(is_active=False)`` sends no signal; the feed view and the API still
+    refuse inactive users for that case.
+    """
+    if instance.is_active or (update_fields is not None and "is_active" not in update_fields):
+        return
+    from django.db.models import Q
+    from oauth2_provider.models import (
+        get_access_token_model,
+        get_grant_model,
+        get_id_token_model,
+        get_refresh_token_model,
+    )
+
+    from .models import FeedToken
+
+    FeedToken.objects.filter(user=instance, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    # Tokens issued to the user, and to the applications (API clients) the user owns.
+    theirs = Q(user=instance) | Q(application__user=instance)
+    get_refresh_token_model().objects.filter(theirs).delete()
+    get_access_token_model().objects.filter(theirs).delete()
+    get_id_token_model().objects.filter(theirs).delete()
+    get_grant_model().objects.filter(theirs).delete()
+
+
 def connect() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_save
     from simple_history.signals import pre_create_historical_record
 
     pre_create_historical_record.connect(
         record_change_source, dispatch_uid="reservations.history_source"
+    )
+    post_save.connect(
+        revoke_access_of_deactivated_user,
+        sender=get_user_model(),
+        dispatch_uid="reservations.revoke_access_of_deactivated_user",
     )
     for signal, handler in EMAIL_RECEIVERS.items():
         signal.connect(handler, dispatch_uid=f"reservations.email.{id(signal)}")

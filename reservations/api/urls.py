@@ -5,11 +5,10 @@ external systems use the client-credentials grant, so there is no authorization 
 """
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import docs, views
 
 router = SimpleRouter()
 router.register("locations", views.LocationViewSet, basename="location")
@@ -28,8 +27,8 @@ oauth_urlpatterns = (
 
 urlpatterns = [
     path("api/v1/", include((router.urls, "api"))),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/", docs.SchemaView.as_view(), name="api-schema"),
+    path("api/docs/", docs.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^api/", views.not_found),  # any other /api/ path, even with odd characters
     path("o/", include(oauth_urlpatterns)),
 ]

@@ -303,6 +303,9 @@ SPECTACULAR_SETTINGS = {
         "reservations.api.errors.document_error_responses",
     ],
 }
+# /api/schema/ and /api/docs/ open to anyone (true), or only to signed-in users and API
+# tokens (false); the schema lists endpoints and fields, never data.
+API_PUBLIC_SCHEMA = env.bool("API_PUBLIC_SCHEMA", default=True)
 # Requests per client (OAuth application, or user for session calls), e.g. "600/minute".
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/minute")
 OAUTH2_PROVIDER = {

@@ -157,8 +157,12 @@ def test_admin_pages_work_under_the_policy(new_page, live_server, office, make_u
     watched.assert_clean()
 
 
-def test_swagger_ui_works_under_the_policy(new_page, live_server, make_user):
-    watched = Watched(new_page(make_user("reader")))
+@pytest.mark.parametrize("public_schema", [True, False])
+def test_swagger_ui_works_under_the_policy(
+    new_page, live_server, make_user, settings, public_schema
+):
+    settings.API_PUBLIC_SCHEMA = public_schema  # private: the page's script and schema requests
+    watched = Watched(new_page(make_user("reader")))  # go with the session
     page = watched.page
     watched.goto(f"{live_server.url}/api/docs/")
     operation = page.locator(".opblock-summary", has_text="/api/v1/locations/").first

@@ -6,10 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.db.models import Q
 from django.utils import timezone
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+)
 
 from . import signals
-from .models import REMOTE_SOURCES
+from .models import REMOTE_SOURCES, FeedToken
 
 
 def record_change_source(sender, instance, history_instance, **kwargs) -> None:
@@ -48,16 +55,6 @@ def revoke_access_of_deactivated_user(sender, instance, update_fields=None, **kw
     """
     if instance.is_active or (update_fields is not None and "is_active" not in update_fields):
         return
-    from django.db.models import Q
-    from oauth2_provider.models import (
-        get_access_token_model,
-        get_grant_model,
-        get_id_token_model,
-        get_refresh_token_model,
-    )
-
-    from .models import FeedToken
-
     FeedToken.objects.filter(user=instance, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

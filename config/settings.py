@@ -212,6 +212,32 @@ SYNC_PUSH_RETRY_CAP_SECONDS = env.int("SYNC_PUSH_RETRY_CAP_SECONDS", default=180
 # ... for this long after the first failure in a row; then the admins get one email.
 SYNC_PUSH_GIVE_UP_HOURS = env.float("SYNC_PUSH_GIVE_UP_HOURS", default=24.0)
 
+# --- Cache: rate-limit counters and sign-in lockouts ----------------------------------------
+# Every limit (the API's per-client rate, /o/token/, the portal's and the admin's sign-in
+# lockouts) counts in this cache. On Redis the counts are shared by all gunicorn workers and
+# hosts; local memory (no CACHE_URL / REDIS_URL) is per process, right for `make run` only.
+# By default the cache shares the broker's Redis database: its keys carry CACHE_KEY_PREFIX and
+# its clear() deletes only those (config/cache.py), never FLUSHDB, which would drop the queues.
+CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
+CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="reserva:cache")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.PrefixedRedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            # An unreachable Redis fails a request in seconds instead of hanging a worker.
+            "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+
 # --- Auth, i18n, time -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

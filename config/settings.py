@@ -36,6 +36,10 @@ TRUST_PROXY_HEADERS = env.bool("TRUST_PROXY_HEADERS", default=False)
 if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+# The client's address for the sign-in lockouts and the token endpoint's limit is the last hop
+# of X-Forwarded-For behind that proxy; without it, everyone would share the proxy's address
+# and ten failures from anyone would lock everybody out.
+ALLAUTH_TRUSTED_PROXY_COUNT = 1 if TRUST_PROXY_HEADERS else 0
 
 INSTALLED_APPS = [
     "django.contrib.admin",

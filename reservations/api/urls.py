@@ -1,7 +1,8 @@
 """``/api/`` routes: v1 resources, the OpenAPI schema and its docs page, OAuth token endpoints.
 
 Only the token, revocation and introspection endpoints of django-oauth-toolkit are exposed:
-external systems use the client-credentials grant, so there is no authorization page.
+external systems use the client-credentials grant, so there is no authorization page. The token
+endpoint is rate-limited per client id and per address (``oauth.ThrottledTokenView``).
 """
 
 from django.urls import include, path, re_path
@@ -10,6 +11,7 @@ from oauth2_provider import views as oauth_views
 from rest_framework.routers import SimpleRouter
 
 from . import views
+from .oauth import ThrottledTokenView
 
 router = SimpleRouter()
 router.register("locations", views.LocationViewSet, basename="location")
@@ -19,7 +21,7 @@ router.register("reservations", views.ReservationViewSet, basename="reservation"
 
 oauth_urlpatterns = (
     [
-        path("token/", oauth_views.TokenView.as_view(), name="token"),
+        path("token/", ThrottledTokenView.as_view(), name="token"),  # rate-limited
         path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
     ],

@@ -269,6 +269,11 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Reserva] "
 ACCOUNT_PRESERVE_USERNAME_CASING = False
+# Sign-in lockout, shared by the portal and the admin (reservations.accounts): 5 failures for
+# one login in 5 minutes lock it, 10 from one address in a minute lock the address, even for
+# the right password. allauth's default, spelled out because the README promises it; the
+# counters live in the cache above.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 # Sign-in with Microsoft / Google (calendars.signin, allauth's OpenID Connect provider). The
 # apps come from these variables or from a calendar provider with "sign in enabled"; allauth's
 # SocialApp table (plaintext secrets) is never used. Only existing, active users whose address

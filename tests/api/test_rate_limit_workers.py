@@ -1,6 +1,7 @@
 """The API's rate limit holds across processes: ``gunicorn --workers 3`` on PostgreSQL + Redis,
 ``API_RATE_LIMIT=60/minute``, 240 calls with one client's token from several threads; at most
-60 get through, whichever worker answers, and the rest are the documented 429.
+60 get through, whichever worker answers, and the rest are the documented 429. The admin's
+sign-in lockout holds there too.
 
 With per-process counters (local memory) each worker would allow its own 60; with DRF's
 read-modify-write throttle on a shared cache, simultaneous requests overwrite each other's
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from reservations.models import IntegrationRole
 from tests.conftest import ROOT, subprocess_env, wait_for
@@ -97,3 +99,33 @@ def test_rate_limit_holds_across_three_gunicorn_workers(gunicorn, as_integration
     # The calls were answered by more than one worker: the limit held across processes.
     served_by = {line.split()[0] for line in access_log.read_text().splitlines() if line}
     assert len(served_by) > 1, served_by
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_admin_lockout_holds_across_gunicorn_workers(gunicorn, make_user):
+    base, _ = gunicorn
+    staff = make_user("ops", is_staff=True, is_superuser=True)
+    # The server has the production hashers, not the tests' fast one (few rounds: still quick).
+    staff.password = PBKDF2PasswordHasher().encode("the-right-one", "saltsaltsalt", 1000)
+    staff.save(update_fields=["password"])
+    login_page = requests.get(f"{base}/admin/login/", timeout=30)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
+
+    def sign_in(password: str) -> requests.Response:
+        return requests.post(  # a new connection each time: any worker may answer
+            f"{base}/admin/login/?next=/admin/",
+            data={"username": "ops", "password": password, "csrfmiddlewaretoken": csrf},
+            cookies=login_page.cookies,
+            allow_redirects=False,
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        wrong = list(pool.map(sign_in, [f"wrong-{n}" for n in range(50)]))
+    assert {response.status_code for response in wrong} == {200}  # the form again, each time
+    refused = sign_in("the-right-one")
+    assert refused.status_code == 200
+    assert "Too many failed login attempts. Try again later." in refused.text
+    assert "sessionid" not in refused.cookies

@@ -337,7 +337,8 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per client (OAuth application, or user for session calls), e.g. "600/minute".
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/minute")
-# /o/token/ requests (failed client authentication included) per client id and per address.
+# Requests to /o/token/, /o/revoke_token/ and /o/introspect/ together (failed client
+# authentication included) per client id and per address.
 # A client needs one token an hour; these only stop secret guessing and token floods.
 OAUTH_TOKEN_RATE_LIMIT = env.str("OAUTH_TOKEN_RATE_LIMIT", default="10/minute")
 OAUTH_TOKEN_ADDRESS_RATE_LIMIT = env.str("OAUTH_TOKEN_ADDRESS_RATE_LIMIT", default="30/minute")

@@ -1,5 +1,6 @@
 """``/o/token/`` is rate-limited per client id and per address; failed client authentication
-counts, so a client secret cannot be guessed at speed."""
+counts, so a client secret cannot be guessed at speed, not even through revocation or
+introspection, which check the secret too and share the budget."""
 
 from __future__ import annotations
 
@@ -91,6 +92,21 @@ def test_a_forged_forwarded_for_header_does_not_give_a_new_address(api, make_int
         "/o/token/", GRANT, HTTP_AUTHORIZATION=integration.basic(), HTTP_X_FORWARDED_FOR="10.9.9.9"
     )
     assert_slowed_down(refused)
+
+
+@pytest.mark.parametrize("endpoint", ["/o/revoke_token/", "/o/introspect/"])
+def test_guessing_through_revocation_or_introspection_uses_the_same_budget(
+    api, make_integration, settings, endpoint
+):
+    settings.OAUTH_TOKEN_RATE_LIMIT = "3/minute"
+    target = make_integration(IntegrationRole.READ_ONLY)
+    guesses = [
+        api.post(endpoint, {"token": "x"}, HTTP_AUTHORIZATION=basic(target.client_id, f"g{n}"))
+        for n in range(3)
+    ]
+    assert all(r.status_code in (401, 403) for r in guesses), [r.status_code for r in guesses]
+    assert_slowed_down(api.post(endpoint, {"token": "x"}, HTTP_AUTHORIZATION=target.basic()))
+    assert_slowed_down(api.post("/o/token/", GRANT, HTTP_AUTHORIZATION=target.basic()))
 
 
 def test_default_limits_let_an_ordinary_client_get_its_tokens(api, make_integration):

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # local state of the embedded default: SQLite, broker queue, mail
@@ -225,6 +226,8 @@ SYNC_PUSH_GIVE_UP_HOURS = env.float("SYNC_PUSH_GIVE_UP_HOURS", default=24.0)
 CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
 CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="reserva:cache")
 if CACHE_URL:
+    if not CACHE_KEY_PREFIX:  # unprefixed keys could not be told from the broker's
+        raise ImproperlyConfigured("CACHE_KEY_PREFIX may not be empty when the cache is Redis")
     CACHES = {
         "default": {
             "BACKEND": "config.cache.PrefixedRedisCache",

@@ -49,6 +49,19 @@ def test_cache_follows_redis_url_else_local_memory():
     assert alone["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
 
 
+def test_an_empty_key_prefix_on_redis_stops_the_start():
+    environment = subprocess_env(REDIS_URL="redis://127.0.0.1:6379/3", CACHE_KEY_PREFIX="")
+    out = subprocess.run(
+        [sys.executable, "-c", PRINT_CACHE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "CACHE_KEY_PREFIX may not be empty" in out.stderr
+
+
 @pytest.mark.redis
 def test_counters_are_in_redis_and_clearing_them_keeps_the_broker_queue():
     import redis

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # local state of the embedded default: SQLite, broker queue, mail
@@ -37,6 +38,10 @@ TRUST_PROXY_HEADERS = env.bool("TRUST_PROXY_HEADERS", default=False)
 if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+# The client's address for the sign-in lockouts and the token endpoint's limit is the last hop
+# of X-Forwarded-For behind that proxy; without it, everyone would share the proxy's address
+# and ten failures from anyone would lock everybody out.
+ALLAUTH_TRUSTED_PROXY_COUNT = 1 if TRUST_PROXY_HEADERS else 0
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -215,6 +220,34 @@ SYNC_PUSH_RETRY_CAP_SECONDS = env.int("SYNC_PUSH_RETRY_CAP_SECONDS", default=180
 # ... for this long after the first failure in a row; then the admins get one email.
 SYNC_PUSH_GIVE_UP_HOURS = env.float("SYNC_PUSH_GIVE_UP_HOURS", default=24.0)
 
+# --- Cache: rate-limit counters and sign-in lockouts ----------------------------------------
+# Every limit (the API's per-client rate, /o/token/, the portal's and the admin's sign-in
+# lockouts) counts in this cache. On Redis the counts are shared by all gunicorn workers and
+# hosts; local memory (no CACHE_URL / REDIS_URL) is per process, right for `make run` only.
+# By default the cache shares the broker's Redis database: its keys carry CACHE_KEY_PREFIX and
+# its clear() deletes only those (config/cache.py), never FLUSHDB, which would drop the queues.
+CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
+CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="reserva:cache")
+if CACHE_URL:
+    if not CACHE_KEY_PREFIX:  # unprefixed keys could not be told from the broker's
+        raise ImproperlyConfigured("CACHE_KEY_PREFIX may not be empty when the cache is Redis")
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.PrefixedRedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            # An unreachable Redis fails a request in seconds instead of hanging a worker.
+            "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+
 # --- Auth, i18n, time -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -242,6 +275,11 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Reserva] "
 ACCOUNT_PRESERVE_USERNAME_CASING = False
+# Sign-in lockout, shared by the portal and the admin (reservations.accounts): 5 failures for
+# one login in 5 minutes lock it, 10 from one address in a minute lock the address, even for
+# the right password. allauth's default, spelled out because the README promises it; the
+# counters live in the cache above.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 # Sign-in with Microsoft / Google (calendars.signin, allauth's OpenID Connect provider). The
 # apps come from these variables or from a calendar provider with "sign in enabled"; allauth's
 # SocialApp table (plaintext secrets) is never used. Only existing, active users whose address
@@ -308,6 +346,11 @@ SPECTACULAR_SETTINGS = {
 API_PUBLIC_SCHEMA = env.bool("API_PUBLIC_SCHEMA", default=True)
 # Requests per client (OAuth application, or user for session calls), e.g. "600/minute".
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/minute")
+# Requests to /o/token/, /o/revoke_token/ and /o/introspect/ together (failed client
+# authentication included) per client id and per address.
+# A client needs one token an hour; these only stop secret guessing and token floods.
+OAUTH_TOKEN_RATE_LIMIT = env.str("OAUTH_TOKEN_RATE_LIMIT", default="10/minute")
+OAUTH_TOKEN_ADDRESS_RATE_LIMIT = env.str("OAUTH_TOKEN_ADDRESS_RATE_LIMIT", default="30/minute")
 OAUTH2_PROVIDER = {
     "SCOPES": {"read": "Read spaces, availability and reservations", "write": "Book and cancel"},
     "DEFAULT_SCOPES": ["read"],

@@ -1,8 +1,15 @@
-"""Sign-in for the portal (django-allauth): who may sign up, where people land."""
+"""Sign-in for the portal (django-allauth) and the admin: who may sign up, where people land,
+and one lockout for both.
+
+The admin's form signs in through allauth's adapter, so its failures count in allauth's own
+``login_failed`` rate limit (ACCOUNT_RATE_LIMITS), in the same cache keys as the portal's: five
+wrong passwords for an account at either door lock it at both, with the same message, and a
+locked account stays locked for the right password too.
+"""
 
 from __future__ import annotations
 
-from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.adapter import DefaultAccountAdapter, get_adapter
 from allauth.account.forms import LoginForm
 from django import forms
 from django.conf import settings
@@ -43,7 +50,22 @@ class PortalLoginForm(LoginForm):
 
 
 class WebServiceAwareAdminLoginForm(AdminAuthenticationForm):
-    """The admin's sign-in form, refusing integration (web-service only) users."""
+    """The admin's sign-in form, refusing integration (web-service only) users, and locked
+    after repeated failures like the portal's."""
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            # allauth's authenticate checks the lockout before the password (raising "Too many
+            # failed login attempts"), counts a failure, and gives a success its count back.
+            self.user_cache = get_adapter(self.request).authenticate(
+                self.request, username=username, password=password
+            )
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
     def confirm_login_allowed(self, user) -> None:
         if is_web_service_only(user):

@@ -12,6 +12,7 @@ import itertools
 import os
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -110,6 +111,17 @@ def _no_webhooks(settings):
     them on (``public`` in tests/calendars/test_webhooks.py), so saving a binding does not
     call a provider."""
     settings.CALENDAR_WEBHOOKS = False
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Each test counts rate limits and sign-in lockouts under a key prefix of its own, so none
+    inherits another's counters. Nothing is cleared: on the PostgreSQL leg the cache is the
+    broker's Redis database, and the counters expire with their windows anyway."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"{config.get('KEY_PREFIX', '')}:test-{uuid.uuid4().hex}"}
+        for name, config in settings.CACHES.items()
+    }
 
 
 @pytest.fixture(autouse=True)

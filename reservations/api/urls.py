@@ -1,14 +1,15 @@
 """``/api/`` routes: v1 resources, the OpenAPI schema and its docs page, OAuth token endpoints.
 
 Only the token, revocation and introspection endpoints of django-oauth-toolkit are exposed:
-external systems use the client-credentials grant, so there is no authorization page.
+external systems use the client-credentials grant, so there is no authorization page. All three
+are rate-limited per client id and per address, on one budget (``oauth``).
 """
 
 from django.urls import include, path, re_path
-from oauth2_provider import views as oauth_views
 from rest_framework.routers import SimpleRouter
 
 from . import docs, views
+from .oauth import ThrottledIntrospectTokenView, ThrottledRevokeTokenView, ThrottledTokenView
 
 router = SimpleRouter()
 router.register("locations", views.LocationViewSet, basename="location")
@@ -18,9 +19,9 @@ router.register("reservations", views.ReservationViewSet, basename="reservation"
 
 oauth_urlpatterns = (
     [
-        path("token/", oauth_views.TokenView.as_view(), name="token"),
-        path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-        path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+        path("token/", ThrottledTokenView.as_view(), name="token"),
+        path("revoke_token/", ThrottledRevokeTokenView.as_view(), name="revoke-token"),
+        path("introspect/", ThrottledIntrospectTokenView.as_view(), name="introspect"),
     ],
     "oauth2_provider",
 )

@@ -7,7 +7,6 @@ import itertools
 from dataclasses import dataclass
 
 import pytest
-from django.core.cache import cache
 from oauth2_provider.models import Application
 from rest_framework.test import APIClient
 
@@ -26,13 +25,6 @@ class Integration:
     def basic(self) -> str:
         raw = f"{self.client_id}:{self.client_secret}".encode()
         return "Basic " + base64.b64encode(raw).decode()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    cache.clear()  # rate-limit counters live in the cache; tests must not share them
-    yield
-    cache.clear()
 
 
 @pytest.fixture

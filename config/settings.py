@@ -368,6 +368,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # A deactivated owner's clients get no new token (reservations/api/oauth.py).
+    "OAUTH2_VALIDATOR_CLASS": "reservations.api.oauth.ActiveOwnerValidator",
 }
 # How far back the iCalendar feeds reach (days); the future is bounded by booking horizons.
 FEED_PAST_DAYS = env.int("FEED_PAST_DAYS", default=30)

@@ -24,6 +24,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.views import IntrospectTokenView, RevokeTokenView, TokenView
 
 from .throttling import client_address, consume
@@ -102,3 +103,18 @@ class ThrottledRevokeTokenView(ClientRateLimitMixin, RevokeTokenView):
 @method_decorator(login_not_required, name="dispatch")
 class ThrottledIntrospectTokenView(ClientRateLimitMixin, IntrospectTokenView):
     """Introspection, on the same budget as the token endpoint."""
+
+
+class ActiveOwnerValidator(OAuth2Validator):
+    """No token for a client whose owner is deactivated.
+
+    Deactivating a user deletes the tokens already issued (``reservations.receivers``); this
+    keeps the client's secret from getting new ones meanwhile, which would work again the day
+    the account is reactivated. The client fails authentication (``invalid_client``), as for
+    a wrong secret, so the answer tells a guesser nothing more."""
+
+    def authenticate_client(self, request, *args, **kwargs) -> bool:
+        if not super().authenticate_client(request, *args, **kwargs):
+            return False
+        owner = getattr(request.client, "user", None)
+        return owner is None or owner.is_active

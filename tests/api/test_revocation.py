@@ -97,3 +97,23 @@ def test_saving_an_active_user_or_their_last_login_revokes_nothing(make_user):
     user.save(update_fields=["last_login"])
     assert FeedToken.objects.get(user=user).revoked_at is None
     assert feeds.active_token(user=user) is not None
+
+
+def test_a_deactivated_owner_s_client_gets_no_new_token(api, make_integration, get_token):
+    """The client's secret stays in the database; it must not mint tokens meanwhile (they
+    would work again the day the account is reactivated)."""
+    integration = make_integration()
+    get_token(integration)
+    integration.user.is_active = False
+    integration.user.save()
+
+    refused = api.post(
+        "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=integration.basic()
+    )
+
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    assert not AccessToken.objects.filter(application=integration.application).exists()
+    integration.user.is_active = True
+    integration.user.save()
+    assert get_token(integration)  # back in service: the same secret works again

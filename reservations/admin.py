@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from . import services, timebounds
 from .models import (
     Amenity,
     Location,
@@ -148,6 +148,10 @@ class ReservationAdminForm(forms.ModelForm):
             if value is None:
                 continue
             wall = timezone.make_naive(value)  # what was typed, read in the current zone
+            if not timebounds.in_range(wall.date()):
+                # Reading it in the location's zone would overflow near year 1 or 9999.
+                self.add_error(name, timebounds.OUT_OF_RANGE)
+                continue
             aware = localize(wall.date(), wall.time(), space.location.zone)
             if aware is None:
                 self.add_error(

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import queries, rules, signals
+from . import queries, rules, signals, timebounds
 from .models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
@@ -158,6 +158,16 @@ def _check_space(space: Space, kind: str, attendees: Sequence[str]) -> None:
             ) from exc
 
 
+def _check_times(start: datetime, end: datetime) -> None:
+    """Refuse, as a field error, times nothing after this can compute with (a zone conversion
+    near year 1 or 9999 overflows: ``timebounds``) and an end that is not after the start."""
+    for name, value in (("start", start), ("end", end)):
+        if timezone.is_aware(value) and not timebounds.in_range(value):
+            raise BookingError(timebounds.OUT_OF_RANGE, field=name)
+    if timezone.is_aware(start) and timezone.is_aware(end) and end <= start:
+        raise BookingError("The end must be after the start.", field="end")
+
+
 def slot_problem(
     space: Space, start: datetime, end: datetime, *, now: datetime, check_policy: bool = True
 ) -> str | None:
@@ -284,6 +294,7 @@ def book(
     ``cancel``), so the booking starts ``pending`` (it holds the slot meanwhile).
     """
     now = now or timezone.now()
+    _check_times(start, end)
     if requested_for is None and actor is not None:
         requested_for = actor
     attendees = [a.strip() for a in attendees if a.strip()]
@@ -478,13 +489,16 @@ def change(
             kind = details.get("kind", current.kind)
             attendees = details.get("attendees", current.attendees)
             _check_space(new_space, kind, attendees)
+            new_start, new_end = start or current.start, end or current.end
+            # Invalid input is a field error (400), not one more "unavailable date" (409).
+            _check_times(new_start, new_end)
 
-            plans = _plan_moves(targets, current, start or current.start, end or current.end)
+            plans = _plan_moves(targets, current, new_start, new_end)
             _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
 
             old = {f: getattr(current, f) for f in ("start", "end", "space_id", *DETAIL_FIELDS)}
-            for target, (new_start, new_end) in zip(targets, plans, strict=True):
-                target.start, target.end, target.space = new_start, new_end, new_space
+            for target, (planned_start, planned_end) in zip(targets, plans, strict=True):
+                target.start, target.end, target.space = planned_start, planned_end, new_space
                 for name, value in details.items():
                     setattr(target, name, value)
                 target.version += 1

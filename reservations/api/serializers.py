@@ -6,7 +6,7 @@ is a person's email address, the identifier other systems share with Reserva.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import timebounds
 from ..models import (
     Amenity,
     Frequency,
@@ -41,6 +42,7 @@ class AwareDateTimeField(serializers.Field):
         "invalid": "Give an ISO 8601 date-time, e.g. 2030-01-15T09:00:00+01:00.",
         "naive": "Include a UTC offset (e.g. +01:00 or Z).",
         "offset": "A UTC offset must lie between -12:00 and +14:00.",
+        "range": timebounds.OUT_OF_RANGE,
     }
 
     def to_internal_value(self, data) -> datetime:
@@ -54,15 +56,13 @@ class AwareDateTimeField(serializers.Field):
             self.fail("invalid")
         if timezone.is_naive(value):
             self.fail("naive")
-        try:
-            offset = value.utcoffset()
-            value.astimezone(UTC)
-        except (OverflowError, ValueError):
-            self.fail("invalid")
+        offset = value.utcoffset()
         # Every zone on Earth lies within these; PostgreSQL refuses offsets past 15:59
         # ("time zone displacement out of range"), which answered 500.
         if not -MAX_WEST <= offset <= MAX_EAST:
             self.fail("offset")
+        if not timebounds.in_range(value):
+            self.fail("range")
         return value
 
     def to_representation(self, value: datetime) -> str:

@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import queries, rules, services
+from .. import queries, rules, services, timebounds
 from ..models import (
     IntegrationRole,
     Location,
@@ -64,6 +64,11 @@ class AvailabilityQuery(SpaceFilter):
 
 class FreeSlotsQuery(serializers.Serializer):
     date = serializers.DateField(help_text="The day, in the space's location zone")
+
+    def validate_date(self, value):
+        if not timebounds.in_range(value):
+            raise serializers.ValidationError(timebounds.OUT_OF_RANGE)
+        return value
 
 
 class ReservationFilter(serializers.Serializer):

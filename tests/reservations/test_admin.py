@@ -168,3 +168,29 @@ def test_user_admin_edits_portal_preferences(admin_client, make_user, make_locat
     make_location(name="Paris office")  # offered as a default location
     page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
     assert "Portal preferences" in page and "Paris office" in page
+
+
+@pytest.mark.parametrize(("day", "hour"), [("0001-01-01", "00:00:00"), ("9999-12-31", "22:00:00")])
+def test_far_off_dates_are_form_errors_not_a_server_error(
+    admin_client, make_user, make_location, make_space, make_reservation, day, hour
+):
+    """Year 1 or 9999, read in a zone west of UTC, overflowed (a 500) on add and change."""
+    space = make_space(make_location(time_zone="America/New_York"))
+    person = make_user()
+    far = {"start_0": day, "start_1": hour, "end_0": day, "end_1": "23:00:00"}
+    added = admin_client.post(
+        reverse("admin:reservations_reservation_add"),
+        _form(space, person, local(space.location, next_weekday(1), 10), **far),
+    )
+    assert added.status_code == 200
+    assert "Choose a time between the years 1900 and 2999." in added.content.decode()
+    assert not Reservation.objects.exists()
+
+    booked = make_reservation(space)
+    changed = admin_client.post(
+        reverse("admin:reservations_reservation_change", args=[booked.pk]),
+        _form(space, booked.requested_for, booked.start, **far),
+    )
+    assert changed.status_code == 200
+    assert "Choose a time between the years 1900 and 2999." in changed.content.decode()
+    assert Reservation.objects.get(pk=booked.pk).start == booked.start

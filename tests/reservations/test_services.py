@@ -274,3 +274,14 @@ def test_deactivating_a_user_cancels_future_bookings_and_is_recorded(make_user, 
     history = Reservation.objects.first().history.first()
     assert history.history_change_reason == "Left the company"
     assert history.change_source == Source.ADMIN
+
+
+def test_a_change_whose_end_is_not_after_its_start_is_invalid_not_a_conflict(make_user, make_space):
+    space = make_space()
+    user = make_user()
+    start = local(space.location, next_weekday(2), 9)
+    [booked] = book(user, space, start).reservations
+    with pytest.raises(services.BookingError) as refused:
+        services.change(actor=user, reservation=booked, end=start - timedelta(hours=1))
+    assert not isinstance(refused.value, services.Conflict)
+    assert (refused.value.code, refused.value.field) == ("invalid", "end")

@@ -1,5 +1,5 @@
 """Hostile or careless input is a 400 in the documented error shape, never a 500: far-off
-datetimes (years 1 and 9999) and an end before the start on PATCH."""
+datetimes (years 1 and 9999), an end before the start on PATCH and a deeply nested body."""
 
 from __future__ import annotations
 
@@ -86,3 +86,14 @@ def test_patch_with_the_end_before_the_start_is_invalid_not_a_conflict(
     earlier_end = {"end": (booked.start - timedelta(hours=1)).isoformat()}
     assert_invalid(client.patch(url, earlier_end, format="json"), "end")
     assert Reservation.objects.get(pk=booked.pk).version == 1
+
+
+def test_a_deeply_nested_body_is_a_400_in_the_error_shape(as_integration):
+    client = as_integration()
+    client.raise_request_exception = False
+    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000):
+        response = client.generic(
+            "POST", "/api/v1/reservations/", body, content_type="application/json"
+        )
+        error = assert_invalid(response)
+        assert "nested too deeply" in error["message"]

@@ -135,6 +135,11 @@ class ReservationAdminForm(forms.ModelForm):
             self.initial["start"] = self.instance.local_start.replace(tzinfo=None)
             self.initial["end"] = self.instance.local_end.replace(tzinfo=None)
         self.fields["requested_for"].required = True
+        if self.instance.pk:
+            self.fields["requested_for"].help_text = (
+                "Changing it hands the booking to that person (history, emails and the synced "
+                "event follow). Not possible for a booking kept in its owner's own calendar."
+            )
         for name in ("start", "end"):
             self.fields[name].help_text = "In the location's time zone."
 
@@ -229,6 +234,7 @@ class ReservationAdmin(SimpleHistoryAdmin):
                     end=data["end"],
                     space=data["space"],
                     source=Source.ADMIN,
+                    requested_for=data["requested_for"],
                     title=data["title"],
                     public_nickname=data["public_nickname"],
                     description=data["description"],

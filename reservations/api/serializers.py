@@ -6,6 +6,7 @@ is a person's email address, the identifier other systems share with Reserva.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -302,7 +303,16 @@ class SeriesResultSerializer(serializers.Serializer):
     skipped = UnavailableSerializer(many=True)
 
 
+UNCHANGEABLE = {  # what PATCH answers for fields a reservation has but PATCH does not change
+    "status": "Cancel with POST .../cancel/; the status cannot be set.",
+    "kind": "The kind of a booking cannot be changed; cancel it and book again.",
+}
+
+
 class ReservationUpdateSerializer(serializers.Serializer):
+    """What PATCH may change. Any other field is refused by name (400), never ignored: a client
+    that sends ``status`` or a typo must learn that nothing of it was applied."""
+
     space = SpaceField(queryset=Space.objects.select_related("location"), required=False)
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
@@ -312,10 +322,29 @@ class ReservationUpdateSerializer(serializers.Serializer):
     attendees = serializers.ListField(
         child=serializers.EmailField(), required=False, max_length=500
     )
+    requested_for = PersonField(
+        required=False,
+        help_text="Email; hands the booking to this person (needs the right to book for them)",
+    )
     scope = serializers.ChoiceField(choices=[s.value for s in Scope], default=Scope.THIS.value)
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="The version you read; refused if it changed."
     )
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            refused = {
+                str(name): [
+                    UNCHANGEABLE.get(name, "This field cannot be changed.")
+                    if name in ReservationSerializer.Meta.fields
+                    else "Unknown field."
+                ]
+                for name in data
+                if name not in self.fields
+            }
+            if refused:
+                raise serializers.ValidationError(refused)
+        return super().to_internal_value(data)
 
 
 class CancelSerializer(serializers.Serializer):

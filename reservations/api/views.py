@@ -295,6 +295,11 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         incoming = s.ReservationUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
+        person = data.get("requested_for")
+        if person is not None and person != request.user and caller(request).books_only_for_itself:
+            raise serializers.ValidationError(
+                {"requested_for": ["This integration books only for itself."]}
+            )
         scope = services.Scope(data.pop("scope"))
         version = data.pop("version", None)
         moves = {k: data.pop(k) for k in ("start", "end", "space") if k in data}

@@ -195,6 +195,32 @@ class ReservationSerializer(serializers.ModelSerializer):
         return obj.booked_by.email if obj.booked_by_id else None
 
 
+class PublicReservationSerializer(serializers.ModelSerializer):
+    """A reservation as a read-only integration (signage, reports) reads it: the space, the
+    times and the public nickname (or "Reserved"); never the title, description, people or
+    their addresses. The read-all role gets ``ReservationSerializer``."""
+
+    start = serializers.SerializerMethodField()
+    end = serializers.SerializerMethodField()
+    public_nickname = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = ["id", "space", "start", "end", "public_nickname", "status"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_start(self, obj: Reservation) -> str:
+        return _in_zone(obj.start, obj)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_end(self, obj: Reservation) -> str:
+        return _in_zone(obj.end, obj)
+
+    def get_public_nickname(self, obj: Reservation) -> str:
+        return obj.public_nickname or "Reserved"
+
+
 @extend_schema_field({"type": "string", "format": "email", "nullable": True})
 class PersonField(serializers.Field):
     """An active user, named by email address."""

@@ -20,7 +20,6 @@ from rest_framework.response import Response
 
 from .. import queries, rules, services, timebounds
 from ..models import (
-    IntegrationRole,
     Location,
     Reservation,
     ReservationStatus,
@@ -186,10 +185,11 @@ def _visible_reservations(request: Request) -> QuerySet[Reservation]:
     reservations = Reservation.objects.select_related(
         "space__location", "requested_for", "booked_by"
     )
-    # Read-only integrations (reports, signage) and managers see every booking; everyone else,
-    # and an integration that books for itself, sees the bookings they are part of.
+    # Read-only integrations (reports, signage: public fields only, see get_serializer_class),
+    # read-all ones and managers see every booking; everyone else, and an integration that
+    # books for itself, sees the bookings they are part of.
     who = caller(request)
-    sees_all = rules.can_manage_all(request.user) or who.role == IntegrationRole.READ_ONLY
+    sees_all = rules.can_manage_all(request.user) or who.reads_every_booking
     if who.books_only_for_itself or not sees_all:
         user = request.user
         reservations = reservations.filter(Q(requested_for=user) | Q(booked_by=user))
@@ -209,10 +209,22 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.ReservationSerializer
     lookup_value_regex = ID_REGEX
 
+    def get_serializer_class(self):
+        # drf-spectacular's schema run has no caller (and documents the full shape).
+        schema_run = getattr(self, "swagger_fake_view", False)
+        if not schema_run and caller(self.request).sees_public_fields_only:
+            return s.PublicReservationSerializer
+        return s.ReservationSerializer
+
     def get_queryset(self) -> QuerySet[Reservation]:
         reservations = _visible_reservations(self.request)
         if self.action == "list":
             params = _query(ReservationFilter, self.request)
+            if "requested_for" in params and caller(self.request).sees_public_fields_only:
+                # Filtering by person would tell whose the public bookings are.
+                raise serializers.ValidationError(
+                    {"requested_for": ["A read-only integration cannot filter by person."]}
+                )
             if "space" in params:
                 reservations = reservations.filter(space_id=params["space"])
             if "location" in params:

@@ -319,3 +319,56 @@ def test_patch_requested_for_without_the_on_behalf_right_is_refused(
     error = response.json()["error"]
     assert error["code"] == "not_allowed" and "requested_for" in error["fields"]
     assert Reservation.objects.get(pk=mine.pk).requested_for == frank
+
+
+def test_read_only_role_sees_public_fields_only(as_integration, space, make_reservation, make_user):
+    hal = make_user("hal")
+    plain = make_reservation(space, user=hal, title="Layoffs", description="Confidential")
+    nicknamed = make_reservation(
+        space,
+        user=hal,
+        start=local(space.location, next_weekday(1), 14),
+        title="Interview",
+        public_nickname="Team sync",
+    )
+    client = as_integration(IntegrationRole.READ_ONLY)
+    listed = client.get("/api/v1/reservations/")
+    detail = client.get(f"/api/v1/reservations/{plain.pk}/")
+    for response in (listed, detail):
+        assert response.status_code == 200
+        text = response.content.decode()
+        for private in ("Layoffs", "Interview", "Confidential", "hal", "@example.com"):
+            assert private not in text, private
+    results = {r["id"]: r for r in listed.json()["results"]}
+    start, end = slot(space, 10)
+    assert results[plain.pk] == {
+        "id": plain.pk,
+        "space": space.pk,
+        "start": start,
+        "end": end,
+        "public_nickname": "Reserved",
+        "status": "confirmed",
+    }
+    assert results[nicknamed.pk]["public_nickname"] == "Team sync"
+    by_person = client.get("/api/v1/reservations/", {"requested_for": "hal@example.com"})
+    assert by_person.status_code == 400 and "requested_for" in by_person.json()["error"]["fields"]
+
+
+def test_read_all_role_sees_everything_and_writes_nothing(
+    as_integration, space, make_reservation, make_user
+):
+    existing = make_reservation(space, user=make_user("ivy"), title="Board")
+    client = as_integration(IntegrationRole.READ_ALL)
+    (row,) = client.get("/api/v1/reservations/").json()["results"]
+    assert (row["title"], row["requested_for"]) == ("Board", "ivy@example.com")
+    url = f"/api/v1/reservations/{existing.pk}/"
+    assert client.get(url).json()["title"] == "Board"
+    for response in (
+        client.post("/api/v1/reservations/", booking(space, hour=15), format="json"),
+        client.patch(url, {"title": "Mine now"}, format="json"),
+        client.post(f"{url}cancel/", {}, format="json"),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"]["message"] == "This integration is read-only."
+    existing.refresh_from_db()
+    assert (existing.title, existing.status) == ("Board", "confirmed")

@@ -28,3 +28,9 @@ urlpatterns = [
     path("feeds/", include("reservations.feed_urls")),
     path("", include("reservations.urls")),
 ]
+
+# Under /api/ even Django's own error pages answer in the API's JSON error shape.
+handler400 = "reservations.api.errors.bad_request"
+handler403 = "reservations.api.errors.permission_denied"
+handler404 = "reservations.api.errors.page_not_found"
+handler500 = "reservations.api.errors.server_error"

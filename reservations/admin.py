@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from . import services, timebounds
 from .models import (
     Amenity,
     Location,
@@ -135,6 +135,11 @@ class ReservationAdminForm(forms.ModelForm):
             self.initial["start"] = self.instance.local_start.replace(tzinfo=None)
             self.initial["end"] = self.instance.local_end.replace(tzinfo=None)
         self.fields["requested_for"].required = True
+        if self.instance.pk:
+            self.fields["requested_for"].help_text = (
+                "Changing it hands the booking to that person (history, emails and the synced "
+                "event follow). Not possible for a booking kept in its owner's own calendar."
+            )
         for name in ("start", "end"):
             self.fields[name].help_text = "In the location's time zone."
 
@@ -148,6 +153,10 @@ class ReservationAdminForm(forms.ModelForm):
             if value is None:
                 continue
             wall = timezone.make_naive(value)  # what was typed, read in the current zone
+            if not timebounds.in_range(wall.date()):
+                # Reading it in the location's zone would overflow near year 1 or 9999.
+                self.add_error(name, timebounds.OUT_OF_RANGE)
+                continue
             aware = localize(wall.date(), wall.time(), space.location.zone)
             if aware is None:
                 self.add_error(
@@ -225,6 +234,7 @@ class ReservationAdmin(SimpleHistoryAdmin):
                     end=data["end"],
                     space=data["space"],
                     source=Source.ADMIN,
+                    requested_for=data["requested_for"],
                     title=data["title"],
                     public_nickname=data["public_nickname"],
                     description=data["description"],

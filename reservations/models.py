@@ -371,7 +371,8 @@ class Profile(models.Model):
 
 
 class IntegrationRole(models.TextChoices):
-    READ_ONLY = "read_only", _("Read only")
+    READ_ONLY = "read_only", _("Read only (public fields)")
+    READ_ALL = "read_all", _("Read all")
     BOOK_FOR_ANYONE = "book_for_anyone", _("Book for anyone")
     BOOK_FOR_ITSELF = "book_for_itself", _("Book for itself")
 

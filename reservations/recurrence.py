@@ -74,11 +74,14 @@ def expand(
     if rule.until is not None and rule.until < local_start.date():
         raise RecurrenceError("The end date of the series is before its first occurrence.")
 
+    until = datetime.combine(rule.until, time.max) if rule.until else None
     kwargs: dict = {
         "dtstart": local_start.replace(tzinfo=None),
         "interval": rule.interval,
         "count": rule.count,
-        "until": datetime.combine(rule.until, time.max) if rule.until else None,
+        # dateutil deprecates count and until together (a later version raises, which would be
+        # a 500 for an API call giving both): with a count, the end date is applied below.
+        "until": None if rule.count is not None else until,
     }
     if rule.frequency == Frequency.DAILY:
         freq = rrule.DAILY
@@ -104,6 +107,8 @@ def expand(
 
     result = Expansion()
     for naive in rrule.rrule(freq, **kwargs):
+        if until is not None and naive > until:
+            break
         if len(result.slots) + len(result.nonexistent) >= MAX_OCCURRENCES:
             raise RecurrenceError(
                 f"A series may have at most {MAX_OCCURRENCES} occurrences; choose an earlier end."

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import queries, rules, signals
+from . import queries, rules, signals, timebounds
 from .models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
@@ -158,6 +158,16 @@ def _check_space(space: Space, kind: str, attendees: Sequence[str]) -> None:
             ) from exc
 
 
+def _check_times(start: datetime, end: datetime) -> None:
+    """Refuse, as a field error, times nothing after this can compute with (a zone conversion
+    near year 1 or 9999 overflows: ``timebounds``) and an end that is not after the start."""
+    for name, value in (("start", start), ("end", end)):
+        if timezone.is_aware(value) and not timebounds.in_range(value):
+            raise BookingError(timebounds.OUT_OF_RANGE, field=name)
+    if timezone.is_aware(start) and timezone.is_aware(end) and end <= start:
+        raise BookingError("The end must be after the start.", field="end")
+
+
 def slot_problem(
     space: Space, start: datetime, end: datetime, *, now: datetime, check_policy: bool = True
 ) -> str | None:
@@ -284,6 +294,7 @@ def book(
     ``cancel``), so the booking starts ``pending`` (it holds the slot meanwhile).
     """
     now = now or timezone.now()
+    _check_times(start, end)
     if requested_for is None and actor is not None:
         requested_for = actor
     attendees = [a.strip() for a in attendees if a.strip()]
@@ -434,6 +445,36 @@ def _check_current(reservation: Reservation, current: Reservation | None, expect
 
 
 DETAIL_FIELDS = ("title", "public_nickname", "description", "attendees", "kind")
+TRACKED_DETAILS = (*DETAIL_FIELDS, "requested_for_id")  # what a change signal reports
+
+
+def _check_handover(
+    actor: AbstractBaseUser | None,
+    current: Reservation,
+    person: AbstractBaseUser,
+    source: str,
+) -> None:
+    """May ``actor`` hand ``current`` to ``person``? Handing a booking over is booking for
+    that person, so the create rules decide (the on-behalf permission; in personal sync mode,
+    only for yourself). A booking kept in its owner's own calendar (sync mailbox ``user``)
+    cannot move to someone else's calendar: that is a cancellation and a new booking."""
+    if not person.is_active:
+        raise BookingError(f"{person} is deactivated.", field="requested_for")
+    if current.sync_mailbox == SyncMailbox.USER:
+        raise BookingError(
+            "This booking lives in its owner's own calendar; to book it for someone else, "
+            "cancel it and book again for them.",
+            field="requested_for",
+        )
+    if actor is None:
+        return
+    handed = Reservation(
+        **{f.attname: getattr(current, f.attname) for f in Reservation._meta.concrete_fields}
+    )
+    handed.space, handed.requested_for, handed.booked_by = current.space, person, actor
+    decision = rules.check(rules.Action.CREATE, actor, handed, source)
+    if not decision:
+        raise NotAllowed(decision.reason, field="requested_for")
 
 
 def change(
@@ -447,10 +488,14 @@ def change(
     expected_version: int | None = None,
     source: str = Source.PORTAL,
     now: datetime | None = None,
+    requested_for: AbstractBaseUser | None = None,
     **details,
 ) -> list[Reservation]:
     """Reschedule (new times and/or space) and/or edit details of one occurrence or of this
     and the following occurrences of its series. All or nothing.
+
+    ``requested_for`` hands the booking to another person (see ``_check_handover``): the
+    history records it and the push updates the remote event's subject and attendees.
 
     ``actor`` None with a remote ``source``: the provider's own change of a booking made in
     its calendar (sync); only "no overlap" is checked. A person as ``actor`` with a remote
@@ -478,13 +523,19 @@ def change(
             kind = details.get("kind", current.kind)
             attendees = details.get("attendees", current.attendees)
             _check_space(new_space, kind, attendees)
+            new_start, new_end = start or current.start, end or current.end
+            # Invalid input is a field error (400), not one more "unavailable date" (409).
+            _check_times(new_start, new_end)
+            if requested_for is not None and requested_for.pk != current.requested_for_id:
+                _check_handover(actor, current, requested_for, source)
+                details["requested_for"] = requested_for
 
-            plans = _plan_moves(targets, current, start or current.start, end or current.end)
+            plans = _plan_moves(targets, current, new_start, new_end)
             _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
 
-            old = {f: getattr(current, f) for f in ("start", "end", "space_id", *DETAIL_FIELDS)}
-            for target, (new_start, new_end) in zip(targets, plans, strict=True):
-                target.start, target.end, target.space = new_start, new_end, new_space
+            old = {f: getattr(current, f) for f in ("start", "end", "space_id", *TRACKED_DETAILS)}
+            for target, (planned_start, planned_end) in zip(targets, plans, strict=True):
+                target.start, target.end, target.space = planned_start, planned_end, new_space
                 for name, value in details.items():
                     setattr(target, name, value)
                 target.version += 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -116,6 +117,45 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+# --- Django's error views (config/urls.py) ----------------------------------------------------
+# What DRF's handler never sees - an unexpected exception (500), a request Django refuses
+# before any view (400: a bad Host header, a suspicious request) - still answers in the shape
+# above under /api/; every other path keeps Django's pages.
+
+
+def _for_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def _json(code: str, message: str, status_code: int) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _for_api(request):
+        return _json("invalid", "The request could not be read.", 400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _for_api(request):
+        return _json("permission_denied", "You are not allowed to do this.", 403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _for_api(request):
+        return _json("not_found", "No such API endpoint.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _for_api(request):
+        # No detail: the exception is in the server's log, not for the client.
+        return _json("server_error", "Something went wrong on our side; try again later.", 500)
+    return defaults.server_error(request)
+
+
 def _bearer(context: dict) -> bool:
     request = context.get("request")
     header = request.META.get("HTTP_AUTHORIZATION", "") if request is not None else ""
@@ -150,6 +190,7 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found",
     "409": "Conflict with another booking, or a stale version",
     "429": "Rate limit exceeded",
+    "500": "Server error (the same shape; the details are in the server's log)",
 }
 
 

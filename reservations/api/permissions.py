@@ -2,8 +2,9 @@
 
 - Session calls: any active portal user; the booking rules then decide per reservation.
 - OAuth tokens: the ``read`` scope for GET, ``write`` for anything that changes data; the
-  integration user's role narrows further (read-only never writes; book-for-itself books only
-  for itself and sees only its own bookings).
+  integration user's role narrows further: read-only and read-all never write; read-only sees
+  every booking's public fields only (signage, reports: no title, person or email), read-all
+  sees them in full; book-for-itself books only for itself and sees only its own bookings.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ class Caller:
 
     @property
     def may_write(self) -> bool:
-        return self.role != IntegrationRole.READ_ONLY
+        return self.role not in (IntegrationRole.READ_ONLY, IntegrationRole.READ_ALL)
+
+    @property
+    def reads_every_booking(self) -> bool:
+        return self.role in (IntegrationRole.READ_ONLY, IntegrationRole.READ_ALL)
+
+    @property
+    def sees_public_fields_only(self) -> bool:
+        return self.role == IntegrationRole.READ_ONLY
 
     @property
     def books_only_for_itself(self) -> bool:

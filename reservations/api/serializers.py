@@ -6,7 +6,8 @@ is a person's email address, the identifier other systems share with Reserva.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import timebounds
 from ..models import (
     Amenity,
     Frequency,
@@ -41,6 +43,7 @@ class AwareDateTimeField(serializers.Field):
         "invalid": "Give an ISO 8601 date-time, e.g. 2030-01-15T09:00:00+01:00.",
         "naive": "Include a UTC offset (e.g. +01:00 or Z).",
         "offset": "A UTC offset must lie between -12:00 and +14:00.",
+        "range": timebounds.OUT_OF_RANGE,
     }
 
     def to_internal_value(self, data) -> datetime:
@@ -54,15 +57,13 @@ class AwareDateTimeField(serializers.Field):
             self.fail("invalid")
         if timezone.is_naive(value):
             self.fail("naive")
-        try:
-            offset = value.utcoffset()
-            value.astimezone(UTC)
-        except (OverflowError, ValueError):
-            self.fail("invalid")
+        offset = value.utcoffset()
         # Every zone on Earth lies within these; PostgreSQL refuses offsets past 15:59
         # ("time zone displacement out of range"), which answered 500.
         if not -MAX_WEST <= offset <= MAX_EAST:
             self.fail("offset")
+        if not timebounds.in_range(value):
+            self.fail("range")
         return value
 
     def to_representation(self, value: datetime) -> str:
@@ -194,6 +195,32 @@ class ReservationSerializer(serializers.ModelSerializer):
         return obj.booked_by.email if obj.booked_by_id else None
 
 
+class PublicReservationSerializer(serializers.ModelSerializer):
+    """A reservation as a read-only integration (signage, reports) reads it: the space, the
+    times and the public nickname (or "Reserved"); never the title, description, people or
+    their addresses. The read-all role gets ``ReservationSerializer``."""
+
+    start = serializers.SerializerMethodField()
+    end = serializers.SerializerMethodField()
+    public_nickname = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = ["id", "space", "start", "end", "public_nickname", "status"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_start(self, obj: Reservation) -> str:
+        return _in_zone(obj.start, obj)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_end(self, obj: Reservation) -> str:
+        return _in_zone(obj.end, obj)
+
+    def get_public_nickname(self, obj: Reservation) -> str:
+        return obj.public_nickname or "Reserved"
+
+
 @extend_schema_field({"type": "string", "format": "email", "nullable": True})
 class PersonField(serializers.Field):
     """An active user, named by email address."""
@@ -302,7 +329,16 @@ class SeriesResultSerializer(serializers.Serializer):
     skipped = UnavailableSerializer(many=True)
 
 
+UNCHANGEABLE = {  # what PATCH answers for fields a reservation has but PATCH does not change
+    "status": "Cancel with POST .../cancel/; the status cannot be set.",
+    "kind": "The kind of a booking cannot be changed; cancel it and book again.",
+}
+
+
 class ReservationUpdateSerializer(serializers.Serializer):
+    """What PATCH may change. Any other field is refused by name (400), never ignored: a client
+    that sends ``status`` or a typo must learn that nothing of it was applied."""
+
     space = SpaceField(queryset=Space.objects.select_related("location"), required=False)
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
@@ -312,10 +348,29 @@ class ReservationUpdateSerializer(serializers.Serializer):
     attendees = serializers.ListField(
         child=serializers.EmailField(), required=False, max_length=500
     )
+    requested_for = PersonField(
+        required=False,
+        help_text="Email; hands the booking to this person (needs the right to book for them)",
+    )
     scope = serializers.ChoiceField(choices=[s.value for s in Scope], default=Scope.THIS.value)
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="The version you read; refused if it changed."
     )
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            refused = {
+                str(name): [
+                    UNCHANGEABLE.get(name, "This field cannot be changed.")
+                    if name in ReservationSerializer.Meta.fields
+                    else "Unknown field."
+                ]
+                for name in data
+                if name not in self.fields
+            }
+            if refused:
+                raise serializers.ValidationError(refused)
+        return super().to_internal_value(data)
 
 
 class CancelSerializer(serializers.Serializer):

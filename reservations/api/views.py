@@ -18,9 +18,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import queries, rules, services
+from .. import queries, rules, services, timebounds
 from ..models import (
-    IntegrationRole,
     Location,
     Reservation,
     ReservationStatus,
@@ -64,6 +63,11 @@ class AvailabilityQuery(SpaceFilter):
 
 class FreeSlotsQuery(serializers.Serializer):
     date = serializers.DateField(help_text="The day, in the space's location zone")
+
+    def validate_date(self, value):
+        if not timebounds.in_range(value):
+            raise serializers.ValidationError(timebounds.OUT_OF_RANGE)
+        return value
 
 
 class ReservationFilter(serializers.Serializer):
@@ -181,10 +185,11 @@ def _visible_reservations(request: Request) -> QuerySet[Reservation]:
     reservations = Reservation.objects.select_related(
         "space__location", "requested_for", "booked_by"
     )
-    # Read-only integrations (reports, signage) and managers see every booking; everyone else,
-    # and an integration that books for itself, sees the bookings they are part of.
+    # Read-only integrations (reports, signage: public fields only, see get_serializer_class),
+    # read-all ones and managers see every booking; everyone else, and an integration that
+    # books for itself, sees the bookings they are part of.
     who = caller(request)
-    sees_all = rules.can_manage_all(request.user) or who.role == IntegrationRole.READ_ONLY
+    sees_all = rules.can_manage_all(request.user) or who.reads_every_booking
     if who.books_only_for_itself or not sees_all:
         user = request.user
         reservations = reservations.filter(Q(requested_for=user) | Q(booked_by=user))
@@ -204,10 +209,22 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.ReservationSerializer
     lookup_value_regex = ID_REGEX
 
+    def get_serializer_class(self):
+        # drf-spectacular's schema run has no caller (and documents the full shape).
+        schema_run = getattr(self, "swagger_fake_view", False)
+        if not schema_run and caller(self.request).sees_public_fields_only:
+            return s.PublicReservationSerializer
+        return s.ReservationSerializer
+
     def get_queryset(self) -> QuerySet[Reservation]:
         reservations = _visible_reservations(self.request)
         if self.action == "list":
             params = _query(ReservationFilter, self.request)
+            if "requested_for" in params and caller(self.request).sees_public_fields_only:
+                # Filtering by person would tell whose the public bookings are.
+                raise serializers.ValidationError(
+                    {"requested_for": ["A read-only integration cannot filter by person."]}
+                )
             if "space" in params:
                 reservations = reservations.filter(space_id=params["space"])
             if "location" in params:
@@ -290,6 +307,11 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         incoming = s.ReservationUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
+        person = data.get("requested_for")
+        if person is not None and person != request.user and caller(request).books_only_for_itself:
+            raise serializers.ValidationError(
+                {"requested_for": ["This integration books only for itself."]}
+            )
         scope = services.Scope(data.pop("scope"))
         version = data.pop("version", None)
         moves = {k: data.pop(k) for k in ("start", "end", "space") if k in data}

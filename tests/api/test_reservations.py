@@ -251,3 +251,124 @@ def test_weekly_series_and_skipping_unavailable_dates(as_integration, space, mak
         "cancelled",
         "confirmed",
     ]
+
+
+def test_patch_refuses_fields_it_will_not_change_by_name(as_integration, space, make_reservation):
+    existing = make_reservation(space, title="Kept")
+    client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
+    url = f"/api/v1/reservations/{existing.pk}/"
+    cases = [
+        ({"status": "cancelled", "title": "Changed"}, {"status"}),
+        ({"colour": "red"}, {"colour"}),
+        (
+            {"source": "portal", "booked_by": "x@example.com", "id": 5},
+            {"source", "booked_by", "id"},
+        ),
+        ({"kind": "group"}, {"kind"}),
+    ]
+    for payload, fields in cases:
+        response = client.patch(url, payload, format="json")
+        assert response.status_code == 400, (payload, response.content)
+        error = response.json()["error"]
+        assert error["code"] == "invalid" and set(error["fields"]) == fields
+    assert (
+        "cannot be set"
+        in client.patch(url, {"status": "x"}, format="json").json()["error"]["fields"]["status"][0]
+    )
+    existing.refresh_from_db()
+    assert (existing.title, existing.status, existing.version) == ("Kept", "confirmed", 1)
+
+
+def test_patch_hands_a_booking_over_where_the_role_may(
+    as_integration, space, make_reservation, make_user
+):
+    existing = make_reservation(space)
+    erin = make_user("erin")
+    url = f"/api/v1/reservations/{existing.pk}/"
+    anyone = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
+    handed = anyone.patch(url, {"requested_for": "erin@example.com"}, format="json")
+    assert handed.status_code == 200, handed.content
+    assert handed.json()["requested_for"] == "erin@example.com"
+    existing.refresh_from_db()
+    assert existing.requested_for == erin and existing.history.first().change_source == "rest_api"
+
+    itself = as_integration(IntegrationRole.BOOK_FOR_ITSELF)
+    own = itself.post("/api/v1/reservations/", booking(space, hour=15), format="json").json()
+    refused = itself.patch(
+        f"/api/v1/reservations/{own['id']}/", {"requested_for": "erin@example.com"}, format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {
+        "requested_for": ["This integration books only for itself."]
+    }
+    assert Reservation.objects.get(pk=own["id"]).requested_for == itself.integration.user
+
+
+def test_patch_requested_for_without_the_on_behalf_right_is_refused(
+    make_user, space, make_reservation
+):
+    frank = make_user("frank")
+    mine = make_reservation(space, user=frank)
+    make_user("gina")
+    client = APIClient()
+    client.force_login(frank)
+    response = client.patch(
+        f"/api/v1/reservations/{mine.pk}/", {"requested_for": "gina@example.com"}, format="json"
+    )
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "not_allowed" and "requested_for" in error["fields"]
+    assert Reservation.objects.get(pk=mine.pk).requested_for == frank
+
+
+def test_read_only_role_sees_public_fields_only(as_integration, space, make_reservation, make_user):
+    hal = make_user("hal")
+    plain = make_reservation(space, user=hal, title="Layoffs", description="Confidential")
+    nicknamed = make_reservation(
+        space,
+        user=hal,
+        start=local(space.location, next_weekday(1), 14),
+        title="Interview",
+        public_nickname="Team sync",
+    )
+    client = as_integration(IntegrationRole.READ_ONLY)
+    listed = client.get("/api/v1/reservations/")
+    detail = client.get(f"/api/v1/reservations/{plain.pk}/")
+    for response in (listed, detail):
+        assert response.status_code == 200
+        text = response.content.decode()
+        for private in ("Layoffs", "Interview", "Confidential", "hal", "@example.com"):
+            assert private not in text, private
+    results = {r["id"]: r for r in listed.json()["results"]}
+    start, end = slot(space, 10)
+    assert results[plain.pk] == {
+        "id": plain.pk,
+        "space": space.pk,
+        "start": start,
+        "end": end,
+        "public_nickname": "Reserved",
+        "status": "confirmed",
+    }
+    assert results[nicknamed.pk]["public_nickname"] == "Team sync"
+    by_person = client.get("/api/v1/reservations/", {"requested_for": "hal@example.com"})
+    assert by_person.status_code == 400 and "requested_for" in by_person.json()["error"]["fields"]
+
+
+def test_read_all_role_sees_everything_and_writes_nothing(
+    as_integration, space, make_reservation, make_user
+):
+    existing = make_reservation(space, user=make_user("ivy"), title="Board")
+    client = as_integration(IntegrationRole.READ_ALL)
+    (row,) = client.get("/api/v1/reservations/").json()["results"]
+    assert (row["title"], row["requested_for"]) == ("Board", "ivy@example.com")
+    url = f"/api/v1/reservations/{existing.pk}/"
+    assert client.get(url).json()["title"] == "Board"
+    for response in (
+        client.post("/api/v1/reservations/", booking(space, hour=15), format="json"),
+        client.patch(url, {"title": "Mine now"}, format="json"),
+        client.post(f"{url}cancel/", {}, format="json"),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"]["message"] == "This integration is read-only."
+    existing.refresh_from_db()
+    assert (existing.title, existing.status) == ("Board", "confirmed")

@@ -332,3 +332,35 @@ def test_a_revoked_google_grant_pauses_shows_a_banner_and_resumes_after_reconnec
     (after,) = remote_events(sandbox, "google", G_ALICE)
     assert after["id"] == event["id"]
     assert datetime.fromisoformat(after["start"]["dateTime"]) == moved.start
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_handover_in_strict_mode_moves_the_invitation_to_the_new_person(
+    ms_binding, sandbox, make_user, client
+):
+    """Strict mode keeps people's bookings in the delegated calendar with them invited: when
+    the admin changes *Requested for*, the push invites the new person instead of the old."""
+    from django.urls import reverse
+
+    from tests.reservations.test_admin import _form
+
+    row = SyncSettings.load()
+    row.mode = SyncMode.STRICT
+    row.save()
+    alice, bob = make_user("alice", email=ALICE), make_user("bob", email=BOB)
+    reservation = book(alice, ms_binding.space)
+    assert reservation.sync_mailbox == SyncMailbox.OTHER
+    (event,) = remote_events(sandbox, "microsoft", MS_DELEGATE)
+    assert ALICE in {a["emailAddress"]["address"] for a in event["attendees"]}
+
+    client.force_login(make_user("boss", is_staff=True, is_superuser=True))
+    response = client.post(
+        reverse("admin:reservations_reservation_change", args=[reservation.pk]),
+        _form(ms_binding.space, bob, reservation.local_start),
+    )
+    assert response.status_code == 302
+    (event,) = remote_events(sandbox, "microsoft", MS_DELEGATE)
+    invited = {a["emailAddress"]["address"] for a in event["attendees"]}
+    assert BOB in invited and ALICE not in invited
+    assert event["subject"] == "bob"
+    assert SyncLink.objects.get(reservation=reservation).pushed_version == 2

@@ -301,6 +301,8 @@ def test_group_errors_are_next_to_the_attendees_field(alice_client, office):
         ({"start": "21:00", "end": "22:00"}, "start", "is open 07:00-20:00"),
         ({"date": (DAY - timedelta(days=14)).isoformat()}, "start", "That time is in the past."),
         ({"date": "2999-01-07"}, "date", "Choose a date within the next few years."),
+        ({"date": "0001-01-01"}, "date", "Choose a date within the next few years."),
+        ({"date": "9999-12-31"}, "date", "Choose a date within the next few years."),
         ({"repeat": "weekly"}, "until", "Choose an end date or a number of times."),
         ({"repeat": "daily", "count": "999"}, "count", "less than or equal to 366"),
     ],

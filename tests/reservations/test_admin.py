@@ -168,3 +168,79 @@ def test_user_admin_edits_portal_preferences(admin_client, make_user, make_locat
     make_location(name="Paris office")  # offered as a default location
     page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
     assert "Portal preferences" in page and "Paris office" in page
+
+
+@pytest.mark.parametrize(("day", "hour"), [("0001-01-01", "00:00:00"), ("9999-12-31", "22:00:00")])
+def test_far_off_dates_are_form_errors_not_a_server_error(
+    admin_client, make_user, make_location, make_space, make_reservation, day, hour
+):
+    """Year 1 or 9999, read in a zone west of UTC, overflowed (a 500) on add and change."""
+    space = make_space(make_location(time_zone="America/New_York"))
+    person = make_user()
+    far = {"start_0": day, "start_1": hour, "end_0": day, "end_1": "23:00:00"}
+    added = admin_client.post(
+        reverse("admin:reservations_reservation_add"),
+        _form(space, person, local(space.location, next_weekday(1), 10), **far),
+    )
+    assert added.status_code == 200
+    assert "Choose a time between the years 1900 and 2999." in added.content.decode()
+    assert not Reservation.objects.exists()
+
+    booked = make_reservation(space)
+    changed = admin_client.post(
+        reverse("admin:reservations_reservation_change", args=[booked.pk]),
+        _form(space, booked.requested_for, booked.start, **far),
+    )
+    assert changed.status_code == 200
+    assert "Choose a time between the years 1900 and 2999." in changed.content.decode()
+    assert Reservation.objects.get(pk=booked.pk).start == booked.start
+
+
+def test_changing_requested_for_hands_the_booking_over_through_the_service(
+    admin_client, make_user, make_reservation, mailoutbox, django_capture_on_commit_callbacks
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    booked = make_reservation(user=alice, title="Planning")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:reservations_reservation_change", args=[booked.pk]),
+            _form(booked.space, bob, booked.local_start, title="Planning"),
+            follow=True,
+        )
+    assert "was changed successfully" in response.content.decode()
+    booked.refresh_from_db()
+    assert booked.requested_for == bob and booked.version == 2
+    record = booked.history.first()
+    assert (record.requested_for_id, record.history_user, record.change_source) == (
+        bob.pk,
+        admin_client.admin,
+        "admin",
+    )
+    assert record.prev_record.requested_for_id == alice.pk
+    # The new owner hears about it (the change email goes to the person it is for).
+    assert any(bob.email in message.to for message in mailoutbox)
+
+
+def test_a_handover_the_rules_refuse_is_an_error_not_a_dropped_change(
+    client, make_user, make_reservation
+):
+    """A staff member who may edit bookings but not book for others: the change is refused
+    with the rules' reason, nothing is written, and no "changed successfully"."""
+    clerk = make_user(
+        "clerk",
+        is_staff=True,
+        perms=("reservations.change_reservation", "reservations.view_reservation"),
+    )
+    colleague = make_user("colleague")
+    booked = make_reservation(user=clerk)
+    client.force_login(clerk)
+    response = client.post(
+        reverse("admin:reservations_reservation_change", args=[booked.pk]),
+        _form(booked.space, colleague, booked.local_start),
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "You may only book for yourself." in page
+    assert "was changed successfully" not in page
+    booked.refresh_from_db()
+    assert booked.requested_for == clerk and booked.version == 1

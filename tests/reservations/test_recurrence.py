@@ -1,5 +1,6 @@
 """Recurring bookings: the rule kinds, DST, series conflicts, this-and-following edits."""
 
+import warnings
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -100,6 +101,28 @@ def test_a_time_inside_the_spring_forward_gap_is_reported():
     )
     assert expansion.nonexistent == [date(2027, 3, 28)]
     assert len(expansion.slots) == 2
+
+
+def test_count_and_until_together_stop_at_whichever_comes_first():
+    """dateutil deprecates the two together and announces an error in a later version, which
+    would turn an API call giving both into a 500: the end date is applied by Reserva."""
+    first = at(date(2027, 1, 4), 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_date = expand(
+            first,
+            first + timedelta(hours=1),
+            Recurrence(Frequency.DAILY, count=10, until=date(2027, 1, 6)),
+            LONDON,
+        )
+        by_count = expand(
+            first,
+            first + timedelta(hours=1),
+            Recurrence(Frequency.DAILY, count=2, until=date(2027, 1, 31)),
+            LONDON,
+        )
+    assert [s.astimezone(LONDON).day for s, _ in by_date.slots] == [4, 5, 6]
+    assert [s.astimezone(LONDON).day for s, _ in by_count.slots] == [4, 5]
 
 
 def test_rule_needs_an_end_and_a_sane_size():

@@ -274,3 +274,49 @@ def test_deactivating_a_user_cancels_future_bookings_and_is_recorded(make_user, 
     history = Reservation.objects.first().history.first()
     assert history.history_change_reason == "Left the company"
     assert history.change_source == Source.ADMIN
+
+
+def test_handing_a_booking_over_follows_the_booking_for_someone_else_rules(make_user, make_space):
+    space = make_space()
+    owner, colleague = make_user("owner"), make_user("colleague")
+    manager = make_user("manager", perms=("reservations.manage_all",))
+    start = local(space.location, next_weekday(2), 9)
+    [booked] = book(owner, space, start).reservations
+
+    with pytest.raises(services.NotAllowed, match="only book for yourself") as refused:
+        services.change(actor=owner, reservation=booked, requested_for=colleague)
+    assert refused.value.field == "requested_for"
+
+    gone = make_user("gone", is_active=False)
+    with pytest.raises(services.BookingError, match="deactivated"):
+        services.change(actor=manager, reservation=booked, requested_for=gone)
+
+    [handed] = services.change(actor=manager, reservation=booked, requested_for=colleague)
+    assert handed.requested_for == colleague and handed.version == 2
+    assert Reservation.objects.get(pk=booked.pk).requested_for == colleague
+
+
+def test_a_booking_in_its_owners_own_calendar_cannot_be_handed_over(make_user, make_space):
+    """Personal sync mode keeps the event in the owner's mailbox; another person's calendar
+    cannot take it over, so the change is refused rather than half done."""
+    space = make_space()
+    owner = make_user("owner")
+    manager = make_user("manager", perms=("reservations.manage_all",))
+    [booked] = book(owner, space, local(space.location, next_weekday(2), 9)).reservations
+    Reservation.objects.filter(pk=booked.pk).update(sync_mailbox=SyncMailbox.USER)
+    booked.refresh_from_db()
+    with pytest.raises(services.BookingError, match="own calendar") as refused:
+        services.change(actor=manager, reservation=booked, requested_for=make_user())
+    assert refused.value.field == "requested_for"
+    assert Reservation.objects.get(pk=booked.pk).requested_for == owner
+
+
+def test_a_change_whose_end_is_not_after_its_start_is_invalid_not_a_conflict(make_user, make_space):
+    space = make_space()
+    user = make_user()
+    start = local(space.location, next_weekday(2), 9)
+    [booked] = book(user, space, start).reservations
+    with pytest.raises(services.BookingError) as refused:
+        services.change(actor=user, reservation=booked, end=start - timedelta(hours=1))
+    assert not isinstance(refused.value, services.Conflict)
+    assert (refused.value.code, refused.value.field) == ("invalid", "end")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reservations', '0005_integration_and_feeds'),
+        ('reservations', '0006_feed_key_hashed'),
     ]
 
     operations = [

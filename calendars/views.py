@@ -77,14 +77,14 @@ def _scopes(kind: str) -> tuple[str, ...]:
     return (GOOGLE_CALENDAR_SCOPE,) if kind == ProviderKind.GOOGLE else MICROSOFT_SCOPES
 
 
-def _needs_perm(perm: str):
-    """Staff only, and the model permission the page changes; others get a plain 403."""
+def _needs_perm(*perms: str):
+    """Staff only, and the model permissions the page uses; others get a plain 403."""
 
     def decorate(view):
         @staff_member_required
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(perm):
+            if not request.user.has_perms(perms):
                 return HttpResponseForbidden("You do not have permission to change this.")
             return view(request, *args, **kwargs)
 
@@ -401,7 +401,16 @@ def disconnect(request: HttpRequest, provider_id: int) -> HttpResponse:
 # -- admin: test a provider's connection -----------------------------------------------------
 
 
-@_needs_perm("calendars.change_calendarprovider")
+# A connection test sends the provider's credential, so it takes the right to edit that
+# credential as well as the provider (the page and the admin action alike).
+CONNECTION_TEST_PERMS = ("calendars.change_calendarprovider", "calendars.change_credentialalias")
+
+
+def may_test_connection(user: Any) -> bool:
+    return user.has_perms(CONNECTION_TEST_PERMS)
+
+
+@_needs_perm(*CONNECTION_TEST_PERMS)
 def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     provider = get_object_or_404(
         CalendarProvider.objects.select_related("connection", "credential"), pk=provider_id

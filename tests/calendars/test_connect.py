@@ -17,6 +17,7 @@ from calendars.models import TokenStatus, UserToken
 from integrations.base import TokenRevoked, UserCredentials
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
 from reservations import services
+from tests.conftest import endpoints_allowed
 
 from .test_admin_flows import (
     G_ALICE,
@@ -34,7 +35,8 @@ from .test_admin_flows import (
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
     handle = start_sandbox(tmp_path_factory.mktemp("connect-sandbox"), sandbox_settings())
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
 

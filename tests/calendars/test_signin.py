@@ -30,6 +30,7 @@ from integrations.sandbox.config import (
 )
 from integrations.sandbox.google.directory import DEFAULTS as GOOGLE_DEFAULTS
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
+from tests.conftest import endpoints_allowed
 
 PORTAL = "http://testserver"  # the Django test client's host
 GOOGLE_CLIENT = GOOGLE_DEFAULTS["oauth_clients"][0]
@@ -40,7 +41,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
     config = merge(default_config(), sandbox_config([PORTAL]))
     handle = start_sandbox(tmp_path_factory.mktemp("signin-sandbox"), config)
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
 
@@ -253,7 +255,11 @@ def test_environment_settings_win_and_secrets_stay_out_of_the_database(
 
 
 @pytest.mark.django_db
-def test_an_unreachable_provider_is_a_message_not_an_error(client, sandbox, make_user):
+def test_an_unreachable_provider_is_a_message_not_an_error(client, sandbox, make_user, settings):
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [
+        *settings.PROVIDER_ENDPOINT_ALLOWLIST,
+        "https://127.0.0.1:9",
+    ]
     provider = make_provider(sandbox, ProviderKind.GOOGLE)
     ConnectionAlias.objects.filter(pk=provider.connection_id).update(
         authorization_url="https://127.0.0.1:9/google/o/oauth2/v2/auth"

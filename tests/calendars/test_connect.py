@@ -155,6 +155,35 @@ def test_connect_errors_are_messages(sandbox, client, person):
     assert client.get("/calendars/connect/").status_code == 302
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["microsoft", "google"])
+def test_a_callback_that_is_not_the_flows_leaves_it_pending_and_the_real_one_works_once(
+    sandbox, client, make_user, resumed, kind
+):
+    email = MS_ALICE if kind == "microsoft" else G_ALICE
+    client.force_login(make_user("alice", email=email))
+    provider = make_microsoft(sandbox) if kind == "microsoft" else make_google(sandbox)
+    start = client.post(f"/calendars/connect/{provider.pk}/")
+    answer = follow_provider(sandbox, start, provider.kind)  # the provider's real answer
+    callback = f"/calendars/oauth/{kind}/callback/"
+
+    # A forged answer (an attacker's code, a guessed state), and one on the other kind's path.
+    forged = client.get(callback, {"code": "attackers-code", "state": "guessed"})
+    assert "state mismatch" in texts(forged)[0]
+    other = "google" if kind == "microsoft" else "microsoft"
+    stray = client.get(f"/calendars/oauth/{other}/callback/", {"code": "x", "state": "y"})
+    assert "does not belong to a connection started in this browser" in texts(stray)[0]
+    assert not UserToken.objects.exists()
+
+    back = client.get(answer)  # still completes the connection
+    assert texts(back) == [f"Your {provider.get_kind_display()} calendar ({email}) is connected."]
+    assert UserToken.objects.filter(provider=provider, account_email=email).count() == 1
+
+    replay = client.get(answer)  # used once: a replay finds nothing to complete
+    assert "it was already used" in texts(replay)[0]
+    assert resumed == [("resume_user", back.wsgi_request.user.pk, provider.pk)]
+
+
 # -- banner, admin column --------------------------------------------------------------------
 
 

@@ -255,6 +255,12 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
         return may_test_connection(request.user)
 
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if self.has_test_permission(request):
+            return shown
+        return tuple(name for name in shown if name != "test_link")
+
     def render_change_form(self, request, context, *args, **kwargs):
         context["may_test_connection"] = self.has_test_permission(request)
         return super().render_change_form(request, context, *args, **kwargs)

@@ -7,6 +7,7 @@ the credentials exactly as the seed stored them (decrypted from the database).
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from pathlib import Path
@@ -51,6 +52,20 @@ def seed(state_dir: Path, sandbox_port: int = 8443, portal_port: int = 8000) -> 
         portal_port=portal_port,
         verbosity=0,
     )
+
+
+@pytest.mark.django_db
+def test_seeding_says_when_the_allowlist_does_not_name_the_sandbox(tmp_path, settings):
+    """make run allows the sandbox; anyone seeding the demo otherwise is told what to add."""
+    seed(tmp_path)
+    said = io.StringIO()
+    call_command("seed_demo_calendars", sandbox_state_dir=str(tmp_path), verbosity=0, stderr=said)
+    assert "PROVIDER_ENDPOINT_ALLOWLIST does not name the sandbox" in said.getvalue()
+    assert "https://127.0.0.1:8443 is added there" in said.getvalue()
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = ["https://127.0.0.1:8443"]
+    said = io.StringIO()
+    call_command("seed_demo_calendars", sandbox_state_dir=str(tmp_path), verbosity=0, stderr=said)
+    assert said.getvalue() == ""
 
 
 def free_port() -> int:

@@ -9,8 +9,10 @@ PORT ?= 8000
 SANDBOX_PORT ?= 8443
 # Development defaults; anything already in the environment (or .env) wins.
 DEV_ENV := DEBUG=$${DEBUG:-true}
-# make run: OAuth redirect URIs follow PORT (the sandbox registers them for it, see seed_demo).
-RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}
+# make run: OAuth redirect URIs follow PORT (the sandbox registers them for it, see seed_demo);
+# the demo's connection aliases point at the sandbox, which the endpoint allowlist must name.
+RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} \
+	PROVIDER_ENDPOINT_ALLOWLIST=$${PROVIDER_ENDPOINT_ALLOWLIST:-https://127.0.0.1:$(SANDBOX_PORT)}
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench-booking bench-export bench-pull screenshots clean

@@ -162,6 +162,15 @@ def reset_limiter(rooms: int) -> None:
             (backend.folder / f"{digest}.json").unlink(missing_ok=True)
 
 
+def allow_sandbox(handle) -> None:
+    """Let Reserva reach the sandbox (PROVIDER_ENDPOINT_ALLOWLIST), here and in the worker
+    processes spawned later, which read the setting from the environment."""
+    from django.conf import settings
+
+    os.environ["PROVIDER_ENDPOINT_ALLOWLIST"] = handle.base_url
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [handle.base_url]
+
+
 def make_world(handle, rooms: int, per_room: list[int]):
     """A user, a location, ``rooms`` spaces bound to the sandbox's bench rooms, and
     ``per_room[i]`` back-to-back 30-minute reservations in room i from tomorrow."""
@@ -347,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     rooms = 0 if opts.skip_many else opts.rooms
     with tempfile.TemporaryDirectory(prefix="export-bench-") as state:
         handle = start_sandbox(state, sandbox_config(rooms + 1, opts.per_item))
+        allow_sandbox(handle)
         try:
             print(
                 f"sandbox {handle.base_url}; database {urlsplit(opts.database_url).path}; "

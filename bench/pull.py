@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from export import prepare_database, setup_django  # noqa: E402 (bench/export.py)
+from export import allow_sandbox, prepare_database, setup_django  # noqa: E402 (bench/export.py)
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/reserva_pull_bench.sqlite3"
 MS_ROOM = "atlas@contoso.test"
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     from integrations.sandbox.testing import start_sandbox
 
     handle = start_sandbox(Path(tempfile.mkdtemp(prefix="reserva-pull-bench-")), None)
+    allow_sandbox(handle)
     try:
         for kind, binding in make_bindings(handle, args.google).items():
             print(f"{kind} ({binding.resource_email}):")

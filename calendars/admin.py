@@ -10,9 +10,12 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
+from . import endpoints
 from .admin_bindings import PulledBookingsAdminMixin
 from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers it)
 from .admin_export import ExportAdminMixin
@@ -21,6 +24,7 @@ from .models import (
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
+    ProviderKind,
     SpaceCalendar,
     SyncSettings,
     UserToken,
@@ -28,11 +32,80 @@ from .models import (
 )
 
 
+class ConnectionAliasForm(forms.ModelForm):
+    """Refuses a change to a field the user may only read (``locked_fields``), instead of
+    dropping it silently as the admin does with read-only fields."""
+
+    locked_fields: tuple[str, ...] = ()
+
+    class Meta:
+        model = ConnectionAlias
+        fields = ("name", "kind", *endpoints.ENDPOINT_FIELDS, "timeout_seconds")
+
+    def clean(self):
+        data = super().clean()
+        tried = [
+            name
+            for name in self.locked_fields
+            if name in self.data
+            and self.data[name].strip() != (getattr(self.instance, name) or "").strip()
+        ]
+        if tried:
+            names = ", ".join(str(ConnectionAlias._meta.get_field(n).verbose_name) for n in tried)
+            raise forms.ValidationError(
+                f"Not saved: you may not change {names}. Only superusers and people with the "
+                '"Can set a connection alias\'s URLs and CA bundle" permission may say where '
+                "Reserva sends a credential."
+            )
+        return data
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model may name a field this user sees read-only (a stored URL the allowlist no
+        # longer allows): said above the form, with the field's name, instead of a crash.
+        if hasattr(errors, "error_dict"):
+            shown: dict[str, list] = {}
+            for name, field_errors in errors.error_dict.items():
+                if name == NON_FIELD_ERRORS or name in self.fields:
+                    shown.setdefault(name, []).extend(field_errors)
+                    continue
+                label = capfirst(ConnectionAlias._meta.get_field(name).verbose_name)
+                shown.setdefault(NON_FIELD_ERRORS, []).extend(
+                    ValidationError(f"{label}: {message}")
+                    for error in field_errors
+                    for message in error.messages
+                )
+            errors = ValidationError(shown)
+        super()._update_errors(errors)
+
+
 @admin.register(ConnectionAlias)
 class ConnectionAliasAdmin(admin.ModelAdmin):
+    form = ConnectionAliasForm
     list_display = ("name", "kind", "api_base_url", "ca_bundle", "timeout_seconds")
     list_filter = ("kind",)
     search_fields = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Where a credential goes (and whom it trusts) is not for everyone who may edit an
+        # alias: a URL of theirs would receive the client secret on the next token request.
+        if endpoints.may_manage(request.user):
+            return ()
+        return endpoints.ENDPOINT_FIELDS
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        locked = () if endpoints.may_manage(request.user) else endpoints.ENDPOINT_FIELDS
+        return type(form.__name__, (form,), {"locked_fields": locked})
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not endpoints.may_manage(request.user):
+            fieldsets[0][1]["description"] = (
+                "The URLs and the CA bundle are shown read-only: only superusers and people "
+                'with the "Can set a connection alias\'s URLs and CA bundle" permission may '
+                "change them. An alias added here uses the provider's public endpoints."
+            )
+        return fieldsets
 
 
 class CredentialAliasForm(forms.ModelForm):
@@ -120,8 +193,41 @@ class CredentialAliasAdmin(admin.ModelAdmin):
         return "none"
 
 
+class CalendarProviderForm(forms.ModelForm):
+    """Lists only the aliases of the provider's kind, once the kind is known (the provider
+    being changed, the kind posted, or ``?kind=`` on the add page); before that, each alias
+    says its kind. The model's ``clean`` refuses a mismatch either way."""
+
+    class Meta:
+        model = CalendarProvider
+        fields = (
+            "name",
+            "kind",
+            "is_active",
+            "connection",
+            "credential",
+            "delegated_user_email",
+            "sign_in_enabled",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kind = self.data.get(self.add_prefix("kind")) if self.is_bound else None
+        if not self.is_bound:
+            kind = self.initial.get("kind") or self.instance.kind
+        for name in ("connection", "credential"):
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            if kind in ProviderKind.values:
+                field.queryset = field.queryset.filter(kind=kind)
+            else:
+                field.label_from_instance = lambda alias: f"{alias} ({alias.get_kind_display()})"
+
+
 @admin.register(CalendarProvider)
 class CalendarProviderAdmin(admin.ModelAdmin):
+    form = CalendarProviderForm
     list_display = (
         "name",
         "kind",
@@ -143,7 +249,25 @@ class CalendarProviderAdmin(admin.ModelAdmin):
             '<a href="{}">Test connection</a>', reverse("calendars:provider_test", args=[obj.pk])
         )
 
-    @admin.action(description="Test connection (delegated user or first bound room)")
+    def has_test_permission(self, request) -> bool:
+        """A test sends the credential: it takes the right to edit it too."""
+        from .views import may_test_connection
+
+        return may_test_connection(request.user)
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if self.has_test_permission(request):
+            return shown
+        return tuple(name for name in shown if name != "test_link")
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["may_test_connection"] = self.has_test_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.action(
+        description="Test connection (delegated user or first bound room)", permissions=["test"]
+    )
     def test_connection(self, request, queryset) -> None:
         from .views import default_test_target, run_connection_test
 

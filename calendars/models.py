@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from reservations.models import Space, SpaceKind
 
 from .crypto import EncryptedJSONField, EncryptedTextField
+from .endpoints import URL_FIELDS, refusal
 
 
 class ProviderKind(models.TextChoices):
@@ -88,15 +89,26 @@ class ConnectionAlias(models.Model):
 
     class Meta:
         verbose_name_plural = _("connection aliases")
+        permissions = [
+            (
+                "manage_provider_endpoints",
+                _("Can set a connection alias's URLs and CA bundle"),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     def clean(self) -> None:
+        errors = {}
         if self.batch_url and self.kind != ProviderKind.GOOGLE:
-            raise ValidationError(
-                {"batch_url": _("Only Google has a separate batch URL; leave it empty.")}
-            )
+            errors["batch_url"] = _("Only Google has a separate batch URL; leave it empty.")
+        for name in URL_FIELDS:
+            value = getattr(self, name)
+            if value and name not in errors and (reason := refusal(value)):
+                errors[name] = reason
+        if errors:
+            raise ValidationError(errors)
 
     def endpoint(self, name: str) -> str:
         """The configured endpoint, or the provider's public default."""

@@ -30,6 +30,7 @@ from integrations.base import (
     BatchResult,
     CalendarInfo,
     ChangePage,
+    EndpointRefused,
     EventData,
     ProviderConfig,
     RemoteEvent,
@@ -40,7 +41,15 @@ from integrations.limiter import FileLimiter, Limiter, Limits, RedisLimiter
 from integrations.registry import client_class
 from reservations.models import EventTitle, Reservation, SyncMailbox
 
-from .models import CalendarProvider, ProviderKind, SpaceCalendar, SyncSettings, UserToken
+from . import endpoints as endpoints_policy
+from .models import (
+    CalendarProvider,
+    ConnectionAlias,
+    ProviderKind,
+    SpaceCalendar,
+    SyncSettings,
+    UserToken,
+)
 
 # Published per-mailbox limits: Exchange Online allows 4 concurrent requests and 10,000 per
 # 10 minutes per app and mailbox; Google's default Calendar quota is per user per minute.
@@ -71,14 +80,47 @@ def limiter(kind: str) -> Limiter:
     return Limiter(backend, backend.limits)
 
 
+def checked_endpoints(provider: CalendarProvider) -> dict[str, str]:
+    """The connection alias's endpoints, each one allowed by ``PROVIDER_ENDPOINT_ALLOWLIST``.
+
+    Raises ``EndpointRefused`` (permanent: the binding pauses, an administrator is told)
+    before a client holding the credential exists: the admin form checks the same, but a row
+    written some other way, or an allowlist narrowed since, must never get a secret sent to an
+    address nobody allowed. A credential of another kind than its connection is refused too.
+    """
+    connection = provider.connection
+    kinds = {provider.kind, connection.kind, provider.credential.kind}
+    if len(kinds) > 1:
+        raise EndpointRefused(
+            f"The provider {provider.name}, its connection alias and its credential alias are "
+            "not all of one kind; pick a credential alias of the connection's kind.",
+            code="kind_mismatch",
+        )
+    endpoints = {
+        "authority_url": connection.endpoint("authority_url"),
+        "authorization_url": connection.endpoint("authorization_url"),
+        "api_base_url": connection.endpoint("api_base_url"),
+        "batch_url": connection.batch_url.rstrip("/"),
+    }
+    for name, url in endpoints.items():
+        if url and (reason := endpoints_policy.refusal(url)):
+            raise EndpointRefused(
+                f"Nothing was sent: the {ConnectionAlias._meta.get_field(name).verbose_name} "
+                f"of connection alias {connection.name} is refused. {reason}",
+                code="endpoint_not_allowed",
+            )
+    return endpoints
+
+
 def provider_config(provider: CalendarProvider, *, subject: str = "") -> ProviderConfig:
     connection, credential = provider.connection, provider.credential
+    endpoints = checked_endpoints(provider)
     return ProviderConfig(
         kind=provider.kind,
-        authority_url=connection.endpoint("authority_url"),
-        authorization_url=connection.endpoint("authorization_url"),
-        api_base_url=connection.endpoint("api_base_url"),
-        batch_url=connection.batch_url.rstrip("/"),
+        authority_url=endpoints["authority_url"],
+        authorization_url=endpoints["authorization_url"],
+        api_base_url=endpoints["api_base_url"],
+        batch_url=endpoints["batch_url"],
         tenant_id=credential.tenant_id,
         client_id=credential.client_id,
         client_secret=credential.client_secret,

@@ -8,7 +8,8 @@ An app is built in memory, for each request, from one of two sources:
   ``_AUTHORITY``), ``GOOGLE_SIGNIN_CLIENT_ID`` / ``_CLIENT_SECRET`` (and ``_SERVER_URL``);
 - otherwise an active ``CalendarProvider`` with ``sign_in_enabled``: its credential alias gives
   the client id and the (decrypted at use) secret, its connection alias the identity endpoint
-  and the CA bundle to trust.
+  and the CA bundle to trust. A connection alias whose endpoints ``PROVIDER_ENDPOINT_ALLOWLIST``
+  does not allow offers no sign-in (``remote.checked_endpoints``).
 
 Who may sign in. Only an existing, active user whose address (``User.email`` or one of their
 allauth ``EmailAddress`` rows) is the one the provider vouches for: Google's ``email`` with
@@ -46,8 +47,11 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from integrations.base import EndpointRefused
+
 from .crypto import DecryptionError
 from .models import CalendarProvider, CredentialAlias, ProviderKind
+from .remote import checked_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +141,20 @@ def _from_provider(provider: CalendarProvider) -> SignInApp | None:
     connection = provider.connection
     try:
         # Only the fields sign-in needs: a service-account key is not decrypted for nothing.
-        credential = CredentialAlias.objects.only("tenant_id", "client_id", "client_secret").get(
-            pk=provider.credential_id
-        )
+        credential = CredentialAlias.objects.only(
+            "kind", "tenant_id", "client_id", "client_secret"
+        ).get(pk=provider.credential_id)
     except DecryptionError:
         log.warning(
             "Sign-in with provider %s is off: its client secret cannot be decrypted", provider.pk
         )
+        return None
+    provider.credential = credential
+    try:
+        checked_endpoints(provider)
+    except EndpointRefused as refused:
+        # The secret would go to an address PROVIDER_ENDPOINT_ALLOWLIST does not name.
+        log.warning("Sign-in with provider %s is off: %s", provider.pk, refused.message)
         return None
     secret = credential.client_secret
     if not (credential.client_id and secret):

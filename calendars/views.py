@@ -14,9 +14,12 @@ the redirect URI registered with Microsoft Entra / Google Cloud, built from
   calendar and saves the binding.
 
 The pending flow (state, PKCE verifier, msal's flow dict) lives in the session and is taken
-out on the first callback, so a replayed callback finds nothing to complete. Every failure
-(forged state, refused consent, reused code, an unreachable provider) is a message in plain
-words on the page the flow started from; no provider answer, token or secret is shown.
+out by the first callback whose ``state`` matches it, so a replayed callback finds nothing to
+complete; a callback whose ``state`` does not match (forged, or meant for another flow) is
+refused and leaves the pending flow as it was, so the provider's real answer still works.
+Every failure (forged state, refused consent, reused code, an unreachable provider) is a
+message in plain words on the page the flow started from; no provider answer, token or
+secret is shown.
 """
 
 from __future__ import annotations
@@ -77,14 +80,14 @@ def _scopes(kind: str) -> tuple[str, ...]:
     return (GOOGLE_CALENDAR_SCOPE,) if kind == ProviderKind.GOOGLE else MICROSOFT_SCOPES
 
 
-def _needs_perm(perm: str):
-    """Staff only, and the model permission the page changes; others get a plain 403."""
+def _needs_perm(*perms: str):
+    """Staff only, and the model permissions the page uses; others get a plain 403."""
 
     def decorate(view):
         @staff_member_required
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(perm):
+            if not request.user.has_perms(perms):
                 return HttpResponseForbidden("You do not have permission to change this.")
             return view(request, *args, **kwargs)
 
@@ -258,7 +261,9 @@ def oauth_callback(request: HttpRequest, kind: str) -> HttpResponse:
     if not request.user.is_authenticated:
         messages.error(request, "Sign in to Reserva first, then connect the calendar again.")
         return redirect(settings.LOGIN_URL)
-    pending = request.session.pop(FLOW_KEY, None)
+    # Read, not taken: an answer that is not this flow's (forged, or another tab's) must leave
+    # the pending connection intact, so the provider's real answer still completes it.
+    pending = request.session.get(FLOW_KEY)
     purpose = pending.get("purpose") if isinstance(pending, dict) else None
     back = _start_page(pending)
     params = {key: request.GET.get(key, "") for key in request.GET}
@@ -269,15 +274,18 @@ def oauth_callback(request: HttpRequest, kind: str) -> HttpResponse:
             "it was already used. Start the connection again.",
         )
         return redirect(back)
-    if pending.get("user_id") != request.user.pk or _too_old(pending.get("started"), FLOW_MAX_AGE):
-        messages.error(request, "This sign-in was started too long ago. Start it again.")
-        return redirect(back)
-    if not secrets.compare_digest(str(params.get("state", "")), str(pending.get("state", ""))):
+    expected = str(pending.get("state") or "")
+    if not expected or not secrets.compare_digest(str(params.get("state", "")), expected):
         messages.error(
             request,
             "The sign-in answer did not match this browser session (state mismatch). Start the "
             "connection again from this browser.",
         )
+        return redirect(back)
+    # The answer is this flow's: taken out now, whatever follows, so it completes at most once.
+    request.session.pop(FLOW_KEY, None)
+    if pending.get("user_id") != request.user.pk or _too_old(pending.get("started"), FLOW_MAX_AGE):
+        messages.error(request, "This sign-in was started too long ago. Start it again.")
         return redirect(back)
     provider = CalendarProvider.objects.filter(pk=pending.get("provider_id"), kind=kind).first()
     if provider is None:
@@ -401,7 +409,16 @@ def disconnect(request: HttpRequest, provider_id: int) -> HttpResponse:
 # -- admin: test a provider's connection -----------------------------------------------------
 
 
-@_needs_perm("calendars.change_calendarprovider")
+# A connection test sends the provider's credential, so it takes the right to edit that
+# credential as well as the provider (the page and the admin action alike).
+CONNECTION_TEST_PERMS = ("calendars.change_calendarprovider", "calendars.change_credentialalias")
+
+
+def may_test_connection(user: Any) -> bool:
+    return user.has_perms(CONNECTION_TEST_PERMS)
+
+
+@_needs_perm(*CONNECTION_TEST_PERMS)
 def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     provider = get_object_or_404(
         CalendarProvider.objects.select_related("connection", "credential"), pk=provider_id

@@ -14,6 +14,8 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from integrations.registry import public_hosts
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # local state of the embedded default: SQLite, broker queue, mail
 
@@ -202,6 +204,11 @@ if 0 <= RECONCILE_HOUR <= 23:
         "task": "calendars.tasks.reconcile_bindings",
         "schedule": 300.0,
     }
+# Where a connection alias may send a credential (calendars/endpoints.py): host names (https
+# on port 443) or origins (scheme://host:port, the only way to allow http or another port).
+# Default: Microsoft's (national clouds included) and Google's public hosts. An on-premises
+# server, a proxy or the sandbox (make run adds https://127.0.0.1:8443) is added here.
+PROVIDER_ENDPOINT_ALLOWLIST = env.list("PROVIDER_ENDPOINT_ALLOWLIST", default=public_hosts())
 # Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
 CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)
 # An export whose heartbeat is older than this is taken over (its worker beats every third).

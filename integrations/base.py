@@ -52,6 +52,11 @@ class TlsError(PermanentError):
     """The provider's certificate is not trusted (wrong CA bundle, interception proxy)."""
 
 
+class EndpointRefused(PermanentError):
+    """Reserva refused to contact a configured endpoint (not allowed by the deployment): raised
+    before anything, a credential least of all, was sent. An administrator must fix it."""
+
+
 class TransientError(ProviderError):
     """Worth retrying later; ``retry_after`` is the provider's hint in seconds, if any."""
 

@@ -13,6 +13,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -24,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.db.backends.signals import connection_created
+from django.test import override_settings
 
 from reservations import services
 from reservations.models import Location, OpeningHours, Space, SpaceKind
@@ -233,6 +236,15 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+@contextmanager
+def endpoints_allowed(*origins: str) -> Iterator[None]:
+    """``PROVIDER_ENDPOINT_ALLOWLIST`` plus ``origins`` (a sandbox's base URL) until the block
+    ends, as whoever deploys Reserva next to the sandbox sets it (make run does)."""
+    allowlist = [*settings.PROVIDER_ENDPOINT_ALLOWLIST, *origins]
+    with override_settings(PROVIDER_ENDPOINT_ALLOWLIST=allowlist):
+        yield
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(
         os.environ,
@@ -241,6 +253,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         DEBUG="true",
         PGAPPNAME="test-subprocess",
+        # A worker reaches the sandboxes this process allowed.
+        PROVIDER_ENDPOINT_ALLOWLIST=",".join(settings.PROVIDER_ENDPOINT_ALLOWLIST),
     )
     env.update(extra)
     return env

@@ -47,6 +47,7 @@ from integrations.base import (
     BatchResult,
     CalendarGone,
     ConsentMissing,
+    EndpointRefused,
     EventGone,
     PermanentError,
     ProviderError,
@@ -80,7 +81,14 @@ ROUND_PAUSE_SECONDS = 1.0  # doubled each round
 MAX_LISTED_ERRORS = 200  # keeps the job row small; failed_count still counts them all
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # Errors that mean "nothing will work until someone fixes the connection": pause.
-CONNECTION_ERRORS = (AuthenticationFailed, TokenRevoked, ConsentMissing, CalendarGone, TlsError)
+CONNECTION_ERRORS = (
+    AuthenticationFailed,
+    TokenRevoked,
+    ConsentMissing,
+    CalendarGone,
+    TlsError,
+    EndpointRefused,
+)
 
 
 class ExportRefused(Exception):
@@ -354,7 +362,10 @@ def _export(run: _Run) -> None:
     from ..remote import room_calendar
 
     binding = run.binding
-    calendar = room_calendar(binding)
+    try:
+        calendar = room_calendar(binding)
+    except EndpointRefused as refused:  # the connection alias points somewhere not allowed
+        raise Paused(refused) from refused
     size = BATCH_SIZE.get(binding.provider.kind, 20)
     run.beat()
     for round_ in range(MAX_ROUNDS):

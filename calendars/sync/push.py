@@ -40,6 +40,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.base import (
+    EndpointRefused,
     EventGone,
     PermanentError,
     ProviderError,
@@ -463,7 +464,11 @@ def push_reservation(reservation_id: int) -> PushResult:
 
 def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) -> None:
     """Who must fix it: the person (their own token failed) or an administrator."""
-    personal = reservation.sync_mailbox == SyncMailbox.USER and not isinstance(exc, TlsError)
+    # A distrusted certificate or a refused endpoint is the connection alias's fault, not the
+    # person's token's.
+    personal = reservation.sync_mailbox == SyncMailbox.USER and not isinstance(
+        exc, (TlsError, EndpointRefused)
+    )
     token = (
         UserToken.objects.filter(
             user_id=reservation.requested_for_id, provider_id=link.provider_id

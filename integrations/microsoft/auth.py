@@ -31,23 +31,13 @@ import msal
 import requests
 
 from ..base import AuthenticationFailed, ProviderConfig, TokenRevoked, UserCredentials
+from .clouds import GRAPH_HOSTS
 from .errors import msal_error, transport_error
 
-# Graph's service roots: the global service and the national clouds (Microsoft's "national
-# cloud deployments": US Government L4 and L5 (DoD), China operated by 21Vianet, and the
-# retired Microsoft Cloud Deutschland). A token for one is refused by another: "any
-# permission scope value (including .default) that contains the Microsoft Graph domain MUST
-# use the domain of the service root of the national cloud", so the app's scope follows the
-# host of the alias's API base URL. Anything else (the sandbox, a proxy) is addressed by its
-# own URL but still asks for the public Graph resource, as tokens for graph.microsoft.com are
-# what a test double or a forwarding proxy accepts.
-GRAPH_HOSTS = {
-    "graph.microsoft.com",
-    "graph.microsoft.us",
-    "dod-graph.microsoft.us",
-    "microsoftgraph.chinacloudapi.cn",
-    "graph.microsoft.de",
-}
+# The app's scope follows the host of the alias's API base URL when it is one of Graph's
+# national clouds (``clouds.GRAPH_HOSTS``). Anything else (the sandbox, a proxy) is addressed
+# by its own URL but still asks for the public Graph resource, as tokens for
+# graph.microsoft.com are what a test double or a forwarding proxy accepts.
 DEFAULT_GRAPH_RESOURCE = "https://graph.microsoft.com"
 DEFAULT_DELEGATED_SCOPES = ("Calendars.ReadWrite",)
 # msal adds these itself and refuses them in a scope list.

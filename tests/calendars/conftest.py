@@ -45,7 +45,7 @@ from integrations.google import auth as google_auth
 from integrations.microsoft import auth as microsoft_auth
 from integrations.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
-from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.conftest import ROOT, endpoints_allowed, subprocess_env, wait_for
 
 MS_ROOM = "atlas@contoso.test"
 MS_ROOM2 = "borealis@contoso.test"
@@ -71,7 +71,8 @@ def sandbox(tmp_path: Path) -> Iterator[SandboxHandle]:
     _clear_client_caches()
     handle = start_sandbox(tmp_path / "sandbox", None)
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
         _clear_client_caches()

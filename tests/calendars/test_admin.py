@@ -1,6 +1,7 @@
 """Calendars admin: pages render, a container cannot be bound, kinds must match."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from calendars.models import (
@@ -82,8 +83,18 @@ def test_provider_refuses_aliases_of_another_kind(admin_client, provider):
             "delegated_user_email": "",
         },
     )
-    assert "This connection alias is for another provider kind." in response.content.decode()
+    # The form offers only Microsoft aliases for a Microsoft provider; the model says why
+    # when the choice comes from elsewhere.
+    assert "Select a valid choice" in response.content.decode()
     assert CalendarProvider.objects.count() == 1
+    mixed = CalendarProvider(
+        name="Mixed",
+        kind=ProviderKind.MICROSOFT,
+        connection=google_connection,
+        credential=provider.credential,
+    )
+    with pytest.raises(ValidationError, match="This connection alias is for another provider"):
+        mixed.full_clean()
 
 
 def test_sync_settings_is_a_single_row():

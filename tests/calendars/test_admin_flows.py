@@ -42,6 +42,7 @@ from integrations.sandbox.config import (
 from integrations.sandbox.google.directory import DEFAULTS as GOOGLE_DEFAULTS
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
 from reservations.models import SpaceKind
+from tests.conftest import endpoints_allowed
 
 PORTAL = "http://testserver"  # the Django test client's host
 GOOGLE_CLIENT = GOOGLE_DEFAULTS["oauth_clients"][0]
@@ -74,7 +75,8 @@ def sandbox_settings() -> dict[str, Any]:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
     handle = start_sandbox(tmp_path_factory.mktemp("admin-flows-sandbox"), sandbox_settings())
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
 

@@ -29,7 +29,7 @@ from tests.calendars.conftest import (
     remote_events,
 )
 from tests.calendars.test_pull import Remote, at
-from tests.conftest import local, next_weekday
+from tests.conftest import endpoints_allowed, local, next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,8 @@ def sandbox(tmp_path):
     _clear_client_caches()
     handle = start_sandbox(tmp_path / "sandbox", sandbox_settings())
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
         _clear_client_caches()

@@ -103,7 +103,13 @@ def test_the_app_token_is_scoped_to_the_graph_host_of_the_alias(db, graph, autho
     assert token_call.request.url == f"{authority}/{TENANT}/oauth2/v2.0/token"
 
 
-def test_a_proxy_or_the_sandbox_asks_for_the_public_graph_resource(db):
+def test_a_proxy_or_the_sandbox_asks_for_the_public_graph_resource(db, settings):
+    # A proxy the deployer allowed (README: Provider endpoints).
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [
+        *settings.PROVIDER_ENDPOINT_ALLOWLIST,
+        "graph-proxy.example.test",
+        "id.example.test",
+    ]
     provider = microsoft_provider(
         "https://graph-proxy.example.test/v1.0", "https://id.example.test"
     )
@@ -155,7 +161,8 @@ def test_google_batches_go_to_the_alias_batch_url(google_provider, sandbox):
     assert [e["summary"] for e in stored if e.get("status") != "cancelled"] == ["Booking 902"]
 
 
-def test_only_google_aliases_take_a_batch_url(db):
+def test_only_google_aliases_take_a_batch_url(db, settings):
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = ["graph.microsoft.us", "gw.example.test"]
     alias = ConnectionAlias(
         name="MS", kind=ProviderKind.MICROSOFT, batch_url="https://graph.microsoft.us/v1.0/$batch"
     )

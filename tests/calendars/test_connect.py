@@ -17,6 +17,7 @@ from calendars.models import TokenStatus, UserToken
 from integrations.base import TokenRevoked, UserCredentials
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
 from reservations import services
+from tests.conftest import endpoints_allowed
 
 from .test_admin_flows import (
     G_ALICE,
@@ -34,7 +35,8 @@ from .test_admin_flows import (
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
     handle = start_sandbox(tmp_path_factory.mktemp("connect-sandbox"), sandbox_settings())
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
 
@@ -151,6 +153,35 @@ def test_connect_errors_are_messages(sandbox, client, person):
     anonymous = client.get("/calendars/oauth/microsoft/callback/?code=x&state=y")
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
     assert client.get("/calendars/connect/").status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["microsoft", "google"])
+def test_a_callback_that_is_not_the_flows_leaves_it_pending_and_the_real_one_works_once(
+    sandbox, client, make_user, resumed, kind
+):
+    email = MS_ALICE if kind == "microsoft" else G_ALICE
+    client.force_login(make_user("alice", email=email))
+    provider = make_microsoft(sandbox) if kind == "microsoft" else make_google(sandbox)
+    start = client.post(f"/calendars/connect/{provider.pk}/")
+    answer = follow_provider(sandbox, start, provider.kind)  # the provider's real answer
+    callback = f"/calendars/oauth/{kind}/callback/"
+
+    # A forged answer (an attacker's code, a guessed state), and one on the other kind's path.
+    forged = client.get(callback, {"code": "attackers-code", "state": "guessed"})
+    assert "state mismatch" in texts(forged)[0]
+    other = "google" if kind == "microsoft" else "microsoft"
+    stray = client.get(f"/calendars/oauth/{other}/callback/", {"code": "x", "state": "y"})
+    assert "does not belong to a connection started in this browser" in texts(stray)[0]
+    assert not UserToken.objects.exists()
+
+    back = client.get(answer)  # still completes the connection
+    assert texts(back) == [f"Your {provider.get_kind_display()} calendar ({email}) is connected."]
+    assert UserToken.objects.filter(provider=provider, account_email=email).count() == 1
+
+    replay = client.get(answer)  # used once: a replay finds nothing to complete
+    assert "it was already used" in texts(replay)[0]
+    assert resumed == [("resume_user", back.wsgi_request.user.pk, provider.pk)]
 
 
 # -- banner, admin column --------------------------------------------------------------------

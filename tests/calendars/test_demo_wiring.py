@@ -7,6 +7,7 @@ the credentials exactly as the seed stored them (decrypted from the database).
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from pathlib import Path
@@ -51,6 +52,20 @@ def seed(state_dir: Path, sandbox_port: int = 8443, portal_port: int = 8000) -> 
         portal_port=portal_port,
         verbosity=0,
     )
+
+
+@pytest.mark.django_db
+def test_seeding_says_when_the_allowlist_does_not_name_the_sandbox(tmp_path, settings):
+    """make run allows the sandbox; anyone seeding the demo otherwise is told what to add."""
+    seed(tmp_path)
+    said = io.StringIO()
+    call_command("seed_demo_calendars", sandbox_state_dir=str(tmp_path), verbosity=0, stderr=said)
+    assert "PROVIDER_ENDPOINT_ALLOWLIST does not name the sandbox" in said.getvalue()
+    assert "https://127.0.0.1:8443 is added there" in said.getvalue()
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = ["https://127.0.0.1:8443"]
+    said = io.StringIO()
+    call_command("seed_demo_calendars", sandbox_state_dir=str(tmp_path), verbosity=0, stderr=said)
+    assert said.getvalue() == ""
 
 
 def free_port() -> int:
@@ -235,12 +250,13 @@ def test_seed_demo_queues_one_export_of_the_demo_week_per_bound_space(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path):
+def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path, settings):
     """As in make run: the exports seed_demo queues run in the worker (eagerly here, once
     their job is committed) against the sandbox, and every future demo booking of a bound
     space is an event in its room. The bookings are made before the spaces are bound, so
     only the exports can send them."""
     handle = start_sandbox(tmp_path)
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [handle.base_url]  # as make run sets it
     try:
         seed(tmp_path, sandbox_port=handle.port)
         bindings = list(SpaceCalendar.objects.select_related("provider", "space"))
@@ -277,7 +293,7 @@ def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_second_make_run_fills_the_new_empty_sandbox(tmp_path):
+def test_a_second_make_run_fills_the_new_empty_sandbox(tmp_path, settings):
     """The sandbox keeps its calendars in memory: a second ``make run`` starts it empty. The
     links Reserva kept said "synced", so nothing was exported again, and the rooms stayed
     empty until the daily reconciliation (found trying make run twice). Now seed_demo forgets
@@ -286,11 +302,13 @@ def test_a_second_make_run_fills_the_new_empty_sandbox(tmp_path):
     from calendars.sync import pull
 
     first = start_sandbox(tmp_path)
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [first.base_url]  # as make run sets it
     try:
         seed(tmp_path, sandbox_port=first.port)
     finally:
         first.stop()
     second = start_sandbox(tmp_path)
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [second.base_url]
     try:
         seed(tmp_path, sandbox_port=second.port)
         for binding in SpaceCalendar.objects.select_related("provider", "space"):

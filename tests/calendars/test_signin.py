@@ -30,6 +30,7 @@ from integrations.sandbox.config import (
 )
 from integrations.sandbox.google.directory import DEFAULTS as GOOGLE_DEFAULTS
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
+from tests.conftest import endpoints_allowed
 
 PORTAL = "http://testserver"  # the Django test client's host
 GOOGLE_CLIENT = GOOGLE_DEFAULTS["oauth_clients"][0]
@@ -40,7 +41,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
     config = merge(default_config(), sandbox_config([PORTAL]))
     handle = start_sandbox(tmp_path_factory.mktemp("signin-sandbox"), config)
     try:
-        yield handle
+        with endpoints_allowed(handle.base_url):
+            yield handle
     finally:
         handle.stop()
 
@@ -113,8 +115,9 @@ class _Form(HTMLParser):
             self.account_field = attr["name"] or ""  # the first one; a later one may be "deny"
 
 
-def sign_in(client, browser: requests.Session, provider_id: str, account: str):
-    """Press "Sign in with ..." and pick ``account`` on the provider's page; the last response."""
+def sign_in(client, browser: requests.Session, provider_id: str, account: str, *, meanwhile=None):
+    """Press "Sign in with ..." and pick ``account`` on the provider's page; the last response.
+    ``meanwhile()`` runs after the provider answered, before its answer reaches Reserva."""
     start = client.post(f"/accounts/oidc/{provider_id}/login/")
     assert start.status_code == 302, start.content[:500]
     authorize = start["Location"]
@@ -132,6 +135,8 @@ def sign_in(client, browser: requests.Session, provider_id: str, account: str):
     back = urlsplit(answer.headers["Location"])
     assert f"{back.scheme}://{back.netloc}" == PORTAL
     assert back.path == f"/accounts/oidc/{provider_id}/login/callback/"
+    if meanwhile is not None:
+        meanwhile()
     return client.get(f"{back.path}?{back.query}", follow=True)
 
 
@@ -253,7 +258,11 @@ def test_environment_settings_win_and_secrets_stay_out_of_the_database(
 
 
 @pytest.mark.django_db
-def test_an_unreachable_provider_is_a_message_not_an_error(client, sandbox, make_user):
+def test_an_unreachable_provider_is_a_message_not_an_error(client, sandbox, make_user, settings):
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = [
+        *settings.PROVIDER_ENDPOINT_ALLOWLIST,
+        "https://127.0.0.1:9",
+    ]
     provider = make_provider(sandbox, ProviderKind.GOOGLE)
     ConnectionAlias.objects.filter(pk=provider.connection_id).update(
         authorization_url="https://127.0.0.1:9/google/o/oauth2/v2/auth"
@@ -278,6 +287,24 @@ def test_a_forged_callback_is_refused_without_an_error(client, sandbox):
     assert "Login Failure" in answer.content.decode()
     assert signed_in_user(client) is None
     assert client.get("/accounts/oidc/nobody/login/callback/?code=x").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_forged_callback_leaves_the_sign_in_in_progress_intact(
+    client, sandbox, browser, make_user
+):
+    """allauth looks the state up by the id the callback carries and removes only that one, so
+    a forged answer cannot spoil the real one (calendars/views.py's callback does the same)."""
+    make_provider(sandbox, ProviderKind.MICROSOFT)
+    alice = make_user("alice", email="alice@contoso.test")
+    callback = "/accounts/oidc/microsoft/login/callback/"
+
+    def forge() -> None:
+        assert client.get(callback, {"code": "forged", "state": "forged"}).status_code == 401
+
+    final = sign_in(client, browser, "microsoft", "alice@contoso.test", meanwhile=forge)
+    assert final.status_code == 200
+    assert signed_in_user(client) == alice
 
 
 def test_ca_bundle_is_passed_per_call_so_requests_ca_bundle_cannot_override_it(

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from calendars.bindings import queue_export
 from calendars.demo import forget_previous_sandbox, wire_sandbox
+from calendars.endpoints import refusal
 from calendars.sync.export import running_export
 
 
@@ -55,6 +56,12 @@ class Command(BaseCommand):
                     f"{len(exports)} bulk export(s) of the demo week queued: the worker sends "
                     "them to the sandbox rooms."
                 )
+        if refusal(base_url):
+            # make run allows it; anyone else who seeds the demo is told what to add.
+            self.stderr.write(
+                f"PROVIDER_ENDPOINT_ALLOWLIST does not name the sandbox: nothing reaches it "
+                f"until {base_url} is added there (make run adds it)."
+            )
 
 
 def add_sandbox_arguments(parser: CommandParser) -> None:

@@ -11,6 +11,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -32,6 +33,13 @@ from .models import (
 )
 
 
+def _https_by_default(db_field, **kwargs):
+    """An endpoint typed without a scheme is https (Django 6's default; 5.2 assumes http)."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class ConnectionAliasForm(forms.ModelForm):
     """Refuses a change to a field the user may only read (``locked_fields``), instead of
     dropping it silently as the admin does with read-only fields."""
@@ -41,6 +49,7 @@ class ConnectionAliasForm(forms.ModelForm):
     class Meta:
         model = ConnectionAlias
         fields = ("name", "kind", *endpoints.ENDPOINT_FIELDS, "timeout_seconds")
+        formfield_callback = _https_by_default
 
     def clean(self):
         data = super().clean()
@@ -84,6 +93,8 @@ class ConnectionAliasAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "api_base_url", "ca_bundle", "timeout_seconds")
     list_filter = ("kind",)
     search_fields = ("name",)
+    # The admin builds its own form fields: the same https default there.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_readonly_fields(self, request, obj=None):
         # Where a credential goes (and whom it trusts) is not for everyone who may edit an

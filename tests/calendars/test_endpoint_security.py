@@ -322,6 +322,19 @@ def test_a_holder_of_the_permission_may_set_allowed_urls(make_user, client, sett
     assert alias.api_base_url == "https://graph.microsoft.us/v1.0"
 
 
+def test_an_endpoint_typed_without_a_scheme_is_https(superuser_client, settings):
+    """Django 5.2's URL field would make "graph.microsoft.us/v1.0" an http URL (refused by the
+    allowlist, so the admin's form error would be a puzzle); an endpoint is https."""
+    settings.PROVIDER_ENDPOINT_ALLOWLIST = ["graph.microsoft.us"]
+    response = superuser_client.post(
+        reverse("admin:calendars_connectionalias_add"),
+        alias_data("US Government", api_base_url="graph.microsoft.us/v1.0"),
+    )
+    assert response.status_code == 302
+    alias = ConnectionAlias.objects.get(name="US Government")
+    assert alias.api_base_url == "https://graph.microsoft.us/v1.0"
+
+
 def test_a_user_without_the_permission_keeps_editing_the_rest(attacker):
     alias = ConnectionAlias.objects.create(
         name="graph", kind=ProviderKind.MICROSOFT, api_base_url="https://graph.microsoft.us/v1.0"

@@ -147,7 +147,19 @@ class FreeSlotsSerializer(serializers.Serializer):
     slots = SlotSerializer(many=True)
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class LocalTimesMixin:
+    """``start`` and ``end`` in the location's zone (each serializer declares the two fields)."""
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_start(self, obj: Reservation) -> str:
+        return _in_zone(obj.start, obj)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_end(self, obj: Reservation) -> str:
+        return _in_zone(obj.end, obj)
+
+
+class ReservationSerializer(LocalTimesMixin, serializers.ModelSerializer):
     """A reservation as clients read it."""
 
     start = serializers.SerializerMethodField()
@@ -178,14 +190,6 @@ class ReservationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
-    def get_start(self, obj: Reservation) -> str:
-        return _in_zone(obj.start, obj)
-
-    @extend_schema_field(OpenApiTypes.DATETIME)
-    def get_end(self, obj: Reservation) -> str:
-        return _in_zone(obj.end, obj)
-
     @extend_schema_field({"type": "string", "format": "email", "nullable": True})
     def get_requested_for(self, obj: Reservation) -> str | None:
         return obj.requested_for.email if obj.requested_for_id else None
@@ -195,7 +199,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         return obj.booked_by.email if obj.booked_by_id else None
 
 
-class PublicReservationSerializer(serializers.ModelSerializer):
+class PublicReservationSerializer(LocalTimesMixin, serializers.ModelSerializer):
     """A reservation as a read-only integration (signage, reports) reads it: the space, the
     times and the public nickname (or "Reserved"); never the title, description, people or
     their addresses. The read-all role gets ``ReservationSerializer``."""
@@ -208,14 +212,6 @@ class PublicReservationSerializer(serializers.ModelSerializer):
         model = Reservation
         fields = ["id", "space", "start", "end", "public_nickname", "status"]
         read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.DATETIME)
-    def get_start(self, obj: Reservation) -> str:
-        return _in_zone(obj.start, obj)
-
-    @extend_schema_field(OpenApiTypes.DATETIME)
-    def get_end(self, obj: Reservation) -> str:
-        return _in_zone(obj.end, obj)
 
     def get_public_nickname(self, obj: Reservation) -> str:
         return obj.public_nickname or "Reserved"

@@ -222,29 +222,50 @@ def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncL
 # -- announcing a create ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A create announced by ``announce_create``: the mark this push wrote, and the one it
+    replaced (another push's create in flight, or none)."""
+
+    mark: datetime
+    previous: datetime | None
+
+
 def announce_create(
     link: SyncLink, reservation: Reservation, binding: SpaceCalendar | None, fresh: bool
-) -> tuple[bool, datetime | None]:
+) -> Announcement | None:
     """Mark the link "creating" (the time) and commit it, before the push sends a create (or
     a move's create), so a pull on another worker that reads the new event before this push
     has saved its id recognises it as Reserva's own
     (``calendars.sync.attribution``). Planned here without the lock; the locked plan decides,
-    and ``withdraw_create`` undoes the mark when it sends nothing. Returns whether a mark was
-    made, and the mark it replaced."""
-    previous = link.creating_at
+    and ``withdraw_create`` undoes the mark when it sends nothing. The mark it replaces is read
+    in the same transaction (the row's lock waits for a push saving its event), never from
+    ``link``, which may predate that push's save."""
     if binding is None:
-        return False, previous
+        return None
     action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
     if action.op not in (Op.CREATE, Op.MOVE):
-        return False, previous
+        return None
+    mark = timezone.now()
     with transaction.atomic():  # its own commit, outside the push's locked transaction
-        SyncLink.objects.filter(pk=link.pk).update(creating_at=timezone.now())
-    return True, previous
+        previous = (
+            SyncLink.objects.select_for_update()
+            .filter(pk=link.pk)
+            .values_list("creating_at", flat=True)
+            .first()
+        )
+        SyncLink.objects.filter(pk=link.pk).update(creating_at=mark)
+    return Announcement(mark=mark, previous=previous)
 
 
-def withdraw_create(link_id: int, previous: datetime | None) -> None:
-    """Put back the mark ``announce_create`` replaced (the locked plan sent no create)."""
-    SyncLink.objects.filter(pk=link_id).update(creating_at=previous)
+def withdraw_create(link_id: int, announced: Announcement) -> None:
+    """Put back the mark ``announce_create`` replaced (the locked plan sent no create), only
+    while our mark is still there: a push that saved its event meanwhile cleared it, and a
+    mark put back on a saved link would hide the event from the full read's check
+    (``pull._missing_from_full_read``) for good."""
+    SyncLink.objects.filter(pk=link_id, creating_at=announced.mark).update(
+        creating_at=announced.previous
+    )
 
 
 # -- applying --------------------------------------------------------------------------------
@@ -386,7 +407,7 @@ def push_reservation(reservation_id: int) -> PushResult:
         fresh = False
     else:
         link, fresh = ensure_link(reservation, binding)
-    announced, previous_mark = announce_create(link, reservation, binding, fresh)
+    announced = announce_create(link, reservation, binding, fresh)
     job = SyncJob.objects.create(
         kind=JobKind.PUSH,
         binding=binding or link.binding,
@@ -414,11 +435,11 @@ def push_reservation(reservation_id: int) -> PushResult:
                 link.state, link.last_error = LinkState.PAUSED, paused
                 link.save(update_fields=["state", "last_error", "updated"])
                 if announced:
-                    withdraw_create(link.pk, previous_mark)
+                    withdraw_create(link.pk, announced)
                 _finish(job, JobStatus.PAUSED, error=paused)
                 return PushResult("paused", paused)
             if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
-                withdraw_create(link.pk, previous_mark)  # (an update's save clears it)
+                withdraw_create(link.pk, announced)  # (an update's save clears it)
             if action.op in (Op.CREATE, Op.MOVE) and not announced:
                 # A change committed between the unlocked look and the lock made this a
                 # create: it must be announced (committed) before it is sent, so not now.
@@ -436,7 +457,7 @@ def push_reservation(reservation_id: int) -> PushResult:
                 transaction.on_commit(lambda: check_room_response.delay(reservation_id))
     except remote.NotConnected as exc:
         if announced:  # raised before anything was sent
-            withdraw_create(link.pk, previous_mark)
+            withdraw_create(link.pk, announced)
         return _failed(job, link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
     except PermanentError as exc:
         _pause_for(exc, reservation, link)

@@ -385,6 +385,49 @@ def test_a_push_that_becomes_a_create_under_the_lock_announces_it_first(
     assert (link.external_id, link.creating_at) == (event["id"], None)
 
 
+def test_a_push_that_sends_nothing_leaves_no_stale_mark_on_a_saved_link(
+    binding, kind, sandbox, make_user, monkeypatch
+):
+    """Two pushes of one booking: the second announced its create while the first was in
+    flight, then found the event saved and sent nothing. Withdrawing its mark put back the
+    first push's, on a link that had its event: the full read's check skips marked links, so
+    a later deletion of the event in Outlook / Google was never seen (convergence run, seed
+    23592950 on Microsoft: a confirmed booking with no event, its link "synced")."""
+    from calendars.sync import push as push_module
+    from tests.calendars.test_pull import Remote
+
+    pull.pull_binding(binding.pk)
+    booked = _book(binding, make_user)
+    push_module.ensure_link(booked, binding)
+    first = push_module.announce_create(
+        SyncLink.objects.get(reservation=booked), booked, binding, fresh=True
+    )  # the first push's mark: its create is in flight
+    assert first is not None
+    real = push_module.announce_create
+    landed: list = []
+
+    def then_the_first_push_lands(link, *args, **kwargs):
+        made = real(link, *args, **kwargs)
+        if not landed:  # the first push saves its event meanwhile (and clears the marks)
+            monkeypatch.setattr(push_module, "announce_create", real)
+            landed.append(push_reservation(booked.pk).op)
+        return made
+
+    monkeypatch.setattr(push_module, "announce_create", then_the_first_push_lands)
+    assert push_reservation(booked.pk).op == "noop"
+    assert landed == ["create"]
+    link = SyncLink.objects.get(reservation=booked)
+    assert link.external_id and link.creating_at is None
+
+    # The event is deleted while the cursor is lost: the full read must still see it gone.
+    room = Remote(sandbox, kind)
+    room.delete(link.external_id)
+    room.expire_cursor()
+    pull.pull_binding(binding.pk)
+    booked.refresh_from_db()
+    assert booked.status == ReservationStatus.CANCELLED
+
+
 def test_the_retry_of_a_failed_create_is_in_flight_again(
     ms_binding, sandbox, make_user, monkeypatch
 ):

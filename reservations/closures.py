@@ -132,9 +132,12 @@ def closed_ids(
     return locations, spaces
 
 
-def exclude_closed(spaces: QuerySet[Space], start: datetime, end: datetime) -> QuerySet[Space]:
-    """``spaces`` without those closed (themselves or their location) in [start, end)."""
-    locations, closed_spaces = closed_ids(start, end)
+def exclude_closed(
+    spaces: QuerySet[Space], start: datetime, end: datetime, *, location_id: int | None = None
+) -> QuerySet[Space]:
+    """``spaces`` without those closed (themselves or their location) in [start, end);
+    ``location_id`` narrows the read of closures when the spaces are all in one location."""
+    locations, closed_spaces = closed_ids(start, end, location_id=location_id)
     if locations:
         spaces = spaces.exclude(location_id__in=locations)
     if closed_spaces:

@@ -17,6 +17,7 @@ from reservations import closures, queries, services
 from reservations.models import Closure, Reservation, ReservationStatus, Source
 from reservations.recurrence import Recurrence
 from tests.conftest import local, next_weekday
+from tests.reservations.test_admin import _form as reservation_form
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +279,19 @@ def test_the_bookings_page_needs_staff(client, room, make_user):
     client.force_login(make_user())
     url = reverse("admin:reservations_closure_bookings", args=[closure.pk])
     assert client.get(url).status_code == 302  # to the admin's sign-in
+
+
+def test_a_reservation_added_in_the_admin_during_a_closure_is_refused_with_the_reason(
+    admin_client, room, make_user, settings
+):
+    settings.TIME_ZONE = "Europe/London"  # the admin's form times are in the site zone
+    close(room, DAY, reason="Asbestos survey")
+    start = local(room.location, DAY, 10)
+    response = admin_client.post(
+        reverse("admin:reservations_reservation_add"),
+        reservation_form(room, make_user(), start),
+        follow=True,
+    )
+    assert "Asbestos survey" in response.content.decode()
+    assert not Reservation.objects.exists()
+    assert admin_client.get(reverse("admin:reservations_closure_add")).status_code == 200

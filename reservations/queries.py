@@ -117,5 +117,5 @@ def free_spaces(
         spaces = spaces.filter(kind__in=kinds)
     for amenity_id in amenity_ids:
         spaces = spaces.filter(amenities__id=amenity_id)
-    spaces = closures.exclude_closed(spaces, start, end)
+    spaces = closures.exclude_closed(spaces, start, end, location_id=location_id)
     return spaces.filter(~Exists(busy)).order_by("capacity", "name")

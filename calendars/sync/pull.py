@@ -1074,9 +1074,11 @@ def _apply(
             row = rows[change.reservation_id]
             details = {"title": change.title[:255]} if change.title is not None else {}
             if row.status == ReservationStatus.CONFLICTED:
+                # Moved again: the reason follows the new times (a closure there, or none).
+                closed = services.closure_problem(space, change.start, change.end) or ""
                 row = services.record_conflict(
                     space=space, start=change.start, end=change.end, source=source,
-                    reservation=row, title=details.get("title", ""),
+                    reservation=row, title=details.get("title", ""), reason=closed,
                 )  # fmt: skip
                 services.retry_conflict(reservation=row)
                 row.refresh_from_db()

@@ -94,3 +94,21 @@ def test_the_owner_of_a_remote_booking_in_a_closure_is_told_why(
     assert "cannot be accepted" in email.body and "Flooded" in email.body
     assert "collides" not in email.body
     assert row.start.astimezone(UTC) == at(0, 9) and row.end - row.start == timedelta(hours=1)
+
+
+def test_a_conflict_moved_out_of_the_closure_takes_its_slot(binding, remote):
+    pull.pull_binding(binding.pk)
+    closed_day(binding, "Deep clean")
+    event_id = remote.create("Board", at(0, 9), at(0, 10))
+    assert pull.pull_binding(binding.pk).conflicts == 1
+
+    remote.move(event_id, at(0, 10), at(0, 11))  # still inside the closed day
+    pull.pull_binding(binding.pk)
+    (row,) = Reservation.objects.filter(space=binding.space)
+    assert row.status == ReservationStatus.CONFLICTED and "Deep clean" in row.cancel_reason
+
+    remote.move(event_id, at(1, 9), at(1, 10))  # the next day is open
+    pull.pull_binding(binding.pk)
+    row.refresh_from_db()
+    assert row.status == ReservationStatus.CONFIRMED and row.cancel_reason == ""
+    assert (row.start, row.end) == (at(1, 9), at(1, 10))

@@ -101,17 +101,23 @@ def _candidates(start: datetime, end: datetime) -> QuerySet[Closure]:
     ).select_related("location", "space")
 
 
-def find(space: Space, start: datetime, end: datetime) -> ClosedPeriod | None:
-    """The first closed period of the space's location, or of the space itself, that overlaps
-    [start, end), or None. An unsaved space (a probe for "the location") sees only the
-    location's closures."""
+def periods_for(space: Space, start: datetime, end: datetime) -> list[ClosedPeriod]:
+    """The closed periods of the space's location, or of the space itself, that overlap
+    [start, end), in start order. An unsaved space (a probe for "the location") sees only
+    the location's closures."""
     location = space.location
     space_filter = Q(space__isnull=True)
     if space.pk is not None:
         space_filter |= Q(space_id=space.pk)
     closures = _candidates(start, end).filter(space_filter, location_id=location.pk)
     found = [p for c in closures for p in periods(c, start, end, location.zone)]
-    return min(found, key=lambda p: p.start) if found else None
+    return sorted(found, key=lambda p: p.start)
+
+
+def find(space: Space, start: datetime, end: datetime) -> ClosedPeriod | None:
+    """The first closed period of the space or its location overlapping [start, end)."""
+    found = periods_for(space, start, end)
+    return found[0] if found else None
 
 
 def closed_ids(

@@ -13,7 +13,7 @@ Signals (``reservations.signals``) are sent only after the transaction commits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -218,8 +218,23 @@ def slot_problem(
 def closure_problem(space: Space, start: datetime, end: datetime) -> str | None:
     """Why [start, end) is closed for this space (its own or its location's closure), or None.
     Applies to every source, remote ones included: a closed room is closed in Outlook too."""
-    period = closures.find(space, start, end)
-    return closures.notice(period, space) if period else None
+    return _closure_checker(space, [(start, end)])(start, end)
+
+
+def _closure_checker(
+    space: Space, spans: Sequence[tuple[datetime, datetime]]
+) -> Callable[[datetime, datetime], str | None]:
+    """``closure_problem`` for many slots of one space (a series) with one read of the
+    closures, rather than one query per occurrence."""
+    if not spans:
+        return lambda start, end: None
+    found = closures.periods_for(space, min(s for s, _ in spans), max(e for _, e in spans))
+
+    def problem(start: datetime, end: datetime) -> str | None:
+        period = next((p for p in found if p.start < end and p.end > start), None)
+        return closures.notice(period, space) if period else None
+
+    return problem
 
 
 def _clashes_for(
@@ -367,8 +382,9 @@ def book(
             _lock_space(space)
             bookable: list[tuple[datetime, datetime]] = []
             clashes: list[Clash] = []
+            closed_for = _closure_checker(space, slots)
             for slot_start, slot_end in slots:
-                closed = closure_problem(space, slot_start, slot_end)
+                closed = closed_for(slot_start, slot_end)
                 if closed:
                     day = slot_start.astimezone(space.location.zone).date()
                     unavailable.append(Unavailable(slot_start, day, closed, closed=True))
@@ -587,6 +603,7 @@ def _check_moves(
     target_ids = [t.pk for t in targets]
     clashes: list[Clash] = []
     unavailable: list[Unavailable] = []
+    closed_for = _closure_checker(space, [p for p in plans if p[0] and p[1]])
     for target, (new_start, new_end) in zip(targets, plans, strict=True):
         day = (new_start or target.start).astimezone(space.location.zone).date()
         if new_start is None or new_end is None:
@@ -599,7 +616,7 @@ def _check_moves(
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
             continue
-        closed = moved and closure_problem(space, new_start, new_end)
+        closed = moved and closed_for(new_start, new_end)
         if closed:
             unavailable.append(Unavailable(new_start, day, closed, closed=True))
             continue

@@ -146,14 +146,13 @@ def _grid(user, location: Location, day: date) -> dict:
             )
         for period in (*closed.get(None, []), *closed.get(space.pk, [])):
             start, end = max(period.start, opens), min(period.end, closes)
-            name = space.name if period.closure.space_id else location.name
             row.closed.append(
                 ClosedBlock(
                     start=start,
                     end=end,
                     left=(start - opens).total_seconds() / total * 100,
                     width=(end - start).total_seconds() / total * 100,
-                    reason=period.describe(name, zone),
+                    reason=closures.notice(period, space),
                 )
             )
         row.slots = _slots(opens, closes, [*taken, *row.closed], now)

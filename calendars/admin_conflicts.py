@@ -83,7 +83,7 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
         self.message_user(
             request,
             f"{confirmed} of {len(rows)} conflict(s) confirmed; the others still collide "
-            "(move or cancel one of the two first).",
+            "(move or cancel one of the two first) or fall in a closure (see its reason).",
             level,
         )
 

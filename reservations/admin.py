@@ -355,4 +355,5 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, ReservaUserAdmin)
 
+from . import admin_closures as _admin_closures  # noqa: E402, F401 - closures and their bookings
 from .api import admin as _api_admin  # noqa: E402, F401 - integrations and feed keys (issue 9)

@@ -100,6 +100,96 @@ class OpeningHours(models.Model):
         return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
 
 
+class Closure(models.Model):
+    """A dated closure of a whole location or of one space: a holiday, maintenance, a move.
+
+    Dates and times are the location's wall clock (``reservations.closures`` turns them into
+    UTC periods). Nothing can be booked in a closed period, from any entry point; bookings that
+    already exist there are listed in the admin, which offers to cancel them with a notice.
+    """
+
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.CASCADE,
+        related_name="closures",
+        help_text=_("The location concerned (for a space, the space's location)."),
+    )
+    space = models.ForeignKey(
+        "Space",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="closures",
+        help_text=_("Leave empty to close the whole location; choose a space to close only it."),
+    )
+    start_date = models.DateField(help_text=_("First closed day, in the location's time zone."))
+    end_date = models.DateField(
+        help_text=_("Last closed day (included); the same as the first day for a single day.")
+    )
+    start_time = models.TimeField(
+        null=True,
+        blank=True,
+        help_text=_("Optional: closed from this time on the first day (empty: the whole day)."),
+    )
+    end_time = models.TimeField(
+        null=True,
+        blank=True,
+        help_text=_("Optional: closed until this time on the last day (empty: the whole day)."),
+    )
+    reason = models.CharField(
+        max_length=200,
+        help_text=_(
+            "Shown to people when a booking is refused and on the schedule, e.g. "
+            "'Christmas Day' or 'Maintenance: new carpets'."
+        ),
+    )
+    yearly = models.BooleanField(
+        default=False,
+        help_text=_("Repeats every year on the same dates (holidays such as 25 December)."),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start_date", "start_time"]
+        indexes = [models.Index(fields=["location", "end_date"], name="closure_location_end")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end_date__gte=models.F("start_date")),
+                name="closure_ends_on_or_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.space.name if self.space_id else str(self.location)
+        days = f"{self.start_date:%Y-%m-%d}"
+        if self.end_date != self.start_date:
+            days += f" to {self.end_date:%Y-%m-%d}"
+        return f"{where} closed {days}: {self.reason}"
+
+    def clean(self) -> None:
+        in_other_location = (
+            self.space_id is not None
+            and self.location_id is not None
+            and self.space.location_id != self.location_id
+        )
+        if in_other_location:
+            raise ValidationError({"space": _("This space is in another location.")})
+        if self.start_date and self.end_date:
+            if self.end_date < self.start_date:
+                raise ValidationError({"end_date": _("The last day is before the first day.")})
+            if (
+                self.start_date == self.end_date
+                and self.start_time is not None
+                and self.end_time is not None
+                and self.end_time <= self.start_time
+            ):
+                raise ValidationError({"end_time": _("The end must be after the start.")})
+            if self.yearly and (self.end_date - self.start_date).days >= 365:
+                raise ValidationError(
+                    {"yearly": _("A closure that repeats every year must last less than a year.")}
+                )
+
+
 class Amenity(models.Model):
     name = models.CharField(max_length=100, unique=True)
 

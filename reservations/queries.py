@@ -23,6 +23,7 @@ from django.db.models import (
     Value,
 )
 
+from . import closures
 from .models import SLOT_HOLDING_STATUSES, Reservation, Space, SpaceKind
 
 
@@ -100,11 +101,12 @@ def free_spaces(
     kinds: Iterable[str] = (),
     amenity_ids: Iterable[int] = (),
 ) -> QuerySet[Space]:
-    """Spaces with no slot-holding reservation in [start, end), smallest fitting first.
+    """Spaces with no slot-holding reservation in [start, end) and not closed then (nor their
+    location: ``closures``), smallest fitting first.
 
-    One query with a NOT EXISTS subquery. On PostgreSQL the planner turns it into a hash
-    anti-join: the range index finds the few bookings that overlap the hour (across all
-    spaces), and the spaces not among them are returned.
+    One query with a NOT EXISTS subquery (plus one small read of the closures). On PostgreSQL
+    the planner turns it into a hash anti-join: the range index finds the few bookings that
+    overlap the hour (across all spaces), and the spaces not among them are returned.
     """
     busy = slot_holding().filter(overlapping(start, end), space_id=OuterRef("pk"))
     spaces = bookable_spaces().filter(capacity__gte=min_capacity)
@@ -115,4 +117,5 @@ def free_spaces(
         spaces = spaces.filter(kind__in=kinds)
     for amenity_id in amenity_ids:
         spaces = spaces.filter(amenities__id=amenity_id)
+    spaces = closures.exclude_closed(spaces, start, end, location_id=location_id)
     return spaces.filter(~Exists(busy)).order_by("capacity", "name")

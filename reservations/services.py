@@ -13,7 +13,7 @@ Signals (``reservations.signals``) are sent only after the transaction commits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import queries, rules, signals, timebounds
+from . import closures, queries, rules, signals, timebounds
 from .models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
@@ -93,6 +93,7 @@ class Unavailable:
     start: datetime | None
     day: date
     reason: str
+    closed: bool = False  # refused because of a closure (``reservations.closures``)
 
 
 class Conflict(BookingError):
@@ -117,6 +118,13 @@ class Conflict(BookingError):
         self.clashes = list(clashes)
         self.unavailable = list(unavailable)
         self.bookable = list(bookable)
+
+
+class Closed(Conflict):
+    """The space or its whole location is closed (a ``Closure``) during the slot: the message
+    is the closure's reason. For a series, raised only when every refused date is closed."""
+
+    code = "closed"
 
 
 class Scope(enum.StrEnum):
@@ -207,6 +215,28 @@ def slot_problem(
     return None
 
 
+def closure_problem(space: Space, start: datetime, end: datetime) -> str | None:
+    """Why [start, end) is closed for this space (its own or its location's closure), or None.
+    Applies to every source, remote ones included: a closed room is closed in Outlook too."""
+    return _closure_checker(space, [(start, end)])(start, end)
+
+
+def _closure_checker(
+    space: Space, spans: Sequence[tuple[datetime, datetime]]
+) -> Callable[[datetime, datetime], str | None]:
+    """``closure_problem`` for many slots of one space (a series) with one read of the
+    closures, rather than one query per occurrence."""
+    if not spans:
+        return lambda start, end: None
+    found = closures.periods_for(space, min(s for s, _ in spans), max(e for _, e in spans))
+
+    def problem(start: datetime, end: datetime) -> str | None:
+        period = next((p for p in found if p.start < end and p.end > start), None)
+        return closures.notice(period, space) if period else None
+
+    return problem
+
+
 def _clashes_for(
     space: Space, start: datetime, end: datetime, exclude_ids: Iterable[int] = ()
 ) -> list[Clash]:
@@ -234,7 +264,8 @@ def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str,
     reservation._history_user = actor  # read by simple-history
     reservation._change_source = source  # copied into the historical row (apps.py)
     if reason:
-        reservation._change_reason = reason
+        # The history's reason column holds 100 characters (cancel_reason keeps 255).
+        reservation._change_reason = reason[:100]
     reservation.save()
 
 
@@ -351,7 +382,13 @@ def book(
             _lock_space(space)
             bookable: list[tuple[datetime, datetime]] = []
             clashes: list[Clash] = []
+            closed_for = _closure_checker(space, slots)
             for slot_start, slot_end in slots:
+                closed = closed_for(slot_start, slot_end)
+                if closed:
+                    day = slot_start.astimezone(space.location.zone).date()
+                    unavailable.append(Unavailable(slot_start, day, closed, closed=True))
+                    continue
                 found = _clashes_for(space, slot_start, slot_end)
                 if found:
                     clashes.extend(found)
@@ -396,6 +433,8 @@ def book(
 
 
 def _conflict(clashes, unavailable, bookable, *, series: bool) -> Conflict:
+    # "closed" only when a closure is the whole story; a taken slot among them is a conflict.
+    error = Closed if unavailable and all(u.closed for u in unavailable) else Conflict
     if not series:
         message = unavailable[0].reason
     else:
@@ -406,7 +445,7 @@ def _conflict(clashes, unavailable, bookable, *, series: bool) -> Conflict:
         )
         if bookable:
             message += f" The other {len(bookable)} dates are free."
-    return Conflict(message, clashes=clashes, unavailable=unavailable, bookable=bookable)
+    return error(message, clashes=clashes, unavailable=unavailable, bookable=bookable)
 
 
 # --- change and cancel ----------------------------------------------------------------------
@@ -564,6 +603,7 @@ def _check_moves(
     target_ids = [t.pk for t in targets]
     clashes: list[Clash] = []
     unavailable: list[Unavailable] = []
+    closed_for = _closure_checker(space, [p for p in plans if p[0] and p[1]])
     for target, (new_start, new_end) in zip(targets, plans, strict=True):
         day = (new_start or target.start).astimezone(space.location.zone).date()
         if new_start is None or new_end is None:
@@ -575,6 +615,10 @@ def _check_moves(
         )
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
+            continue
+        closed = moved and closed_for(new_start, new_end)
+        if closed:
+            unavailable.append(Unavailable(new_start, day, closed, closed=True))
             continue
         found = _clashes_for(space, new_start, new_end, exclude_ids=target_ids)
         if found:
@@ -751,8 +795,12 @@ def record_conflict(
     organizer_name: str = "",
     organizer_email: str = "",
     requested_for: AbstractBaseUser | None = None,
+    reason: str = "",
 ) -> Reservation:
     """Store a remote event that collides with a slot-holding reservation, as ``conflicted``.
+
+    ``reason`` says why when it is not a collision (the room is closed, ``Closed``): it is
+    kept on the reservation (shown with its status) and in its history.
 
     A conflicted reservation holds no slot (``SLOT_HOLDING_STATUSES``), so writing it never
     breaks "no two slot-holding reservations overlap" (nor PostgreSQL's exclusion constraint,
@@ -782,13 +830,16 @@ def record_conflict(
                 reservation.title = title
         reservation.start, reservation.end = start, end
         reservation.status = ReservationStatus.CONFLICTED
-        _save(reservation, None, source, "Collides with another booking in the remote calendar.")
+        reservation.cancel_reason = reason[:255]
+        why = reason or "Collides with another booking in the remote calendar."
+        _save(reservation, None, source, why)
     return reservation
 
 
 def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
     """A conflicted reservation takes its slot if the slot is free now (one of the two was
-    moved or cancelled): it becomes confirmed and True is returned; else nothing changes."""
+    moved or cancelled) and not closed: it becomes confirmed and True is returned; else
+    nothing changes."""
     with transaction.atomic():
         _lock_space_of(reservation)
         current = Reservation.objects.select_for_update().get(pk=reservation.pk)
@@ -797,7 +848,10 @@ def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None =
         _lock_space(current.space)
         if _clashes_for(current.space, current.start, current.end, exclude_ids=[current.pk]):
             return False
+        if closure_problem(current.space, current.start, current.end):
+            return False
         current.status = ReservationStatus.CONFIRMED
+        current.cancel_reason = ""
         current.version += 1
         _save(current, actor, current.source, "The slot is free again.")
     return True

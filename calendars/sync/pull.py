@@ -1074,9 +1074,11 @@ def _apply(
             row = rows[change.reservation_id]
             details = {"title": change.title[:255]} if change.title is not None else {}
             if row.status == ReservationStatus.CONFLICTED:
+                # Moved again: the reason follows the new times (a closure there, or none).
+                closed = services.closure_problem(space, change.start, change.end) or ""
                 row = services.record_conflict(
                     space=space, start=change.start, end=change.end, source=source,
-                    reservation=row, title=details.get("title", ""),
+                    reservation=row, title=details.get("title", ""), reason=closed,
                 )  # fmt: skip
                 services.retry_conflict(reservation=row)
                 row.refresh_from_db()
@@ -1137,17 +1139,18 @@ def _apply(
             if _made_in_reserva(rows[change.reservation_id]):
                 restore(change, failures[change.reservation_id].message)
                 continue
+            failure = failures[change.reservation_id]
             log.info(
                 "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
-                change.reservation_id, change.start, change.end, failures[change.reservation_id],
+                change.reservation_id, change.start, change.end, failure,
             )  # fmt: skip
             row = services.record_conflict(
                 space=space, start=change.start, end=change.end, source=source,
                 reservation=rows[change.reservation_id],
-                title=(change.title or "")[:255],
+                title=(change.title or "")[:255], reason=_conflict_reason(failure),
             )  # fmt: skip
-            clash_ids = tuple(c.reservation_id for c in failures[change.reservation_id].clashes)
-            notices.append(("conflict", row.pk, clash_ids))
+            clash_ids = tuple(c.reservation_id for c in failure.clashes)
+            notices.append(("conflict", row.pk, clash_ids, _conflict_reason(failure)))
             result.conflicts += 1
             _link(binding, row, change.event)
         for change in plan.conflicts:
@@ -1169,8 +1172,10 @@ def _apply(
                 row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1
             except services.Conflict as exc:
-                row = services.record_conflict(**kwargs)  # the same fields, holding no slot
-                notices.append(("conflict", row.pk, tuple(c.reservation_id for c in exc.clashes)))
+                # The same fields, holding no slot; a closure says so rather than "collides".
+                row = services.record_conflict(**kwargs, reason=_conflict_reason(exc))
+                clash_ids = tuple(c.reservation_id for c in exc.clashes)
+                notices.append(("conflict", row.pk, clash_ids, _conflict_reason(exc)))
                 result.conflicts += 1
             except services.BookingError as exc:
                 log.info("Pull of binding %s: event not booked: %s", binding.pk, exc.message)
@@ -1196,6 +1201,12 @@ def _apply(
         if restores:
             transaction.on_commit(lambda: _push_again(restores), robust=True)
     return result
+
+
+def _conflict_reason(exc: services.Conflict) -> str:
+    """What a conflicted reservation records as its reason: the closure's words for a closed
+    room (``services.Closed``); nothing for a taken slot, which the clashes describe."""
+    return exc.message if isinstance(exc, services.Closed) else ""
 
 
 def _log_plan(binding_id: int, plan: PullPlan) -> None:
@@ -1345,6 +1356,15 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
             send(kind, row, [f"Your reservation of {row.space.name} was moved in {provider}."])
         elif kind == "cancelled":
             send(kind, row, [f"Your reservation of {row.space.name} was cancelled in {provider}."])
+        elif detail and detail[0]:  # refused by a rule (a closure), not by another booking
+            send(
+                kind,
+                row,
+                [
+                    f"Your booking of {row.space.name} made in {provider} cannot be accepted: "
+                    f"{detail[0]} It does not hold the room; an administrator will resolve it."
+                ],
+            )
         else:
             send(
                 kind,

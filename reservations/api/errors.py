@@ -3,6 +3,9 @@
 DRF's own errors (validation, auth, throttling, 404) and the booking service's exceptions are
 turned into it here, so a client handles every failure the same way. A booking conflict (409)
 also lists the clashing slots (space and times only: never another person's title or name).
+A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
+and the closure's reason as the message: like a taken slot, it is the state of the space at
+that time, not the caller's rights (403), that refuses it.
 """
 
 from __future__ import annotations
@@ -188,7 +191,11 @@ _ERROR_DESCRIPTIONS = {
     "401": "Not authenticated",
     "403": "Not allowed",
     "404": "Not found",
-    "409": "Conflict with another booking, or a stale version",
+    "409": (
+        "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "
+        "location is closed then (code `closed`, the closure's reason as the message), or a "
+        "stale version (code `stale`)"
+    ),
     "429": "Rate limit exceeded",
     "500": "Server error (the same shape; the details are in the server's log)",
 }

@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import queries, rules, services, timebounds
+from .. import closures, queries, rules, services, timebounds
 from ..models import (
     Location,
     Reservation,
@@ -128,7 +128,8 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(parameters=[FreeSlotsQuery], responses=s.FreeSlotsSerializer)
     @action(detail=True, methods=["get"], url_path="free-slots", pagination_class=None)
     def free_slots(self, request: Request, pk: str) -> Response:
-        """The free periods of a space on one day, within the location's opening hours."""
+        """The free periods of a space on one day, within the location's opening hours and
+        outside its closures (and its location's)."""
         space = self.get_object()
         day = _query(FreeSlotsQuery, request)["date"]
         location = space.location
@@ -139,10 +140,17 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
         if hours is not None and bookable:
             cursor = datetime.combine(day, hours.opens, tzinfo=zone)
             closes = datetime.combine(day, hours.closes, tzinfo=zone)
-            busy = queries.slot_holding().filter(
+            booked = queries.slot_holding().filter(
                 queries.overlapping(cursor, closes), space_id=space.pk
             )
-            for start, end in busy.order_by("start").values_list("start", "end"):
+            closed = closures.periods_on(location, cursor, closes, [space.pk])
+            busy = sorted(
+                [
+                    *booked.values_list("start", "end"),
+                    *((p.start, p.end) for found in closed.values() for p in found),
+                ]
+            )
+            for start, end in busy:
                 if start > cursor:
                     slots.append({"start": cursor, "end": min(start, closes)})
                 cursor = max(cursor, end)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .. import queries, rules
 from ..models import Location, Profile, Reservation, Space
-from ..services import BookingError, Conflict, slot_problem
+from ..services import BookingError, Conflict, closure_problem, slot_problem
 
 # Where a service error's ``field`` is shown in the portal's forms.
 FIELD_FOR_ERROR = {
@@ -79,9 +79,10 @@ def nearest_five(now: datetime, zone: ZoneInfo) -> datetime:
 
 
 def location_problem(location: Location, start: datetime, end: datetime) -> str | None:
-    """Why nothing at ``location`` can be booked for [start, end) (hours, horizon, past)."""
+    """Why nothing at ``location`` can be booked for [start, end) (hours, horizon, past, a
+    closure of the whole location)."""
     probe = Space(location=location)
-    return slot_problem(probe, start, end, now=timezone.now())
+    return slot_problem(probe, start, end, now=timezone.now()) or closure_problem(probe, start, end)
 
 
 def alternatives(

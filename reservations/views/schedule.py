@@ -3,7 +3,10 @@
 Bookings are blocks placed by percentage of the opening hours, in the location's zone. Free
 half hours are links to the booking form (source "event planner"). A booking the viewer cannot
 change is greyed out and carries the reason from ``rules.check`` - the text the service gives
-when it refuses - shown on hover and on keyboard focus.
+when it refuses - shown on hover and on keyboard focus. A closure (``reservations.closures``)
+of the whole location for the opening hours replaces the grid by its reason; a shorter one,
+or one of a single space, is a greyed "Closed" block with the same words the service refuses
+a booking with.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .. import queries, rules
+from .. import closures, queries, rules
 from ..models import Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
@@ -37,6 +40,15 @@ class Block:
 
 
 @dataclass
+class ClosedBlock:
+    start: datetime
+    end: datetime
+    left: float
+    width: float
+    reason: str
+
+
+@dataclass
 class Slot:
     start: datetime
     end: datetime  # the suggested end when booking from here
@@ -49,6 +61,7 @@ class Row:
     space: Space
     blocks: list[Block] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
+    closed: list[ClosedBlock] = field(default_factory=list)
 
 
 @login_required
@@ -90,6 +103,10 @@ def _grid(user, location: Location, day: date) -> dict:
         .select_related("location")
         .order_by("floor", "name")
     )
+    closed = closures.periods_on(location, opens, closes, [space.pk for space in spaces])
+    for period in closed.get(None, []):
+        if period.start <= opens and period.end >= closes:
+            return {"closed": period.describe(location.name, zone)}
     bookings = (
         queries.slot_holding()
         .filter(queries.overlapping(opens, closes), space__in=spaces)
@@ -127,7 +144,18 @@ def _grid(user, location: Location, day: date) -> dict:
                     or ("This booking is over." if reservation.end <= now else ""),
                 )
             )
-        row.slots = _slots(opens, closes, taken, now)
+        for period in (*closed.get(None, []), *closed.get(space.pk, [])):
+            start, end = max(period.start, opens), min(period.end, closes)
+            row.closed.append(
+                ClosedBlock(
+                    start=start,
+                    end=end,
+                    left=(start - opens).total_seconds() / total * 100,
+                    width=(end - start).total_seconds() / total * 100,
+                    reason=closures.notice(period, space),
+                )
+            )
+        row.slots = _slots(opens, closes, [*taken, *row.closed], now)
         rows.append(row)
     hour_marks = []
     mark = opens.replace(minute=0) + (timedelta(hours=1) if opens.minute else timedelta())
@@ -156,8 +184,9 @@ def _label(reservation: Reservation, can_open: bool) -> str:
 
 
 def _slots(
-    opens: datetime, closes: datetime, taken: list[Reservation], now: datetime
+    opens: datetime, closes: datetime, taken: list[Reservation | ClosedBlock], now: datetime
 ) -> list[Slot]:
+    """Half-hour slots; ``taken`` holds the bookings and the closed periods of the row."""
     slots = []
     start = opens
     step = timedelta(minutes=SLOT_MINUTES)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from .. import queries, services
 from ..forms import QuickForm, SearchForm
-from ..models import Location, OpeningHours, Source, SpaceKind
+from ..models import Location, OpeningHours, Source, Space, SpaceKind
 from .common import default_location, is_htmx, location_problem, nearest_five, next_slot
 
 QUICK_MINUTES = 30
@@ -153,4 +153,5 @@ def _quick_window(location: Location, now: datetime) -> tuple[datetime, datetime
     end = min(start + timedelta(minutes=QUICK_MINUTES), closing)
     if end - start < timedelta(minutes=QUICK_MIN_MINUTES):
         return f"{location.name} closes at {hours.closes:%H:%M} today ({location.time_zone})."
-    return start, end
+    # A closure of the whole location says why; one of a single room just skips that room.
+    return services.closure_problem(Space(location=location), start, end) or (start, end)

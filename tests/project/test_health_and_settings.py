@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from reservations.models import Location, Reservation, Space
+from reservations.models import Closure, Location, Reservation, Space
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,3 +105,12 @@ def test_seed_demo_is_idempotent():
         "America/New_York",
     }
     assert Space.objects.filter(kind="seat", container__kind="container").count() == 8
+    # One room under maintenance next week, and Christmas Day every year at each location.
+    (maintenance,) = Closure.objects.filter(space__isnull=False)
+    assert maintenance.space.name == "Avon" and maintenance.start_date > date.today()
+    assert Closure.objects.filter(space__isnull=True, yearly=True).count() == 2
+    assert not Reservation.objects.filter(
+        space=maintenance.space,
+        start__date=maintenance.start_date,
+        status__in=["pending", "confirmed"],
+    ).exists()

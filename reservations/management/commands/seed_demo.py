@@ -1,5 +1,6 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings. Idempotent: running it again creates nothing twice.
+bookings, and closures (a room under maintenance on a day next week, Christmas Day every
+year). Idempotent: running it again creates nothing twice.
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -22,6 +23,7 @@ from django.utils import timezone
 from reservations import receivers, services
 from reservations.models import (
     Amenity,
+    Closure,
     EventTitle,
     Location,
     OpeningHours,
@@ -75,6 +77,7 @@ ROOMS = [
     ("Desk 3.04", "3", SpaceKind.DESK, 1, [], False),
 ]
 SEATS_PER_CONTAINER = 4
+MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted")
 
 
 class Command(BaseCommand):
@@ -90,6 +93,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             users = self._users()
             locations = self._locations()
+            self._closures(locations)
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._reservations(users, locations)
         if apps.is_installed("calendars"):
@@ -189,6 +193,28 @@ class Command(BaseCommand):
                 )
             locations.append(location)
         return locations
+
+    def _closures(self, locations: list[Location]) -> None:
+        """Avon is closed on Tuesday next week (the demo's bookings skip it, the schedule
+        shows why); every location is closed on 25 December, every year."""
+        location_name, space_name, reason = MAINTENANCE
+        london = next(loc for loc in locations if loc.name == location_name)
+        today = timezone.now().astimezone(london.zone).date()
+        tuesday_next_week = today + timedelta(days=7 - today.weekday() + 1)
+        Closure.objects.get_or_create(
+            location=london,
+            space=Space.objects.get(location=london, name=space_name),
+            reason=reason,
+            defaults={"start_date": tuesday_next_week, "end_date": tuesday_next_week},
+        )
+        for location in locations:
+            christmas = datetime(today.year, 12, 25).date()
+            Closure.objects.get_or_create(
+                location=location,
+                space=None,
+                reason="Christmas Day",
+                defaults={"start_date": christmas, "end_date": christmas, "yearly": True},
+            )
 
     def _reservations(self, users, locations: list[Location]) -> int:
         demo_people = [users["alice"], users["bob"]]

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import queries, rules, signals, timebounds
+from . import buffers, queries, rules, signals, timebounds
 from .models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
@@ -84,6 +84,17 @@ class Clash:
             f"{self.space_name} is already booked from {start:%H:%M} to {end:%H:%M} "
             f"on {start:%a %d %b %Y} ({self.time_zone})."
         )
+
+
+@dataclass(frozen=True)
+class BufferClash(Clash):
+    """A slot whose booked times are free but which leaves the space too little time to be
+    cleaned up or set up next to another booking (``reservations.buffers``)."""
+
+    reason: str = ""
+
+    def describe(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -210,10 +221,30 @@ def slot_problem(
 def _clashes_for(
     space: Space, start: datetime, end: datetime, exclude_ids: Iterable[int] = ()
 ) -> list[Clash]:
-    return [
-        Clash(r.pk, space.name, r.start, r.end, space.location.time_zone)
-        for r in queries.clashes(space.pk, start, end, exclude_ids)
-    ]
+    """The bookings a booking of [start, end) would collide with, buffers included."""
+    found = queries.clashes(
+        space.pk, start, end, exclude_ids, setup=space.setup, cleanup=space.cleanup
+    )
+    return [_clash(space, start, end, r) for r in found]
+
+
+def _clash(space: Space, start: datetime, end: datetime, other: Reservation) -> Clash:
+    zone_name = space.location.time_zone
+    reason = buffers.explain(
+        space.name,
+        ZoneInfo(zone_name),
+        start=start,
+        end=end,
+        setup=space.setup,
+        cleanup=space.cleanup,
+        other_start=other.start,
+        other_end=other.end,
+        other_buffered_start=other.buffered_start,
+        other_buffered_end=other.buffered_end,
+    )
+    if reason is None:
+        return Clash(other.pk, space.name, other.start, other.end, zone_name)
+    return BufferClash(other.pk, space.name, other.start, other.end, zone_name, reason)
 
 
 def _lock_space(space: Space) -> None:
@@ -570,6 +601,10 @@ def _check_moves(
             unavailable.append(Unavailable(None, day, "That time does not exist (clocks change)."))
             continue
         moved = (new_start, new_end, space.pk) != (target.start, target.end, target.space_id)
+        if not moved:
+            # It holds this slot already, with the buffers it was booked with; checking it
+            # against buffers widened since would refuse a mere edit of its title.
+            continue
         problem = moved and slot_problem(
             space, new_start, new_end, now=now, check_policy=check_policy
         )
@@ -751,8 +786,10 @@ def record_conflict(
     organizer_name: str = "",
     organizer_email: str = "",
     requested_for: AbstractBaseUser | None = None,
+    reason: str = "",
 ) -> Reservation:
     """Store a remote event that collides with a slot-holding reservation, as ``conflicted``.
+    ``reason`` (why it collides, e.g. the room's cleanup buffer) goes into its history.
 
     A conflicted reservation holds no slot (``SLOT_HOLDING_STATUSES``), so writing it never
     breaks "no two slot-holding reservations overlap" (nor PostgreSQL's exclusion constraint,
@@ -782,8 +819,27 @@ def record_conflict(
                 reservation.title = title
         reservation.start, reservation.end = start, end
         reservation.status = ReservationStatus.CONFLICTED
-        _save(reservation, None, source, "Collides with another booking in the remote calendar.")
+        _save(
+            reservation,
+            None,
+            source,
+            _history_reason(reason or "Collides with another booking in the remote calendar."),
+        )
     return reservation
+
+
+def _history_reason(reason: str) -> str:
+    # simple-history keeps a change reason in 100 characters.
+    return reason if len(reason) <= 100 else reason[:99] + "…"
+
+
+def collision_reason(space: Space, start: datetime, end: datetime, clash_ids: Iterable[int]) -> str:
+    """Why a remote event of [start, end) collides with these bookings, in the words a refused
+    booking would get (the first clash; a buffer's words when only buffers meet)."""
+    other = queries.slot_holding().filter(pk__in=list(clash_ids)).order_by("start").first()
+    if other is None:
+        return "Collides with another booking in the remote calendar."
+    return _clash(space, start, end, other).describe()
 
 
 def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
@@ -797,6 +853,7 @@ def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None =
         _lock_space(current.space)
         if _clashes_for(current.space, current.start, current.end, exclude_ids=[current.pk]):
             return False
+        current.stamp_buffers()  # checked with the space's buffers of now, so held with them
         current.status = ReservationStatus.CONFIRMED
         current.version += 1
         _save(current, actor, current.source, "The slot is free again.")

@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import queries, rules, services, timebounds
+from .. import buffers, queries, rules, services, timebounds
 from ..models import (
     Location,
     Reservation,
@@ -128,7 +128,9 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(parameters=[FreeSlotsQuery], responses=s.FreeSlotsSerializer)
     @action(detail=True, methods=["get"], url_path="free-slots", pagination_class=None)
     def free_slots(self, request: Request, pk: str) -> Response:
-        """The free periods of a space on one day, within the location's opening hours."""
+        """The free periods of a space on one day, within the location's opening hours: the
+        times a booking may start and end, leaving the space's setup and cleanup buffers and
+        those of the bookings around it free."""
         space = self.get_object()
         day = _query(FreeSlotsQuery, request)["date"]
         location = space.location
@@ -137,17 +139,20 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
         slots: list[dict] = []
         bookable = space.is_reservable and space.kind != SpaceKind.CONTAINER
         if hours is not None and bookable:
-            cursor = datetime.combine(day, hours.opens, tzinfo=zone)
+            opens = datetime.combine(day, hours.opens, tzinfo=zone)
             closes = datetime.combine(day, hours.closes, tzinfo=zone)
             busy = queries.slot_holding().filter(
-                queries.overlapping(cursor, closes), space_id=space.pk
+                queries.overlapping(opens - space.setup, closes + space.cleanup),
+                space_id=space.pk,
             )
-            for start, end in busy.order_by("start").values_list("start", "end"):
-                if start > cursor:
-                    slots.append({"start": cursor, "end": min(start, closes)})
-                cursor = max(cursor, end)
-            if cursor < closes:
-                slots.append({"start": cursor, "end": closes})
+            periods = buffers.free_periods(
+                opens,
+                closes,
+                busy.values_list("buffered_start", "buffered_end"),
+                space.setup,
+                space.cleanup,
+            )
+            slots = [{"start": start, "end": end} for start, end in periods]
         body = {
             "space": space.pk,
             "date": day,

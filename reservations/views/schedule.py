@@ -4,6 +4,10 @@ Bookings are blocks placed by percentage of the opening hours, in the location's
 half hours are links to the booking form (source "event planner"). A booking the viewer cannot
 change is greyed out and carries the reason from ``rules.check`` - the text the service gives
 when it refuses - shown on hover and on keyboard focus.
+
+A space's setup and cleanup buffers (``reservations.buffers``) are drawn as hatched edges
+before and after each booking, and a half hour is offered only when a booking there would
+leave them free.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ DEFAULT_BOOKING_MINUTES = 60
 
 
 @dataclass
+class Edge:
+    """A setup or cleanup buffer next to a booking, placed like a block."""
+
+    left: float
+    width: float
+    minutes: int
+
+
+@dataclass
 class Block:
     reservation: Reservation
     left: float
@@ -34,6 +47,8 @@ class Block:
     can_open: bool
     can_change: bool
     reason: str
+    setup: Edge | None = None
+    cleanup: Edge | None = None
 
 
 @dataclass
@@ -107,11 +122,23 @@ def _grid(user, location: Location, day: date) -> dict:
 
     now = timezone.now()
     rows = []
+
+    def edge(start: datetime, end: datetime) -> Edge | None:
+        """The part of [start, end) within the opening hours, as a percentage of them."""
+        start, end = max(start, opens), min(end, closes)
+        if end <= start:
+            return None
+        length = (end - start).total_seconds()
+        left = (start - opens).total_seconds() / total * 100
+        return Edge(left, length / total * 100, round(length / 60))
+
     for space in spaces:
         row = Row(space)
         taken = by_space.get(space.pk, [])
         for reservation in taken:
             start, end = max(reservation.start, opens), min(reservation.end, closes)
+            if end <= start:
+                continue  # outside the opening hours; only its buffer reaches into them
             decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
             own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
             can_open = own or manage_all
@@ -125,9 +152,11 @@ def _grid(user, location: Location, day: date) -> dict:
                     can_change=bool(decision) and reservation.end > now,
                     reason=decision.reason
                     or ("This booking is over." if reservation.end <= now else ""),
+                    setup=edge(reservation.buffered_start, reservation.start),
+                    cleanup=edge(reservation.end, reservation.buffered_end),
                 )
             )
-        row.slots = _slots(opens, closes, taken, now)
+        row.slots = _slots(opens, closes, taken, now, space)
         rows.append(row)
     hour_marks = []
     mark = opens.replace(minute=0) + (timedelta(hours=1) if opens.minute else timedelta())
@@ -139,6 +168,7 @@ def _grid(user, location: Location, day: date) -> dict:
     now_left = (now - opens).total_seconds() / total * 100 if opens <= now < closes else None
     return {
         "rows": rows,
+        "has_buffers": any(s.setup_minutes or s.cleanup_minutes for s in spaces),
         "opens": opens,
         "closes": closes,
         "hour_marks": hour_marks,
@@ -156,18 +186,24 @@ def _label(reservation: Reservation, can_open: bool) -> str:
 
 
 def _slots(
-    opens: datetime, closes: datetime, taken: list[Reservation], now: datetime
+    opens: datetime, closes: datetime, taken: list[Reservation], now: datetime, space: Space
 ) -> list[Slot]:
+    """Half hours, free when a booking of them leaves every buffer free: its own setup and
+    cleanup and the other bookings' (``buffered_start``/``buffered_end``)."""
     slots = []
     start = opens
     step = timedelta(minutes=SLOT_MINUTES)
+    setup, cleanup = space.setup, space.cleanup
     while start < closes:
         end = min(start + step, closes)
-        free = not any(r.start < end and r.end > start for r in taken)
+        free = not any(
+            r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
+        )
         suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
-        for r in taken:  # stop the suggestion at the next booking
-            if start < r.start < suggested:
-                suggested = r.start
+        for r in taken:  # stop the suggestion where the next booking's buffers begin
+            latest = r.buffered_start - cleanup
+            if start < latest < suggested:
+                suggested = latest
         slots.append(Slot(start, suggested if free else end, free, end <= now))
         start = end
     return slots

@@ -12,7 +12,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from reservations import buffers, queries, services
-from reservations.models import Reservation
+from reservations.models import Reservation, Space
 from tests.conftest import ROOT, local, next_weekday, subprocess_env
 
 DAY = next_weekday(1)
@@ -279,3 +279,37 @@ def test_postgres_constraint_covers_the_buffered_range(buffered_room, make_reser
         space=buffered_room, requested_for=make_user(),
         start=existing.end + timedelta(minutes=30), end=existing.end + timedelta(hours=1),
     )  # fmt: skip
+
+
+def test_the_space_admin_explains_the_buffers_and_refuses_a_day_long_one(
+    client, make_user, buffered_room
+):
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    url = f"/admin/reservations/space/{buffered_room.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="setup_minutes" value="15"' in page
+    assert "Minutes kept free before every booking to set the space up" in page
+    assert "A change applies to bookings made or moved from then on." in page
+    form = {
+        "location": buffered_room.location.pk, "name": buffered_room.name, "kind": "room",
+        "capacity": 4, "is_reservable": "on", "setup_minutes": 15, "cleanup_minutes": 1440,
+    }  # fmt: skip
+    response = client.post(url, form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "Ensure this value is less than or equal to 240." in response.content.decode()
+    buffered_room.refresh_from_db()
+    assert buffered_room.cleanup_minutes == 15
+
+
+@pytest.mark.django_db
+def test_seed_demo_has_a_room_with_buffers_and_a_booking_held_with_them():
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    rooms = Space.objects.filter(name="Thames")
+    assert {(r.setup_minutes, r.cleanup_minutes) for r in rooms} == {(15, 15)}
+    lunch = Reservation.objects.filter(space__in=rooms, title="Lunch and learn")
+    assert lunch.count() == 2
+    for booking in lunch:
+        assert booking.buffered_start == booking.start - timedelta(minutes=15)
+        assert booking.buffered_end == booking.end + timedelta(minutes=15)

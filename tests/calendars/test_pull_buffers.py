@@ -14,7 +14,8 @@ from calendars.sync.push import push_reservation
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
-from tests.calendars.test_pull import Remote
+from tests.calendars.test_pull import Remote, at
+from tests.calendars.test_reconcile import book, run, settle
 from tests.conftest import local, next_weekday
 
 KINDS = ["microsoft", "google"]
@@ -87,3 +88,29 @@ def test_a_remote_event_in_the_cleanup_buffer_becomes_conflicted_with_the_buffer
     client.force_login(make_user(is_staff=True, is_superuser=True))
     page = client.get("/admin/reservations/reservation/", {"conflicts": "yes"}).content.decode()
     assert f"#{booked.pk} " in page and words in page.replace("&#x27;", "'")
+
+
+def test_the_daily_reconciliation_records_a_buffer_conflict_with_its_reason(
+    binding, kind, sandbox, make_user, django_capture_on_commit_callbacks
+):
+    """A provider-made event moved (unseen by a pull) to right after a booking: the
+    reconciliation applies the provider's times, the booking service refuses them for the
+    cleanup buffer, and the event is kept as conflicted, saying so."""
+
+    remote = Remote(sandbox, kind)
+    booked = book(binding, make_user(), 0, 9, django_capture_on_commit_callbacks)
+    walk_in = remote.create("Walk-in", at(0, 14), at(0, 15))
+    pull.pull_binding(binding.pk)
+    (provider_made,) = Reservation.objects.exclude(pk=booked.pk)
+    remote.move(walk_in, at(0, 10), at(0, 11))  # booked 9-10: the cleanup runs to 10:15
+    settle()
+
+    result = run(binding.pk, django_capture_on_commit_callbacks)
+
+    assert result.notes[0]["done"] == "moved onto a taken slot: now a conflict"
+    provider_made.refresh_from_db()
+    assert provider_made.status == ReservationStatus.CONFLICTED
+    reason = provider_made.history.latest().history_change_reason
+    assert reason.startswith(
+        f"{binding.space.name} needs 15 minutes to be cleaned up and 15 minutes to be set up"
+    )

@@ -105,9 +105,15 @@ def _grid(user, location: Location, day: date) -> dict:
         .select_related("location")
         .order_by("floor", "name")
     )
+    # Wide enough for the buffers: a half hour before closing is not free when its cleanup
+    # would meet a booking that starts after closing.
+    widest_setup = max((s.setup for s in spaces), default=timedelta())
+    widest_cleanup = max((s.cleanup for s in spaces), default=timedelta())
     bookings = (
         queries.slot_holding()
-        .filter(queries.overlapping(opens, closes), space__in=spaces)
+        .filter(
+            queries.overlapping(opens - widest_setup, closes + widest_cleanup), space__in=spaces
+        )
         .select_related("requested_for")
         .order_by("start")
     )

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from reservations.models import Reservation
+from reservations import services
+from reservations.models import Reservation, Source
 from tests.conftest import local
 from tests.portal.test_views import DAY, book_form
 
@@ -72,3 +73,27 @@ def test_a_booking_in_the_buffer_is_refused_with_the_rules_words(
     )
     assert buffered.big in response.context["options"]  # free, no buffers: offered instead
     assert not Reservation.objects.filter(requested_for=alice).exists()
+
+
+def test_the_last_half_hour_is_not_offered_when_its_cleanup_meets_a_later_booking(
+    alice_client, alice, office
+):
+    """A booking made in Outlook after closing (20:10) and a cleanup of 30 minutes: booking
+    19:30-20:00 would be refused, so the schedule does not offer it."""
+    office.small.cleanup_minutes = 30
+    office.small.save()
+    services.book(
+        actor=None, space=office.small, start=local(office.location, DAY, 20, 10),
+        end=local(office.location, DAY, 21), source=Source.EXCHANGE,
+    )  # fmt: skip
+    body = alice_client.get(
+        reverse("portal:schedule"), {"location": office.location.pk, "date": DAY}
+    ).content.decode()
+    assert _slot(office.small, "19:00", "19:40") in body  # ends where the cleanup fits
+    assert _slot(office.small, "19:30") not in body
+    assert _slot(office.big, "19:30") in body
+    with pytest.raises(services.Conflict, match="this one must end by 19:40"):
+        services.book(
+            actor=alice, space=office.small, start=local(office.location, DAY, 19, 30),
+            end=local(office.location, DAY, 20),
+        )  # fmt: skip

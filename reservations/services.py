@@ -605,9 +605,7 @@ def _check_moves(
             # It holds this slot already, with the buffers it was booked with; checking it
             # against buffers widened since would refuse a mere edit of its title.
             continue
-        problem = moved and slot_problem(
-            space, new_start, new_end, now=now, check_policy=check_policy
-        )
+        problem = slot_problem(space, new_start, new_end, now=now, check_policy=check_policy)
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
             continue

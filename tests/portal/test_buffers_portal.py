@@ -97,3 +97,14 @@ def test_the_last_half_hour_is_not_offered_when_its_cleanup_meets_a_later_bookin
             actor=alice, space=office.small, start=local(office.location, DAY, 19, 30),
             end=local(office.location, DAY, 20),
         )  # fmt: skip
+
+
+def test_find_a_space_leaves_out_a_room_still_being_cleaned(
+    alice_client, bob, buffered, make_reservation
+):
+    make_reservation(buffered.small, user=bob, start=local(buffered.location, DAY, 10))
+    search = {"location": buffered.location.pk, "date": DAY, "duration": 60}
+    right_after = alice_client.get(reverse("portal:find"), {**search, "start": "11:00"})
+    assert [s.name for s in right_after.context["spaces"]] == ["Booth", "Desk 1", "Big room"]
+    later = alice_client.get(reverse("portal:find"), {**search, "start": "11:30"})
+    assert "Small room" in [s.name for s in later.context["spaces"]]

@@ -49,7 +49,10 @@ Rules of the plan:
 - new: a reservation (source exchange/google), requested for the active user whose email is
   the organizer's, organizer details filled when the location says so;
 - new, or made in the provider and moved onto a slot held by another reservation:
-  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``);
+  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``,
+  with why in the booking rules' words). A slot includes the space's setup and cleanup
+  buffers (``reservations.buffers``): an event right after a booking in a room that needs
+  cleaning collides too;
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);

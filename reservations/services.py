@@ -2,10 +2,12 @@
 
 Portal, admin, REST API and sync all come through here, so the rules hold for every entry
 point: validation, the policies in ``reservations.rules``, and "no two slot-holding
-reservations of one space overlap". That last guarantee comes from the transaction: the space
-row is locked (PostgreSQL, where an exclusion constraint also backs it) or SQLite's write lock
-is taken when the transaction begins (``transaction_mode=IMMEDIATE`` in settings), so the
-check and the insert cannot interleave with another booking.
+reservations of one space overlap", compared by their buffered ranges (the space's setup and
+cleanup minutes around the booked times, ``reservations.buffers``). That last guarantee comes
+from the transaction: the space row is locked (PostgreSQL, where an exclusion constraint also
+backs it) or SQLite's write lock is taken when the transaction begins
+(``transaction_mode=IMMEDIATE`` in settings), so the check and the insert cannot interleave
+with another booking.
 
 Signals (``reservations.signals``) are sent only after the transaction commits.
 """

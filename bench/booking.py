@@ -168,13 +168,15 @@ def loaded(opts: Options) -> bool:
 # short) at a random quarter-hour offset. Periods do not overlap, so neither do the bookings.
 INSERT_RESERVATIONS = """
 INSERT INTO reservations_reservation (
-    space_id, requested_for_id, booked_by_id, start, "end", title, public_nickname,
-    description, kind, attendees, status, source, sync_mailbox, series_id, organizer_name,
-    organizer_email, cancel_reason, created, updated, version
+    space_id, requested_for_id, booked_by_id, start, "end", buffered_start, buffered_end,
+    title, public_nickname, description, kind, attendees, status, source, sync_mailbox,
+    series_id, organizer_name, organizer_email, cancel_reason, created, updated, version
 )
 SELECT
     space_id, user_id, user_id,
     period_start + offset_slots * %(slot)s,
+    period_start + (offset_slots + length_slots) * %(slot)s,
+    period_start + offset_slots * %(slot)s,  -- the buffered range: bench spaces have none
     period_start + (offset_slots + length_slots) * %(slot)s,
     'Bench booking', '', '', 'standard', '[]'::jsonb,
     CASE WHEN dice < 0.03 THEN 'cancelled' WHEN dice < 0.08 THEN 'pending' ELSE 'confirmed' END,

@@ -228,6 +228,9 @@ def make_world(handle, rooms: int, per_room: list[int]):
                     title=f"Bench {n}",
                     start=first + timedelta(minutes=30 * n),
                     end=first + timedelta(minutes=30 * n + 30),
+                    # bulk_create skips save(), which stamps it; bench rooms have no buffers
+                    buffered_start=first + timedelta(minutes=30 * n),
+                    buffered_end=first + timedelta(minutes=30 * n + 30),
                 )
                 for n in range(per_room[i])
             ],

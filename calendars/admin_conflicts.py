@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from reservations import queries
+from reservations import queries, services
 from reservations.models import Reservation, ReservationStatus
 
 from .admin_sync import ReservationSyncAdmin
@@ -43,10 +43,11 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
     def clashes_with(self, obj: Reservation) -> str:
         if obj.status != ReservationStatus.CONFLICTED:
             return "-"
-        rows = queries.clashes(obj.space_id, obj.start, obj.end, [obj.pk]).select_related(
-            "requested_for"
-        )
-        return format_html_join(
+        space = obj.space
+        rows = queries.clashes(
+            obj.space_id, obj.start, obj.end, [obj.pk], setup=space.setup, cleanup=space.cleanup
+        ).select_related("requested_for")
+        links = format_html_join(
             ", ",
             '<a href="{}">#{} {}</a>',
             (
@@ -57,7 +58,12 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
                 )
                 for r in rows
             ),
-        ) or format_html("{}", "nothing now (retry)")
+        )
+        if not links:
+            return format_html("{}", "nothing now (retry)")
+        # The booking rules' words: "needs 15 minutes to be cleaned up..." for a buffer.
+        why = services.collision_reason(space, obj.start, obj.end, [r.pk for r in rows])
+        return format_html("{}<br><small>{}</small>", links, why)
 
     @admin.action(description="Cancel the remote event (conflicts)")
     def cancel_remote_event(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:

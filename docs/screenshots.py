@@ -142,6 +142,24 @@ def shoot(browser, base: str) -> None:
     locked.focus()
     save(page, "06-schedule")
 
+    # The demo's Thames rooms keep 15 minutes free before and after every booking: hatched
+    # edges either side of the noon "Lunch and learn" (README "Buffers").
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    thames = page.locator(".schedule-row", has=page.locator(".space-name", has_text="Thames"))
+    legend, row = page.locator(".legend").bounding_box(), thames.first.bounding_box()
+    top = legend["y"] - 8
+    page.screenshot(
+        path=str(OUT / "10-schedule-buffers.png"),
+        full_page=True,
+        clip={
+            "x": 0,
+            "y": top,
+            "width": DESKTOP["width"],
+            "height": row["y"] + 2 * row["height"] - top,
+        },
+    )
+    print("  10-schedule-buffers.png")
+
     page.goto(f"{base}/my/")
     save(page, "07-my-reservations", full_page=False)
 

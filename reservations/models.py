@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -209,6 +210,10 @@ class SpaceKind(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+# Setup and cleanup buffers are bounded so a typo cannot block a room for days.
+MAX_BUFFER_MINUTES = 240
+
+
 class Space(models.Model):
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="spaces")
     floor = models.CharField(max_length=50, blank=True)
@@ -230,6 +235,23 @@ class Space(models.Model):
     allows_group = models.BooleanField(
         default=False, help_text=_("Whether group reservations with attendees are allowed.")
     )
+    setup_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_BUFFER_MINUTES)],
+        help_text=_(
+            "Minutes kept free before every booking to set the space up (at most 240). "
+            "Nobody else can book them; people and calendars see the booked times only. "
+            "A change applies to bookings made or moved from then on."
+        ),
+    )
+    cleanup_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_BUFFER_MINUTES)],
+        help_text=_(
+            "Minutes kept free after every booking to clean or reset the space (at most 240). "
+            "A change applies to bookings made or moved from then on."
+        ),
+    )
 
     class Meta:
         ordering = ["location", "floor", "name"]
@@ -242,6 +264,14 @@ class Space(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.location})"
+
+    @property
+    def setup(self) -> timedelta:
+        return timedelta(minutes=self.setup_minutes)
+
+    @property
+    def cleanup(self) -> timedelta:
+        return timedelta(minutes=self.cleanup_minutes)
 
     def clean(self) -> None:
         if self.kind == SpaceKind.SEAT and self.container_id is None:
@@ -370,8 +400,17 @@ class Reservation(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1, editable=False)
+    # The booked times widened by the space's setup and cleanup buffers: the range that no
+    # other slot-holding booking of the space may overlap (PostgreSQL's exclusion constraint
+    # is built on it). Stamped when the booking is made, moved or given another space, from
+    # the space's buffers at that moment; a later change of the buffers leaves it alone, so
+    # bookings that were valid stay valid (see ``save``).
+    buffered_start = models.DateTimeField(editable=False)
+    buffered_end = models.DateTimeField(editable=False)
 
-    history = HistoricalRecords(bases=[HistorySource], excluded_fields=["updated"])
+    history = HistoricalRecords(
+        bases=[HistorySource], excluded_fields=["updated", "buffered_start", "buffered_end"]
+    )
 
     class Meta:
         ordering = ["start"]
@@ -392,6 +431,40 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.space.name} {self.start:%Y-%m-%d %H:%M}Z"
+
+    def save(self, *args, **kwargs) -> None:
+        # Restamped only when the booking is new or moved: recomputing on every save (a
+        # cancellation, a confirmation) from buffers changed since would widen ranges that
+        # another booking may already sit next to.
+        placement = self._placement()
+        if (
+            self.buffered_start is None
+            or self.buffered_end is None
+            or (placement is not None and placement != getattr(self, "_stamped_for", None))
+        ):
+            self.stamp_buffers()
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "buffered_start", "buffered_end"}
+        super().save(*args, **kwargs)
+        self._stamped_for = self._placement()
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stamped_for = instance._placement()
+        return instance
+
+    def _placement(self) -> tuple | None:
+        fields = self.__dict__
+        if "start" not in fields or "end" not in fields or "space_id" not in fields:
+            return None  # deferred: not loaded, so not changed either
+        return (self.start, self.end, self.space_id)
+
+    def stamp_buffers(self) -> None:
+        """Take the space's current setup and cleanup buffers (``reservations.buffers``)."""
+        self.buffered_start = self.start - self.space.setup
+        self.buffered_end = self.end + self.space.cleanup
 
     @property
     def holds_slot(self) -> bool:

@@ -4,19 +4,25 @@ Two intervals [a, b) and [c, d) overlap when a < d and c < b; back-to-back booki
 On PostgreSQL that test is written as a range overlap (``tstzrange(start, end) && ...``) so the
 GiST indexes can answer it: a B-tree on (start, end) can bound only one end of an interval, so
 "which bookings cover 14:00-15:00" would read every booking that starts before 15:00.
+
+Bookings are compared by their *buffered* ranges (``reservations.buffers``): a booking holds
+its space from ``buffered_start`` (its start less the setup minutes) to ``buffered_end``, and
+a requested slot is widened by the space's buffers before it is compared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import (
     BooleanField,
     DateTimeField,
+    DurationField,
     Exists,
     F,
     Func,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -28,24 +34,26 @@ from .models import SLOT_HOLDING_STATUSES, Reservation, Space, SpaceKind
 
 
 class Overlaps(Func):
-    """True for reservations whose [start, end) overlaps the given [start, end).
+    """True for reservations whose buffered range overlaps the given [start, end).
 
-    Portable SQL: ``start < :end AND end > :start``. PostgreSQL:
-    ``tstzrange(start, end, '[)') && tstzrange(:start, :end, '[)')``, the very expression the
-    exclusion constraint (migration 0002, per space) and the range index (migration 0004,
-    across spaces) are built on; the planner uses an index only when the expression matches.
+    Portable SQL: ``buffered_start < :end AND buffered_end > :start``. PostgreSQL:
+    ``tstzrange(buffered_start, buffered_end, '[)') && tstzrange(:start, :end, '[)')``, the
+    very expression the exclusion constraint (per space) and the range index (across spaces)
+    are built on (migration 0008); the planner uses an index only when the expression matches.
+    ``start`` and ``end`` may be expressions (``free_spaces`` widens them by each space's
+    buffers).
     """
 
     output_field = BooleanField()
     conditional = True
     arity = 4
 
-    def __init__(self, start: datetime, end: datetime) -> None:
+    def __init__(self, start, end) -> None:
         super().__init__(
-            F("start"),
-            F("end"),
-            Value(start, output_field=DateTimeField()),
-            Value(end, output_field=DateTimeField()),
+            F("buffered_start"),
+            F("buffered_end"),
+            start if hasattr(start, "resolve_expression") else _moment(start),
+            end if hasattr(end, "resolve_expression") else _moment(end),
         )
 
     def _compile_args(self, compiler, connection) -> tuple[list[str], list[list]]:
@@ -67,22 +75,49 @@ class Overlaps(Func):
         )
 
 
+def _moment(value: datetime) -> Value:
+    return Value(value, output_field=DateTimeField())
+
+
+class Minutes(Func):
+    """A whole number of minutes (a column) as a duration, to add to a datetime."""
+
+    output_field = DurationField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra_context):
+        # SQLite and the generic backends store a duration as microseconds.
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        return f"({sql} * 60000000)", params
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        return f"make_interval(mins => {sql})", params
+
+
 def slot_holding() -> QuerySet[Reservation]:
     return Reservation.objects.filter(status__in=SLOT_HOLDING_STATUSES)
 
 
 def overlapping(start: datetime, end: datetime) -> Q:
-    """Reservations whose [start, end) overlaps [start, end)."""
+    """Reservations whose buffered range overlaps [start, end)."""
     return Q(Overlaps(start, end))
 
 
 def clashes(
-    space_id: int, start: datetime, end: datetime, exclude_ids: Iterable[int] = ()
+    space_id: int,
+    start: datetime,
+    end: datetime,
+    exclude_ids: Iterable[int] = (),
+    *,
+    setup: timedelta = timedelta(),
+    cleanup: timedelta = timedelta(),
 ) -> QuerySet[Reservation]:
-    """Slot-holding reservations of a space that overlap [start, end)."""
+    """Slot-holding reservations of a space whose buffered range overlaps that of a booking
+    of [start, end) with the given buffers (the space's: ``Space.setup``/``cleanup``)."""
     return (
         slot_holding()
-        .filter(overlapping(start, end), space_id=space_id)
+        .filter(overlapping(start - setup, end + cleanup), space_id=space_id)
         .exclude(pk__in=list(exclude_ids))
         .order_by("start")
     )
@@ -101,14 +136,29 @@ def free_spaces(
     kinds: Iterable[str] = (),
     amenity_ids: Iterable[int] = (),
 ) -> QuerySet[Space]:
-    """Spaces with no slot-holding reservation in [start, end) and not closed then (nor their
-    location: ``closures``), smallest fitting first.
+    """Spaces where [start, end) can be booked: its range widened by the space's own setup
+    and cleanup buffers meets no slot-holding booking's buffered range, and neither the space
+    nor its location is closed then (``closures``); smallest fitting first.
 
-    One query with a NOT EXISTS subquery (plus one small read of the closures). On PostgreSQL
-    the planner turns it into a hash anti-join: the range index finds the few bookings that
-    overlap the hour (across all spaces), and the spaces not among them are returned.
+    One query with a NOT EXISTS subquery (plus one small read of the closures and one of the
+    widest buffers). On PostgreSQL the planner turns it into a hash anti-join: the range index
+    finds the few bookings that overlap the hour widened by the largest buffers any space has
+    (a constant, so the index can answer it), and the exact test per space's own buffers
+    filters those few.
     """
-    busy = slot_holding().filter(overlapping(start, end), space_id=OuterRef("pk"))
+    widest = Space.objects.aggregate(setup=Max("setup_minutes"), cleanup=Max("cleanup_minutes"))
+    near = overlapping(
+        start - timedelta(minutes=widest["setup"] or 0),
+        end + timedelta(minutes=widest["cleanup"] or 0),
+    )
+    busy = slot_holding().filter(
+        near,
+        overlapping(
+            _moment(start) - Minutes(OuterRef("setup_minutes")),
+            _moment(end) + Minutes(OuterRef("cleanup_minutes")),
+        ),
+        space_id=OuterRef("pk"),
+    )
     spaces = bookable_spaces().filter(capacity__gte=min_capacity)
     if location_id is not None:
         spaces = spaces.filter(location_id=location_id)

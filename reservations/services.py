@@ -2,10 +2,12 @@
 
 Portal, admin, REST API and sync all come through here, so the rules hold for every entry
 point: validation, the policies in ``reservations.rules``, and "no two slot-holding
-reservations of one space overlap". That last guarantee comes from the transaction: the space
-row is locked (PostgreSQL, where an exclusion constraint also backs it) or SQLite's write lock
-is taken when the transaction begins (``transaction_mode=IMMEDIATE`` in settings), so the
-check and the insert cannot interleave with another booking.
+reservations of one space overlap", compared by their buffered ranges (the space's setup and
+cleanup minutes around the booked times, ``reservations.buffers``). That last guarantee comes
+from the transaction: the space row is locked (PostgreSQL, where an exclusion constraint also
+backs it) or SQLite's write lock is taken when the transaction begins
+(``transaction_mode=IMMEDIATE`` in settings), so the check and the insert cannot interleave
+with another booking.
 
 Signals (``reservations.signals``) are sent only after the transaction commits.
 """
@@ -25,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import closures, queries, rules, signals, timebounds
+from . import buffers, closures, queries, rules, signals, timebounds
 from .models import (
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
@@ -84,6 +86,17 @@ class Clash:
             f"{self.space_name} is already booked from {start:%H:%M} to {end:%H:%M} "
             f"on {start:%a %d %b %Y} ({self.time_zone})."
         )
+
+
+@dataclass(frozen=True)
+class BufferClash(Clash):
+    """A slot whose booked times are free but which leaves the space too little time to be
+    cleaned up or set up next to another booking (``reservations.buffers``)."""
+
+    reason: str = ""
+
+    def describe(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -240,10 +253,30 @@ def _closure_checker(
 def _clashes_for(
     space: Space, start: datetime, end: datetime, exclude_ids: Iterable[int] = ()
 ) -> list[Clash]:
-    return [
-        Clash(r.pk, space.name, r.start, r.end, space.location.time_zone)
-        for r in queries.clashes(space.pk, start, end, exclude_ids)
-    ]
+    """The bookings a booking of [start, end) would collide with, buffers included."""
+    found = queries.clashes(
+        space.pk, start, end, exclude_ids, setup=space.setup, cleanup=space.cleanup
+    )
+    return [_clash(space, start, end, r) for r in found]
+
+
+def _clash(space: Space, start: datetime, end: datetime, other: Reservation) -> Clash:
+    zone_name = space.location.time_zone
+    reason = buffers.explain(
+        space.name,
+        ZoneInfo(zone_name),
+        start=start,
+        end=end,
+        setup=space.setup,
+        cleanup=space.cleanup,
+        other_start=other.start,
+        other_end=other.end,
+        other_buffered_start=other.buffered_start,
+        other_buffered_end=other.buffered_end,
+    )
+    if reason is None:
+        return Clash(other.pk, space.name, other.start, other.end, zone_name)
+    return BufferClash(other.pk, space.name, other.start, other.end, zone_name, reason)
 
 
 def _lock_space(space: Space) -> None:
@@ -263,9 +296,8 @@ def _lock_space_of(reservation: Reservation) -> None:
 def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str, reason: str = ""):
     reservation._history_user = actor  # read by simple-history
     reservation._change_source = source  # copied into the historical row (apps.py)
-    if reason:
-        # The history's reason column holds 100 characters (cancel_reason keeps 255).
-        reservation._change_reason = reason[:100]
+    if reason:  # the history's reason column holds 100 characters (cancel_reason keeps 255)
+        reservation._change_reason = _history_reason(reason)
     reservation.save()
 
 
@@ -610,9 +642,11 @@ def _check_moves(
             unavailable.append(Unavailable(None, day, "That time does not exist (clocks change)."))
             continue
         moved = (new_start, new_end, space.pk) != (target.start, target.end, target.space_id)
-        problem = moved and slot_problem(
-            space, new_start, new_end, now=now, check_policy=check_policy
-        )
+        if not moved:
+            # It holds this slot already, with the buffers it was booked with; checking it
+            # against buffers widened since would refuse a mere edit of its title.
+            continue
+        problem = slot_problem(space, new_start, new_end, now=now, check_policy=check_policy)
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
             continue
@@ -799,8 +833,8 @@ def record_conflict(
 ) -> Reservation:
     """Store a remote event that collides with a slot-holding reservation, as ``conflicted``.
 
-    ``reason`` says why when it is not a collision (the room is closed, ``Closed``): it is
-    kept on the reservation (shown with its status) and in its history.
+    ``reason`` says why (the room's cleanup buffer meets another booking, the room is closed:
+    ``Closed``): it is kept on the reservation (shown with its status) and in its history.
 
     A conflicted reservation holds no slot (``SLOT_HOLDING_STATUSES``), so writing it never
     breaks "no two slot-holding reservations overlap" (nor PostgreSQL's exclusion constraint,
@@ -836,6 +870,20 @@ def record_conflict(
     return reservation
 
 
+def _history_reason(reason: str) -> str:
+    # simple-history keeps a change reason in 100 characters.
+    return reason if len(reason) <= 100 else reason[:99] + "…"
+
+
+def collision_reason(space: Space, start: datetime, end: datetime, clash_ids: Iterable[int]) -> str:
+    """Why a remote event of [start, end) collides with these bookings, in the words a refused
+    booking would get (the first clash; a buffer's words when only buffers meet)."""
+    other = queries.slot_holding().filter(pk__in=list(clash_ids)).order_by("start").first()
+    if other is None:
+        return "Collides with another booking in the remote calendar."
+    return _clash(space, start, end, other).describe()
+
+
 def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
     """A conflicted reservation takes its slot if the slot is free now (one of the two was
     moved or cancelled) and not closed: it becomes confirmed and True is returned; else
@@ -850,6 +898,7 @@ def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None =
             return False
         if closure_problem(current.space, current.start, current.end):
             return False
+        current.stamp_buffers()  # checked with the space's buffers of now, so held with them
         current.status = ReservationStatus.CONFIRMED
         current.cancel_reason = ""
         current.version += 1

@@ -49,7 +49,10 @@ Rules of the plan:
 - new: a reservation (source exchange/google), requested for the active user whose email is
   the organizer's, organizer details filled when the location says so;
 - new, or made in the provider and moved onto a slot held by another reservation:
-  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``);
+  ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``,
+  with why in the booking rules' words). A slot includes the space's setup and cleanup
+  buffers (``reservations.buffers``): an event right after a booking in a room that needs
+  cleaning collides too;
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);
@@ -175,6 +178,13 @@ class KnownReservation:
     # booking's own name (the location shows the public nickname), so a rename can be taken.
     subject: str | None = None
     subject_is_nickname: bool = False
+    # The range the booking holds, its setup and cleanup buffers included (None: no buffers).
+    buffered_start: datetime | None = None
+    buffered_end: datetime | None = None
+
+    @property
+    def held(self) -> tuple[datetime, datetime]:
+        return (self.buffered_start or self.start, self.buffered_end or self.end)
 
     @property
     def holds_slot(self) -> bool:
@@ -301,8 +311,14 @@ def plan_pull(
     zone: ZoneInfo = UTC_ZONE,
     window: tuple[datetime, datetime] | None = None,
     full: bool = False,
+    setup: timedelta = timedelta(),
+    cleanup: timedelta = timedelta(),
 ) -> PullPlan:
     """Decide what one pull changes. Pure: same inputs, same plan.
+
+    ``setup`` and ``cleanup``: the space's buffers (``reservations.buffers``). An event
+    collides when its times widened by them meet a booking's buffered range (``held``), so
+    an event that leaves the room no time to be cleaned up becomes a conflict too.
 
     ``full``: the events are everything in ``window`` (a full read), so a remote-made,
     linked, slot-holding reservation in the window whose event is absent was deleted while
@@ -351,10 +367,11 @@ def plan_pull(
     # Slots as they will be after this pull: start from the slot holders, release what is
     # cancelled or moved, then take the new slots one by one (conflicts take none).
     busy: dict[int, tuple[datetime, datetime]] = {
-        r.id: (r.start, r.end) for r in known.values() if r.holds_slot
+        r.id: r.held for r in known.values() if r.holds_slot
     }
 
     def clashes(start: datetime, end: datetime, own: int | None) -> tuple[int, ...]:
+        start, end = start - setup, end + cleanup
         return tuple(
             sorted(
                 rid for rid, (s, e) in busy.items() if rid != own and _overlaps(start, end, s, e)
@@ -431,7 +448,7 @@ def plan_pull(
         if found and _made_here(current):
             # A Reserva booking keeps its slot: its event goes back there (never "conflicted",
             # which would drop the booking's slot for a move nobody could make in the portal).
-            busy[current.id] = (current.start, current.end)
+            busy[current.id] = current.held
             plan.restore.append(replace(change, clashes=found, reason="moved onto a taken slot"))
         elif found:
             plan.conflicts.append(
@@ -446,7 +463,7 @@ def plan_pull(
                 )
             )
         else:
-            busy[change.reservation_id] = (change.start, change.end)
+            busy[change.reservation_id] = (change.start - setup, change.end + cleanup)
             plan.update.append(change)
 
     for event in sorted(new, key=lambda e: (e.start or datetime.max.replace(tzinfo=UTC), e.id)):
@@ -466,7 +483,8 @@ def plan_pull(
                 Change(event, start, end, None, event.subject, found, "collides with a booking")
             )
             continue
-        busy[-(len(plan.create) + 1)] = (start, end)  # a new slot, under a placeholder key
+        # A new slot, under a placeholder key.
+        busy[-(len(plan.create) + 1)] = (start - setup, end + cleanup)
         plan.create.append(Change(event, start, end, None, event.subject, reason="new"))
 
     if full and window is not None:
@@ -901,6 +919,7 @@ def _snapshot(row: Reservation) -> KnownReservation:
         row.pk, row.start, row.end, row.status, row.title, row.source,
         subject=remote.event_title(row) if ours else None,
         subject_is_nickname=row.space.location.event_title == EventTitle.PUBLIC_NICKNAME,
+        buffered_start=row.buffered_start, buffered_end=row.buffered_end,
     )  # fmt: skip
 
 
@@ -1007,7 +1026,10 @@ def _apply(
     space, location = binding.space, binding.space.location
     source = SOURCE_OF[binding.provider.kind]
     links, reservations = _known(binding, events, window, full)
-    plan = plan_pull(events, links, reservations, zone=location.zone, window=window, full=full)
+    plan = plan_pull(
+        events, links, reservations, zone=location.zone, window=window, full=full,
+        setup=space.setup, cleanup=space.cleanup,
+    )  # fmt: skip
     _log_plan(binding.pk, plan)
     notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
     people: dict = {}
@@ -1147,10 +1169,9 @@ def _apply(
             row = services.record_conflict(
                 space=space, start=change.start, end=change.end, source=source,
                 reservation=rows[change.reservation_id],
-                title=(change.title or "")[:255], reason=_conflict_reason(failure),
+                title=(change.title or "")[:255], reason=failure.message,
             )  # fmt: skip
-            clash_ids = tuple(c.reservation_id for c in failure.clashes)
-            notices.append(("conflict", row.pk, clash_ids, _conflict_reason(failure)))
+            notices.append(_conflict_notice(row.pk, failure))
             result.conflicts += 1
             _link(binding, row, change.event)
         for change in plan.conflicts:
@@ -1160,9 +1181,10 @@ def _apply(
             )
             if row is not None:  # an existing booking keeps its person
                 fields["requested_for"] = None
-            row = services.record_conflict(reservation=row, **fields)
+            why = services.collision_reason(space, change.start, change.end, change.clashes)
+            row = services.record_conflict(reservation=row, reason=why, **fields)
             _link(binding, row, change.event)
-            notices.append(("conflict", row.pk, change.clashes))
+            notices.append(("conflict", row.pk, change.clashes, why))
             result.conflicts += 1
         for change in plan.create:
             kwargs = booking_fields(
@@ -1172,10 +1194,10 @@ def _apply(
                 row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1
             except services.Conflict as exc:
-                # The same fields, holding no slot; a closure says so rather than "collides".
-                row = services.record_conflict(**kwargs, reason=_conflict_reason(exc))
-                clash_ids = tuple(c.reservation_id for c in exc.clashes)
-                notices.append(("conflict", row.pk, clash_ids, _conflict_reason(exc)))
+                # The same fields, holding no slot, with the rule's words (a closure, a
+                # buffer, a taken slot).
+                row = services.record_conflict(**kwargs, reason=exc.message)
+                notices.append(_conflict_notice(row.pk, exc))
                 result.conflicts += 1
             except services.BookingError as exc:
                 log.info("Pull of binding %s: event not booked: %s", binding.pk, exc.message)
@@ -1203,10 +1225,13 @@ def _apply(
     return result
 
 
-def _conflict_reason(exc: services.Conflict) -> str:
-    """What a conflicted reservation records as its reason: the closure's words for a closed
-    room (``services.Closed``); nothing for a taken slot, which the clashes describe."""
-    return exc.message if isinstance(exc, services.Closed) else ""
+def _conflict_notice(pk: int, exc: services.Conflict) -> tuple:
+    """The notice of a conflicted event: refused by a rule that no booking can undo (a closure,
+    ``services.Closed``: "closed"), or colliding with the bookings it names ("conflict"); the
+    detail is the booking service's words either way."""
+    if isinstance(exc, services.Closed):
+        return ("closed", pk, (), exc.message)
+    return ("conflict", pk, tuple(c.reservation_id for c in exc.clashes), exc.message)
 
 
 def _log_plan(binding_id: int, plan: PullPlan) -> None:
@@ -1356,9 +1381,9 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
             send(kind, row, [f"Your reservation of {row.space.name} was moved in {provider}."])
         elif kind == "cancelled":
             send(kind, row, [f"Your reservation of {row.space.name} was cancelled in {provider}."])
-        elif detail and detail[0]:  # refused by a rule (a closure), not by another booking
+        elif kind == "closed":  # refused by a rule (a closure), not by another booking
             send(
-                kind,
+                "conflict",
                 row,
                 [
                     f"Your booking of {row.space.name} made in {provider} cannot be accepted: "
@@ -1371,7 +1396,8 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
                 row,
                 [
                     f"Your booking of {row.space.name} made in {provider} collides with another "
-                    "booking. It does not hold the room; an administrator will resolve it."
+                    "booking. It does not hold the room; an administrator will resolve it.",
+                    *detail,  # why, in the booking rules' words (a buffer, a taken slot)
                 ],
             )
             for clash_id in clash_ids:
@@ -1384,6 +1410,7 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
                             f"A booking made in {provider} collides with your reservation of "
                             f"{clash.space.name}. Your reservation stands; an administrator "
                             "will resolve the other one.",
+                            *detail,
                         ],
                     )
     return sent

@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import closures, queries, rules, services, timebounds
+from .. import buffers, closures, queries, rules, services, timebounds
 from ..models import (
     Location,
     Reservation,
@@ -129,7 +129,9 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], url_path="free-slots", pagination_class=None)
     def free_slots(self, request: Request, pk: str) -> Response:
         """The free periods of a space on one day, within the location's opening hours and
-        outside its closures (and its location's)."""
+        outside its closures (and its location's): the times a booking may start and end,
+        leaving the space's setup and cleanup buffers and those of the bookings around it
+        free."""
         space = self.get_object()
         day = _query(FreeSlotsQuery, request)["date"]
         location = space.location
@@ -138,24 +140,28 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
         slots: list[dict] = []
         bookable = space.is_reservable and space.kind != SpaceKind.CONTAINER
         if hours is not None and bookable:
-            cursor = datetime.combine(day, hours.opens, tzinfo=zone)
+            opens = datetime.combine(day, hours.opens, tzinfo=zone)
             closes = datetime.combine(day, hours.closes, tzinfo=zone)
-            booked = queries.slot_holding().filter(
-                queries.overlapping(cursor, closes), space_id=space.pk
+            busy = queries.slot_holding().filter(
+                queries.overlapping(opens - space.setup, closes + space.cleanup),
+                space_id=space.pk,
             )
-            closed = closures.periods_on(location, cursor, closes, [space.pk])
-            busy = sorted(
-                [
-                    *booked.values_list("start", "end"),
-                    *((p.start, p.end) for found in closed.values() for p in found),
-                ]
+            closed = closures.periods_on(location, opens, closes, [space.pk])
+            # A closure rules out the booked times themselves (a booking's buffers may reach
+            # into it): given as a "buffered range" that blocks exactly the closure.
+            shut = [
+                (period.start + space.cleanup, period.end - space.setup)
+                for found in closed.values()
+                for period in found
+            ]
+            periods = buffers.free_periods(
+                opens,
+                closes,
+                [*busy.values_list("buffered_start", "buffered_end"), *shut],
+                space.setup,
+                space.cleanup,
             )
-            for start, end in busy:
-                if start > cursor:
-                    slots.append({"start": cursor, "end": min(start, closes)})
-                cursor = max(cursor, end)
-            if cursor < closes:
-                slots.append({"start": cursor, "end": closes})
+            slots = [{"start": start, "end": end} for start, end in periods]
         body = {
             "space": space.pk,
             "date": day,

@@ -7,6 +7,10 @@ when it refuses - shown on hover and on keyboard focus. A closure (``reservation
 of the whole location for the opening hours replaces the grid by its reason; a shorter one,
 or one of a single space, is a greyed "Closed" block with the same words the service refuses
 a booking with.
+
+A space's setup and cleanup buffers (``reservations.buffers``) are drawn as hatched edges
+before and after each booking, and a half hour is offered only when a booking there would
+leave them free.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ DEFAULT_BOOKING_MINUTES = 60
 
 
 @dataclass
+class Edge:
+    """A setup or cleanup buffer next to a booking, placed like a block."""
+
+    left: float
+    width: float
+    minutes: int
+
+
+@dataclass
 class Block:
     reservation: Reservation
     left: float
@@ -37,6 +50,8 @@ class Block:
     can_open: bool
     can_change: bool
     reason: str
+    setup: Edge | None = None
+    cleanup: Edge | None = None
 
 
 @dataclass
@@ -107,9 +122,15 @@ def _grid(user, location: Location, day: date) -> dict:
     for period in closed.get(None, []):
         if period.start <= opens and period.end >= closes:
             return {"closed": period.describe(location.name, zone)}
+    # Wide enough for the buffers: a half hour before closing is not free when its cleanup
+    # would meet a booking that starts after closing.
+    widest_setup = max((s.setup for s in spaces), default=timedelta())
+    widest_cleanup = max((s.cleanup for s in spaces), default=timedelta())
     bookings = (
         queries.slot_holding()
-        .filter(queries.overlapping(opens, closes), space__in=spaces)
+        .filter(
+            queries.overlapping(opens - widest_setup, closes + widest_cleanup), space__in=spaces
+        )
         .select_related("requested_for")
         .order_by("start")
     )
@@ -124,11 +145,23 @@ def _grid(user, location: Location, day: date) -> dict:
 
     now = timezone.now()
     rows = []
+
+    def edge(start: datetime, end: datetime) -> Edge | None:
+        """The part of [start, end) within the opening hours, as a percentage of them."""
+        start, end = max(start, opens), min(end, closes)
+        if end <= start:
+            return None
+        length = (end - start).total_seconds()
+        left = (start - opens).total_seconds() / total * 100
+        return Edge(left, length / total * 100, round(length / 60))
+
     for space in spaces:
         row = Row(space)
         taken = by_space.get(space.pk, [])
         for reservation in taken:
             start, end = max(reservation.start, opens), min(reservation.end, closes)
+            if end <= start:
+                continue  # outside the opening hours; only its buffer reaches into them
             decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
             own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
             can_open = own or manage_all
@@ -142,6 +175,8 @@ def _grid(user, location: Location, day: date) -> dict:
                     can_change=bool(decision) and reservation.end > now,
                     reason=decision.reason
                     or ("This booking is over." if reservation.end <= now else ""),
+                    setup=edge(reservation.buffered_start, reservation.start),
+                    cleanup=edge(reservation.end, reservation.buffered_end),
                 )
             )
         for period in (*closed.get(None, []), *closed.get(space.pk, [])):
@@ -155,7 +190,7 @@ def _grid(user, location: Location, day: date) -> dict:
                     reason=closures.notice(period, space),
                 )
             )
-        row.slots = _slots(opens, closes, [*taken, *row.closed], now)
+        row.slots = _slots(opens, closes, taken, now, space, row.closed)
         rows.append(row)
     hour_marks = []
     mark = opens.replace(minute=0) + (timedelta(hours=1) if opens.minute else timedelta())
@@ -167,6 +202,7 @@ def _grid(user, location: Location, day: date) -> dict:
     now_left = (now - opens).total_seconds() / total * 100 if opens <= now < closes else None
     return {
         "rows": rows,
+        "has_buffers": any(s.setup_minutes or s.cleanup_minutes for s in spaces),
         "opens": opens,
         "closes": closes,
         "hour_marks": hour_marks,
@@ -184,19 +220,30 @@ def _label(reservation: Reservation, can_open: bool) -> str:
 
 
 def _slots(
-    opens: datetime, closes: datetime, taken: list[Reservation | ClosedBlock], now: datetime
+    opens: datetime,
+    closes: datetime,
+    taken: list[Reservation],
+    now: datetime,
+    space: Space,
+    closed: list[ClosedBlock],
 ) -> list[Slot]:
-    """Half-hour slots; ``taken`` holds the bookings and the closed periods of the row."""
+    """Half hours, free when a booking of them leaves every buffer free (its own setup and
+    cleanup and the other bookings': ``buffered_start``/``buffered_end``) and meets none of
+    the row's closed periods (which rule out the booked times themselves)."""
     slots = []
     start = opens
     step = timedelta(minutes=SLOT_MINUTES)
+    setup, cleanup = space.setup, space.cleanup
     while start < closes:
         end = min(start + step, closes)
-        free = not any(r.start < end and r.end > start for r in taken)
+        free = not any(
+            r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
+        ) and not any(c.start < end and c.end > start for c in closed)
         suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
-        for r in taken:  # stop the suggestion at the next booking
-            if start < r.start < suggested:
-                suggested = r.start
+        # Stop the suggestion where the next booking's buffers, or a closure, begin.
+        for latest in (*(r.buffered_start - cleanup for r in taken), *(c.start for c in closed)):
+            if start < latest < suggested:
+                suggested = latest
         slots.append(Slot(start, suggested if free else end, free, end <= now))
         start = end
     return slots

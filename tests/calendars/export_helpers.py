@@ -102,6 +102,8 @@ def bulk_reservations(space, user, count: int, *, first: datetime | None = None,
         )
         for i in range(count)
     ]
+    for row in rows:  # bulk_create skips save(), which stamps the buffered range
+        row.stamp_buffers()
     Reservation.objects.bulk_create(rows, batch_size=1000)
     return list(Reservation.objects.filter(space=space).order_by("start"))
 

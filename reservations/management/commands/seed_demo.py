@@ -78,6 +78,9 @@ ROOMS = [
 ]
 SEATS_PER_CONTAINER = 4
 MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted")
+# Setup and cleanup minutes (reservations.buffers): the big rooms are rearranged between
+# meetings, so the schedule shows hatched edges around their bookings.
+BUFFERS = {"Thames": (15, 15)}
 
 
 class Command(BaseCommand):
@@ -171,6 +174,8 @@ class Command(BaseCommand):
                         "kind": kind,
                         "capacity": capacity,
                         "allows_group": group,
+                        "setup_minutes": BUFFERS.get(name, (0, 0))[0],
+                        "cleanup_minutes": BUFFERS.get(name, (0, 0))[1],
                     },
                 )
                 if created:
@@ -227,6 +232,7 @@ class Command(BaseCommand):
             zone = location.zone
             rooms = list(location.spaces.exclude(kind=SpaceKind.CONTAINER).order_by("name"))
             today = now.astimezone(zone).date()
+            created += self._buffered_booking(location, today, users["bob"])
             for offset in range(7):
                 day = today + timedelta(days=offset)
                 if day.weekday() >= 5:
@@ -260,3 +266,22 @@ class Command(BaseCommand):
                     except services.BookingError:
                         continue
         return created
+
+    def _buffered_booking(self, location: Location, today, person) -> int:
+        """A booking in the room with buffers on the next weekday, so the schedule shows its
+        hatched setup and cleanup edges (the random week below may add more)."""
+        day = today + timedelta(days=1)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        room = location.spaces.filter(name__in=BUFFERS).first()
+        if room is None:
+            return 0
+        start = datetime.combine(day, time(12), tzinfo=location.zone)
+        try:
+            services.book(
+                actor=person, space=room, start=start, end=start + timedelta(hours=1),
+                title="Lunch and learn", public_nickname=person.first_name, source=Source.PORTAL,
+            )  # fmt: skip
+        except services.BookingError:
+            return 0
+        return 1

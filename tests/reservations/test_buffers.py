@@ -4,8 +4,6 @@ when they refuse a booking, and taken into account by availability."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -13,9 +11,11 @@ from django.db import IntegrityError, transaction
 
 from reservations import buffers, queries, services
 from reservations.models import Reservation, Space
-from tests.conftest import ROOT, local, next_weekday, subprocess_env
+from tests.conftest import local, next_weekday
+from tests.reservations.test_concurrency import PROCESSES, race
 
 DAY = next_weekday(1)
+ONE_MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -159,77 +159,7 @@ def test_free_periods_leave_room_for_both_sides_buffers():
     ) == [(at(10, 15), at(12))]  # fmt: skip
 
 
-# -- races ---------------------------------------------------------------------------------------
-
-PROCESSES = 20
-
-RACER = """
-import os, sys, time
-from datetime import datetime
-import django
-django.setup()
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError
-from reservations import services
-from reservations.models import Reservation, Space
-space = Space.objects.get(pk=int(sys.argv[1]))
-user = get_user_model().objects.get(pk=int(sys.argv[2]))
-start = datetime.fromisoformat(sys.argv[3])
-end = datetime.fromisoformat(sys.argv[4])
-go, mode = sys.argv[5], sys.argv[6]
-print("ready", flush=True)
-while not os.path.exists(go):
-    time.sleep(0.005)
-try:
-    if mode == "service":
-        services.book(actor=user, space=space, start=start, end=end)
-    else:  # straight to the table: no lock, no check; only the constraint stands in the way
-        Reservation.objects.create(space=space, requested_for=user, start=start, end=end)
-    print("booked", flush=True)
-except services.Conflict as exc:
-    print("conflict", exc.message, flush=True)
-except IntegrityError as exc:
-    print("refused", str(exc).splitlines()[0], flush=True)
-"""
-
-
-def _race(space, users, tmp_path, mode: str) -> list[str]:
-    """Twenty processes each book one minute, back to back: no two booked times overlap, but
-    with 15 minutes of setup and cleanup every two buffered ranges do."""
-    base = local(space.location, DAY, 10)
-    go = tmp_path / "go"
-    racers = []
-    for i, user in enumerate(users):
-        start = base + timedelta(minutes=i)
-        racers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    RACER,
-                    str(space.pk),
-                    str(user.pk),
-                    start.isoformat(),
-                    (start + timedelta(minutes=1)).isoformat(),
-                    str(go),
-                    mode,
-                ],
-                cwd=ROOT,
-                env=subprocess_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for racer in racers:  # wait until all 20 have Django loaded, then start them together
-        assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
-    go.touch()
-    outcomes = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
-        outcomes.append(out.strip())
-    return outcomes
+# -- races: one-minute bookings a minute apart, so only their buffers overlap ----------------
 
 
 @pytest.mark.django_db(transaction=True)
@@ -237,7 +167,7 @@ def test_twenty_processes_booking_slots_whose_buffers_overlap_exactly_one_wins(
     make_user, make_space, tmp_path
 ):
     space = make_space(name="Contested", setup_minutes=15, cleanup_minutes=15)
-    outcomes = _race(space, [make_user() for _ in range(PROCESSES)], tmp_path, "service")
+    outcomes = race(space, [make_user() for _ in range(PROCESSES)], tmp_path, length=ONE_MINUTE)
     assert sum(o == "booked" for o in outcomes) == 1, outcomes
     conflicts = [o for o in outcomes if o.startswith("conflict")]
     assert len(conflicts) == PROCESSES - 1, outcomes
@@ -257,7 +187,9 @@ def test_twenty_processes_writing_buffered_rows_without_the_service_only_one_lan
     """No lock and no check: PostgreSQL's exclusion constraint on the buffered range alone
     lets exactly one of twenty overlapping (by their buffers) rows in."""
     space = make_space(name="Contested", setup_minutes=15, cleanup_minutes=15)
-    outcomes = _race(space, [make_user() for _ in range(PROCESSES)], tmp_path, "raw")
+    outcomes = race(
+        space, [make_user() for _ in range(PROCESSES)], tmp_path, length=ONE_MINUTE, mode="raw"
+    )
     assert sum(o == "booked" for o in outcomes) == 1, outcomes
     refused = [o for o in outcomes if o.startswith("refused")]
     assert len(refused) == PROCESSES - 1, outcomes

@@ -24,22 +24,59 @@ from datetime import datetime
 import django
 django.setup()
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError
 from reservations import services
-from reservations.models import Space
+from reservations.models import Reservation, Space
 space = Space.objects.get(pk=int(sys.argv[1]))
 user = get_user_model().objects.get(pk=int(sys.argv[2]))
 start = datetime.fromisoformat(sys.argv[3])
 end = datetime.fromisoformat(sys.argv[4])
-go = sys.argv[5]
+go, mode = sys.argv[5], sys.argv[6]
 print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.005)
 try:
-    services.book(actor=user, space=space, start=start, end=end)
+    if mode == "service":
+        services.book(actor=user, space=space, start=start, end=end)
+    else:  # straight to the table: no lock, no check; only the constraint stands in the way
+        Reservation.objects.create(space=space, requested_for=user, start=start, end=end)
     print("booked", flush=True)
 except services.Conflict as exc:
     print("conflict", exc.message, flush=True)
+except IntegrityError as exc:
+    print("refused", str(exc).splitlines()[0], flush=True)
 """
+
+
+def race(space, users, tmp_path, *, length: timedelta, mode: str = "service") -> list[str]:
+    """One process per user books ``space`` for ``length``, each a minute after the previous,
+    all released at once; what each printed ("booked", "conflict ...", "refused ...").
+    ``mode`` "service" books through the booking service, "raw" writes the row directly."""
+    base = local(space.location, next_weekday(1), 10)
+    go = tmp_path / "go"
+    racers = []
+    for i, user in enumerate(users):
+        start = base + timedelta(minutes=i)
+        argv = [str(space.pk), str(user.pk), start.isoformat(), (start + length).isoformat()]
+        racers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, *argv, str(go), mode],
+                cwd=ROOT,
+                env=subprocess_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for racer in racers:  # wait until all have Django loaded, then start them together
+        assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
+    go.touch()
+    outcomes = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        outcomes.append(out.strip())
+    return outcomes
 
 
 @pytest.mark.django_db(transaction=True)
@@ -48,38 +85,7 @@ def test_twenty_processes_booking_overlapping_slots_exactly_one_wins(
 ):
     space = make_space(name="Contested")
     users = [make_user() for _ in range(PROCESSES)]
-    base = local(space.location, next_weekday(1), 10)
-    go = tmp_path / "go"
-    racers = []
-    for i, user in enumerate(users):
-        start = base + timedelta(minutes=i)  # every slot overlaps every other
-        racers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    RACER,
-                    str(space.pk),
-                    str(user.pk),
-                    start.isoformat(),
-                    (start + timedelta(hours=1)).isoformat(),
-                    str(go),
-                ],
-                cwd=ROOT,
-                env=subprocess_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for racer in racers:  # wait until all 20 have Django loaded, then start them together
-        assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
-    go.touch()
-    outcomes = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
-        outcomes.append(out.strip())
+    outcomes = race(space, users, tmp_path, length=timedelta(hours=1))  # all overlap
     assert sum(o == "booked" for o in outcomes) == 1, outcomes
     conflicts = [o for o in outcomes if o.startswith("conflict")]
     assert len(conflicts) == PROCESSES - 1

@@ -8,7 +8,6 @@ usual cancellation email and the remote event goes by the ordinary push.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -20,24 +19,8 @@ from . import closures, services
 from .models import Closure, Source
 
 
-class ClosureForm(forms.ModelForm):
-    class Meta:
-        model = Closure
-        fields = (
-            "location",
-            "space",
-            "start_date",
-            "end_date",
-            "start_time",
-            "end_time",
-            "reason",
-            "yearly",
-        )
-
-
 @admin.register(Closure)
 class ClosureAdmin(admin.ModelAdmin):
-    form = ClosureForm
     list_display = (
         "reason",
         "location",

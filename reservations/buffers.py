@@ -4,7 +4,7 @@ A booking holds its *buffered range*, ``[start - setup, end + cleanup)``, stored
 (``Reservation.buffered_start``/``buffered_end``, stamped by ``Reservation.save``). Two
 slot-holding bookings of a space may not have overlapping buffered ranges: the booking
 service's locked check compares them (``queries.clashes``) and PostgreSQL's exclusion
-constraint is built on them (migration 0008). So with 15 minutes of setup and 15 of cleanup,
+constraint is built on them (migration 0009). So with 15 minutes of setup and 15 of cleanup,
 a booking ending at 10:00 is followed at the earliest by one starting at 10:30.
 
 People and calendars see the booked times only: the push, the emails and the booking pages
@@ -20,11 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-
-
-def widen(start: datetime, end: datetime, setup: timedelta, cleanup: timedelta):
-    """The buffered range of a booking of [start, end)."""
-    return start - setup, end + cleanup
 
 
 def _minutes(value: timedelta) -> str:

@@ -39,7 +39,7 @@ class Overlaps(Func):
     Portable SQL: ``buffered_start < :end AND buffered_end > :start``. PostgreSQL:
     ``tstzrange(buffered_start, buffered_end, '[)') && tstzrange(:start, :end, '[)')``, the
     very expression the exclusion constraint (per space) and the range index (across spaces)
-    are built on (migration 0008); the planner uses an index only when the expression matches.
+    are built on (migration 0009); the planner uses an index only when the expression matches.
     ``start`` and ``end`` may be expressions (``free_spaces`` widens them by each space's
     buffers).
     """

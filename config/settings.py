@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
+    # No-shows released within a minute of their check-in window closing, and the check-in
+    # reminder emailed when a window opens (reservations/checkin.py).
+    "release-no-shows": {"task": "reservations.release_no_shows", "schedule": 30.0},
+    "send-check-in-reminders": {"task": "reservations.send_check_in_reminders", "schedule": 60.0},
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

@@ -16,6 +16,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services, timebounds
+from .admin_checkin import CheckInQRMixin
 from .models import (
     Amenity,
     Location,
@@ -81,7 +82,7 @@ class SeatInline(admin.TabularInline):
 
 
 @admin.register(Space)
-class SpaceAdmin(admin.ModelAdmin):
+class SpaceAdmin(CheckInQRMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "location",
@@ -198,6 +199,8 @@ class ReservationAdmin(SimpleHistoryAdmin):
         "series",
         "version",
         "cancel_reason",
+        "checked_in_at",
+        "released_at",
         "created",
         "updated",
     )

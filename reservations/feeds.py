@@ -40,7 +40,11 @@ from .notifications import reservation_uid
 from .views.profile import profile_page
 
 RESERVED = "Reserved"
-CANCELLED_FEED_STATES = {ReservationStatus.CANCELLED, ReservationStatus.CONFLICTED}
+CANCELLED_FEED_STATES = {
+    ReservationStatus.CANCELLED,
+    ReservationStatus.CONFLICTED,
+    ReservationStatus.RELEASED,  # nobody checked in: the slot was given back
+}
 # last_used_at is written at most this often per feed: apps poll every few minutes, and a
 # write per poll would cost more than the read it records.
 LAST_USED_RESOLUTION = timedelta(minutes=10)

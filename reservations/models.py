@@ -35,6 +35,15 @@ class EventTitle(models.TextChoices):
     PUBLIC_NICKNAME = "public_nickname", _("Public nickname")
 
 
+class NoShowAction(models.TextChoices):
+    RELEASE = "release", _("Release the rest of the slot")
+    CANCEL = "cancel", _("Cancel the whole booking")
+
+
+# The check-in window is bounded so a typo cannot keep a no-show's room for hours.
+MAX_CHECK_IN_MINUTES = 240
+
+
 class Location(models.Model):
     name = models.CharField(max_length=200, unique=True)
     address = models.TextField(blank=True)
@@ -56,6 +65,36 @@ class Location(models.Model):
     pull_organizer_details = models.BooleanField(
         default=False,
         help_text=_("Fill name and email from the organizer of bookings made in Outlook/Google."),
+    )
+    check_in_required = models.BooleanField(
+        default=False,
+        help_text=_(
+            "People must check in to their booking (My reservations, the booking's page, the "
+            "reminder email, the room's QR code or the API); a booking nobody checks in to is "
+            "released when the check-in window closes. Each space may override this."
+        ),
+    )
+    check_in_opens_minutes = models.PositiveSmallIntegerField(
+        default=15,
+        validators=[MaxValueValidator(MAX_CHECK_IN_MINUTES)],
+        help_text=_("Check-in opens this many minutes before the start (a reminder is sent then)."),
+    )
+    check_in_closes_minutes = models.PositiveSmallIntegerField(
+        default=15,
+        validators=[MaxValueValidator(MAX_CHECK_IN_MINUTES)],
+        help_text=_(
+            "Check-in closes this many minutes after the start; a booking not checked in by "
+            "then is a no-show (within a minute)."
+        ),
+    )
+    no_show_action = models.CharField(
+        max_length=8,
+        choices=NoShowAction.choices,
+        default=NoShowAction.RELEASE,
+        help_text=_(
+            "What happens to a no-show: release the rest of the slot (the booking is kept as "
+            "'released', its time bookable at once), or cancel the whole booking."
+        ),
     )
 
     class Meta:
@@ -252,6 +291,30 @@ class Space(models.Model):
             "A change applies to bookings made or moved from then on."
         ),
     )
+    # Check-in overrides of the location's settings (``reservations.checkin.policy_for``).
+    check_in_required = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text=_("Check-in for this space: Unknown = as its location, Yes or No overrides."),
+    )
+    check_in_opens_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_CHECK_IN_MINUTES)],
+        help_text=_("Minutes before the start check-in opens; empty = as its location."),
+    )
+    check_in_closes_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_CHECK_IN_MINUTES)],
+        help_text=_("Minutes after the start check-in closes; empty = as its location."),
+    )
+    no_show_action = models.CharField(
+        max_length=8,
+        choices=NoShowAction.choices,
+        blank=True,
+        help_text=_("What happens to a no-show here; empty = as its location."),
+    )
 
     class Meta:
         ordering = ["location", "floor", "name"]
@@ -299,9 +362,13 @@ class ReservationStatus(models.TextChoices):
     CONFIRMED = "confirmed", _("Confirmed")
     CANCELLED = "cancelled", _("Cancelled")
     CONFLICTED = "conflicted", _("Conflicted")
+    RELEASED = "released", _("Released (nobody checked in)")
 
 
 SLOT_HOLDING_STATUSES = (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)
+# Bookings that are over for good, whatever their remote event says: cancelled, or released
+# because nobody checked in (``reservations.checkin``). Neither holds its slot.
+ENDED_STATUSES = (ReservationStatus.CANCELLED, ReservationStatus.RELEASED)
 
 
 class Source(models.TextChoices):
@@ -397,6 +464,11 @@ class Reservation(models.Model):
     organizer_name = models.CharField(max_length=200, blank=True)
     organizer_email = models.EmailField(blank=True)
     cancel_reason = models.CharField(max_length=255, blank=True)
+    # Check-in (``reservations.checkin``): when the person checked in, when a no-show was
+    # released, when the check-in reminder was sent (once).
+    checked_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    released_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_in_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1, editable=False)
@@ -409,7 +481,8 @@ class Reservation(models.Model):
     buffered_end = models.DateTimeField(editable=False)
 
     history = HistoricalRecords(
-        bases=[HistorySource], excluded_fields=["updated", "buffered_start", "buffered_end"]
+        bases=[HistorySource],
+        excluded_fields=["updated", "buffered_start", "buffered_end", "check_in_reminded_at"],
     )
 
     class Meta:
@@ -477,6 +550,32 @@ class Reservation(models.Model):
     @property
     def local_end(self) -> datetime:
         return self.end.astimezone(self.space.location.zone)
+
+
+class SpaceDayUsage(models.Model):
+    """A daily rollup per space for utilisation reports: the minutes released from no-shows.
+
+    Written by the release of each no-show (``reservations.checkin``), in its transaction, as
+    an increment; so a report reads one row per space per day and never scans reservations.
+    ``day`` is the date in the location's time zone of the released booking's start.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="day_usage")
+    day = models.DateField(help_text=_("In the location's time zone."))
+    released_minutes = models.PositiveIntegerField(
+        default=0, help_text=_("Booked minutes given back because nobody checked in.")
+    )
+
+    class Meta:
+        ordering = ["-day", "space"]
+        verbose_name = _("space usage per day")
+        verbose_name_plural = _("space usage per day")
+        constraints = [
+            models.UniqueConstraint(fields=["space", "day"], name="one_usage_row_per_space_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.space.name} {self.day:%Y-%m-%d}"
 
 
 class UserDeactivation(models.Model):

@@ -19,12 +19,13 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from .models import Reservation, ReservationStatus
+from .models import ENDED_STATUSES, Reservation
 
 SUBJECTS = {
     "created": "Booked: {space}, {when}",
     "changed": "Changed: {space}, {when}",
     "cancelled": "Cancelled: {space}, {when}",
+    "released": "Released: {space}, {when} (nobody checked in)",
 }
 
 
@@ -72,7 +73,7 @@ def build_ics(reservations: Sequence[Reservation], method: str) -> bytes:
                 attendee = vCalAddress(f"mailto:{person.email}")
                 attendee.params["cn"] = vText(person.get_full_name() or person.get_username())
                 event.add("attendee", attendee, encode=0)
-        cancelled = reservation.status == ReservationStatus.CANCELLED
+        cancelled = reservation.status in ENDED_STATUSES
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         cal.add_component(event)
     return cal.to_ical()
@@ -89,7 +90,12 @@ def _when(reservations: Sequence[Reservation]) -> str:
 def _body(event: str, reservations: Sequence[Reservation]) -> str:
     first = reservations[0]
     location = first.space.location
-    verb = {"created": "is booked", "changed": "was changed", "cancelled": "was cancelled"}[event]
+    verb = {
+        "created": "is booked",
+        "changed": "was changed",
+        "cancelled": "was cancelled",
+        "released": "was released for others because nobody checked in",
+    }[event]
     lines = [f"Your reservation of {first.space.name} at {location.name} {verb}.", ""]
     for r in reservations:
         lines.append(
@@ -97,7 +103,7 @@ def _body(event: str, reservations: Sequence[Reservation]) -> str:
         )
     if first.title:
         lines += ["", f"Title: {first.title}"]
-    if event == "cancelled" and first.cancel_reason:
+    if event in ("cancelled", "released") and first.cancel_reason:
         lines += ["", f"Reason: {first.cancel_reason}"]
     lines += ["", f"Manage your bookings: {settings.PUBLIC_BASE_URL}/"]
     return "\n".join(lines)
@@ -120,7 +126,7 @@ def send_reservation_email(event: str, reservation_ids: Sequence[int]) -> int:
         recipients = [first.organizer_email]
     if not recipients:
         return 0
-    method = "CANCEL" if event == "cancelled" else "REQUEST"
+    method = "CANCEL" if event in ("cancelled", "released") else "REQUEST"
     subject = SUBJECTS[event].format(space=first.space.name, when=_when(reservations))
     message = EmailMessage(subject=subject, body=_body(event, reservations), to=recipients)
     if not any(provider_invites(r) for r in reservations):

@@ -26,12 +26,15 @@ def record_change_source(sender, instance, history_instance, **kwargs) -> None:
 
 def _email_receiver(event: str) -> Callable[..., None]:
     def enqueue(sender, reservation_ids: list[int], source: str, **kwargs) -> None:
+        from .tasks import send_reservation_email
+
+        if kwargs.get("no_show"):  # no provider told anyone: Reserva released it
+            send_reservation_email.delay("released", reservation_ids)
+            return
         if source in REMOTE_SOURCES:  # the calendar provider already told the organizer
             return
         if set(kwargs.get("changes") or ()) == {"source"}:
             return  # kept as a local booking when its calendar was unbound: nothing to tell
-        from .tasks import send_reservation_email
-
         send_reservation_email.delay(event, reservation_ids)
 
     return enqueue

@@ -27,10 +27,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import buffers, closures, queries, rules, signals, timebounds
+from . import buffers, checkin, closures, queries, rules, signals, timebounds
 from .models import (
+    ENDED_STATUSES,
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
+    NoShowAction,
     Reservation,
     ReservationKind,
     ReservationStatus,
@@ -138,6 +140,20 @@ class Closed(Conflict):
     is the closure's reason. For a series, raised only when every refused date is closed."""
 
     code = "closed"
+
+
+class CheckInClosed(BookingError):
+    """Check-in is refused: outside the booking's window, or the booking was released or
+    cancelled already (``reservations.checkin``)."""
+
+    code = "check_in_closed"
+
+
+class NeedsApproval(BookingError):
+    """The action needs the booking to be confirmed first; it is still awaiting approval
+    (or, in personal mode, the room's answer)."""
+
+    code = "needs_approval"
 
 
 class Scope(enum.StrEnum):
@@ -786,6 +802,127 @@ def _mark_cancelled(targets: Iterable[Reservation], actor, source: str, reason: 
         target.cancel_reason = reason[:255]
         target.version += 1
         _save(target, actor, source, reason)
+
+
+# --- check-in (reservations/checkin.py) ------------------------------------------------------
+
+
+def check_in(
+    *,
+    actor: AbstractBaseUser | None,
+    reservation: Reservation,
+    source: str,
+    now: datetime | None = None,
+) -> Reservation:
+    """Check in to a booking inside its window. Idempotent (checked in already: unchanged).
+
+    ``actor`` must be the person it is for, who booked it, its organizer or a manager;
+    None only when the caller verified a signed check-in link of a booking that has no
+    Reserva user (its organizer got the link by email). Raises NotAllowed, CheckInClosed,
+    NeedsApproval or BookingError (check-in is not used in that space). No signal: nothing
+    shown in a calendar changes, and the booking's version stays (a form open elsewhere
+    remains valid).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_space_of(reservation)
+        current = (
+            Reservation.objects.select_for_update(of=("self",))
+            .select_related("space__location")
+            .filter(pk=reservation.pk)
+            .first()
+        )
+        if current is None:
+            raise BookingError("This booking no longer exists.")
+        if actor is not None and not checkin.may_check_in(actor, current):
+            raise NotAllowed("Only the person the booking is for, or who made it, can check in.")
+        if current.checked_in_at is not None:
+            return current
+        _check_check_in(current, now)
+        current.checked_in_at = now
+        local = now.astimezone(current.space.location.zone)
+        _save(current, actor, source, f"Checked in at {local:%H:%M}")
+    return current
+
+
+def _check_check_in(reservation: Reservation, now: datetime) -> None:
+    policy = checkin.policy_for(reservation.space)
+    if reservation.status == ReservationStatus.RELEASED:
+        raise CheckInClosed(f"{reservation.cancel_reason or 'This booking was released'}.")
+    if reservation.status in ENDED_STATUSES:
+        raise CheckInClosed("This booking was cancelled.")
+    if reservation.status == ReservationStatus.PENDING:
+        raise NeedsApproval(
+            "This booking is still awaiting approval (or the room's answer); "
+            "you can check in once it is confirmed."
+        )
+    if reservation.status != ReservationStatus.CONFIRMED:
+        raise BookingError("This booking does not hold its slot, so there is nothing to check in.")
+    if not policy.required:
+        raise BookingError(f"Bookings of {reservation.space.name} need no check-in.")
+    found = checkin.window(reservation, policy)
+    if not found.contains(now):
+        when = "has not opened yet" if now < found.opens else "has closed"
+        raise CheckInClosed(
+            f"Check-in for this booking is open {checkin.describe_window(reservation, policy)}; "
+            f"it {when}."
+        )
+
+
+def release_no_show(*, reservation: Reservation, now: datetime) -> Reservation | None:
+    """Release (or cancel, per the space's ``no_show_action``) a booking nobody checked in
+    to by the end of its window; returns it, or None when there is nothing to do (checked in,
+    released, cancelled or moved meanwhile; a concurrent check-in wins: both take the space's
+    lock and this re-reads the row under it). One transaction: the status, the history entry
+    with the reason and the day's released minutes (``SpaceDayUsage``) commit together; the
+    email and the push follow the signal, sent after commit."""
+    with transaction.atomic():
+        _lock_space_of(reservation)
+        current = (
+            Reservation.objects.select_for_update(of=("self",))
+            .select_related("space__location")
+            .filter(pk=reservation.pk)
+            .first()
+        )
+        if (
+            current is None
+            or current.status != ReservationStatus.CONFIRMED
+            or current.checked_in_at is not None
+            or current.end <= now
+        ):
+            return None
+        policy = checkin.policy_for(current.space)
+        if not policy.required or checkin.window(current, policy).closes > now:
+            return None
+        reason = checkin.no_show_reason(current, policy)
+        released = policy.no_show_action == NoShowAction.RELEASE
+        current.status = ReservationStatus.RELEASED if released else ReservationStatus.CANCELLED
+        current.released_at = now
+        current.cancel_reason = reason
+        current.version += 1
+        _save(current, None, current.source, reason)
+        checkin.record_released_minutes(current, now)
+    if released:
+        changes = {"status": (ReservationStatus.CONFIRMED, ReservationStatus.RELEASED)}
+        _send_after_commit(
+            signals.reservation_changed, [current], None, current.source,
+            changes=changes, no_show=True,
+        )  # fmt: skip
+    else:
+        _send_after_commit(
+            signals.reservation_cancelled, [current], None, current.source, no_show=True
+        )
+    return current
+
+
+def claim_check_in_reminder(*, reservation_id: int, now: datetime) -> bool:
+    """Mark the check-in reminder of a booking as sent; False when it was already (so two
+    workers never send it twice). Not a change of the booking: no history, no signal."""
+    return bool(
+        Reservation.objects.filter(pk=reservation_id, check_in_reminded_at__isnull=True).update(
+            check_in_reminded_at=now
+        )
+    )
 
 
 # --- users ----------------------------------------------------------------------------------

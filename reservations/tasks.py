@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
-from . import notifications
+from . import checkin, notifications, services
+from .models import Reservation
 
 
 @shared_task(
@@ -16,3 +18,36 @@ from . import notifications
 def send_reservation_email(event: str, reservation_ids: list[int]) -> int:
     """Email the people concerned about a booking event; returns how many emails were sent."""
     return notifications.send_reservation_email(event, reservation_ids)
+
+
+@shared_task(name="reservations.release_no_shows")
+def release_no_shows() -> int:
+    """Release the bookings whose check-in window closed with nobody checked in (beat, every
+    30 s). Each in its own transaction: a worker killed midway leaves the others for the next
+    tick, and one released already is skipped. Returns how many were released."""
+    now = timezone.now()
+    released = 0
+    for pk in checkin.due_for_release(now):
+        reservation = Reservation.objects.filter(pk=pk).first()
+        if reservation is not None and services.release_no_show(reservation=reservation, now=now):
+            released += 1
+    return released
+
+
+@shared_task(name="reservations.send_check_in_reminders")
+def send_check_in_reminders() -> int:
+    """Email the check-in link when a booking's window opens (beat, every 60 s), once per
+    booking. Returns how many reminders were sent."""
+    now = timezone.now()
+    sent = 0
+    for pk in checkin.due_for_reminder(now):
+        if not services.claim_check_in_reminder(reservation_id=pk, now=now):
+            continue  # another worker took it
+        reservation = (
+            Reservation.objects.select_related("space__location", "requested_for")
+            .filter(pk=pk)
+            .first()
+        )
+        if reservation is not None:
+            sent += checkin.send_reminder(reservation)
+    return sent

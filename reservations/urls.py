@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import booking, mine, profile, schedule, search
+from .views import booking, checkin, mine, profile, schedule, search
 
 app_name = "portal"
 
@@ -15,5 +15,8 @@ urlpatterns = [
     path("reservations/<int:pk>/", mine.detail, name="detail"),
     path("reservations/<int:pk>/change/", mine.change, name="change"),
     path("reservations/<int:pk>/cancel/", mine.cancel, name="cancel"),
+    path("reservations/<int:pk>/check-in/", checkin.check_in, name="check_in"),
+    path("check-in/<str:token>/", checkin.link, name="check_in_link"),
+    path("spaces/<int:pk>/check-in/", checkin.space, name="space_check_in"),
     path("profile/", profile.profile, name="profile"),
 ]

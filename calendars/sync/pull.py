@@ -105,6 +105,7 @@ from django.utils import timezone
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
 from reservations import services
 from reservations.models import (
+    ENDED_STATUSES,
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
     EventTitle,
@@ -411,9 +412,9 @@ def plan_pull(
         ):
             plan.ignore.append(Change(event, reservation_id=reservation_id, reason="our own push"))
             continue
-        if current.status == ReservationStatus.CANCELLED:
+        if current.status in ENDED_STATUSES:  # cancelled, or released as a no-show
             plan.ignore.append(
-                Change(event, reservation_id=reservation_id, reason="cancelled here")
+                Change(event, reservation_id=reservation_id, reason=f"{current.status} here")
             )
             continue
         if link is not None and link.push_owed and current.holds_slot:

@@ -5,7 +5,9 @@ turned into it here, so a client handles every failure the same way. A booking c
 also lists the clashing slots (space and times only: never another person's title or name).
 A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
 and the closure's reason as the message: like a taken slot, it is the state of the space at
-that time, not the caller's rights (403), that refuses it.
+that time, not the caller's rights (403), that refuses it. So is a check-in outside the
+booking's window (``check_in_closed``) or to a booking still awaiting approval
+(``needs_approval``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ SERVICE_STATUS = {
     services.NotAllowed: status.HTTP_403_FORBIDDEN,
     services.Conflict: status.HTTP_409_CONFLICT,
     services.StaleReservation: status.HTTP_409_CONFLICT,
+    services.CheckInClosed: status.HTTP_409_CONFLICT,
+    services.NeedsApproval: status.HTTP_409_CONFLICT,
 }
 
 DRF_CODES = {
@@ -193,8 +197,10 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found",
     "409": (
         "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "
-        "location is closed then (code `closed`, the closure's reason as the message), or a "
-        "stale version (code `stale`)"
+        "location is closed then (code `closed`, the closure's reason as the message), "
+        "check-in outside the booking's window or to a released booking (code "
+        "`check_in_closed`, the window in the message), an action on a booking still "
+        "awaiting approval (code `needs_approval`), or a stale version (code `stale`)"
     ),
     "429": "Rate limit exceeded",
     "500": "Server error (the same shape; the details are in the server's log)",

@@ -185,6 +185,8 @@ class ReservationSerializer(LocalTimesMixin, serializers.ModelSerializer):
             "source",
             "series",
             "version",
+            "checked_in_at",
+            "released_at",
             "created",
             "updated",
         ]

@@ -359,6 +359,24 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         )
         return Response(self.get_serializer(self._read(reservation)).data)
 
+    @extend_schema(
+        request=None,
+        responses=s.ReservationSerializer,
+        description=(
+            "Check in to a booking of a space that requires check-in, inside its window "
+            "(by default from 15 minutes before to 15 minutes after the start). Idempotent. "
+            "409 `check_in_closed` outside the window (the message gives it, in the location's "
+            "time zone) or when the booking was released or cancelled; 409 `needs_approval` "
+            "while it awaits approval; 403 when it is someone else's."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="check-in", pagination_class=None)
+    def check_in(self, request: Request, pk: str) -> Response:
+        """Check in to the booking (the person it is for, who made it, or a manager)."""
+        reservation = self.get_object()
+        services.check_in(actor=request.user, reservation=reservation, source=source_for(request))
+        return Response(self.get_serializer(self._read(reservation)).data)
+
 
 @extend_schema(exclude=True)
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])

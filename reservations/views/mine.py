@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from .. import rules, services
+from .. import checkin, rules, services
 from ..forms import CancelForm, ChangeForm
 from ..models import SLOT_HOLDING_STATUSES, Reservation, Source
 from .common import alternatives, apply_booking_error, get_visible_reservation
@@ -33,6 +33,9 @@ def annotate_permissions(user, reservations) -> None:
         reservation.can_change = bool(change) and active
         reservation.can_cancel = bool(cancel) and active
         reservation.locked_reason = change.reason or cancel.reason
+        reservation.can_check_in = checkin.can_check_in_now(
+            reservation, now
+        ) and checkin.may_check_in(user, reservation)
 
 
 @login_required
@@ -97,6 +100,10 @@ def _history(reservation: Reservation) -> list[dict]:
                 what = "Cancelled"
                 if record.cancel_reason:
                     what += f": {record.cancel_reason}"
+            elif record.status == "released" and previous.status != "released":
+                what = record.cancel_reason or "Released: nobody checked in"
+            elif changed == ["checked_in_at"] and record.history_change_reason:
+                what = record.history_change_reason  # "Checked in at 09:58"
             elif changed:
                 what = "Changed " + ", ".join(str(labels.get(name, name)) for name in changed)
             else:

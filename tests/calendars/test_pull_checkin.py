@@ -1,0 +1,84 @@
+"""Check-in with a room calendar (Outlook / Google Calendar, through the sandbox): a booking
+made remotely in a check-in room is released like any other when nobody checks in, its
+organizer is emailed, the ordinary push removes its event from the room's calendar, and a
+later remote edit of that event does not bring the released booking back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from calendars.sync import pull
+from reservations import services
+from reservations.models import Reservation, ReservationStatus
+from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
+from tests.calendars.test_pull import Remote, at, kind  # noqa: F401 - the kind fixture
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def binding(kind, request):  # noqa: F811 - kind is the parametrized fixture
+    found = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    found.space.check_in_required = True
+    found.space.save()
+    location = found.space.location
+    location.pull_organizer_details = True  # so the organizer's address is kept
+    location.save()
+    return found
+
+
+@pytest.fixture
+def remote(sandbox, kind):  # noqa: F811
+    return Remote(sandbox, kind)
+
+
+def room_of(kind: str) -> str:  # noqa: F811
+    return MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+
+
+def test_a_remote_booking_nobody_checked_in_to_is_released_and_its_event_removed(
+    binding,
+    remote,
+    sandbox,
+    kind,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    pull.pull_binding(binding.pk)
+    # Graph keeps the organizer given; Google's room calendar is its events' own organizer.
+    visitor = "visitor@partner.example" if kind == "microsoft" else room_of(kind)
+    organizer = {"emailAddress": {"address": visitor, "name": "Visitor"}}
+    extra = {"organizer": organizer} if kind == "microsoft" else {}
+    remote.create("Walk-in", at(0, 9), at(0, 10), **extra)
+    assert pull.pull_binding(binding.pk).created == 1
+    (row,) = Reservation.objects.filter(space=binding.space)
+    assert row.requested_for is None and row.organizer_email == visitor  # no Reserva account
+    assert len(remote_events(sandbox, kind, room_of(kind))) == 1
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        released = services.release_no_show(reservation=row, now=at(0, 9) + timedelta(minutes=16))
+    assert released is not None and released.status == ReservationStatus.RELEASED
+    assert remote_events(sandbox, kind, room_of(kind)) == []  # the room shows free remotely
+    [email] = [m for m in mail.outbox if m.subject.startswith("Released: Atlas")]
+    assert email.to == [visitor]
+
+
+def test_a_remote_edit_of_a_released_bookings_event_is_ignored_like_a_cancelled_ones(
+    binding, remote
+):
+    pull.pull_binding(binding.pk)
+    event_id = remote.create("Walk-in", at(0, 9), at(0, 10))
+    assert pull.pull_binding(binding.pk).created == 1
+    (row,) = Reservation.objects.filter(space=binding.space)
+    # Released, and the push that would delete the event has not run yet.
+    services.release_no_show(reservation=row, now=at(0, 9) + timedelta(minutes=16))
+
+    remote.move(event_id, at(0, 11), at(0, 12))
+    result = pull.pull_binding(binding.pk)
+    assert (result.created, result.updated, result.conflicts) == (0, 0, 0)
+    row.refresh_from_db()
+    assert row.status == ReservationStatus.RELEASED
+    assert (row.start, row.end) == (at(0, 9), at(0, 10))

@@ -1,6 +1,8 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings, and closures (a room under maintenance on a day next week, Christmas Day every
-year). Idempotent: running it again creates nothing twice.
+bookings, closures (a room under maintenance on a day next week, Christmas Day every
+year) and a check-in room (Severn at London HQ) with a no-show the beat task releases within a
+minute and a booking Alice can check in to. Idempotent: running it again creates nothing twice
+(the check-in pair is made again, around the new "now", once the last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -81,6 +83,8 @@ MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted"
 # Setup and cleanup minutes (reservations.buffers): the big rooms are rearranged between
 # meetings, so the schedule shows hatched edges around their bookings.
 BUFFERS = {"Thames": (15, 15)}
+# Check-in is required in this room (a space-level override; reservations.checkin).
+CHECK_IN_ROOM = ("London HQ", "Severn")
 
 
 class Command(BaseCommand):
@@ -99,6 +103,7 @@ class Command(BaseCommand):
             self._closures(locations)
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._reservations(users, locations)
+            created += self._check_in(users, locations)
         if apps.is_installed("calendars"):
             call_command(
                 "seed_demo_calendars",
@@ -266,6 +271,57 @@ class Command(BaseCommand):
                     except services.BookingError:
                         continue
         return created
+
+    def _check_in(self, users, locations: list[Location]) -> int:
+        """Severn requires check-in: Bob's booking started 20 minutes ago and nobody checked
+        in (the beat task releases it within a minute of ``make run`` starting), and Alice's
+        starts in 10 minutes, so her check-in window is open (My reservations shows Check in).
+
+        Outside London HQ's opening hours (nights, weekends) the portal cannot book them, so
+        they come as meetings put in the room's Outlook calendar (remote bookings are not
+        held to the opening hours, and check-in applies to them too)."""
+        location_name, space_name = CHECK_IN_ROOM
+        location = next((loc for loc in locations if loc.name == location_name), None)
+        if location is None:
+            return 0
+        room = location.spaces.get(name=space_name)
+        if room.check_in_required is None:
+            room.check_in_required = True
+            room.save(update_fields=["check_in_required"])
+        now = timezone.now().replace(second=0, microsecond=0)
+        if room.reservations.filter(end__gt=now, title__startswith="Check-in demo").exists():
+            return 0
+        created = 0
+        for person, start, minutes in (
+            (users["bob"], now - timedelta(minutes=20), 30),  # until Alice's starts
+            (users["alice"], now + timedelta(minutes=10), 30),
+        ):
+            created += self._demo_booking(room, person, start, minutes, now)
+        return created
+
+    def _demo_booking(self, room: Space, person, start, minutes: int, now) -> int:
+        end = start + timedelta(minutes=minutes)
+        title = f"Check-in demo: {person.first_name}"
+        try:
+            services.book(
+                actor=person, space=room, start=start, end=end, title=title,
+                public_nickname=person.first_name, source=Source.PORTAL,
+                now=start - timedelta(minutes=1),
+            )  # fmt: skip
+            return 1
+        except services.Conflict:
+            return 0
+        except services.BookingError:
+            pass  # outside the opening hours: as a meeting put in the room's calendar
+        try:
+            services.book(
+                actor=None, space=room, start=start, end=end, title=title, requested_for=person,
+                source=Source.EXCHANGE, organizer_name=person.get_full_name(),
+                organizer_email=person.email,
+            )  # fmt: skip
+        except services.BookingError:
+            return 0
+        return 1
 
     def _buffered_booking(self, location: Location, today, person) -> int:
         """A booking in the room with buffers on the next weekday, so the schedule shows its

@@ -11,10 +11,12 @@ import pytest
 from django.core import mail
 
 from calendars.sync import pull
+from calendars.sync.pull import plan_pull
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
 from tests.calendars.test_pull import Remote, at, kind  # noqa: F401 - the kind fixture
+from tests.calendars.test_pull_plan import WINDOW, bucket, ev, link, res
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +80,43 @@ def test_a_remote_edit_of_a_released_bookings_event_is_ignored_like_a_cancelled_
 
     remote.move(event_id, at(0, 11), at(0, 12))
     result = pull.pull_binding(binding.pk)
-    assert (result.created, result.updated, result.conflicts) == (0, 0, 0)
+    # Ignored as "released here" (planned like a cancelled booking's), not tried as a change.
+    assert (result.created, result.updated, result.conflicts, result.ignored) == (0, 0, 0, 1)
     row.refresh_from_db()
     assert row.status == ReservationStatus.RELEASED
     assert (row.start, row.end) == (at(0, 9), at(0, 10))
+
+
+def test_a_remote_move_of_a_released_portal_bookings_event_is_not_written_back(
+    binding,
+    remote,
+    sandbox,
+    kind,  # noqa: F811
+    make_user,
+    django_capture_on_commit_callbacks,
+):
+    pull.pull_binding(binding.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # the push makes the room's event
+        row = services.book(
+            actor=make_user(), space=binding.space, start=at(0, 9), end=at(0, 10),
+            now=at(0, 9) - timedelta(days=1),
+        ).reservations[0]  # fmt: skip
+    (event,) = remote_events(sandbox, kind, room_of(kind))
+    pull.pull_binding(binding.pk)
+    # Released, and the push that would delete the event has not run yet.
+    services.release_no_show(reservation=row, now=at(0, 9) + timedelta(minutes=16))
+
+    remote.move(event["id"], at(0, 11), at(0, 12))
+    result = pull.pull_binding(binding.pk)
+    assert (result.updated, result.restored, result.ignored) == (0, 0, 1)
+    row.refresh_from_db()
+    assert row.status == ReservationStatus.RELEASED
+    assert (row.start, row.end) == (at(0, 9), at(0, 10))
+
+
+@pytest.mark.parametrize("status", ["cancelled", "released"])
+def test_the_planner_ignores_a_released_bookings_event_like_a_cancelled_ones(status):
+    moved = ev(start=ev().start + timedelta(hours=2), end=ev().end + timedelta(hours=2))
+    plan = plan_pull([moved], [link()], [res(status=status)], window=WINDOW)
+    assert bucket(plan) == {"ignore": [("e1", 1)]}
+    assert plan.ignore[0].reason == f"{status} here"

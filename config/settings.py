@@ -190,6 +190,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
+    # Bookings still awaiting approval at their deadline are declined (reservations/approvals.py).
+    "decline-overdue-approvals": {
+        "task": "reservations.decline_overdue_approvals",
+        "schedule": 60.0,
+    },
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

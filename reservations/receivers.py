@@ -15,7 +15,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from . import signals
+from . import approvals, signals
 from .models import REMOTE_SOURCES, FeedToken
 
 
@@ -26,12 +26,21 @@ def record_change_source(sender, instance, history_instance, **kwargs) -> None:
 
 def _email_receiver(event: str) -> Callable[..., None]:
     def enqueue(sender, reservation_ids: list[int], source: str, **kwargs) -> None:
+        changes = kwargs.get("changes") or {}
+        if event == "created":
+            # The approvers' request (and, for a booking made in Outlook/Google, the notice
+            # to its organizer) when the booking awaits approval.
+            approvals.queue_emails(reservation_ids)
         if source in REMOTE_SOURCES:  # the calendar provider already told the organizer
             return
-        if set(kwargs.get("changes") or ()) == {"source"}:
+        if set(changes) == {"source"}:
             return  # kept as a local booking when its calendar was unbound: nothing to tell
         from .tasks import send_reservation_email
 
+        if "approval" in changes:  # an approver's decision (or the deadline's)
+            kind = "approved" if event == "changed" else "declined"
+            send_reservation_email.delay(kind, reservation_ids)
+            return
         send_reservation_email.delay(event, reservation_ids)
 
     return enqueue

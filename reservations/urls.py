@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import booking, mine, profile, schedule, search
+from .views import approvals, booking, mine, profile, schedule, search
 
 app_name = "portal"
 
@@ -16,4 +16,7 @@ urlpatterns = [
     path("reservations/<int:pk>/change/", mine.change, name="change"),
     path("reservations/<int:pk>/cancel/", mine.cancel, name="cancel"),
     path("profile/", profile.profile, name="profile"),
+    path("approvals/", approvals.queue, name="approvals"),
+    path("approvals/<int:pk>/decide/", approvals.decide, name="approval_decide"),
+    path("approvals/<str:token>/", approvals.link, name="approval_link"),
 ]

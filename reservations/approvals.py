@@ -305,7 +305,8 @@ def send_request(reservation_ids: Sequence[int]) -> int:
         "",
         "Each link opens a page where you confirm (you need to be signed in).",
         "Undecided bookings are declined automatically at their deadline.",
-        f"All bookings awaiting your decision: {settings.PUBLIC_BASE_URL}{reverse('portal:approvals')}",
+        "All bookings awaiting your decision: "
+        f"{settings.PUBLIC_BASE_URL}{reverse('portal:approvals')}",
     ]
     subject = f"Approval needed: {first.space.name}, {_when(first)}"
     if len(rows) > 1:

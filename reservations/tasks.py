@@ -26,9 +26,7 @@ def send_reservation_email(event: str, reservation_ids: list[int]) -> int:
 )
 def send_approval_emails(reservation_ids: list[int]) -> int:
     """A new booking awaits approval: email its approvers (and a remote organizer)."""
-    return approvals.send_request(reservation_ids) + approvals.send_awaiting_notice(
-        reservation_ids
-    )
+    return approvals.send_request(reservation_ids) + approvals.send_awaiting_notice(reservation_ids)
 
 
 @shared_task(name="reservations.decline_overdue_approvals")

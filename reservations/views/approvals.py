@@ -23,9 +23,10 @@ REASON_MAX = 200
 
 
 def approves_anything(user) -> bool:
-    return user.has_perm(approvals.MANAGE_ALL) or user.groups.filter(
-        approval_rules__isnull=False
-    ).exists()
+    return (
+        user.has_perm(approvals.MANAGE_ALL)
+        or user.groups.filter(approval_rules__isnull=False).exists()
+    )
 
 
 @login_required
@@ -67,9 +68,7 @@ def _when(reservation: Reservation) -> str:
 @require_POST
 def decide(request: HttpRequest, pk: int) -> HttpResponse:
     action = request.POST.get("action", "")
-    reservation = (
-        Reservation.objects.select_related("space__location").filter(pk=pk).first()
-    )
+    reservation = Reservation.objects.select_related("space__location").filter(pk=pk).first()
     if reservation is None or action not in approvals.ACTIONS:
         messages.error(request, "That booking or decision does not exist.")
         return redirect("portal:approvals")
@@ -82,9 +81,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         found = approvals.read_any_token(token)
     except approvals.BadLink as exc:
-        return render(
-            request, "reservations/approval_link.html", {"problem": str(exc)}, status=400
-        )
+        return render(request, "reservations/approval_link.html", {"problem": str(exc)}, status=400)
     reservation = (
         Reservation.objects.select_related("space__location", "requested_for")
         .filter(pk=found.reservation_id)

@@ -5,8 +5,8 @@ their deadline; the emailed links lead to a confirmation page that only decides 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from datetime import time as clock
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
@@ -77,7 +77,8 @@ def test_a_spaces_own_rule_wins_over_its_kinds_rule(make_location, make_space, f
     assert approvals.rule_for(desk).approvers == managers
     assert approvals.rule_for(other_desk).approvers == facilities
     assert approvals.rule_for(room) is None
-    assert {k: r.approvers.name for k, r in approvals.rules_for([desk, other_desk, room]).items()} == {
+    found = approvals.rules_for([desk, other_desk, room])
+    assert {k: r.approvers.name for k, r in found.items()} == {
         desk.pk: "Managers",
         other_desk.pk: "Facilities",
     }

@@ -5,7 +5,9 @@ turned into it here, so a client handles every failure the same way. A booking c
 also lists the clashing slots (space and times only: never another person's title or name).
 A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
 and the closure's reason as the message: like a taken slot, it is the state of the space at
-that time, not the caller's rights (403), that refuses it.
+that time, not the caller's rights (403), that refuses it. So is an action refused because
+the booking still awaits approval (``needs_approval``) and a decision on a booking that awaits
+none (``already_decided``); deciding without being an approver is a 403.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ SERVICE_STATUS = {
     services.NotAllowed: status.HTTP_403_FORBIDDEN,
     services.Conflict: status.HTTP_409_CONFLICT,
     services.StaleReservation: status.HTTP_409_CONFLICT,
+    services.NeedsApproval: status.HTTP_409_CONFLICT,
+    services.AlreadyDecided: status.HTTP_409_CONFLICT,
 }
 
 DRF_CODES = {
@@ -193,8 +197,10 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found",
     "409": (
         "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "
-        "location is closed then (code `closed`, the closure's reason as the message), or a "
-        "stale version (code `stale`)"
+        "location is closed then (code `closed`, the closure's reason as the message), the "
+        "booking is still awaiting approval (code `needs_approval`), an approval decision for a "
+        "booking that is not awaiting one (code `already_decided`), or a stale version (code "
+        "`stale`)"
     ),
     "429": "Rate limit exceeded",
     "500": "Server error (the same shape; the details are in the server's log)",

@@ -359,7 +359,6 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         )
         return Response(self.get_serializer(self._read(reservation)).data)
 
-
     def _awaiting_decision(self, pk: str) -> Reservation:
         # Approvers decide bookings that are not theirs: looked up among all of them; the
         # service refuses (403) anyone who does not approve this space.

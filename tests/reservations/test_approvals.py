@@ -287,3 +287,23 @@ def test_a_link_is_for_one_action_and_expires_at_the_deadline(awaiting):
         approvals.read_token(token, "approve", now=approvals.deadline(awaiting))
     with pytest.raises(approvals.BadLink):
         approvals.read_token(token[:-2] + "xx", "approve")
+
+
+def test_seed_demo_has_an_approval_room_with_a_booking_awaiting_the_admin():
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)  # idempotent
+    [rule] = ApprovalRule.objects.all()
+    assert (rule.space.name, rule.location.name, rule.approvers.name) == (
+        "Boardroom", "London HQ", "Facilities",
+    )  # fmt: skip
+    [booking] = Reservation.objects.filter(space=rule.space)
+    assert booking.requested_for.username == "alice"
+    assert (booking.status, booking.approval) == (ReservationStatus.PENDING, Approval.AWAITING)
+    assert approvals.deadline(booking) > timezone.now()
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.get(username="admin")
+    assert rule.approvers in admin.groups.all()
+    assert [r.pk for r in approvals.awaiting_for(admin)] == [booking.pk]

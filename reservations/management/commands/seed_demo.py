@@ -1,6 +1,7 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings, and closures (a room under maintenance on a day next week, Christmas Day every
-year). Idempotent: running it again creates nothing twice.
+bookings, closures (a room under maintenance on a day next week, Christmas Day every year) and
+an approval room (London's Boardroom, approved by the Facilities group, with one of alice's
+bookings awaiting approval). Idempotent: running it again creates nothing twice.
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -23,6 +24,7 @@ from django.utils import timezone
 from reservations import receivers, services
 from reservations.models import (
     Amenity,
+    ApprovalRule,
     Closure,
     EventTitle,
     Location,
@@ -81,6 +83,8 @@ MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted"
 # Setup and cleanup minutes (reservations.buffers): the big rooms are rearranged between
 # meetings, so the schedule shows hatched edges around their bookings.
 BUFFERS = {"Thames": (15, 15)}
+# A room whose bookings need approval (reservations.approvals): the admin user approves them.
+APPROVAL_ROOM = ("London HQ", "Boardroom", "Facilities")
 
 
 class Command(BaseCommand):
@@ -97,6 +101,7 @@ class Command(BaseCommand):
             users = self._users()
             locations = self._locations()
             self._closures(locations)
+            self._approvals(locations, users)
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._reservations(users, locations)
         if apps.is_installed("calendars"):
@@ -221,6 +226,44 @@ class Command(BaseCommand):
                 defaults={"start_date": christmas, "end_date": christmas, "yearly": True},
             )
 
+    def _approvals(self, locations: list[Location], users) -> None:
+        """London's Boardroom needs approval by the Facilities group (the demo admin)."""
+        location_name, room_name, group_name = APPROVAL_ROOM
+        london = next(loc for loc in locations if loc.name == location_name)
+        room, created = Space.objects.get_or_create(
+            location=london,
+            name=room_name,
+            defaults={"floor": "5", "kind": SpaceKind.ROOM, "capacity": 16, "allows_group": True},
+        )
+        if created:
+            room.amenities.set(Amenity.objects.filter(name__in=["Display", "Video conferencing"]))
+        facilities, _ = Group.objects.get_or_create(name=group_name)
+        facilities.user_set.add(users["admin"])
+        ApprovalRule.objects.get_or_create(
+            location=london, space=room, defaults={"approvers": facilities}
+        )
+
+    def _awaiting_booking(self, location: Location, today, person) -> int:
+        """alice's booking of the Boardroom, awaiting approval, three weekdays ahead (well
+        before its 24-hour deadline), for the approvals queue."""
+        room = location.spaces.filter(name=APPROVAL_ROOM[1]).first()
+        if room is None:
+            return 0
+        day, weekdays = today, 0
+        while weekdays < 3:
+            day += timedelta(days=1)
+            weekdays += day.weekday() < 5
+        start = datetime.combine(day, time(10), tzinfo=location.zone)
+        try:
+            services.book(
+                actor=person, space=room, start=start, end=start + timedelta(hours=2),
+                title="Quarterly review with the board", public_nickname=person.first_name,
+                source=Source.PORTAL,
+            )  # fmt: skip
+        except services.BookingError:
+            return 0
+        return 1
+
     def _reservations(self, users, locations: list[Location]) -> int:
         demo_people = [users["alice"], users["bob"]]
         if Reservation.objects.filter(requested_for__in=demo_people).exists():
@@ -230,9 +273,14 @@ class Command(BaseCommand):
         created = 0
         for location in locations:
             zone = location.zone
-            rooms = list(location.spaces.exclude(kind=SpaceKind.CONTAINER).order_by("name"))
+            rooms = list(
+                location.spaces.exclude(kind=SpaceKind.CONTAINER)
+                .exclude(approval_rules__isnull=False)  # its one demo booking is below
+                .order_by("name")
+            )
             today = now.astimezone(zone).date()
             created += self._buffered_booking(location, today, users["bob"])
+            created += self._awaiting_booking(location, today, users["alice"])
             for offset in range(7):
                 day = today + timedelta(days=offset)
                 if day.weekday() >= 5:

@@ -123,10 +123,15 @@ def needs_approval(space: Space, person: AbstractBaseUser | None) -> ApprovalRul
 
 
 def deadline(reservation: Reservation, rule: ApprovalRule | None = None) -> datetime:
-    """When an undecided booking is declined: ``decide_hours_before`` its start."""
+    """When an undecided booking is declined: ``decide_hours_before`` its start, or its start
+    itself for a booking made after that moment (declining it at once would leave the
+    approvers no chance to say yes)."""
     rule = rule or rule_for(reservation.space)
     hours = rule.decide_hours_before if rule else 0
-    return reservation.start - timedelta(hours=hours)
+    due = reservation.start - timedelta(hours=hours)
+    if reservation.created is not None and reservation.created > due:
+        return reservation.start
+    return due
 
 
 def awaiting_for(user: AbstractBaseUser) -> list[Reservation]:

@@ -236,6 +236,8 @@ def test_the_deadline_task_declines_the_overdue_only_once(
     from reservations.tasks import decline_overdue_approvals
 
     soon = book(make_user("alice"), boardroom, timezone.now() + timedelta(hours=3))
+    # Booked two days ago: its deadline (24 hours before its start) has passed.
+    Reservation.objects.filter(pk=soon.pk).update(created=timezone.now() - timedelta(days=2))
     later = book(make_user("bob"), boardroom, local(boardroom.location, DAY, 10))
     with django_capture_on_commit_callbacks(execute=True):
         assert decline_overdue_approvals() == 1
@@ -261,7 +263,9 @@ def test_the_deadline_follows_the_rule(boardroom):
 
 def test_an_approval_that_came_first_wins_over_the_deadline(boardroom, fiona, make_user):
     booking = book(make_user(), boardroom, timezone.now() + timedelta(hours=3))
+    Reservation.objects.filter(pk=booking.pk).update(created=timezone.now() - timedelta(days=2))
     ids = approvals.overdue(timezone.now())
+    assert ids == [booking.pk]
     services.approve(actor=fiona, reservation=booking)
     # The task read the id before the approval; declining it now changes nothing.
     with pytest.raises(services.AlreadyDecided):
@@ -276,6 +280,14 @@ def test_an_approval_that_came_first_wins_over_the_deadline(boardroom, fiona, ma
 
 def links_in(body: str) -> dict[str, str]:
     return dict(re.findall(r"(Approve|Decline): https?://[^/]+(/approvals/\S+/)", body))
+
+
+def test_a_booking_made_after_its_deadline_may_be_decided_until_it_starts(boardroom, make_user):
+    start = timezone.now() + timedelta(hours=3)  # inside the 24 hours: made "too late"
+    booking = book(make_user(), boardroom, start)
+    assert approvals.deadline(booking) == booking.start
+    assert approvals.decline_overdue() == []
+    assert approvals.decline_overdue(now=start) == [booking.pk]
 
 
 def test_a_link_is_for_one_action_and_expires_at_the_deadline(awaiting):

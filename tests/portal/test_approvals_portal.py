@@ -229,3 +229,12 @@ def test_the_rule_admin_renders_with_help_text(client, make_user, facilities):
     assert "A booking not decided this many hours before its start" in page
     listing = client.get(reverse("admin:reservations_approvalrule_changelist"))
     assert "approved by Facilities" in listing.content.decode()
+
+
+def test_the_booking_page_history_says_who_approved(client, office, alice, fiona):
+    booking = awaiting(office, alice)
+    services.approve(actor=fiona, reservation=booking)
+    client.force_login(alice)
+    page = client.get(reverse("portal:detail", args=[booking.pk])).content.decode()
+    assert "Approved by Fiona Fox" in page
+    assert '<span class="history-what">Approved</span>' in page

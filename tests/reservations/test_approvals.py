@@ -308,7 +308,7 @@ def test_seed_demo_has_an_approval_room_with_a_booking_awaiting_the_admin():
     call_command("seed_demo", verbosity=0)  # idempotent
     [rule] = ApprovalRule.objects.all()
     assert (rule.space.name, rule.location.name, rule.approvers.name) == (
-        "Boardroom", "London HQ", "Facilities",
+        "Trent", "London HQ", "Facilities",
     )  # fmt: skip
     [booking] = Reservation.objects.filter(space=rule.space)
     assert booking.requested_for.username == "alice"

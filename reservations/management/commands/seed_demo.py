@@ -1,6 +1,6 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
 bookings, closures (a room under maintenance on a day next week, Christmas Day every year) and
-an approval room (London's Boardroom, approved by the Facilities group, with one of alice's
+an approval room (London's Trent, approved by the Facilities group, with one of alice's
 bookings awaiting approval). Idempotent: running it again creates nothing twice.
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
@@ -84,7 +84,7 @@ MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted"
 # meetings, so the schedule shows hatched edges around their bookings.
 BUFFERS = {"Thames": (15, 15)}
 # A room whose bookings need approval (reservations.approvals): the admin user approves them.
-APPROVAL_ROOM = ("London HQ", "Boardroom", "Facilities")
+APPROVAL_ROOM = ("London HQ", "Trent", "Facilities")
 
 
 class Command(BaseCommand):
@@ -227,16 +227,10 @@ class Command(BaseCommand):
             )
 
     def _approvals(self, locations: list[Location], users) -> None:
-        """London's Boardroom needs approval by the Facilities group (the demo admin)."""
+        """London's Trent needs approval by the Facilities group (the demo admin)."""
         location_name, room_name, group_name = APPROVAL_ROOM
         london = next(loc for loc in locations if loc.name == location_name)
-        room, created = Space.objects.get_or_create(
-            location=london,
-            name=room_name,
-            defaults={"floor": "5", "kind": SpaceKind.ROOM, "capacity": 16, "allows_group": True},
-        )
-        if created:
-            room.amenities.set(Amenity.objects.filter(name__in=["Display", "Video conferencing"]))
+        room = Space.objects.get(location=london, name=room_name)
         facilities, _ = Group.objects.get_or_create(name=group_name)
         facilities.user_set.add(users["admin"])
         ApprovalRule.objects.get_or_create(
@@ -244,7 +238,7 @@ class Command(BaseCommand):
         )
 
     def _awaiting_booking(self, location: Location, today, person) -> int:
-        """alice's booking of the Boardroom, awaiting approval, three weekdays ahead (well
+        """alice's booking of the approval room, awaiting approval, three weekdays ahead (well
         before its 24-hour deadline), for the approvals queue."""
         room = location.spaces.filter(name=APPROVAL_ROOM[1]).first()
         if room is None:

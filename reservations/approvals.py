@@ -40,6 +40,7 @@ from .models import (
     Reservation,
     ReservationStatus,
     Space,
+    SyncMailbox,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +121,27 @@ def needs_approval(space: Space, person: AbstractBaseUser | None) -> ApprovalRul
     if rule is None or is_approver(person, rule):
         return None
     return rule
+
+
+def after_move(
+    reservation: Reservation, space: Space, person: AbstractBaseUser | None
+) -> tuple[str, str] | None:
+    """The (status, approval) a booking takes when moved to another ``space``, or None to
+    keep its own. Approval is for one space: a booking moved into a space that needs approval
+    (from a space that did not, or from another approval space) awaits approval there; one
+    that awaited approval and moves to a space that needs none is confirmed. A new time in
+    the same space keeps what it has."""
+    if space.pk == reservation.space_id:
+        return None
+    rule = needs_approval(space, person)
+    if rule is not None:
+        return (ReservationStatus.PENDING, Approval.AWAITING)
+    if reservation.approval == Approval.AWAITING:
+        # Personal mode: still waiting for the invited room's answer, which confirms it.
+        waits_for_room = reservation.sync_mailbox == SyncMailbox.USER
+        status = reservation.status if waits_for_room else ReservationStatus.CONFIRMED
+        return (status, Approval.NOT_NEEDED)
+    return None
 
 
 def deadline(reservation: Reservation, rule: ApprovalRule | None = None) -> datetime:

@@ -112,7 +112,7 @@ def _body(event: str, reservations: Sequence[Reservation]) -> str:
         )
     if first.title:
         lines += ["", f"Title: {first.title}"]
-    if event == "awaiting":
+    if event == "awaiting" or (event == "changed" and first.approval == Approval.AWAITING):
         rule = approvals.rule_for(first.space)
         who = rule.approvers.name if rule else "the approvers"
         lines += [

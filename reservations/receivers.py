@@ -16,7 +16,7 @@ from oauth2_provider.models import (
 )
 
 from . import approvals, signals
-from .models import REMOTE_SOURCES, FeedToken
+from .models import REMOTE_SOURCES, Approval, FeedToken
 
 
 def record_change_source(sender, instance, history_instance, **kwargs) -> None:
@@ -27,9 +27,11 @@ def record_change_source(sender, instance, history_instance, **kwargs) -> None:
 def _email_receiver(event: str) -> Callable[..., None]:
     def enqueue(sender, reservation_ids: list[int], source: str, **kwargs) -> None:
         changes = kwargs.get("changes") or {}
-        if event == "created":
+        decided = changes.get("approval", ("", ""))[1] in (Approval.APPROVED, Approval.DECLINED)
+        if event == "created" or changes.get("approval", ("", ""))[1] == Approval.AWAITING:
             # The approvers' request (and, for a booking made in Outlook/Google, the notice
-            # to its organizer) when the booking awaits approval.
+            # to its organizer) when the booking awaits approval (new, or moved to a space
+            # that needs it).
             approvals.queue_emails(reservation_ids)
         if source in REMOTE_SOURCES:  # the calendar provider already told the organizer
             return
@@ -37,7 +39,7 @@ def _email_receiver(event: str) -> Callable[..., None]:
             return  # kept as a local booking when its calendar was unbound: nothing to tell
         from .tasks import send_reservation_email
 
-        if "approval" in changes:  # an approver's decision (or the deadline's)
+        if decided:  # an approver's decision (or the deadline's)
             kind = "approved" if event == "changed" else "declined"
             send_reservation_email.delay(kind, reservation_ids)
             return

@@ -623,8 +623,13 @@ def change(
             plans = _plan_moves(targets, current, new_start, new_end)
             _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
 
-            old = {f: getattr(current, f) for f in ("start", "end", "space_id", *TRACKED_DETAILS)}
+            tracked = ("start", "end", "space_id", "status", "approval", *TRACKED_DETAILS)
+            old = {f: getattr(current, f) for f in tracked}
+            person = actor or current.requested_for
             for target, (planned_start, planned_end) in zip(targets, plans, strict=True):
+                settled = approvals.after_move(target, new_space, person)
+                if settled is not None:  # into or out of a space that needs approval
+                    target.status, target.approval = settled
                 target.start, target.end, target.space = planned_start, planned_end, new_space
                 for name, value in details.items():
                     setattr(target, name, value)

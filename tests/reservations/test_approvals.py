@@ -221,6 +221,26 @@ def test_a_move_keeps_it_awaiting(awaiting):
     assert (moved.status, moved.approval) == (ReservationStatus.PENDING, Approval.AWAITING)
 
 
+def test_moving_a_booking_into_an_approval_space_asks_the_approvers(
+    boardroom, fiona, make_space, make_user, django_capture_on_commit_callbacks
+):
+    other = make_space(boardroom.location, name="Annex")
+    alice = make_user("alice")
+    booking = book(alice, other, local(boardroom.location, DAY, 10))
+    assert booking.status == ReservationStatus.CONFIRMED
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        [moved] = services.change(actor=alice, reservation=booking, space=boardroom)
+    assert (moved.status, moved.approval) == (ReservationStatus.PENDING, Approval.AWAITING)
+    assert [m.subject.split(":")[0] for m in sent_to(fiona.email)] == ["Approval needed"]
+    [changed] = sent_to(alice.email)
+    assert "Facilities approve bookings of this space" in changed.body
+
+    # Back to a space that needs no approval: confirmed again, nothing left to decide.
+    [back] = services.change(actor=alice, reservation=moved, space=other)
+    assert (back.status, back.approval) == (ReservationStatus.CONFIRMED, "")
+
+
 def test_the_room_answer_does_not_approve_a_booking(awaiting):
     assert services.confirm(actor=None, reservation=awaiting) is None
     awaiting.refresh_from_db()

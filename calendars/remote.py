@@ -39,7 +39,7 @@ from integrations.base import (
 from integrations.http import HttpClient
 from integrations.limiter import FileLimiter, Limiter, Limits, RedisLimiter
 from integrations.registry import client_class
-from reservations.models import EventTitle, Reservation, SyncMailbox
+from reservations.models import Approval, EventTitle, Reservation, SyncMailbox
 
 from . import endpoints as endpoints_policy
 from .models import (
@@ -328,4 +328,7 @@ def event_data(reservation: Reservation, binding: SpaceCalendar) -> EventData:
         time_zone=space.location.time_zone,
         attendees=tuple(attendees),
         resources=tuple(resources),
+        # Awaiting approval: the room is held, tentatively (Graph showAs, Google status). A
+        # personal-mode booking waiting for the room's own answer stays as it was (busy).
+        tentative=reservation.approval == Approval.AWAITING,
     )

@@ -194,6 +194,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     # reminder emailed when a window opens (reservations/checkin.py).
     "release-no-shows": {"task": "reservations.release_no_shows", "schedule": 30.0},
     "send-check-in-reminders": {"task": "reservations.send_check_in_reminders", "schedule": 60.0},
+    # Bookings still awaiting approval at their deadline are declined (reservations/approvals.py).
+    "decline-overdue-approvals": {
+        "task": "reservations.decline_overdue_approvals",
+        "schedule": 60.0,
+    },
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

@@ -170,6 +170,17 @@ def shoot(browser, base: str) -> None:
     phone.goto(f"{base}/schedule/?date={day}")
     save(phone, "09-phone-schedule", full_page=False)
 
+    # The demo admin approves the Trent room's bookings (README "Approvals"): alice's
+    # booking awaits them in the queue.
+    approver = browser.new_page(viewport=DESKTOP)
+    approver.goto(f"{base}/accounts/login/")
+    approver.fill("input[name=login]", "admin")
+    approver.fill("input[name=password]", "reserva-admin")
+    approver.click("button[type=submit]:visible")
+    approver.wait_for_url(f"{base}/")
+    approver.goto(f"{base}/approvals/")
+    save(approver, "11-approvals-queue", full_page=False)
+
 
 def save(page, name: str, *, full_page: bool = True) -> None:
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=full_page)

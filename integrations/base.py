@@ -104,6 +104,7 @@ class EventData:
     time_zone: str = "UTC"  # IANA name of the space's location
     attendees: tuple[str, ...] = ()  # emails invited as required attendees
     resources: tuple[str, ...] = ()  # room / resource emails invited as resources
+    tentative: bool = False  # held but not settled (awaiting approval): shown as tentative
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services, timebounds
+from .admin_approvals import approve_selected, decline_selected
 from .admin_checkin import CheckInQRMixin
 from .models import (
     Amenity,
@@ -182,11 +183,20 @@ class ReservationAdmin(SimpleHistoryAdmin):
         "local_time",
         "requested_for",
         "status",
+        "approval",
         "kind",
         "source",
         "sync_mailbox",
     )
-    list_filter = ("status", "kind", "source", "sync_mailbox", "space__location", "start")
+    list_filter = (
+        "status",
+        "approval",
+        "kind",
+        "source",
+        "sync_mailbox",
+        "space__location",
+        "start",
+    )
     search_fields = ("title", "space__name", "requested_for__username", "requested_for__email")
     list_select_related = ("space__location", "requested_for")
     date_hierarchy = "start"
@@ -201,11 +211,14 @@ class ReservationAdmin(SimpleHistoryAdmin):
         "cancel_reason",
         "checked_in_at",
         "released_at",
+        "approval",
+        "decided_by",
+        "decided_at",
         "created",
         "updated",
     )
     history_list_display = ("status", "start", "end", "change_source")
-    actions = ["cancel_selected"]
+    actions = ["cancel_selected", approve_selected, decline_selected]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # cancel instead: the history and the remote calendars stay consistent

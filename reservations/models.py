@@ -371,6 +371,104 @@ SLOT_HOLDING_STATUSES = (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)
 ENDED_STATUSES = (ReservationStatus.CANCELLED, ReservationStatus.RELEASED)
 
 
+class Approval(models.TextChoices):
+    """Where a booking stands with its space's approvers (``reservations.approvals``). Kept
+    apart from ``pending``, which also means "waiting for the invited room's answer"."""
+
+    NOT_NEEDED = "", _("Not needed")
+    AWAITING = "awaiting", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+
+
+class ApprovalRule(models.Model):
+    """Bookings of a space, or of every space of a kind at a location, need approval.
+
+    Such bookings are made ``pending`` (they hold the slot) until an approver decides; the
+    approvers are the members of ``approvers`` (and anyone who may manage every reservation).
+    A space's own rule wins over its kind's rule at its location.
+    """
+
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.CASCADE,
+        related_name="approval_rules",
+        help_text=_("The location concerned (for a space, the space's location)."),
+    )
+    space = models.ForeignKey(
+        "Space",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="approval_rules",
+        help_text=_("One space that needs approval. Leave empty and choose a kind instead."),
+    )
+    space_kind = models.CharField(
+        max_length=16,
+        choices=SpaceKind.choices,
+        blank=True,
+        help_text=_(
+            "Every space of this kind at the location needs approval (a space's own rule "
+            "wins). Leave empty when a space is chosen."
+        ),
+    )
+    approvers = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.PROTECT,
+        related_name="approval_rules",
+        help_text=_(
+            "The group whose members approve or decline these bookings (members with an "
+            "email address are emailed). They, and people who may manage every reservation, "
+            "book these spaces without approval."
+        ),
+    )
+    decide_hours_before = models.PositiveIntegerField(
+        default=24,
+        help_text=_(
+            "A booking not decided this many hours before its start is declined automatically "
+            "(a booking made later than that waits until its start at most)."
+        ),
+    )
+
+    class Meta:
+        ordering = ["location", "space", "space_kind"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(space__isnull=False, space_kind="")
+                    | models.Q(space__isnull=True) & ~models.Q(space_kind="")
+                ),
+                name="approval_rule_space_or_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["space"],
+                condition=models.Q(space__isnull=False),
+                name="one_approval_rule_per_space",
+            ),
+            models.UniqueConstraint(
+                fields=["location", "space_kind"],
+                condition=models.Q(space__isnull=True),
+                name="one_approval_rule_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.space.name if self.space_id else f"{self.get_space_kind_display()}s"
+        return f"{where} at {self.location}: approved by {self.approvers}"
+
+    def clean(self) -> None:
+        if self.space_id is None and not self.space_kind:
+            raise ValidationError(_("Choose a space or a kind of space."))
+        if self.space_id is not None and self.space_kind:
+            raise ValidationError({"space_kind": _("Choose a space or a kind, not both.")})
+        if (
+            self.space_id is not None
+            and self.location_id is not None
+            and self.space.location_id != self.location_id
+        ):
+            raise ValidationError({"space": _("This space is in another location.")})
+
+
 class Source(models.TextChoices):
     PORTAL = "portal", _("Portal")
     EVENT_PLANNER = "event_planner", _("Event planner")
@@ -469,6 +567,23 @@ class Reservation(models.Model):
     checked_in_at = models.DateTimeField(null=True, blank=True, editable=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
     check_in_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    approval = models.CharField(
+        max_length=8,
+        choices=Approval.choices,
+        blank=True,
+        default=Approval.NOT_NEEDED,
+        editable=False,
+        help_text=_("Set by the booking service for spaces that need approval."),
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        null=True,
+        blank=True,
+        editable=False,
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1, editable=False)

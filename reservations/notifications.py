@@ -19,13 +19,17 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from .models import ENDED_STATUSES, Reservation
+from . import approvals
+from .models import ENDED_STATUSES, Approval, Reservation
 
 SUBJECTS = {
     "created": "Booked: {space}, {when}",
     "changed": "Changed: {space}, {when}",
     "cancelled": "Cancelled: {space}, {when}",
     "released": "Released: {space}, {when} (nobody checked in)",
+    "awaiting": "Awaiting approval: {space}, {when}",
+    "approved": "Approved: {space}, {when}",
+    "declined": "Declined: {space}, {when}",
 }
 
 
@@ -73,8 +77,12 @@ def build_ics(reservations: Sequence[Reservation], method: str) -> bytes:
                 attendee = vCalAddress(f"mailto:{person.email}")
                 attendee.params["cn"] = vText(person.get_full_name() or person.get_username())
                 event.add("attendee", attendee, encode=0)
-        cancelled = reservation.status in ENDED_STATUSES
-        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        if reservation.status in ENDED_STATUSES:
+            event.add("status", "CANCELLED")
+        elif reservation.approval == Approval.AWAITING:
+            event.add("status", "TENTATIVE")
+        else:
+            event.add("status", "CONFIRMED")
         cal.add_component(event)
     return cal.to_ical()
 
@@ -95,6 +103,9 @@ def _body(event: str, reservations: Sequence[Reservation]) -> str:
         "changed": "was changed",
         "cancelled": "was cancelled",
         "released": "was released for others because nobody checked in",
+        "awaiting": "is held for you and awaits approval",
+        "approved": "was approved",
+        "declined": "was declined",
     }[event]
     lines = [f"Your reservation of {first.space.name} at {location.name} {verb}.", ""]
     for r in reservations:
@@ -103,7 +114,14 @@ def _body(event: str, reservations: Sequence[Reservation]) -> str:
         )
     if first.title:
         lines += ["", f"Title: {first.title}"]
-    if event in ("cancelled", "released") and first.cancel_reason:
+    if event == "awaiting" or (event == "changed" and first.approval == Approval.AWAITING):
+        rule = approvals.rule_for(first.space)
+        who = rule.approvers.name if rule else "the approvers"
+        lines += [
+            "",
+            f"{who} approve bookings of this space; you will get an email with their decision.",
+        ]
+    if event in ("cancelled", "released", "declined") and first.cancel_reason:
         lines += ["", f"Reason: {first.cancel_reason}"]
     lines += ["", f"Manage your bookings: {settings.PUBLIC_BASE_URL}/"]
     return "\n".join(lines)
@@ -126,7 +144,9 @@ def send_reservation_email(event: str, reservation_ids: Sequence[int]) -> int:
         recipients = [first.organizer_email]
     if not recipients:
         return 0
-    method = "CANCEL" if event in ("cancelled", "released") else "REQUEST"
+    if event == "created" and first.approval == Approval.AWAITING:
+        event = "awaiting"
+    method = "CANCEL" if event in ("cancelled", "released", "declined") else "REQUEST"
     subject = SUBJECTS[event].format(space=first.space.name, when=_when(reservations))
     message = EmailMessage(subject=subject, body=_body(event, reservations), to=recipients)
     if not any(provider_invites(r) for r in reservations):

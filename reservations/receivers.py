@@ -15,8 +15,8 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from . import signals
-from .models import REMOTE_SOURCES, FeedToken
+from . import approvals, signals
+from .models import REMOTE_SOURCES, Approval, FeedToken
 
 
 def record_change_source(sender, instance, history_instance, **kwargs) -> None:
@@ -31,10 +31,21 @@ def _email_receiver(event: str) -> Callable[..., None]:
         if kwargs.get("no_show"):  # no provider told anyone: Reserva released it
             send_reservation_email.delay("released", reservation_ids)
             return
+        changes = kwargs.get("changes") or {}
+        decided = changes.get("approval", ("", ""))[1] in (Approval.APPROVED, Approval.DECLINED)
+        if event == "created" or changes.get("approval", ("", ""))[1] == Approval.AWAITING:
+            # The approvers' request (and, for a booking made in Outlook/Google, the notice
+            # to its organizer) when the booking awaits approval (new, or moved to a space
+            # that needs it).
+            approvals.queue_emails(reservation_ids)
         if source in REMOTE_SOURCES:  # the calendar provider already told the organizer
             return
-        if set(kwargs.get("changes") or ()) == {"source"}:
+        if set(changes) == {"source"}:
             return  # kept as a local booking when its calendar was unbound: nothing to tell
+        if decided:  # an approver's decision (or the deadline's)
+            kind = "approved" if event == "changed" else "declined"
+            send_reservation_email.delay(kind, reservation_ids)
+            return
         send_reservation_email.delay(event, reservation_ids)
 
     return enqueue

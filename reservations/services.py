@@ -27,11 +27,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import buffers, checkin, closures, queries, rules, signals, timebounds
+from . import approvals, buffers, checkin, closures, queries, rules, signals, timebounds
 from .models import (
     ENDED_STATUSES,
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
+    Approval,
     NoShowAction,
     Reservation,
     ReservationKind,
@@ -69,6 +70,12 @@ class NotAllowed(BookingError):
 
 class StaleReservation(BookingError):
     code = "stale"
+
+
+class AlreadyDecided(BookingError):
+    """An approval decision for a booking that is not (or no longer) awaiting one."""
+
+    code = "already_decided"
 
 
 @dataclass(frozen=True)
@@ -150,8 +157,8 @@ class CheckInClosed(BookingError):
 
 
 class NeedsApproval(BookingError):
-    """The action needs the booking to be confirmed first; it is still awaiting approval
-    (or, in personal mode, the room's answer)."""
+    """Refused because the booking is not confirmed yet: it is still awaiting approval
+    (``reservations.approvals``) or, in personal mode, the room's answer."""
 
     code = "needs_approval"
 
@@ -370,7 +377,9 @@ def book(
     ``status`` defaults to confirmed, except when the placement puts the event in the
     requested-for user's own calendar (sync mailbox ``user``, personal mode): the room is then
     invited and its answer, which comes later, confirms or cancels the booking (``confirm``,
-    ``cancel``), so the booking starts ``pending`` (it holds the slot meanwhile).
+    ``cancel``), so the booking starts ``pending`` (it holds the slot meanwhile). A space that
+    needs approval (``reservations.approvals``) also makes it ``pending``, with ``approval``
+    awaiting, unless the person (``actor``, or ``requested_for`` for a pull) is an approver.
     """
     now = now or timezone.now()
     _check_times(start, end)
@@ -397,6 +406,10 @@ def book(
     if status is None:
         awaits_room = prototype.sync_mailbox == SyncMailbox.USER
         prototype.status = ReservationStatus.PENDING if awaits_room else ReservationStatus.CONFIRMED
+        if approvals.needs_approval(space, actor or requested_for):
+            # Held, pending, until an approver decides (``approve`` / ``decline``).
+            prototype.status = ReservationStatus.PENDING
+            prototype.approval = Approval.AWAITING
     _check_rules(rules.Action.CREATE, actor, prototype, source)
     _check_space(space, kind, attendees)
     check_policy = source not in REMOTE_SOURCES
@@ -620,8 +633,13 @@ def change(
             plans = _plan_moves(targets, current, new_start, new_end)
             _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
 
-            old = {f: getattr(current, f) for f in ("start", "end", "space_id", *TRACKED_DETAILS)}
+            tracked = ("start", "end", "space_id", "status", "approval", *TRACKED_DETAILS)
+            old = {f: getattr(current, f) for f in tracked}
+            person = actor or current.requested_for
             for target, (planned_start, planned_end) in zip(targets, plans, strict=True):
+                settled = approvals.after_move(target, new_space, person)
+                if settled is not None:  # into or out of a space that needs approval
+                    target.status, target.approval = settled
                 target.start, target.end, target.space = planned_start, planned_end, new_space
                 for name, value in details.items():
                     setattr(target, name, value)
@@ -729,10 +747,13 @@ def confirm(
     *, actor: AbstractBaseUser | None, reservation: Reservation, source: str = Source.PORTAL
 ) -> Reservation | None:
     """Confirm a pending reservation (the invited room accepted). Returns the reservation, or
-    None when it is no longer pending (cancelled or confirmed meanwhile): nothing to do."""
+    None when it is no longer pending (cancelled or confirmed meanwhile), or still awaits an
+    approver's decision (the room's yes does not approve it): nothing to do."""
     with transaction.atomic():
         current = Reservation.objects.select_for_update().filter(pk=reservation.pk).first()
         if current is None or current.status != ReservationStatus.PENDING:
+            return None
+        if current.approval == Approval.AWAITING:
             return None
         current.status = ReservationStatus.CONFIRMED
         current.version += 1
@@ -743,6 +764,97 @@ def confirm(
         actor,
         source,
         changes={"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)},
+    )
+    return current
+
+
+# --- approvals (reservations/approvals.py) ---------------------------------------------------
+
+
+def _decision_target(actor, reservation: Reservation) -> Reservation:
+    """The reservation locked for a decision, after checking that ``actor`` may decide (None:
+    the deadline task) and that it still awaits one."""
+    _lock_space_of(reservation)
+    current = (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("space__location")
+        .filter(pk=reservation.pk)
+        .first()
+    )
+    if current is None:
+        raise BookingError("This reservation no longer exists.")
+    if actor is not None and not approvals.may_decide(actor, current):
+        raise NotAllowed("Only the approvers of this space may approve or decline its bookings.")
+    if current.status != ReservationStatus.PENDING or current.approval != Approval.AWAITING:
+        state = (
+            current.get_approval_display().lower()
+            if current.approval in (Approval.APPROVED, Approval.DECLINED)
+            else current.get_status_display().lower()
+        )
+        raise AlreadyDecided(f"This booking is not awaiting approval: it is {state}.")
+    return current
+
+
+def approve(
+    *,
+    actor: AbstractBaseUser,
+    reservation: Reservation,
+    source: str = Source.PORTAL,
+    now: datetime | None = None,
+) -> Reservation:
+    """An approver approves a booking awaiting approval: it becomes confirmed, and the push
+    turns its tentative remote event busy. Raises NotAllowed for anyone else, AlreadyDecided
+    when it is not awaiting approval (decided, cancelled) or is over."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _decision_target(actor, reservation)
+        if current.end <= now:
+            raise AlreadyDecided("This booking is over; it can no longer be approved.")
+        current.status = ReservationStatus.CONFIRMED
+        current.approval = Approval.APPROVED
+        current.decided_by, current.decided_at = actor, now
+        current.version += 1
+        _save(current, actor, source, f"Approved by {actor}")
+    _send_after_commit(
+        signals.reservation_changed,
+        [current],
+        actor,
+        source,
+        changes={
+            "status": (ReservationStatus.PENDING, current.status),
+            "approval": (Approval.AWAITING, Approval.APPROVED),
+        },
+    )
+    return current
+
+
+def decline(
+    *,
+    actor: AbstractBaseUser | None,
+    reservation: Reservation,
+    reason: str = "",
+    source: str = Source.PORTAL,
+    now: datetime | None = None,
+) -> Reservation:
+    """An approver declines a booking awaiting approval (``actor`` None: its deadline passed,
+    ``approvals.decline_overdue``): it is cancelled with the reason and frees the slot."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _decision_target(actor, reservation)
+        who = f"Declined by {actor}" if actor is not None else "Declined"
+        full = f"{who}: {reason}" if reason else who
+        current.status = ReservationStatus.CANCELLED
+        current.approval = Approval.DECLINED
+        current.cancel_reason = full[:255]
+        current.decided_by, current.decided_at = actor, now
+        current.version += 1
+        _save(current, actor, source, full)
+    _send_after_commit(
+        signals.reservation_cancelled,
+        [current],
+        actor,
+        source,
+        changes={"approval": (Approval.AWAITING, Approval.DECLINED)},
     )
     return current
 

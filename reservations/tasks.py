@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from . import checkin, notifications, services
+from . import approvals, checkin, notifications, services
 from .models import Reservation
 
 
@@ -51,3 +51,20 @@ def send_check_in_reminders() -> int:
         if reservation is not None:
             sent += checkin.send_reminder(reservation)
     return sent
+
+
+@shared_task(
+    name="reservations.send_approval_emails",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_approval_emails(reservation_ids: list[int]) -> int:
+    """A new booking awaits approval: email its approvers (and a remote organizer)."""
+    return approvals.send_request(reservation_ids) + approvals.send_awaiting_notice(reservation_ids)
+
+
+@shared_task(name="reservations.decline_overdue_approvals")
+def decline_overdue_approvals() -> int:
+    """Beat, every minute: decline the bookings not approved by their deadline."""
+    return len(approvals.decline_overdue())

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import booking, checkin, mine, profile, schedule, search
+from .views import approvals, booking, checkin, mine, profile, schedule, search
 
 app_name = "portal"
 
@@ -19,4 +19,7 @@ urlpatterns = [
     path("check-in/<str:token>/", checkin.link, name="check_in_link"),
     path("spaces/<int:pk>/check-in/", checkin.space, name="space_check_in"),
     path("profile/", profile.profile, name="profile"),
+    path("approvals/", approvals.queue, name="approvals"),
+    path("approvals/<int:pk>/decide/", approvals.decide, name="approval_decide"),
+    path("approvals/<str:token>/", approvals.link, name="approval_link"),
 ]

@@ -58,6 +58,9 @@ def event_body(data: EventData, *, event_id_value: str | None = None) -> dict[st
     body["summary"] = data.subject
     body["description"] = data.body
     body["location"] = data.location
+    # Always sent: ``update`` replaces the whole event, so an approved booking's event must say
+    # "confirmed" again, not keep the "tentative" it had while awaiting approval.
+    body["status"] = "tentative" if data.tentative else "confirmed"
     body["start"] = _event_time(data.start, data.time_zone)
     body["end"] = _event_time(data.end, data.time_zone)
     attendees: list[dict[str, Any]] = [{"email": email} for email in data.attendees]

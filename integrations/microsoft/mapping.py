@@ -60,7 +60,7 @@ def event_body(data: EventData, *, creating: bool) -> dict[str, Any]:
         "end": graph_time(data.end),
         "location": {"displayName": data.location},
         "attendees": attendees,
-        "showAs": "busy",
+        "showAs": "tentative" if data.tentative else "busy",
         "singleValueExtendedProperties": [
             {"id": RESERVATION_PROPERTY, "value": str(data.reservation_id)}
         ],

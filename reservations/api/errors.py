@@ -6,8 +6,9 @@ also lists the clashing slots (space and times only: never another person's titl
 A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
 and the closure's reason as the message: like a taken slot, it is the state of the space at
 that time, not the caller's rights (403), that refuses it. So is a check-in outside the
-booking's window (``check_in_closed``) or to a booking still awaiting approval
-(``needs_approval``).
+booking's window (``check_in_closed``), an action refused because the booking still awaits
+approval (``needs_approval``) and a decision on a booking that awaits none
+(``already_decided``); deciding without being an approver is a 403.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SERVICE_STATUS = {
     services.StaleReservation: status.HTTP_409_CONFLICT,
     services.CheckInClosed: status.HTTP_409_CONFLICT,
     services.NeedsApproval: status.HTTP_409_CONFLICT,
+    services.AlreadyDecided: status.HTTP_409_CONFLICT,
 }
 
 DRF_CODES = {
@@ -200,7 +202,8 @@ _ERROR_DESCRIPTIONS = {
         "location is closed then (code `closed`, the closure's reason as the message), "
         "check-in outside the booking's window or to a released booking (code "
         "`check_in_closed`, the window in the message), an action on a booking still "
-        "awaiting approval (code `needs_approval`), or a stale version (code `stale`)"
+        "awaiting approval (code `needs_approval`), an approval decision for a booking that "
+        "is not awaiting one (code `already_decided`), or a stale version (code `stale`)"
     ),
     "429": "Rate limit exceeded",
     "500": "Server error (the same shape; the details are in the server's log)",

@@ -182,6 +182,7 @@ class ReservationSerializer(LocalTimesMixin, serializers.ModelSerializer):
             "kind",
             "attendees",
             "status",
+            "approval",
             "source",
             "series",
             "version",
@@ -191,6 +192,15 @@ class ReservationSerializer(LocalTimesMixin, serializers.ModelSerializer):
             "updated",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "approval": {
+                "help_text": (
+                    "Empty when the space needs no approval; `awaiting` while an approver has "
+                    "not decided (status `pending`, the slot is held), then `approved` "
+                    "(status `confirmed`) or `declined` (status `cancelled`, with the reason)."
+                )
+            }
+        }
 
     @extend_schema_field({"type": "string", "format": "email", "nullable": True})
     def get_requested_for(self, obj: Reservation) -> str | None:
@@ -369,6 +379,10 @@ class ReservationUpdateSerializer(serializers.Serializer):
             if refused:
                 raise serializers.ValidationError(refused)
         return super().to_internal_value(data)
+
+
+class DeclineSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
 class CancelSerializer(serializers.Serializer):

@@ -377,6 +377,40 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         services.check_in(actor=request.user, reservation=reservation, source=source_for(request))
         return Response(self.get_serializer(self._read(reservation)).data)
 
+    def _awaiting_decision(self, pk: str) -> Reservation:
+        # Approvers decide bookings that are not theirs: looked up among all of them; the
+        # service refuses (403) anyone who does not approve this space.
+        found = Reservation.objects.select_related("space__location").filter(pk=pk).first()
+        if found is None:
+            raise NotFound("No such reservation.")
+        return found
+
+    @extend_schema(request=None, responses=s.ReservationSerializer)
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def approve(self, request: Request, pk: str) -> Response:
+        """Approve a booking awaiting approval (approvers of its space only: 403 otherwise):
+        it becomes `confirmed`. 409 `already_decided` when it is not awaiting approval."""
+        reservation = self._awaiting_decision(pk)
+        services.approve(actor=request.user, reservation=reservation, source=source_for(request))
+        return Response(s.ReservationSerializer(self._read(reservation)).data)
+
+    @extend_schema(request=s.DeclineSerializer, responses=s.ReservationSerializer)
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def decline(self, request: Request, pk: str) -> Response:
+        """Decline a booking awaiting approval, with an optional reason sent to the person
+        (approvers only: 403 otherwise): it is cancelled and frees the slot. 409
+        `already_decided` when it is not awaiting approval."""
+        reservation = self._awaiting_decision(pk)
+        incoming = s.DeclineSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.decline(
+            actor=request.user,
+            reservation=reservation,
+            reason=incoming.validated_data["reason"],
+            source=source_for(request),
+        )
+        return Response(s.ReservationSerializer(self._read(reservation)).data)
+
 
 @extend_schema(exclude=True)
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -22,6 +22,7 @@ from django import template
 from django.template.loader import get_template
 from django.utils.html import format_html
 
+from reservations import approvals
 from reservations.models import REMOTE_SOURCES, Reservation
 
 register = template.Library()
@@ -124,3 +125,23 @@ def optional_include(context, template_name: str) -> str:
     except template.TemplateDoesNotExist:
         return ""
     return found.render(context.flatten(), context.get("request"))
+
+
+@register.filter
+def approvers(reservation: Reservation) -> str:
+    """Who approves this booking awaiting approval (the rule's group), for "Awaiting approval
+    by Facilities"; empty when it awaits nothing."""
+    if reservation.approval != "awaiting" or not reservation.holds_slot:
+        return ""
+    rule = approvals.rule_for(reservation.space)
+    return rule.approvers.name if rule else "the approvers"
+
+
+@register.filter
+def is_approver(user) -> bool:
+    """Whether the signed-in user approves bookings of some space (the nav's Approvals link)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    from ..views.approvals import approves_anything
+
+    return approves_anything(user)

@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 
-from .. import services
+from .. import approvals, services
 from ..forms import BookingForm
 from ..models import ReservationKind, Source, Space, SpaceKind
 from .common import alternatives, apply_booking_error
@@ -89,6 +89,10 @@ def book(request: HttpRequest) -> HttpResponse:
         text = f"Booked {first.space.name} on {len(result.reservations)} dates."
     if result.skipped:
         text += f" {len(result.skipped)} dates that were not free were left out."
+    if first.approval == "awaiting":
+        rule = approvals.rule_for(first.space)
+        who = rule.approvers.name if rule else "the approvers"
+        text += f" It is held for you and awaits approval by {who}; you will get an email."
     messages.success(request, text)
     return redirect("portal:detail", pk=first.pk)
 
@@ -109,5 +113,6 @@ def _render(
         "options": options,
         "is_series": is_series,
         "container": space.kind == SpaceKind.CONTAINER,
+        "approval_rule": approvals.needs_approval(space, request.user),
     }
     return render(request, "reservations/book.html", context, status=status)

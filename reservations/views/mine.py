@@ -96,7 +96,9 @@ def _history(reservation: Reservation) -> list[dict]:
                 (c.field for c in record.diff_against(previous).changes if c.field != "version"),
                 key=lambda name: order.get(name, 99),
             )
-            if record.status == "cancelled" and previous.status != "cancelled":
+            if record.approval == "approved" and previous.approval != "approved":
+                what = "Approved"
+            elif record.status == "cancelled" and previous.status != "cancelled":
                 what = "Cancelled"
                 if record.cancel_reason:
                     what += f": {record.cancel_reason}"

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .. import closures, queries, rules
+from .. import approvals, closures, queries, rules
 from ..models import Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
@@ -77,6 +77,7 @@ class Row:
     blocks: list[Block] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
     closed: list[ClosedBlock] = field(default_factory=list)
+    approval: str = ""  # "Needs approval by Facilities" (``reservations.approvals``)
 
 
 @login_required
@@ -155,8 +156,12 @@ def _grid(user, location: Location, day: date) -> dict:
         left = (start - opens).total_seconds() / total * 100
         return Edge(left, length / total * 100, round(length / 60))
 
+    approval_rules = approvals.rules_for(spaces)
     for space in spaces:
         row = Row(space)
+        rule = approval_rules.get(space.pk)
+        if rule is not None and not approvals.is_approver(user, rule):
+            row.approval = approvals.notice(rule)
         taken = by_space.get(space.pk, [])
         for reservation in taken:
             start, end = max(reservation.start, opens), min(reservation.end, closes)

@@ -1,8 +1,10 @@
 """Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings, closures (a room under maintenance on a day next week, Christmas Day every
-year) and a check-in room (Severn at London HQ) with a no-show the beat task releases within a
-minute and a booking Alice can check in to. Idempotent: running it again creates nothing twice
-(the check-in pair is made again, around the new "now", once the last pair is over).
+bookings, closures (a room under maintenance on a day next week, Christmas Day every year),
+an approval room (London's Trent, approved by the Facilities group, with one of alice's
+bookings awaiting approval) and a check-in room (Severn at London HQ) with a no-show the beat
+task releases within a minute and a booking Alice can check in to. Idempotent: running it
+again creates nothing twice (the check-in pair is made again, around the new "now", once the
+last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -25,6 +27,7 @@ from django.utils import timezone
 from reservations import receivers, services
 from reservations.models import (
     Amenity,
+    ApprovalRule,
     Closure,
     EventTitle,
     Location,
@@ -85,6 +88,8 @@ MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted"
 BUFFERS = {"Thames": (15, 15)}
 # Check-in is required in this room (a space-level override; reservations.checkin).
 CHECK_IN_ROOM = ("London HQ", "Severn")
+# A room whose bookings need approval (reservations.approvals): the admin user approves them.
+APPROVAL_ROOM = ("London HQ", "Trent", "Facilities")
 
 
 class Command(BaseCommand):
@@ -101,6 +106,7 @@ class Command(BaseCommand):
             users = self._users()
             locations = self._locations()
             self._closures(locations)
+            self._approvals(locations, users)
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._reservations(users, locations)
             created += self._check_in(users, locations)
@@ -226,6 +232,38 @@ class Command(BaseCommand):
                 defaults={"start_date": christmas, "end_date": christmas, "yearly": True},
             )
 
+    def _approvals(self, locations: list[Location], users) -> None:
+        """London's Trent needs approval by the Facilities group (the demo admin)."""
+        location_name, room_name, group_name = APPROVAL_ROOM
+        london = next(loc for loc in locations if loc.name == location_name)
+        room = Space.objects.get(location=london, name=room_name)
+        facilities, _ = Group.objects.get_or_create(name=group_name)
+        facilities.user_set.add(users["admin"])
+        ApprovalRule.objects.get_or_create(
+            location=london, space=room, defaults={"approvers": facilities}
+        )
+
+    def _awaiting_booking(self, location: Location, today, person) -> int:
+        """alice's booking of the approval room, awaiting approval, three weekdays ahead (well
+        before its 24-hour deadline), for the approvals queue."""
+        room = location.spaces.filter(name=APPROVAL_ROOM[1]).first()
+        if room is None:
+            return 0
+        day, weekdays = today, 0
+        while weekdays < 3:
+            day += timedelta(days=1)
+            weekdays += day.weekday() < 5
+        start = datetime.combine(day, time(10), tzinfo=location.zone)
+        try:
+            services.book(
+                actor=person, space=room, start=start, end=start + timedelta(hours=2),
+                title="Quarterly review with the board", public_nickname=person.first_name,
+                source=Source.PORTAL,
+            )  # fmt: skip
+        except services.BookingError:
+            return 0
+        return 1
+
     def _reservations(self, users, locations: list[Location]) -> int:
         demo_people = [users["alice"], users["bob"]]
         if Reservation.objects.filter(requested_for__in=demo_people).exists():
@@ -235,9 +273,14 @@ class Command(BaseCommand):
         created = 0
         for location in locations:
             zone = location.zone
-            rooms = list(location.spaces.exclude(kind=SpaceKind.CONTAINER).order_by("name"))
+            rooms = list(
+                location.spaces.exclude(kind=SpaceKind.CONTAINER)
+                .exclude(approval_rules__isnull=False)  # its one demo booking is below
+                .order_by("name")
+            )
             today = now.astimezone(zone).date()
             created += self._buffered_booking(location, today, users["bob"])
+            created += self._awaiting_booking(location, today, users["alice"])
             for offset in range(7):
                 day = today + timedelta(days=offset)
                 if day.weekday() >= 5:

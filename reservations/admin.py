@@ -60,7 +60,7 @@ class LocationAdmin(admin.ModelAdmin):
         "space_count",
     )
     search_fields = ("name", "address")
-    list_filter = ("time_zone", "event_title")
+    list_filter = ("time_zone", "event_title", "check_in_required")
     inlines = [OpeningHoursInline, SpaceInline]
 
     def get_queryset(self, request):
@@ -93,7 +93,14 @@ class SpaceAdmin(CheckInQRMixin, admin.ModelAdmin):
         "is_reservable",
         "allows_group",
     )
-    list_filter = ("location", "kind", "is_reservable", "allows_group", "amenities")
+    list_filter = (
+        "location",
+        "kind",
+        "is_reservable",
+        "allows_group",
+        "check_in_required",
+        "amenities",
+    )
     search_fields = ("name", "floor", "location__name")
     list_select_related = ("location",)
     filter_horizontal = ("amenities",)

@@ -35,6 +35,7 @@ from .models import (
     Space,
     SpaceDayUsage,
 )
+from .rules import can_manage_all
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -114,8 +115,6 @@ def can_check_in_now(reservation: Reservation, now: datetime) -> bool:
 
 def may_check_in(user: AbstractBaseUser, reservation: Reservation) -> bool:
     """The person it is for, who booked it, its organizer (same email), or a manager."""
-    from .rules import can_manage_all
-
     if not getattr(user, "is_authenticated", False):
         return False
     if user.pk in (reservation.requested_for_id, reservation.booked_by_id):

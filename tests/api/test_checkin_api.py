@@ -98,3 +98,17 @@ def test_the_schema_documents_check_in_and_its_codes(client):
     assert "200" in operation["responses"]
     conflict = operation["responses"]["409"]["description"]
     assert "`check_in_closed`" in conflict and "`needs_approval`" in conflict
+
+
+def test_a_released_booking_is_marked_cancelled_in_the_persons_feed(client, make_user, room):
+    from icalendar import Calendar
+
+    from reservations import feeds
+    from reservations.notifications import reservation_uid
+
+    user = make_user()
+    booking = book(user, room, starts_in=-20)
+    services.release_no_show(reservation=booking, now=timezone.now())
+    body = client.get(f"/feeds/{feeds.issue(user=user).key}.ics").content
+    found = {str(e["UID"]): e for e in Calendar.from_ical(body).walk("VEVENT")}
+    assert str(found[reservation_uid(booking)]["STATUS"]) == "CANCELLED"

@@ -5,7 +5,9 @@ turned into it here, so a client handles every failure the same way. A booking c
 also lists the clashing slots (space and times only: never another person's title or name).
 A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
 and the closure's reason as the message: like a taken slot, it is the state of the space at
-that time, not the caller's rights (403), that refuses it.
+that time, not the caller's rights (403), that refuses it. A person's limits
+(``reservations.limits``) are a 403 with code ``limit_exceeded`` or ``too_soon``: the slot is
+free, but not for this person.
 """
 
 from __future__ import annotations
@@ -189,7 +191,13 @@ ERROR_SCHEMA = {
 _ERROR_DESCRIPTIONS = {
     "400": "Invalid input",
     "401": "Not authenticated",
-    "403": "Not allowed",
+    "403": (
+        "Not allowed: by the permissions (code `not_allowed` or `permission_denied`), by one "
+        "of the person's limits at the location (code `limit_exceeded`: active bookings, hours "
+        "per week, an overlapping booking; the message names the limit and what the person "
+        "already holds), or by timing (code `too_soon`: inside the minimum notice, or beyond "
+        "the person's booking window)"
+    ),
     "404": "Not found",
     "409": (
         "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "

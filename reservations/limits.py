@@ -294,3 +294,25 @@ def _overlapping(limits, person, kinds, start, end, replacing) -> str:
 
 def _day(local: datetime) -> str:
     return f"on {local:%a} {local.day} {local:%b}"
+
+
+def standing(person: AbstractBaseUser | None, location: Location, *, now: datetime) -> str | None:
+    """Where a person stands against their active-bookings limit at a location, for the
+    booking form ("You hold 2 of your 2 active bookings at London HQ."), or None when no such
+    limit applies. Two queries (the rows, one count)."""
+    if person is None or not getattr(person, "pk", None):
+        return None
+    rule = for_person(person, location).max_active
+    if rule is None:
+        return None
+    held = Reservation.objects.filter(
+        requested_for=person,
+        status__in=SLOT_HOLDING_STATUSES,
+        space__location=location,
+        end__gt=now,
+    ).count()
+    plural = "booking" if rule.value == 1 else "bookings"
+    text = f"You hold {held} of your {rule.value} active {plural} at {location.name}"
+    return text + (
+        f" ({rule.who}' limit)." if rule.who.endswith("s") else f" ({rule.who}'s limit)."
+    )

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -520,7 +521,7 @@ def _check_limits(
     transactions are serialized already). Persons are locked after spaces, always."""
     if person is None or (not person_limits.counts and not person_limits.overlap_kinds(space)):
         return
-    type(person).objects.select_for_update().filter(pk=person.pk).first()
+    get_user_model().objects.select_for_update().filter(pk=person.pk).first()
     over = limits.excess(person_limits, person, space, slots, now=now, replacing=replacing)
     if over:
         raise LimitExceeded(over)

@@ -338,3 +338,25 @@ def test_a_conflicted_remote_booking_does_not_take_a_slot_that_breaks_a_limit(hq
     )
     assert services.retry_conflict(reservation=row) is False
     assert Reservation.objects.get(pk=row.pk).status == ReservationStatus.CONFLICTED
+
+
+def test_seed_demo_has_a_contractor_at_her_limit():
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)  # idempotent
+    carol = get_user_model().objects.get(username="carol")
+    london = BookingLimit.objects.get(group__name="Contractors").location
+    assert london.name == "London HQ"
+    assert Reservation.objects.filter(requested_for=carol).count() == 2
+    start = local(london, next_weekday(3, weeks_ahead=2), 10)
+    room = london.spaces.get(name="Trent")
+    with pytest.raises(services.LimitExceeded) as refused:
+        book(carol, room, start)
+    assert refused.value.message.startswith(
+        "Contractors may hold at most 2 active bookings at London HQ; "
+        "Carol Contractor already holds 2: Desk 3.04 on "
+    )
+    facilities = get_user_model().objects.get(username="admin")
+    assert limits.for_person(facilities, london).window == limits.Rule(365, "Facilities")

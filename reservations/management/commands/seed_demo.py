@@ -1,6 +1,7 @@
-"""Create demo data: two locations in different zones, ~30 spaces, three users, a week of
-bookings, and closures (a room under maintenance on a day next week, Christmas Day every
-year). Idempotent: running it again creates nothing twice.
+"""Create demo data: two locations in different zones, ~30 spaces, four users, a week of
+bookings, closures (a room under maintenance on a day next week, Christmas Day every year)
+and limits per person (a contractor at her limit of two active bookings at London HQ, staff
+booking 14 days ahead, facilities 365). Idempotent: running it again creates nothing twice.
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -23,6 +24,7 @@ from django.utils import timezone
 from reservations import receivers, services
 from reservations.models import (
     Amenity,
+    BookingLimit,
     Closure,
     EventTitle,
     Location,
@@ -38,6 +40,7 @@ DEMO_USERS = [
     ("admin", "reserva-admin", "Ada", "Admin", "admin", "admin@example.com"),
     ("alice", "reserva-alice", "Alice", "Archer", "assistant", "alice@contoso.test"),
     ("bob", "reserva-bob", "Bob", "Baker", "staff", "bob@contoso.test"),
+    ("carol", "reserva-carol", "Carol", "Contractor", "contractor", "carol@example.com"),
 ]
 AMENITIES = [
     "Display",
@@ -81,6 +84,15 @@ MAINTENANCE = ("London HQ", "Avon", "Maintenance: a new display is being fitted"
 # Setup and cleanup minutes (reservations.buffers): the big rooms are rearranged between
 # meetings, so the schedule shows hatched edges around their bookings.
 BUFFERS = {"Thames": (15, 15)}
+# Limits per person at London HQ (reservations.limits): group -> BookingLimit fields.
+LIMITS_AT = "London HQ"
+LIMITS = {
+    "Contractors": {"max_active_bookings": 2, "max_hours_per_week": 10},
+    "Staff": {"booking_window_days": 14},
+    "Facilities": {"booking_window_days": 365},
+}
+# Who is in which group: carol already holds two bookings, so a third is refused.
+MEMBERS = {"Contractors": ["carol"], "Staff": ["alice", "bob"], "Facilities": ["admin"]}
 
 
 class Command(BaseCommand):
@@ -97,8 +109,10 @@ class Command(BaseCommand):
             users = self._users()
             locations = self._locations()
             self._closures(locations)
+            self._limits(users, locations)
         with receivers.emails_muted():  # demo bookings need no emails in the console
-            created = self._reservations(users, locations)
+            created = self._contractor_bookings(users["carol"], locations)
+            created += self._reservations(users, locations)
         if apps.is_installed("calendars"):
             call_command(
                 "seed_demo_calendars",
@@ -220,6 +234,39 @@ class Command(BaseCommand):
                 reason="Christmas Day",
                 defaults={"start_date": christmas, "end_date": christmas, "yearly": True},
             )
+
+    def _limits(self, users, locations: list[Location]) -> None:
+        """Contractors may hold two active bookings and 10 hours a week at London HQ; staff
+        book 14 days ahead there, facilities 365 (the location's horizon is 90)."""
+        london = next(loc for loc in locations if loc.name == LIMITS_AT)
+        for name, values in LIMITS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            BookingLimit.objects.get_or_create(location=london, group=group, defaults=values)
+            group.user_set.add(*(users[username] for username in MEMBERS[name]))
+
+    def _contractor_bookings(self, carol, locations: list[Location]) -> int:
+        """Carol's two bookings at London HQ on the next two weekdays: her limit, so the next
+        one she tries is refused with "Contractors may hold at most 2 active bookings..."."""
+        if Reservation.objects.filter(requested_for=carol).exists():
+            return 0
+        london = next(loc for loc in locations if loc.name == LIMITS_AT)
+        day = timezone.now().astimezone(london.zone).date()
+        created = 0
+        for space_name, hour, hours in (("Desk 3.04", 9, 3), ("Severn", 14, 1)):
+            day += timedelta(days=1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            start = datetime.combine(day, time(hour), tzinfo=london.zone)
+            try:
+                services.book(
+                    actor=carol, space=Space.objects.get(location=london, name=space_name),
+                    start=start, end=start + timedelta(hours=hours), title="Site survey",
+                    public_nickname=carol.first_name, source=Source.PORTAL,
+                )  # fmt: skip
+            except services.BookingError:
+                continue
+            created += 1
+        return created
 
     def _reservations(self, users, locations: list[Location]) -> int:
         demo_people = [users["alice"], users["bob"]]

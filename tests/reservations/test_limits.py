@@ -360,3 +360,27 @@ def test_seed_demo_has_a_contractor_at_her_limit():
     )
     facilities = get_user_model().objects.get(username="admin")
     assert limits.for_person(facilities, london).window == limits.Rule(365, "Facilities")
+
+
+def test_the_admin_explains_the_limits_and_refuses_a_booking_over_one(
+    admin_client, hq, rooms, bob, contractors, settings
+):
+    from django.urls import reverse
+
+    settings.TIME_ZONE = "Europe/London"  # the admin's form times are in the site zone
+    from tests.reservations.test_admin import _form as reservation_form
+
+    page = admin_client.get(reverse("admin:reservations_bookinglimit_add")).content.decode()
+    assert "the most generous value of those groups wins" in page
+    assert "Without any row, desks may not overlap and rooms may." in page
+    limit(hq, contractors, max_active_bookings=1)
+    book(bob, rooms[0], local(hq, TUE, 10))
+    response = admin_client.post(
+        reverse("admin:reservations_reservation_add"),
+        reservation_form(rooms[1], bob, local(hq, WED, 10)),
+        follow=True,
+    )
+    assert "Contractors may hold at most 1 active booking at London HQ" in (
+        response.content.decode()
+    )
+    assert Reservation.objects.filter(requested_for=bob).count() == 1

@@ -135,3 +135,18 @@ def test_a_remote_move_over_a_limit_becomes_conflicted_and_back_when_it_fits(
     pull.pull_binding(binding.pk)
     row.refresh_from_db()
     assert row.status == ReservationStatus.CONFIRMED and row.cancel_reason == ""
+
+
+def test_the_daily_reconciliation_imports_an_event_over_a_limit_as_a_conflict(
+    binding, remote, ada, django_capture_on_commit_callbacks
+):
+    from tests.calendars.test_reconcile import run, settle
+
+    pull.pull_binding(binding.pk)
+    remote.create("Missed by the pull", at(0, 9), at(0, 10))
+    settle()
+    result = run(binding.pk, django_capture_on_commit_callbacks)
+    assert [n["done"].split(":")[0] for n in result.notes] == ["imported as a conflict"]
+    row = Reservation.objects.get(space=binding.space)
+    assert row.requested_for == ada and row.status == ReservationStatus.CONFLICTED
+    assert "Contractors may hold at most 1 active booking" in row.cancel_reason

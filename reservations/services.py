@@ -1,7 +1,8 @@
 """Every write to a reservation: book, change (reschedule and edit), cancel, deactivate a user.
 
 Portal, admin, REST API and sync all come through here, so the rules hold for every entry
-point: validation, the policies in ``reservations.rules``, and "no two slot-holding
+point: validation, the policies in ``reservations.rules``, the person's limits
+(``reservations.limits``: ``LimitExceeded``, ``TooSoon``), and "no two slot-holding
 reservations of one space overlap", compared by their buffered ranges (the space's setup and
 cleanup minutes around the booked times, ``reservations.buffers``). That last guarantee comes
 from the transaction: the space row is locked (PostgreSQL, where an exclusion constraint also
@@ -987,8 +988,8 @@ def collision_reason(space: Space, start: datetime, end: datetime, clash_ids: It
 
 def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
     """A conflicted reservation takes its slot if the slot is free now (one of the two was
-    moved or cancelled) and not closed: it becomes confirmed and True is returned; else
-    nothing changes."""
+    moved or cancelled), not closed, and within its person's limits: it becomes confirmed and
+    True is returned; else nothing changes."""
     with transaction.atomic():
         _lock_space_of(reservation)
         current = Reservation.objects.select_for_update().get(pk=reservation.pk)

@@ -52,7 +52,9 @@ Rules of the plan:
   ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``,
   with why in the booking rules' words). A slot includes the space's setup and cleanup
   buffers (``reservations.buffers``): an event right after a booking in a room that needs
-  cleaning collides too;
+  cleaning collides too; so is one that takes its organizer (a Reserva user) over one of
+  their limits (``reservations.limits``: active bookings, hours per week, overlaps), with
+  the limit's words;
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);

@@ -4,8 +4,8 @@ made for someone counts against them; the OpenAPI schema documents both codes.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
@@ -64,7 +64,14 @@ def test_a_booking_for_someone_at_their_limit_is_a_403_limit_exceeded(
     assert post(client, room, local(room.location, WED, 10)).status_code == 201
 
 
-def test_a_booking_inside_the_minimum_notice_is_a_403_too_soon(as_integration, room):
+def test_a_booking_inside_the_minimum_notice_is_a_403_too_soon(
+    as_integration, make_location, make_space
+):
+    # A zone where it is about midday now, so "in five minutes" is inside opening hours.
+    offset = 12 - datetime.now(UTC).hour
+    zone = "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+    location = make_location("HQ", time_zone=zone, opens=clock(0), closes=clock(23, 59))
+    room = make_space(location, name="Atlas")
     BookingLimit.objects.create(location=room.location, min_notice_minutes=15)
     client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
     response = post(client, room, timezone.now() + timedelta(minutes=5))

@@ -85,7 +85,12 @@ def test_a_cancelled_or_ended_booking_does_not_count(hq, rooms, bob, contractors
     limit(hq, contractors, max_active_bookings=1)
     first = book(bob, rooms[0], local(hq, TUE, 10))[0]
     services.cancel(actor=bob, reservation=first)
+    # Booked last week (as of then), over now: not active.
+    last_week = local(hq, TUE - timedelta(days=14), 10)
+    book(bob, rooms[2], last_week, now=last_week - timedelta(hours=1))
     book(bob, rooms[0], local(hq, TUE, 11))
+    with pytest.raises(services.LimitExceeded, match="bob already holds 1: Thames"):
+        book(bob, rooms[1], local(hq, WED, 11))
     # Someone outside the group is not held to it.
     other = make_user()
     book(other, rooms[1], local(hq, TUE, 10))
@@ -182,20 +187,20 @@ def test_a_remote_booking_is_held_to_the_counts_but_not_the_notice(hq, rooms, de
 # --- minimum notice and booking window ------------------------------------------------------
 
 
-def test_minimum_notice(hq, rooms, make_user, make_location, make_space):
+def test_minimum_notice(make_user, make_location, make_space):
     anytime = make_location("Always open")
     room = make_space(anytime, name="Hub")
     limit(anytime, min_notice_minutes=15)
     person = make_user()
-    now = timezone.now()
+    now = local(anytime, TUE, 9)  # a fixed "now": no midnight (closing time) in the way
     with pytest.raises(services.TooSoon) as refused:
-        book(person, room, now + timedelta(minutes=10))
+        book(person, room, now + timedelta(minutes=10), now=now)
     assert refused.value.code == "too_soon"
     assert refused.value.message == (
         "Everyone must book spaces at Always open at least 15 minutes before they start."
     )
     assert refused.value.field == "start"
-    assert book(person, room, now + timedelta(minutes=20))
+    assert book(person, room, now + timedelta(minutes=20), now=now)
 
 
 def test_a_groups_window_replaces_the_horizon_longer_or_shorter(
@@ -293,10 +298,17 @@ def test_a_move_into_the_notice_is_too_soon(make_location, make_space, make_user
     room = make_space(anytime, name="Hub")
     limit(anytime, min_notice_minutes=30)
     person = make_user()
-    booked = book(person, room, timezone.now() + timedelta(hours=3))[0]
-    soon = timezone.now() + timedelta(minutes=10)
-    with pytest.raises(services.TooSoon):
-        services.change(actor=person, reservation=booked, start=soon, end=soon + timedelta(hours=1))
+    now = local(anytime, TUE, 9)
+    booked = book(person, room, now + timedelta(hours=3), now=now)[0]
+    soon = now + timedelta(minutes=10)
+    with pytest.raises(services.TooSoon, match="at least 30 minutes before they start"):
+        services.change(
+            actor=person, reservation=booked, start=soon, end=soon + timedelta(hours=1), now=now
+        )
+    services.change(
+        actor=person, reservation=booked, start=soon + timedelta(minutes=30),
+        end=soon + timedelta(minutes=90), now=now,
+    )  # fmt: skip
 
 
 # --- one query ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --portal-port $(PORT) --sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox
 	@echo
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
-	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob"
+	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob, carol / reserva-carol (a contractor at her limit)"
 	@echo "  Provider sandbox (Microsoft Graph + Google Calendar emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
 	@echo "  Stop everything with Ctrl+C."
 	@echo

@@ -169,6 +169,26 @@ def shoot(browser, base: str) -> None:
     save(phone, "08-phone-find", full_page=False)
     phone.goto(f"{base}/schedule/?date={day}")
     save(phone, "09-phone-schedule", full_page=False)
+    shoot_limits(browser, base)
+
+
+def shoot_limits(browser, base: str) -> None:
+    """Carol, a contractor at her limit of two active bookings at London HQ, tries a third
+    (README "Limits per person")."""
+    day = (next_weekday(date.today()) + timedelta(days=7)).isoformat()
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", "carol")
+    page.fill("input[name=password]", "reserva-carol")
+    page.click("button[type=submit]:visible")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/schedule/?date={day}")
+    page.get_by_role("link", name="Book Trent from 10:00").click()
+    page.fill("input[name=title]", "Site survey")
+    page.click("#book-submit")
+    page.wait_for_selector(".alert-error")
+    save(page, "12-limit-refused", full_page=False)
+    page.close()
 
     # The demo admin approves the Trent room's bookings (README "Approvals"): alice's
     # booking awaits them in the queue.

@@ -230,6 +230,103 @@ class Closure(models.Model):
                 )
 
 
+class BookingLimit(models.Model):
+    """Limits per person at a location, for everyone there or for the members of one group.
+
+    How several rows combine (``reservations.limits``): a group's row overrides the everyone
+    row field by field where it sets a value; when a person is in several groups with rows,
+    the most generous value wins (more bookings, more hours, a shorter notice, a longer
+    window, overlaps allowed), so facilities staff are not held to contractors' limits.
+    Without any row, nobody may hold two overlapping desk bookings; rooms may overlap.
+    """
+
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.CASCADE,
+        related_name="booking_limits",
+        help_text=_("The location whose bookings these limits count and refuse."),
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="booking_limits",
+        help_text=_(
+            "Empty: everyone at the location. A group's row overrides the everyone row for "
+            "its members, field by field where it sets a value; for someone in several groups "
+            "with rows, the most generous value of those groups wins."
+        ),
+    )
+    max_active_bookings = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "At most this many bookings at the location that hold their slot and have not "
+            "ended yet, per person (a series counts each date). Empty: no limit of its own."
+        ),
+    )
+    max_hours_per_week = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "At most this many booked hours at the location per person in one week (Monday to "
+            "Sunday in the location's time zone, the week of the booking). Empty: no limit."
+        ),
+    )
+    min_notice_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Bookings must be made at least this many minutes before they start, e.g. 15; "
+            "0 for none. Not applied to bookings made in Outlook or Google."
+        ),
+    )
+    booking_window_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "How many days ahead these people may book, instead of the location's horizon "
+            "(longer or shorter: e.g. staff 14, facilities 365). Empty: the location's horizon."
+        ),
+    )
+    no_overlap_rooms = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Refuse a room booking that overlaps another room booking of the same person. "
+            "Unknown: as the everyone row, else off."
+        ),
+    )
+    no_overlap_desks = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Refuse a desk or seat booking that overlaps another desk or seat booking of the "
+            "same person. Unknown: as the everyone row, else on."
+        ),
+    )
+
+    class Meta:
+        ordering = ["location", "group__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["location", "group"],
+                condition=models.Q(group__isnull=False),
+                name="one_booking_limit_per_group",
+            ),
+            models.UniqueConstraint(
+                fields=["location"],
+                condition=models.Q(group__isnull=True),
+                name="one_booking_limit_for_everyone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.group.name if self.group_id else "Everyone"
+        return f"{who} at {self.location}"
+
+
 class Amenity(models.Model):
     name = models.CharField(max_length=100, unique=True)
 

@@ -1,7 +1,8 @@
 """Every write to a reservation: book, change (reschedule and edit), cancel, deactivate a user.
 
 Portal, admin, REST API and sync all come through here, so the rules hold for every entry
-point: validation, the policies in ``reservations.rules``, and "no two slot-holding
+point: validation, the policies in ``reservations.rules``, the person's limits
+(``reservations.limits``: ``LimitExceeded``, ``TooSoon``), and "no two slot-holding
 reservations of one space overlap", compared by their buffered ranges (the space's setup and
 cleanup minutes around the booked times, ``reservations.buffers``). That last guarantee comes
 from the transaction: the space row is locked (PostgreSQL, where an exclusion constraint also
@@ -21,13 +22,24 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import approvals, buffers, checkin, closures, queries, rules, signals, timebounds
+from . import (
+    approvals,
+    buffers,
+    checkin,
+    closures,
+    limits,
+    queries,
+    rules,
+    signals,
+    timebounds,
+)
 from .models import (
     ENDED_STATUSES,
     REMOTE_SOURCES,
@@ -76,6 +88,21 @@ class AlreadyDecided(BookingError):
     """An approval decision for a booking that is not (or no longer) awaiting one."""
 
     code = "already_decided"
+
+
+class LimitExceeded(NotAllowed):
+    """The booking would take its person over one of their limits (``reservations.limits``):
+    active bookings, hours per week, an overlapping booking. The message names the limit and
+    what the person already holds."""
+
+    code = "limit_exceeded"
+
+
+class TooSoon(NotAllowed):
+    """The booking starts inside the person's minimum notice, or beyond their booking window
+    (``reservations.limits``)."""
+
+    code = "too_soon"
 
 
 @dataclass(frozen=True)
@@ -213,9 +240,17 @@ def _check_times(start: datetime, end: datetime) -> None:
 
 
 def slot_problem(
-    space: Space, start: datetime, end: datetime, *, now: datetime, check_policy: bool = True
+    space: Space,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    check_policy: bool = True,
+    horizon: bool = True,
 ) -> str | None:
-    """Why [start, end) cannot be booked in this space (ignoring other bookings), or None."""
+    """Why [start, end) cannot be booked in this space (ignoring other bookings), or None.
+    ``horizon=False``: the person has a booking window of their own (``limits.too_soon``)
+    instead of the location's horizon."""
     if timezone.is_naive(start) or timezone.is_naive(end):
         return "Times must include a time zone."
     if end <= start:
@@ -230,7 +265,7 @@ def slot_problem(
         return f"Bookings at {location.name} may last at most {hours}h{minutes:02d}."
     if start < now - PAST_GRACE:
         return "That time is in the past."
-    if start > now + timedelta(days=location.booking_horizon_days):
+    if horizon and start > now + timedelta(days=location.booking_horizon_days):
         return (
             f"Bookings at {location.name} may be made at most "
             f"{location.booking_horizon_days} days ahead."
@@ -413,11 +448,19 @@ def book(
     _check_rules(rules.Action.CREATE, actor, prototype, source)
     _check_space(space, kind, attendees)
     check_policy = source not in REMOTE_SOURCES
+    # The person's limits (counts for every source; notice and window for Reserva's own).
+    person_limits = limits.for_person(requested_for, space.location)
+    use_horizon = person_limits.window is None
 
     if recurrence is None:
-        problem = slot_problem(space, start, end, now=now, check_policy=check_policy)
+        problem = slot_problem(
+            space, start, end, now=now, check_policy=check_policy, horizon=use_horizon
+        )
         if problem:
             raise BookingError(problem, field="start")
+        early = check_policy and limits.too_soon(person_limits, start, now=now)
+        if early:
+            raise TooSoon(early, field="start")
         slots = [(start, end)]
         unavailable: list[Unavailable] = []
     else:
@@ -431,7 +474,14 @@ def book(
             for day in expansion.nonexistent
         ]
         for slot_start, slot_end in expansion.slots:
-            problem = slot_problem(space, slot_start, slot_end, now=now, check_policy=check_policy)
+            problem = slot_problem(
+                space,
+                slot_start,
+                slot_end,
+                now=now,
+                check_policy=check_policy,
+                horizon=use_horizon,
+            ) or (check_policy and limits.too_soon(person_limits, slot_start, now=now))
             if problem:
                 day = slot_start.astimezone(space.location.zone).date()
                 unavailable.append(Unavailable(slot_start, day, problem))
@@ -460,6 +510,9 @@ def book(
             unavailable.sort(key=lambda u: u.day)
             if unavailable and (recurrence is None or not skip_unavailable or not bookable):
                 raise _conflict(clashes, unavailable, bookable, series=recurrence is not None)
+            # A series over a limit is refused whole (skip_unavailable or not): which dates
+            # to give up is the person's choice, not ours.
+            _check_limits(person_limits, requested_for, space, bookable, now=now)
 
             series = None
             if recurrence is not None:
@@ -491,6 +544,37 @@ def book(
         raise Conflict("That slot was taken a moment ago; please choose another time.") from exc
     _send_after_commit(signals.reservation_created, created, actor, source)
     return BookingResult(created, unavailable)
+
+
+def _check_limits(
+    person_limits: limits.PersonLimits,
+    person: AbstractBaseUser | None,
+    space: Space,
+    slots: Sequence[tuple[datetime, datetime]],
+    *,
+    now: datetime,
+    replacing: Sequence[Reservation] = (),
+) -> None:
+    """Raise LimitExceeded when the slots take the person over a limit. Called after the
+    space lock; the person's row is locked too when a limit counts their bookings, so two
+    bookings of different spaces for one person cannot both pass (PostgreSQL; SQLite's
+    transactions are serialized already). Persons are locked after spaces, always."""
+    if person is None or (not person_limits.counts and not person_limits.overlap_kinds(space)):
+        return
+    get_user_model().objects.select_for_update().filter(pk=person.pk).first()
+    over = limits.excess(person_limits, person, space, slots, now=now, replacing=replacing)
+    if over:
+        raise LimitExceeded(over)
+
+
+def limit_problem(
+    space: Space, start: datetime, end: datetime, person: AbstractBaseUser | None
+) -> str | None:
+    """Why a booking of [start, end) in this space for ``person`` would break their counts,
+    hours or overlap limits, or None (read only: the pull's reason for a conflicted remote
+    event moved again)."""
+    person_limits = limits.for_person(person, space.location)
+    return limits.excess(person_limits, person, space, [(start, end)], now=timezone.now())
 
 
 def _conflict(clashes, unavailable, bookable, *, series: bool) -> Conflict:
@@ -631,7 +715,22 @@ def change(
                 details["requested_for"] = requested_for
 
             plans = _plan_moves(targets, current, new_start, new_end)
-            _check_moves(targets, plans, new_space, now=now, check_policy=check_policy)
+            person = details.get("requested_for") or current.requested_for
+            person_limits = limits.for_person(person, new_space.location)
+            _check_moves(
+                targets, plans, new_space, now=now, check_policy=check_policy,
+                person_limits=person_limits,
+            )  # fmt: skip
+            moved = any(
+                (s, e, new_space.pk) != (t.start, t.end, t.space_id)
+                for t, (s, e) in zip(targets, plans, strict=True)
+            )
+            if moved or "requested_for" in details:
+                handed = "requested_for" in details
+                _check_limits(
+                    person_limits, person, new_space, plans, now=now,
+                    replacing=() if handed else targets,
+                )  # fmt: skip
 
             tracked = ("start", "end", "space_id", "status", "approval", *TRACKED_DETAILS)
             old = {f: getattr(current, f) for f in tracked}
@@ -664,8 +763,11 @@ def _check_moves(
     *,
     now: datetime,
     check_policy: bool,
+    person_limits: limits.PersonLimits | None = None,
 ) -> None:
-    """Raise Conflict listing every target that cannot move to its planned slot."""
+    """Raise Conflict listing every target that cannot move to its planned slot (TooSoon for
+    one booking moved inside its person's notice or beyond their window)."""
+    use_horizon = person_limits is None or person_limits.window is None
     target_ids = [t.pk for t in targets]
     clashes: list[Clash] = []
     unavailable: list[Unavailable] = []
@@ -680,9 +782,19 @@ def _check_moves(
             # It holds this slot already, with the buffers it was booked with; checking it
             # against buffers widened since would refuse a mere edit of its title.
             continue
-        problem = slot_problem(space, new_start, new_end, now=now, check_policy=check_policy)
+        problem = slot_problem(
+            space, new_start, new_end, now=now, check_policy=check_policy, horizon=use_horizon
+        )
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
+            continue
+        early = (
+            check_policy and person_limits and limits.too_soon(person_limits, new_start, now=now)
+        )
+        if early and len(targets) == 1:
+            raise TooSoon(early, field="start")
+        if early:
+            unavailable.append(Unavailable(new_start, day, early))
             continue
         closed = moved and closed_for(new_start, new_end)
         if closed:
@@ -1135,8 +1247,8 @@ def collision_reason(space: Space, start: datetime, end: datetime, clash_ids: It
 
 def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None = None) -> bool:
     """A conflicted reservation takes its slot if the slot is free now (one of the two was
-    moved or cancelled) and not closed: it becomes confirmed and True is returned; else
-    nothing changes."""
+    moved or cancelled), not closed, and within its person's limits: it becomes confirmed and
+    True is returned; else nothing changes."""
     with transaction.atomic():
         _lock_space_of(reservation)
         current = Reservation.objects.select_for_update().get(pk=reservation.pk)
@@ -1146,6 +1258,14 @@ def retry_conflict(*, reservation: Reservation, actor: AbstractBaseUser | None =
         if _clashes_for(current.space, current.start, current.end, exclude_ids=[current.pk]):
             return False
         if closure_problem(current.space, current.start, current.end):
+            return False
+        person_limits = limits.for_person(current.requested_for, current.space.location)
+        try:
+            _check_limits(
+                person_limits, current.requested_for, current.space,
+                [(current.start, current.end)], now=timezone.now(),
+            )  # fmt: skip
+        except LimitExceeded:
             return False
         current.stamp_buffers()  # checked with the space's buffers of now, so held with them
         current.status = ReservationStatus.CONFIRMED

@@ -52,7 +52,9 @@ Rules of the plan:
   ``conflicted`` (holds no slot, never overwrites the booking; ``services.record_conflict``,
   with why in the booking rules' words). A slot includes the space's setup and cleanup
   buffers (``reservations.buffers``): an event right after a booking in a room that needs
-  cleaning collides too;
+  cleaning collides too; so is one that takes its organizer (a Reserva user) over one of
+  their limits (``reservations.limits``: active bookings, hours per week, overlaps), with
+  the limit's words;
 - all-day events become midnight-to-midnight in the location's zone;
 - events outside the window are ignored unless they are linked (Google's incremental sync
   reports the whole calendar);
@@ -1097,8 +1099,13 @@ def _apply(
             row = rows[change.reservation_id]
             details = {"title": change.title[:255]} if change.title is not None else {}
             if row.status == ReservationStatus.CONFLICTED:
-                # Moved again: the reason follows the new times (a closure there, or none).
-                closed = services.closure_problem(space, change.start, change.end) or ""
+                # Moved again: the reason follows the new times (a closure there, a limit of
+                # its person, or none).
+                closed = (
+                    services.closure_problem(space, change.start, change.end)
+                    or services.limit_problem(space, change.start, change.end, row.requested_for)
+                    or ""
+                )
                 row = services.record_conflict(
                     space=space, start=change.start, end=change.end, source=source,
                     reservation=row, title=details.get("title", ""), reason=closed,
@@ -1142,6 +1149,20 @@ def _apply(
                         continue
                     waiting.append(change)
                     failures[change.reservation_id] = exc
+                    continue
+                except services.LimitExceeded as exc:
+                    if _made_in_reserva(rows[change.reservation_id]):
+                        refused(change, exc)
+                    else:  # made in the provider: kept, holding no slot, with the limit's words
+                        row = services.record_conflict(
+                            space=space, start=change.start, end=change.end, source=source,
+                            reservation=rows[change.reservation_id],
+                            title=(change.title or "")[:255], reason=exc.message,
+                        )  # fmt: skip
+                        rows[row.pk] = row
+                        notices.append(_conflict_notice(row.pk, exc))
+                        result.conflicts += 1
+                        _link(binding, row, change.event)
                     continue
                 except services.BookingError as exc:  # not allowed, over, not reservable
                     refused(change, exc)
@@ -1194,9 +1215,9 @@ def _apply(
             try:
                 row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1
-            except services.Conflict as exc:
+            except (services.Conflict, services.LimitExceeded) as exc:
                 # The same fields, holding no slot, with the rule's words (a closure, a
-                # buffer, a taken slot).
+                # buffer, a taken slot, a limit of the organizer's).
                 row = services.record_conflict(**kwargs, reason=exc.message)
                 notices.append(_conflict_notice(row.pk, exc))
                 result.conflicts += 1
@@ -1226,11 +1247,12 @@ def _apply(
     return result
 
 
-def _conflict_notice(pk: int, exc: services.Conflict) -> tuple:
+def _conflict_notice(pk: int, exc: services.Conflict | services.LimitExceeded) -> tuple:
     """The notice of a conflicted event: refused by a rule that no booking can undo (a closure,
-    ``services.Closed``: "closed"), or colliding with the bookings it names ("conflict"); the
-    detail is the booking service's words either way."""
-    if isinstance(exc, services.Closed):
+    ``services.Closed``, or a limit of its person, ``services.LimitExceeded``: "closed"), or
+    colliding with the bookings it names ("conflict"); the detail is the booking service's
+    words either way."""
+    if isinstance(exc, services.Closed | services.LimitExceeded):
         return ("closed", pk, (), exc.message)
     return ("conflict", pk, tuple(c.reservation_id for c in exc.clashes), exc.message)
 

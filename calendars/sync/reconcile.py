@@ -405,8 +405,9 @@ def _import(binding, repair: Repair, people: dict) -> str:
     outcome = "imported"
     try:
         row = services.book(actor=None, **kwargs).reservations[0]
-    except services.Conflict as exc:
-        # The same fields, holding no slot; why, in the rule's words (a buffer, a taken slot).
+    except (services.Conflict, services.LimitExceeded) as exc:
+        # The same fields, holding no slot; why, in the rule's words (a buffer, a taken slot,
+        # a limit of the organizer's).
         row = services.record_conflict(reason=exc.message, **kwargs)
         outcome = "imported as a conflict"
     link, _made = ensure_link(row, binding)
@@ -433,8 +434,9 @@ def _apply_remote(binding, repair: Repair, source: str) -> str:
                 source=source, title=title,
             )[0]  # fmt: skip
         outcome = "took the provider's times and title"
-    except services.Conflict as exc:
-        # Moved onto a taken slot: a conflict, as the pull records it (holds no slot).
+    except (services.Conflict, services.LimitExceeded) as exc:
+        # Moved onto a taken slot (or over its person's limit): a conflict, as the pull
+        # records it (holds no slot).
         row = services.record_conflict(
             space=binding.space, start=repair.start, end=repair.end, source=source,
             reservation=row, title=title, reason=exc.message,

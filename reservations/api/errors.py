@@ -8,7 +8,9 @@ and the closure's reason as the message: like a taken slot, it is the state of t
 that time, not the caller's rights (403), that refuses it. So is a check-in outside the
 booking's window (``check_in_closed``), an action refused because the booking still awaits
 approval (``needs_approval``) and a decision on a booking that awaits none
-(``already_decided``); deciding without being an approver is a 403.
+(``already_decided``); deciding without being an approver is a 403. A person's limits
+(``reservations.limits``) are a 403 with code ``limit_exceeded`` or ``too_soon``: the slot is
+free, but not for this person.
 """
 
 from __future__ import annotations
@@ -195,7 +197,13 @@ ERROR_SCHEMA = {
 _ERROR_DESCRIPTIONS = {
     "400": "Invalid input",
     "401": "Not authenticated",
-    "403": "Not allowed",
+    "403": (
+        "Not allowed: by the permissions (code `not_allowed` or `permission_denied`), by one "
+        "of the person's limits at the location (code `limit_exceeded`: active bookings, hours "
+        "per week, an overlapping booking; the message names the limit and what the person "
+        "already holds), or by timing (code `too_soon`: inside the minimum notice, or beyond "
+        "the person's booking window)"
+    ),
     "404": "Not found",
     "409": (
         "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "

@@ -11,8 +11,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
-from .. import approvals, services
+from .. import approvals, limits, services
 from ..forms import BookingForm
 from ..models import ReservationKind, Source, Space, SpaceKind
 from .common import alternatives, apply_booking_error
@@ -114,5 +115,7 @@ def _render(
         "is_series": is_series,
         "container": space.kind == SpaceKind.CONTAINER,
         "approval_rule": approvals.needs_approval(space, request.user),
+        # "You hold 2 of your 2 active bookings": before the refusal, not only after it.
+        "holding": limits.standing(request.user, space.location, now=timezone.now()),
     }
     return render(request, "reservations/book.html", context, status=status)

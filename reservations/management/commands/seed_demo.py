@@ -1,10 +1,11 @@
-"""Create demo data: two locations in different zones, ~30 spaces, three users, a week of
+"""Create demo data: two locations in different zones, ~30 spaces, four users, a week of
 bookings, closures (a room under maintenance on a day next week, Christmas Day every year),
-an approval room (London's Trent, approved by the Facilities group, with one of alice's
-bookings awaiting approval) and a check-in room (Severn at London HQ) with a no-show the beat
-task releases within a minute and a booking Alice can check in to. Idempotent: running it
-again creates nothing twice (the check-in pair is made again, around the new "now", once the
-last pair is over).
+limits per person (a contractor at her limit of two active bookings at London HQ, staff
+booking 14 days ahead, facilities 365), an approval room (London's Trent, approved by the
+Facilities group, with one of alice's bookings awaiting approval) and a check-in room
+(Severn at London HQ) with a no-show the beat task releases within a minute and a booking
+Alice can check in to. Idempotent: running it again creates nothing twice (the check-in pair
+is made again, around the new "now", once the last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -28,6 +29,7 @@ from reservations import receivers, services
 from reservations.models import (
     Amenity,
     ApprovalRule,
+    BookingLimit,
     Closure,
     EventTitle,
     Location,
@@ -43,6 +45,7 @@ DEMO_USERS = [
     ("admin", "reserva-admin", "Ada", "Admin", "admin", "admin@example.com"),
     ("alice", "reserva-alice", "Alice", "Archer", "assistant", "alice@contoso.test"),
     ("bob", "reserva-bob", "Bob", "Baker", "staff", "bob@contoso.test"),
+    ("carol", "reserva-carol", "Carol", "Contractor", "contractor", "carol@example.com"),
 ]
 AMENITIES = [
     "Display",
@@ -90,6 +93,15 @@ BUFFERS = {"Thames": (15, 15)}
 CHECK_IN_ROOM = ("London HQ", "Severn")
 # A room whose bookings need approval (reservations.approvals): the admin user approves them.
 APPROVAL_ROOM = ("London HQ", "Trent", "Facilities")
+# Limits per person at London HQ (reservations.limits): group -> BookingLimit fields.
+LIMITS_AT = "London HQ"
+LIMITS = {
+    "Contractors": {"max_active_bookings": 2, "max_hours_per_week": 10},
+    "Staff": {"booking_window_days": 14},
+    "Facilities": {"booking_window_days": 365},
+}
+# Who is in which group: carol already holds two bookings, so a third is refused.
+MEMBERS = {"Contractors": ["carol"], "Staff": ["alice", "bob"], "Facilities": ["admin"]}
 
 
 class Command(BaseCommand):
@@ -107,8 +119,10 @@ class Command(BaseCommand):
             locations = self._locations()
             self._closures(locations)
             self._approvals(locations, users)
+            self._limits(users, locations)
         with receivers.emails_muted():  # demo bookings need no emails in the console
-            created = self._reservations(users, locations)
+            created = self._contractor_bookings(users["carol"], locations)
+            created += self._reservations(users, locations)
             created += self._check_in(users, locations)
         if apps.is_installed("calendars"):
             call_command(
@@ -263,6 +277,39 @@ class Command(BaseCommand):
         except services.BookingError:
             return 0
         return 1
+
+    def _limits(self, users, locations: list[Location]) -> None:
+        """Contractors may hold two active bookings and 10 hours a week at London HQ; staff
+        book 14 days ahead there, facilities 365 (the location's horizon is 90)."""
+        london = next(loc for loc in locations if loc.name == LIMITS_AT)
+        for name, values in LIMITS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            BookingLimit.objects.get_or_create(location=london, group=group, defaults=values)
+            group.user_set.add(*(users[username] for username in MEMBERS[name]))
+
+    def _contractor_bookings(self, carol, locations: list[Location]) -> int:
+        """Carol's two bookings at London HQ on the next two weekdays: her limit, so the next
+        one she tries is refused with "Contractors may hold at most 2 active bookings..."."""
+        if Reservation.objects.filter(requested_for=carol).exists():
+            return 0
+        london = next(loc for loc in locations if loc.name == LIMITS_AT)
+        day = timezone.now().astimezone(london.zone).date()
+        created = 0
+        for space_name, hour, hours in (("Desk 3.04", 9, 3), ("Severn", 14, 1)):
+            day += timedelta(days=1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            start = datetime.combine(day, time(hour), tzinfo=london.zone)
+            try:
+                services.book(
+                    actor=carol, space=Space.objects.get(location=london, name=space_name),
+                    start=start, end=start + timedelta(hours=hours), title="Site survey",
+                    public_nickname=carol.first_name, source=Source.PORTAL,
+                )  # fmt: skip
+            except services.BookingError:
+                continue
+            created += 1
+        return created
 
     def _reservations(self, users, locations: list[Location]) -> int:
         demo_people = [users["alice"], users["bob"]]

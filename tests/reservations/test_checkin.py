@@ -329,3 +329,48 @@ def test_the_signed_link_names_the_booking_until_its_window_closes(room, locatio
     forged = signing.dumps({"r": booking.pk, "u": 10**12}, salt="another.salt")
     with pytest.raises(checkin.TokenInvalid):
         checkin.read_token(forged, at(location, 9, 50))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("london_now", "pair"),
+    [
+        # Tuesday 11:00 in London: Bob's started at 10:40, Alice's starts at 11:10.
+        (datetime(2027, 3, 9, 11, 0), (clock(10, 40), clock(11, 10))),
+        # Tuesday 23:00: nobody can book around "now"; the pair comes at Wednesday's opening, 07:00.
+        (datetime(2027, 3, 9, 23, 0), (clock(7, 0), clock(7, 30))),
+    ],
+    ids=["open", "night"],
+)
+def test_seed_demo_has_a_check_in_room_with_a_no_show_the_task_releases(
+    monkeypatch, london_now, pair
+):
+    """The demo shows check-in at work whenever `make run` starts: inside London's opening
+    hours Bob's no-show is released at the next tick and Alice can check in now; at night the
+    pair is booked at the next opening, through the portal's rules like any booking."""
+    from zoneinfo import ZoneInfo
+
+    from django.core.management import call_command
+
+    now = london_now.replace(tzinfo=ZoneInfo("Europe/London")).astimezone(ZoneInfo("UTC"))
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)  # idempotent
+
+    pair_rows = list(
+        Reservation.objects.filter(title__startswith="Check-in demo").order_by("start")
+    )
+    assert [r.requested_for.username for r in pair_rows] == ["bob", "alice"]
+    assert [r.local_start.time() for r in pair_rows] == list(pair)
+    assert all(r.source == "portal" and r.status == "confirmed" for r in pair_rows)
+    assert checkin.policy_for(pair_rows[0].space).required
+
+    # A tick of the beat task a minute after the window closed releases Bob's, not Alice's.
+    bob = pair_rows[0]
+    later = bob.start + timedelta(minutes=16)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert tasks.release_no_shows() == 1
+    statuses = dict(
+        Reservation.objects.filter(pk__in=[r.pk for r in pair_rows]).values_list("pk", "status")
+    )
+    assert statuses == {bob.pk: "released", pair_rows[1].pk: "confirmed"}

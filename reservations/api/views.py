@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import buffers, closures, queries, rules, services, timebounds
+from .. import approvals, buffers, closures, queries, rules, services, timebounds
 from ..models import (
     Location,
     Reservation,
@@ -376,6 +376,14 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         reservation = self.get_object()
         services.check_in(actor=request.user, reservation=reservation, source=source_for(request))
         return Response(self.get_serializer(self._read(reservation)).data)
+
+    @extend_schema(responses=s.ReservationSerializer(many=True))
+    @action(detail=False, methods=["get"], url_path="awaiting-approval", pagination_class=None)
+    def awaiting_approval(self, request: Request) -> Response:
+        """The bookings awaiting the caller's decision as an approver, soonest first (the
+        portal's Approvals queue); empty for anyone who approves nothing."""
+        rows = approvals.awaiting_for(request.user)
+        return Response(s.ReservationSerializer(rows, many=True).data)
 
     def _awaiting_decision(self, pk: str) -> Reservation:
         # Approvers decide bookings that are not theirs: looked up among all of them; the

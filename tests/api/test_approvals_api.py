@@ -84,6 +84,15 @@ def test_an_approver_approves_and_declines(
     assert sorted(m.subject.split(":")[0] for m in mail.outbox) == ["Approved", "Declined"]
 
 
+def test_an_approver_lists_what_awaits_them(room, make_user, approver):
+    alice = as_user(make_user("alice"))
+    later = post_booking(alice, room, hour=15).json()["id"]
+    sooner = post_booking(alice, room, hour=9).json()["id"]
+    listed = as_user(approver).get("/api/v1/reservations/awaiting-approval/")
+    assert [r["id"] for r in listed.json()] == [sooner, later]
+    assert alice.get("/api/v1/reservations/awaiting-approval/").json() == []
+
+
 def test_others_are_refused_and_a_decided_booking_is_a_409(room, make_user, approver):
     alice_user = make_user("alice")
     booking = post_booking(as_user(alice_user), room).json()["id"]

@@ -170,6 +170,7 @@ def shoot(browser, base: str) -> None:
     phone.goto(f"{base}/schedule/?date={day}")
     save(phone, "09-phone-schedule", full_page=False)
     shoot_limits(browser, base)
+    shoot_admin(browser, base)
 
 
 def shoot_limits(browser, base: str) -> None:
@@ -190,16 +191,23 @@ def shoot_limits(browser, base: str) -> None:
     save(page, "12-limit-refused", full_page=False)
     page.close()
 
-    # The demo admin approves the Trent room's bookings (README "Approvals"): alice's
-    # booking awaits them in the queue.
-    approver = browser.new_page(viewport=DESKTOP)
-    approver.goto(f"{base}/accounts/login/")
-    approver.fill("input[name=login]", "admin")
-    approver.fill("input[name=password]", "reserva-admin")
-    approver.click("button[type=submit]:visible")
-    approver.wait_for_url(f"{base}/")
-    approver.goto(f"{base}/approvals/")
-    save(approver, "11-approvals-queue", full_page=False)
+
+def shoot_admin(browser, base: str) -> None:
+    """The demo admin's pages: the approvals queue, where alice's booking of Trent awaits them
+    (README "Approvals"), and Severn's printable check-in QR code (README "Check-in")."""
+    admin = browser.new_page(viewport=DESKTOP)
+    admin.goto(f"{base}/accounts/login/")
+    admin.fill("input[name=login]", "admin")
+    admin.fill("input[name=password]", "reserva-admin")
+    admin.click("button[type=submit]:visible")
+    admin.wait_for_url(f"{base}/")
+    admin.goto(f"{base}/approvals/")
+    save(admin, "11-approvals-queue", full_page=False)
+
+    admin.goto(f"{base}/admin/reservations/space/?q=Severn")
+    admin.click("#result_list tbody tr >> nth=0 >> a")
+    admin.get_by_role("link", name="Check-in QR code").click()
+    save(admin, "13-check-in-qr", full_page=False)
 
 
 def save(page, name: str, *, full_page: bool = True) -> None:

@@ -351,6 +351,19 @@ def _lock_space_of(reservation: Reservation) -> None:
     Space.objects.select_for_update(of=("self",)).filter(reservations=reservation.pk).first()
 
 
+def _lock_current(reservation: Reservation) -> Reservation | None:
+    """Lock the reservation's space, then the reservation itself (the order every write
+    keeps), and return the row as it is now, with its space and location; None when it is gone.
+    A decision, a check-in or a release re-checks the state on this, so the first one wins."""
+    _lock_space_of(reservation)
+    return (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("space__location")
+        .filter(pk=reservation.pk)
+        .first()
+    )
+
+
 def _save(reservation: Reservation, actor: AbstractBaseUser | None, source: str, reason: str = ""):
     reservation._history_user = actor  # read by simple-history
     reservation._change_source = source  # copied into the historical row (apps.py)
@@ -886,13 +899,7 @@ def confirm(
 def _decision_target(actor, reservation: Reservation) -> Reservation:
     """The reservation locked for a decision, after checking that ``actor`` may decide (None:
     the deadline task) and that it still awaits one."""
-    _lock_space_of(reservation)
-    current = (
-        Reservation.objects.select_for_update(of=("self",))
-        .select_related("space__location")
-        .filter(pk=reservation.pk)
-        .first()
-    )
+    current = _lock_current(reservation)
     if current is None:
         raise BookingError("This reservation no longer exists.")
     if actor is not None and not approvals.may_decide(actor, current):
@@ -1049,13 +1056,7 @@ def check_in(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        _lock_space_of(reservation)
-        current = (
-            Reservation.objects.select_for_update(of=("self",))
-            .select_related("space__location")
-            .filter(pk=reservation.pk)
-            .first()
-        )
+        current = _lock_current(reservation)
         if current is None:
             raise BookingError("This booking no longer exists.")
         if actor is not None and not checkin.may_check_in(actor, current):
@@ -1101,13 +1102,7 @@ def release_no_show(*, reservation: Reservation, now: datetime) -> Reservation |
     with the reason and the day's released minutes (``SpaceDayUsage``) commit together; the
     email and the push follow the signal, sent after commit."""
     with transaction.atomic():
-        _lock_space_of(reservation)
-        current = (
-            Reservation.objects.select_for_update(of=("self",))
-            .select_related("space__location")
-            .filter(pk=reservation.pk)
-            .first()
-        )
+        current = _lock_current(reservation)
         if (
             current is None
             or current.status != ReservationStatus.CONFIRMED

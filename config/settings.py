@@ -199,6 +199,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reservations.decline_overdue_approvals",
         "schedule": 60.0,
     },
+    # Room displays not seen for 15 minutes in opening hours: one email per outage
+    # (reservations/displays.py).
+    "alert-offline-displays": {"task": "reservations.alert_offline_displays", "schedule": 60.0},
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

@@ -26,6 +26,8 @@ urlpatterns = [
     # REST API (/api/v1/, /api/schema/, /api/docs/), OAuth tokens (/o/), iCalendar feeds.
     path("", include("reservations.api.urls")),
     path("feeds/", include("reservations.feed_urls")),
+    # Room displays: wall tablets paired with a code, no sign-in (reservations/displays.py).
+    path("display/", include("reservations.display_urls")),
     path("", include("reservations.urls")),
 ]
 

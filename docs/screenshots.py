@@ -99,6 +99,7 @@ def main() -> None:
                 )
                 try:
                     shoot(browser, base)
+                    shoot_display(browser, base, env)
                 finally:
                     browser.close()
         finally:
@@ -208,6 +209,41 @@ def shoot_admin(browser, base: str) -> None:
     admin.click("#result_list tbody tr >> nth=0 >> a")
     admin.get_by_role("link", name="Check-in QR code").click()
     save(admin, "13-check-in-qr", full_page=False)
+
+
+# The room display shows the room as it is now; the demo's London HQ is closed at weekends and
+# at night, when the display is dark. For a picture of a working day, London opens today around
+# the clock on this throw-away database and Thames gets a booking later today.
+OPEN_NOW = """
+from datetime import time, timedelta
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from reservations import services
+from reservations.models import Location, OpeningHours, Space
+london = Location.objects.get(name="London HQ")
+today = timezone.now().astimezone(london.zone)
+OpeningHours.objects.update_or_create(
+    location=london, weekday=today.weekday(), defaults={"opens": time(0), "closes": time(23, 59)}
+)
+thames = Space.objects.get(location=london, name="Thames")
+bob = get_user_model().objects.get(username="bob")
+start = (today + timedelta(minutes=75)).replace(minute=0, second=0, microsecond=0)
+try:
+    services.book(actor=bob, space=thames, start=start, end=start + timedelta(hours=1),
+                  title="Roadmap", public_nickname="Team Atlas")
+except services.BookingError:
+    pass
+"""
+
+
+def shoot_display(browser, base: str, env: dict[str, str]) -> None:
+    """The demo's room display of Thames on a 1280x800 tablet (README "Room displays")."""
+    manage(env, "shell", "-c", OPEN_NOW)
+    tablet = browser.new_page(viewport={"width": 1280, "height": 800})
+    tablet.goto(f"{base}/display/demo-thames-display/")
+    tablet.wait_for_selector(".state-word")
+    save(tablet, "14-room-display", full_page=False)
+    tablet.close()
 
 
 def save(page, name: str, *, full_page: bool = True) -> None:

@@ -29,9 +29,11 @@ from django.urls import reverse
 
 from .models import (
     MAX_CHECK_IN_MINUTES,
+    Display,
     NoShowAction,
     Reservation,
     ReservationStatus,
+    Source,
     Space,
     SpaceDayUsage,
 )
@@ -113,10 +115,13 @@ def can_check_in_now(reservation: Reservation, now: datetime) -> bool:
     return policy.required and window(reservation, policy).contains(now)
 
 
-def may_check_in(user: AbstractBaseUser, reservation: Reservation) -> bool:
-    """The person it is for, who booked it, its organizer (same email), or a manager."""
+def may_check_in(user: AbstractBaseUser, reservation: Reservation, *, source: str = "") -> bool:
+    """The person it is for, who booked it, its organizer (same email), or a manager; from a
+    room display (``source`` display), the display of the booking's own room."""
     if not getattr(user, "is_authenticated", False):
         return False
+    if source == Source.DISPLAY:
+        return Display.acts_for(user, reservation.space_id)
     if user.pk in (reservation.requested_for_id, reservation.booked_by_id):
         return True
     email = (getattr(user, "email", "") or "").lower()

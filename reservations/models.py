@@ -575,6 +575,7 @@ class Source(models.TextChoices):
     ADMIN = "admin", _("Admin")
     EXCHANGE = "exchange", _("Exchange")
     GOOGLE = "google", _("Google")
+    DISPLAY = "display", _("Display")  # a room's paired wall tablet (reservations.displays)
 
 
 REMOTE_SOURCES = (Source.EXCHANGE, Source.GOOGLE)
@@ -939,3 +940,73 @@ class FeedToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Display(models.Model):
+    """A wall tablet at a space's door (``reservations.displays``): it shows the room's state
+    and books, checks in, ends early and extends from ``/display/<token>/``.
+
+    The token in that URL is the credential (the tablet cannot sign in): only its SHA-256 is
+    stored. It is issued when the tablet types the one-time 6-digit pairing code shown in the
+    admin (kept as an HMAC, valid 10 minutes, used once). The display acts as ``user``, an
+    account of its own that cannot sign in, so its actions go through the booking service and
+    every rule like anyone's, recorded with source *Display*.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="displays")
+    name = models.CharField(
+        max_length=100, blank=True, help_text=_("Optional, e.g. 'Door tablet, north entrance'.")
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="room_display",
+        editable=False,
+        help_text=_("The account the display books as (it cannot sign in)."),
+    )
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    pairing_code_hash = models.CharField(max_length=64, blank=True, editable=False)
+    pairing_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Written at most every ~30 s (displays.SEEN_RESOLUTION): the tablet polls every 5 s.
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the "not seen" alert is sent; cleared when the display is seen again, so one
+    # email per outage.
+    offline_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["space__name", "pk"]
+        verbose_name = _("room display")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token_hash"],
+                condition=~models.Q(token_hash=""),
+                name="one_display_per_token",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Display of {self.space.name}" + (f" ({self.name})" if self.name else "")
+
+    @property
+    def is_active(self) -> bool:
+        return self.paired_at is not None and self.revoked_at is None
+
+    @classmethod
+    def acts_for(cls, user, space_id: int) -> bool:
+        """Whether ``user`` is the account of a paired, unrevoked display of that space."""
+        if user is None or not getattr(user, "pk", None):
+            return False
+        return cls.objects.filter(
+            user_id=user.pk, space_id=space_id, paired_at__isnull=False, revoked_at__isnull=True
+        ).exists()

@@ -112,6 +112,8 @@ def ownership_policy(
     for someone else needs the on-behalf permission."""
     if not user.is_active:
         return Decision(False, _("Your account is deactivated."))
+    if source == "display":  # Source.DISPLAY: a room's paired tablet (reservations.displays)
+        return _display_policy(user, reservation)
     if can_manage_all(user):
         return ALLOWED
     if action is Action.CREATE:
@@ -123,3 +125,14 @@ def ownership_policy(
     if user.pk in (reservation.requested_for_id, reservation.booked_by_id):
         return None
     return Decision(False, _("This is someone else's reservation."))
+
+
+def _display_policy(user: AbstractBaseUser, reservation: Reservation) -> Decision | None:
+    """A paired room display acts for everyone at its door, in its own room only: it books
+    there (as itself), and ends early, extends or checks in the bookings of that room; the
+    other policies (sync modes) still have their say."""
+    from .models import Display
+
+    if not Display.acts_for(user, reservation.space_id):
+        return Decision(False, _("Only a paired display of this room can act from it."))
+    return None

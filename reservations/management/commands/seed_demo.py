@@ -4,8 +4,10 @@ limits per person (a contractor at her limit of two active bookings at London HQ
 booking 14 days ahead, facilities 365), an approval room (London's Trent, approved by the
 Facilities group, with one of alice's bookings awaiting approval) and a check-in room
 (Severn at London HQ) with a no-show the beat task releases within a minute and a booking
-Alice can check in to. Idempotent: running it again creates nothing twice (the check-in pair
-is made again, around the new "now", once the last pair is over).
+Alice can check in to, and a paired room display for Thames at London HQ whose address uses
+the fixed demo token ``DEMO_DISPLAY_TOKEN`` (``make run`` prints it; only in the demo: a real
+display gets a random token when it is paired). Idempotent: running it again creates nothing
+twice (the check-in pair is made again, around the new "now", once the last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -25,12 +27,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from reservations import receivers, services
+from reservations import displays, receivers, services
 from reservations.models import (
     Amenity,
     ApprovalRule,
     BookingLimit,
     Closure,
+    Display,
     EventTitle,
     Location,
     OpeningHours,
@@ -100,6 +103,11 @@ LIMITS = {
     "Staff": {"booking_window_days": 14},
     "Facilities": {"booking_window_days": 365},
 }
+# A paired room display (reservations.displays) for Thames, at a fixed, documented address so
+# `make run` can print it: http://127.0.0.1:8000/display/demo-thames-display/. Only the demo
+# has a known token; a display paired in the admin gets a random one.
+DISPLAY_ROOM = ("London HQ", "Thames")
+DEMO_DISPLAY_TOKEN = "demo-thames-display"  # noqa: S105 - a published demo address, not a secret
 # Who is in which group: carol already holds two bookings, so a third is refused.
 MEMBERS = {"Contractors": ["carol"], "Staff": ["alice", "bob"], "Facilities": ["admin"]}
 
@@ -120,6 +128,7 @@ class Command(BaseCommand):
             self._closures(locations)
             self._approvals(locations, users)
             self._limits(users, locations)
+            self._display(locations, users["admin"])
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._contractor_bookings(users["carol"], locations)
             created += self._reservations(users, locations)
@@ -256,6 +265,23 @@ class Command(BaseCommand):
         ApprovalRule.objects.get_or_create(
             location=london, space=room, defaults={"approvers": facilities}
         )
+
+    def _display(self, locations: list[Location], admin) -> None:
+        """Thames's demo display, paired with the demo token (seen now, so the "not seen"
+        alert waits 15 minutes for someone to open it). Thames requires check-in, so a
+        booking made on the display can be checked in there too."""
+        location_name, room_name = DISPLAY_ROOM
+        london = next(loc for loc in locations if loc.name == location_name)
+        room = Space.objects.get(location=london, name=room_name)
+        if room.check_in_required is None:
+            room.check_in_required = True
+            room.save(update_fields=["check_in_required"])
+        display = Display.objects.filter(space=room).order_by("pk").first()
+        if display is None:
+            display = displays.create(space=room, name="Demo tablet", created_by=admin).display
+        if display.token_hash != displays.hash_token(DEMO_DISPLAY_TOKEN) or not display.is_active:
+            displays.set_token(display, DEMO_DISPLAY_TOKEN)
+            displays.record_seen(display)
 
     def _awaiting_booking(self, location: Location, today, person) -> int:
         """alice's booking of the approval room, awaiting approval, three weekdays ahead (well

@@ -406,6 +406,15 @@ STORAGES = {
     },
 }
 
+# --- Uploaded files: floor maps and space photos (reservations/uploads.py) --------------------
+# Reserva serves them itself, to signed-in people only (reservations/views/media.py): a floor
+# plan is not for the public. MEDIA_ROOT must persist across deploys and be shared by every web
+# host (a volume); back it up with the database.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_URL = "/media/"
+# Largest floor map or photo accepted, in bytes (PNG, JPEG or SVG, checked by content).
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
+
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url(
     "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"

@@ -75,6 +75,7 @@ def main() -> None:
             os.environ,
             DEBUG="true",
             DATABASE_URL=f"sqlite:///{tmp}/screens.sqlite3",
+            MEDIA_ROOT=f"{tmp}/media",  # the demo's drawn floor maps and photos
             EMAIL_URL="dummymail://",
             PYTHONPATH=str(ROOT),
         )
@@ -170,8 +171,21 @@ def shoot(browser, base: str) -> None:
     save(phone, "08-phone-find", full_page=False)
     phone.goto(f"{base}/schedule/?date={day}")
     save(phone, "09-phone-schedule", full_page=False)
+    shoot_map(page, base, day)
     shoot_limits(browser, base)
     shoot_admin(browser, base)
+
+
+def shoot_map(page, base: str, day: str) -> None:
+    """Find a space as a map: floor 1 of London HQ, Thames's popover open (README "Floor
+    maps and photos")."""
+    import re
+
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base}/?date={day}&start=10:00&duration=60&capacity=4&view=map&floor=1")
+    page.get_by_role("button", name=re.compile(r"^Thames, ")).click()
+    page.wait_for_selector(".space-popover:popover-open")
+    save(page, "15-floor-map", full_page=False)
 
 
 def shoot_limits(browser, base: str) -> None:

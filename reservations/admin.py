@@ -380,5 +380,6 @@ admin.site.register(User, ReservaUserAdmin)
 
 from . import admin_closures as _admin_closures  # noqa: E402, F401 - closures and their bookings
 from . import admin_displays as _admin_displays  # noqa: E402, F401 - room displays
+from . import admin_floormaps as _admin_floormaps  # noqa: E402, F401 - floor maps, placing spaces
 from . import admin_limits as _admin_limits  # noqa: E402, F401 - limits per person
 from .api import admin as _api_admin  # noqa: E402, F401 - integrations and feed keys (issue 9)

@@ -119,6 +119,16 @@ class SearchForm(SlotFieldsMixin):
         queryset=Amenity.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
 
+    # List or map (``reservations.floormaps``); the floor is picked on the map's own links.
+    view = forms.ChoiceField(
+        label="Show",
+        choices=[("list", "List"), ("map", "Map")],
+        required=False,
+        initial="list",
+        widget=forms.RadioSelect,
+    )
+    floor = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
+
     field_order = ["location", "date", "start", "duration", "end", "capacity", "kind", "amenities"]
 
     def clean(self) -> dict:

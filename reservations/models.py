@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
+
+from .uploads import inspect, read_upload, stored_name, validate_image
 
 
 def validate_time_zone(value: str) -> None:
@@ -106,6 +108,50 @@ class Location(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+
+def floor_map_name(instance: FloorMap, filename: str) -> str:
+    return stored_name(
+        "floormaps", f"{instance.location_id}-floor-{instance.floor}", instance.image
+    )
+
+
+def space_photo_name(instance: Space, filename: str) -> str:
+    return stored_name("spaces", instance.name, instance.photo)
+
+
+class FloorMap(models.Model):
+    """The plan of one floor of a location: an uploaded PNG, JPEG or SVG (``uploads``), on
+    which the spaces of that floor (``Space.floor``) are placed at relative positions."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="floor_maps")
+    floor = models.CharField(
+        max_length=50,
+        help_text=_("As the spaces' Floor field says it, e.g. 1 or Ground."),
+    )
+    image = models.FileField(
+        upload_to=floor_map_name,
+        validators=[validate_image],
+        help_text=_("A PNG, JPEG or SVG plan of the floor (the size limit is UPLOAD_MAX_BYTES)."),
+    )
+    width = models.PositiveIntegerField(default=0, editable=False)
+    height = models.PositiveIntegerField(default=0, editable=False)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["location", "floor"]
+        constraints = [
+            models.UniqueConstraint(fields=["location", "floor"], name="one_map_per_floor")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location} floor {self.floor}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.image and not getattr(self.image, "_committed", True):
+            info = inspect(read_upload(self.image))
+            self.width, self.height = info.width, info.height
+        super().save(*args, **kwargs)
 
 
 class Weekday(models.IntegerChoices):
@@ -413,12 +459,47 @@ class Space(models.Model):
         help_text=_("What happens to a no-show here; empty = as its location."),
     )
 
+    # Where the space is on its floor's map (``FloorMap``), relative to the image: 0..1 from
+    # the left and from the top, so any image size works (``reservations.floormaps``).
+    map_x = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_(
+            "Position on its floor's map, 0 (left) to 1 (right); set by clicking on the map."
+        ),
+    )
+    map_y = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("Position on its floor's map, 0 (top) to 1 (bottom)."),
+    )
+    photo = models.FileField(
+        upload_to=space_photo_name,
+        blank=True,
+        validators=[validate_image],
+        help_text=_("Optional: a PNG, JPEG or SVG image shown in search results and when booking."),
+    )
+
     class Meta:
         ordering = ["location", "floor", "name"]
         constraints = [
             models.UniqueConstraint(
                 fields=["location", "name"], name="space_name_unique_per_location"
-            )
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(map_x__isnull=True) & models.Q(map_y__isnull=True))
+                | models.Q(
+                    map_x__isnull=False,
+                    map_y__isnull=False,
+                    map_x__gte=0,
+                    map_x__lte=1,
+                    map_y__gte=0,
+                    map_y__lte=1,
+                ),
+                name="space_map_position_within_the_map",
+            ),
         ]
         indexes = [models.Index(fields=["location", "kind", "capacity"])]
 
@@ -434,6 +515,14 @@ class Space(models.Model):
         return timedelta(minutes=self.cleanup_minutes)
 
     def clean(self) -> None:
+        if (self.map_x is None) != (self.map_y is None):
+            raise ValidationError(
+                {
+                    "map_y" if self.map_y is None else "map_x": _(
+                        "Give both map coordinates, or neither."
+                    )
+                }
+            )
         if self.kind == SpaceKind.SEAT and self.container_id is None:
             raise ValidationError({"container": _("A seat must belong to a container space.")})
         if self.kind != SpaceKind.SEAT and self.container_id is not None:

@@ -127,6 +127,18 @@ def _own_cache_keys(settings):
     }
 
 
+@pytest.fixture(scope="session")
+def _media_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _own_media_root(settings, _media_folder):
+    """Uploaded files (floor maps, photos; seed_demo's drawn ones) go to a temporary folder,
+    never into the working tree's var/media."""
+    settings.MEDIA_ROOT = str(_media_folder)
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery(settings):
     """Tasks run in-process unless a test starts a real worker (marked ``worker``)."""

@@ -15,6 +15,7 @@ from .. import queries, services
 from ..forms import QuickForm, SearchForm
 from ..models import Location, OpeningHours, Source, Space, SpaceKind
 from .common import default_location, is_htmx, location_problem, nearest_five, next_slot
+from .floormap import map_context
 
 QUICK_MINUTES = 30
 QUICK_MIN_MINUTES = 15  # shorter than this before closing time is not worth a booking
@@ -61,10 +62,13 @@ def find(request: HttpRequest) -> HttpResponse:
     else:
         for key, value in _defaults(location).items():
             data.setdefault(key, value)
+    data.setdefault("view", "list")
     form = SearchForm(data)
     context = {"form": form, "location": location, "quick_sizes": QUICK_SIZES}
     if form.is_valid():
         context.update(_results(form.cleaned_data))
+    if form.is_valid() and form.cleaned_data.get("view") == "map" and not context.get("problem"):
+        context.update(map_context(data, form.cleaned_data))
     template = "reservations/_results.html" if is_htmx(request) else "reservations/find.html"
     return render(request, template, context)
 

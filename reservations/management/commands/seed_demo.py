@@ -4,9 +4,10 @@ limits per person (a contractor at her limit of two active bookings at London HQ
 booking 14 days ahead, facilities 365), an approval room (London's Trent, approved by the
 Facilities group, with one of alice's bookings awaiting approval) and a check-in room
 (Severn at London HQ) with a no-show the beat task releases within a minute and a booking
-Alice can check in to, and a paired room display for Thames at London HQ whose address uses
-the fixed demo token ``DEMO_DISPLAY_TOKEN`` (``make run`` prints it; only in the demo: a real
-display gets a random token when it is paired). Idempotent: running it again creates nothing
+Alice can check in to, a paired room display for Thames at London HQ whose address uses the
+fixed demo token ``DEMO_DISPLAY_TOKEN`` (``make run`` prints it; only in the demo: a real
+display gets a random token when it is paired), drawn floor maps of London HQ's floors 1-3 with
+its spaces placed, and drawn photos of four rooms. Idempotent: running it again creates nothing
 twice (the check-in pair is made again, around the new "now", once the last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
@@ -22,12 +23,14 @@ from datetime import datetime, time, timedelta
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from reservations import displays, receivers, services
+from reservations import demo_maps, displays, floormaps, receivers, services
 from reservations.models import (
     Amenity,
     ApprovalRule,
@@ -35,6 +38,7 @@ from reservations.models import (
     Closure,
     Display,
     EventTitle,
+    FloorMap,
     Location,
     OpeningHours,
     Reservation,
@@ -108,6 +112,10 @@ LIMITS = {
 # has a known token; a display paired in the admin gets a random one.
 DISPLAY_ROOM = ("London HQ", "Thames")
 DEMO_DISPLAY_TOKEN = "demo-thames-display"  # noqa: S105 - a published demo address, not a secret
+# Drawn floor plans (reservations.demo_maps) with the floors' spaces placed on them, and the
+# rooms that get a drawn photo.
+FLOOR_MAPS = ("London HQ", ("1", "2", "3"))
+PHOTOS = ("Thames", "Severn", "Avon", "Trent")
 # Who is in which group: carol already holds two bookings, so a third is refused.
 MEMBERS = {"Contractors": ["carol"], "Staff": ["alice", "bob"], "Facilities": ["admin"]}
 
@@ -129,6 +137,7 @@ class Command(BaseCommand):
             self._approvals(locations, users)
             self._limits(users, locations)
             self._display(locations, users["admin"])
+            self._floor_maps(locations)
         with receivers.emails_muted():  # demo bookings need no emails in the console
             created = self._contractor_bookings(users["carol"], locations)
             created += self._reservations(users, locations)
@@ -232,6 +241,33 @@ class Command(BaseCommand):
                 )
             locations.append(location)
         return locations
+
+    def _floor_maps(self, locations: list[Location]) -> None:
+        """Drawn plans of London HQ's floors 1-3 with its spaces placed on them, and drawn
+        photos of a few rooms (``reservations.demo_maps``), stored under MEDIA_ROOT. A map or
+        photo whose file has gone (``make clean`` kept the database) is drawn again."""
+        location_name, floors = FLOOR_MAPS
+        location = next((loc for loc in locations if loc.name == location_name), None)
+        if location is None:
+            return
+        for floor in floors:
+            floor_map = FloorMap.objects.filter(location=location, floor=floor).first()
+            if floor_map is None or not default_storage.exists(floor_map.image.name):
+                floor_map = floor_map or FloorMap(location=location, floor=floor)
+                plan = demo_maps.floor_plan(location.name, floor)
+                floor_map.image = ContentFile(plan, name=f"floor-{floor}.svg")
+                floor_map.save()
+            for space in location.spaces.filter(floor=floor, map_x__isnull=True):
+                where = demo_maps.position(floor, space.name)
+                if where is not None:
+                    floormaps.place(space, floor_map, *where)
+        for space in location.spaces.filter(name__in=PHOTOS).prefetch_related("amenities"):
+            if space.photo and default_storage.exists(space.photo.name):
+                continue
+            screen = any(a.name == "Display" for a in space.amenities.all())
+            photo = demo_maps.room_photo(space.name, space.capacity, screen=screen)
+            space.photo = ContentFile(photo, name=f"{space.name}.svg")
+            space.save(update_fields=["photo"])
 
     def _closures(self, locations: list[Location]) -> None:
         """Avon is closed on Tuesday next week (the demo's bookings skip it, the schedule

@@ -74,13 +74,6 @@ def test_a_closed_slot_answers_with_the_first_free_slots_after_it(as_integration
     }
 
 
-def test_a_free_slot_is_booked_and_nothing_else_carries_next_free(as_integration, room, location):
-    client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
-    assert post(client, room, location, 10).status_code == 201
-    bad = client.post("/api/v1/reservations/", {"space": room.pk}, format="json")
-    assert bad.status_code == 400 and "next_free" not in bad.json()["error"]
-
-
 def test_the_schema_documents_next_free(as_integration):
     client = as_integration(IntegrationRole.READ_ONLY, scope="read")
     schema = client.get("/api/schema/?format=json").json()

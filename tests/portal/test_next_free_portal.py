@@ -125,19 +125,6 @@ def test_a_tampered_number_of_people_is_ignored(alice_client, bob, office):
         assert [s.name for s in response.context["options"]] == ["Big room"], bad
 
 
-def test_a_group_needs_room_for_its_attendees(alice_client, bob, office, make_space):
-    office.big.capacity = 3  # now smaller than the small room
-    office.big.save()
-    hall = make_space(office.location, name="Hall", capacity=20, allows_group=True)
-    taken(office, bob, space=hall)
-    attendees = ", ".join(f"p{n}@example.com" for n in range(5))  # 6 people with the organiser
-    response = alice_client.post(
-        reverse("portal:book"), book_form(hall, attendees=attendees, people=1)
-    )
-    assert response.status_code == 409
-    assert response.context["options"] == []  # nothing else holds 6
-
-
 def test_rescheduling_into_a_taken_slot_offers_rooms_as_big(
     alice_client, alice, bob, office, make_reservation
 ):

@@ -123,20 +123,26 @@ def shoot(browser, base: str) -> None:
     save(page, "02-find-a-space")
 
     page.click(".space-card a.btn >> nth=0")
+    page.wait_for_load_state()
+    form_url = page.url
     page.fill("input[name=title]", "Design review")
     page.select_option("select[name=repeat]", "weekly")
     page.fill("input[name=count]", "4")
     save(page, "03-booking-form")
     page.click("#book-submit")
+    # Alice may book 14 days ahead (README "Limits per person"): the series offers the dates
+    # within her window.
+    free_dates_only = page.locator("button[name=skip_unavailable]")
+    if free_dates_only.count():
+        free_dates_only.click()
+    page.wait_for_url("**/reservations/*/")
     save(page, "04-details")
 
-    # A conflict: the same slot again, in the room that was just booked.
-    page.go_back()
-    page.go_back()
-    page.click(".space-card a.btn >> nth=0")
-    page.wait_for_load_state()
-    page.goto(page.url)  # fresh form
+    # A conflict: the same slot again, in the room that was just booked: the room's next free
+    # times, and the other rooms free then for as many people as searched for (4).
+    page.goto(form_url)
     page.click("#book-submit")
+    page.wait_for_selector("#conflict")
     save(page, "05-conflict-alternatives")
 
     page.goto(f"{base}/schedule/?date={day}")
@@ -161,6 +167,11 @@ def shoot(browser, base: str) -> None:
         },
     )
     print("  10-schedule-buffers.png")
+
+    # Thames's week, from its name in the schedule (README "Week view and next free time").
+    page.get_by_role("link", name="Thames: week view").click()
+    page.wait_for_selector(".week")
+    save(page, "16-week-view")
 
     page.goto(f"{base}/my/")
     save(page, "07-my-reservations", full_page=False)

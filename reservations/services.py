@@ -150,7 +150,9 @@ class Conflict(BookingError):
 
     ``clashes`` names the taken slots; for a series, ``unavailable`` lists every date that
     cannot be booked and ``bookable`` the slots that could still be booked (call again with
-    ``skip_unavailable=True`` to book those).
+    ``skip_unavailable=True`` to book those). ``next_free``: the same space's next free slots
+    of the same length (``freetimes.next_free``), when the caller looked them up; None when
+    it did not.
     """
 
     code = "conflict"
@@ -167,6 +169,7 @@ class Conflict(BookingError):
         self.clashes = list(clashes)
         self.unavailable = list(unavailable)
         self.bookable = list(bookable)
+        self.next_free: list[tuple[datetime, datetime]] | None = None
 
 
 class Closed(Conflict):

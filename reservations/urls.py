@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import approvals, booking, checkin, media, mine, profile, schedule, search
+from .views import approvals, booking, checkin, media, mine, profile, schedule, search, week
 
 app_name = "portal"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("quick/", search.quick, name="quick"),
     path("book/", booking.book, name="book"),
     path("schedule/", schedule.schedule, name="schedule"),
+    path("schedule/space/<int:pk>/", week.week, name="schedule_space"),
     path("my/", mine.my_reservations, name="mine"),
     path("reservations/<int:pk>/", mine.detail, name="detail"),
     path("reservations/<int:pk>/change/", mine.change, name="change"),

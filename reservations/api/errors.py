@@ -2,7 +2,9 @@
 
 DRF's own errors (validation, auth, throttling, 404) and the booking service's exceptions are
 turned into it here, so a client handles every failure the same way. A booking conflict (409)
-also lists the clashing slots (space and times only: never another person's title or name).
+also lists the clashing slots (space and times only: never another person's title or name)
+and, for a one-off booking, ``next_free``: the same space's next free slots of the same length
+(``reservations.freetimes``), so a client can offer them without another round trip.
 A slot the space or its location is closed for (a closure) is a 409 too, with code ``closed``
 and the closure's reason as the message: like a taken slot, it is the state of the space at
 that time, not the caller's rights (403), that refuses it. So is a check-in outside the
@@ -90,6 +92,10 @@ def _service_error(exc: services.BookingError) -> Response:
         extra["unavailable"] = [
             {"date": item.day.isoformat(), "reason": item.reason} for item in exc.unavailable
         ]
+        if exc.next_free is not None:
+            extra["next_free"] = [
+                {"start": start.isoformat(), "end": end.isoformat()} for start, end in exc.next_free
+            ]
     return Response(error_body(exc.code, exc.message, fields, **extra), status=code)
 
 
@@ -189,6 +195,22 @@ ERROR_SCHEMA = {
                 },
                 "clashes": {"type": "array", "items": {"type": "object"}},
                 "unavailable": {"type": "array", "items": {"type": "object"}},
+                "next_free": {
+                    "type": "array",
+                    "description": (
+                        "Booking a space once (POST /reservations/) refused as taken or "
+                        "closed: the same space's next free slots of the same length (up to "
+                        "3, within 14 days and the booking horizon), in the location's zone"
+                    ),
+                    "items": {
+                        "type": "object",
+                        "required": ["start", "end"],
+                        "properties": {
+                            "start": {"type": "string", "format": "date-time"},
+                            "end": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                },
             },
         }
     },
@@ -207,7 +229,8 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found",
     "409": (
         "Conflict: the slot is taken (code `conflict`, with `clashes`), the space or its "
-        "location is closed then (code `closed`, the closure's reason as the message), "
+        "location is closed then (code `closed`, the closure's reason as the message); "
+        "booking once, both carry `next_free`, the space's next free slots of the same length; "
         "check-in outside the booking's window or to a released booking (code "
         "`check_in_closed`, the window in the message), an action on a booking still "
         "awaiting approval (code `needs_approval`), an approval decision for a booking that "

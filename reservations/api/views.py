@@ -7,9 +7,10 @@ their exceptions become JSON errors in ``errors.py``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
@@ -18,7 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import approvals, buffers, closures, queries, rules, services, timebounds
+from .. import approvals, freetimes, queries, rules, services, timebounds
 from ..models import (
     Location,
     Reservation,
@@ -136,32 +137,12 @@ class SpaceViewSet(viewsets.ReadOnlyModelViewSet):
         day = _query(FreeSlotsQuery, request)["date"]
         location = space.location
         zone = location.zone
-        hours = location.opening_hours.filter(weekday=day.weekday()).first()
         slots: list[dict] = []
-        bookable = space.is_reservable and space.kind != SpaceKind.CONTAINER
-        if hours is not None and bookable:
-            opens = datetime.combine(day, hours.opens, tzinfo=zone)
-            closes = datetime.combine(day, hours.closes, tzinfo=zone)
-            busy = queries.slot_holding().filter(
-                queries.overlapping(opens - space.setup, closes + space.cleanup),
-                space_id=space.pk,
-            )
-            closed = closures.periods_on(location, opens, closes, [space.pk])
-            # A closure rules out the booked times themselves (a booking's buffers may reach
-            # into it): given as a "buffered range" that blocks exactly the closure.
-            shut = [
-                (period.start + space.cleanup, period.end - space.setup)
-                for found in closed.values()
-                for period in found
+        if space.is_reservable and space.kind != SpaceKind.CONTAINER:
+            slots = [
+                {"start": start, "end": end}
+                for start, end in freetimes.free_periods(space, day, day)
             ]
-            periods = buffers.free_periods(
-                opens,
-                closes,
-                [*busy.values_list("buffered_start", "buffered_end"), *shut],
-                space.setup,
-                space.cleanup,
-            )
-            slots = [{"start": start, "end": end} for start, end in periods]
         body = {
             "space": space.pk,
             "date": day,
@@ -279,10 +260,19 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         ).get(pk=reservation.pk)
 
     def create(self, request: Request) -> Response:
-        """Book a space once. 409 names the clashing slot."""
+        """Book a space once. 409 names the clashing slot and the same space's next free
+        slots of the same length (``next_free``)."""
         incoming = s.ReservationCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        result = services.book(**self._booking_args(incoming.validated_data))
+        args = self._booking_args(incoming.validated_data)
+        try:
+            result = services.book(**args)
+        except services.Conflict as exc:
+            # The same room's next free slots of the same length, for the 409's `next_free`.
+            exc.next_free = freetimes.next_free(
+                args["space"], args["start"], args["end"], now=timezone.now()
+            )
+            raise
         reservation = self._read(result.reservations[0])
         return Response(self.get_serializer(reservation).data, status=status.HTTP_201_CREATED)
 

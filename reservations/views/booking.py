@@ -1,8 +1,15 @@
 """The booking form: one space, once or as a series, for oneself or on someone's behalf.
 
 A conflict is not a dead end: the page shows the taken slot and offers the other spaces that
-are free at the same time (one click re-submits the same form for that space), and for a
-series it lists the dates that cannot be booked and offers to book the free ones.
+are free at the same time and big enough (one click re-submits the same form for that
+space), the same space's next free times of the same length (``freetimes.next_free``; one
+click re-submits the form at that time), and for a series it lists the dates that cannot be
+booked and offers to book the free ones.
+
+How many people the alternatives must hold: the number the person searched for (*Find a
+space* passes it along as ``people``), else the capacity of the space they chose (they picked
+a room that size, so a smaller one is not an equal offer); never fewer than a group's
+attendees and its organiser.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from .. import approvals, limits, services
+from .. import approvals, freetimes, limits, services
 from ..forms import BookingForm
 from ..models import ReservationKind, Source, Space, SpaceKind
 from .common import alternatives, apply_booking_error
 
 PLANNER = "planner"  # the `via` value the schedule view puts in its links
 PREFILL_FIELDS = ("date", "start", "end", "duration", "title")
+MAX_PEOPLE = 1000  # the search form's bound
 
 
 def _space_from(value: str | None) -> Space:
@@ -40,16 +48,20 @@ def book(request: HttpRequest) -> HttpResponse:
         space = _space_from(request.GET.get("space"))
         initial = {k: request.GET[k] for k in PREFILL_FIELDS if request.GET.get(k)}
         form = BookingForm(user=request.user, space=space, initial=initial)
-        return _render(request, form, space, via=request.GET.get("via", ""))
+        people = _people(request.GET.get("people"))
+        return _render(request, form, space, via=request.GET.get("via", ""), people=people)
 
     data: QueryDict = request.POST.copy()
     if data.get("use_space"):  # "book this one instead" from the conflict panel
         data["space"] = data["use_space"]
+    if data.get("use_time"):  # "book it then instead": "YYYY-MM-DD HH:MM HH:MM"
+        _use_time(data, data["use_time"])
     space = _space_from(data.get("space"))
     form = BookingForm(data, user=request.user, space=space)
     via = data.get("via", "")
+    people = _people(data.get("people"))
     if not form.is_valid():
-        return _render(request, form, space, via=via, status=400)
+        return _render(request, form, space, via=via, people=people, status=400)
     cleaned = form.cleaned_data
     attendees = cleaned.get("attendees") or []
     try:
@@ -69,19 +81,27 @@ def book(request: HttpRequest) -> HttpResponse:
             skip_unavailable=bool(data.get("skip_unavailable")),
         )
     except services.Conflict as exc:
+        is_series = form.recurrence() is not None
+        if not is_series:
+            exc.next_free = freetimes.next_free(
+                cleaned["space"], cleaned["start_at"], cleaned["end_at"], now=timezone.now()
+            )
+        need = max(people or cleaned["space"].capacity, len(attendees) + 1)
         return _render(
             request,
             form,
             space,
             via=via,
+            people=people,
             conflict=exc,
-            is_series=form.recurrence() is not None,
-            options=[] if form.recurrence() else _alternatives_for(cleaned, len(attendees) + 1),
+            is_series=is_series,
+            options=[] if is_series else _alternatives_for(cleaned, need),
+            need=need,
             status=409,
         )
     except services.BookingError as exc:
         apply_booking_error(form, exc)
-        return _render(request, form, space, via=via, status=400)
+        return _render(request, form, space, via=via, people=people, status=400)
 
     first = result.reservations[0]
     if len(result.reservations) == 1:
@@ -103,13 +123,44 @@ def _alternatives_for(cleaned: dict, people: int) -> list[Space]:
     return alternatives(cleaned["space"], cleaned["start_at"], cleaned["end_at"], people)
 
 
+def _people(value: str | None) -> int | None:
+    """The number of people from *Find a space*, or None when it is missing or not a sensible
+    number (a tampered hidden field is ignored, not an error: it only narrows the offers)."""
+    if not value or not value.isdigit() or len(value) > 4:
+        return None
+    people = int(value)
+    return people if 1 <= people <= MAX_PEOPLE else None
+
+
+def _use_time(data: QueryDict, value: str) -> None:
+    """Put a next-free-time offer ("2026-12-08 14:30 15:30", in the location's zone) into the
+    form's date, start and end; the form then checks them like typed ones."""
+    parts = value.split()
+    if len(parts) == 3:
+        data["date"], data["start"], data["end"] = parts
+    else:
+        data["date"] = value  # the form says what is wrong with it
+
+
 def _render(
-    request, form, space, *, via="", conflict=None, is_series=False, options=(), status=200
+    request,
+    form,
+    space,
+    *,
+    via="",
+    people=None,
+    need=1,
+    conflict=None,
+    is_series=False,
+    options=(),
+    status=200,
 ):
     context = {
         "form": form,
         "space": space,
         "via": via,
+        "people": people,
+        "need": need,
         "conflict": conflict,
         "options": options,
         "is_series": is_series,

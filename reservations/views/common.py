@@ -86,17 +86,23 @@ def location_problem(location: Location, start: datetime, end: datetime) -> str 
 
 
 def alternatives(
-    space: Space, start: datetime, end: datetime, min_capacity: int = 1, limit: int = 5
+    space: Space,
+    start: datetime,
+    end: datetime,
+    min_capacity: int | None = None,
+    limit: int = 5,
 ) -> list[Space]:
-    """Other free spaces of the same location at the same time that fit the people: first
-    those of the same kind at least as big as the one asked for (smallest first), then the
-    rest, smallest first."""
+    """Other free spaces of the same location at the same time that hold ``min_capacity``
+    people (None: as many as the space asked for holds, the only size the caller knows the
+    person needs): first those of the same kind (smallest first), then the rest."""
+    if min_capacity is None:
+        min_capacity = space.capacity
     free = list(
         queries.free_spaces(start, end, location_id=space.location_id, min_capacity=min_capacity)
         .exclude(pk=space.pk)
         .prefetch_related("amenities")
     )
-    free.sort(key=lambda s: (not (s.kind == space.kind and s.capacity >= space.capacity),))
+    free.sort(key=lambda s: s.kind != space.kind)  # stable: smallest first within each
     return free[:limit]
 
 

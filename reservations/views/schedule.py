@@ -11,6 +11,9 @@ a booking with.
 A space's setup and cleanup buffers (``reservations.buffers``) are drawn as hatched edges
 before and after each booking, and a half hour is offered only when a booking there would
 leave them free.
+
+``space_row`` builds one space's line (blocks, buffers, closures, bookable half hours) for a
+frame of time; the week view of one space (``views.week``) draws its seven days with it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from .. import approvals, closures, queries, rules
-from ..models import Location, OpeningHours, Reservation, Source, Space
+from ..models import ApprovalRule, Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
 from .common import SLOT_MINUTES, default_location, is_htmx, parse_day
@@ -69,6 +72,7 @@ class Slot:
     end: datetime  # the suggested end when booking from here
     free: bool
     past: bool
+    shut: bool = False  # outside the day's opening hours (the week view's longer days)
 
 
 @dataclass
@@ -145,58 +149,21 @@ def _grid(user, location: Location, day: date) -> dict:
         by_space.setdefault(reservation.space_id, []).append(reservation)
 
     now = timezone.now()
-    rows = []
-
-    def edge(start: datetime, end: datetime) -> Edge | None:
-        """The part of [start, end) within the opening hours, as a percentage of them."""
-        start, end = max(start, opens), min(end, closes)
-        if end <= start:
-            return None
-        length = (end - start).total_seconds()
-        left = (start - opens).total_seconds() / total * 100
-        return Edge(left, length / total * 100, round(length / 60))
-
     approval_rules = approvals.rules_for(spaces)
-    for space in spaces:
-        row = Row(space)
-        rule = approval_rules.get(space.pk)
-        if rule is not None and not approvals.is_approver(user, rule):
-            row.approval = approvals.notice(rule)
-        taken = by_space.get(space.pk, [])
-        for reservation in taken:
-            start, end = max(reservation.start, opens), min(reservation.end, closes)
-            if end <= start:
-                continue  # outside the opening hours; only its buffer reaches into them
-            decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
-            own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
-            can_open = own or manage_all
-            row.blocks.append(
-                Block(
-                    reservation=reservation,
-                    left=(start - opens).total_seconds() / total * 100,
-                    width=(end - start).total_seconds() / total * 100,
-                    label=_label(reservation, can_open),
-                    can_open=can_open,
-                    can_change=bool(decision) and reservation.end > now,
-                    reason=decision.reason
-                    or ("This booking is over." if reservation.end <= now else ""),
-                    setup=edge(reservation.buffered_start, reservation.start),
-                    cleanup=edge(reservation.end, reservation.buffered_end),
-                )
-            )
-        for period in (*closed.get(None, []), *closed.get(space.pk, [])):
-            start, end = max(period.start, opens), min(period.end, closes)
-            row.closed.append(
-                ClosedBlock(
-                    start=start,
-                    end=end,
-                    left=(start - opens).total_seconds() / total * 100,
-                    width=(end - start).total_seconds() / total * 100,
-                    reason=closures.notice(period, space),
-                )
-            )
-        row.slots = _slots(opens, closes, taken, now, space, row.closed)
-        rows.append(row)
+    rows = [
+        space_row(
+            user,
+            space,
+            by_space.get(space.pk, []),
+            [*closed.get(None, []), *closed.get(space.pk, [])],
+            frame=(opens, closes),
+            hours=(opens, closes),
+            now=now,
+            manage_all=manage_all,
+            approval_rule=approval_rules.get(space.pk),
+        )
+        for space in spaces
+    ]
     hour_marks = []
     mark = opens.replace(minute=0) + (timedelta(hours=1) if opens.minute else timedelta())
     while mark < closes:
@@ -216,6 +183,86 @@ def _grid(user, location: Location, day: date) -> dict:
     }
 
 
+def space_row(
+    user,
+    space: Space,
+    taken: list[Reservation],
+    closed: list[closures.ClosedPeriod],
+    *,
+    frame: tuple[datetime, datetime],
+    hours: tuple[datetime, datetime] | None,
+    now: datetime,
+    manage_all: bool,
+    approval_rule: ApprovalRule | None,
+) -> Row:
+    """One space's bookings, buffers, closed periods and half hours, placed as percentages
+    of ``frame``; only half hours within ``hours`` (None: closed all day) may be free. The
+    day grid draws its opening hours (``frame == hours``); the week view draws every day on
+    the week's widest hours, so that its rows line up.
+
+    ``taken``: the space's slot-holding bookings whose buffered range reaches into the
+    frame; ``closed``: the closed periods of the space and its location that overlap it."""
+    start_of, end_of = frame
+    total = (end_of - start_of).total_seconds()
+
+    def place(start: datetime, end: datetime) -> tuple[float, float] | None:
+        """[start, end) clipped to the frame, as (offset, length) percentages of it."""
+        start, end = max(start, start_of), min(end, end_of)
+        if end <= start:
+            return None
+        return (
+            (start - start_of).total_seconds() / total * 100,
+            (end - start).total_seconds() / total * 100,
+        )
+
+    def edge(start: datetime, end: datetime) -> Edge | None:
+        placed = place(start, end)
+        if placed is None:
+            return None
+        minutes = round((min(end, end_of) - max(start, start_of)).total_seconds() / 60)
+        return Edge(placed[0], placed[1], minutes)
+
+    row = Row(space)
+    if approval_rule is not None and not approvals.is_approver(user, approval_rule):
+        row.approval = approvals.notice(approval_rule)
+    for reservation in taken:
+        placed = place(reservation.start, reservation.end)
+        if placed is None:
+            continue  # outside the frame; only its buffer reaches into it
+        decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
+        own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
+        can_open = own or manage_all
+        row.blocks.append(
+            Block(
+                reservation=reservation,
+                left=placed[0],
+                width=placed[1],
+                label=_label(reservation, can_open),
+                can_open=can_open,
+                can_change=bool(decision) and reservation.end > now,
+                reason=decision.reason
+                or ("This booking is over." if reservation.end <= now else ""),
+                setup=edge(reservation.buffered_start, reservation.start),
+                cleanup=edge(reservation.end, reservation.buffered_end),
+            )
+        )
+    for period in closed:
+        placed = place(period.start, period.end)
+        if placed is None:
+            continue
+        row.closed.append(
+            ClosedBlock(
+                start=max(period.start, start_of),
+                end=min(period.end, end_of),
+                left=placed[0],
+                width=placed[1],
+                reason=closures.notice(period, space),
+            )
+        )
+    row.slots = _slots(frame, hours, taken, now, space, row.closed)
+    return row
+
+
 def _label(reservation: Reservation, can_open: bool) -> str:
     if can_open:
         return reservation.title or (
@@ -225,30 +272,37 @@ def _label(reservation: Reservation, can_open: bool) -> str:
 
 
 def _slots(
-    opens: datetime,
-    closes: datetime,
+    frame: tuple[datetime, datetime],
+    hours: tuple[datetime, datetime] | None,
     taken: list[Reservation],
     now: datetime,
     space: Space,
     closed: list[ClosedBlock],
 ) -> list[Slot]:
-    """Half hours, free when a booking of them leaves every buffer free (its own setup and
-    cleanup and the other bookings': ``buffered_start``/``buffered_end``) and meets none of
-    the row's closed periods (which rule out the booked times themselves)."""
+    """The frame's half hours, free when they lie within the opening ``hours``, a booking of
+    them leaves every buffer free (its own setup and cleanup and the other bookings':
+    ``buffered_start``/``buffered_end``) and meets none of the row's closed periods (which
+    rule out the booked times themselves)."""
     slots = []
-    start = opens
+    start, frame_end = frame
+    opens, closes = hours if hours is not None else (frame_end, frame_end)
     step = timedelta(minutes=SLOT_MINUTES)
     setup, cleanup = space.setup, space.cleanup
-    while start < closes:
-        end = min(start + step, closes)
-        free = not any(
-            r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
-        ) and not any(c.start < end and c.end > start for c in closed)
+    while start < frame_end:
+        end = min(start + step, frame_end)
+        shut = start < opens or end > closes
+        free = (
+            not shut
+            and not any(
+                r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
+            )
+            and not any(c.start < end and c.end > start for c in closed)
+        )
         suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
         # Stop the suggestion where the next booking's buffers, or a closure, begin.
         for latest in (*(r.buffered_start - cleanup for r in taken), *(c.start for c in closed)):
             if start < latest < suggested:
                 suggested = latest
-        slots.append(Slot(start, suggested if free else end, free, end <= now))
+        slots.append(Slot(start, suggested if free else end, free, end <= now, shut))
         start = end
     return slots

@@ -199,6 +199,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reservations.decline_overdue_approvals",
         "schedule": 60.0,
     },
+    # The Insights rollup of yesterday and today (reservations/insights/rollup.py); older
+    # days are rebuilt with manage.py rollup_insights.
+    "rollup-insights": {"task": "reservations.rollup_insights", "schedule": 900.0},
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

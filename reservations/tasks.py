@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import approvals, checkin, notifications, services
+from .insights import rollup
 from .models import Reservation
 
 
@@ -68,3 +69,10 @@ def send_approval_emails(reservation_ids: list[int]) -> int:
 def decline_overdue_approvals() -> int:
     """Beat, every minute: decline the bookings not approved by their deadline."""
     return len(approvals.decline_overdue())
+
+
+@shared_task(name="reservations.rollup_insights")
+def rollup_insights() -> int:
+    """Beat, every 15 minutes: rebuild the Insights rollup of yesterday and today so far for
+    every location (idempotent: the rows of a day are replaced). Returns the rows written."""
+    return rollup.rollup_recent(timezone.now())

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import approvals, booking, checkin, mine, profile, schedule, search
+from .views import approvals, booking, checkin, insights, mine, profile, schedule, search
 
 app_name = "portal"
 
@@ -22,4 +22,6 @@ urlpatterns = [
     path("approvals/", approvals.queue, name="approvals"),
     path("approvals/<int:pk>/decide/", approvals.decide, name="approval_decide"),
     path("approvals/<str:token>/", approvals.link, name="approval_link"),
+    path("insights/", insights.page, name="insights"),
+    path("insights/export.csv", insights.export, name="insights_export"),
 ]

@@ -849,9 +849,12 @@ for _hour, _name in enumerate(HOUR_FIELDS):
 
 class SpaceDaySource(models.Model):
     """How many of a ``SpaceDayStats`` row's bookings came from each source (portal, REST
-    API, Exchange, ...): a row per source present, so a new ``Source`` needs no migration."""
+    API, Exchange, ...): a row per source present, so a new ``Source`` needs no migration.
+    ``space`` and ``day`` repeat the row's, so the page filters these rows without a join."""
 
     stats = models.ForeignKey(SpaceDayStats, on_delete=models.CASCADE, related_name="sources")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
     source = models.CharField(max_length=16)
     bookings = models.PositiveIntegerField(default=0)
 
@@ -859,6 +862,7 @@ class SpaceDaySource(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["stats", "source"], name="one_source_row_per_stats")
         ]
+        indexes = [models.Index(fields=["day", "space"], name="space_day_source_day")]
 
     def __str__(self) -> str:
         return f"{self.stats} {self.source}"

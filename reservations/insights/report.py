@@ -3,8 +3,8 @@
 ``Filters`` is the page's form (location, floor, kind of space, space, period); ``build``
 answers it with three aggregate queries whatever the number of spaces and days: one grouped
 by weekday (the summary and the weekday x hour heatmap), one grouped by space (the busiest
-and least used spaces) and one grouped by source. The same figures feed the page's tables,
-its SVG charts (``charts``) and its CSV downloads.
+and least used spaces) and one grouped by source; and one for the spaces' names. The same
+figures feed the page's tables, its SVG charts (``charts``) and its CSV downloads.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Filters(forms.Form):
         required=False, choices=[("", "All kinds"), *SpaceKind.choices], label="Kind of space"
     )
     space = forms.ModelChoiceField(
-        queryset=Space.objects.select_related("location").order_by("location__name", "name"),
+        queryset=Space.objects.all(),
         required=False,
         empty_label="All spaces",
     )
@@ -72,19 +72,34 @@ class Filters(forms.Form):
             self.add_error("space", "This space is in another location.")
         return data
 
+    def conditions(self, prefix: str = "") -> dict:
+        """The cleaned filters as lookups on ``SpaceDayStats`` or ``SpaceDaySource`` (both
+        have ``space`` and ``day``)."""
+        data = self.cleaned_data
+        found = {f"{prefix}day__gte": data["start"], f"{prefix}day__lte": data["end"]}
+        if data.get("location"):
+            found[f"{prefix}space__location"] = data["location"]
+        if data.get("floor"):
+            found[f"{prefix}space__floor"] = data["floor"]
+        if data.get("kind"):
+            found[f"{prefix}space__kind"] = data["kind"]
+        if data.get("space"):
+            found[f"{prefix}space"] = data["space"]
+        return found
+
     def rows(self) -> QuerySet[SpaceDayStats]:
         """The rollup rows the cleaned filters select."""
-        data = self.cleaned_data
-        found = SpaceDayStats.objects.filter(day__gte=data["start"], day__lte=data["end"])
-        if data.get("location"):
-            found = found.filter(space__location=data["location"])
-        if data.get("floor"):
-            found = found.filter(space__floor=data["floor"])
-        if data.get("kind"):
-            found = found.filter(space__kind=data["kind"])
-        if data.get("space"):
-            found = found.filter(space=data["space"])
-        return found
+        return SpaceDayStats.objects.filter(**self.conditions())
+
+    def space_options(self) -> list[tuple[int, str, bool]]:
+        """(id, label, selected) for the space filter, drawn by the template: Django's widget
+        renders each of a thousand options through a template and costs more than the
+        figures (bench/insights.py)."""
+        chosen = self.data.get("space")
+        rows = Space.objects.order_by("location__name", "name").values_list(
+            "pk", "name", "location__name"
+        )
+        return [(pk, f"{name} ({where})", str(pk) == str(chosen)) for pk, name, where in rows]
 
 
 @dataclass
@@ -183,7 +198,10 @@ def source_labels() -> dict[str, str]:
     return {value: str(label) for value, label in Source.choices}
 
 
-def build(rows: QuerySet[SpaceDayStats]) -> Report:
+def build(filters: Filters) -> Report:
+    """The figures for valid ``filters``: three aggregate queries over the rollup (by weekday,
+    by space, by source) and one for the names of the spaces found."""
+    rows = filters.rows()
     report = Report()
     by_weekday = rows.values("weekday").annotate(
         **{f"sum_{name}": Sum(name) for name in (*SUMMED, *HOUR_FIELDS)},
@@ -194,25 +212,38 @@ def build(rows: QuerySet[SpaceDayStats]) -> Report:
             setattr(report, name, getattr(report, name) + (row[f"sum_{name}"] or 0))
         report.check_in_bookings += row["sum_check_in_bookings"] or 0
         report.heatmap[row["weekday"]] = [row[f"sum_{h}"] or 0 for h in HOUR_FIELDS]
-    by_space = rows.values("space_id", "space__name", "space__location__name").annotate(
-        available=Sum("available_minutes"), booked=Sum("booked_minutes"), n=Sum("bookings")
+    # Grouped by the space's id alone (no join, no text in the grouping); names after.
+    by_space = list(
+        rows.values("space_id")
+        .annotate(available=Sum("available_minutes"), booked=Sum("booked_minutes"))
+        .annotate(n=Sum("bookings"))
+        .order_by()
     )
-    report.spaces = [
-        SpaceFigure(
-            r["space_id"],
-            r["space__name"],
-            r["space__location__name"],
-            r["available"] or 0,
-            r["booked"] or 0,
-            r["n"] or 0,
-        )
-        for r in by_space.order_by("space__location__name", "space__name")
-    ]
+    names = {
+        pk: (name, where)
+        for pk, name, where in Space.objects.filter(
+            pk__in=[r["space_id"] for r in by_space]
+        ).values_list("pk", "name", "location__name")
+    }
+    report.spaces = sorted(
+        (
+            SpaceFigure(
+                r["space_id"],
+                *names.get(r["space_id"], ("?", "?")),
+                r["available"] or 0,
+                r["booked"] or 0,
+                r["n"] or 0,
+            )
+            for r in by_space
+        ),
+        key=lambda s: (s.location, s.name),
+    )
     labels = source_labels()
     counted = (
-        SpaceDaySource.objects.filter(stats__in=rows.values("pk"))
+        SpaceDaySource.objects.filter(**filters.conditions())
         .values("source")
         .annotate(n=Sum("bookings"))
+        .order_by()
     )
     found = {r["source"]: r["n"] for r in counted}
     report.sources = sorted(

@@ -210,7 +210,7 @@ def rollup_day(location: Location, day: date) -> int:
     created = SpaceDayStats.objects.bulk_create(rows)
     by_space = {row.space_id: row for row in created}
     SpaceDaySource.objects.bulk_create(
-        SpaceDaySource(stats=by_space[pk], source=source, bookings=n)
+        SpaceDaySource(stats=by_space[pk], space_id=pk, day=day, source=source, bookings=n)
         for pk, found in sources.items()
         if pk in by_space
         for source, n in found.items()

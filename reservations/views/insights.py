@@ -33,9 +33,9 @@ def _allowed(request: HttpRequest) -> None:
 def page(request: HttpRequest) -> HttpResponse:
     _allowed(request)
     filters = report.Filters(request.GET)
-    context: dict = {"filters": filters, "tables": TABLES}
+    context: dict = {"filters": filters, "tables": TABLES, "spaces": filters.space_options()}
     if filters.is_valid():
-        figures = report.build(filters.rows())
+        figures = report.build(filters)
         context.update(
             report=figures,
             heatmap=charts.heatmap(figures),
@@ -85,7 +85,7 @@ def export(request: HttpRequest) -> HttpResponse:
             f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items()
         )
         return HttpResponseBadRequest(f"Bad filters: {problems}")
-    figures = report.build(filters.rows())
+    figures = report.build(filters)
     data = filters.cleaned_data
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"insights-{table}-{data['start']:%Y%m%d}-{data['end']:%Y%m%d}.csv"

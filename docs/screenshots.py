@@ -171,6 +171,7 @@ def shoot(browser, base: str) -> None:
     save(phone, "09-phone-schedule", full_page=False)
     shoot_limits(browser, base)
     shoot_admin(browser, base)
+    shoot_insights(browser, base)
 
 
 def shoot_limits(browser, base: str) -> None:
@@ -208,6 +209,23 @@ def shoot_admin(browser, base: str) -> None:
     admin.click("#result_list tbody tr >> nth=0 >> a")
     admin.get_by_role("link", name="Check-in QR code").click()
     save(admin, "13-check-in-qr", full_page=False)
+
+
+def shoot_insights(browser, base: str) -> None:
+    """The demo admin's Insights page over the demo's eight weeks of past bookings: London HQ,
+    the last four weeks (README "Insights")."""
+    admin = browser.new_page(viewport=DESKTOP)
+    admin.goto(f"{base}/accounts/login/")
+    admin.fill("input[name=login]", "admin")
+    admin.fill("input[name=password]", "reserva-admin")
+    admin.click("button[type=submit]:visible")
+    admin.wait_for_url(f"{base}/")
+    admin.goto(f"{base}/insights/")
+    admin.get_by_label("Location").select_option(label="London HQ")
+    admin.get_by_role("button", name="Show").click()
+    admin.wait_for_selector("#heatmap svg")
+    save(admin, "14-insights")
+    admin.close()
 
 
 def save(page, name: str, *, full_page: bool = True) -> None:

@@ -15,7 +15,7 @@ RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(POR
 	PROVIDER_ENDPOINT_ALLOWLIST=$${PROVIDER_ENDPOINT_ALLOWLIST:-https://127.0.0.1:$(SANDBOX_PORT)}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench-booking bench-export bench-pull screenshots clean
+.PHONY: install run test lint format bench-booking bench-export bench-pull bench-insights screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-export: install  ## bulk export against the sandbox (PostgreSQL; Redis if 
 
 bench-pull: install  ## pull requests/queries, no change and 100 changes, against the sandbox; see bench/pull.py
 	$(BIN)/python bench/pull.py --google
+
+bench-insights: install  ## the Insights page over 1,000 spaces x a year of rollup rows (PostgreSQL); see bench/insights.py
+	$(BIN)/python bench/insights.py
 
 screenshots: install  ## PNGs of the portal with demo data into docs/screenshots/ (needs /usr/bin/chromium)
 	$(BIN)/python docs/screenshots.py

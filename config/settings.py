@@ -202,6 +202,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Room displays not seen for 15 minutes in opening hours: one email per outage
     # (reservations/displays.py).
     "alert-offline-displays": {"task": "reservations.alert_offline_displays", "schedule": 60.0},
+    # The Insights rollup of yesterday and today (reservations/insights/rollup.py); older
+    # days are rebuilt with manage.py rollup_insights.
+    "rollup-insights": {"task": "reservations.rollup_insights", "schedule": 900.0},
 }
 # The daily reconciliation (calendars/sync/reconcile.py): every binding's window compared with
 # its calendar and repaired, starting at RECONCILE_HOUR (UTC), rooms spread over

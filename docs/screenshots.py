@@ -185,6 +185,7 @@ def shoot(browser, base: str) -> None:
     shoot_map(page, base, day)
     shoot_limits(browser, base)
     shoot_admin(browser, base)
+    shoot_insights(browser, base)
 
 
 def shoot_map(page, base: str, day: str) -> None:
@@ -269,6 +270,23 @@ def shoot_display(browser, base: str, env: dict[str, str]) -> None:
     tablet.wait_for_selector(".state-word")
     save(tablet, "14-room-display", full_page=False)
     tablet.close()
+
+
+def shoot_insights(browser, base: str) -> None:
+    """The demo admin's Insights page over the demo's eight weeks of past bookings: London HQ,
+    the last four weeks (README "Insights")."""
+    admin = browser.new_page(viewport=DESKTOP)
+    admin.goto(f"{base}/accounts/login/")
+    admin.fill("input[name=login]", "admin")
+    admin.fill("input[name=password]", "reserva-admin")
+    admin.click("button[type=submit]:visible")
+    admin.wait_for_url(f"{base}/")
+    admin.goto(f"{base}/insights/")
+    admin.get_by_label("Location").select_option(label="London HQ")
+    admin.get_by_role("button", name="Show").click()
+    admin.wait_for_selector("#heatmap svg")
+    save(admin, "17-insights")
+    admin.close()
 
 
 def save(page, name: str, *, full_page: bool = True) -> None:

@@ -880,6 +880,84 @@ class SpaceDayUsage(models.Model):
         return f"{self.space.name} {self.day:%Y-%m-%d}"
 
 
+class SpaceDayStats(models.Model):
+    """The insights' daily rollup: one row per space per day (in the location's time zone).
+
+    Rebuilt whole for a location and a day by ``reservations.insights.rollup`` (a beat task
+    for yesterday and today, ``manage.py rollup_insights`` for any period), so the Insights
+    page sums these rows and never scans reservations. A booking counts when it held its slot
+    (pending, confirmed) or was a no-show (released, or cancelled by the no-show rule); its
+    counts and lengths go to the day it starts, its booked minutes to the days and hours it
+    covers (a no-show's until it was released). ``h00``..``h23``: booked minutes per hour of
+    the day, on the location's wall clock (added below the class).
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="day_stats")
+    day = models.DateField(help_text=_("In the location's time zone."))
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    available_minutes = models.PositiveIntegerField(
+        default=0, help_text=_("Opening hours of that day minus closures (0: not bookable).")
+    )
+    booked_minutes = models.PositiveIntegerField(default=0)
+    bookings = models.PositiveIntegerField(default=0, help_text=_("Bookings starting that day."))
+    check_in_required = models.BooleanField(default=False)
+    checked_in = models.PositiveIntegerField(default=0)
+    released = models.PositiveIntegerField(
+        default=0, help_text=_("No-shows: released, or cancelled because nobody checked in.")
+    )
+    released_minutes = models.PositiveIntegerField(default=0)
+    booking_minutes = models.PositiveIntegerField(
+        default=0, help_text=_("Sum of the lengths of the bookings starting that day.")
+    )
+    lead_minutes = models.BigIntegerField(
+        default=0, help_text=_("Sum of (start - made) of the bookings starting that day.")
+    )
+
+    class Meta:
+        ordering = ["-day", "space"]
+        verbose_name = _("space statistics per day")
+        verbose_name_plural = _("space statistics per day")
+        constraints = [
+            models.UniqueConstraint(fields=["space", "day"], name="one_stats_row_per_space_day")
+        ]
+        indexes = [models.Index(fields=["day", "space"], name="space_day_stats_day")]
+        permissions = [("view_insights", "Can view occupancy insights")]
+
+    def __str__(self) -> str:
+        return f"{self.space.name} {self.day:%Y-%m-%d}"
+
+
+HOUR_FIELDS = tuple(f"h{hour:02d}" for hour in range(24))
+for _hour, _name in enumerate(HOUR_FIELDS):
+    SpaceDayStats.add_to_class(
+        _name,
+        models.PositiveIntegerField(
+            default=0, help_text=_("Booked minutes from %(h)02d:00 (local).") % {"h": _hour}
+        ),
+    )
+
+
+class SpaceDaySource(models.Model):
+    """How many of a ``SpaceDayStats`` row's bookings came from each source (portal, REST
+    API, Exchange, ...): a row per source present, so a new ``Source`` needs no migration.
+    ``space`` and ``day`` repeat the row's, so the page filters these rows without a join."""
+
+    stats = models.ForeignKey(SpaceDayStats, on_delete=models.CASCADE, related_name="sources")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    source = models.CharField(max_length=16)
+    bookings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stats", "source"], name="one_source_row_per_stats")
+        ]
+        indexes = [models.Index(fields=["day", "space"], name="space_day_source_day")]
+
+    def __str__(self) -> str:
+        return f"{self.stats} {self.source}"
+
+
 class UserDeactivation(models.Model):
     """Record of a user being deactivated and what happened to their bookings."""
 

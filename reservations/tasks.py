@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import approvals, checkin, displays, notifications, services
+from .insights import rollup
 from .models import Reservation
 
 
@@ -75,3 +76,10 @@ def alert_offline_displays() -> int:
     """Beat, every minute: email the admins about room displays not seen for 15 minutes
     during opening hours, once per outage (``displays.alert_offline``)."""
     return displays.alert_offline()
+
+
+@shared_task(name="reservations.rollup_insights")
+def rollup_insights() -> int:
+    """Beat, every 15 minutes: rebuild the Insights rollup of yesterday and today so far for
+    every location (idempotent: the rows of a day are replaced). Returns the rows written."""
+    return rollup.rollup_recent(timezone.now())

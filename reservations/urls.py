@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from .views import approvals, booking, checkin, media, mine, profile, schedule, search, week
+from .views import (
+    approvals,
+    booking,
+    checkin,
+    insights,
+    media,
+    mine,
+    profile,
+    schedule,
+    search,
+    week,
+)
 
 app_name = "portal"
 
@@ -24,4 +35,6 @@ urlpatterns = [
     path("approvals/<int:pk>/decide/", approvals.decide, name="approval_decide"),
     path("approvals/<str:token>/", approvals.link, name="approval_link"),
     path("media/<path:path>", media.serve, name="media"),
+    path("insights/", insights.page, name="insights"),
+    path("insights/export.csv", insights.export, name="insights_export"),
 ]

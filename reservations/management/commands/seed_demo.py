@@ -2,13 +2,15 @@
 bookings, closures (a room under maintenance on a day next week, Christmas Day every year),
 limits per person (a contractor at her limit of two active bookings at London HQ, staff
 booking 14 days ahead, facilities 365), an approval room (London's Trent, approved by the
-Facilities group, with one of alice's bookings awaiting approval) and a check-in room
+Facilities group, with one of alice's bookings awaiting approval), a check-in room
 (Severn at London HQ) with a no-show the beat task releases within a minute and a booking
 Alice can check in to, a paired room display for Thames at London HQ whose address uses the
 fixed demo token ``DEMO_DISPLAY_TOKEN`` (``make run`` prints it; only in the demo: a real
 display gets a random token when it is paired), drawn floor maps of London HQ's floors 1-3 with
-its spaces placed, and drawn photos of four rooms. Idempotent: running it again creates nothing
-twice (the check-in pair is made again, around the new "now", once the last pair is over).
+its spaces placed, drawn photos of four rooms, and eight weeks of past bookings with
+check-ins and no-shows for the Insights page (``reservations.management.demo_history``).
+Idempotent: running it again creates nothing twice (the check-in pair is made again, around
+the new "now", once the last pair is over).
 
 When the ``calendars`` app is installed it then runs ``seed_demo_calendars`` (by name, so this
 app imports nothing from it): providers pointing at the local sandbox and spaces bound to the
@@ -31,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reservations import demo_maps, displays, floormaps, receivers, services
+from reservations.management import demo_history
 from reservations.models import (
     Amenity,
     ApprovalRule,
@@ -142,6 +145,9 @@ class Command(BaseCommand):
             created = self._contractor_bookings(users["carol"], locations)
             created += self._reservations(users, locations)
             created += self._check_in(users, locations)
+            # Eight weeks of past bookings for the Insights page (once; before the spaces
+            # are bound to the sandbox, so none is pushed there).
+            created += demo_history.add([users["alice"], users["bob"], users["admin"]], locations)
         if apps.is_installed("calendars"):
             call_command(
                 "seed_demo_calendars",

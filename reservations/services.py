@@ -179,6 +179,12 @@ class Closed(Conflict):
     code = "closed"
 
 
+# What keeps a booking that comes from a remote calendar as ``conflicted`` (holding no slot,
+# with these words as the reason) instead of dropping it: its slot is taken or closed, or it
+# takes its person over a limit. The sync engine (pull, reconciliation) catches exactly these.
+KEPT_AS_CONFLICT: tuple[type[BookingError], ...] = (Conflict, LimitExceeded)
+
+
 class CheckInClosed(BookingError):
     """Check-in is refused: outside the booking's window, or the booking was released or
     cancelled already (``reservations.checkin``)."""

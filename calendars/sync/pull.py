@@ -1134,6 +1134,23 @@ def _apply(
                 notices.append(("changed", row.pk, ()))
             return row
 
+        def keep_conflicted(change: Change, failure: services.BookingError) -> None:
+            """An update made in the provider that cannot be applied: the booking takes the
+            event's times and title, holding no slot, with the booking service's words."""
+            log.info(
+                "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
+                change.reservation_id, change.start, change.end, failure,
+            )  # fmt: skip
+            row = services.record_conflict(
+                space=space, start=change.start, end=change.end, source=source,
+                reservation=rows[change.reservation_id],
+                title=(change.title or "")[:255], reason=failure.message,
+            )  # fmt: skip
+            rows[row.pk] = row
+            notices.append(_conflict_notice(row.pk, failure))
+            result.conflicts += 1
+            _link(binding, row, change.event)
+
         # Several events moved at once may each land where another one still is: an update
         # whose slot is taken waits for the others, round after round while some progress.
         pending, failures = list(plan.update), {}
@@ -1150,19 +1167,11 @@ def _apply(
                     waiting.append(change)
                     failures[change.reservation_id] = exc
                     continue
-                except services.LimitExceeded as exc:
+                except services.LimitExceeded as exc:  # waiting for others cannot help
                     if _made_in_reserva(rows[change.reservation_id]):
                         refused(change, exc)
                     else:  # made in the provider: kept, holding no slot, with the limit's words
-                        row = services.record_conflict(
-                            space=space, start=change.start, end=change.end, source=source,
-                            reservation=rows[change.reservation_id],
-                            title=(change.title or "")[:255], reason=exc.message,
-                        )  # fmt: skip
-                        rows[row.pk] = row
-                        notices.append(_conflict_notice(row.pk, exc))
-                        result.conflicts += 1
-                        _link(binding, row, change.event)
+                        keep_conflicted(change, exc)
                     continue
                 except services.BookingError as exc:  # not allowed, over, not reservable
                     refused(change, exc)
@@ -1183,19 +1192,7 @@ def _apply(
             if _made_in_reserva(rows[change.reservation_id]):
                 restore(change, failures[change.reservation_id].message)
                 continue
-            failure = failures[change.reservation_id]
-            log.info(
-                "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
-                change.reservation_id, change.start, change.end, failure,
-            )  # fmt: skip
-            row = services.record_conflict(
-                space=space, start=change.start, end=change.end, source=source,
-                reservation=rows[change.reservation_id],
-                title=(change.title or "")[:255], reason=failure.message,
-            )  # fmt: skip
-            notices.append(_conflict_notice(row.pk, failure))
-            result.conflicts += 1
-            _link(binding, row, change.event)
+            keep_conflicted(change, failures[change.reservation_id])
         for change in plan.conflicts:
             row = rows.get(change.reservation_id) if change.reservation_id else None
             fields = booking_fields(
@@ -1215,7 +1212,7 @@ def _apply(
             try:
                 row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1
-            except (services.Conflict, services.LimitExceeded) as exc:
+            except services.KEPT_AS_CONFLICT as exc:
                 # The same fields, holding no slot, with the rule's words (a closure, a
                 # buffer, a taken slot, a limit of the organizer's).
                 row = services.record_conflict(**kwargs, reason=exc.message)
@@ -1247,13 +1244,12 @@ def _apply(
     return result
 
 
-def _conflict_notice(pk: int, exc: services.Conflict | services.LimitExceeded) -> tuple:
-    """The notice of a conflicted event: refused by a rule that no booking can undo (a closure,
-    ``services.Closed``, or a limit of its person, ``services.LimitExceeded``: "closed"), or
-    colliding with the bookings it names ("conflict"); the detail is the booking service's
-    words either way."""
-    if isinstance(exc, services.Closed | services.LimitExceeded):
-        return ("closed", pk, (), exc.message)
+def _conflict_notice(pk: int, exc: services.BookingError) -> tuple:
+    """The notice of a conflicted event (``services.KEPT_AS_CONFLICT``): colliding with the
+    bookings it names ("conflict"), or refused by a rule that no other booking holds (a
+    closure, a limit of its person: "refused"); the detail is the booking service's words."""
+    if not isinstance(exc, services.Conflict) or isinstance(exc, services.Closed):
+        return ("refused", pk, (), exc.message)
     return ("conflict", pk, tuple(c.reservation_id for c in exc.clashes), exc.message)
 
 
@@ -1404,7 +1400,7 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
             send(kind, row, [f"Your reservation of {row.space.name} was moved in {provider}."])
         elif kind == "cancelled":
             send(kind, row, [f"Your reservation of {row.space.name} was cancelled in {provider}."])
-        elif kind == "closed":  # refused by a rule (a closure), not by another booking
+        elif kind == "refused":  # by a rule (a closure, a limit), not by another booking
             send(
                 "conflict",
                 row,

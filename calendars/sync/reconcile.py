@@ -405,7 +405,7 @@ def _import(binding, repair: Repair, people: dict) -> str:
     outcome = "imported"
     try:
         row = services.book(actor=None, **kwargs).reservations[0]
-    except (services.Conflict, services.LimitExceeded) as exc:
+    except services.KEPT_AS_CONFLICT as exc:
         # The same fields, holding no slot; why, in the rule's words (a buffer, a taken slot,
         # a limit of the organizer's).
         row = services.record_conflict(reason=exc.message, **kwargs)
@@ -434,7 +434,7 @@ def _apply_remote(binding, repair: Repair, source: str) -> str:
                 source=source, title=title,
             )[0]  # fmt: skip
         outcome = "took the provider's times and title"
-    except (services.Conflict, services.LimitExceeded) as exc:
+    except services.KEPT_AS_CONFLICT as exc:
         # Moved onto a taken slot (or over its person's limit): a conflict, as the pull
         # records it (holds no slot).
         row = services.record_conflict(

@@ -5,7 +5,6 @@ credential from then on (``by_token``; only its SHA-256 is stored), ``revoke`` a
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from ..feeds import hash_key as hash_token  # the same SHA-256 fingerprint as feed keys
+from ..feeds import new_key
 from ..models import Display, Space
 
 PAIRING_MINUTES = 10
@@ -33,10 +34,6 @@ class PairingRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _hash_code(code: str) -> str:
@@ -125,7 +122,7 @@ def pair(code: str, *, address: str, now: datetime | None = None) -> tuple[Displ
             raise PairingRefused("That pairing code is not valid. Check it in the admin.")
         if display.pairing_expires_at is None or display.pairing_expires_at <= now:
             raise PairingRefused("That pairing code has expired. Make a new one in the admin.")
-        token = secrets.token_urlsafe(32)
+        token = new_key()
         display.token_hash = hash_token(token)
         display.pairing_code_hash, display.pairing_expires_at = "", None
         display.paired_at, display.last_seen_at, display.offline_alerted_at = now, now, None

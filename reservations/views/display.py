@@ -14,9 +14,7 @@ booking service's reason, shown on the display, never an error page.
 
 from __future__ import annotations
 
-from allauth.account.adapter import get_adapter
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -24,15 +22,9 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import condition, require_POST, require_safe
 
 from .. import displays, services
+from ..api.throttling import client_address
 
 COOKIE_AGE = 365 * 24 * 3600
-
-
-def _address(request: HttpRequest) -> str:
-    try:
-        return get_adapter(request).get_client_ip(request)
-    except PermissionDenied:
-        return "unknown"
 
 
 def _not_paired(request: HttpRequest) -> HttpResponse:
@@ -57,7 +49,9 @@ def pair(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            _paired, token = displays.pair(request.POST.get("code", ""), address=_address(request))
+            _paired, token = displays.pair(
+                request.POST.get("code", ""), address=client_address(request)
+            )
         except displays.PairingRefused as exc:
             error = exc.message
         else:

@@ -756,9 +756,9 @@ def change(
 
             tracked = ("start", "end", "space_id", "status", "approval", *TRACKED_DETAILS)
             old = {f: getattr(current, f) for f in tracked}
-            person = actor or current.requested_for
+            mover = actor or current.requested_for  # an approver moves without approval
             for target, (planned_start, planned_end) in zip(targets, plans, strict=True):
-                settled = approvals.after_move(target, new_space, person)
+                settled = approvals.after_move(target, new_space, mover)
                 if settled is not None:  # into or out of a space that needs approval
                     target.status, target.approval = settled
                 target.start, target.end, target.space = planned_start, planned_end, new_space

@@ -18,15 +18,13 @@ from django.views.decorators.http import require_POST
 
 from .. import approvals, services
 from ..models import Reservation, Source
+from ..rules import can_manage_all
 
 REASON_MAX = 200
 
 
 def approves_anything(user) -> bool:
-    return (
-        user.has_perm(approvals.MANAGE_ALL)
-        or user.groups.filter(approval_rules__isnull=False).exists()
-    )
+    return can_manage_all(user) or user.groups.filter(approval_rules__isnull=False).exists()
 
 
 @login_required

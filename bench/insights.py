@@ -5,8 +5,9 @@ must contain "bench", which is dropped and created again unless ``--reuse``):
 
 1. Load: ``--spaces`` spaces (default 1,000) in four locations (four zones) and ``--days``
    days (default 365, ending yesterday) of ``SpaceDayStats`` rows per space, with one to three
-   ``SpaceDaySource`` rows each (``bulk_create``; the rollup itself is not timed here, only
-   what the page reads).
+   ``SpaceDaySource`` rows each (``bulk_create``; the daily rollup itself is not timed here),
+   then the monthly rollup of those rows (``rollup_month``, timed and printed), which the
+   page reads for the whole months of a period.
 2. The page: ``GET /insights/`` through Django's test client as a user with the
    ``view_insights`` permission, ``--runs`` times (default 30, after two warm-up requests) for
    each of: the default period (the last four weeks, every location), the whole year, and the
@@ -174,11 +175,31 @@ def load(spaces: int, days: int, rng: random.Random) -> float:
             print(f"  loaded {offset + 1:>4} of {days} days  {time.perf_counter() - began:6.1f} s")
     if pending:
         flush()
+    return time.perf_counter() - began
+
+
+def roll_months(days: int) -> float:
+    """The monthly rollup of every location and month the daily rows cover (as ``rebuild``
+    does after the days it rebuilds), then fresh planner statistics; returns the seconds."""
     from django.db import connection
 
+    from reservations.insights import rollup
+    from reservations.models import Location
+
+    began = time.perf_counter()
+    first, last = date.today() - timedelta(days=days), date.today() - timedelta(days=1)
+    for location in Location.objects.filter(name__startswith=PREFIX):
+        month = rollup.month_of(first)
+        while month <= last:
+            rollup.rollup_month(location, month)
+            month = rollup.next_month(month)
+    # Planner statistics for every table the page reads, as autovacuum keeps them in a
+    # running database: without them PostgreSQL takes a freshly loaded location for one
+    # space and loops over the rollup rows once per space.
+    tables = ("location", "space", "spacedaystats", "spacedaysource", "spacemonthstats")
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE reservations_spacedaystats")
-        cursor.execute("VACUUM ANALYZE reservations_spacedaysource")
+        for table in (*tables, "spacemonthsource"):
+            cursor.execute(f"VACUUM ANALYZE reservations_{table}")
     return time.perf_counter() - began
 
 
@@ -215,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     from django.db import connection
     from django.test import Client
 
-    from reservations.models import Location, SpaceDayStats
+    from reservations.models import Location, SpaceDayStats, SpaceMonthStats
 
     print(f"Database: {connection.settings_dict['NAME']} on {connection.settings_dict['HOST']}")
     call_command("migrate", verbosity=0, interactive=False)
@@ -227,7 +248,13 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("--reuse: the database holds other rows; run once without it.")
         seconds = load(args.spaces, args.days, random.Random(args.seed))
         print(f"load: {expected:,} rollup rows in {seconds:.1f} s")
-    print(f"rollup rows: {SpaceDayStats.objects.count():,}")
+    if not (args.reuse and SpaceMonthStats.objects.exists()):
+        seconds = roll_months(args.days)
+        print(f"monthly rollup: {SpaceMonthStats.objects.count():,} rows in {seconds:.1f} s")
+    print(
+        f"rollup rows: {SpaceDayStats.objects.count():,} daily, "
+        f"{SpaceMonthStats.objects.count():,} monthly (space x month x weekday)"
+    )
 
     user, _ = get_user_model().objects.get_or_create(username="bench-analyst")
     user.user_permissions.add(Permission.objects.get(codename="view_insights"))

@@ -3,7 +3,9 @@
 ``rollup_day(location, day)`` rebuilds the rows of every space of a location for one local
 day, in one transaction: it deletes that day's rows and inserts them again, so running it
 twice gives the same rows (the beat task redoes yesterday and today; ``manage.py
-rollup_insights`` redoes any period). The figures come from three aggregate queries over the
+rollup_insights`` redoes any period). ``rebuild`` then sums the months it touched into
+``SpaceMonthStats`` and ``SpaceMonthSource`` (``rollup_month``), from which the page reads the
+whole months of a long period. The figures come from three aggregate queries over the
 day's reservations (grouped by space in the database, whatever their number) and, for the
 opening hours minus closures, the location's few opening-hour and closure rows.
 
@@ -42,6 +44,8 @@ from ..models import (
     Space,
     SpaceDaySource,
     SpaceDayStats,
+    SpaceMonthSource,
+    SpaceMonthStats,
 )
 
 COUNTED = Q(
@@ -218,9 +222,77 @@ def rollup_day(location: Location, day: date) -> int:
     return len(created)
 
 
+# Summed from the daily rows into the monthly ones (check_in_bookings is computed apart).
+MONTH_SUMS = (
+    "available_minutes",
+    "booked_minutes",
+    "bookings",
+    "checked_in",
+    "released",
+    "released_minutes",
+    "booking_minutes",
+    "lead_minutes",
+    *HOUR_FIELDS,
+)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+@transaction.atomic
+def rollup_month(location: Location, month: date) -> int:
+    """Rebuild the location's ``SpaceMonthStats`` and ``SpaceMonthSource`` rows of ``month``
+    (its first day) from the daily rows: two aggregate queries, whatever the number of spaces.
+    Under the same location lock as ``rollup_day``, so the days read are not being rebuilt."""
+    Location.objects.select_for_update().filter(pk=location.pk).first()
+    days = {"space__location": location, "day__gte": month, "day__lt": next_month(month)}
+    sums = (
+        SpaceDayStats.objects.filter(**days)
+        .values("space_id", "weekday")
+        .annotate(
+            # Named apart from the fields: an annotation named "bookings" would hide the field.
+            **{f"sum_{name}": Sum(name) for name in MONTH_SUMS},
+            sum_check_in_bookings=Coalesce(Sum("bookings", filter=Q(check_in_required=True)), 0),
+        )
+        .order_by()
+    )
+    sources = (
+        SpaceDaySource.objects.filter(**days)
+        .values("space_id", "source")
+        .annotate(n=Sum("bookings"))
+        .order_by()
+    )
+    SpaceMonthStats.objects.filter(space__location=location, month=month).delete()
+    SpaceMonthSource.objects.filter(space__location=location, month=month).delete()
+    created = SpaceMonthStats.objects.bulk_create(
+        SpaceMonthStats(
+            space_id=row["space_id"],
+            month=month,
+            weekday=row["weekday"],
+            check_in_bookings=row["sum_check_in_bookings"],
+            **{name: row[f"sum_{name}"] for name in MONTH_SUMS},
+        )
+        for row in sums
+    )
+    SpaceMonthSource.objects.bulk_create(
+        SpaceMonthSource(
+            space_id=row["space_id"], month=month, source=row["source"], bookings=row["n"]
+        )
+        for row in sources
+    )
+    return len(created)
+
+
 def rebuild(first: date, last: date, locations: Iterable[Location] | None = None) -> int:
     """Rebuild every day from ``first`` to ``last`` (included) of each location (all by
-    default); each day in its own transaction. Returns the number of rows written."""
+    default), each day in its own transaction, then the months those days are in. Returns the
+    number of daily rows written."""
     locations = list(locations if locations is not None else Location.objects.all())
     written = 0
     for location in locations:
@@ -228,6 +300,10 @@ def rebuild(first: date, last: date, locations: Iterable[Location] | None = None
         while day <= last:
             written += rollup_day(location, day)
             day += timedelta(days=1)
+        month = month_of(first)
+        while month <= last:
+            rollup_month(location, month)
+            month = next_month(month)
     return written
 
 

@@ -19,7 +19,15 @@ from django.test.utils import CaptureQueriesContext
 
 from reservations import services, tasks
 from reservations.insights import report, rollup
-from reservations.models import HOUR_FIELDS, Space, SpaceDaySource, SpaceDayStats
+from reservations.models import (
+    HOUR_FIELDS,
+    Location,
+    Space,
+    SpaceDaySource,
+    SpaceDayStats,
+    SpaceMonthSource,
+    SpaceMonthStats,
+)
 from tests.reservations.insights_data import D1, D2, EXPECTED, build
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +165,7 @@ def _queries(filters: report.Filters) -> tuple[int, report.Report]:
 def test_the_figures_take_the_same_few_queries_for_any_number_of_spaces_and_days():
     few, _small = _queries(_fill(2, 2))
     many, large = _queries(_fill(40, 30))
-    assert few == many <= 4
+    assert few == many <= 4  # days only: three aggregates and the names
     assert large.bookings == sum(i % 5 for i in range(40)) * 30
     assert len(large.spaces) == 40 and large.heatmap[2][10] > 0
 
@@ -171,3 +179,136 @@ def test_the_page_takes_the_same_queries_for_any_number_of_spaces_and_days(clien
             assert client.get("/insights/", params).status_code == 200
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "months", "days"),
+    [
+        # within one month: days only
+        ("2026-02-10", "2026-02-11", None, [("2026-02-10", "2026-02-11")]),
+        ("2026-02-01", "2026-02-27", None, [("2026-02-01", "2026-02-27")]),
+        # exactly whole months: months only (February 2026 ends on the 28th, 2028 on the 29th)
+        ("2026-02-01", "2026-02-28", ("2026-02-01", "2026-02-01"), []),
+        ("2028-02-01", "2028-02-29", ("2028-02-01", "2028-02-01"), []),
+        ("2026-01-01", "2026-12-31", ("2026-01-01", "2026-12-01"), []),
+        # whole months with days on either side, across a year's end
+        (
+            "2025-12-06",
+            "2026-12-05",
+            ("2026-01-01", "2026-11-01"),
+            [("2025-12-06", "2025-12-31"), ("2026-12-01", "2026-12-05")],
+        ),
+        (
+            "2026-01-31",
+            "2026-03-01",
+            ("2026-02-01", "2026-02-01"),
+            [("2026-01-31", "2026-01-31"), ("2026-03-01", "2026-03-01")],
+        ),
+        # two part-months and no whole one between them
+        ("2026-01-15", "2026-02-10", None, [("2026-01-15", "2026-02-10")]),
+    ],
+)
+def test_a_period_is_split_into_whole_months_and_the_days_around_them(start, end, months, days):
+    as_date = date.fromisoformat
+    found_months, found_days = report.split_period(as_date(start), as_date(end))
+    assert found_months == (tuple(map(as_date, months)) if months else None)
+    assert found_days == [(as_date(a), as_date(b)) for a, b in days]
+    # the parts cover the period exactly once
+    covered = [d for a, b in found_days for d in _days(a, b)]
+    if found_months:
+        covered += _days(found_months[0], rollup.next_month(found_months[1]) - timedelta(days=1))
+    assert sorted(covered) == _days(as_date(start), as_date(end))
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def test_a_long_period_reads_whole_months_from_the_monthly_rows_and_agrees_with_the_days():
+    """Daily rows with figures that vary by space and day (check-in required on some days,
+    two sources), summed by rollup_month; the report of a period with whole months and edge
+    days must equal the sums of the daily rows counted here in Python."""
+    location = Location.objects.create(name="Months", time_zone="UTC")
+    spaces = Space.objects.bulk_create(
+        Space(location=location, name=f"Room {i}", floor="1") for i in range(3)
+    )
+    first, last = date(2026, 1, 20), date(2026, 4, 10)
+    rows = []
+    for i, space in enumerate(spaces):
+        for n, day in enumerate(_days(first, last)):
+            booked = (n * 7 + i * 13) % 300
+            rows.append(
+                SpaceDayStats(
+                    space=space, day=day, weekday=day.weekday(), available_minutes=600,
+                    booked_minutes=booked, bookings=(n + i) % 4,
+                    check_in_required=(n + i) % 3 == 0, checked_in=(n + i) % 2,
+                    released=(n * i) % 2, released_minutes=(n * i) % 2 * 15,
+                    booking_minutes=booked, lead_minutes=n * 60 + i,
+                    h09=booked // 2, h14=booked - booked // 2,
+                )
+            )  # fmt: skip
+    stats = SpaceDayStats.objects.bulk_create(rows)
+    SpaceDaySource.objects.bulk_create(
+        SpaceDaySource(
+            stats=row, space_id=row.space_id, day=row.day,
+            source="portal" if row.day.day % 2 else "google", bookings=row.bookings,
+        )
+        for row in stats
+        if row.bookings
+    )  # fmt: skip
+    month = date(2026, 1, 1)
+    while month <= last:
+        rollup.rollup_month(location, month)
+        month = rollup.next_month(month)
+    # three spaces x (Jan: 7 weekdays, Feb: 7, Mar: 7, Apr: 7 weekdays of its first ten days)
+    assert SpaceMonthStats.objects.filter(space__location=location).count() == 3 * 4 * 7
+    assert sum(SpaceMonthStats.objects.values_list("bookings", flat=True)) == sum(
+        r.bookings for r in rows
+    )
+
+    start, end = date(2026, 1, 25), date(2026, 4, 3)  # February and March whole
+    filters = report.Filters({"location": location.pk, "start": str(start), "end": str(end)})
+    assert filters.is_valid(), filters.errors
+    assert filters.parts()[0] == (date(2026, 2, 1), date(2026, 3, 1))
+    count, built = _queries(filters)
+    assert count == 7  # three aggregates per table read, and the names
+
+    chosen = [r for r in rows if start <= r.day <= end]
+    for name in report.SUMMED:
+        assert getattr(built, name) == sum(getattr(r, name) for r in chosen), name
+    assert built.check_in_bookings == sum(r.bookings for r in chosen if r.check_in_required)
+    for weekday in range(7):
+        on = [r for r in chosen if r.weekday == weekday]
+        assert built.heatmap[weekday][9] == sum(r.h09 for r in on)
+        assert built.heatmap[weekday][14] == sum(r.h14 for r in on)
+    assert {s.name: s.booked_minutes for s in built.spaces} == {
+        space.name: sum(r.booked_minutes for r in chosen if r.space_id == space.pk)
+        for space in spaces
+    }
+    expected_sources = {}
+    for r in chosen:
+        if r.bookings:
+            key = "portal" if r.day.day % 2 else "google"
+            expected_sources[key] = expected_sources.get(key, 0) + r.bookings
+    assert {value: n for value, _label, n in built.sources} == expected_sources
+
+
+def test_a_rebuild_sums_its_months_again(office):
+    rollup.rebuild(D1, D2, [office.location])
+    row = SpaceMonthStats.objects.get(space=office.a, month=date(2026, 2, 1), weekday=D1.weekday())
+    assert (row.bookings, row.booked_minutes, row.check_in_bookings) == (2, 105, 2)
+    assert dict(
+        SpaceMonthSource.objects.filter(space=office.a, month=date(2026, 2, 1)).values_list(
+            "source", "bookings"
+        )
+    ) == {"portal": 2, "rest_api": 1}
+    office.a.reservations.update(status="cancelled")
+    rollup.rebuild(D1, D1, [office.location])
+    row = SpaceMonthStats.objects.get(space=office.a, month=date(2026, 2, 1), weekday=D1.weekday())
+    # the no-show still counts (its released_at stays): 13:00-13:15, from the REST API
+    assert (row.bookings, row.booked_minutes, row.check_in_bookings) == (1, 15, 1)
+    # D2 was not rebuilt: its daily row, and so its weekday's monthly row, still count it
+    assert SpaceMonthStats.objects.get(space=office.a, weekday=D2.weekday()).bookings == 1
+    assert dict(
+        SpaceMonthSource.objects.filter(space=office.a).values_list("source", "bookings")
+    ) == {"portal": 1, "rest_api": 1}

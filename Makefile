@@ -17,13 +17,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench-booking bench-export bench-pull bench-insights screenshots clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create the virtual environment and install the locked dependencies
+install: $(STAMP)  ## create the virtual environment with the locked dependencies and the test tools
 
 run: install  ## migrate, load demo data once, start web + Celery worker + beat + provider sandbox
 	@mkdir -p var
@@ -47,9 +47,10 @@ test: install  ## run the whole test suite
 	@mkdir -p var
 	$(DEV_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install  ## ruff (lint and format) and a check that no model change lacks its migration
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
 	$(BIN)/ruff format .

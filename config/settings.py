@@ -138,10 +138,9 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 else:
     # Embedded default: kombu's filesystem transport needs no server; the web process, the
-    # worker and beat share the queue through files under var/broker/.
+    # worker and beat share the queue through files under var/broker/ (made by config/celery.py
+    # when Celery first reads these settings, not here: importing settings changes nothing).
     CELERY_BROKER_URL = "filesystem://localhost/"
-    for _folder in ("queue", "control"):
-        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),

@@ -114,3 +114,32 @@ def test_seed_demo_is_idempotent():
         start__date=maintenance.start_date,
         status__in=["pending", "confirmed"],
     ).exists()
+
+
+MKDIR_SPY = """
+import os, pathlib
+made = []
+pathlib.Path.mkdir = lambda self, *args, **kwargs: made.append(str(self))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import config.settings
+print("settings:", made)
+from config.celery import app
+app.conf.broker_url  # what any process that sends or takes a task reads first
+print("celery:", made)
+"""
+
+
+def test_importing_settings_makes_no_folder_and_celery_makes_the_broker_s():
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    result = subprocess.run(
+        [sys.executable, "-c", MKDIR_SPY],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    settings_line, celery_line = result.stdout.strip().splitlines()
+    assert settings_line == "settings: []"
+    assert "var/broker/queue" in celery_line and "var/broker/control" in celery_line

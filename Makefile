@@ -15,7 +15,7 @@ RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(POR
 	PROVIDER_ENDPOINT_ALLOWLIST=$${PROVIDER_ENDPOINT_ALLOWLIST:-https://127.0.0.1:$(SANDBOX_PORT)}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench-booking bench-export bench-pull bench-insights screenshots clean
+.PHONY: install run test lint format bench bench-booking bench-export bench-pull bench-insights screenshots clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -55,6 +55,18 @@ lint: install  ## ruff (lint and format) and a check that no model change lacks 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The quick version of every benchmark (PostgreSQL and Redis as in CI's second leg; a few
+# minutes), each recording its figures and targets in bench/results.json (bench/results.py).
+BENCH_RESULTS ?= bench/results.json
+BENCH_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_bench
+BENCH_REDIS ?= redis://127.0.0.1:6379/3
+bench: install  ## quick versions of all benchmarks; figures into bench/results.json
+	$(BIN)/python bench/booking.py --quick --results $(BENCH_RESULTS)
+	$(BIN)/python bench/insights.py --quick --results $(BENCH_RESULTS)
+	REDIS_URL=$(BENCH_REDIS) $(BIN)/python bench/export.py --quick --results $(BENCH_RESULTS)
+	DATABASE_URL=$(BENCH_DATABASE) REDIS_URL=$(BENCH_REDIS) $(DEV_ENV) \
+		$(BIN)/python bench/webhook.py --quick --results $(BENCH_RESULTS)
 
 bench-booking: install  ## needs PostgreSQL; see bench/booking.py
 	$(BIN)/python bench/booking.py

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import results
 
 if TYPE_CHECKING:
     from reservations.models import Space
@@ -75,6 +76,8 @@ class Options:
     min_capacity: int
     reuse: bool
     seed: int
+    quick: bool = False
+    results: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -94,7 +97,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--reuse", action="store_true", help="keep the data already loaded if it matches"
     )
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 spaces x 200 reservations, 200 bookings, 100 queries (make bench)",
+    )
+    results.add_argument(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.spaces, args.per_space, args.bookings, args.queries = 100, 200, 200, 100
     slots_per_space = int(2 * BUSY_DAYS * timedelta(days=1) / SLOT)
     if not 1 <= args.per_space <= slots_per_space // 3:
         parser.error(f"--per-space must be between 1 and {slots_per_space // 3}")
@@ -109,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         min_capacity=args.min_capacity,
         reuse=args.reuse,
         seed=args.seed,
+        quick=args.quick,
+        results=args.results,
     )
 
 
@@ -170,7 +183,8 @@ INSERT_RESERVATIONS = """
 INSERT INTO reservations_reservation (
     space_id, requested_for_id, booked_by_id, start, "end", buffered_start, buffered_end,
     title, public_nickname, description, kind, attendees, status, source, sync_mailbox,
-    series_id, organizer_name, organizer_email, cancel_reason, created, updated, version
+    series_id, organizer_name, organizer_email, cancel_reason, approval, created, updated,
+    version
 )
 SELECT
     space_id, user_id, user_id,
@@ -180,7 +194,7 @@ SELECT
     period_start + (offset_slots + length_slots) * %(slot)s,
     'Bench booking', '', '', 'standard', '[]'::jsonb,
     CASE WHEN dice < 0.03 THEN 'cancelled' WHEN dice < 0.08 THEN 'pending' ELSE 'confirmed' END,
-    'portal', 'room', NULL, '', '', '', now(), now(), 1
+    'portal', 'room', NULL, '', '', '', '', now(), now(), 1
 FROM (
     SELECT space_id, period_start, user_id, dice, length_slots,
            floor(random() * (%(period_slots)s - length_slots + 1))::int AS offset_slots
@@ -447,26 +461,42 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reservations in the table: {Reservation.objects.count():,}")
     print()
 
-    timings, wall, refused = bench_bookings(opts, rng)
-    rate = len(timings.seconds) / wall
+    bookings, wall, refused = bench_bookings(opts, rng)
+    rate = len(bookings.seconds) / wall
     report(
         "booking",
-        timings,
+        bookings,
         BOOKING_P95_TARGET_MS,
-        f"   {rate:.0f} bookings/s over {len(timings.seconds)} sequential calls"
+        f"   {rate:.0f} bookings/s over {len(bookings.seconds)} sequential calls"
         + (f", {refused} refused" if refused else ""),
     )
-    timings, mean_size, plan = bench_free_spaces(opts, today, rng)
+    free, mean_size, plan = bench_free_spaces(opts, today, rng)
     report(
         "free spaces",
-        timings,
+        free,
         FREE_SPACES_P95_TARGET_MS,
-        f"   {len(timings.seconds)} queries, capacity >= {opts.min_capacity}, "
+        f"   {len(free.seconds)} queries, capacity >= {opts.min_capacity}, "
         f"{mean_size:.0f} of {opts.spaces} spaces free on average",
     )
     print()
     print("EXPLAIN ANALYZE of one free-spaces query:")
     print(plan)
+    results.record(
+        opts.results,
+        "booking",
+        [
+            results.Figure("booking: p50", bookings.p50_ms, "ms"),
+            results.Figure("booking: p95", bookings.p95_ms, "ms", BOOKING_P95_TARGET_MS),
+            results.Figure("bookings per second", rate, "bookings/s"),
+            results.Figure("free spaces: p50", free.p50_ms, "ms"),
+            results.Figure("free spaces: p95", free.p95_ms, "ms", FREE_SPACES_P95_TARGET_MS),
+        ],
+        arguments={
+            k: getattr(opts, k)
+            for k in ("spaces", "per_space", "bookings", "queries", "min_capacity", "seed")
+        },
+        quick=opts.quick,
+    )
 
 
 if __name__ == "__main__":

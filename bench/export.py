@@ -51,6 +51,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import results
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/reserva_export_bench"
 ROOM = "bench-room-{:03d}@contoso.test"
@@ -68,7 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-item", type=float, default=0.05, help="seconds per batch item")
     parser.add_argument("--skip-one", action="store_true", help="skip part 1")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="400 reservations in one room, 20 rooms x 40 (make bench)",
+    )
+    results.add_argument(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.reservations, args.rooms, args.per_room = 400, 20, 40
+    return args
 
 
 # --- database and Django ----------------------------------------------------------------------
@@ -261,7 +272,7 @@ def last_seq(handle) -> int:
         return handle.sandbox.log[-1]["seq"] if handle.sandbox.log else 0
 
 
-def part_one(handle, binding, count: int, per_item: float) -> None:
+def part_one(handle, binding, count: int, per_item: float) -> list[results.Figure]:
     from calendars.sync import export
 
     since = last_seq(handle)
@@ -286,6 +297,11 @@ def part_one(handle, binding, count: int, per_item: float) -> None:
         f"/ 4 items at once): {wall / floor:.2f}x   target <= 1.10x"
     )
     print(f"   429s received: {seen['429']}   events failed: {job.failed_count}")
+    return [
+        results.Figure("one room: HTTP requests", http, "requests", count // 20 + 5),
+        results.Figure("one room: wall time / floor", wall / floor, "x", 1.10),
+        results.Figure("one room: events failed", job.failed_count, "events", 0),
+    ]
 
 
 def _worker(url: str, job_ids: list[int], done) -> None:
@@ -300,7 +316,9 @@ def _worker(url: str, job_ids: list[int], done) -> None:
     connection.close()
 
 
-def part_two(handle, url: str, bindings, per_room: int, workers: int, per_item: float) -> None:
+def part_two(
+    handle, url: str, bindings, per_room: int, workers: int, per_item: float
+) -> list[results.Figure]:
     from django.db import connection
 
     from calendars.models import JobKind, SyncJob
@@ -325,12 +343,12 @@ def part_two(handle, url: str, bindings, per_room: int, workers: int, per_item: 
     ]
     for process in processes:
         process.start()
-    results = [done.get() for _ in jobs]
+    finished = [done.get() for _ in jobs]
     wall = time.monotonic() - started
     for process in processes:
         process.join()
-    created = sum(r[1] for r in results)
-    failed = sum(r[2] for r in results)
+    created = sum(r[1] for r in finished)
+    failed = sum(r[2] for r in finished)
     seen = http_requests(handle, since)
     total = len(bindings) * per_room
     print(
@@ -345,6 +363,10 @@ def part_two(handle, url: str, bindings, per_room: int, workers: int, per_item: 
         f"(one room alone: at most {4 / per_item:.0f} per second, 4 items of "
         f"{per_item * 1000:.0f} ms at once)"
     )
+    return [
+        results.Figure("many rooms: events per second", created / wall, "events/s", 1000, "higher"),
+        results.Figure("many rooms: events failed", failed, "events", 0),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,10 +392,11 @@ def main(argv: list[str] | None = None) -> None:
             reset_limiter(rooms + 1)
             bindings = make_world(handle, rooms + 1, counts)
             print(f"loaded {sum(counts)} reservations in {time.monotonic() - started:.1f} s")
+            figures = []
             if not opts.skip_one:
-                part_one(handle, bindings[0], opts.reservations, opts.per_item)
+                figures += part_one(handle, bindings[0], opts.reservations, opts.per_item)
             if rooms:
-                part_two(
+                figures += part_two(
                     handle,
                     opts.database_url,
                     bindings[1:],
@@ -383,6 +406,10 @@ def main(argv: list[str] | None = None) -> None:
                 )
         finally:
             handle.stop()
+    arguments = {
+        k: getattr(opts, k) for k in ("reservations", "rooms", "per_room", "workers", "per_item")
+    }
+    results.record(opts.results, "export", figures, arguments=arguments, quick=opts.quick)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/reserva_insights_bench"
@@ -59,7 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--reuse", action="store_true", help="keep rows already loaded")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--quick", action="store_true", help="100 spaces x 120 days, 10 runs (make bench)"
+    )
+    results.add_argument(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.spaces, args.days, args.runs = 100, 120, 10
     if args.spaces < 1 or args.days < 1 or args.runs < 1:
         parser.error("--spaces, --days and --runs must be at least 1")
     return args
@@ -269,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         ("year, 1 location", {**year, "location": one.pk}),
     ]
     print()
+    figures = []
     for label, params in cases:
         seconds, queries, status = time_page(client, params, args.runs)
         p50, p95 = statistics.median(seconds) * 1000, percentile(seconds, 95)
@@ -277,6 +285,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{label:<17} median {p50:7.1f} ms   p95 {p95:7.1f} ms   {queries} queries, "
             f"HTTP {status}, {args.runs} runs  (target p95 < {P95_TARGET_MS:.0f} ms)  {verdict}"
         )
+        figures += [
+            results.Figure(f"{label}: median", p50, "ms"),
+            results.Figure(f"{label}: p95", p95, "ms", P95_TARGET_MS),
+            results.Figure(f"{label}: queries", queries, "queries"),
+        ]
+    arguments = {k: getattr(args, k) for k in ("spaces", "days", "runs", "seed")}
+    results.record(args.results, "insights", figures, arguments=arguments, quick=args.quick)
 
 
 if __name__ == "__main__":

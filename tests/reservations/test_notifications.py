@@ -244,3 +244,59 @@ def test_emails_are_logged_at_info_by_the_development_backend(caplog):
     assert "Email to a@b.c: Booked: Thames [text+html, reservation.ics]" in record.getMessage()
     assert "http://x/reservations/1/" in record.getMessage()
     assert "<p>" not in record.getMessage() and "VCALENDAR" not in record.getMessage()
+
+
+def test_approval_request_email_has_approve_and_decline_buttons_and_the_booking(
+    make_user, make_space, make_location, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import Group
+
+    from reservations import approvals
+    from reservations.models import ApprovalRule
+
+    facilities = Group.objects.create(name="Facilities")
+    fiona = make_user("fiona", first_name="Fiona", last_name="Field")
+    fiona.groups.add(facilities)
+    london = make_location("London HQ")
+    trent = make_space(london, name="Trent")
+    ApprovalRule.objects.create(location=london, space=trent, approvers=facilities)
+    alice = make_user("alice", first_name="Alice", last_name="Archer")
+    start = local(london, next_weekday(3), 14)
+    [r] = services.book(
+        actor=alice, space=trent, start=start, end=start + timedelta(hours=2), title="Review"
+    ).reservations
+    mail.outbox.clear()
+    assert approvals.send_request([r.pk]) == 1
+    [message] = mail.outbox
+    assert message.to == ["fiona@example.com"]
+    text, html = _parts(message)
+    for part in (text, html):
+        assert "Alice Archer booked Trent: approve or decline" in part
+        assert "Facilities approves bookings of this space" in part
+        assert f"{r.local_start:%a %d %b %Y} 14:00-16:00 (Europe/London" in part
+        assert f"/reservations/{r.pk}/" in part
+        assert part.count("/approvals/") >= 3  # approve, decline, the queue
+    assert ">Approve</a>" in html and ">Decline</a>" in html
+
+
+def test_check_in_reminder_email_has_the_signed_link(make_user, make_space, make_location):
+    from reservations import checkin
+
+    london = make_location("London HQ")
+    severn = make_space(london, name="Severn", check_in_required=True)
+    bob = make_user("bob", first_name="Bob", last_name="Baker")
+    start = local(london, next_weekday(2), 9)
+    [r] = services.book(
+        actor=bob, space=severn, start=start, end=start + timedelta(hours=1)
+    ).reservations
+    mail.outbox.clear()
+    assert checkin.send_reminder(r) == 1
+    [message] = mail.outbox
+    text, html = _parts(message)
+    link = checkin.check_in_link(r)
+    for part in (text, html):
+        assert "Check in to Severn" in part
+        assert link in part
+        assert "starts at 09:00" in part and "(Europe/London)" in part
+        assert f"/reservations/{r.pk}/" in part
+    assert message.subject == f"Check in: Severn, {r.local_start:%a %d %b %H:%M}"

@@ -17,10 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from integrations.registry import public_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"  # local state of the embedded default: SQLite, broker queue, mail
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Local state of the embedded default: SQLite, broker queue, mail. Another folder gives a second
+# stack of its own (the test of make run's stop starts one beside a running make run).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DEBUG", default=False)
 

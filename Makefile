@@ -36,12 +36,8 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	@echo "  Provider sandbox (Microsoft Graph + Google Calendar emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
 	@echo "  Stop everything with Ctrl+C."
 	@echo
-	@trap 'kill 0' EXIT INT TERM; \
-	export $(RUN_ENV); \
-	$(BIN)/celery -A config worker -Q default,sync --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
-	$(BIN)/celery -A config beat --loglevel=INFO --schedule=var/celerybeat-schedule & \
-	$(BIN)/python manage.py run_sandbox --port $(SANDBOX_PORT) --state-dir var/sandbox --config var/sandbox/demo-config.json & \
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@export $(RUN_ENV); exec $(BIN)/python -m config.runstack --host $(HOST) --port $(PORT) \
+		--sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox --beat-schedule var/celerybeat-schedule
 
 test: install  ## run the whole test suite
 	@mkdir -p var

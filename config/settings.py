@@ -17,10 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from integrations.registry import public_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"  # local state of the embedded default: SQLite, broker queue, mail
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Local state of the embedded default: SQLite, broker queue, mail. Another folder gives a second
+# stack of its own (the test of make run's stop starts one beside a running make run).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -193,6 +196,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # reminder emailed when a window opens (reservations/checkin.py).
     "release-no-shows": {"task": "reservations.release_no_shows", "schedule": 30.0},
     "send-check-in-reminders": {"task": "reservations.send_check_in_reminders", "schedule": 60.0},
+    # The reminder BOOKING_REMINDER_MINUTES before a booking starts (reservations/reminders.py).
+    "send-booking-reminders": {"task": "reservations.send_booking_reminders", "schedule": 60.0},
     # Bookings still awaiting approval at their deadline are declined (reservations/approvals.py).
     "decline-overdue-approvals": {
         "task": "reservations.decline_overdue_approvals",
@@ -418,10 +423,20 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 
 # --- Email ----------------------------------------------------------------------------------
+# No EMAIL_URL in development (make run): reservations.mail.LogEmailBackend logs each email at
+# INFO (recipients, subject, the text part) instead of printing the whole MIME message, which
+# the Celery worker would log line by line at WARNING.
 EMAIL_CONFIG = env.email_url(
     "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"
 )
 vars().update(EMAIL_CONFIG)
+if DEBUG and "EMAIL_URL" not in os.environ:
+    EMAIL_BACKEND = "reservations.mail.LogEmailBackend"
+# The organisation's name at the top of every email to people (reservations/emails.py).
+ORGANISATION_NAME = env.str("ORGANISATION_NAME", default="Reserva")
+# Minutes before its start that a booking's reminder email goes out (beat, every minute;
+# reservations/reminders.py); 0 turns reminders off. People turn theirs off in their profile.
+BOOKING_REMINDER_MINUTES = env.int("BOOKING_REMINDER_MINUTES", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reserva <reserva@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # filemail://

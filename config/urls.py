@@ -15,6 +15,7 @@ signin.hide_plaintext_secret_admin()  # sign-in apps come from aliases or the en
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     # Sign-in with Microsoft / Google: allauth's views, guarded so an unreachable provider is a
     # message on the sign-in page rather than an error page (same paths, so they win).

@@ -1,10 +1,11 @@
-"""Operational endpoints that belong to no app: the health check."""
+"""Operational endpoints that belong to no app: the health check, /favicon.ico."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -53,3 +54,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy = all(ok for ok, _ in checks.values())
     body["status"] = "ok" if healthy else "unavailable"
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin, the API's JSON):
+    send them to the portal's icon instead of a 404 in the log."""
+    return HttpResponsePermanentRedirect(static("portal/favicon.svg"))

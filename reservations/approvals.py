@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from . import emails
 from .models import (
     REMOTE_SOURCES,
     Approval,
@@ -305,37 +305,48 @@ def send_request(reservation_ids: Sequence[int]) -> int:
     rule = rule_for(first.space)
     if rule is None:
         return 0
-    recipients = sorted({u.email for u in approvers_of(rule)})
-    if not recipients:
+    approvers = {u.email: u for u in approvers_of(rule)}
+    if not approvers:
         log.warning("Approval group %s has no member with an email address", rule.approvers_id)
         return 0
-    lines = [
-        f"{_person(first)} booked {first.space.name} at {first.space.location.name}; "
-        f"{rule.approvers.name} approves bookings of this space.",
-        "",
-    ]
-    if first.title:
-        lines += [f"Title: {first.title}", ""]
-    for row in rows:
-        when = deadline(row, rule).astimezone(row.space.location.zone)
-        lines += [
-            f"- {_when(row)}, to decide before {when:%a %d %b %H:%M}:",
-            f"  Approve: {link_url(row, Action.APPROVE, rule)}",
-            f"  Decline: {link_url(row, Action.DECLINE, rule)}",
-        ]
-    lines += [
-        "",
-        "Each link opens a page where you confirm (you need to be signed in).",
-        "Undecided bookings are declined automatically at their deadline.",
-        "All bookings awaiting your decision: "
-        f"{settings.PUBLIC_BASE_URL}{reverse('portal:approvals')}",
-    ]
     subject = f"Approval needed: {first.space.name}, {_when(first)}"
     if len(rows) > 1:
         subject += f" (+{len(rows) - 1} more)"
+    queue = emails.absolute(reverse("portal:approvals"))
     sent = 0
-    for email in recipients:  # one each: approvers need not see each other's addresses
-        sent += EmailMessage(subject=subject, body="\n".join(lines), to=[email]).send()
+    for address in sorted(approvers):  # one each: approvers need not see each other's addresses
+        decisions = []
+        for row in rows:
+            due = deadline(row, rule).astimezone(row.space.location.zone)
+            decisions.append(
+                f"{_when(row)}, to decide before {due:%a %d %b %H:%M}: "
+                f"approve {link_url(row, Action.APPROVE, rule)} - "
+                f"decline {link_url(row, Action.DECLINE, rule)}"
+            )
+        actions = []
+        if len(rows) == 1:
+            actions = [
+                emails.Action("Approve", link_url(first, Action.APPROVE, rule)),
+                emails.Action("Decline", link_url(first, Action.DECLINE, rule)),
+            ]
+            due = deadline(first, rule).astimezone(first.space.location.zone)
+            decisions = [f"Please decide before {due:%a %d %b %H:%M}."]
+        email = emails.Email(
+            subject=subject,
+            headline=f"{_person(first)} booked {first.space.name}: approve or decline",
+            paragraphs=[
+                f"{_person(first)} booked {first.space.name} at {first.space.location.name}; "
+                f"{rule.approvers.name} approves bookings of this space.",
+                *decisions,
+            ],
+            booking=emails.booking_card(rows, emails.reader_zone(approvers[address])),
+            actions=[*actions, emails.Action("All bookings awaiting your decision", queue)],
+            notes=[
+                "Each link opens a page where you confirm (you need to be signed in).",
+                "Undecided bookings are declined automatically at their deadline.",
+            ],
+        )
+        sent += email.message([address]).send()
     return sent
 
 
@@ -347,21 +358,23 @@ def send_awaiting_notice(reservation_ids: Sequence[int]) -> int:
         return 0
     first = rows[0]
     person = first.requested_for
-    email = person.email if person is not None and person.email else first.organizer_email
+    address = person.email if person is not None and person.email else first.organizer_email
     rule = rule_for(first.space)
-    if not email or rule is None:
+    if not address or rule is None:
         return 0
-    body = "\n".join(
-        [
+    email = emails.Email(
+        subject=f"Awaiting approval: {first.space.name}, {_when(first)}",
+        headline=f"Your booking of {first.space.name} awaits approval",
+        paragraphs=[
             f"Your booking of {first.space.name} at {first.space.location.name}, "
             f"{_when(first)}, awaits approval by {rule.approvers.name}.",
             "The room is held for you meanwhile; it shows as tentative in your calendar.",
             "You will get an email when it is approved or declined. Bookings not decided "
             f"{rule.decide_hours_before} hours before their start are declined automatically.",
-        ]
+        ],
+        booking=emails.booking_card(rows, emails.reader_zone(person)),
     )
-    subject = f"Awaiting approval: {first.space.name}, {_when(first)}"
-    return EmailMessage(subject=subject, body=body, to=[email]).send()
+    return email.message([address]).send()
 
 
 def queue_emails(reservation_ids: Sequence[int]) -> None:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMessage
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
+from . import emails
 from .models import (
     MAX_CHECK_IN_MINUTES,
     Display,
@@ -247,16 +247,17 @@ def send_reminder(reservation: Reservation) -> int:
         if policy.no_show_action == NoShowAction.RELEASE
         else "the booking will be cancelled"
     )
-    body = "\n".join(
-        [
+    person = reservation.requested_for
+    email = emails.Email(
+        subject=f"Check in: {space.name}, {start:%a %d %b %H:%M}",
+        headline=f"Check in to {space.name}",
+        paragraphs=[
             f"Your booking of {space.name} at {location.name} starts at {start:%H:%M} "
             f"on {start:%a %d %b %Y} ({location.time_zone}).",
-            "",
-            f"Please check in by {closes:%H:%M}, or {then}:",
-            check_in_link(reservation),
-            "",
-            f"You can also check in from My reservations: {settings.PUBLIC_BASE_URL}/my/",
-        ]
+            f"Please check in by {closes:%H:%M}, or {then}.",
+        ],
+        booking=emails.booking_card([reservation], emails.reader_zone(person)),
+        actions=[emails.Action("Check in", check_in_link(reservation))],
+        notes=[f"You can also check in from My reservations: {settings.PUBLIC_BASE_URL}/my/"],
     )
-    subject = f"Check in: {space.name}, {start:%a %d %b %H:%M}"
-    return EmailMessage(subject=subject, body=body, to=recipients).send()
+    return email.message(recipients).send()

@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -325,8 +326,8 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = Profile
-        fields = ["time_zone", "default_location"]
-        labels = {"default_location": "Default location"}
+        fields = ["time_zone", "default_location", "email_reminders"]
+        labels = {"default_location": "Default location", "email_reminders": "Reminder emails"}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -339,3 +340,10 @@ class ProfileForm(forms.ModelForm):
             ("UTC", "UTC"),
         ]
         self.fields["default_location"].empty_label = "No default"
+        minutes = settings.BOOKING_REMINDER_MINUTES
+        if minutes > 0:
+            self.fields[
+                "email_reminders"
+            ].help_text = f"Email me {minutes} minutes before each of my bookings starts."
+        else:  # reminders are off for everyone: nothing to choose
+            del self.fields["email_reminders"]

@@ -754,6 +754,8 @@ class Reservation(models.Model):
     checked_in_at = models.DateTimeField(null=True, blank=True, editable=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
     check_in_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The reminder before the start (``reservations.reminders``), claimed once.
+    reminder_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     approval = models.CharField(
         max_length=8,
         choices=Approval.choices,
@@ -784,7 +786,13 @@ class Reservation(models.Model):
 
     history = HistoricalRecords(
         bases=[HistorySource],
-        excluded_fields=["updated", "buffered_start", "buffered_end", "check_in_reminded_at"],
+        excluded_fields=[
+            "updated",
+            "buffered_start",
+            "buffered_end",
+            "check_in_reminded_at",
+            "reminder_sent_at",
+        ],
     )
 
     class Meta:
@@ -1063,6 +1071,10 @@ class Profile(models.Model):
         blank=True,
         related_name="+",
         help_text=_("Where searches and quick reservations start."),
+    )
+    email_reminders = models.BooleanField(
+        default=True,
+        help_text=_("Email a reminder shortly before each of my bookings starts."),
     )
 
     def __str__(self) -> str:

@@ -1160,6 +1160,16 @@ def claim_check_in_reminder(*, reservation_id: int, now: datetime) -> bool:
     )
 
 
+def claim_booking_reminder(*, reservation_id: int, now: datetime) -> bool:
+    """Mark the start reminder of a booking as sent (``reservations.reminders``); False when
+    it was already, so two workers never send it twice. No history, no signal."""
+    return bool(
+        Reservation.objects.filter(pk=reservation_id, reminder_sent_at__isnull=True).update(
+            reminder_sent_at=now
+        )
+    )
+
+
 # --- users ----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from . import approvals, checkin, displays, notifications, services
+from . import approvals, checkin, displays, notifications, reminders, services
 from .insights import rollup
 from .models import Reservation
 
@@ -51,6 +51,25 @@ def send_check_in_reminders() -> int:
         )
         if reservation is not None:
             sent += checkin.send_reminder(reservation)
+    return sent
+
+
+@shared_task(name="reservations.send_booking_reminders")
+def send_booking_reminders() -> int:
+    """Email the reminder BOOKING_REMINDER_MINUTES before a booking starts (beat, every
+    60 s), once per booking, to people who did not turn it off. Returns how many were sent."""
+    now = timezone.now()
+    sent = 0
+    for pk in reminders.due(now):
+        if not services.claim_booking_reminder(reservation_id=pk, now=now):
+            continue  # another worker took it
+        reservation = (
+            Reservation.objects.select_related("space__location", "requested_for")
+            .filter(pk=pk)
+            .first()
+        )
+        if reservation is not None:
+            sent += reminders.send(reservation)
     return sent
 
 

@@ -1353,7 +1353,7 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
     undone ("restored": the notice's fourth item says what was done and why it was not
     taken). A notice is ``(kind, reservation id, clash ids[, detail])``. Returns how many
     emails were sent."""
-    from django.core.mail import EmailMessage
+    from reservations import emails
 
     binding = SpaceCalendar.objects.select_related("provider").filter(pk=binding_id).first()
     provider = binding.provider.get_kind_display() if binding else "the remote calendar"
@@ -1368,17 +1368,15 @@ def notify_pull(binding_id: int, notices: Sequence[tuple]) -> int:
         person = row.requested_for
         if person is None or not person.email:
             return
-        location = row.space.location
         subject = SUBJECTS[kind].format(provider=provider, space=row.space.name, when=_when(row))
-        body = [
-            *lines,
-            "",
-            f"Where: {row.space.name}, {location.name}",
-            f"When: {_when(row)} ({location.time_zone})",
-            "",
-            f"Manage your bookings: {settings.PUBLIC_BASE_URL}/",
-        ]
-        sent += EmailMessage(subject=subject, body="\n".join(body), to=[person.email]).send()
+        email = emails.Email(
+            subject=subject,
+            headline=subject.split(":", 1)[0] + f": {row.space.name}",
+            paragraphs=[line for line in lines if line],
+            booking=emails.booking_card([row], emails.reader_zone(person)),
+            actions=[emails.Action("View booking", emails.booking_link(row))],
+        )
+        sent += email.message([person.email]).send()
 
     for kind, pk, clash_ids, *detail in notices:
         row = rows.get(pk)

@@ -49,10 +49,12 @@ def _source(rng: random.Random, location: Location) -> str:
     )[0]
 
 
-def add(people: list, locations: list[Location], now: datetime | None = None) -> int:
-    """Book the last ``WEEKS`` weeks (up to yesterday) at each location; returns how many
-    bookings were made (0 when the demo has its history already)."""
-    if Reservation.objects.filter(description=MARK).exists():
+def add(
+    people: list, locations: list[Location], now: datetime | None = None, *, weeks: int = WEEKS
+) -> int:
+    """Book the last ``weeks`` weeks (up to yesterday) at each location; returns how many
+    bookings were made (0 when the demo has its history already, or ``weeks`` is 0)."""
+    if weeks <= 0 or Reservation.objects.filter(description=MARK).exists():
         return 0
     now = now or timezone.now()
     rng = random.Random(15)  # the same history every time
@@ -72,7 +74,7 @@ def add(people: list, locations: list[Location], now: datetime | None = None) ->
         weights = [max(1, min(space.capacity, 8)) for space in spaces]
         per_day = PER_DAY.get(location.time_zone, PER_DAY["America/New_York"])
         today = now.astimezone(location.zone).date()
-        first = today - timedelta(weeks=WEEKS)
+        first = today - timedelta(weeks=weeks)
         day = first
         while day < today:
             if day.weekday() < 5:

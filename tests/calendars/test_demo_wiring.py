@@ -51,6 +51,7 @@ def seed(state_dir: Path, sandbox_port: int = 8443, portal_port: int = 8000) -> 
         sandbox_state_dir=str(state_dir),
         portal_port=portal_port,
         verbosity=0,
+        history_weeks=0,  # the past weeks never reach the sandbox: not needed here
     )
 
 

@@ -203,6 +203,9 @@ def test_a_colliding_remote_event_is_a_conflict_and_the_owner_is_told(
     assert booked.status == ReservationStatus.CONFIRMED and booked.version == 1
     assert [m.to for m in mail.outbox] == [["owner@example.com"]]
     assert "collides" in mail.outbox[0].body and binding.space.name in mail.outbox[0].body
+    # On the shared template: the HTML part too, and the link is the booking's own page.
+    [(html, _mimetype)] = mail.outbox[0].alternatives
+    assert "collides" in html and f"/reservations/{booked.pk}/" in mail.outbox[0].body
 
     # Resolving: the booking is cancelled, the conflict is retried and takes the slot.
     assert not services.retry_conflict(reservation=conflict)

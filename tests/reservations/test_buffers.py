@@ -237,7 +237,7 @@ def test_the_space_admin_explains_the_buffers_and_refuses_a_day_long_one(
 def test_seed_demo_has_a_room_with_buffers_and_a_booking_held_with_them():
     from django.core.management import call_command
 
-    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0, history_weeks=0)
     rooms = Space.objects.filter(name="Thames")
     assert {(r.setup_minutes, r.cleanup_minutes) for r in rooms} == {(15, 15)}
     lunch = Reservation.objects.filter(space__in=rooms, title="Lunch and learn")

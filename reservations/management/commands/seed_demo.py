@@ -8,7 +8,8 @@ Alice can check in to, a paired room display for Thames at London HQ whose addre
 fixed demo token ``DEMO_DISPLAY_TOKEN`` (``make run`` prints it; only in the demo: a real
 display gets a random token when it is paired), drawn floor maps of London HQ's floors 1-3 with
 its spaces placed, drawn photos of four rooms, and eight weeks of past bookings with
-check-ins and no-shows for the Insights page (``reservations.management.demo_history``).
+check-ins and no-shows for the Insights page (``reservations.management.demo_history``;
+``--history-weeks 0`` leaves them out, as most tests do: they are most of its run time).
 Idempotent: running it again creates nothing twice (the check-in pair is made again, around
 the new "now", once the last pair is over).
 
@@ -51,10 +52,11 @@ from reservations.models import (
 )
 
 DEMO_USERS = [
-    # username, password, first, last, role, email (alice and bob: the sandbox's accounts)
+    # username, password, first, last, role, email (alice and bob: the sandbox's accounts, with
+    # the names the sandbox gives them, so an event reads the same in both)
     ("admin", "reserva-admin", "Ada", "Admin", "admin", "admin@example.com"),
-    ("alice", "reserva-alice", "Alice", "Archer", "assistant", "alice@contoso.test"),
-    ("bob", "reserva-bob", "Bob", "Baker", "staff", "bob@contoso.test"),
+    ("alice", "reserva-alice", "Alice", "Adams", "assistant", "alice@contoso.test"),
+    ("bob", "reserva-bob", "Bob", "Brown", "staff", "bob@contoso.test"),
     ("carol", "reserva-carol", "Carol", "Contractor", "contractor", "carol@example.com"),
 ]
 AMENITIES = [
@@ -119,6 +121,8 @@ DEMO_DISPLAY_TOKEN = "demo-thames-display"  # noqa: S105 - a published demo addr
 # rooms that get a drawn photo.
 FLOOR_MAPS = ("London HQ", ("1", "2", "3"))
 PHOTOS = ("Thames", "Severn", "Avon", "Trent")
+# Names of a demo database from before the demo people took the sandbox's names.
+OLD_NAMES = {"alice": ("Alice", "Archer"), "bob": ("Bob", "Baker")}
 # Who is in which group: carol already holds two bookings, so a third is refused.
 MEMBERS = {"Contractors": ["carol"], "Staff": ["alice", "bob"], "Facilities": ["admin"]}
 
@@ -131,6 +135,13 @@ class Command(BaseCommand):
         parser.add_argument("--sandbox-port", type=int, default=8443)
         parser.add_argument("--sandbox-state-dir", default="var/sandbox")
         parser.add_argument("--portal-port", type=int, default=8000)
+        parser.add_argument(
+            "--history-weeks",
+            type=int,
+            default=demo_history.WEEKS,
+            help="Weeks of past bookings for the Insights page (0: none; about 2 s a week). "
+            "Tests that do not look at Insights pass 0.",
+        )
 
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
@@ -147,7 +158,11 @@ class Command(BaseCommand):
             created += self._check_in(users, locations)
             # Eight weeks of past bookings for the Insights page (once; before the spaces
             # are bound to the sandbox, so none is pushed there).
-            created += demo_history.add([users["alice"], users["bob"], users["admin"]], locations)
+            created += demo_history.add(
+                [users["alice"], users["bob"], users["admin"]],
+                locations,
+                weeks=options["history_weeks"],
+            )
         if apps.is_installed("calendars"):
             call_command(
                 "seed_demo_calendars",
@@ -186,6 +201,9 @@ class Command(BaseCommand):
             if not created and user.email == f"{username}@example.com" != email:
                 user.email = email  # a demo database from before the sandbox addresses
                 user.save(update_fields=["email"])
+            if not created and (user.first_name, user.last_name) == OLD_NAMES.get(username):
+                user.first_name, user.last_name = first, last  # the sandbox's names
+                user.save(update_fields=["first_name", "last_name"])
             if created:
                 user.set_password(password)
                 user.is_staff = user.is_superuser = role == "admin"

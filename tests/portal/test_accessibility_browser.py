@@ -1,0 +1,157 @@
+"""axe-core over every portal page in Chromium: no serious or critical violation.
+
+axe-core is vendored (static/vendor/axe.min.js, MPL-2.0, see static/vendor/README.md) and
+loaded from the live server like any other script, so the run needs no network and works
+under the Content-Security-Policy. Each page is checked as a person meets it: signed in, with
+a booking on the day shown, after the htmx swaps it makes on load.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from allauth.account.forms import default_token_generator
+from allauth.account.utils import user_pk_to_url_str
+from django.core.files.uploadedfile import SimpleUploadedFile
+from playwright.sync_api import expect
+
+from reservations import displays, services
+from reservations.models import FloorMap
+from tests.conftest import local, next_weekday
+from tests.portal.test_floormap_browser import svg
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DAY = next_weekday(2)
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(page, live_server) -> list[str]:
+    """The page's serious and critical violations, one line each: rule, impact, targets."""
+    page.wait_for_load_state("load")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(url=f"{live_server.url}/static/vendor/axe.min.js")
+    results = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ["violations"]});
+            return r.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                targets: v.nodes.slice(0, 5).map(n => n.target.join(" ")),
+            }));
+        }"""
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} -> {v['targets']}"
+        for v in results
+        if v["impact"] in SERIOUS
+    ]
+
+
+def check(page, live_server, url: str, problems: dict[str, list[str]]) -> None:
+    response = page.goto(f"{live_server.url}{url}")
+    if response is None or not response.ok:
+        problems[url] = [f"HTTP {response.status if response else '-'}"]
+        return
+    found = axe_violations(page, live_server)
+    if found:
+        problems[url] = found
+
+
+def report(problems: dict[str, list[str]]) -> str:
+    return "\n".join(f"{url}: {line}" for url, lines in problems.items() for line in lines)
+
+
+@pytest.fixture
+def booked(office, alice, bob):
+    """One of Alice's bookings and one of Bob's in the small room, and a floor map."""
+    location = office.location
+    mine = services.book(
+        actor=alice,
+        space=office.small,
+        start=local(location, DAY, 9),
+        end=local(location, DAY, 10),
+        title="Alice's review",
+    ).reservations[0]
+    services.book(
+        actor=bob,
+        space=office.small,
+        start=local(location, DAY, 11),
+        end=local(location, DAY, 11, 30),
+        title="Bob's call",
+    )
+    for n, space in enumerate((office.booth, office.small, office.big, office.desk)):
+        space.floor, space.map_x, space.map_y = "1", 0.15 + n * 0.2, 0.5
+        space.save()
+    floor_map = FloorMap(location=office.location, floor="1")
+    floor_map.image = SimpleUploadedFile("plan.svg", svg())
+    floor_map.save()
+    return mine
+
+
+def test_every_signed_in_portal_page_passes_axe(
+    new_page, live_server, office, alice, booked, make_user
+):
+    # Insights and the approvals queue: someone who manages every booking.
+    manager = make_user("mo", perms=("reservations.view_insights", "reservations.manage_all"))
+    page = new_page(alice)
+    problems: dict[str, list[str]] = {}
+    location, day = office.location.pk, DAY.isoformat()
+    search = f"location={location}&date={day}&start=09:00&duration=60&capacity=1"
+    for url in (
+        "/",
+        f"/?{search}",
+        f"/?{search}&view=map",
+        f"/schedule/?location={location}&date={day}",
+        f"/schedule/space/{office.small.pk}/?week={day}",
+        "/my/",
+        f"/book/?space={office.big.pk}&date={day}&start=15:00&end=16:00",
+        f"/reservations/{booked.pk}/",
+        f"/reservations/{booked.pk}/change/",
+        f"/reservations/{booked.pk}/cancel/",
+        "/profile/",
+        "/calendars/connect/",
+    ):
+        check(page, live_server, url, problems)
+    managing = new_page(manager)
+    for url in ("/insights/", "/approvals/"):
+        check(managing, live_server, url, problems)
+
+    # The booking form after a clash: the error, the alternatives.
+    page.goto(
+        f"{live_server.url}/book/?space={office.small.pk}&date={day}&start=09:00&end=10:00"
+    )
+    page.get_by_role("button", name=re.compile("^Book")).click()
+    expect(page.locator("#conflict")).to_be_visible()
+    if found := axe_violations(page, live_server):
+        problems["booking form with a clash"] = found
+    assert problems == {}, report(problems)
+
+
+def test_signed_out_pages_pass_axe(new_page, live_server, office, alice):
+    page = new_page()
+    problems: dict[str, list[str]] = {}
+    alice.email = "alice@example.com"
+    alice.save()
+    key = f"{user_pk_to_url_str(alice)}-{default_token_generator.make_token(alice)}"
+    for url in (
+        "/accounts/login/",
+        "/accounts/password/reset/",
+        "/accounts/password/reset/done/",
+        f"/accounts/password/reset/key/{key}/",
+        "/accounts/password/reset/key/done/",
+        "/display/",
+    ):
+        check(page, live_server, url, problems)
+    assert problems == {}, report(problems)
+
+
+def test_the_display_page_passes_axe(new_page, live_server, office):
+    pairing = displays.create(space=office.small)
+    page = new_page(width=1280, height=800)
+    page.goto(f"{live_server.url}/display/")
+    page.get_by_label("Pairing code").fill(pairing.code)
+    page.get_by_role("button", name="Pair").click()
+    expect(page.get_by_role("heading", name="Small room")).to_be_visible()
+    found = axe_violations(page, live_server)
+    assert found == [], "\n".join(found)

@@ -155,3 +155,56 @@ def test_the_display_page_passes_axe(new_page, live_server, office):
     expect(page.get_by_role("heading", name="Small room")).to_be_visible()
     found = axe_violations(page, live_server)
     assert found == [], "\n".join(found)
+
+
+def test_the_schedule_is_one_tab_stop_with_arrow_keys_and_enter_books(
+    new_page, live_server, office, alice, bob
+):
+    """Keyboard only: one Tab from the date field enters the grid (at its first free half
+    hour), the arrows move by half hours and spaces, and Enter opens the booking form for the
+    cell in focus; a second Tab leaves the grid."""
+    location = office.location
+    services.book(
+        actor=bob, space=office.booth, start=local(location, DAY, 7), end=local(location, DAY, 8)
+    )
+    page = new_page(alice)
+    page.goto(f"{live_server.url}/schedule/?location={location.pk}&date={DAY}")
+    grid = page.get_by_role("grid")
+    expect(grid).to_be_visible()
+    page.get_by_label("Date").focus()
+    page.keyboard.press("Tab")  # the previous/next day links come after the form
+    while not page.evaluate("!!document.activeElement.closest('[role=grid]')"):
+        page.keyboard.press("Tab")
+    # Rows are ordered by floor then name: Big room, Booth, Desk 1, Small room. The first free
+    # half hour is the big room's 07:00.
+    expect(page.locator(":focus")).to_have_text("Book Big room from 07:00")
+    page.keyboard.press("ArrowDown")  # the booth at 07:00: Bob's booking
+    expect(page.locator(":focus")).to_contain_text("07:00–08:00")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")  # 08:00, free again
+    expect(page.locator(":focus")).to_have_text("Book Booth from 08:00")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowUp")  # the big room at 08:30
+    expect(page.locator(":focus")).to_have_text("Book Big room from 08:30")
+    page.keyboard.press("Home")  # the row header: the big room's week
+    expect(page.locator(":focus")).to_have_attribute("aria-label", "Big room: week view")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(":focus")).to_have_text("Book Big room from 07:00")
+
+    # Only one element of the grid is in the tab order.
+    tabbable = page.evaluate(
+        "Array.from(document.querySelectorAll('[role=grid] a[href], [role=grid] [tabindex]'))"
+        ".filter(el => el.tabIndex >= 0).length"
+    )
+    assert tabbable == 1
+    page.keyboard.press("Tab")
+    assert not page.evaluate("!!document.activeElement.closest('[role=grid]')")
+    page.keyboard.press("Shift+Tab")  # back to the cell last visited
+    expect(page.locator(":focus")).to_have_text("Book Big room from 07:00")
+
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Book Big room")).to_be_visible()
+    expect(page.get_by_label("Date")).to_have_value(DAY.isoformat())
+    expect(page.get_by_label("From")).to_have_value("08:00")

@@ -201,9 +201,7 @@ def change(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("portal:detail", pk=pk)
 
 
-def _render_change(
-    request, reservation, form, *, conflict=None, options=(), need=1, status=200
-):
+def _render_change(request, reservation, form, *, conflict=None, options=(), need=1, status=200):
     context = {
         "reservation": reservation,
         "form": form,

@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .. import approvals, closures, queries, rules
+from .. import approvals, closures, opening, queries, rules
 from ..models import ApprovalRule, Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
@@ -99,9 +99,22 @@ def schedule(request: HttpRequest) -> HttpResponse:
     if location is None:
         return render(request, "reservations/schedule.html", {"no_locations": True})
     zone = location.zone
-    today = timezone.now().astimezone(zone).date()
+    now = timezone.now()
+    today = now.astimezone(zone).date()
     day = parse_day(request.GET.get("date"), today)
+    notice = ""
+    if not request.GET.get("date"):
+        # Opened without a date while the location is closed for the rest of today: show the
+        # next day it opens rather than an empty grid.
+        opens = opening.next_opening(location, now)
+        if opens is not None and opens.date() != today:
+            day = opens.date()
+            notice = (
+                f"{location.name} is not open again today; it "
+                f"{opening.opens_phrase(location, opens, now)}, shown here."
+            )
     context = {
+        "notice": notice,
         "location": location,
         "locations": Location.objects.all(),
         "day": day,

@@ -5,12 +5,14 @@ location is closed, the recurrence fields, the upcoming list's pager, counts and
 
 from __future__ import annotations
 
+from datetime import time as clock
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 
 from reservations import services
+from reservations.models import Closure, Reservation
 from tests.conftest import local, next_weekday
 from tests.portal.test_views import change_form
 
@@ -53,3 +55,84 @@ def test_a_clash_when_rescheduling_offers_the_same_room_later_and_rooms_as_big(
     mine.refresh_from_db()
     assert (mine.start, mine.end) == (local(location, DAY, 11), local(location, DAY, 12, 30))
     assert mine.end - mine.start == timedelta(minutes=90)
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    def freeze(moment) -> None:
+        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
+
+    return freeze
+
+
+@pytest.fixture
+def weekdays_only(make_location, make_space):
+    """An office open 08:00-18:00 Monday to Friday."""
+    location = make_location("Works", opens=clock(8), closes=clock(18), weekdays=range(5))
+    make_space(location, name="Loft", capacity=6)
+    return location
+
+
+SATURDAY = next_weekday(5, weeks_ahead=0)  # within the session's two weeks
+
+
+def test_the_schedule_opens_on_the_next_open_day_when_today_is_closed(
+    alice_client, weekdays_only, frozen_now
+):
+    frozen_now(local(weekdays_only, SATURDAY, 10))
+    url = reverse("portal:schedule")
+    response = alice_client.get(url, {"location": weekdays_only.pk})
+    monday = SATURDAY + timedelta(days=2)
+    assert response.context["day"] == monday
+    body = response.content.decode()
+    assert f"Works is not open again today; it opens on Monday {monday.day} " in body
+    assert "Book Loft from 08:00" in body
+    # After closing time on a Friday: Monday too.
+    frozen_now(local(weekdays_only, SATURDAY - timedelta(days=1), 18, 30))
+    assert alice_client.get(url, {"location": weekdays_only.pk}).context["day"] == monday
+    # Open now: today. A date asked for is shown as it is, closed or not.
+    frozen_now(local(weekdays_only, monday, 9))
+    response = alice_client.get(url, {"location": weekdays_only.pk})
+    assert response.context["day"] == monday and not response.context["notice"]
+    response = alice_client.get(url, {"location": weekdays_only.pk, "date": SATURDAY})
+    assert response.context["day"] == SATURDAY
+    assert "Works is closed on Saturdays." in response.content.decode()
+
+
+def test_the_schedule_skips_a_closure_of_the_whole_location(
+    alice_client, alice, weekdays_only, frozen_now
+):
+    monday = SATURDAY + timedelta(days=2)
+    Closure.objects.create(
+        location=weekdays_only, start_date=monday, end_date=monday, reason="Bank holiday"
+    )
+    frozen_now(local(weekdays_only, SATURDAY, 10))
+    response = alice_client.get(reverse("portal:schedule"), {"location": weekdays_only.pk})
+    assert response.context["day"] == monday + timedelta(days=1)
+    assert "opens on Tuesday" in response.content.decode()
+
+
+def test_quick_reservation_is_not_offered_while_closed_and_says_when_it_opens(
+    alice_client, weekdays_only, frozen_now
+):
+    frozen_now(local(weekdays_only, SATURDAY, 10))
+    body = alice_client.get(reverse("portal:find"), {"location": weekdays_only.pk}).content
+    body = body.decode()
+    assert 'id="quick-book"' not in body
+    monday = SATURDAY + timedelta(days=2)
+    assert f"Works is closed now and opens on Monday {monday.day} " in body
+    assert "at 08:00 (Europe/London)." in body
+    # Before opening on a weekday: today's time; open: the button.
+    frozen_now(local(weekdays_only, monday, 7, 30))
+    body = alice_client.get(reverse("portal:find"), {"location": weekdays_only.pk}).content
+    assert "Works is closed now and opens at 08:00 (Europe/London)." in body.decode()
+    frozen_now(local(weekdays_only, monday, 9))
+    body = alice_client.get(reverse("portal:find"), {"location": weekdays_only.pk}).content
+    assert 'id="quick-book"' in body.decode()
+    # Posted anyway (an old page): nothing booked, the same words.
+    frozen_now(local(weekdays_only, SATURDAY, 10))
+    response = alice_client.post(
+        reverse("portal:quick"), {"location": weekdays_only.pk}, follow=True
+    )
+    assert "Works is closed now and opens on Monday" in response.content.decode()
+    assert not Reservation.objects.exists()

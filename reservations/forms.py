@@ -180,7 +180,14 @@ class BookingForm(SlotFieldsMixin):
         "normal booking.",
     )
     repeat = forms.ChoiceField(label="Repeat", choices=REPEAT_CHOICES, required=False)
-    interval = forms.IntegerField(label="Every", min_value=1, max_value=12, initial=1)
+    interval = forms.IntegerField(
+        label="Every",
+        min_value=1,
+        max_value=12,
+        initial=1,
+        # Read with its unit ("Every 1 week(s)"), shown after the box.
+        widget=forms.NumberInput(attrs={"aria-describedby": "interval-unit", "class": "narrow"}),
+    )
     weekdays = forms.TypedMultipleChoiceField(
         label="On",
         choices=[(value, label[:3]) for value, label in Weekday.choices],
@@ -212,6 +219,21 @@ class BookingForm(SlotFieldsMixin):
             del self.fields["requested_for"]
         if space is None or not space.allows_group:
             del self.fields["attendees"]
+        if not self.is_bound:
+            # "Every week on ..." starts on the first date's weekday, as calendars do.
+            first = _initial_date(self.initial.get("date"))
+            if first is not None:
+                self.fields["weekdays"].initial = [first.weekday()]
+
+    def interval_unit(self) -> str:
+        """What "Every <n>" counts for the chosen repetition (the page's script follows
+        the select; this is the text before it runs, or without it)."""
+        repeat = self["repeat"].value() or ""
+        if repeat == Frequency.DAILY:
+            return "day(s)"
+        if repeat.startswith("monthly"):
+            return "month(s)"
+        return "week(s)"
 
     @property
     def can_book_on_behalf(self) -> bool:
@@ -262,6 +284,16 @@ class BookingForm(SlotFieldsMixin):
             until=data.get("until"),
             count=data.get("count"),
         )
+
+
+def _initial_date(value) -> date | None:
+    """The booking form's prefilled date (a date, or the ISO string from a link), or None."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _person_label(user) -> str:

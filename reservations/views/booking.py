@@ -109,7 +109,12 @@ def book(request: HttpRequest) -> HttpResponse:
     else:
         text = f"Booked {first.space.name} on {len(result.reservations)} dates."
     if result.skipped:
-        text += f" {len(result.skipped)} dates that were not free were left out."
+        skipped = len(result.skipped)
+        text += (
+            " 1 date that was not free was left out."
+            if skipped == 1
+            else f" {skipped} dates that were not free were left out."
+        )
     if first.approval == "awaiting":
         rule = approvals.rule_for(first.space)
         who = rule.approvers.name if rule else "the approvers"

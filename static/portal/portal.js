@@ -8,13 +8,32 @@
       var select = box.querySelector("select[name=repeat]");
       var details = box.querySelector("[data-recurrence-details]");
       if (!select || !details) return;
+      var unit = box.querySelector("[data-interval-unit]");
       var update = function () {
         details.hidden = !select.value;
+        if (unit) {
+          unit.textContent = select.value === "daily" ? "day(s)"
+            : select.value.indexOf("monthly") === 0 ? "month(s)" : "week(s)";
+        }
         var weekdays = details.querySelector(".weekdays");
         if (weekdays) weekdays.hidden = select.value !== "weekly";
       };
       select.addEventListener("change", update);
       update();
+      // The weekday ticked for "every week" follows the date until the person picks days.
+      var form = box.closest("form");
+      var date = form && form.querySelector("input[name=date]");
+      var days = details.querySelectorAll("input[name=weekdays]");
+      var picked = false;
+      days.forEach(function (day) { day.addEventListener("change", function () { picked = true; }); });
+      if (date && days.length) {
+        date.addEventListener("change", function () {
+          var parts = date.value.split("-");
+          if (picked || parts.length !== 3) return;
+          var weekday = (new Date(+parts[0], +parts[1] - 1, +parts[2]).getDay() + 6) % 7;
+          days.forEach(function (day) { day.checked = +day.value === weekday; });
+        });
+      }
     });
   }
 

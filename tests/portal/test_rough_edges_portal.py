@@ -136,3 +136,56 @@ def test_quick_reservation_is_not_offered_while_closed_and_says_when_it_opens(
     )
     assert "Works is closed now and opens on Monday" in response.content.decode()
     assert not Reservation.objects.exists()
+
+
+def test_the_repeat_fields_say_every_1_weeks_and_tick_the_dates_weekday(alice_client, office):
+    response = alice_client.get(
+        reverse("portal:book"),
+        {"space": office.small.pk, "date": DAY.isoformat(), "start": "10:00", "end": "11:00"},
+    )
+    body = response.content.decode()
+    assert '<span id="interval-unit" data-interval-unit>week(s)</span>' in body
+    assert 'aria-describedby="interval-unit"' in body and 'value="1"' in body
+    # DAY is a Wednesday (2): that box alone is ticked.
+    assert response.context["form"]["weekdays"].value() == [2]
+    assert 'value="2" id="id_weekdays_2" checked' in body
+    assert 'value="1" id="id_weekdays_1" checked' not in body
+    # Sent back with a daily repeat and an error: the unit follows what was chosen.
+    response = alice_client.post(
+        reverse("portal:book"),
+        {
+            "space": office.small.pk,
+            "date": DAY.isoformat(),
+            "start": "10:00",
+            "end": "11:00",
+            "repeat": "daily",
+            "interval": 1,
+        },
+    )
+    assert response.status_code == 400
+    assert "data-interval-unit>day(s)</span>" in response.content.decode()
+
+
+def test_leaving_out_one_taken_date_says_1_date(alice_client, alice, bob, office):
+    services.book(
+        actor=bob,
+        space=office.small,
+        start=local(office.location, DAY + timedelta(days=1), 10),
+        end=local(office.location, DAY + timedelta(days=1), 11),
+    )
+    data = {
+        "space": office.small.pk,
+        "date": DAY.isoformat(),
+        "start": "10:00",
+        "end": "11:00",
+        "repeat": "daily",
+        "interval": 1,
+        "count": 3,
+        "skip_unavailable": "1",
+        "title": "",
+        "public_nickname": "",
+        "description": "",
+    }
+    response = alice_client.post(reverse("portal:book"), data, follow=True)
+    body = response.content.decode()
+    assert "Booked Small room on 2 dates. 1 date that was not free was left out." in body

@@ -189,3 +189,13 @@ def test_leaving_out_one_taken_date_says_1_date(alice_client, alice, bob, office
     response = alice_client.post(reverse("portal:book"), data, follow=True)
     body = response.content.decode()
     assert "Booked Small room on 2 dates. 1 date that was not free was left out." in body
+
+
+def test_the_upcoming_list_pages_to_later_bookings(alice_client, alice, office, make_reservation):
+    for n in range(26):  # one more than a page: 13 hours in each of two spaces
+        space = office.desk if n % 2 else office.booth
+        make_reservation(space, user=alice, start=local(office.location, DAY, 7 + n // 2))
+    first = alice_client.get(reverse("portal:mine")).content.decode()
+    assert 'rel="next">Later</a>' in first and "Older" not in first
+    second = alice_client.get(reverse("portal:mine"), {"page": 2}).content.decode()
+    assert 'rel="prev">Sooner</a>' in second and "Newer" not in second

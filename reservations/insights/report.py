@@ -25,6 +25,7 @@ from ..models import (
     SpaceDayStats,
     SpaceKind,
     Weekday,
+    source_words,
 )
 
 DEFAULT_DAYS = 28  # the last four weeks
@@ -194,8 +195,9 @@ SUMMED = (
 
 
 def source_labels() -> dict[str, str]:
-    """Read from the choices now, so a source added later (e.g. displays) is named too."""
-    return {value: str(label) for value, label in Source.choices}
+    """Read from the choices now, so a source added later (e.g. displays) is named too; in
+    the portal's words (``models.source_words``)."""
+    return {value: source_words(value) for value in Source.values}
 
 
 def build(filters: Filters) -> Report:

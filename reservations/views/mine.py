@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .. import checkin, freetimes, rules, services
 from ..forms import CancelForm, ChangeForm
-from ..models import SLOT_HOLDING_STATUSES, Reservation, Source
+from ..models import SLOT_HOLDING_STATUSES, Reservation, Source, source_words
 from .booking import use_time
 from .common import alternatives, apply_booking_error, get_visible_reservation
 
@@ -115,7 +115,7 @@ def _history(reservation: Reservation) -> list[dict]:
             {
                 "when": record.history_date,
                 "who": record.history_user,
-                "source": Source(record.change_source).label if record.change_source else "",
+                "source": source_words(record.change_source) if record.change_source else "",
                 "what": what,
             }
         )

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from reservations import services
-from reservations.models import Closure, Reservation
+from reservations.models import Closure, Reservation, Source
 from tests.conftest import local, next_weekday
 from tests.portal.test_views import change_form
 
@@ -199,3 +199,19 @@ def test_the_upcoming_list_pages_to_later_bookings(alice_client, alice, office, 
     assert 'rel="next">Later</a>' in first and "Older" not in first
     second = alice_client.get(reverse("portal:mine"), {"page": 2}).content.decode()
     assert 'rel="prev">Sooner</a>' in second and "Newer" not in second
+
+
+def test_plain_words_for_sources_and_calendar_connections(alice_client, alice, office):
+    booked = services.book(
+        actor=alice,
+        space=office.small,
+        start=local(office.location, DAY, 10),
+        end=local(office.location, DAY, 11),
+        source=Source.EVENT_PLANNER,
+    ).reservations[0]
+    body = alice_client.get(reverse("portal:detail", args=[booked.pk])).content.decode()
+    assert "· from Schedule</span>" in body and "Event planner" not in body
+    assert "Booked</span>" in body and " · Schedule</span>" in body  # the history line
+    body = alice_client.get(reverse("calendars:connect")).content.decode()
+    assert "personal mode" not in body.lower()
+    assert "the rooms you book here are added to your own Microsoft or Google calendar" in body

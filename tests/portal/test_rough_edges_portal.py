@@ -5,10 +5,12 @@ location is closed, the recurrence fields, the upcoming list's pager, counts and
 
 from __future__ import annotations
 
+import re
 from datetime import time as clock
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from reservations import services
@@ -215,3 +217,30 @@ def test_plain_words_for_sources_and_calendar_connections(alice_client, alice, o
     body = alice_client.get(reverse("calendars:connect")).content.decode()
     assert "personal mode" not in body.lower()
     assert "the rooms you book here are added to your own Microsoft or Google calendar" in body
+
+
+def test_password_reset_pages_in_reservas_words(client, alice):
+    page = client.get(reverse("account_reset_password")).content.decode()
+    assert "<h1>Reset your password</h1>" in page and "Email me a reset link" in page
+    assert "Reset My Password" not in page and 'class="card auth-card"' in page
+    response = client.post(
+        reverse("account_reset_password"), {"email": "alice@example.com"}, follow=True
+    )
+    assert "<h1>Check your email</h1>" in response.content.decode()
+    link = re.search(r"https?://\S+/accounts/password/reset/key/\S+/", mail.outbox[0].body)
+    response = client.get(link.group(0), follow=True)
+    body = response.content.decode()
+    assert "<h1>Choose a new password</h1>" in body and "Save my new password" in body
+    assert "Change Password" not in body
+    response = client.post(
+        response.redirect_chain[-1][0],
+        {"password1": "a long new passphrase", "password2": "a long new passphrase"},
+        follow=True,
+    )
+    assert "<h1>Password changed</h1>" in response.content.decode()
+    assert client.login(username="alice", password="a long new passphrase")
+    # The same link again: it says so, and offers a new one.
+    client.logout()
+    body = client.get(link.group(0), follow=True).content.decode()
+    assert "<h1>This reset link does not work</h1>" in body and "Bad Token" not in body
+    assert "Email me a new link" in body

@@ -195,7 +195,8 @@ class BookingForm(SlotFieldsMixin):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    until = forms.DateField(label="Until", required=False, widget=DateInput())
+    # "Last date", not "Until": the booking's own end time is already labelled "Until".
+    until = forms.DateField(label="Last date", required=False, widget=DateInput())
     count = forms.IntegerField(
         label="Or number of times", min_value=1, max_value=MAX_OCCURRENCES, required=False
     )
@@ -343,7 +344,7 @@ class CancelForm(forms.Form):
     scope = forms.ChoiceField(
         label="Cancel", choices=SCOPE_CHOICES, initial=Scope.THIS, widget=forms.RadioSelect
     )
-    reason = forms.CharField(label="Reason (optional)", max_length=255, required=False)
+    reason = forms.CharField(label="Reason", max_length=255, required=False)
     expected_version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, *args, reservation, **kwargs) -> None:
@@ -353,12 +354,21 @@ class CancelForm(forms.Form):
 
 
 class ProfileForm(forms.ModelForm):
-    time_zone = forms.ChoiceField(label="Your time zone", required=False)
+    time_zone = forms.ChoiceField(
+        label="Your time zone",
+        required=False,
+        help_text="Bookings are always shown in the location's time; when your zone differs, "
+        "your own time is shown next to it.",
+    )
 
     class Meta:
         model = Profile
         fields = ["time_zone", "default_location"]
         labels = {"default_location": "Default location"}
+        # One help text a field, tied to it (the model's is the admin's shorter one).
+        help_texts = {
+            "default_location": "Where “Find a space”, the schedule and quick reservations start."
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

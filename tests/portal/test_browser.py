@@ -59,7 +59,7 @@ def test_sign_in_search_book_reschedule_cancel(new_page, live_server, office, al
     assert reservation.end == local(office.location, DAY, 15, 30)
 
     page.get_by_role("link", name="Cancel booking").click()
-    page.get_by_label("Reason (optional)").fill("Moved online")
+    page.get_by_label("Reason").fill("Moved online")
     page.get_by_role("button", name="Cancel booking").click()
     expect(page.get_by_text("Your booking was cancelled.")).to_be_visible()
     expect(page.locator(".booking-card", has_text="Design review")).to_have_count(0)

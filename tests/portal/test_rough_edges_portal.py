@@ -244,3 +244,38 @@ def test_password_reset_pages_in_reservas_words(client, alice):
     body = client.get(link.group(0), follow=True).content.decode()
     assert "<h1>This reset link does not work</h1>" in body and "Bad Token" not in body
     assert "Email me a new link" in body
+
+
+def _labels_and_helps(html: str) -> list[str]:
+    """Every label, legend and help text of a page, as read (without the "optional" tag)."""
+    found = re.findall(r"<(label|legend)[^>]*>(.*?)</\1>", html, re.S)
+    found += [("p", text) for text in re.findall(r'<p class="help"[^>]*>(.*?)</p>', html, re.S)]
+    texts = [re.sub(r"<[^>]+>|\boptional\b", "", text).strip() for _tag, text in found]
+    return [text for text in texts if text]
+
+
+def test_no_label_or_help_text_is_said_twice_on_a_page(client, alice, office):
+    pages = {"sign in": client.get(reverse("account_login"))}
+    client.force_login(alice)
+    mine = services.book(
+        actor=alice,
+        space=office.big,
+        start=local(office.location, DAY, 9),
+        end=local(office.location, DAY, 10),
+    ).reservations[0]
+    book = f"?space={office.big.pk}&date={DAY.isoformat()}&start=10:00&end=11:00"
+    pages |= {
+        "find": client.get(reverse("portal:find")),
+        "book": client.get(reverse("portal:book") + book),
+        "change": client.get(reverse("portal:change", args=[mine.pk])),
+        "cancel": client.get(reverse("portal:cancel", args=[mine.pk])),
+        "profile": client.get(reverse("portal:profile")),
+    }
+    for name, response in pages.items():
+        texts = _labels_and_helps(response.content.decode())
+        assert texts, name
+        repeated = sorted({text for text in texts if texts.count(text) > 1})
+        assert repeated == [], name
+    book_page = pages["book"].content.decode()
+    assert "Last date" in book_page and "Recurring booking" in book_page
+    assert "Reason (optional)" not in pages["cancel"].content.decode()

@@ -19,9 +19,10 @@ from .. import checkin, freetimes, rules, services
 from ..forms import CancelForm, ChangeForm
 from ..models import SLOT_HOLDING_STATUSES, Reservation, Source, source_words
 from .booking import use_time
-from .common import alternatives, apply_booking_error, get_visible_reservation
+from .common import alternatives, apply_booking_error, get_visible_reservation, is_htmx
 
 PAGE_SIZE = 25
+SYNC_POLLS = 40  # 40 times 3 seconds: two minutes, then the person reloads if they wish
 
 
 def annotate_permissions(user, reservations) -> None:
@@ -71,15 +72,25 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             .select_related("space__location")
             .order_by("start")
         )
-    return render(
-        request,
-        "reservations/detail.html",
-        {
-            "reservation": reservation,
-            "occurrences": occurrences,
-            "history": _history(reservation),
-        },
-    )
+    poll = _poll_number(request.GET.get("poll"))
+    context = {
+        "reservation": reservation,
+        "occurrences": occurrences,
+        # The sync panel asks again every few seconds while the calendar has not answered
+        # (calendars/portal/reservation_sync.html decides), for at most SYNC_POLLS times.
+        "sync_refresh_url": (
+            f"{request.path}?part=sync&poll={poll + 1}" if poll < SYNC_POLLS else None
+        ),
+    }
+    if is_htmx(request) and request.GET.get("part") == "sync":
+        return render(request, "reservations/_detail_sync.html", context)
+    context["history"] = _history(reservation)
+    return render(request, "reservations/detail.html", context)
+
+
+def _poll_number(value: str | None) -> int:
+    """How many times the sync panel has been fetched again (0 for the page itself)."""
+    return int(value) if value and value.isdigit() and len(value) < 4 else 0
 
 
 def _history(reservation: Reservation) -> list[dict]:

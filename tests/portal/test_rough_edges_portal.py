@@ -13,9 +13,11 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from calendars.models import SyncLink
 from reservations import services
 from reservations.models import Closure, Reservation, Source
 from tests.conftest import local, next_weekday
+from tests.portal.test_sync_rules import provider, synced_office  # noqa: F401 (fixtures)
 from tests.portal.test_views import change_form
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +281,45 @@ def test_no_label_or_help_text_is_said_twice_on_a_page(client, alice, office):
     book_page = pages["book"].content.decode()
     assert "Last date" in book_page and "Recurring booking" in book_page
     assert "Reason (optional)" not in pages["cancel"].content.decode()
+
+
+def test_the_details_page_asks_again_until_the_calendar_has_the_booking(
+    alice_client,
+    alice,
+    synced_office,
+    provider,  # noqa: F811 (the imported fixtures)
+):
+    booked = services.book(
+        actor=alice,
+        space=synced_office.small,
+        start=local(synced_office.location, DAY, 10),
+        end=local(synced_office.location, DAY, 11),
+    ).reservations[0]
+    link, _ = SyncLink.objects.update_or_create(
+        reservation=booked,
+        defaults={"provider": provider, "mailbox": "room@example.com", "state": "pending"},
+    )
+    url = reverse("portal:detail", args=[booked.pk])
+    page = alice_client.get(url).content.decode()
+    assert f'hx-get="{url}?part=sync&amp;poll=1"' in page
+    assert 'hx-target="#calendar-sync"' in page and 'hx-swap="outerHTML"' in page
+
+    # The panel alone, asking again with the next number.
+    part = alice_client.get(url, {"part": "sync", "poll": 1}, HTTP_HX_REQUEST="true")
+    body = part.content.decode()
+    assert body.lstrip().startswith('<section class="card sync-panel"') and "<html" not in body
+    assert "Waiting to be sent to the calendar" in body and "poll=2" in body
+
+    # Sent: it stops asking.
+    link.state, link.external_id = "synced", "AAMkAGI2-event"
+    link.save()
+    body = alice_client.get(url, {"part": "sync", "poll": 2}, HTTP_HX_REQUEST="true")
+    body = body.content.decode()
+    assert "In the calendar" in body and "AAMkAGI2-event" in body and "hx-get" not in body
+
+    # Not sent after two minutes of asking: it stops and says how to check again.
+    link.state = "failed"
+    link.save()
+    body = alice_client.get(url, {"part": "sync", "poll": 40}, HTTP_HX_REQUEST="true")
+    body = body.content.decode()
+    assert "hx-get" not in body and "reload the page to check again" in body

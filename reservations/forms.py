@@ -195,8 +195,8 @@ class BookingForm(SlotFieldsMixin):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    # "Last date", not "Until": the booking's own end time is already labelled "Until".
-    until = forms.DateField(label="Last date", required=False, widget=DateInput())
+    # "Ends on", not "Until": the booking's own end time is already labelled "Until".
+    until = forms.DateField(label="Ends on", required=False, widget=DateInput())
     count = forms.IntegerField(
         label="Or number of times", min_value=1, max_value=MAX_OCCURRENCES, required=False
     )

@@ -279,7 +279,7 @@ def test_no_label_or_help_text_is_said_twice_on_a_page(client, alice, office):
         repeated = sorted({text for text in texts if texts.count(text) > 1})
         assert repeated == [], name
     book_page = pages["book"].content.decode()
-    assert "Last date" in book_page and "Recurring booking" in book_page
+    assert "Ends on" in book_page and "Recurring booking" in book_page
     assert "Reason (optional)" not in pages["cancel"].content.decode()
 
 

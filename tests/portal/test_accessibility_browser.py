@@ -9,6 +9,7 @@ a booking on the day shown, after the htmx swaps it makes on load.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from allauth.account.forms import default_token_generator
@@ -16,10 +17,12 @@ from allauth.account.utils import user_pk_to_url_str
 from django.core.files.uploadedfile import SimpleUploadedFile
 from playwright.sync_api import expect
 
+from calendars.models import SyncLink
 from reservations import displays, services
-from reservations.models import FloorMap
+from reservations.models import Closure, FloorMap
 from tests.conftest import local, next_weekday
 from tests.portal.test_floormap_browser import svg
+from tests.portal.test_sync_rules import provider, synced_office  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -206,3 +209,54 @@ def test_the_schedule_is_one_tab_stop_with_arrow_keys_and_enter_books(
     expect(page.get_by_role("heading", name="Book Big room")).to_be_visible()
     expect(page.get_by_label("Date")).to_have_value(DAY.isoformat())
     expect(page.get_by_label("From")).to_have_value("08:00")
+
+
+def test_pages_in_their_other_states_pass_axe(
+    new_page,
+    live_server,
+    office,
+    alice,
+    synced_office,  # noqa: F811 (the imported fixture)
+    provider,  # noqa: F811
+):
+    """The details page with its calendar sync panel still waiting, a closed day on the
+    schedule, and the page a space's check-in QR code opens."""
+    location = office.location
+    booked = services.book(
+        actor=alice,
+        space=office.small,
+        start=local(location, DAY, 10),
+        end=local(location, DAY, 11),
+    ).reservations[0]
+    SyncLink.objects.update_or_create(
+        reservation=booked,
+        defaults={"provider": provider, "mailbox": "room@example.com", "state": "pending"},
+    )
+    closed = DAY + timedelta(days=1)
+    Closure.objects.create(location=location, start_date=closed, end_date=closed, reason="Move")
+    page = new_page(alice)
+    problems: dict[str, list[str]] = {}
+    for url in (
+        f"/reservations/{booked.pk}/",
+        f"/schedule/?location={location.pk}&date={closed.isoformat()}",
+        f"/spaces/{office.small.pk}/check-in/",
+    ):
+        check(page, live_server, url, problems)
+    assert problems == {}, report(problems)
+
+
+def test_a_short_booking_stays_readable(new_page, live_server, office, alice):
+    location = office.location
+    services.book(
+        actor=alice,
+        space=office.small,
+        start=local(location, DAY, 9),
+        end=local(location, DAY, 9, 10),
+        title="Stand-up",
+    )
+    page = new_page(alice)
+    page.goto(f"{live_server.url}/schedule/?location={location.pk}&date={DAY}")
+    block = page.locator(".block-mine", has_text="Stand-up")
+    expect(block).to_have_attribute("title", "Stand-up, 09:00\u201309:10")
+    # Ten minutes of a 13-hour day would be about 11 px wide; it keeps 2.6rem.
+    assert block.bounding_box()["width"] >= 2.6 * 16 - 1

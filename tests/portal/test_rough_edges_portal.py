@@ -286,8 +286,8 @@ def test_no_label_or_help_text_is_said_twice_on_a_page(client, alice, office):
 def test_the_details_page_asks_again_until_the_calendar_has_the_booking(
     alice_client,
     alice,
-    synced_office,
-    provider,  # noqa: F811 (the imported fixtures)
+    synced_office,  # noqa: F811 (the imported fixtures)
+    provider,  # noqa: F811
 ):
     booked = services.book(
         actor=alice,

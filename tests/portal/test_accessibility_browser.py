@@ -14,15 +14,17 @@ from datetime import timedelta
 import pytest
 from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from calendars.models import SyncLink
-from reservations import displays, services
-from reservations.models import Closure, FloorMap
+from reservations import approvals, displays, services
+from reservations.models import ApprovalRule, Closure, FloorMap
 from tests.conftest import local, next_weekday
 from tests.portal.test_floormap_browser import svg
-from tests.portal.test_sync_rules import provider, synced_office  # noqa: F401 (fixtures)
+from tests.portal.test_sync_rules import provider  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -216,12 +218,28 @@ def test_pages_in_their_other_states_pass_axe(
     live_server,
     office,
     alice,
-    synced_office,  # noqa: F811 (the imported fixture)
-    provider,  # noqa: F811
+    make_user,
+    provider,  # noqa: F811 (the imported fixture)
 ):
     """The details page with its calendar sync panel still waiting, a closed day on the
-    schedule, and the page a space's check-in QR code opens."""
+    schedule, the page a space's check-in QR code opens, and an approver's queue with a
+    booking in it and the page their email's link opens."""
     location = office.location
+    facilities = Group.objects.create(name="Facilities")
+    ApprovalRule.objects.create(location=location, space=office.big, approvers=facilities)
+    fiona = make_user("fiona", first_name="Fiona")
+    fiona.groups.add(facilities)
+    awaiting = services.book(
+        actor=alice,
+        space=office.big,
+        start=local(location, DAY, 14),
+        end=local(location, DAY, 15),
+    ).reservations[0]
+    approver = new_page(fiona)
+    problems: dict[str, list[str]] = {}
+    link = reverse("portal:approval_link", args=[approvals.link_token(awaiting, "approve")])
+    for url in ("/approvals/", link):
+        check(approver, live_server, url, problems)
     booked = services.book(
         actor=alice,
         space=office.small,
@@ -235,7 +253,6 @@ def test_pages_in_their_other_states_pass_axe(
     closed = DAY + timedelta(days=1)
     Closure.objects.create(location=location, start_date=closed, end_date=closed, reason="Move")
     page = new_page(alice)
-    problems: dict[str, list[str]] = {}
     for url in (
         f"/reservations/{booked.pk}/",
         f"/schedule/?location={location.pk}&date={closed.isoformat()}",

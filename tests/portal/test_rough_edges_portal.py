@@ -17,7 +17,7 @@ from calendars.models import SyncLink
 from reservations import services
 from reservations.models import Closure, Reservation, Source
 from tests.conftest import local, next_weekday
-from tests.portal.test_sync_rules import provider, synced_office  # noqa: F401 (fixtures)
+from tests.portal.test_sync_rules import provider  # noqa: F401 (a fixture)
 from tests.portal.test_views import change_form
 
 pytestmark = pytest.mark.django_db
@@ -286,14 +286,15 @@ def test_no_label_or_help_text_is_said_twice_on_a_page(client, alice, office):
 def test_the_details_page_asks_again_until_the_calendar_has_the_booking(
     alice_client,
     alice,
-    synced_office,  # noqa: F811 (the imported fixtures)
-    provider,  # noqa: F811
+    office,
+    provider,  # noqa: F811 (the imported fixture)
 ):
+    """A link row shows the panel without any calendar binding (so nothing is pushed)."""
     booked = services.book(
         actor=alice,
-        space=synced_office.small,
-        start=local(synced_office.location, DAY, 10),
-        end=local(synced_office.location, DAY, 11),
+        space=office.small,
+        start=local(office.location, DAY, 10),
+        end=local(office.location, DAY, 11),
     ).reservations[0]
     link, _ = SyncLink.objects.update_or_create(
         reservation=booked,

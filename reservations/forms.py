@@ -186,7 +186,9 @@ class BookingForm(SlotFieldsMixin):
         max_value=12,
         initial=1,
         # Read with its unit ("Every 1 week(s)"), shown after the box.
-        widget=forms.NumberInput(attrs={"aria-describedby": "interval-unit", "class": "narrow"}),
+        widget=forms.NumberInput(
+            attrs={"aria-describedby": "interval-unit", "class": "every-count"}
+        ),
     )
     weekdays = forms.TypedMultipleChoiceField(
         label="On",

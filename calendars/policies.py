@@ -95,8 +95,8 @@ def sync_mode_policy(
             return Decision(
                 False,
                 _(
-                    "In strict sync mode only reservations kept in the delegated calendar can be "
-                    "changed here."
+                    "Your organisation manages this booking in the room's calendar, so it cannot "
+                    "be changed here: ask an administrator to change or cancel it."
                 ),
             )
         return None

@@ -181,7 +181,16 @@ class BookingForm(SlotFieldsMixin):
         "normal booking.",
     )
     repeat = forms.ChoiceField(label="Repeat", choices=REPEAT_CHOICES, required=False)
-    interval = forms.IntegerField(label="Every", min_value=1, max_value=12, initial=1)
+    interval = forms.IntegerField(
+        label="Every",
+        min_value=1,
+        max_value=12,
+        initial=1,
+        # Read with its unit ("Every 1 week(s)"), shown after the box.
+        widget=forms.NumberInput(
+            attrs={"aria-describedby": "interval-unit", "class": "every-count"}
+        ),
+    )
     weekdays = forms.TypedMultipleChoiceField(
         label="On",
         choices=[(value, label[:3]) for value, label in Weekday.choices],
@@ -189,7 +198,8 @@ class BookingForm(SlotFieldsMixin):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    until = forms.DateField(label="Until", required=False, widget=DateInput())
+    # "Ends on", not "Until": the booking's own end time is already labelled "Until".
+    until = forms.DateField(label="Ends on", required=False, widget=DateInput())
     count = forms.IntegerField(
         label="Or number of times", min_value=1, max_value=MAX_OCCURRENCES, required=False
     )
@@ -213,6 +223,21 @@ class BookingForm(SlotFieldsMixin):
             del self.fields["requested_for"]
         if space is None or not space.allows_group:
             del self.fields["attendees"]
+        if not self.is_bound:
+            # "Every week on ..." starts on the first date's weekday, as calendars do.
+            first = _initial_date(self.initial.get("date"))
+            if first is not None:
+                self.fields["weekdays"].initial = [first.weekday()]
+
+    def interval_unit(self) -> str:
+        """What "Every <n>" counts for the chosen repetition (the page's script follows
+        the select; this is the text before it runs, or without it)."""
+        repeat = self["repeat"].value() or ""
+        if repeat == Frequency.DAILY:
+            return "day(s)"
+        if repeat.startswith("monthly"):
+            return "month(s)"
+        return "week(s)"
 
     @property
     def can_book_on_behalf(self) -> bool:
@@ -265,6 +290,16 @@ class BookingForm(SlotFieldsMixin):
         )
 
 
+def _initial_date(value) -> date | None:
+    """The booking form's prefilled date (a date, or the ISO string from a link), or None."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _person_label(user) -> str:
     name = user.get_full_name() or user.get_username()
     return f"{name} ({user.email})" if user.email else name
@@ -312,7 +347,7 @@ class CancelForm(forms.Form):
     scope = forms.ChoiceField(
         label="Cancel", choices=SCOPE_CHOICES, initial=Scope.THIS, widget=forms.RadioSelect
     )
-    reason = forms.CharField(label="Reason (optional)", max_length=255, required=False)
+    reason = forms.CharField(label="Reason", max_length=255, required=False)
     expected_version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, *args, reservation, **kwargs) -> None:
@@ -322,12 +357,21 @@ class CancelForm(forms.Form):
 
 
 class ProfileForm(forms.ModelForm):
-    time_zone = forms.ChoiceField(label="Your time zone", required=False)
+    time_zone = forms.ChoiceField(
+        label="Your time zone",
+        required=False,
+        help_text="Bookings are always shown in the location's time; when your zone differs, "
+        "your own time is shown next to it.",
+    )
 
     class Meta:
         model = Profile
         fields = ["time_zone", "default_location", "email_reminders"]
         labels = {"default_location": "Default location", "email_reminders": "Reminder emails"}
+        # One help text a field, tied to it (the model's is the admin's shorter one).
+        help_texts = {
+            "default_location": "Where “Find a space”, the schedule and quick reservations start."
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -51,9 +51,12 @@ def opening_hours(space: Space, first: date, last: date) -> list[tuple[datetime,
     return found
 
 
-def free_periods(space: Space, first: date, last: date) -> list[tuple[datetime, datetime]]:
+def free_periods(
+    space: Space, first: date, last: date, *, exclude: tuple[int, ...] = ()
+) -> list[tuple[datetime, datetime]]:
     """The periods from ``first`` to ``last`` (days in the location's zone) in which a
-    booking of the space may start and end, in time order (aware datetimes in UTC)."""
+    booking of the space may start and end, in time order (aware datetimes in UTC).
+    ``exclude``: bookings not to count (the one being moved does not block its own move)."""
     days = [
         (opens.astimezone(UTC), closes.astimezone(UTC))
         for opens, closes in opening_hours(space, first, last)
@@ -67,6 +70,7 @@ def free_periods(space: Space, first: date, last: date) -> list[tuple[datetime, 
             queries.overlapping(start - space.setup, end + space.cleanup),
             space_id=space.pk,
         )
+        .exclude(pk__in=exclude)
         .values_list("buffered_start", "buffered_end")
     )
     closed = closures.periods_on(space.location, start, end, [space.pk])
@@ -96,11 +100,13 @@ def next_free(
     *,
     now: datetime,
     count: int = NEXT_FREE_COUNT,
+    exclude: tuple[int, ...] = (),
 ) -> list[tuple[datetime, datetime]]:
     """Up to ``count`` slots as long as [start, end) in the same space, at or after ``start``
     (and not in the past): the earliest start of each free period that is long enough, in
     time order, as aware datetimes in the location's zone. Empty when none is free within
-    ``NEXT_FREE_DAYS`` days and the booking horizon."""
+    ``NEXT_FREE_DAYS`` days and the booking horizon. ``exclude``: as for ``free_periods``
+    (a reschedule leaves out the booking it moves)."""
     location = space.location
     zone = location.zone
     length = end - start
@@ -111,7 +117,7 @@ def next_free(
     found: list[tuple[datetime, datetime]] = []
     if length <= timedelta() or last < first:
         return found
-    for period_start, period_end in free_periods(space, first, last):
+    for period_start, period_end in free_periods(space, first, last, exclude=exclude):
         begin = _round_up(max(period_start, earliest))
         if begin > latest_start:
             break

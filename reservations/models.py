@@ -669,6 +669,27 @@ class Source(models.TextChoices):
 
 REMOTE_SOURCES = (Source.EXCHANGE, Source.GOOGLE)
 
+# What the portal calls each source: the thing a person used, in their words (the labels
+# above are the admin's and the API's names; "Event planner" means nothing to staff).
+SOURCE_WORDS = {
+    Source.PORTAL: "Booking form",
+    Source.EVENT_PLANNER: "Schedule",
+    Source.QUICK: "Quick reservation",
+    Source.MOBILE: "Mobile app",
+    Source.REST_API: "Another system (API)",
+    Source.ADMIN: "Admin",
+    Source.EXCHANGE: "Outlook calendar",
+    Source.GOOGLE: "Google Calendar",
+    Source.DISPLAY: "Room display",
+}
+
+
+def source_words(value: str) -> str:
+    """The portal's name for a reservation's source (``SOURCE_WORDS``)."""
+    if value in SOURCE_WORDS:
+        return SOURCE_WORDS[value]
+    return Source(value).label if value in Source.values else value
+
 
 class SyncMailbox(models.TextChoices):
     ROOM = "room", _("Room mailbox")

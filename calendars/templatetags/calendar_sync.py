@@ -3,6 +3,7 @@
 - ``{% sync_rows reservation occurrences as rows %}``: per occurrence (or the one reservation),
   its sync status in words and its remote sync ID, for the details page
   (``calendars/portal/reservation_sync.html``, pulled in by the portal's hook);
+- ``rows|unsettled``: whether the page should ask again (some occurrence not sent yet);
 - ``{% paused_sync_alert user as alert %}``: for staff who administer calendars, a line when
   some room's sync is paused (the banner in ``calendars/portal/banners.html``).
 """
@@ -47,6 +48,16 @@ def sync_rows(reservation, occurrences=None) -> list[dict]:
                 link, "state", LinkState.PENDING)}
         )  # fmt: skip
     return rows
+
+
+UNSETTLED = (LinkState.PENDING, LinkState.FAILED)  # the calendar has not answered yet
+
+
+@register.filter
+def unsettled(rows: list[dict]) -> bool:
+    """Whether some occurrence is still on its way to the calendar (the details page asks
+    again until none is)."""
+    return any(row["state"] in UNSETTLED for row in rows)
 
 
 @register.simple_tag

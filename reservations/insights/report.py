@@ -31,6 +31,7 @@ from ..models import (
     SpaceMonthSource,
     SpaceMonthStats,
     Weekday,
+    source_words,
 )
 from .rollup import month_of, next_month
 
@@ -219,8 +220,9 @@ SUMMED = (
 
 
 def source_labels() -> dict[str, str]:
-    """Read from the choices now, so a source added later (e.g. displays) is named too."""
-    return {value: str(label) for value, label in Source.choices}
+    """Read from the choices now, so a source added later (e.g. displays) is named too; in
+    the portal's words (``models.source_words``)."""
+    return {value: source_words(value) for value in Source.values}
 
 
 def _tables(filters: Filters) -> list[tuple[QuerySet, QuerySet, Sum]]:

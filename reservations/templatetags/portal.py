@@ -23,7 +23,7 @@ from django.template.loader import get_template
 from django.utils.html import format_html
 
 from reservations import approvals
-from reservations.models import REMOTE_SOURCES, Reservation
+from reservations.models import REMOTE_SOURCES, Reservation, source_words
 
 register = template.Library()
 
@@ -59,6 +59,12 @@ def digits(value: float | None, prefix: str) -> str:
     """
     tenths = min(max(round((value or 0) * 10), 0), 1000)
     return f"{prefix}-t{tenths // 100} {prefix}-u{tenths // 10 % 10} {prefix}-d{tenths % 10}"
+
+
+@register.filter
+def source_name(value: str) -> str:
+    """A reservation's source in the portal's words ("Schedule", not "Event planner")."""
+    return source_words(value)
 
 
 @register.filter

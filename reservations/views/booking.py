@@ -55,7 +55,7 @@ def book(request: HttpRequest) -> HttpResponse:
     if data.get("use_space"):  # "book this one instead" from the conflict panel
         data["space"] = data["use_space"]
     if data.get("use_time"):  # "book it then instead": "YYYY-MM-DD HH:MM HH:MM"
-        _use_time(data, data["use_time"])
+        use_time(data, data["use_time"])
     space = _space_from(data.get("space"))
     form = BookingForm(data, user=request.user, space=space)
     via = data.get("via", "")
@@ -109,7 +109,12 @@ def book(request: HttpRequest) -> HttpResponse:
     else:
         text = f"Booked {first.space.name} on {len(result.reservations)} dates."
     if result.skipped:
-        text += f" {len(result.skipped)} dates that were not free were left out."
+        skipped = len(result.skipped)
+        text += (
+            " 1 date that was not free was left out."
+            if skipped == 1
+            else f" {skipped} dates that were not free were left out."
+        )
     if first.approval == "awaiting":
         rule = approvals.rule_for(first.space)
         who = rule.approvers.name if rule else "the approvers"
@@ -132,7 +137,7 @@ def _people(value: str | None) -> int | None:
     return people if 1 <= people <= MAX_PEOPLE else None
 
 
-def _use_time(data: QueryDict, value: str) -> None:
+def use_time(data: QueryDict, value: str) -> None:
     """Put a next-free-time offer ("2026-12-08 14:30 15:30", in the location's zone) into the
     form's date, start and end; the form then checks them like typed ones."""
     parts = value.split()

@@ -15,12 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from .. import checkin, rules, services
+from .. import checkin, freetimes, rules, services
 from ..forms import CancelForm, ChangeForm
-from ..models import SLOT_HOLDING_STATUSES, Reservation, Source
-from .common import alternatives, apply_booking_error, get_visible_reservation
+from ..models import SLOT_HOLDING_STATUSES, Reservation, Source, source_words
+from .booking import use_time
+from .common import alternatives, apply_booking_error, get_visible_reservation, is_htmx
 
 PAGE_SIZE = 25
+SYNC_POLLS = 40  # 40 times 3 seconds: two minutes, then the person reloads if they wish
 
 
 def annotate_permissions(user, reservations) -> None:
@@ -70,15 +72,25 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             .select_related("space__location")
             .order_by("start")
         )
-    return render(
-        request,
-        "reservations/detail.html",
-        {
-            "reservation": reservation,
-            "occurrences": occurrences,
-            "history": _history(reservation),
-        },
-    )
+    poll = _poll_number(request.GET.get("poll"))
+    context = {
+        "reservation": reservation,
+        "occurrences": occurrences,
+        # The sync panel asks again every few seconds while the calendar has not answered
+        # (calendars/portal/reservation_sync.html decides), for at most SYNC_POLLS times.
+        "sync_refresh_url": (
+            f"{request.path}?part=sync&poll={poll + 1}" if poll < SYNC_POLLS else None
+        ),
+    }
+    if is_htmx(request) and request.GET.get("part") == "sync":
+        return render(request, "reservations/_detail_sync.html", context)
+    context["history"] = _history(reservation)
+    return render(request, "reservations/detail.html", context)
+
+
+def _poll_number(value: str | None) -> int:
+    """How many times the sync panel has been fetched again (0 for the page itself)."""
+    return int(value) if value and value.isdigit() and len(value) < 4 else 0
 
 
 def _history(reservation: Reservation) -> list[dict]:
@@ -114,7 +126,7 @@ def _history(reservation: Reservation) -> list[dict]:
             {
                 "when": record.history_date,
                 "who": record.history_user,
-                "source": Source(record.change_source).label if record.change_source else "",
+                "source": source_words(record.change_source) if record.change_source else "",
                 "what": what,
             }
         )
@@ -149,8 +161,10 @@ def change(request: HttpRequest, pk: int) -> HttpResponse:
         return _render_change(request, reservation, form)
 
     data = request.POST.copy()
-    if data.get("use_space"):
+    if data.get("use_space"):  # "book this one instead" from the conflict panel
         data["space"] = data["use_space"]
+    if data.get("use_time"):  # "book it then instead": the same space at a free time
+        use_time(data, data["use_time"])
     form = ChangeForm(data, reservation=reservation)
     if not form.is_valid():
         return _render_change(request, reservation, form, status=400)
@@ -173,10 +187,24 @@ def change(request: HttpRequest, pk: int) -> HttpResponse:
         if not exc.clashes:  # opening hours, horizon...: not a clash, a problem with the time
             form.add_error("start", exc.message)
             return _render_change(request, reservation, form, status=400)
+        # The same offers as the booking form's: other spaces for as many people as the
+        # booking holds (its space's size, or its attendees and organiser), and this space
+        # at its next free times, counting the booking being moved as free.
+        space = cleaned["space"]
+        need = max(space.capacity, len(reservation.attendees or []) + 1)
         options = []
         if len(exc.unavailable) <= 1:
-            options = alternatives(cleaned["space"], cleaned["start_at"], cleaned["end_at"])
-        return _render_change(request, reservation, form, conflict=exc, options=options, status=409)
+            options = alternatives(space, cleaned["start_at"], cleaned["end_at"], need)
+            exc.next_free = freetimes.next_free(
+                space,
+                cleaned["start_at"],
+                cleaned["end_at"],
+                now=timezone.now(),
+                exclude=(reservation.pk,),
+            )
+        return _render_change(
+            request, reservation, form, conflict=exc, options=options, need=need, status=409
+        )
     except services.BookingError as exc:
         apply_booking_error(form, exc)
         return _render_change(request, reservation, form, status=400)
@@ -184,13 +212,16 @@ def change(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("portal:detail", pk=pk)
 
 
-def _render_change(request, reservation, form, *, conflict=None, options=(), status=200):
-    return render(
-        request,
-        "reservations/change.html",
-        {"reservation": reservation, "form": form, "conflict": conflict, "options": options},
-        status=status,
-    )
+def _render_change(request, reservation, form, *, conflict=None, options=(), need=1, status=200):
+    context = {
+        "reservation": reservation,
+        "form": form,
+        "conflict": conflict,
+        "options": options,
+        "need": need,
+        "space": reservation.space,  # the conflict panel's fallback for the chosen space
+    }
+    return render(request, "reservations/change.html", context, status=status)
 
 
 @login_required

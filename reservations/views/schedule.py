@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .. import approvals, closures, queries, rules
+from .. import approvals, closures, opening, queries, rules
 from ..models import ApprovalRule, Location, OpeningHours, Reservation, Source, Space
 from ..recurrence import localize
 from .booking import PLANNER
@@ -73,6 +73,15 @@ class Slot:
     free: bool
     past: bool
     shut: bool = False  # outside the day's opening hours (the week view's longer days)
+    # What starts in this half hour: the day grid draws it inside the slot's grid cell, so
+    # that the keyboard reaches a booking where it begins (WAI-ARIA grid pattern).
+    space: Space | None = None
+    blocks: list[Block] = field(default_factory=list)
+    closed: list[ClosedBlock] = field(default_factory=list)
+
+    @property
+    def bookable(self) -> bool:
+        return self.free and not self.past
 
 
 @dataclass
@@ -90,9 +99,22 @@ def schedule(request: HttpRequest) -> HttpResponse:
     if location is None:
         return render(request, "reservations/schedule.html", {"no_locations": True})
     zone = location.zone
-    today = timezone.now().astimezone(zone).date()
+    now = timezone.now()
+    today = now.astimezone(zone).date()
     day = parse_day(request.GET.get("date"), today)
+    notice = ""
+    if not request.GET.get("date"):
+        # Opened without a date while the location is closed for the rest of today: show the
+        # next day it opens rather than an empty grid.
+        opens = opening.next_opening(location, now)
+        if opens is not None and opens.date() != today:
+            day = opens.date()
+            notice = (
+                f"{location.name} is not open again today; it "
+                f"{opening.opens_phrase(location, opens, now)}, shown here."
+            )
     context = {
+        "notice": notice,
         "location": location,
         "locations": Location.objects.all(),
         "day": day,
@@ -260,7 +282,28 @@ def space_row(
             )
         )
     row.slots = _slots(frame, hours, taken, now, space, row.closed)
+    _place_in_slots(row)
     return row
+
+
+def _place_in_slots(row: Row) -> None:
+    """Give each block and closed period to the half hour it starts in (clipped to the
+    frame: a booking from before opening starts in the first one)."""
+    for slot in row.slots:
+        slot.space = row.space
+    if not row.slots:
+        return
+    first = row.slots[0].start
+    step = timedelta(minutes=SLOT_MINUTES)
+
+    def slot_of(moment: datetime) -> Slot:
+        index = max(0, int((moment - first) / step))
+        return row.slots[min(index, len(row.slots) - 1)]
+
+    for block in row.blocks:
+        slot_of(block.reservation.start).blocks.append(block)
+    for gap in row.closed:
+        slot_of(gap.start).closed.append(gap)
 
 
 def _label(reservation: Reservation, can_open: bool) -> str:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import queries, services
+from .. import opening, queries, services
 from ..forms import QuickForm, SearchForm
 from ..models import Location, OpeningHours, Source, Space, SpaceKind
 from .common import default_location, is_htmx, location_problem, nearest_five, next_slot
@@ -65,6 +65,11 @@ def find(request: HttpRequest) -> HttpResponse:
     data.setdefault("view", "list")
     form = SearchForm(data)
     context = {"form": form, "location": location, "quick_sizes": QUICK_SIZES}
+    # Quick reservation is offered only when it can book something now; else the box says
+    # why and when the location opens.
+    if not is_htmx(request):
+        window = _quick_window(location, timezone.now())
+        context["quick_closed"] = window if isinstance(window, str) else ""
     if form.is_valid():
         context.update(_results(form.cleaned_data))
     if form.is_valid() and form.cleaned_data.get("view") == "map" and not context.get("problem"):
@@ -145,17 +150,21 @@ def quick(request: HttpRequest) -> HttpResponse:
 
 
 def _quick_window(location: Location, now: datetime) -> tuple[datetime, datetime] | str:
-    """The slot a quick reservation books, or why there is none right now."""
+    """The slot a quick reservation books, or why there is none right now (and when the
+    location opens)."""
     zone = location.zone
     start = nearest_five(now, zone)
     hours = OpeningHours.objects.filter(location=location, weekday=start.weekday()).first()
-    if hours is None:
-        return f"{location.name} is closed today ({start:%A})."
-    if start.time() < hours.opens:
-        return f"{location.name} opens at {hours.opens:%H:%M} today ({location.time_zone})."
-    closing = start.replace(hour=hours.closes.hour, minute=hours.closes.minute)
-    end = min(start + timedelta(minutes=QUICK_MINUTES), closing)
-    if end - start < timedelta(minutes=QUICK_MIN_MINUTES):
-        return f"{location.name} closes at {hours.closes:%H:%M} today ({location.time_zone})."
-    # A closure of the whole location says why; one of a single room just skips that room.
-    return services.closure_problem(Space(location=location), start, end) or (start, end)
+    if hours is not None and hours.opens <= start.time() < hours.closes:
+        closing = start.replace(hour=hours.closes.hour, minute=hours.closes.minute)
+        end = min(start + timedelta(minutes=QUICK_MINUTES), closing)
+        if end - start < timedelta(minutes=QUICK_MIN_MINUTES):
+            later = opening.opens_phrase(location, opening.next_opening(location, closing), now)
+            return (
+                f"{location.name} closes at {hours.closes:%H:%M} today and {later} "
+                f"({location.time_zone})."
+            )
+        # A closure of the whole location says why; one of a single room skips that room.
+        return services.closure_problem(Space(location=location), start, end) or (start, end)
+    later = opening.opens_phrase(location, opening.next_opening(location, start), now)
+    return f"{location.name} is closed now and {later} ({location.time_zone})."

@@ -92,7 +92,7 @@ def test_book_move_cancel_in_the_browser_and_the_room_follows(
 
     # Cancel: from the details page.
     page.get_by_role("link", name="Cancel booking").click()
-    page.get_by_label("Reason (optional)").fill("Not needed")
+    page.get_by_label("Reason").fill("Not needed")
     page.get_by_role("button", name="Cancel booking").click()
     expect(page.get_by_text("Your booking was cancelled.")).to_be_visible()
     reservation.refresh_from_db()

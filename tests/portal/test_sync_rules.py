@@ -110,7 +110,7 @@ def test_strict_mode_greys_out_and_refuses_room_mailbox_bookings(
         )
     )
     assert f'aria-describedby="why-{room_booking.pk}"' in page
-    assert "In strict sync mode only reservations kept in the delegated calendar" in page
+    assert "Your organisation manages this booking in the room's calendar" in page
     response = alice_client.post(
         reverse("portal:cancel", args=[room_booking.pk]),
         {"scope": "this", "expected_version": room_booking.version},

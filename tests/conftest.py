@@ -8,8 +8,10 @@ CI's PostgreSQL leg sets both, and fails if any test is skipped.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
+import socket
 import threading
 import time
 import uuid
@@ -38,6 +40,45 @@ ROOT = Path(__file__).resolve().parents[1]
 # Names this process's PostgreSQL sessions (its threads' included) in pg_stat_activity;
 # subprocesses get their own name (subprocess_env), so a session left at the end says whose.
 os.environ.setdefault("PGAPPNAME", f"pytest-{os.getpid()}")
+
+
+# No test may reach the internet. Every name lookup of this process (the tests, live_server,
+# eager tasks) goes through this guard: a host that is not loopback is refused at once (as an
+# offline machine would, but without waiting for DNS) and recorded, and the test that caused
+# it fails at teardown, naming the host, even when the code under test caught the error and
+# retried (a push to the real login.microsoftonline.com looks like a provider outage).
+_real_getaddrinfo = socket.getaddrinfo
+_internet_attempts: list[str] = []
+
+
+def _loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback or ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if host is not None and not _loopback(host if isinstance(host, str) else host.decode()):
+        _internet_attempts.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may not reach the internet ({host})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_internet():
+    _internet_attempts.clear()
+    yield
+    if _internet_attempts:
+        hosts = sorted(set(_internet_attempts))
+        _internet_attempts.clear()
+        pytest.fail(f"the test tried to reach the internet: {', '.join(hosts)}")
 
 
 def pytest_collection_modifyitems(config, items):

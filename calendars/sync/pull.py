@@ -105,7 +105,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
-from reservations import services
+from reservations import batch, services
 from reservations.models import (
     ENDED_STATUSES,
     REMOTE_SOURCES,
@@ -926,15 +926,13 @@ def _snapshot(row: Reservation) -> KnownReservation:
     )  # fmt: skip
 
 
-def _link(
-    binding: SpaceCalendar,
-    reservation: Reservation,
-    event: RemoteEvent,
-    *,
-    before: int | None = None,
-) -> None:
-    """Record the remote event on the reservation's link, at the reservation's version (so
-    the push its change triggers finds nothing to do).
+class Links:
+    """The links a pull records (``add``), written together (``flush``: one locking read of
+    the links, one insert, one update), at the end of the pull's transaction or before
+    anything else in it touches a link.
+
+    ``add(reservation, event, before)`` records the remote event on the reservation's link,
+    at the reservation's version (so the push its change triggers finds nothing to do).
 
     ``before``: the reservation's version before this pull changed it (or its version, when
     the pull only records the event's new change key). If the link had not caught up with it,
@@ -942,38 +940,95 @@ def _link(
     not show that change, so the pushed version stays where it is and that push still runs,
     writing the reservation as it is now (the remote change included) over the event.
 
-    The row is locked and read afresh: a push of this reservation finishing on another
-    worker meanwhile (its lock is held from before its write to its commit) is seen, never
-    overwritten with what this pull read before (a lost update left the link behind with no
-    push to come, or claiming an event state the calendar never had)."""
-    link = SyncLink.objects.select_for_update().filter(reservation=reservation).first()
-    if link is None:
-        place = place_of(reservation, binding)
-        link = SyncLink(
-            reservation=reservation,
-            binding=binding,
-            provider_id=place.provider_id,
-            mailbox=place.mailbox,
-            calendar_id=place.calendar_id,
-        )
-    if link.mailbox.lower() != binding.resource_email.lower():
-        # The event lives elsewhere (the person's own calendar in personal mode, the delegated
-        # one in strict mode) and the room's copy was matched by iCalUId / id: the push owns
-        # the link's event id and change key, which name the other copy; its version stays
-        # behind, so the push brings that copy in step with what the room's copy said.
-        return
-    owed = before is not None and link.pk is not None and link.pushed_version < before
-    if not event.removed:
-        link.external_id = event.id or link.external_id
-        link.ical_uid = event.ical_uid or link.ical_uid
-        link.remote_version = event.version
-    else:
-        link.remote_version = ""
-    if not owed:  # else the owed push keeps its state, error and attempts
-        link.state = LinkState.REMOVED if event.removed else LinkState.SYNCED
-        link.pushed_version = max(reservation.version, link.pushed_version)
-        link.last_error, link.attempts = "", 0
-    link.save()
+    The rows are locked and read afresh when written: a push of one of these reservations
+    finishing on another worker meanwhile (its lock is held from before its write to its
+    commit) is seen, never overwritten with what this pull read before (a lost update left
+    the link behind with no push to come, or claiming an event state the calendar never
+    had)."""
+
+    FIELDS = (
+        "external_id", "ical_uid", "remote_version", "state", "pushed_version", "last_error",
+        "attempts", "updated",
+    )  # fmt: skip
+
+    def __init__(self, binding: SpaceCalendar) -> None:
+        self.binding = binding
+        self.pending: dict[int, list[tuple[Reservation, RemoteEvent, int | None]]] = {}
+
+    def add(
+        self, reservation: Reservation, event: RemoteEvent, *, before: int | None = None
+    ) -> None:
+        self.pending.setdefault(reservation.pk, []).append((reservation, event, before))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        found = {
+            link.reservation_id: link
+            for link in SyncLink.objects.select_for_update().filter(
+                reservation_id__in=list(self.pending)
+            )
+        }
+        made: dict[int, SyncLink] = {}
+        changed: dict[int, SyncLink] = {}
+        for reservation_id, intents in self.pending.items():
+            link = found.get(reservation_id)
+            known = link is not None
+            for reservation, event, before in intents:
+                if link is None:
+                    place = place_of(reservation, self.binding)
+                    link = made[reservation_id] = SyncLink(
+                        reservation=reservation,
+                        binding=self.binding,
+                        provider_id=place.provider_id,
+                        mailbox=place.mailbox,
+                        calendar_id=place.calendar_id,
+                    )
+                if self._record(link, reservation, event, before, known=known):
+                    known = True  # (as if saved: the next intent finds it)
+                    if link.pk is not None:
+                        changed[reservation_id] = link
+        self.pending.clear()
+        now = timezone.now()
+        for link in changed.values():
+            link.updated = now  # (auto_now is not applied by bulk_update)
+        if made:
+            SyncLink.objects.bulk_create([link for link in made.values() if self._in_room(link)])
+        if changed:
+            SyncLink.objects.bulk_update(list(changed.values()), self.FIELDS)
+
+    def _in_room(self, link: SyncLink) -> bool:
+        return link.mailbox.lower() == self.binding.resource_email.lower()
+
+    def _record(
+        self,
+        link: SyncLink,
+        reservation: Reservation,
+        event: RemoteEvent,
+        before: int | None,
+        *,
+        known: bool,
+    ) -> bool:
+        """Bring one link up to this event; False when it is not the pull's to write."""
+        if not self._in_room(link):
+            # The event lives elsewhere (the person's own calendar in personal mode, the
+            # delegated one in strict mode) and the room's copy was matched by iCalUId / id:
+            # the push owns the link's event id and change key, which name the other copy; its
+            # version stays behind, so the push brings that copy in step with what the room's
+            # copy said.
+            return False
+        owed = before is not None and known and link.pushed_version < before
+        if not event.removed:
+            link.external_id = event.id or link.external_id
+            link.ical_uid = event.ical_uid or link.ical_uid
+            link.remote_version = event.version
+        else:
+            link.remote_version = ""
+        if not owed:  # else the owed push keeps its state, error and attempts
+            link.state = LinkState.REMOVED if event.removed else LinkState.SYNCED
+            link.pushed_version = max(reservation.version, link.pushed_version)
+            link.last_error, link.attempts = "", 0
+        return True
 
 
 def booking_fields(
@@ -1051,7 +1106,7 @@ def _apply(
             "Pull of binding %s: remote change of reservation %s undone: %s",
             binding.pk, row.pk, why,
         )  # fmt: skip
-        _owe_push(binding, row, change.event)
+        _owe_push(writes, row, change.event)
         restores.append(row.pk)
 
     def refused(change: Change, exc: services.BookingError) -> None:
@@ -1066,31 +1121,48 @@ def _apply(
             "Pull of binding %s: remote change of reservation %s not applied: %s",
             binding.pk, row.pk, exc.message,
         )  # fmt: skip
-        _link(binding, row, change.event, before=row.version)
+        writes.add(row, change.event, before=row.version)
         result.ignored += 1
 
+    writes = Links(binding)
     with transaction.atomic():
         rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
             [c.reservation_id for c in (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch,
                                         *plan.restore)
              if c.reservation_id]
         )  # fmt: skip
+        before_times = {pk: (row.start, row.end) for pk, row in rows.items()}
+
+        # Cancellations: the booking service's batch (one lock, one re-read, one update),
+        # conflicted bookings one by one (they hold no slot: ``cancel_conflict``).
+        def reason_of(change: Change) -> str:
+            return f"{change.reason.capitalize()} ({binding.provider.get_kind_display()})."
+
+        slot_holders = [
+            c for c in plan.cancel if rows[c.reservation_id].status != ReservationStatus.CONFLICTED
+        ]
+        cancelled = dict(
+            zip(
+                [id(c) for c in slot_holders],
+                batch.cancel_remote(
+                    space, [rows[c.reservation_id] for c in slot_holders], source=source,
+                    reasons=[reason_of(c) for c in slot_holders],
+                ) if slot_holders else [],
+                strict=True,
+            )
+        )  # fmt: skip
         for change in plan.cancel:
             row = rows[change.reservation_id]
-            reason = f"{change.reason.capitalize()} ({binding.provider.get_kind_display()})."
-            if row.status == ReservationStatus.CONFLICTED:
-                done = services.cancel_conflict(reservation=row, reason=reason)
+            if id(change) not in cancelled:
+                done = services.cancel_conflict(reservation=row, reason=reason_of(change))
+            elif isinstance(cancelled[id(change)], services.BookingError):
+                done = None
+                if _made_in_reserva(row):  # the booking stands: its event comes back
+                    restore(change, cancelled[id(change)].message)
             else:
-                try:
-                    done = services.cancel(
-                        actor=None, reservation=row, reason=reason, source=source
-                    )[0]
-                except services.BookingError as exc:
-                    done = None
-                    if _made_in_reserva(row):  # the booking stands: its event comes back
-                        restore(change, exc.message)
+                done = cancelled[id(change)]
             if done is not None:
-                _link(binding, done, change.event)
+                writes.add(done, change.event)
                 result.cancelled += 1
                 notices.append(("cancelled", done.pk, ()))
 
@@ -1149,17 +1221,39 @@ def _apply(
             rows[row.pk] = row
             notices.append(_conflict_notice(row.pk, failure))
             result.conflicts += 1
-            _link(binding, row, change.event)
+            writes.add(row, change.event)
 
         # Several events moved at once may each land where another one still is: an update
         # whose slot is taken waits for the others, round after round while some progress.
         pending, failures = list(plan.update), {}
         while pending:
             waiting = []
+            # Made in the provider for nobody in Reserva: the booking service's batch, in
+            # order (each sees the ones before it, as one call after another would).
+            batched = [c for c in pending if _batchable(rows[c.reservation_id])]
+            outcomes = dict(
+                zip(
+                    [id(c) for c in batched],
+                    batch.change_remote(
+                        space, [batch.Move(
+                            rows[c.reservation_id], c.start, c.end,
+                            c.title[:255] if c.title is not None else None,
+                        ) for c in batched], source=source,
+                    ) if batched else [],
+                    strict=True,
+                )
+            )  # fmt: skip
             for change in pending:
                 before = rows[change.reservation_id].version
                 try:
-                    row = move(change)
+                    if id(change) in outcomes:
+                        row = outcomes[id(change)]
+                        if isinstance(row, services.BookingError):
+                            raise row
+                        if (change.start, change.end) != (before_times[row.pk]):
+                            notices.append(("changed", row.pk, ()))
+                    else:
+                        row = move(change)
                 except services.Conflict as exc:
                     if not exc.clashes and _made_in_reserva(rows[change.reservation_id]):
                         refused(change, exc)  # a rule (opening hours...), not a taken slot
@@ -1177,7 +1271,8 @@ def _apply(
                     refused(change, exc)
                     continue
                 rows[row.pk] = row
-                _link(binding, row, change.event, before=before)
+                before_times[row.pk] = (row.start, row.end)
+                writes.add(row, change.event, before=before)
                 result.updated += 1
                 if change.undo:
                     restore(change, change.undo)
@@ -1202,15 +1297,38 @@ def _apply(
                 fields["requested_for"] = None
             why = services.collision_reason(space, change.start, change.end, change.clashes)
             row = services.record_conflict(reservation=row, reason=why, **fields)
-            _link(binding, row, change.event)
+            writes.add(row, change.event)
             notices.append(("conflict", row.pk, change.clashes, why))
             result.conflicts += 1
-        for change in plan.create:
-            kwargs = booking_fields(
+        creates = [
+            (change, booking_fields(
                 binding, change.event, change.start, change.end, change.title or "", people
+            ))
+            for change in plan.create
+        ]  # fmt: skip
+        # For nobody in Reserva: the booking service's batch (a person's limits are counted
+        # one booking at a time, by ``services.book``).
+        batched = [(c, kwargs) for c, kwargs in creates if kwargs["requested_for"] is None]
+        booked = dict(
+            zip(
+                [id(c) for c, _ in batched],
+                batch.book_remote(
+                    space, [batch.NewBooking(
+                        kwargs["start"], kwargs["end"], kwargs["title"],
+                        kwargs["organizer_name"], kwargs["organizer_email"],
+                    ) for _, kwargs in batched], source=source,
+                ) if batched else [],
+                strict=True,
             )
+        )  # fmt: skip
+        for change, kwargs in creates:
             try:
-                row = services.book(actor=None, **kwargs).reservations[0]
+                if id(change) in booked:
+                    row = booked[id(change)]
+                    if isinstance(row, services.BookingError):
+                        raise row
+                else:
+                    row = services.book(actor=None, **kwargs).reservations[0]
                 result.created += 1
             except services.KEPT_AS_CONFLICT as exc:
                 # The same fields, holding no slot, with the rule's words (a closure, a
@@ -1222,20 +1340,22 @@ def _apply(
                 log.info("Pull of binding %s: event not booked: %s", binding.pk, exc.message)
                 result.ignored += 1
                 continue
-            _link(binding, row, change.event)
+            writes.add(row, change.event)
+        writes.flush()  # before the touched links are read (``_push_landed``)
         owed_when_read = {link.reservation_id for link in links if link.push_owed}
         for change in plan.touch:
             row = rows[change.reservation_id]
             if row.pk in owed_when_read and _made_in_reserva(row) and _push_landed(row, change):
                 restore(change, CROSSED)
                 continue
-            _link(binding, row, change.event, before=row.version)
+            writes.add(row, change.event, before=row.version)
         for change in plan.restore:
             why = change.reason
             if change.clashes:
                 why = f"{space.name} is booked by someone else at that time"
             restore(change, why)
         result.ignored += len(plan.ignore)
+        writes.flush()
         SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
         if notices:
             transaction.on_commit(lambda: notify_pull(binding.pk, notices), robust=True)
@@ -1284,6 +1404,12 @@ def _push_landed(row: Reservation, change: Change) -> bool:
     )
 
 
+def _batchable(row: Reservation) -> bool:
+    """An update the booking service's batch applies (``reservations.batch``): a booking made
+    in the provider, holding its slot, for nobody in Reserva (no limits to count)."""
+    return row.source in REMOTE_SOURCES and row.holds_slot and row.requested_for_id is None
+
+
 def _made_in_reserva(row: Reservation) -> bool:
     """A Reserva booking holding its slot (the planner's ``_made_here``, on a row)."""
     return row.source not in REMOTE_SOURCES and row.holds_slot
@@ -1297,12 +1423,13 @@ def _shows_other_subject(row: Reservation, event: RemoteEvent) -> bool:
     return (event.subject or "").strip() != remote.event_title(row).strip()
 
 
-def _owe_push(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) -> None:
+def _owe_push(writes: Links, reservation: Reservation, event: RemoteEvent) -> None:
     """Record the event (its id and change key, so the push's conditional write meets the
     version read here) and put the link behind the reservation: a push is owed, which writes
     the booking over the event. Owed, not only queued: if that push is lost, "Resume sync"
     and the retries find it, and a pull that sees the event first leaves it to the push."""
-    _link(binding, reservation, event, before=reservation.version)
+    writes.add(reservation, event, before=reservation.version)
+    writes.flush()
     SyncLink.objects.filter(
         reservation=reservation, pushed_version__gte=reservation.version
     ).update(pushed_version=reservation.version - 1, state=LinkState.PENDING)

@@ -70,8 +70,16 @@ test_pull_recurring_ms.py, test_pull_recurring_google.py).
 
 Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
 new version (``pushed_version``) in the same transaction, so the push plan finds the calendar
-already showing it; unless a push was already owed (``_link``'s ``before``), which then still
-runs.
+already showing it (and the receiver does not even queue it: ``calendars.receivers.
+shown_already``); unless a push was already owed (``Links.add``'s ``before``), which then
+still runs.
+
+Cost: bookings made in the provider for nobody in Reserva are created, moved and cancelled
+through the booking service's batch writes (``reservations.batch``: one space lock, one
+re-read, checks in order in memory, bulk history rows) and links are written together
+(``Links``), so a pull of N changed events costs a few queries per event at most
+(``bench/pull.py``, ``tests/calendars/test_pull_cost.py``). Bookings for a Reserva user,
+conflicts and undone edits keep the one-by-one path through ``reservations.services``.
 
 Found and pinned by the convergence run (tests/calendars/test_convergence.py: 200 random
 portal and calendar edits under ~20% faults on a real worker, then both sides compared).

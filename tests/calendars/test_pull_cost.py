@@ -186,3 +186,50 @@ def test_batch_cancel_refuses_what_no_longer_holds_its_slot(make_space):
     assert (latest.history_change_reason, latest.change_source) == (
         "Deleted (Outlook).", Source.EXCHANGE,
     )  # fmt: skip
+
+
+# -- the re-read under the lock decides a race ------------------------------------------------
+
+
+def test_a_slot_taken_after_the_plan_is_seen_by_the_batch(
+    binding, sandbox, kind, make_user, monkeypatch
+):
+    """The plan is made from what was read before the lock; a booking made in the portal
+    between that read and the pull's lock takes the slot first. The batch re-reads the room's
+    bookings under the lock, so the remote event becomes conflicted (never a double booking),
+    and an event moved onto the taken slot is kept as conflicted too."""
+    remote = Remote(sandbox, kind)
+    pull.pull_binding(binding.pk)
+    moving = remote.create("Moving", at(0, 8), at(0, 9))
+    assert pull.pull_binding(binding.pk).created == 1
+    remote.create("Walk-in", at(0, 10), at(0, 11))
+    remote.move(moving, at(0, 12), at(0, 13))
+    person = make_user()
+    planned = pull.plan_pull
+    portal: list[Reservation] = []
+
+    def plan_then_portal_books(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        assert [c.event.subject for c in plan.create] == ["Walk-in"] and len(plan.update) == 1
+        for start, end in ((at(0, 10), at(0, 11)), (at(0, 12), at(0, 13))):
+            portal.extend(
+                services.book(
+                    actor=person, space=binding.space, start=start, end=end, title="Portal"
+                ).reservations
+            )
+        return plan
+
+    monkeypatch.setattr(pull, "plan_pull", plan_then_portal_books)
+    result = pull.pull_binding(binding.pk)
+
+    assert (result.created, result.updated, result.conflicts) == (0, 0, 2)
+    holders = Reservation.objects.filter(
+        space=binding.space, status__in=[ReservationStatus.CONFIRMED, ReservationStatus.PENDING]
+    )
+    assert sorted(r.pk for r in holders) == sorted(r.pk for r in portal)
+    conflicted = Reservation.objects.filter(
+        space=binding.space, status=ReservationStatus.CONFLICTED
+    ).order_by("start")
+    assert [(r.title, r.start) for r in conflicted] == [
+        ("Walk-in", at(0, 10)), ("Moving", at(0, 12)),
+    ]  # fmt: skip

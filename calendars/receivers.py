@@ -30,13 +30,44 @@ ROOM_ANSWER = {"status": (ReservationStatus.PENDING, ReservationStatus.CONFIRMED
 
 
 def synced_ids(reservation_ids: list[int]) -> list[int]:
-    """The reservations among these whose space syncs, or which have a remote event already."""
-    rows = Reservation.objects.filter(pk__in=reservation_ids).filter(
-        Q(space__calendar__enabled=True, space__calendar__provider__is_active=True)
-        | Q(sync_link__isnull=False)
+    """The reservations among these whose space syncs, or which have a remote event already,
+    less those whose room event already shows this very version (one query)."""
+    rows = (
+        Reservation.objects.filter(pk__in=reservation_ids)
+        .filter(
+            Q(space__calendar__enabled=True, space__calendar__provider__is_active=True)
+            | Q(sync_link__isnull=False)
+        )
+        .select_related("space__calendar__provider", "sync_link")
     )
-    wanted = set(rows.values_list("pk", flat=True))
+    wanted = {row.pk for row in rows if not shown_already(row)}
     return [pk for pk in reservation_ids if pk in wanted]  # keep the service's (start) order
+
+
+def shown_already(row: Reservation) -> bool:
+    """The push would find nothing to do: the link names the event in the room's calendar
+    where the booking belongs, at the reservation's version (what the pull's own changes
+    leave: ``calendars.sync.pull._link``). Queuing it would cost a task and a dozen queries
+    per booking a pull brought in (push plan: "the calendar already shows this version").
+    Only for the room's calendar, whose place needs no look-up; the others are queued."""
+    from .sync.plan import Place
+    from .sync.push import place_of
+
+    link = getattr(row, "sync_link", None)
+    binding = getattr(row.space, "calendar", None)
+    if (
+        link is None
+        or binding is None
+        or not binding.enabled
+        or not binding.provider.is_active
+        or row.sync_mailbox != SyncMailbox.ROOM
+        or not link.external_id
+        or not link.mailbox
+        or link.pushed_version < row.version
+    ):
+        return False
+    target = place_of(row, binding)
+    return target.same_as(Place(link.provider_id, link.mailbox, link.calendar_id))
 
 
 def enqueue_push(sender, reservation_ids: list[int], changes: dict | None = None, **kwargs) -> None:

@@ -70,8 +70,16 @@ test_pull_recurring_ms.py, test_pull_recurring_google.py).
 
 Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
 new version (``pushed_version``) in the same transaction, so the push plan finds the calendar
-already showing it; unless a push was already owed (``_link``'s ``before``), which then still
-runs.
+already showing it (and the receiver does not even queue it: ``calendars.receivers.
+shown_already``); unless a push was already owed (``Links.add``'s ``before``), which then
+still runs.
+
+Cost: bookings made in the provider for nobody in Reserva are created, moved and cancelled
+through the booking service's batch writes (``reservations.batch``: one space lock, one
+re-read, checks in order in memory, bulk history rows) and links are written together
+(``Links``), so a pull of N changed events costs a few queries per event at most
+(``bench/pull.py``, ``tests/calendars/test_pull_cost.py``). Bookings for a Reserva user,
+conflicts and undone edits keep the one-by-one path through ``reservations.services``.
 
 Found and pinned by the convergence run (tests/calendars/test_convergence.py: 200 random
 portal and calendar edits under ~20% faults on a real worker, then both sides compared).
@@ -105,7 +113,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
-from reservations import services
+from reservations import batch, services
 from reservations.models import (
     ENDED_STATUSES,
     REMOTE_SOURCES,
@@ -926,15 +934,13 @@ def _snapshot(row: Reservation) -> KnownReservation:
     )  # fmt: skip
 
 
-def _link(
-    binding: SpaceCalendar,
-    reservation: Reservation,
-    event: RemoteEvent,
-    *,
-    before: int | None = None,
-) -> None:
-    """Record the remote event on the reservation's link, at the reservation's version (so
-    the push its change triggers finds nothing to do).
+class Links:
+    """The links a pull records (``add``), written together (``flush``: one locking read of
+    the links, one insert, one update), at the end of the pull's transaction or before
+    anything else in it touches a link.
+
+    ``add(reservation, event, before)`` records the remote event on the reservation's link,
+    at the reservation's version (so the push its change triggers finds nothing to do).
 
     ``before``: the reservation's version before this pull changed it (or its version, when
     the pull only records the event's new change key). If the link had not caught up with it,
@@ -942,38 +948,95 @@ def _link(
     not show that change, so the pushed version stays where it is and that push still runs,
     writing the reservation as it is now (the remote change included) over the event.
 
-    The row is locked and read afresh: a push of this reservation finishing on another
-    worker meanwhile (its lock is held from before its write to its commit) is seen, never
-    overwritten with what this pull read before (a lost update left the link behind with no
-    push to come, or claiming an event state the calendar never had)."""
-    link = SyncLink.objects.select_for_update().filter(reservation=reservation).first()
-    if link is None:
-        place = place_of(reservation, binding)
-        link = SyncLink(
-            reservation=reservation,
-            binding=binding,
-            provider_id=place.provider_id,
-            mailbox=place.mailbox,
-            calendar_id=place.calendar_id,
-        )
-    if link.mailbox.lower() != binding.resource_email.lower():
-        # The event lives elsewhere (the person's own calendar in personal mode, the delegated
-        # one in strict mode) and the room's copy was matched by iCalUId / id: the push owns
-        # the link's event id and change key, which name the other copy; its version stays
-        # behind, so the push brings that copy in step with what the room's copy said.
-        return
-    owed = before is not None and link.pk is not None and link.pushed_version < before
-    if not event.removed:
-        link.external_id = event.id or link.external_id
-        link.ical_uid = event.ical_uid or link.ical_uid
-        link.remote_version = event.version
-    else:
-        link.remote_version = ""
-    if not owed:  # else the owed push keeps its state, error and attempts
-        link.state = LinkState.REMOVED if event.removed else LinkState.SYNCED
-        link.pushed_version = max(reservation.version, link.pushed_version)
-        link.last_error, link.attempts = "", 0
-    link.save()
+    The rows are locked and read afresh when written: a push of one of these reservations
+    finishing on another worker meanwhile (its lock is held from before its write to its
+    commit) is seen, never overwritten with what this pull read before (a lost update left
+    the link behind with no push to come, or claiming an event state the calendar never
+    had)."""
+
+    FIELDS = (
+        "external_id", "ical_uid", "remote_version", "state", "pushed_version", "last_error",
+        "attempts", "updated",
+    )  # fmt: skip
+
+    def __init__(self, binding: SpaceCalendar) -> None:
+        self.binding = binding
+        self.pending: dict[int, list[tuple[Reservation, RemoteEvent, int | None]]] = {}
+
+    def add(
+        self, reservation: Reservation, event: RemoteEvent, *, before: int | None = None
+    ) -> None:
+        self.pending.setdefault(reservation.pk, []).append((reservation, event, before))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        found = {
+            link.reservation_id: link
+            for link in SyncLink.objects.select_for_update().filter(
+                reservation_id__in=list(self.pending)
+            )
+        }
+        made: dict[int, SyncLink] = {}
+        changed: dict[int, SyncLink] = {}
+        for reservation_id, intents in self.pending.items():
+            link = found.get(reservation_id)
+            known = link is not None
+            for reservation, event, before in intents:
+                if link is None:
+                    place = place_of(reservation, self.binding)
+                    link = made[reservation_id] = SyncLink(
+                        reservation=reservation,
+                        binding=self.binding,
+                        provider_id=place.provider_id,
+                        mailbox=place.mailbox,
+                        calendar_id=place.calendar_id,
+                    )
+                if self._record(link, reservation, event, before, known=known):
+                    known = True  # (as if saved: the next intent finds it)
+                    if link.pk is not None:
+                        changed[reservation_id] = link
+        self.pending.clear()
+        now = timezone.now()
+        for link in changed.values():
+            link.updated = now  # (auto_now is not applied by bulk_update)
+        if made:
+            SyncLink.objects.bulk_create([link for link in made.values() if self._in_room(link)])
+        if changed:
+            SyncLink.objects.bulk_update(list(changed.values()), self.FIELDS)
+
+    def _in_room(self, link: SyncLink) -> bool:
+        return link.mailbox.lower() == self.binding.resource_email.lower()
+
+    def _record(
+        self,
+        link: SyncLink,
+        reservation: Reservation,
+        event: RemoteEvent,
+        before: int | None,
+        *,
+        known: bool,
+    ) -> bool:
+        """Bring one link up to this event; False when it is not the pull's to write."""
+        if not self._in_room(link):
+            # The event lives elsewhere (the person's own calendar in personal mode, the
+            # delegated one in strict mode) and the room's copy was matched by iCalUId / id:
+            # the push owns the link's event id and change key, which name the other copy; its
+            # version stays behind, so the push brings that copy in step with what the room's
+            # copy said.
+            return False
+        owed = before is not None and known and link.pushed_version < before
+        if not event.removed:
+            link.external_id = event.id or link.external_id
+            link.ical_uid = event.ical_uid or link.ical_uid
+            link.remote_version = event.version
+        else:
+            link.remote_version = ""
+        if not owed:  # else the owed push keeps its state, error and attempts
+            link.state = LinkState.REMOVED if event.removed else LinkState.SYNCED
+            link.pushed_version = max(reservation.version, link.pushed_version)
+            link.last_error, link.attempts = "", 0
+        return True
 
 
 def booking_fields(
@@ -1027,221 +1090,327 @@ def _apply(
         result.cursor = cursor  # saved with the lock's release: one query fewer
         return result
     space, location = binding.space, binding.space.location
-    source = SOURCE_OF[binding.provider.kind]
     links, reservations = _known(binding, events, window, full)
     plan = plan_pull(
         events, links, reservations, zone=location.zone, window=window, full=full,
         setup=space.setup, cleanup=space.cleanup,
     )  # fmt: skip
     _log_plan(binding.pk, plan)
-    notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
-    people: dict = {}
-    restores: list[int] = []
-    provider = binding.provider.get_kind_display()
+    with transaction.atomic():
+        run = _Applier(binding, plan, result)
+        run.cancel()
+        run.update()
+        run.conflicts()
+        run.create()
+        run.writes.flush()  # before the touched links are read (``_push_landed``)
+        run.touch({link.reservation_id for link in links if link.push_owed})
+        for change in plan.restore:
+            why = change.reason
+            if change.clashes:
+                why = f"{space.name} is booked by someone else at that time"
+            run.restore(change, why)
+        result.ignored += len(plan.ignore)
+        run.writes.flush()
+        SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
+        notices, restores = run.notices, run.restores
+        if notices:
+            transaction.on_commit(lambda: notify_pull(binding.pk, notices), robust=True)
+        if restores:
+            transaction.on_commit(lambda: _push_again(restores), robust=True)
+    return result
 
-    def restore(change: Change, why: str, *, tell: bool = True) -> None:
+
+def _batch_outcomes(changes: Sequence, outcomes_of) -> dict[int, batch.Outcome]:
+    """A batch write's outcome per change (by the change's identity); no call for none."""
+    if not changes:
+        return {}
+    return dict(zip([id(c) for c in changes], outcomes_of(changes), strict=True))
+
+
+def _new_booking(fields: dict) -> batch.NewBooking:
+    """``booking_fields`` of a booking for nobody in Reserva, for the batch."""
+    return batch.NewBooking(
+        fields["start"], fields["end"], fields["title"],
+        fields["organizer_name"], fields["organizer_email"],
+    )  # fmt: skip
+
+
+class _Applier:
+    """One pull's plan applied, phase by phase, inside the pull's transaction: what it wrote
+    is counted in ``result``, who must be told in ``notices``, the pushes owed after the
+    commit in ``restores``, and the links it records go through ``writes`` (``Links``)."""
+
+    def __init__(self, binding: SpaceCalendar, plan: PullPlan, result: PullResult) -> None:
+        self.binding, self.plan, self.result = binding, plan, result
+        self.space = binding.space
+        self.source = SOURCE_OF[binding.provider.kind]
+        self.provider = binding.provider.get_kind_display()
+        self.notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
+        self.restores: list[int] = []
+        self.people: dict = {}
+        self.writes = Links(binding)
+        named = (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch, *plan.restore)
+        self.rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
+            [c.reservation_id for c in named if c.reservation_id]
+        )
+        self.times = {pk: (row.start, row.end) for pk, row in self.rows.items()}
+
+    def restore(self, change: Change, why: str, *, tell: bool = True) -> None:
         """The remote edit of a Reserva booking is not taken: the event is written back (the
         link is put behind the reservation and a push queued after the commit) and the
         person is told why. The pull never leaves the two disagreeing."""
-        row = rows[change.reservation_id]
+        row = self.rows[change.reservation_id]
         if tell:
-            notices.append(("restored", row.pk, (), _undone(change, row, provider, why)))
-            result.restored += 1
+            self.notices.append(("restored", row.pk, (), _undone(change, row, self.provider, why)))
+            self.result.restored += 1
         log.info(
             "Pull of binding %s: remote change of reservation %s undone: %s",
-            binding.pk, row.pk, why,
+            self.binding.pk, row.pk, why,
         )  # fmt: skip
-        _owe_push(binding, row, change.event)
-        restores.append(row.pk)
+        _owe_push(self.writes, row, change.event)
+        self.restores.append(row.pk)
 
-    def refused(change: Change, exc: services.BookingError) -> None:
+    def refused(self, change: Change, exc: services.BookingError) -> None:
         """A change the booking service refused outright (not a taken slot)."""
-        row = rows[change.reservation_id]
+        row = self.rows[change.reservation_id]
         if _made_in_reserva(row):
-            restore(change, exc.message)
+            self.restore(change, exc.message)
             return
         # Made in the provider, whose calendar is the truth: nothing to write back; the event
         # is noted so the next pull does not try again, and the refusal is logged.
         log.info(
             "Pull of binding %s: remote change of reservation %s not applied: %s",
-            binding.pk, row.pk, exc.message,
+            self.binding.pk, row.pk, exc.message,
         )  # fmt: skip
-        _link(binding, row, change.event, before=row.version)
-        result.ignored += 1
+        self.writes.add(row, change.event, before=row.version)
+        self.result.ignored += 1
 
-    with transaction.atomic():
-        rows = Reservation.objects.select_related("space__location", "requested_for").in_bulk(
-            [c.reservation_id for c in (*plan.cancel, *plan.update, *plan.conflicts, *plan.touch,
-                                        *plan.restore)
-             if c.reservation_id]
+    # -- cancellations
+
+    def cancel(self) -> None:
+        """Slot holders through the booking service's batch (one lock, one re-read, one
+        update); conflicted bookings one by one (they hold no slot: ``cancel_conflict``)."""
+        rows = self.rows
+
+        def reason_of(change: Change) -> str:
+            return f"{change.reason.capitalize()} ({self.provider})."
+
+        outcomes = _batch_outcomes(
+            [c for c in self.plan.cancel if rows[c.reservation_id].holds_slot],
+            lambda changes: batch.cancel_remote(
+                self.space, [rows[c.reservation_id] for c in changes], source=self.source,
+                reasons=[reason_of(c) for c in changes],
+            ),
         )  # fmt: skip
-        for change in plan.cancel:
+        for change in self.plan.cancel:
             row = rows[change.reservation_id]
-            reason = f"{change.reason.capitalize()} ({binding.provider.get_kind_display()})."
-            if row.status == ReservationStatus.CONFLICTED:
-                done = services.cancel_conflict(reservation=row, reason=reason)
-            else:
-                try:
-                    done = services.cancel(
-                        actor=None, reservation=row, reason=reason, source=source
-                    )[0]
-                except services.BookingError as exc:
-                    done = None
-                    if _made_in_reserva(row):  # the booking stands: its event comes back
-                        restore(change, exc.message)
+            done = outcomes.get(id(change))
+            if id(change) not in outcomes:
+                done = None
+                if row.status == ReservationStatus.CONFLICTED:
+                    done = services.cancel_conflict(reservation=row, reason=reason_of(change))
+            elif isinstance(done, services.BookingError):
+                if _made_in_reserva(row):  # the booking stands: its event comes back
+                    self.restore(change, done.message)
+                done = None
             if done is not None:
-                _link(binding, done, change.event)
-                result.cancelled += 1
-                notices.append(("cancelled", done.pk, ()))
+                self.writes.add(done, change.event)
+                self.result.cancelled += 1
+                self.notices.append(("cancelled", done.pk, ()))
 
-        def move(change: Change) -> Reservation:
-            """Apply one update; raises services.Conflict when its new slot is taken."""
-            row = rows[change.reservation_id]
-            details = {"title": change.title[:255]} if change.title is not None else {}
-            if row.status == ReservationStatus.CONFLICTED:
-                # Moved again: the reason follows the new times (a closure there, a limit of
-                # its person, or none).
-                closed = (
-                    services.closure_problem(space, change.start, change.end)
-                    or services.limit_problem(space, change.start, change.end, row.requested_for)
-                    or ""
-                )
-                row = services.record_conflict(
-                    space=space, start=change.start, end=change.end, source=source,
-                    reservation=row, title=details.get("title", ""), reason=closed,
-                )  # fmt: skip
-                services.retry_conflict(reservation=row)
-                row.refresh_from_db()
-                return row
-            moved = (change.start, change.end) != (row.start, row.end)
-            if _made_in_reserva(row):
-                # The person's change, made in the calendar: checked as theirs (policies,
-                # opening hours, horizon, maximum length), recorded with the provider as source.
-                if row.requested_for is None:
-                    raise services.NotAllowed("the booking is not made for anyone in Reserva")
-                if change.title is not None:  # the location shows the booking's nickname
-                    details["public_nickname"] = change.title[:100]
-                row = services.change(
-                    actor=row.requested_for, reservation=row, start=change.start,
-                    end=change.end, source=source, **details,
-                )[0]  # fmt: skip
-            else:
-                row = services.change(
-                    actor=None, reservation=row, start=change.start, end=change.end,
-                    source=source, **details,
-                )[0]  # fmt: skip
-            if moved:
-                notices.append(("changed", row.pk, ()))
-            return row
+    # -- moves and renames
 
-        def keep_conflicted(change: Change, failure: services.BookingError) -> None:
-            """An update made in the provider that cannot be applied: the booking takes the
-            event's times and title, holding no slot, with the booking service's words."""
-            log.info(
-                "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted", binding.pk,
-                change.reservation_id, change.start, change.end, failure,
-            )  # fmt: skip
-            row = services.record_conflict(
-                space=space, start=change.start, end=change.end, source=source,
-                reservation=rows[change.reservation_id],
-                title=(change.title or "")[:255], reason=failure.message,
-            )  # fmt: skip
-            rows[row.pk] = row
-            notices.append(_conflict_notice(row.pk, failure))
-            result.conflicts += 1
-            _link(binding, row, change.event)
-
-        # Several events moved at once may each land where another one still is: an update
-        # whose slot is taken waits for the others, round after round while some progress.
-        pending, failures = list(plan.update), {}
+    def update(self) -> None:
+        """Several events moved at once may each land where another one still is: an update
+        whose slot is taken waits for the others, round after round while some progress."""
+        pending, failures = list(self.plan.update), {}
+        waiting: list[Change] = []
         while pending:
             waiting = []
+            # Made in the provider for nobody in Reserva: the booking service's batch, in
+            # order (each sees the ones before it, as one call after another would).
+            outcomes = _batch_outcomes(
+                [c for c in pending if _batchable(self.rows[c.reservation_id])],
+                lambda changes: batch.change_remote(
+                    self.space, [self._move_of(c) for c in changes], source=self.source
+                ),
+            )
             for change in pending:
-                before = rows[change.reservation_id].version
-                try:
-                    row = move(change)
-                except services.Conflict as exc:
-                    if not exc.clashes and _made_in_reserva(rows[change.reservation_id]):
-                        refused(change, exc)  # a rule (opening hours...), not a taken slot
-                        continue
+                failure = self._update_one(change, outcomes)
+                if failure is not None:
                     waiting.append(change)
-                    failures[change.reservation_id] = exc
-                    continue
-                except services.LimitExceeded as exc:  # waiting for others cannot help
-                    if _made_in_reserva(rows[change.reservation_id]):
-                        refused(change, exc)
-                    else:  # made in the provider: kept, holding no slot, with the limit's words
-                        keep_conflicted(change, exc)
-                    continue
-                except services.BookingError as exc:  # not allowed, over, not reservable
-                    refused(change, exc)
-                    continue
-                rows[row.pk] = row
-                _link(binding, row, change.event, before=before)
-                result.updated += 1
-                if change.undo:
-                    restore(change, change.undo)
-                elif _made_in_reserva(row) and _shows_other_subject(row, change.event):
-                    restore(change, "its subject is Reserva's (shortened)", tell=False)
+                    failures[change.reservation_id] = failure
             if len(waiting) == len(pending):
                 break
             pending = waiting
         else:
             waiting = []
         for change in waiting:
-            if _made_in_reserva(rows[change.reservation_id]):
-                restore(change, failures[change.reservation_id].message)
+            if _made_in_reserva(self.rows[change.reservation_id]):
+                self.restore(change, failures[change.reservation_id].message)
                 continue
-            keep_conflicted(change, failures[change.reservation_id])
-        for change in plan.conflicts:
-            row = rows.get(change.reservation_id) if change.reservation_id else None
-            fields = booking_fields(
-                binding, change.event, change.start, change.end, change.title or "", people
+            self.keep_conflicted(change, failures[change.reservation_id])
+
+    def _move_of(self, change: Change) -> batch.Move:
+        title = change.title[:255] if change.title is not None else None
+        return batch.Move(self.rows[change.reservation_id], change.start, change.end, title)
+
+    def _update_one(self, change: Change, outcomes: dict) -> services.Conflict | None:
+        """Apply one update (its batch outcome, or ``move``); the Conflict when its slot is
+        taken now (it waits for the others), else None (applied, refused or conflicted)."""
+        rows = self.rows
+        before = rows[change.reservation_id].version
+        try:
+            if id(change) in outcomes:
+                row = outcomes[id(change)]
+                if isinstance(row, services.BookingError):
+                    raise row
+                if (change.start, change.end) != self.times[row.pk]:
+                    self.notices.append(("changed", row.pk, ()))
+            else:
+                row = self.move(change)
+        except services.Conflict as exc:
+            if not exc.clashes and _made_in_reserva(rows[change.reservation_id]):
+                self.refused(change, exc)  # a rule (opening hours...), not a taken slot
+                return None
+            return exc
+        except services.LimitExceeded as exc:  # waiting for others cannot help
+            if _made_in_reserva(rows[change.reservation_id]):
+                self.refused(change, exc)
+            else:  # made in the provider: kept, holding no slot, with the limit's words
+                self.keep_conflicted(change, exc)
+            return None
+        except services.BookingError as exc:  # not allowed, over, not reservable
+            self.refused(change, exc)
+            return None
+        rows[row.pk] = row
+        self.times[row.pk] = (row.start, row.end)
+        self.writes.add(row, change.event, before=before)
+        self.result.updated += 1
+        if change.undo:
+            self.restore(change, change.undo)
+        elif _made_in_reserva(row) and _shows_other_subject(row, change.event):
+            self.restore(change, "its subject is Reserva's (shortened)", tell=False)
+        return None
+
+    def move(self, change: Change) -> Reservation:
+        """Apply one update through ``services``; raises services.Conflict when its new slot
+        is taken."""
+        space, source = self.space, self.source
+        row = self.rows[change.reservation_id]
+        details = {"title": change.title[:255]} if change.title is not None else {}
+        if row.status == ReservationStatus.CONFLICTED:
+            # Moved again: the reason follows the new times (a closure there, a limit of its
+            # person, or none).
+            closed = (
+                services.closure_problem(space, change.start, change.end)
+                or services.limit_problem(space, change.start, change.end, row.requested_for)
+                or ""
             )
+            row = services.record_conflict(
+                space=space, start=change.start, end=change.end, source=source,
+                reservation=row, title=details.get("title", ""), reason=closed,
+            )  # fmt: skip
+            services.retry_conflict(reservation=row)
+            row.refresh_from_db()
+            return row
+        moved = (change.start, change.end) != (row.start, row.end)
+        if _made_in_reserva(row):
+            # The person's change, made in the calendar: checked as theirs (policies, opening
+            # hours, horizon, maximum length), recorded with the provider as source.
+            if row.requested_for is None:
+                raise services.NotAllowed("the booking is not made for anyone in Reserva")
+            if change.title is not None:  # the location shows the booking's nickname
+                details["public_nickname"] = change.title[:100]
+            row = services.change(
+                actor=row.requested_for, reservation=row, start=change.start,
+                end=change.end, source=source, **details,
+            )[0]  # fmt: skip
+        else:
+            row = services.change(
+                actor=None, reservation=row, start=change.start, end=change.end,
+                source=source, **details,
+            )[0]  # fmt: skip
+        if moved:
+            self.notices.append(("changed", row.pk, ()))
+        return row
+
+    def keep_conflicted(self, change: Change, failure: services.BookingError) -> None:
+        """An update made in the provider that cannot be applied: the booking takes the
+        event's times and title, holding no slot, with the booking service's words."""
+        log.info(
+            "Pull of binding %s: #%s not moved to %s-%s (%s): kept as conflicted",
+            self.binding.pk, change.reservation_id, change.start, change.end, failure,
+        )  # fmt: skip
+        row = services.record_conflict(
+            space=self.space, start=change.start, end=change.end, source=self.source,
+            reservation=self.rows[change.reservation_id],
+            title=(change.title or "")[:255], reason=failure.message,
+        )  # fmt: skip
+        self.rows[row.pk] = row
+        self.notices.append(_conflict_notice(row.pk, failure))
+        self.result.conflicts += 1
+        self.writes.add(row, change.event)
+
+    # -- conflicts and new bookings
+
+    def conflicts(self) -> None:
+        for change in self.plan.conflicts:
+            row = self.rows.get(change.reservation_id) if change.reservation_id else None
+            fields = self._fields(change)
             if row is not None:  # an existing booking keeps its person
                 fields["requested_for"] = None
-            why = services.collision_reason(space, change.start, change.end, change.clashes)
+            why = services.collision_reason(self.space, change.start, change.end, change.clashes)
             row = services.record_conflict(reservation=row, reason=why, **fields)
-            _link(binding, row, change.event)
-            notices.append(("conflict", row.pk, change.clashes, why))
-            result.conflicts += 1
-        for change in plan.create:
-            kwargs = booking_fields(
-                binding, change.event, change.start, change.end, change.title or "", people
-            )
+            self.writes.add(row, change.event)
+            self.notices.append(("conflict", row.pk, change.clashes, why))
+            self.result.conflicts += 1
+
+    def _fields(self, change: Change) -> dict:
+        return booking_fields(
+            self.binding, change.event, change.start, change.end, change.title or "", self.people
+        )
+
+    def create(self) -> None:
+        """New bookings for nobody in Reserva through the booking service's batch; a
+        person's one by one (``services.book`` counts their limits one booking at a time)."""
+        creates = [(change, self._fields(change)) for change in self.plan.create]
+        fields_of = {id(change): fields for change, fields in creates}
+        booked = _batch_outcomes(
+            [change for change, fields in creates if fields["requested_for"] is None],
+            lambda changes: batch.book_remote(
+                self.space, [_new_booking(fields_of[id(c)]) for c in changes], source=self.source
+            ),
+        )
+        for change, kwargs in creates:
             try:
-                row = services.book(actor=None, **kwargs).reservations[0]
-                result.created += 1
+                row = booked.get(id(change))
+                if row is None:
+                    row = services.book(actor=None, **kwargs).reservations[0]
+                elif isinstance(row, services.BookingError):
+                    raise row
+                self.result.created += 1
             except services.KEPT_AS_CONFLICT as exc:
                 # The same fields, holding no slot, with the rule's words (a closure, a
                 # buffer, a taken slot, a limit of the organizer's).
                 row = services.record_conflict(**kwargs, reason=exc.message)
-                notices.append(_conflict_notice(row.pk, exc))
-                result.conflicts += 1
+                self.notices.append(_conflict_notice(row.pk, exc))
+                self.result.conflicts += 1
             except services.BookingError as exc:
-                log.info("Pull of binding %s: event not booked: %s", binding.pk, exc.message)
-                result.ignored += 1
+                log.info("Pull of binding %s: event not booked: %s", self.binding.pk, exc.message)
+                self.result.ignored += 1
                 continue
-            _link(binding, row, change.event)
-        owed_when_read = {link.reservation_id for link in links if link.push_owed}
-        for change in plan.touch:
-            row = rows[change.reservation_id]
+            self.writes.add(row, change.event)
+
+    # -- nothing shown changed
+
+    def touch(self, owed_when_read: set[int]) -> None:
+        for change in self.plan.touch:
+            row = self.rows[change.reservation_id]
             if row.pk in owed_when_read and _made_in_reserva(row) and _push_landed(row, change):
-                restore(change, CROSSED)
+                self.restore(change, CROSSED)
                 continue
-            _link(binding, row, change.event, before=row.version)
-        for change in plan.restore:
-            why = change.reason
-            if change.clashes:
-                why = f"{space.name} is booked by someone else at that time"
-            restore(change, why)
-        result.ignored += len(plan.ignore)
-        SpaceCalendar.objects.filter(pk=binding.pk).update(sync_token=cursor)
-        if notices:
-            transaction.on_commit(lambda: notify_pull(binding.pk, notices), robust=True)
-        if restores:
-            transaction.on_commit(lambda: _push_again(restores), robust=True)
-    return result
+            self.writes.add(row, change.event, before=row.version)
 
 
 def _conflict_notice(pk: int, exc: services.BookingError) -> tuple:
@@ -1284,6 +1453,12 @@ def _push_landed(row: Reservation, change: Change) -> bool:
     )
 
 
+def _batchable(row: Reservation) -> bool:
+    """An update the booking service's batch applies (``reservations.batch``): a booking made
+    in the provider, holding its slot, for nobody in Reserva (no limits to count)."""
+    return row.source in REMOTE_SOURCES and row.holds_slot and row.requested_for_id is None
+
+
 def _made_in_reserva(row: Reservation) -> bool:
     """A Reserva booking holding its slot (the planner's ``_made_here``, on a row)."""
     return row.source not in REMOTE_SOURCES and row.holds_slot
@@ -1297,12 +1472,13 @@ def _shows_other_subject(row: Reservation, event: RemoteEvent) -> bool:
     return (event.subject or "").strip() != remote.event_title(row).strip()
 
 
-def _owe_push(binding: SpaceCalendar, reservation: Reservation, event: RemoteEvent) -> None:
+def _owe_push(writes: Links, reservation: Reservation, event: RemoteEvent) -> None:
     """Record the event (its id and change key, so the push's conditional write meets the
     version read here) and put the link behind the reservation: a push is owed, which writes
     the booking over the event. Owed, not only queued: if that push is lost, "Resume sync"
     and the retries find it, and a pull that sees the event first leaves it to the push."""
-    _link(binding, reservation, event, before=reservation.version)
+    writes.add(reservation, event, before=reservation.version)
+    writes.flush()
     SyncLink.objects.filter(
         reservation=reservation, pushed_version__gte=reservation.version
     ).update(pushed_version=reservation.version - 1, state=LinkState.PENDING)

@@ -36,6 +36,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+import results  # noqa: E402 (bench/results.py)
 from export import allow_sandbox, prepare_database, setup_django  # noqa: E402 (bench/export.py)
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/reserva_pull_bench.sqlite3"
@@ -57,7 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--google", action="store_true", help="also measure a Google binding")
-    return parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="20 changes (make bench)")
+    results.add_argument(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.changes = 20
+    return args
 
 
 def make_bindings(handle, google: bool):
@@ -143,7 +150,8 @@ def last_seq(handle) -> int:
         return handle.sandbox.log[-1]["seq"] if handle.sandbox.log else 0
 
 
-def measure(handle, binding_id: int, label: str, changed: int = 0) -> None:
+def measure(handle, binding_id: int, label: str, changed: int = 0) -> list[results.Figure]:
+    """Print one pull's requests, queries and time; return them as figures with targets."""
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
@@ -161,8 +169,15 @@ def measure(handle, binding_id: int, label: str, changed: int = 0) -> None:
         f"(created={result.created} updated={result.updated} cancelled={result.cancelled} "
         f"conflicts={result.conflicts} pages={result.pages} status={result.status})"
     )
+    requests = provider_requests(handle, since)
     if changed:
-        print(f"  {'':<28} queries per changed event={len(queries) / changed:.2f} (target: <= 5)")
+        per_event = len(queries) / changed
+        print(f"  {'':<28} queries per changed event={per_event:.2f} (target: <= 5)")
+        return [results.Figure(f"{label}: queries per changed event", per_event, "queries", 5)]
+    return [
+        results.Figure(f"{label}: provider requests", requests, "requests", 1),
+        results.Figure(f"{label}: queries", len(queries), "queries", 5),
+    ]
 
 
 def control(handle, kind: str):
@@ -231,22 +246,26 @@ def main(argv: list[str] | None = None) -> None:
     handle = start_sandbox(Path(tempfile.mkdtemp(prefix="reserva-pull-bench-")), None)
     allow_sandbox(handle)
     try:
+        figures = []
         for kind, binding in make_bindings(handle, args.google).items():
             print(f"{kind} ({binding.resource_email}):")
             pull.pull_binding(binding.pk)  # first pull: full read, token acquired and cached
-            measure(handle, binding.pk, "no change")
+            found = measure(handle, binding.pk, "no change")
             measure(handle, binding.pk, "no change (again)")
             ids = edit(handle, kind, args.changes, move=False, ids=[])
-            measure(handle, binding.pk, f"{args.changes} new events", args.changes)
+            found += measure(handle, binding.pk, f"{args.changes} new events", args.changes)
             edit(handle, kind, args.changes, move=True, ids=ids)
-            measure(handle, binding.pk, f"{args.changes} moved events", args.changes)
+            found += measure(handle, binding.pk, f"{args.changes} moved events", args.changes)
             delete(handle, kind, ids)
-            measure(handle, binding.pk, f"{args.changes} deleted events", args.changes)
+            found += measure(handle, binding.pk, f"{args.changes} deleted events", args.changes)
             measure(handle, binding.pk, "no change after")
+            figures += [replace(f, name=f"{kind}, {f.name}") for f in found]
         print(
             "targets: no change = 1 request and at most 5 queries; "
             "changed events: at most 5 queries per event"
         )
+        arguments = {"changes": args.changes, "google": args.google}
+        results.record(args.results, "pull", figures, arguments=arguments, quick=args.quick)
     finally:
         handle.stop()
 

@@ -31,8 +31,8 @@ def test_a_pulled_bookings_page_answers_and_names_the_calendar(
     assert page.status_code == 200
     text = page.content.decode()
     assert "Board meeting" in text
-    provider = "Exchange" if kind == "microsoft" else "Google"
-    assert f'<dd>Someone outside Reserva <span class="muted">via {provider}</span>' in text
+    calendar = "Outlook calendar" if kind == "microsoft" else "Google Calendar"
+    assert f'<dd>Someone outside Reserva <span class="muted">· from {calendar}</span>' in text
 
 
 def test_a_pulled_booking_names_its_organizer_when_the_location_reads_them(
@@ -62,4 +62,4 @@ def test_a_pulled_bookings_page_in_the_browser(request, sandbox, new_page, live_
     assert answer.status == 200
     expect(page.get_by_role("heading", name="Board meeting")).to_be_visible()
     facts = page.locator("dl.facts")
-    expect(facts).to_contain_text("Someone outside Reserva via Google")
+    expect(facts).to_contain_text("Someone outside Reserva · from Google Calendar")

@@ -46,6 +46,7 @@ test: install  ## run the whole test suite
 lint: install  ## ruff (lint and format) and a check that no model change lacks its migration
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@mkdir -p var
 	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install

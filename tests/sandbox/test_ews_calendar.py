@@ -179,3 +179,25 @@ def test_injected_fault_is_a_soap_fault(ews):
     response = _post(ews, b"<x/>")
     assert response.status_code == 500
     assert b"ErrorInternalServerError" in response.content
+
+
+def test_ntlm_with_a_down_level_logon_name(ews):
+    from requests_ntlm import HttpNtlmAuth
+
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(ews.ca_file)
+    good = HttpNtlmAuth("CONTOSO\\alice", "Alice-sandbox-1")
+    response = session.post(
+        endpoint(ews), data=b"<x/>", auth=good, headers={"Content-Type": "text/xml"}
+    )
+    # Signed in: the body reaches the SOAP parser, which refuses it.
+    assert response.status_code == 500
+    assert b"ErrorSchemaValidation" in response.content
+    # NTLM signs in a connection (IIS keeps it signed in), so try the wrong one on a new one.
+    session.close()
+    bad = HttpNtlmAuth("CONTOSO\\alice", "wrong")
+    response = session.post(
+        endpoint(ews), data=b"<x/>", auth=bad, headers={"Content-Type": "text/xml"}
+    )
+    assert response.status_code == 401

@@ -25,6 +25,9 @@ _DEFAULT: dict[str, Any] = {
         # per-user quota for Google. Adjustable at run time through the control API.
         "limits": {
             "graph": {"max_in_flight": 4, "max_requests": 10_000, "window_seconds": 600},
+            # Exchange's default throttling policy: EWSMaxConcurrency 27 per user; the rate
+            # stands in for the EWS budget (recharge per minute), answered ErrorServerBusy.
+            "ews": {"max_in_flight": 27, "max_requests": 600, "window_seconds": 60},
         },
         "latency": {"per_request": 0.0, "per_item": 0.0, "services": {}},
         "log_size": 2000,
@@ -115,6 +118,50 @@ _DEFAULT: dict[str, Any] = {
     },
     # Owned by the Google part of the sandbox (integrations/sandbox/google/).
     "google": {},
+    # Exchange Web Services (integrations/sandbox/ews/): an on-premises Exchange organisation.
+    "ews": {
+        # Which build ServerVersionInfo reports: 2016-cu23, 2019-cu14, 2019-cu15, se-rtm
+        # (or a dotted build number).
+        "server_build": "2019-cu15",
+        "netbios_domain": "CONTOSO",
+        "auth": ["NTLM", "Basic"],
+        # ErrorServerBusy asks clients to wait this long (BackOffMilliseconds) at least.
+        "min_back_off_ms": 2000,
+        "users": [
+            {
+                "email": "alice@contoso.test",
+                "name": "Alice Adams",
+                "username": "alice",
+                "password": "Alice-sandbox-1",
+            },
+            {
+                "email": "bob@contoso.test",
+                "name": "Bob Brown",
+                "username": "bob",
+                "password": "Bob-sandbox-1",
+            },
+            {
+                # The service account Reserva signs in with; it holds the
+                # ApplicationImpersonation role over every mailbox.
+                "email": "svc-reserva@contoso.test",
+                "name": "Reserva service",
+                "username": "svc-reserva",
+                "password": "Reserva-sandbox-1",
+                "impersonation": True,
+            },
+        ],
+        "rooms": [
+            {"email": "atlas@contoso.test", "name": "Atlas (4th floor)", "capacity": 8},
+            {"email": "borealis@contoso.test", "name": "Borealis (4th floor)", "capacity": 4},
+            {
+                "email": "cosmos@contoso.test",
+                "name": "Cosmos (2nd floor)",
+                "capacity": 12,
+                # A room whose delegate answers by hand: invitations stay unanswered.
+                "auto_accept": False,
+            },
+        ],
+    },
 }
 
 

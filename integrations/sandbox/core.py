@@ -62,6 +62,9 @@ class Request:
     slots: list[Any] = field(default_factory=list)
     # Set on the items of a JSON batch, which are dispatched like requests of their own.
     batch_item: bool = False
+    # State kept for the life of the client's TCP connection (the server passes the same
+    # dict for every request on it): NTLM authenticates a connection, not a request.
+    connection: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, method: str, target: str, headers: Headers, body: bytes = b"") -> Request:

@@ -37,7 +37,11 @@ from .limits import Denial, FaultInjector, Latency, Limiter, LimitRule, Slot
 log = logging.getLogger("integrations.sandbox")
 
 # Providers registered at start; the Google package is optional until it exists.
-PROVIDERS = ("integrations.sandbox.microsoft", "integrations.sandbox.google")
+PROVIDERS = (
+    "integrations.sandbox.microsoft",
+    "integrations.sandbox.google",
+    "integrations.sandbox.ews",
+)
 # Query parameters whose values never reach the request log.
 SECRET_PARAMS = {
     "code",
@@ -330,6 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
         # the client's delayed ACK add ~40 ms to every response on loopback.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request.do_handshake()
+        self.connection_state: dict[str, Any] = {}
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -353,6 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         headers = Headers(list(self.headers.items()))
         request = Request.build(self.command, self.path, headers, body)
+        request.connection = self.connection_state
         outcome = sandbox.dispatch(request)
         if isinstance(outcome, Drop):
             self.close_connection = True

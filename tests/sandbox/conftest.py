@@ -48,3 +48,15 @@ def http(sandbox: SandboxHandle) -> Iterator[requests.Session]:
     session = trusting_session(sandbox)
     yield session
     session.close()
+
+
+@pytest.fixture
+def ews(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
+    """The running sandbox, with exchangelib trusting its CA for the test's duration."""
+    from exchangelib.protocol import BaseProtocol, close_connections
+
+    from .ews_support import adapter_for
+
+    monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", adapter_for(str(sandbox.ca_file)))
+    yield sandbox
+    close_connections()

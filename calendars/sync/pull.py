@@ -113,6 +113,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
+from integrations.registry import spec
 from reservations import batch, services
 from reservations.models import (
     ENDED_STATUSES,
@@ -131,7 +132,6 @@ from ..models import (
     JobKind,
     JobStatus,
     LinkState,
-    ProviderKind,
     SpaceCalendar,
     SyncJob,
     SyncLink,
@@ -154,7 +154,11 @@ def request_stale_after() -> timedelta:
 
 UTC_ZONE = ZoneInfo("UTC")
 L = TypeVar("L")  # a link as a planner sees it: pull's KnownLink, reconcile's LinkFacts
-SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
+
+
+def source_of(kind: str) -> Source:
+    """The source a booking pulled from this provider carries."""
+    return Source(spec(kind).reservation_source)
 
 
 # -- the pure part ---------------------------------------------------------------------------
@@ -1054,7 +1058,7 @@ def booking_fields(
     details = binding.space.location.pull_organizer_details
     return {
         "space": binding.space, "start": start, "end": end, "title": title[:255],
-        "source": SOURCE_OF[binding.provider.kind],
+        "source": source_of(binding.provider.kind),
         "requested_for": _organizer(binding, event, people),
         "organizer_name": event.organizer_name[:200] if details else "",
         "organizer_email": event.organizer_email if details else "",
@@ -1143,7 +1147,7 @@ class _Applier:
     def __init__(self, binding: SpaceCalendar, plan: PullPlan, result: PullResult) -> None:
         self.binding, self.plan, self.result = binding, plan, result
         self.space = binding.space
-        self.source = SOURCE_OF[binding.provider.kind]
+        self.source = source_of(binding.provider.kind)
         self.provider = binding.provider.get_kind_display()
         self.notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
         self.restores: list[int] = []

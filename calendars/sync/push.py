@@ -49,6 +49,7 @@ from integrations.base import (
     TransientError,
     VersionConflict,
 )
+from integrations.registry import spec
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
@@ -58,7 +59,6 @@ from ..models import (
     JobKind,
     JobStatus,
     LinkState,
-    ProviderKind,
     SpaceCalendar,
     SyncJob,
     SyncLink,
@@ -84,16 +84,16 @@ class PushResult:
 def place_of(reservation: Reservation, binding: SpaceCalendar) -> Place:
     """Where the reservation's event belongs (no network, no credentials needed)."""
     provider = binding.provider
-    microsoft = provider.kind == ProviderKind.MICROSOFT
+    kind = spec(provider.kind)
     if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
         token = UserToken.objects.filter(
             user_id=reservation.requested_for_id, provider=provider
         ).first()
         mailbox = token.account_email if token else reservation.requested_for.email
-        return Place(provider.pk, mailbox, "" if microsoft else "primary")
+        return Place(provider.pk, mailbox, kind.own_calendar_id)
     if reservation.sync_mailbox == SyncMailbox.OTHER:
-        return Place(provider.pk, provider.delegated_user_email, "" if microsoft else "primary")
-    calendar = binding.calendar_id or ("" if microsoft else binding.resource_email)
+        return Place(provider.pk, provider.delegated_user_email, kind.own_calendar_id)
+    calendar = binding.calendar_id or kind.default_calendar_id(binding.resource_email)
     return Place(provider.pk, binding.resource_email, calendar)
 
 

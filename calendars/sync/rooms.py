@@ -10,11 +10,12 @@ itself a few times with a short countdown; the pull, later, is the backstop).
 
 from __future__ import annotations
 
+from integrations.registry import spec
 from reservations import services
 from reservations.models import Reservation, ReservationStatus, Source, SyncMailbox
 
 from .. import remote
-from ..models import ProviderKind, SyncLink
+from ..models import SyncLink
 
 DECLINED_REASON = "The room declined: it is busy"
 
@@ -38,7 +39,7 @@ def check_room_response(reservation_id: int) -> str:
     calendar.save_token()
     if event is None or event.removed:
         return "waiting"
-    source = Source.EXCHANGE if link.provider.kind == ProviderKind.MICROSOFT else Source.GOOGLE
+    source = Source(spec(link.provider.kind).reservation_source)
     if event.resource_response == "accepted":
         if services.confirm(actor=None, reservation=reservation, source=source):
             # The remote event already shows everything: the status is the room's own answer.

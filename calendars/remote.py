@@ -1,5 +1,6 @@
 """From Django rows to the provider clients: clients built from the aliases, where a
-reservation's event lives (its *target*), and what the event says.
+reservation's event lives (``locate``, the one place that answers it), and what the event
+says.
 
 The sync engine (``calendars/sync.py``) asks this module for a :class:`RemoteCalendar` and
 never deals with a provider's differences: Microsoft addresses a calendar by mailbox and
@@ -241,6 +242,10 @@ def delegated_calendar(provider: CalendarProvider) -> RemoteCalendar:
 
 def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
     token = UserToken.objects.filter(user=user, provider=provider).first()
+    return _personal_calendar(provider, user, token)
+
+
+def _personal_calendar(provider: CalendarProvider, user, token: UserToken | None) -> RemoteCalendar:
     if token is None or token.token is None:
         raise NotConnected(f"{user} has not connected a {provider.get_kind_display()} calendar.")
     credentials = UserCredentials(account_email=token.account_email, token=token.token)
@@ -255,12 +260,57 @@ def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
     )
 
 
-def target_for(reservation: Reservation, binding: SpaceCalendar) -> RemoteCalendar:
-    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
-        return user_calendar(binding.provider, reservation.requested_for)
+@dataclass(frozen=True)
+class Location:
+    """Where a reservation's event lives, and how to reach it.
+
+    ``locate`` reads the person's token (personal mode) once; ``place`` needs no network and
+    no credentials, ``calendar()`` builds the client that writes there (``NotConnected`` when
+    the person has no usable token).
+    """
+
+    binding: SpaceCalendar
+    sync_mailbox: str  # a SyncMailbox value; "user" only when there is a person
+    mailbox: str
+    calendar_id: str
+    user: Any = None
+    token: UserToken | None = None
+
+    @property
+    def place(self):
+        from .sync.plan import Place  # the planner's value type (sync imports this module)
+
+        return Place(self.binding.provider_id, self.mailbox, self.calendar_id)
+
+    def calendar(self) -> RemoteCalendar:
+        provider = self.binding.provider
+        if self.sync_mailbox == SyncMailbox.USER:
+            return _personal_calendar(provider, self.user, self.token)
+        if self.sync_mailbox == SyncMailbox.OTHER:
+            return delegated_calendar(provider)
+        return room_calendar(self.binding)
+
+
+def locate(reservation: Reservation, binding: SpaceCalendar) -> Location:
+    """The one answer to "where does this reservation's event live" (DESIGN.md: the sync
+    mailbox decides). A person's calendar is named by their token's account (their e-mail
+    address until they connect)."""
+    provider = binding.provider
+    kind = spec(provider.kind)
+    person = reservation.requested_for
+    if reservation.sync_mailbox == SyncMailbox.USER and person is not None:
+        token = UserToken.objects.filter(user_id=reservation.requested_for_id, provider=provider)
+        row = token.first()
+        mailbox = row.account_email if row else person.email
+        return Location(
+            binding, SyncMailbox.USER, mailbox, kind.own_calendar_id, user=person, token=row
+        )
     if reservation.sync_mailbox == SyncMailbox.OTHER:
-        return delegated_calendar(binding.provider)
-    return room_calendar(binding)
+        return Location(
+            binding, SyncMailbox.OTHER, provider.delegated_user_email, kind.own_calendar_id
+        )
+    calendar_id = binding.calendar_id or kind.default_calendar_id(binding.resource_email)
+    return Location(binding, SyncMailbox.ROOM, binding.resource_email, calendar_id)
 
 
 def event_title(reservation: Reservation) -> str:

@@ -22,7 +22,6 @@ Modules:
 
 Public helpers for the export and the admin flows:
 
-- ``place_of(reservation, binding) -> Place``: where the event belongs (no network);
 - ``ensure_link(reservation, binding) -> (SyncLink, made_now)``;
 - ``apply_remote_result(link, remote_event, version, place=None)``: record a created or
   updated event on the link (ids, iCalUId, change key / etag, pushed version, state synced);
@@ -38,7 +37,6 @@ from .push import (
     PushResult,
     apply_remote_result,
     ensure_link,
-    place_of,
     push_reservation,
     record_failure,
     record_removed,
@@ -60,7 +58,6 @@ __all__ = [
     "ensure_link",
     "pause_binding",
     "pause_token",
-    "place_of",
     "plan",
     "plan_pull",
     "pull_binding",

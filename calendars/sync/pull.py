@@ -138,7 +138,6 @@ from ..models import (
     SyncSettings,
 )
 from . import attribution, trouble
-from .push import place_of
 
 log = logging.getLogger(__name__)
 
@@ -988,7 +987,7 @@ class Links:
             known = link is not None
             for reservation, event, before in intents:
                 if link is None:
-                    place = place_of(reservation, self.binding)
+                    place = remote.locate(reservation, self.binding).place
                     link = made[reservation_id] = SyncLink(
                         reservation=reservation,
                         binding=self.binding,

@@ -87,6 +87,7 @@ portal and calendar edits under ~20% faults on a real worker, then both sides co
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections import Counter
@@ -666,9 +667,19 @@ def pull_due_bindings(now: datetime | None = None) -> int:
 # -- reading ----------------------------------------------------------------------------------
 
 
+class PullStatus(enum.StrEnum):
+    """How a pull ended (the task decides from it what to queue next)."""
+
+    SUCCEEDED = "succeeded"
+    BUSY = "busy"  # another pull of the binding is running
+    SKIPPED = "skipped"  # the binding does not sync, or is paused
+    PAUSED = "paused"  # a permanent error paused the binding
+    FAILED = "failed"
+
+
 @dataclass
 class PullResult:
-    status: str  # succeeded | busy | skipped | paused | failed
+    status: PullStatus
     created: int = 0
     updated: int = 0
     cancelled: int = 0
@@ -714,15 +725,15 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     Raises TransientError after recording it, so the task may retry."""
     binding = load_binding(binding_id)
     if binding is None or not binding.enabled or not binding.provider.is_active:
-        return PullResult("skipped", detail="the binding does not sync")
+        return PullResult(PullStatus.SKIPPED, detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
-        return PullResult("skipped", detail="sync is paused for this room")
+        return PullResult(PullStatus.SKIPPED, detail="sync is paused for this room")
     claim = acquire(binding_id)
     if claim is None:
-        return PullResult("busy", detail="another pull of this binding is running")
+        return PullResult(PullStatus.BUSY, detail="another pull of this binding is running")
     heartbeat = locks.Heartbeat(lambda: renew(binding_id, claim)).start()
     started = timezone.now()
-    result = PullResult("failed")
+    result = PullResult(PullStatus.FAILED)
     fields: dict = {}
     try:
         sync = SyncSettings.load()
@@ -759,13 +770,13 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         }
     except PermanentError as exc:
         trouble.pause_binding(binding_id, exc.message)
-        result = PullResult("paused", detail=exc.message)
+        result = PullResult(PullStatus.PAUSED, detail=exc.message)
     except TransientError as exc:
-        result = PullResult("failed", detail=exc.message)
+        result = PullResult(PullStatus.FAILED, detail=exc.message)
         fields = {"last_error": exc.message[:2000], "status": BindingStatus.ERROR}
         raise
     except Exception:
-        result = PullResult("failed", detail="Unexpected error (see the worker log).")
+        result = PullResult(PullStatus.FAILED, detail="Unexpected error (see the worker log).")
         raise
     finally:
         heartbeat.stop()
@@ -859,10 +870,10 @@ def _moved_out_of_view(
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
     status = {
-        "succeeded": JobStatus.SUCCEEDED,
-        "paused": JobStatus.PAUSED,
+        PullStatus.SUCCEEDED: JobStatus.SUCCEEDED,
+        PullStatus.PAUSED: JobStatus.PAUSED,
     }.get(result.status, JobStatus.FAILED)
-    errors = [{"error": result.detail[:500]}] if result.status != "succeeded" else []
+    errors = [{"error": result.detail[:500]}] if result.status != PullStatus.SUCCEEDED else []
     if result.conflicts:
         errors.append({"conflicts": result.conflicts})
     if result.restored:
@@ -876,7 +887,7 @@ def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
         created_count=result.created,
         updated_count=result.updated,
         deleted_count=result.cancelled,
-        failed_count=0 if result.status == "succeeded" else 1,
+        failed_count=0 if result.status == PullStatus.SUCCEEDED else 1,
         errors=errors,
         started_at=started,
         heartbeat_at=timezone.now(),
@@ -1088,7 +1099,7 @@ def _apply(
     window: tuple[datetime, datetime],
 ) -> PullResult:
     """Plan and apply in one transaction, storing the new cursor with the changes."""
-    result = PullResult("succeeded", events=len(events), full=full)
+    result = PullResult(PullStatus.SUCCEEDED, events=len(events), full=full)
     if not events and not full:
         result.cursor = cursor  # saved with the lock's release: one query fewer
         return result

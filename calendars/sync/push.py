@@ -32,6 +32,7 @@ of milliseconds per push): acceptable for the embedded default; on PostgreSQL on
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,15 +66,22 @@ from ..models import (
 )
 from ..policies import binding_for
 from . import recovery, trouble
-from .plan import Action, Op, Place, ReservationState, plan
-from .plan import LinkState as LinkSnapshot
+from .plan import LinkSnapshot, Op, Place, PushAction, ReservationState, plan
 
 log = logging.getLogger(__name__)
 
 
+class PushOutcome(enum.StrEnum):
+    """A push that wrote nothing because it could not: what stopped it."""
+
+    PAUSED = "paused"  # the binding or the person's token needs someone to act
+    FAILED = "failed"  # retried (by the task, else by beat)
+    GONE = "gone"  # the reservation no longer exists
+
+
 @dataclass(frozen=True)
 class PushResult:
-    op: str  # an Op value, or "paused" / "failed" / "gone"
+    op: Op | PushOutcome  # what was planned and done, or why nothing was
     detail: str = ""
 
 
@@ -331,7 +339,9 @@ def _delete(calendar, link: SyncLink, reservation, lookup: bool) -> None:
         calendar.delete(event_id)  # cancelled here: the booking no longer exists either way
 
 
-def _apply(action: Action, link: SyncLink, reservation, location: remote.Location | None) -> str:
+def _apply(
+    action: PushAction, link: SyncLink, reservation, location: remote.Location | None
+) -> str:
     """Carry out the planned action; returns what was done (counted in the SyncJob)."""
     if action.op is Op.NOOP:
         return "noop"
@@ -392,7 +402,7 @@ def push_reservation(reservation_id: int) -> PushResult:
     docstring). Raises TransientError (after recording it) so the task retries."""
     reservation = _load(reservation_id)
     if reservation is None:
-        return PushResult("gone", "the reservation no longer exists")
+        return PushResult(PushOutcome.GONE, "the reservation no longer exists")
     binding = binding_for(reservation)
     if binding is None:
         link = SyncLink.objects.filter(reservation=reservation).first()
@@ -435,7 +445,7 @@ def push_reservation(reservation_id: int) -> PushResult:
                 if announced:
                     withdraw_create(link.pk, announced)
                 _finish(job, JobStatus.PAUSED, error=paused)
-                return PushResult("paused", paused)
+                return PushResult(PushOutcome.PAUSED, paused)
             if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
                 withdraw_create(link.pk, announced)  # (an update's save clears it)
             if action.op in (Op.CREATE, Op.MOVE) and not announced:
@@ -520,7 +530,7 @@ def _failed(
     record_failure(link.pk, state, message, retry_after=retry_after)
     _finish(job, status, error=message)
     log.info("Push of reservation %s: %s (%s)", link.reservation_id, status, message)
-    return PushResult(status, message)
+    return PushResult(PushOutcome(status), message)
 
 
 def _finish(

@@ -50,8 +50,8 @@ def shown_already(row: Reservation) -> bool:
     leave: ``calendars.sync.pull._link``). Queuing it would cost a task and a dozen queries
     per booking a pull brought in (push plan: "the calendar already shows this version").
     Only for the room's calendar, whose place needs no look-up; the others are queued."""
+    from . import remote
     from .sync.plan import Place
-    from .sync.push import place_of
 
     link = getattr(row, "sync_link", None)
     binding = getattr(row.space, "calendar", None)
@@ -66,7 +66,7 @@ def shown_already(row: Reservation) -> bool:
         or link.pushed_version < row.version
     ):
         return False
-    target = place_of(row, binding)
+    target = remote.locate(row, binding).place
     return target.same_as(Place(link.provider_id, link.mailbox, link.calendar_id))
 
 

@@ -1,5 +1,6 @@
 """From Django rows to the provider clients: clients built from the aliases, where a
-reservation's event lives (its *target*), and what the event says.
+reservation's event lives (``locate``, the one place that answers it), and what the event
+says.
 
 The sync engine (``calendars/sync.py``) asks this module for a :class:`RemoteCalendar` and
 never deals with a provider's differences: Microsoft addresses a calendar by mailbox and
@@ -29,6 +30,7 @@ from integrations.base import (
     BatchOp,
     BatchResult,
     CalendarInfo,
+    CalendarRef,
     ChangePage,
     EndpointRefused,
     EventData,
@@ -37,26 +39,18 @@ from integrations.base import (
     UserCredentials,
 )
 from integrations.http import HttpClient
-from integrations.limiter import FileLimiter, Limiter, Limits, RedisLimiter
-from integrations.registry import client_class
+from integrations.limiter import FileLimiter, Limiter, RedisLimiter
+from integrations.registry import client_class, spec
 from reservations.models import Approval, EventTitle, Reservation, SyncMailbox
 
 from . import endpoints as endpoints_policy
 from .models import (
     CalendarProvider,
     ConnectionAlias,
-    ProviderKind,
     SpaceCalendar,
     SyncSettings,
     UserToken,
 )
-
-# Published per-mailbox limits: Exchange Online allows 4 concurrent requests and 10,000 per
-# 10 minutes per app and mailbox; Google's default Calendar quota is per user per minute.
-LIMITS = {
-    ProviderKind.MICROSOFT: Limits(max_in_flight=4, max_per_window=10_000, window_seconds=600),
-    ProviderKind.GOOGLE: Limits(max_in_flight=8, max_per_window=600, window_seconds=60),
-}
 
 
 class NotConnected(Exception):
@@ -65,7 +59,7 @@ class NotConnected(Exception):
 
 @cache
 def _limiter_backend(kind: str):
-    limits = LIMITS[kind]
+    limits = spec(kind).limits  # the provider's published per-mailbox limits
     if settings.REDIS_URL:
         import redis
 
@@ -167,11 +161,7 @@ class RemoteCalendar:
     token_row: UserToken | None = None
 
     def _args(self) -> tuple:
-        return (
-            (self.mailbox, self.calendar_id)
-            if self.kind == ProviderKind.MICROSOFT
-            else (self.calendar_id,)
-        )
+        return spec(self.kind).call_args(CalendarRef(self.mailbox, self.calendar_id))
 
     def create(self, data: EventData) -> RemoteEvent:
         return self.client.create_event(*self._args(), data, as_user=self.as_user)
@@ -219,9 +209,8 @@ class RemoteCalendar:
         return self.client.changes(*self._args(), token, start, end, as_user=self.as_user)
 
     def list_calendars(self) -> list[CalendarInfo]:
-        if self.kind == ProviderKind.MICROSOFT:
-            return self.client.list_calendars(self.mailbox, as_user=self.as_user)
-        return self.client.list_calendars(as_user=self.as_user)
+        mailbox = (self.mailbox,) if spec(self.kind).mailbox_scoped else ()
+        return self.client.list_calendars(*mailbox, as_user=self.as_user)
 
     def save_token(self) -> None:
         """Write a refreshed personal token back (encrypted), if the client changed it."""
@@ -238,31 +227,29 @@ class RemoteCalendar:
 def room_calendar(binding: SpaceCalendar) -> RemoteCalendar:
     """The room mailbox / resource calendar itself, with application credentials."""
     provider = binding.provider
-    if provider.kind == ProviderKind.MICROSOFT:
-        return RemoteCalendar(
-            client_for(provider), provider.kind, binding.resource_email, binding.calendar_id
-        )
-    return RemoteCalendar(
-        client_for(provider),
-        provider.kind,
-        binding.resource_email,
-        binding.calendar_id or binding.resource_email,
+    calendar_id = binding.calendar_id or spec(provider.kind).default_calendar_id(
+        binding.resource_email
     )
+    return RemoteCalendar(client_for(provider), provider.kind, binding.resource_email, calendar_id)
 
 
 def delegated_calendar(provider: CalendarProvider) -> RemoteCalendar:
     mailbox = provider.delegated_user_email
-    if provider.kind == ProviderKind.MICROSOFT:
-        return RemoteCalendar(client_for(provider), provider.kind, mailbox, "")
-    return RemoteCalendar(client_for(provider, subject=mailbox), provider.kind, mailbox, "primary")
+    kind = spec(provider.kind)
+    client = client_for(provider, subject=mailbox if kind.acts_as_delegate else "")
+    return RemoteCalendar(client, provider.kind, mailbox, kind.own_calendar_id)
 
 
 def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
     token = UserToken.objects.filter(user=user, provider=provider).first()
+    return _personal_calendar(provider, user, token)
+
+
+def _personal_calendar(provider: CalendarProvider, user, token: UserToken | None) -> RemoteCalendar:
     if token is None or token.token is None:
         raise NotConnected(f"{user} has not connected a {provider.get_kind_display()} calendar.")
     credentials = UserCredentials(account_email=token.account_email, token=token.token)
-    calendar_id = "" if provider.kind == ProviderKind.MICROSOFT else "primary"
+    calendar_id = spec(provider.kind).own_calendar_id
     return RemoteCalendar(
         client_for(provider),
         provider.kind,
@@ -273,12 +260,57 @@ def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
     )
 
 
-def target_for(reservation: Reservation, binding: SpaceCalendar) -> RemoteCalendar:
-    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
-        return user_calendar(binding.provider, reservation.requested_for)
+@dataclass(frozen=True)
+class Location:
+    """Where a reservation's event lives, and how to reach it.
+
+    ``locate`` reads the person's token (personal mode) once; ``place`` needs no network and
+    no credentials, ``calendar()`` builds the client that writes there (``NotConnected`` when
+    the person has no usable token).
+    """
+
+    binding: SpaceCalendar
+    sync_mailbox: str  # a SyncMailbox value; "user" only when there is a person
+    mailbox: str
+    calendar_id: str
+    user: Any = None
+    token: UserToken | None = None
+
+    @property
+    def place(self):
+        from .sync.plan import Place  # the planner's value type (sync imports this module)
+
+        return Place(self.binding.provider_id, self.mailbox, self.calendar_id)
+
+    def calendar(self) -> RemoteCalendar:
+        provider = self.binding.provider
+        if self.sync_mailbox == SyncMailbox.USER:
+            return _personal_calendar(provider, self.user, self.token)
+        if self.sync_mailbox == SyncMailbox.OTHER:
+            return delegated_calendar(provider)
+        return room_calendar(self.binding)
+
+
+def locate(reservation: Reservation, binding: SpaceCalendar) -> Location:
+    """The one answer to "where does this reservation's event live" (DESIGN.md: the sync
+    mailbox decides). A person's calendar is named by their token's account (their e-mail
+    address until they connect)."""
+    provider = binding.provider
+    kind = spec(provider.kind)
+    person = reservation.requested_for
+    if reservation.sync_mailbox == SyncMailbox.USER and person is not None:
+        token = UserToken.objects.filter(user_id=reservation.requested_for_id, provider=provider)
+        row = token.first()
+        mailbox = row.account_email if row else person.email
+        return Location(
+            binding, SyncMailbox.USER, mailbox, kind.own_calendar_id, user=person, token=row
+        )
     if reservation.sync_mailbox == SyncMailbox.OTHER:
-        return delegated_calendar(binding.provider)
-    return room_calendar(binding)
+        return Location(
+            binding, SyncMailbox.OTHER, provider.delegated_user_email, kind.own_calendar_id
+        )
+    calendar_id = binding.calendar_id or kind.default_calendar_id(binding.resource_email)
+    return Location(binding, SyncMailbox.ROOM, binding.resource_email, calendar_id)
 
 
 def event_title(reservation: Reservation) -> str:

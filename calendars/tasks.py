@@ -85,7 +85,7 @@ def push_reservation(self, reservation_id: int) -> str:
         if exc.retry_after and exc.retry_after > settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS:
             # Too long to wait in the broker (see retry_countdown): the link's next attempt
             # (after the Retry-After) is the beat's.
-            return "failed"
+            return push.PushOutcome.FAILED
         countdown = retry_countdown(exc.retry_after or 5 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from None
 
@@ -125,8 +125,8 @@ def check_room_response(reservation_id: int, attempt: int = 1) -> str:
     try:
         outcome = rooms.check_room_response(reservation_id)
     except TransientError:
-        outcome = "waiting"
-    if outcome == "waiting" and attempt < ROOM_CHECKS:
+        outcome = rooms.RoomAnswer.WAITING
+    if outcome == rooms.RoomAnswer.WAITING and attempt < ROOM_CHECKS:
         check_room_response.apply_async(
             (reservation_id, attempt + 1), countdown=ROOM_CHECK_SECONDS * attempt
         )
@@ -232,11 +232,11 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
         raise self.retry(
             exc=exc, countdown=countdown, args=(binding_id,), kwargs={"failures": failures + 1}
         ) from None
-    if result.status == "busy" and pull.pull_owed(binding_id):
+    if result.status == pull.PullStatus.BUSY and pull.pull_owed(binding_id):
         raise self.retry(
             countdown=PULL_BUSY_SECONDS, args=(binding_id,), kwargs={"failures": failures}
         )
-    if result.status == "succeeded":
+    if result.status == pull.PullStatus.SUCCEEDED:
         from .sync import recovery
 
         _queue_pushes(recovery.retry_after_success(binding_id))  # the calendar answers again

@@ -26,24 +26,20 @@ stock user admin, a shell) is covered too.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from integrations.base import ProviderError, TokenGrant, TokenRevoked, UserCredentials
+from integrations.registry import spec
 
 from .models import CalendarProvider, ProviderKind, TokenStatus, UserToken
 from .remote import provider_config
 
 log = logging.getLogger(__name__)
 
-IDLE_LIMIT = {ProviderKind.MICROSOFT: timedelta(days=90), ProviderKind.GOOGLE: timedelta(days=182)}
-IDLE_WARNING = {
-    ProviderKind.MICROSOFT: timedelta(days=80),
-    ProviderKind.GOOGLE: timedelta(days=150),
-}
 # Where a person removes Reserva's consent themselves (Microsoft has no revoke endpoint for
 # an app's delegated grant that the app itself may call): the My Apps portal lists the apps
 # with access to the account, each with "Manage your application" > "Revoke permissions".
@@ -65,7 +61,7 @@ def days_idle(token: UserToken, now: datetime | None = None) -> int:
 
 def idle_status(token: UserToken, now: datetime | None = None) -> str:
     """``expiring`` past the provider's warning threshold, else ``valid``."""
-    limit = IDLE_WARNING.get(token.provider.kind, IDLE_WARNING[ProviderKind.MICROSOFT])
+    limit = spec(token.provider.kind).idle_warning
     if (now or timezone.now()) - idle_since(token) > limit:
         return TokenStatus.EXPIRING
     return TokenStatus.VALID
@@ -113,14 +109,7 @@ def store_grant(user, provider: CalendarProvider, grant: TokenGrant) -> UserToke
 
 def _refresh(provider: CalendarProvider, credentials: UserCredentials) -> None:
     config = provider_config(provider)
-    if provider.kind == ProviderKind.GOOGLE:
-        from integrations.google import auth as google_auth
-
-        google_auth.user_token(config, credentials, fresh=True)
-    else:
-        from integrations.microsoft import auth as microsoft_auth
-
-        microsoft_auth.user_token(config, credentials, fresh=True)
+    spec(provider.kind).auth_module().user_token(config, credentials, fresh=True)
 
 
 def check_token(token_id: int) -> str | None:

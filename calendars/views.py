@@ -50,6 +50,7 @@ from integrations.base import (
     UserCredentials,
 )
 from integrations.http import HttpClient
+from integrations.registry import spec
 from reservations.models import Space, SpaceKind
 
 from . import bindings, tokens
@@ -64,8 +65,6 @@ FLOW_KEY = "calendars_oauth"
 SPACE_AUTH_KEY = "calendars_space_auth"
 FLOW_MAX_AGE = timedelta(minutes=15)  # an abandoned sign-in cannot be completed later
 SPACE_AUTH_MAX_AGE = timedelta(hours=1)
-GOOGLE_CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
-MICROSOFT_SCOPES = ("Calendars.ReadWrite",)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -77,7 +76,7 @@ def redirect_uri(kind: str) -> str:
 
 
 def _scopes(kind: str) -> tuple[str, ...]:
-    return (GOOGLE_CALENDAR_SCOPE,) if kind == ProviderKind.GOOGLE else MICROSOFT_SCOPES
+    return spec(kind).scopes
 
 
 def _needs_perm(*perms: str):

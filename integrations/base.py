@@ -171,6 +171,18 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True)
+class CalendarRef:
+    """One remote calendar: the mailbox it belongs to and its id there.
+
+    An empty ``calendar_id`` is the mailbox's default calendar. Which of the two a provider's
+    API needs to name the calendar is the registry's ``ProviderSpec.call_args``.
+    """
+
+    mailbox: str
+    calendar_id: str = ""
+
+
+@dataclass(frozen=True)
 class CalendarInfo:
     id: str
     name: str

@@ -1,38 +1,129 @@
-"""Provider kind -> client class, imported lazily.
+"""Provider kind -> descriptor (client class, OAuth flow, scopes, limits), imported lazily.
 
-A provider is one package under ``integrations`` and one line here; importing the registry
-does not import msal or google-auth, so a deployment that uses one provider never loads the
-other's libraries. ``public_hosts()`` is what every provider reaches on the public internet
-(the default of the ``PROVIDER_ENDPOINT_ALLOWLIST`` setting).
+A provider is one package under ``integrations`` and one ``ProviderSpec`` here; importing the
+registry does not import msal or google-auth, so a deployment that uses one provider never
+loads the other's libraries. ``calendars`` asks the descriptor instead of branching on the
+kind. ``public_hosts()`` is what every provider reaches on the public internet (the default
+of the ``PROVIDER_ENDPOINT_ALLOWLIST`` setting).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
-CLIENTS: dict[str, str] = {
-    "microsoft": "integrations.microsoft.client.MicrosoftClient",
-    "google": "integrations.google.client.GoogleClient",
+from .base import CalendarRef
+from .limiter import Limits
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What ``calendars`` needs to know about one provider kind, without importing it.
+
+    ``reservation_source`` is the value of ``reservations.models.Source`` a booking pulled
+    from this provider carries (``integrations`` does not import the ORM, so a plain value).
+    ``mailbox_scoped`` says the client's calendar calls take the mailbox as well as the
+    calendar id (Graph: ``/users/{mailbox}/calendars/{id}``); otherwise the calendar id alone
+    names the calendar (Google). ``own_calendar_id`` is what names a person's own calendar.
+    """
+
+    kind: str
+    client: str  # dotted path of the client class
+    oauth: str  # dotted path of the module with the OAuth flow helpers
+    auth: str  # dotted path of the module that mints tokens (``user_token``)
+    public_hosts: str  # dotted path of the set of public hosts
+    scopes: tuple[str, ...]  # delegated (personal) sign-in scopes
+    idle_limit: timedelta  # a personal token unused this long is dead at the provider
+    idle_warning: timedelta  # ... and this long is worth warning the person about
+    reservation_source: str
+    webhook_kind: str  # the PushSubscription.kind its change notifications arrive as
+    mailbox_scoped: bool
+    own_calendar_id: str
+    acts_as_delegate: bool  # the app's credentials act as the delegated user (Google DWD)
+    batch_size: int  # most operations in one batch request
+    limits: Limits  # published per-mailbox request limits
+
+    def client_class(self) -> type[Any]:
+        return _load(self.client)
+
+    def oauth_module(self) -> Any:
+        return import_module(self.oauth)
+
+    def auth_module(self) -> Any:
+        return import_module(self.auth)
+
+    def default_calendar_id(self, mailbox: str) -> str:
+        """The id naming a mailbox's own calendar when none is bound: Graph's empty id (the
+        default calendar), Google's resource calendar, whose id is its address."""
+        return "" if self.mailbox_scoped else mailbox
+
+    def call_args(self, ref: CalendarRef) -> tuple[str, ...]:
+        """The leading arguments this provider's client takes to name ``ref``."""
+        return (ref.mailbox, ref.calendar_id) if self.mailbox_scoped else (ref.calendar_id,)
+
+
+# Published per-mailbox limits: Exchange Online allows 4 concurrent requests and 10,000 per
+# 10 minutes per app and mailbox; Google's default Calendar quota is per user per minute.
+# Idle limits: Microsoft ends a refresh token unused for 90 days, Google one unused for six
+# months. Batches: Graph's $batch takes 20 requests, Google's is kept at 50.
+PROVIDERS: dict[str, ProviderSpec] = {
+    "microsoft": ProviderSpec(
+        kind="microsoft",
+        client="integrations.microsoft.client.MicrosoftClient",
+        oauth="integrations.microsoft.oauth",
+        auth="integrations.microsoft.auth",
+        public_hosts="integrations.microsoft.clouds.PUBLIC_HOSTS",
+        scopes=("Calendars.ReadWrite",),
+        idle_limit=timedelta(days=90),
+        idle_warning=timedelta(days=80),
+        reservation_source="exchange",
+        webhook_kind="microsoft",
+        mailbox_scoped=True,
+        own_calendar_id="",
+        acts_as_delegate=False,
+        batch_size=20,
+        limits=Limits(max_in_flight=4, max_per_window=10_000, window_seconds=600),
+    ),
+    "google": ProviderSpec(
+        kind="google",
+        client="integrations.google.client.GoogleClient",
+        oauth="integrations.google.oauth",
+        auth="integrations.google.auth",
+        public_hosts="integrations.google.hosts.PUBLIC_HOSTS",
+        scopes=("https://www.googleapis.com/auth/calendar",),
+        idle_limit=timedelta(days=182),
+        idle_warning=timedelta(days=150),
+        reservation_source="google",
+        webhook_kind="google",
+        mailbox_scoped=False,
+        own_calendar_id="primary",
+        acts_as_delegate=True,
+        batch_size=50,
+        limits=Limits(max_in_flight=8, max_per_window=600, window_seconds=60),
+    ),
 }
 
-# Each provider's public hosts (light modules: no provider library is imported with them).
-PUBLIC_HOSTS: dict[str, str] = {
-    "microsoft": "integrations.microsoft.clouds.PUBLIC_HOSTS",
-    "google": "integrations.google.hosts.PUBLIC_HOSTS",
-}
+
+def spec(kind: str) -> ProviderSpec:
+    """The descriptor for ``kind``; KeyError for a kind no package provides."""
+    return PROVIDERS[kind]
+
+
+def _load(path: str) -> Any:
+    module_name, _, name = path.rpartition(".")
+    return getattr(import_module(module_name), name)
 
 
 def client_class(kind: str) -> type[Any]:
     """The client class for ``kind`` ("microsoft" or "google"); KeyError for others."""
-    module_name, _, class_name = CLIENTS[kind].rpartition(".")
-    return getattr(import_module(module_name), class_name)
+    return spec(kind).client_class()
 
 
 def public_hosts() -> list[str]:
     """Every provider's public hosts, sorted (no provider library is imported)."""
     hosts: set[str] = set()
-    for path in PUBLIC_HOSTS.values():
-        module_name, _, name = path.rpartition(".")
-        hosts |= getattr(import_module(module_name), name)
+    for provider in PROVIDERS.values():
+        hosts |= _load(provider.public_hosts)
     return sorted(hosts)

@@ -2,7 +2,7 @@
 
 Modules:
 
-- ``plan``: the pure planning step of a push, ``plan(ReservationState, LinkState) -> Action``
+- ``plan``: the pure planning step of a push, ``plan(ReservationState, LinkSnapshot) -> PushAction``
   (create / update / delete / move / noop), tested without the network;
 - ``push``: ``push_reservation(reservation_id)``, which re-reads the rows, locks the
   ``SyncLink``, plans, applies through ``calendars.remote`` and records a ``SyncJob``;
@@ -22,7 +22,6 @@ Modules:
 
 Public helpers for the export and the admin flows:
 
-- ``place_of(reservation, binding) -> Place``: where the event belongs (no network);
 - ``ensure_link(reservation, binding) -> (SyncLink, made_now)``;
 - ``apply_remote_result(link, remote_event, version, place=None)``: record a created or
   updated event on the link (ids, iCalUId, change key / etag, pushed version, state synced);
@@ -32,35 +31,45 @@ Public helpers for the export and the admin flows:
   re-authorization or a reconnect (the tasks of the same names enqueue them).
 """
 
-from .plan import Action, LinkState, Op, Place, ReservationState, plan
-from .pull import PullPlan, PullResult, plan_pull, pull_binding, pull_due_bindings, request_pull
+from .plan import LinkSnapshot, Op, Place, PushAction, ReservationState, plan
+from .pull import (
+    PullPlan,
+    PullResult,
+    PullStatus,
+    plan_pull,
+    pull_binding,
+    pull_due_bindings,
+    request_pull,
+)
 from .push import (
+    PushOutcome,
     PushResult,
     apply_remote_result,
     ensure_link,
-    place_of,
     push_reservation,
     record_failure,
     record_removed,
 )
-from .rooms import check_room_response
+from .rooms import RoomAnswer, check_room_response
 from .trouble import pause_binding, pause_token, resume_binding, resume_user
 
 __all__ = [
-    "Action",
-    "LinkState",
+    "LinkSnapshot",
     "Op",
     "Place",
     "PullPlan",
     "PullResult",
+    "PullStatus",
+    "PushAction",
+    "PushOutcome",
     "PushResult",
     "ReservationState",
+    "RoomAnswer",
     "apply_remote_result",
     "check_room_response",
     "ensure_link",
     "pause_binding",
     "pause_token",
-    "place_of",
     "plan",
     "plan_pull",
     "pull_binding",

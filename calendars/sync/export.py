@@ -55,6 +55,7 @@ from integrations.base import (
     TokenRevoked,
     TransientError,
 )
+from integrations.registry import spec
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
 from ..locks import Heartbeat
@@ -63,7 +64,6 @@ from ..models import (
     JobKind,
     JobStatus,
     LinkState,
-    ProviderKind,
     SpaceCalendar,
     SyncJob,
     SyncLink,
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 
 # Items per batch call: Graph's $batch takes 20; Google allows 1000 parts but recommends
 # staying small, and each part counts against the per-user quota anyway.
-BATCH_SIZE = {ProviderKind.MICROSOFT: 20, ProviderKind.GOOGLE: 50}
 # Rounds over what is left after transient failures; the clients already retry each
 # request and each throttled batch item, so few rounds are needed.
 MAX_ROUNDS = 5
@@ -366,7 +365,7 @@ def _export(run: _Run) -> None:
         calendar = room_calendar(binding)
     except EndpointRefused as refused:  # the connection alias points somewhere not allowed
         raise Paused(refused) from refused
-    size = BATCH_SIZE.get(binding.provider.kind, 20)
+    size = spec(binding.provider.kind).batch_size
     run.beat()
     for round_ in range(MAX_ROUNDS):
         last_round = round_ == MAX_ROUNDS - 1

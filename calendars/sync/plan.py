@@ -1,7 +1,7 @@
 """The pure planning step of a push: what must happen to a reservation's remote event.
 
 ``plan(reservation_state, link_state)`` looks at two small snapshots, never at the database or
-the network, and answers one :class:`Action`: create, update, delete, move (delete where the
+the network, and answers one :class:`PushAction`: create, update, delete, move (delete where the
 event is, create where it should be) or nothing. ``calendars.sync.push`` builds the snapshots
 from the rows and applies the answer. The rules (DESIGN.md "the rules that matter"):
 
@@ -56,7 +56,7 @@ class ReservationState:
 
 
 @dataclass(frozen=True)
-class LinkState:
+class LinkSnapshot:
     """What we know of the remote event (``SyncLink``); the defaults mean "no link yet"."""
 
     external_id: str = ""
@@ -68,15 +68,15 @@ class LinkState:
 
 
 @dataclass(frozen=True)
-class Action:
+class PushAction:
     op: Op
     reason: str
     lookup: bool = False  # find our tagged event first: its id is not known for sure
 
 
-def plan(reservation: ReservationState, link: LinkState | None = None) -> Action:
+def plan(reservation: ReservationState, link: LinkSnapshot | None = None) -> PushAction:
     """Decide what one push must do. Pure: same snapshots, same answer."""
-    link = link or LinkState()
+    link = link or LinkSnapshot()
     known = bool(link.external_id) or link.uncertain
     lookup = not link.external_id
     if reservation.target is None:
@@ -84,21 +84,21 @@ def plan(reservation: ReservationState, link: LinkState | None = None) -> Action
             link.binding_space_id is not None and link.binding_space_id != reservation.space_id
         )
         if known and moved_away and link.binding_enabled:
-            return Action(Op.DELETE, "moved to a space that does not sync", lookup=lookup)
-        return Action(Op.NOOP, "the space does not sync: remote events are left alone")
+            return PushAction(Op.DELETE, "moved to a space that does not sync", lookup=lookup)
+        return PushAction(Op.NOOP, "the space does not sync: remote events are left alone")
     if not known:
         if reservation.active:
-            return Action(Op.CREATE, "not in the calendar yet")
-        return Action(Op.NOOP, "never pushed and no longer holds the slot")
+            return PushAction(Op.CREATE, "not in the calendar yet")
+        return PushAction(Op.NOOP, "never pushed and no longer holds the slot")
     moved = link.place is not None and not link.place.same_as(reservation.target)
     if link.external_id and not moved and link.pushed_version >= reservation.version:
-        return Action(Op.NOOP, "the calendar already shows this version")
+        return PushAction(Op.NOOP, "the calendar already shows this version")
     if not reservation.active:
         if link.external_id and link.pushed_version >= reservation.version:
-            return Action(Op.NOOP, "already removed from the calendar")
-        return Action(Op.DELETE, "no longer holds the slot", lookup=lookup)
+            return PushAction(Op.NOOP, "already removed from the calendar")
+        return PushAction(Op.DELETE, "no longer holds the slot", lookup=lookup)
     if moved:
-        return Action(Op.MOVE, "belongs in another calendar now", lookup=lookup)
+        return PushAction(Op.MOVE, "belongs in another calendar now", lookup=lookup)
     if lookup:
-        return Action(Op.CREATE, "an earlier attempt may have created it", lookup=True)
-    return Action(Op.UPDATE, "changed since the last push")
+        return PushAction(Op.CREATE, "an earlier attempt may have created it", lookup=True)
+    return PushAction(Op.UPDATE, "changed since the last push")

@@ -87,6 +87,7 @@ portal and calendar edits under ~20% faults on a real worker, then both sides co
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections import Counter
@@ -113,6 +114,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
+from integrations.registry import spec
 from reservations import batch, services
 from reservations.models import (
     ENDED_STATUSES,
@@ -131,14 +133,12 @@ from ..models import (
     JobKind,
     JobStatus,
     LinkState,
-    ProviderKind,
     SpaceCalendar,
     SyncJob,
     SyncLink,
     SyncSettings,
 )
 from . import attribution, trouble
-from .push import place_of
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,11 @@ def request_stale_after() -> timedelta:
 
 UTC_ZONE = ZoneInfo("UTC")
 L = TypeVar("L")  # a link as a planner sees it: pull's KnownLink, reconcile's LinkFacts
-SOURCE_OF = {ProviderKind.MICROSOFT: Source.EXCHANGE, ProviderKind.GOOGLE: Source.GOOGLE}
+
+
+def source_of(kind: str) -> Source:
+    """The source a booking pulled from this provider carries."""
+    return Source(spec(kind).reservation_source)
 
 
 # -- the pure part ---------------------------------------------------------------------------
@@ -663,9 +667,19 @@ def pull_due_bindings(now: datetime | None = None) -> int:
 # -- reading ----------------------------------------------------------------------------------
 
 
+class PullStatus(enum.StrEnum):
+    """How a pull ended (the task decides from it what to queue next)."""
+
+    SUCCEEDED = "succeeded"
+    BUSY = "busy"  # another pull of the binding is running
+    SKIPPED = "skipped"  # the binding does not sync, or is paused
+    PAUSED = "paused"  # a permanent error paused the binding
+    FAILED = "failed"
+
+
 @dataclass
 class PullResult:
-    status: str  # succeeded | busy | skipped | paused | failed
+    status: PullStatus
     created: int = 0
     updated: int = 0
     cancelled: int = 0
@@ -711,15 +725,15 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     Raises TransientError after recording it, so the task may retry."""
     binding = load_binding(binding_id)
     if binding is None or not binding.enabled or not binding.provider.is_active:
-        return PullResult("skipped", detail="the binding does not sync")
+        return PullResult(PullStatus.SKIPPED, detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
-        return PullResult("skipped", detail="sync is paused for this room")
+        return PullResult(PullStatus.SKIPPED, detail="sync is paused for this room")
     claim = acquire(binding_id)
     if claim is None:
-        return PullResult("busy", detail="another pull of this binding is running")
+        return PullResult(PullStatus.BUSY, detail="another pull of this binding is running")
     heartbeat = locks.Heartbeat(lambda: renew(binding_id, claim)).start()
     started = timezone.now()
-    result = PullResult("failed")
+    result = PullResult(PullStatus.FAILED)
     fields: dict = {}
     try:
         sync = SyncSettings.load()
@@ -756,13 +770,13 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         }
     except PermanentError as exc:
         trouble.pause_binding(binding_id, exc.message)
-        result = PullResult("paused", detail=exc.message)
+        result = PullResult(PullStatus.PAUSED, detail=exc.message)
     except TransientError as exc:
-        result = PullResult("failed", detail=exc.message)
+        result = PullResult(PullStatus.FAILED, detail=exc.message)
         fields = {"last_error": exc.message[:2000], "status": BindingStatus.ERROR}
         raise
     except Exception:
-        result = PullResult("failed", detail="Unexpected error (see the worker log).")
+        result = PullResult(PullStatus.FAILED, detail="Unexpected error (see the worker log).")
         raise
     finally:
         heartbeat.stop()
@@ -856,10 +870,10 @@ def _moved_out_of_view(
 
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
     status = {
-        "succeeded": JobStatus.SUCCEEDED,
-        "paused": JobStatus.PAUSED,
+        PullStatus.SUCCEEDED: JobStatus.SUCCEEDED,
+        PullStatus.PAUSED: JobStatus.PAUSED,
     }.get(result.status, JobStatus.FAILED)
-    errors = [{"error": result.detail[:500]}] if result.status != "succeeded" else []
+    errors = [{"error": result.detail[:500]}] if result.status != PullStatus.SUCCEEDED else []
     if result.conflicts:
         errors.append({"conflicts": result.conflicts})
     if result.restored:
@@ -873,7 +887,7 @@ def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
         created_count=result.created,
         updated_count=result.updated,
         deleted_count=result.cancelled,
-        failed_count=0 if result.status == "succeeded" else 1,
+        failed_count=0 if result.status == PullStatus.SUCCEEDED else 1,
         errors=errors,
         started_at=started,
         heartbeat_at=timezone.now(),
@@ -984,7 +998,7 @@ class Links:
             known = link is not None
             for reservation, event, before in intents:
                 if link is None:
-                    place = place_of(reservation, self.binding)
+                    place = remote.locate(reservation, self.binding).place
                     link = made[reservation_id] = SyncLink(
                         reservation=reservation,
                         binding=self.binding,
@@ -1054,7 +1068,7 @@ def booking_fields(
     details = binding.space.location.pull_organizer_details
     return {
         "space": binding.space, "start": start, "end": end, "title": title[:255],
-        "source": SOURCE_OF[binding.provider.kind],
+        "source": source_of(binding.provider.kind),
         "requested_for": _organizer(binding, event, people),
         "organizer_name": event.organizer_name[:200] if details else "",
         "organizer_email": event.organizer_email if details else "",
@@ -1085,7 +1099,7 @@ def _apply(
     window: tuple[datetime, datetime],
 ) -> PullResult:
     """Plan and apply in one transaction, storing the new cursor with the changes."""
-    result = PullResult("succeeded", events=len(events), full=full)
+    result = PullResult(PullStatus.SUCCEEDED, events=len(events), full=full)
     if not events and not full:
         result.cursor = cursor  # saved with the lock's release: one query fewer
         return result
@@ -1143,7 +1157,7 @@ class _Applier:
     def __init__(self, binding: SpaceCalendar, plan: PullPlan, result: PullResult) -> None:
         self.binding, self.plan, self.result = binding, plan, result
         self.space = binding.space
-        self.source = SOURCE_OF[binding.provider.kind]
+        self.source = source_of(binding.provider.kind)
         self.provider = binding.provider.get_kind_display()
         self.notices: list[tuple] = []  # (kind, reservation id, clash ids[, detail])
         self.restores: list[int] = []

@@ -32,6 +32,7 @@ of milliseconds per push): acceptable for the embedded default; on PostgreSQL on
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,6 @@ from ..models import (
     JobKind,
     JobStatus,
     LinkState,
-    ProviderKind,
     SpaceCalendar,
     SyncJob,
     SyncLink,
@@ -66,43 +66,36 @@ from ..models import (
 )
 from ..policies import binding_for
 from . import recovery, trouble
-from .plan import Action, Op, Place, ReservationState, plan
-from .plan import LinkState as LinkSnapshot
+from .plan import LinkSnapshot, Op, Place, PushAction, ReservationState, plan
 
 log = logging.getLogger(__name__)
 
 
+class PushOutcome(enum.StrEnum):
+    """A push that wrote nothing because it could not: what stopped it."""
+
+    PAUSED = "paused"  # the binding or the person's token needs someone to act
+    FAILED = "failed"  # retried (by the task, else by beat)
+    GONE = "gone"  # the reservation no longer exists
+
+
 @dataclass(frozen=True)
 class PushResult:
-    op: str  # an Op value, or "paused" / "failed" / "gone"
+    op: Op | PushOutcome  # what was planned and done, or why nothing was
     detail: str = ""
 
 
 # -- snapshots -------------------------------------------------------------------------------
 
 
-def place_of(reservation: Reservation, binding: SpaceCalendar) -> Place:
-    """Where the reservation's event belongs (no network, no credentials needed)."""
-    provider = binding.provider
-    microsoft = provider.kind == ProviderKind.MICROSOFT
-    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
-        token = UserToken.objects.filter(
-            user_id=reservation.requested_for_id, provider=provider
-        ).first()
-        mailbox = token.account_email if token else reservation.requested_for.email
-        return Place(provider.pk, mailbox, "" if microsoft else "primary")
-    if reservation.sync_mailbox == SyncMailbox.OTHER:
-        return Place(provider.pk, provider.delegated_user_email, "" if microsoft else "primary")
-    calendar = binding.calendar_id or ("" if microsoft else binding.resource_email)
-    return Place(provider.pk, binding.resource_email, calendar)
-
-
-def reservation_state(reservation: Reservation, binding: SpaceCalendar | None) -> ReservationState:
+def reservation_state(
+    reservation: Reservation, location: remote.Location | None
+) -> ReservationState:
     return ReservationState(
         version=reservation.version,
         active=reservation.holds_slot,
         space_id=reservation.space_id,
-        target=place_of(reservation, binding) if binding is not None else None,
+        target=location.place if location is not None else None,
     )
 
 
@@ -199,12 +192,15 @@ def record_failure(
         trouble.push_gave_up(link_id, message)
 
 
-def ensure_link(reservation: Reservation, binding: SpaceCalendar) -> tuple[SyncLink, bool]:
-    """The reservation's link, made (state pending) if missing; True when made now."""
+def ensure_link(
+    reservation: Reservation, binding: SpaceCalendar, location: remote.Location | None = None
+) -> tuple[SyncLink, bool]:
+    """The reservation's link, made (state pending) if missing; True when made now.
+    ``location``: the push's own answer to where the event lives, when it has one."""
     link = SyncLink.objects.filter(reservation=reservation).first()
     if link is not None:
         return link, False
-    place = place_of(reservation, binding)
+    place = (location or remote.locate(reservation, binding)).place
     try:
         with transaction.atomic():
             link = SyncLink.objects.create(
@@ -232,7 +228,12 @@ class Announcement:
 
 
 def announce_create(
-    link: SyncLink, reservation: Reservation, binding: SpaceCalendar | None, fresh: bool
+    link: SyncLink,
+    reservation: Reservation,
+    binding: SpaceCalendar | None,
+    fresh: bool,
+    *,
+    location: remote.Location | None = None,
 ) -> Announcement | None:
     """Mark the link "creating" (the time) and commit it, before the push sends a create (or
     a move's create), so a pull on another worker that reads the new event before this push
@@ -243,7 +244,8 @@ def announce_create(
     ``link``, which may predate that push's save."""
     if binding is None:
         return None
-    action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
+    location = location or remote.locate(reservation, binding)
+    action = plan(reservation_state(reservation, location), link_state(link, fresh=fresh))
     if action.op not in (Op.CREATE, Op.MOVE):
         return None
     mark = timezone.now()
@@ -337,7 +339,9 @@ def _delete(calendar, link: SyncLink, reservation, lookup: bool) -> None:
         calendar.delete(event_id)  # cancelled here: the booking no longer exists either way
 
 
-def _apply(action: Action, link: SyncLink, reservation, binding) -> str:
+def _apply(
+    action: PushAction, link: SyncLink, reservation, location: remote.Location | None
+) -> str:
     """Carry out the planned action; returns what was done (counted in the SyncJob)."""
     if action.op is Op.NOOP:
         return "noop"
@@ -347,8 +351,8 @@ def _apply(action: Action, link: SyncLink, reservation, binding) -> str:
         calendar.save_token()
         record_removed(link, reservation.version)
         return "deleted"
-    target = remote.target_for(reservation, binding)
-    place = place_of(reservation, binding)
+    binding = location.binding  # a create, move or update has somewhere to go
+    target = location.calendar()
     if action.op is Op.MOVE:
         old = _calendar_at(link, reservation)
         _delete(old, link, reservation, action.lookup)
@@ -360,7 +364,7 @@ def _apply(action: Action, link: SyncLink, reservation, binding) -> str:
         event = _update(target, link, reservation, binding)
     target.save_token()
     link.binding = binding
-    apply_remote_result(link, event, reservation.version, place=place)
+    apply_remote_result(link, event, reservation.version, place=location.place)
     return "updated" if action.op is Op.UPDATE else "created"
 
 
@@ -398,16 +402,18 @@ def push_reservation(reservation_id: int) -> PushResult:
     docstring). Raises TransientError (after recording it) so the task retries."""
     reservation = _load(reservation_id)
     if reservation is None:
-        return PushResult("gone", "the reservation no longer exists")
+        return PushResult(PushOutcome.GONE, "the reservation no longer exists")
     binding = binding_for(reservation)
     if binding is None:
         link = SyncLink.objects.filter(reservation=reservation).first()
         if link is None:
             return PushResult(Op.NOOP, "the space does not sync")
         fresh = False
+        location = None
     else:
-        link, fresh = ensure_link(reservation, binding)
-    announced = announce_create(link, reservation, binding, fresh)
+        location = remote.locate(reservation, binding)  # the unlocked look's answer
+        link, fresh = ensure_link(reservation, binding, location)
+    announced = announce_create(link, reservation, binding, fresh, location=location)
     job = SyncJob.objects.create(
         kind=JobKind.PUSH,
         binding=binding or link.binding,
@@ -429,7 +435,9 @@ def push_reservation(reservation_id: int) -> PushResult:
             )
             reservation = _load(reservation_id)  # under the lock: the newest version wins
             binding = binding_for(reservation)
-            action = plan(reservation_state(reservation, binding), link_state(link, fresh=fresh))
+            # Where the event lives, worked out once for the plan and the write.
+            location = remote.locate(reservation, binding) if binding is not None else None
+            action = plan(reservation_state(reservation, location), link_state(link, fresh=fresh))
             paused = action.op is not Op.NOOP and _paused_reason(reservation, binding)
             if paused:
                 link.state, link.last_error = LinkState.PAUSED, paused
@@ -437,7 +445,7 @@ def push_reservation(reservation_id: int) -> PushResult:
                 if announced:
                     withdraw_create(link.pk, announced)
                 _finish(job, JobStatus.PAUSED, error=paused)
-                return PushResult("paused", paused)
+                return PushResult(PushOutcome.PAUSED, paused)
             if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
                 withdraw_create(link.pk, announced)  # (an update's save clears it)
             if action.op in (Op.CREATE, Op.MOVE) and not announced:
@@ -448,7 +456,7 @@ def push_reservation(reservation_id: int) -> PushResult:
                     code="create_unannounced",
                     retry_after=1,
                 )
-            done = _apply(action, link, reservation, binding)
+            done = _apply(action, link, reservation, location)
             if binding is not None and done != "noop":
                 SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
             if _awaits_room(reservation, done):
@@ -522,7 +530,7 @@ def _failed(
     record_failure(link.pk, state, message, retry_after=retry_after)
     _finish(job, status, error=message)
     log.info("Push of reservation %s: %s (%s)", link.reservation_id, status, message)
-    return PushResult(status, message)
+    return PushResult(PushOutcome(status), message)
 
 
 def _finish(

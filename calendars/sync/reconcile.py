@@ -448,7 +448,7 @@ def _apply_remote(binding, repair: Repair, source: str) -> str:
 
 
 def _apply(binding, plan: ReconcilePlan, calendar: remote.RemoteCalendar, result) -> None:
-    source = pull.SOURCE_OF[binding.provider.kind]
+    source = pull.source_of(binding.provider.kind)
     people: dict = {}
     for repair in plan.repairs:
         try:

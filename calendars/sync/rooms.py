@@ -10,16 +10,29 @@ itself a few times with a short countdown; the pull, later, is the backstop).
 
 from __future__ import annotations
 
+import enum
+
+from integrations.registry import spec
 from reservations import services
 from reservations.models import Reservation, ReservationStatus, Source, SyncMailbox
 
 from .. import remote
-from ..models import ProviderKind, SyncLink
+from ..models import SyncLink
 
 DECLINED_REASON = "The room declined: it is busy"
 
 
-def check_room_response(reservation_id: int) -> str:
+class RoomAnswer(enum.StrEnum):
+    """What asking the room gave: its answer, still none (ask again), or why not asked."""
+
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    WAITING = "waiting"
+    NOT_PENDING = "not pending"
+    NO_INVITED_ROOM = "no invited room"
+
+
+def check_room_response(reservation_id: int) -> RoomAnswer:
     """Returns ``confirmed``, ``declined``, ``waiting`` or why nothing was done."""
     reservation = (
         Reservation.objects.select_related("space__location", "requested_for")
@@ -27,26 +40,26 @@ def check_room_response(reservation_id: int) -> str:
         .first()
     )
     if reservation is None or reservation.status != ReservationStatus.PENDING:
-        return "not pending"
+        return RoomAnswer.NOT_PENDING
     if reservation.sync_mailbox != SyncMailbox.USER or reservation.requested_for is None:
-        return "no invited room"
+        return RoomAnswer.NO_INVITED_ROOM
     link = SyncLink.objects.select_related("provider").filter(reservation=reservation).first()
     if link is None or not link.external_id:
-        return "waiting"  # the push has not happened yet
+        return RoomAnswer.WAITING  # the push has not happened yet
     calendar = remote.user_calendar(link.provider, reservation.requested_for)
     event = calendar.find(reservation.pk)
     calendar.save_token()
     if event is None or event.removed:
-        return "waiting"
-    source = Source.EXCHANGE if link.provider.kind == ProviderKind.MICROSOFT else Source.GOOGLE
+        return RoomAnswer.WAITING
+    source = Source(spec(link.provider.kind).reservation_source)
     if event.resource_response == "accepted":
         if services.confirm(actor=None, reservation=reservation, source=source):
             # The remote event already shows everything: the status is the room's own answer.
             SyncLink.objects.filter(pk=link.pk, pushed_version=reservation.version).update(
                 pushed_version=reservation.version + 1
             )
-        return "confirmed"
+        return RoomAnswer.CONFIRMED
     if event.resource_response == "declined":
         services.cancel(actor=None, reservation=reservation, reason=DECLINED_REASON, source=source)
-        return "declined"
-    return "waiting"
+        return RoomAnswer.DECLINED
+    return RoomAnswer.WAITING

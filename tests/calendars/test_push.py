@@ -10,7 +10,7 @@ import pytest
 from calendars import tasks
 from calendars.models import JobKind, JobStatus, LinkState, ProviderKind, SyncJob, SyncLink
 from calendars.sync import push
-from calendars.sync.plan import LinkState as Link
+from calendars.sync.plan import LinkSnapshot as Link
 from calendars.sync.plan import Op, Place, ReservationState, plan
 from reservations import services
 from reservations.models import EventTitle

@@ -72,18 +72,18 @@ def test_event_data_for_room_and_delegated_mailboxes(binding, make_user, make_re
     data = remote.event_data(r, binding)
     assert data.resources == ("thames@example.com",)
     assert data.attendees == (r.requested_for.email, "blocker@example.com")
-    target = remote.target_for(r, binding)
+    target = remote.locate(r, binding).calendar()
     assert (target.mailbox, target.calendar_id, target.as_user) == (
         "delegate@example.com",
         "",
         None,
     )
     r.sync_mailbox = SyncMailbox.ROOM
-    assert remote.target_for(r, binding).mailbox == "thames@example.com"
+    assert remote.locate(r, binding).calendar().mailbox == "thames@example.com"
 
 
 def test_personal_target_needs_a_connected_calendar(binding, make_reservation):
     r = make_reservation(binding.space)
     r.sync_mailbox = SyncMailbox.USER
     with pytest.raises(remote.NotConnected):
-        remote.target_for(r, binding)
+        remote.locate(r, binding).calendar()

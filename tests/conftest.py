@@ -81,6 +81,12 @@ def _no_internet():
         pytest.fail(f"the test tried to reach the internet: {', '.join(hosts)}")
 
 
+def pytest_configure(config):
+    # The embedded default's test database lives in VAR_DIR, which importing the settings no
+    # longer creates (make test does; plain pytest on a fresh clone must work too).
+    Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and not settings.IS_POSTGRES:

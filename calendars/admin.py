@@ -22,6 +22,7 @@ from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers i
 from .admin_export import ExportAdminMixin
 from .admin_sync import SyncResumeMixin
 from .models import (
+    BindingStatus,
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
@@ -327,6 +328,21 @@ class WebhookFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AttentionFilter(admin.SimpleListFilter):
+    """Bindings paused (credentials) or in error (retrying): the admin home links here."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Paused or failing")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=(BindingStatus.PAUSED, BindingStatus.ERROR))
+        return queryset
+
+
 @admin.register(SpaceCalendar)
 class SpaceCalendarAdmin(
     PulledBookingsAdminMixin, SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin
@@ -342,7 +358,14 @@ class SpaceCalendarAdmin(
         "webhook",
         "short_error",
     )
-    list_filter = ("status", "enabled", WebhookFilter, "provider", "space__location")
+    list_filter = (
+        AttentionFilter,
+        "status",
+        "enabled",
+        WebhookFilter,
+        "provider",
+        "space__location",
+    )
     search_fields = ("space__name", "resource_email", "calendar_name")
     list_select_related = ("space__location", "provider")
     autocomplete_fields = ("space",)

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services, timebounds
+from . import queries, services, timebounds
 from .admin_approvals import approve_selected, decline_selected
 from .admin_checkin import CheckInQRMixin
 from .models import (
@@ -115,6 +115,22 @@ class AmenityAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class DayFilter(admin.SimpleListFilter):
+    """Bookings overlapping today in their own location's time zone (the admin home links
+    here with a location, per location)."""
+
+    title = "day (location time)"
+    parameter_name = "day"
+
+    def lookups(self, request, model_admin):
+        return [("today", "Today")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "today":
+            return queryset.filter(queries.on_local_day(Location.objects.all(), timezone.now()))
+        return queryset
+
+
 class ReservationAdminForm(forms.ModelForm):
     attendees_text = forms.CharField(
         label="Attendees",
@@ -197,6 +213,7 @@ class ReservationAdmin(SimpleHistoryAdmin):
     )
     list_filter = (
         "status",
+        DayFilter,
         "approval",
         "kind",
         "source",

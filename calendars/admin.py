@@ -10,8 +10,9 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import models
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -299,10 +300,18 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
 @admin.register(SyncSettings)
 class SyncSettingsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "mode", "blocker_user", "pull_interval_minutes")
+    """One row of settings, so one page: the list opens the form itself (made on first use)."""
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        settings_row = SyncSettings.load()
+        return HttpResponseRedirect(
+            reverse("admin:calendars_syncsettings_change", args=[settings_row.pk])
+        )
 
     def has_add_permission(self, request) -> bool:
-        return not SyncSettings.objects.exists()
+        return False  # the one row is made by SyncSettings.load()
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

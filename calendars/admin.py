@@ -360,10 +360,9 @@ class SpaceCalendarAdmin(
         "space",
         "provider",
         "resource_email",
-        "calendar_name",
         "enabled",
         "status",
-        "last_synced_at",
+        "last_synced",
         "webhook",
         "short_error",
     )
@@ -384,6 +383,13 @@ class SpaceCalendarAdmin(
     change_form_template = "admin/calendars/spacecalendar/change_form.html"
     change_list_template = "admin/calendars/spacecalendar/change_list.html"
 
+    @admin.display(description="Last synced", ordering="last_synced_at")
+    def last_synced(self, obj: SpaceCalendar) -> str:
+        if obj.last_synced_at is None:
+            return "never"
+        local = obj.last_synced_at.astimezone(obj.space.location.zone)
+        return f"{local:%Y-%m-%d %H:%M}"
+
     @admin.display(description="Last error")
     def short_error(self, obj: SpaceCalendar) -> str:
         return obj.last_error[:80]
@@ -399,7 +405,8 @@ class SpaceCalendarAdmin(
         if not live:
             return "-"
         sub = live[0]
-        until = f" until {sub.expires_at:%Y-%m-%d %H:%M}" if sub.expires_at else ""
+        expires = sub.expires_at.astimezone(obj.space.location.zone) if sub.expires_at else None
+        until = f" until {expires:%Y-%m-%d %H:%M}" if expires else ""
         return f"{sub.get_status_display()}{until}"
 
 

@@ -61,10 +61,16 @@ class SearchableSelect(forms.Select):
     """A select with a search box (the admin's bundled Select2), for long lists of names."""
 
     def __init__(self, attrs=None, choices=()):
-        super().__init__({"data-searchable": "", "style": "width: 22em", **(attrs or {})}, choices)
+        super().__init__({"data-searchable": "", **(attrs or {})}, choices)
 
     class Media:
-        css = {"screen": ("admin/css/vendor/select2/select2.css", "admin/css/autocomplete.css")}
+        css = {
+            "screen": (
+                "admin/css/vendor/select2/select2.css",
+                "admin/css/autocomplete.css",
+                "reservations/searchable_select.css",
+            )
+        }
         js = (
             "admin/js/vendor/jquery/jquery.js",
             "admin/js/vendor/select2/select2.full.js",

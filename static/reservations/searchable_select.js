@@ -5,6 +5,6 @@
   var $ = window.django && window.django.jQuery;
   if (!$ || !$.fn.select2) return;
   $(function () {
-    $("select[data-searchable]").select2({ width: "style" });
+    $("select[data-searchable]").select2({ width: "22em" });
   });
 })();

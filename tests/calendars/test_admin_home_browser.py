@@ -65,7 +65,11 @@ def site(make_user, make_location, make_space, make_reservation):
     paused = SpaceCalendar.objects.create(
         space=rooms[2], provider=provider, resource_email="r2@example.com"
     )
-    SpaceCalendar.objects.filter(pk=paused.pk).update(status=BindingStatus.PAUSED)
+    SpaceCalendar.objects.filter(pk=paused.pk).update(
+        status=BindingStatus.PAUSED,
+        last_error="ErrorAccessDenied: Access is denied. Check credentials and try again. "
+        "The application does not have permission to the mailbox r2@example.com (403).",
+    )
     SpaceCalendar.objects.create(
         space=make_space(tower, name="Hudson"), provider=provider, resource_email="h@example.com"
     )
@@ -97,7 +101,11 @@ def _follow(page, live_server, label: str) -> None:
 
 def test_each_number_lands_on_a_list_of_exactly_those_rows(new_page, live_server, site):
     page = new_page(site, width=1366, height=900)
+    refused = []  # the Content-Security-Policy refuses inline styles and scripts
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else 0)
     page.goto(f"{live_server.url}/admin/")
+    expect(page.locator("#attention .count.some").first).to_have_css("color", "rgb(186, 33, 33)")
+    assert refused == []
     expected = {
         "Conflicts": 2,
         "Today's bookings in Thames House": 1,
@@ -141,3 +149,38 @@ def test_sections_are_ordered_by_use(new_page, live_server, site):
         "People and access",
         "API",
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/reservations/reservation/",
+        "/admin/reservations/reservation/?conflicts=yes",
+        "/admin/calendars/calendarprovider/",
+        "/admin/calendars/spacecalendar/",
+    ],
+)
+def test_the_key_lists_fit_a_1366_pixel_screen(new_page, live_server, site, path):
+    page = new_page(site, width=1366, height=768)
+    page.goto(f"{live_server.url}{path}")
+    expect(page.locator("#result_list")).to_be_visible()
+    overflow = page.evaluate(
+        """() => {
+            const box = document.querySelector('#changelist .results');
+            return {scroll: box.scrollWidth, width: box.clientWidth,
+                    page: document.documentElement.scrollWidth, window: window.innerWidth};
+        }"""
+    )
+    assert overflow["scroll"] <= overflow["width"], overflow
+    assert overflow["page"] <= overflow["window"], overflow
+
+
+def test_a_location_time_zone_is_found_by_typing(new_page, live_server, site):
+    page = new_page(site)
+    page.goto(f"{live_server.url}/admin/reservations/location/add/")
+    page.locator(".field-time_zone .select2-selection").click()
+    page.locator(".select2-search__field").fill("kolk")
+    options = page.locator(".select2-results__option")
+    expect(options).to_have_text(["Asia/Kolkata"])  # not Asia/Calcutta, its old name
+    options.first.click()
+    assert page.locator("select#id_time_zone").input_value() == "Asia/Kolkata"

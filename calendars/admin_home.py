@@ -173,7 +173,6 @@ def attention(user: AbstractBaseUser | AnonymousUser, now: datetime | None = Non
             )
         )
         locations = list(Location.objects.order_by("name"))
-        held = ",".join(SLOT_HOLDING_STATUSES)
         today = (
             Reservation.objects.filter(queries.on_local_day(locations, now))
             .filter(status__in=SLOT_HOLDING_STATUSES)
@@ -187,10 +186,7 @@ def attention(user: AbstractBaseUser | AnonymousUser, now: datetime | None = Non
                     f"Today's bookings in {location.name}",
                     per_location.get(location.pk, 0),
                     _changelist(
-                        Reservation,
-                        day="today",
-                        space__location__id__exact=str(location.pk),
-                        status__in=held,
+                        Reservation, day="today", space__location__id__exact=str(location.pk)
                     ),
                     "Reservations",
                     urgent=False,

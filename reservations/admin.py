@@ -26,6 +26,7 @@ from .admin_approvals import approve_selected, decline_selected
 from .admin_checkin import CheckInQRMixin
 from .models import (
     REMOTE_SOURCES,
+    SLOT_HOLDING_STATUSES,
     Amenity,
     Approval,
     Location,
@@ -165,18 +166,19 @@ class AmenityAdmin(admin.ModelAdmin):
 
 
 class DayFilter(admin.SimpleListFilter):
-    """Bookings overlapping today in their own location's time zone (the admin home links
-    here with a location, per location)."""
+    """Today's bookings: pending or confirmed, overlapping today in their own location's
+    time zone (the admin home links here with a location, per location)."""
 
     title = "day (location time)"
     parameter_name = "day"
 
     def lookups(self, request, model_admin):
-        return [("today", "Today")]
+        return [("today", "Today (pending or confirmed)")]
 
     def queryset(self, request, queryset):
         if self.value() == "today":
-            return queryset.filter(queries.on_local_day(Location.objects.all(), timezone.now()))
+            today = queries.on_local_day(Location.objects.all(), timezone.now())
+            return queryset.filter(today, status__in=SLOT_HOLDING_STATUSES)
         return queryset
 
 

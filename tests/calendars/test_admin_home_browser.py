@@ -26,6 +26,7 @@ from calendars.models import (
 )
 from reservations import displays
 from reservations.models import Reservation, ReservationStatus
+from tests.conftest import local, next_weekday
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,19 +41,24 @@ def site(make_user, make_location, make_space, make_reservation):
     person = make_user("dana")
 
     # Two conflicts and one ordinary booking, all next week.
+    day = next_weekday(1)
     later = [
-        make_reservation(rooms[0], user=person, start=now + timedelta(days=7, hours=h))
-        for h in (1, 3, 5)
+        make_reservation(rooms[0], user=person, start=local(thames, day, hour))
+        for hour in (9, 11, 13)
     ]
     Reservation.objects.filter(pk__in=[later[0].pk, later[1].pk]).update(
         status=ReservationStatus.CONFLICTED
     )
-    # Two bookings today in Thames House (one an hour ago, one cancelled and so not counted).
-    today = [
-        make_reservation(rooms[1], user=person, start=now + timedelta(minutes=m), minutes=5)
-        for m in (1, 10)
-    ]
-    Reservation.objects.filter(pk=today[1].pk).update(status=ReservationStatus.CANCELLED)
+    # Two bookings today in Thames House, one cancelled (not counted): booked next week, then
+    # moved to today's noon on the London clock, whatever the time now.
+    noon = local(thames, now.astimezone(thames.zone).date(), 12)
+    today = [make_reservation(rooms[1], user=person, start=local(thames, day, h)) for h in (9, 11)]
+    for booking, status in zip(
+        today, (ReservationStatus.CONFIRMED, ReservationStatus.CANCELLED), strict=True
+    ):
+        Reservation.objects.filter(pk=booking.pk).update(
+            start=noon, end=noon + timedelta(minutes=30), status=status
+        )
 
     provider = CalendarProvider.objects.create(
         name="M365",

@@ -10,8 +10,9 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import models
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -22,6 +23,7 @@ from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers i
 from .admin_export import ExportAdminMixin
 from .admin_sync import SyncResumeMixin
 from .models import (
+    BindingStatus,
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
@@ -298,10 +300,18 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
 @admin.register(SyncSettings)
 class SyncSettingsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "mode", "blocker_user", "pull_interval_minutes")
+    """One row of settings, so one page: the list opens the form itself (made on first use)."""
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        settings_row = SyncSettings.load()
+        return HttpResponseRedirect(
+            reverse("admin:calendars_syncsettings_change", args=[settings_row.pk])
+        )
 
     def has_add_permission(self, request) -> bool:
-        return not SyncSettings.objects.exists()
+        return False  # the one row is made by SyncSettings.load()
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -327,6 +337,21 @@ class WebhookFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AttentionFilter(admin.SimpleListFilter):
+    """Bindings paused (credentials) or in error (retrying): the admin home links here."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Paused or failing")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=(BindingStatus.PAUSED, BindingStatus.ERROR))
+        return queryset
+
+
 @admin.register(SpaceCalendar)
 class SpaceCalendarAdmin(
     PulledBookingsAdminMixin, SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin
@@ -335,14 +360,20 @@ class SpaceCalendarAdmin(
         "space",
         "provider",
         "resource_email",
-        "calendar_name",
         "enabled",
         "status",
-        "last_synced_at",
+        "last_synced",
         "webhook",
         "short_error",
     )
-    list_filter = ("status", "enabled", WebhookFilter, "provider", "space__location")
+    list_filter = (
+        AttentionFilter,
+        "status",
+        "enabled",
+        WebhookFilter,
+        "provider",
+        "space__location",
+    )
     search_fields = ("space__name", "resource_email", "calendar_name")
     list_select_related = ("space__location", "provider")
     autocomplete_fields = ("space",)
@@ -351,6 +382,13 @@ class SpaceCalendarAdmin(
     # buttons: calendars/views.py space_sync / space_pick.
     change_form_template = "admin/calendars/spacecalendar/change_form.html"
     change_list_template = "admin/calendars/spacecalendar/change_list.html"
+
+    @admin.display(description="Last synced", ordering="last_synced_at")
+    def last_synced(self, obj: SpaceCalendar) -> str:
+        if obj.last_synced_at is None:
+            return "never"
+        local = obj.last_synced_at.astimezone(obj.space.location.zone)
+        return f"{local:%Y-%m-%d %H:%M}"
 
     @admin.display(description="Last error")
     def short_error(self, obj: SpaceCalendar) -> str:
@@ -367,7 +405,8 @@ class SpaceCalendarAdmin(
         if not live:
             return "-"
         sub = live[0]
-        until = f" until {sub.expires_at:%Y-%m-%d %H:%M}" if sub.expires_at else ""
+        expires = sub.expires_at.astimezone(obj.space.location.zone) if sub.expires_at else None
+        until = f" until {expires:%Y-%m-%d %H:%M}" if expires else ""
         return f"{sub.get_status_display()}{until}"
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from reservations import queries, services
+from reservations import admin_confirm, queries, services
 from reservations.models import Reservation, ReservationStatus
 
 from .admin_sync import ReservationSyncAdmin
@@ -66,13 +66,31 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
         return format_html("{}<br><small>{}</small>", links, why)
 
     @admin.action(description="Cancel the remote event (conflicts)")
-    def cancel_remote_event(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
+    def cancel_remote_event(
+        self, request: HttpRequest, queryset: QuerySet[Reservation]
+    ) -> HttpResponse | None:
         from .sync.pull import cancel_remote_event
 
-        outcomes = [
-            (r.pk, cancel_remote_event(r.pk))
-            for r in queryset.filter(status=ReservationStatus.CONFLICTED)
-        ]
+        conflicts = queryset.filter(status=ReservationStatus.CONFLICTED).select_related(
+            "space__location"
+        )
+        if not admin_confirm.confirmed(request):
+            return admin_confirm.confirmation_page(
+                self,
+                request,
+                queryset,
+                affected=conflicts,
+                action="cancel_remote_event",
+                title="Cancel the remote events",
+                explanation=(
+                    "The events behind these conflicts will be deleted from the room's "
+                    "calendar in Outlook / Google Calendar (their organizers see them "
+                    "cancelled), and the conflicts cancelled here. This cannot be undone."
+                ),
+                button="Yes, cancel the remote events",
+                skipped="The other selected reservations are not conflicts and are left alone.",
+            )
+        outcomes = [(r.pk, cancel_remote_event(r.pk)) for r in conflicts]
         done = sum(1 for _, outcome in outcomes if outcome == "cancelled")
         self.message_user(request, f"{done} remote event(s) cancelled.", messages.SUCCESS)
         for pk, outcome in outcomes:

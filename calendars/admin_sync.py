@@ -32,6 +32,21 @@ def _enqueue_pushes(reservation_ids) -> int:
     return len(ids)
 
 
+class ProgressFilter(admin.SimpleListFilter):
+    """Jobs not finished yet, queued or running (the admin home's running exports)."""
+
+    title = "progress"
+    parameter_name = "progress"
+
+    def lookups(self, request, model_admin):
+        return [("running", "Queued or running")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "running":
+            return queryset.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        return queryset
+
+
 @admin.register(SyncJob)
 class SyncJobAdmin(admin.ModelAdmin):
     list_display = (
@@ -48,7 +63,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "finished_at",
         "first_error",
     )
-    list_filter = ("kind", "status", "binding")
+    list_filter = ("kind", ProgressFilter, "status", "binding")
     list_select_related = ("binding__space",)
     search_fields = ("reservation__id", "binding__space__name", "binding__resource_email")
     date_hierarchy = "created"

@@ -41,7 +41,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations.base import (
     CalendarInfo,
@@ -677,13 +677,31 @@ def _save_binding(
 
 
 @_needs_perm(BINDING_PERM)
-@require_POST
+@require_http_methods(["GET", "POST"])
 @transaction.atomic
 def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
     """Stop syncing the space. Nothing is deleted remotely: events already in the room's
-    calendar stay there (LibCal's and DESIGN.md's rule)."""
-    space = get_object_or_404(Space, pk=space_id)
+    calendar stay there (LibCal's and DESIGN.md's rule). GET is the confirmation page, which
+    also asks what becomes of the bookings pulled from that calendar; its POST removes."""
+    space = get_object_or_404(Space.objects.select_related("location"), pk=space_id)
     binding = SpaceCalendar.objects.filter(space=space).first()
+    if request.method == "GET":
+        if binding is None or not binding.enabled:
+            messages.info(request, f"{space.name} was not syncing.")
+            return redirect("calendars:space_sync", space.pk)
+        return render(
+            request,
+            "calendars/admin/space_remove.html",
+            _admin_context(
+                request,
+                f"Remove the authorization of {space.name}?",
+                space=space,
+                binding=binding,
+                pulled_count=bindings.pulled(binding).count(),
+                pulled_choices=bindings.CHOICES,
+                opts=SpaceCalendar._meta,
+            ),
+        )
     if binding is None or not binding.enabled:
         messages.info(request, f"{space.name} was not syncing.")
     else:
@@ -695,7 +713,7 @@ def space_remove(request: HttpRequest, space_id: int) -> HttpResponse:
                 f"{count} booking(s) were pulled from {binding.resource_email}: say whether to "
                 "keep them as local bookings or cancel them, then remove the authorization.",
             )
-            return redirect("calendars:space_sync", space.pk)
+            return redirect("calendars:space_remove", space.pk)
         if count:
             kept, cancelled = bindings.release_pulled(binding, choice, request.user)
             messages.info(

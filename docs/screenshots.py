@@ -221,7 +221,8 @@ def shoot_limits(browser, base: str) -> None:
 
 def shoot_admin(browser, base: str) -> None:
     """The demo admin's pages: the approvals queue, where alice's booking of Trent awaits them
-    (README "Approvals"), and Severn's printable check-in QR code (README "Check-in")."""
+    (README "Approvals"), the admin home (README "The admin") and Severn's printable check-in
+    QR code (README "Check-in")."""
     admin = browser.new_page(viewport=DESKTOP)
     admin.goto(f"{base}/accounts/login/")
     admin.fill("input[name=login]", "admin")
@@ -230,6 +231,14 @@ def shoot_admin(browser, base: str) -> None:
     admin.wait_for_url(f"{base}/")
     admin.goto(f"{base}/approvals/")
     save(admin, "11-approvals-queue", full_page=False)
+
+    # The admin home: what needs attention, each count a link to its filtered list, then the
+    # pages by use (README "The admin").
+    admin.set_viewport_size({"width": 1366, "height": 860})
+    admin.goto(f"{base}/admin/")
+    admin.wait_for_selector("#attention")
+    save(admin, "18-admin-home", full_page=False)
+    admin.set_viewport_size(DESKTOP)
 
     admin.goto(f"{base}/admin/reservations/space/?q=Severn")
     admin.click("#result_list tbody tr >> nth=0 >> a")

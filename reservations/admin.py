@@ -7,19 +7,28 @@ portal; a refusal comes back as a form error or an admin message.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
-from . import services, timebounds
+from . import admin_confirm, queries, services, timebounds, zones
 from .admin_approvals import approve_selected, decline_selected
 from .admin_checkin import CheckInQRMixin
 from .models import (
+    REMOTE_SOURCES,
+    SLOT_HOLDING_STATUSES,
     Amenity,
+    Approval,
     Location,
     OpeningHours,
     Profile,
@@ -49,8 +58,49 @@ class SpaceInline(admin.TabularInline):
     show_change_link = True
 
 
+class SearchableSelect(forms.Select):
+    """A select with a search box (the admin's bundled Select2), for long lists of names."""
+
+    def __init__(self, attrs=None, choices=()):
+        super().__init__({"data-searchable": "", **(attrs or {})}, choices)
+
+    class Media:
+        css = {
+            "screen": (
+                "admin/css/vendor/select2/select2.css",
+                "admin/css/autocomplete.css",
+                "reservations/searchable_select.css",
+            )
+        }
+        js = (
+            "admin/js/vendor/jquery/jquery.js",
+            "admin/js/vendor/select2/select2.full.js",
+            "admin/js/jquery.init.js",
+            "reservations/searchable_select.js",
+        )
+
+
+class LocationAdminForm(forms.ModelForm):
+    """The time zone is picked from the current IANA names (``reservations.zones``), not
+    typed: a typo or a deprecated alias (``US/Eastern``) cannot be saved. No ``Meta``: the
+    admin makes the form with its own list of fields."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["time_zone"]
+        stored = self.instance.time_zone if self.instance.pk else ""
+        self.fields["time_zone"] = forms.ChoiceField(
+            label=field.label,
+            choices=[("", "---------"), *zones.choices(stored)],
+            initial=self.initial.get("time_zone") or settings.TIME_ZONE,
+            help_text="Type to search, e.g. 'London' or 'New York'.",
+            widget=SearchableSelect,
+        )
+
+
 @admin.register(Location)
 class LocationAdmin(admin.ModelAdmin):
+    form = LocationAdminForm
     list_display = (
         "name",
         "time_zone",
@@ -115,7 +165,28 @@ class AmenityAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class DayFilter(admin.SimpleListFilter):
+    """Today's bookings: pending or confirmed, overlapping today in their own location's
+    time zone (the admin home links here with a location, per location)."""
+
+    title = "day (location time)"
+    parameter_name = "day"
+
+    def lookups(self, request, model_admin):
+        return [("today", "Today (pending or confirmed)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "today":
+            today = queries.on_local_day(Location.objects.all(), timezone.now())
+            return queryset.filter(today, status__in=SLOT_HOLDING_STATUSES)
+        return queryset
+
+
 class ReservationAdminForm(forms.ModelForm):
+    # Set by ReservationAdmin when the booking service refused the posted form: (field or
+    # None, message), shown inline on the form it re-renders with the input kept.
+    booking_error: tuple[str | None, str] | None = None
+
     attendees_text = forms.CharField(
         label="Attendees",
         required=False,
@@ -143,9 +214,20 @@ class ReservationAdminForm(forms.ModelForm):
             # Shown as wall-clock time in the space's location, like everywhere else.
             self.initial["start"] = self.instance.local_start.replace(tzinfo=None)
             self.initial["end"] = self.instance.local_end.replace(tzinfo=None)
-        self.fields["requested_for"].required = True
-        if self.instance.pk:
-            self.fields["requested_for"].help_text = (
+        person = self.fields["requested_for"]
+        remote = bool(self.instance.pk) and self.instance.source in REMOTE_SOURCES
+        # A booking made in Outlook or Google Calendar may have an organizer Reserva does not
+        # know: it stays without one (the model's help text says so); any other needs one.
+        person.required = not remote
+        if not self.instance.pk:
+            person.help_text = "Whom the booking is for."
+        elif remote:
+            person.help_text = (
+                "Made in Outlook or Google Calendar: empty when its organizer is not a Reserva "
+                "user. Choosing someone hands the booking to them."
+            )
+        else:
+            person.help_text = (
                 "Changing it hands the booking to that person (history, emails and the synced "
                 "event follow). Not possible for a booking kept in its owner's own calendar."
             )
@@ -175,6 +257,14 @@ class ReservationAdminForm(forms.ModelForm):
                 )
             else:
                 data[name] = aware
+        start, end = data.get("start"), data.get("end")
+        valid = "start" not in self.errors and "end" not in self.errors
+        if valid and start and end and end <= start:
+            # A field error here, before the model's check constraint would say the same thing
+            # in a database's words (a field with an error is then left out of the check).
+            self.add_error("end", "The end must be after the start.")
+        if self.booking_error is not None:
+            self.add_error(self.booking_error[0], self.booking_error[1])
         return data
 
     def clean_attendees_text(self) -> list[str]:
@@ -182,21 +272,59 @@ class ReservationAdminForm(forms.ModelForm):
         return [part.strip() for part in raw.replace(",", "\n").splitlines() if part.strip()]
 
 
+def _refusal(error: services.BookingError) -> str:
+    """The service's words, and for a clash each booking in the way, linked."""
+    clashes = [c for c in getattr(error, "clashes", ()) if c.reservation_id]
+    if not clashes:
+        return error.message
+    links = format_html_join(
+        ", ",
+        '<a href="{}">#{} {}</a>',
+        (
+            (
+                reverse("admin:reservations_reservation_change", args=[c.reservation_id]),
+                c.reservation_id,
+                c.describe(),
+            )
+            for c in clashes
+        ),
+    )
+    return format_html("{} Clashes with: {}", error.message, links)
+
+
+class _HistoryWords(HistoricalRecordContextHelper):
+    """What changed, in words: a dash for nothing (not "None"), times in the location's zone,
+    choices by their label."""
+
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        field = self.model._meta.get_field(change.field)
+        if value is None or value == "" or value == []:
+            return "—"
+        if isinstance(value, datetime):
+            zone = self.record.space.location.zone
+            return f"{value.astimezone(zone):%Y-%m-%d %H:%M}"
+        if getattr(field, "choices", None):
+            return dict(field.flatchoices).get(value, value)
+        return value
+
+
 @admin.register(Reservation)
 class ReservationAdmin(SimpleHistoryAdmin):
     form = ReservationAdminForm
+    # The columns that answer "what is this booking", narrow enough for 1,366 px with the
+    # sync state and the clash columns calendars adds (approval, kind and mailbox are filters).
     list_display = (
         "space",
         "local_time",
-        "requested_for",
-        "status",
-        "approval",
-        "kind",
+        "title",
+        "person",
+        "status_shown",
         "source",
-        "sync_mailbox",
     )
     list_filter = (
         "status",
+        DayFilter,
         "approval",
         "kind",
         "source",
@@ -224,7 +352,10 @@ class ReservationAdmin(SimpleHistoryAdmin):
         "created",
         "updated",
     )
-    history_list_display = ("status", "start", "end", "change_source")
+    # Readable headers, local times, a dash for nothing: history_list.html and the helpers
+    # below (simple_history's own page shows field names, UTC and "None").
+    history_list_display = ("changed_at_local", "booked_time_local")
+    object_history_list_template = "admin/reservations/reservation/history_list.html"
     actions = ["cancel_selected", approve_selected, decline_selected]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -266,19 +397,28 @@ class ReservationAdmin(SimpleHistoryAdmin):
                 )
         except services.BookingError as exc:
             request._booking_error = exc  # read by the response_* methods below
-            self.message_user(request, exc.message, messages.ERROR)
 
     def _refused(self, request) -> bool:
         return getattr(request, "_booking_error", None) is not None
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        error = getattr(request, "_booking_error", None)
+        if error is None:
+            return form
+        shown = (error.field if error.field in form.base_fields else None, _refusal(error))
+        return type(form.__name__, (form,), {"booking_error": shown})
+
     def response_add(self, request, obj, post_url_continue=None):
         if self._refused(request):
-            return HttpResponseRedirect(request.get_full_path())
+            # The same form again, with what was typed and the refusal beside its field
+            # (get_form above): a second pass that cannot book, as the form is now invalid.
+            return self._changeform_view(request, None, request.get_full_path(), None)
         return super().response_add(request, obj, post_url_continue)
 
     def response_change(self, request, obj):
         if self._refused(request):
-            return HttpResponseRedirect(request.get_full_path())
+            return self._changeform_view(request, str(obj.pk), request.get_full_path(), None)
         return super().response_change(request, obj)
 
     def save_related(self, request, form, formsets, change):
@@ -292,18 +432,59 @@ class ReservationAdmin(SimpleHistoryAdmin):
         if not self._refused(request):
             super().log_change(request, obj, message)
 
+    def changed_at_local(self, record) -> str:
+        zone = record.space.location.zone
+        return f"{record.history_date.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+
+    def booked_time_local(self, record) -> str:
+        zone = record.space.location.zone
+        start, end = record.start.astimezone(zone), record.end.astimezone(zone)
+        return f"{start:%a %d %b %Y %H:%M}-{end:%H:%M}"
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return _HistoryWords(self.model, historical_record)
+
     @admin.display(description="When (location time)", ordering="start")
     def local_time(self, obj: Reservation) -> str:
-        return (
-            f"{obj.local_start:%Y-%m-%d %H:%M}-{obj.local_end:%H:%M} {obj.space.location.time_zone}"
-        )
+        start, end = obj.local_start, obj.local_end
+        until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+        return f"{start:%Y-%m-%d %H:%M}-{until} {start:%Z}"
+
+    @admin.display(description="Person", ordering="requested_for__username")
+    def person(self, obj: Reservation) -> str:
+        if obj.requested_for_id:
+            return obj.requested_for.get_full_name() or obj.requested_for.username
+        return obj.organizer_name or obj.organizer_email or "\u2014"
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, obj: Reservation) -> str:
+        if obj.approval == Approval.AWAITING:
+            return f"{obj.get_status_display()}, awaiting approval"
+        return obj.get_status_display()
 
     @admin.action(description="Cancel selected reservations")
-    def cancel_selected(self, request: HttpRequest, queryset) -> None:
-        done, refused = 0, []
-        for reservation in queryset.filter(
+    def cancel_selected(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        active = queryset.filter(
             status__in=[ReservationStatus.PENDING, ReservationStatus.CONFIRMED]
-        ):
+        ).select_related("space__location")
+        if not admin_confirm.confirmed(request):
+            return admin_confirm.confirmation_page(
+                self,
+                request,
+                queryset,
+                affected=active,
+                action="cancel_selected",
+                title="Cancel reservations",
+                explanation=(
+                    "These reservations will be cancelled: their people are told by email and "
+                    "their events are removed from the synced calendars. A cancellation cannot "
+                    "be undone."
+                ),
+                button="Yes, cancel them",
+                skipped="The other selected reservations are not active and are left alone.",
+            )
+        done, refused = 0, []
+        for reservation in active:
             try:
                 services.cancel(
                     actor=request.user,

@@ -19,10 +19,27 @@ from . import displays
 from .models import Display
 
 
+class StateFilter(admin.SimpleListFilter):
+    """Displays not seen for ``displays.OFFLINE_AFTER`` (the admin home links here)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("offline", "Offline"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "offline":
+            return queryset.filter(displays.offline_q(timezone.now()))
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
 @admin.register(Display)
 class DisplayAdmin(admin.ModelAdmin):
     list_display = ("__str__", "location", "status", "last_seen", "paired_at", "created_by")
-    list_filter = ("space__location",)
+    list_filter = (StateFilter, "space__location")
     search_fields = ("space__name", "name")
     list_select_related = ("space__location", "created_by")
     fields = ("space", "name")

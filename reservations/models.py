@@ -177,7 +177,9 @@ class OpeningHours(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["location", "weekday"], name="one_opening_per_weekday"),
             models.CheckConstraint(
-                condition=models.Q(closes__gt=models.F("opens")), name="opening_closes_after_opens"
+                condition=models.Q(closes__gt=models.F("opens")),
+                name="opening_closes_after_opens",
+                violation_error_message=_("Closing time must be after the opening time."),
             ),
         ]
         verbose_name_plural = _("opening hours")
@@ -242,6 +244,7 @@ class Closure(models.Model):
             models.CheckConstraint(
                 condition=models.Q(end_date__gte=models.F("start_date")),
                 name="closure_ends_on_or_after_start",
+                violation_error_message=_("The last day must be on or after the first day."),
             ),
         ]
 
@@ -499,6 +502,9 @@ class Space(models.Model):
                     map_y__lte=1,
                 ),
                 name="space_map_position_within_the_map",
+                violation_error_message=_(
+                    "A place on the floor map needs both coordinates, each from 0 to 1."
+                ),
             ),
         ]
         indexes = [models.Index(fields=["location", "kind", "capacity"])]
@@ -625,6 +631,7 @@ class ApprovalRule(models.Model):
                     | models.Q(space__isnull=True) & ~models.Q(space_kind="")
                 ),
                 name="approval_rule_space_or_kind",
+                violation_error_message=_("Choose a space or a kind of space: one of the two."),
             ),
             models.UniqueConstraint(
                 fields=["space"],
@@ -825,7 +832,9 @@ class Reservation(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(end__gt=models.F("start")), name="reservation_ends_after_start"
+                condition=models.Q(end__gt=models.F("start")),
+                name="reservation_ends_after_start",
+                violation_error_message=_("The end must be after the start."),
             ),
         ]
         permissions = [
@@ -834,7 +843,11 @@ class Reservation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.space.name} {self.start:%Y-%m-%d %H:%M}Z"
+        # The wall-clock time of the room, as everyone there reads it (admin titles,
+        # history, log entries), with the zone's abbreviation, e.g. "Thames 2026-03-02 10:00
+        # GMT".
+        start = self.local_start
+        return f"{self.space.name} {start:%Y-%m-%d %H:%M} {start:%Z}"
 
     def save(self, *args, **kwargs) -> None:
         # Restamped only when the booking is new or moved: recomputing on every save (a
@@ -1195,6 +1208,7 @@ class FeedToken(models.Model):
                 condition=(models.Q(user__isnull=False, space__isnull=True))
                 | (models.Q(user__isnull=True, space__isnull=False)),
                 name="feed_token_for_user_xor_space",
+                violation_error_message=_("A feed is of one person or of one space."),
             )
         ]
 

@@ -30,7 +30,7 @@ from django.db.models import (
 )
 
 from . import closures
-from .models import SLOT_HOLDING_STATUSES, Reservation, Space, SpaceKind
+from .models import SLOT_HOLDING_STATUSES, Location, Reservation, Space, SpaceKind
 
 
 class Overlaps(Func):
@@ -169,3 +169,20 @@ def free_spaces(
         spaces = spaces.filter(amenities__id=amenity_id)
     spaces = closures.exclude_closed(spaces, start, end, location_id=location_id)
     return spaces.filter(~Exists(busy)).order_by("capacity", "name")
+
+
+def on_local_day(locations: Iterable[Location], now: datetime) -> Q:
+    """Reservations overlapping the day ``now`` falls on in their own location's zone (each
+    location its own midnight): the admin's "Today" filter and the admin home's counts."""
+    by_zone: dict[str, list[int]] = {}
+    for location in locations:
+        by_zone.setdefault(location.time_zone, []).append(location.pk)
+    condition = Q(pk__in=[])
+    for zone_name, ids in by_zone.items():
+        zone = Location(time_zone=zone_name).zone
+        local = now.astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        # A day on the wall clock, read in the zone: a clock-change day is 23 or 25 hours.
+        next_midnight = (midnight.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+        condition |= Q(space__location_id__in=ids, start__lt=next_midnight, end__gt=midnight)
+    return condition

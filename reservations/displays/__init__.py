@@ -22,7 +22,7 @@
 """
 
 from .actions import BOOK_MINUTES, EXTEND_MINUTES, WALK_IN, book_now, check_in, end_early, extend
-from .alerts import OFFLINE_AFTER, alert_offline, offline
+from .alerts import OFFLINE_AFTER, alert_offline, offline, offline_q
 from .board import RESERVED, Shown, State, etag, state
 from .pairing import (
     COOKIE,
@@ -68,6 +68,7 @@ __all__ = [
     "hash_token",
     "new_code",
     "offline",
+    "offline_q",
     "pair",
     "record_seen",
     "revoke",

@@ -25,6 +25,15 @@ def _admin_emails() -> list[str]:
     return sorted({p.email for p in people} | set(listed))
 
 
+def offline_q(now: datetime) -> Q:
+    """Paired, unrevoked displays not seen for ``OFFLINE_AFTER``: the admin's "Offline", at
+    any hour (``offline`` below alerts only while the location is open)."""
+    since = now - OFFLINE_AFTER
+    return Q(paired_at__isnull=False, revoked_at__isnull=True) & (
+        Q(last_seen_at__lt=since) | Q(last_seen_at__isnull=True, paired_at__lt=since)
+    )
+
+
 def offline(now: datetime) -> list[Display]:
     """Paired displays not seen for ``OFFLINE_AFTER`` whose location is open now, not yet
     reported for this outage."""

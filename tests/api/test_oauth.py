@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
@@ -136,12 +137,36 @@ def test_admin_pages_for_clients_and_integration_users(admin_client, make_user):
         "/admin/reservations/feedtoken/",
     ):
         assert admin_client.get(url).status_code == 200, url
-    bot = make_user("bot")
     response = admin_client.post(
         "/admin/reservations/integrationaccount/add/",
-        {"user": bot.pk, "role": IntegrationRole.BOOK_FOR_ANYONE, "notes": ""},
+        {
+            "username": "bot",
+            "email": "bot@example.com",
+            "role": IntegrationRole.BOOK_FOR_ANYONE,
+            "notes": "",
+        },
     )
-    assert response.status_code == 302
-    bot.refresh_from_db()
-    bot = type(bot).objects.get(pk=bot.pk)
+    assert response.status_code == 200  # the new client's id and secret, shown once
+    assert response["Cache-Control"].startswith("max-age=0")
+    bot = get_user_model().objects.get(username="bot")
     assert bot.has_perm("reservations.book_on_behalf")
+    application = Application.objects.get(user=bot)
+    assert application.client_id in response.content.decode()
+    # Another look at the account never shows a secret again.
+    page = admin_client.get(
+        f"/admin/reservations/integrationaccount/{bot.integration_account.pk}/change/"
+    )
+    assert application.client_id not in page.content.decode()
+
+
+def test_adding_an_integration_with_a_taken_username_is_a_field_error(admin_client, make_user):
+    make_user("bot")
+    response = admin_client.post(
+        "/admin/reservations/integrationaccount/add/",
+        {"username": "BOT", "email": "b@example.com", "role": IntegrationRole.READ_ONLY},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["username"] == [
+        "A user named 'BOT' exists already: choose another name."
+    ]
+    assert not Application.objects.exists()

@@ -48,7 +48,8 @@ def test_pages_render(admin_client, provider, make_space):
         "spacecalendar",
         "usertoken",
     ):
-        assert admin_client.get(reverse(f"admin:calendars_{model}_changelist")).status_code == 200
+        url = reverse(f"admin:calendars_{model}_changelist")
+        assert admin_client.get(url, follow=True).status_code == 200
     assert admin_client.get(reverse("admin:calendars_spacecalendar_add")).status_code == 200
 
 

@@ -237,10 +237,13 @@ def test_remove_authorization_asks_then_cancels_the_phantoms(
 ):
     row = pulled_booking(google_binding, sandbox, "google")
     setup = reverse("calendars:space_sync", args=[google_binding.space_id])
-    page = admin_client.get(setup).content.decode()
-    assert f"1 booking pulled from {GOOGLE_ROOM}" in page and 'value="keep"' in page
-
     remove = reverse("calendars:space_remove", args=[google_binding.space_id])
+    assert f'href="{remove}"' in admin_client.get(setup).content.decode()  # a link, not a form
+    page = admin_client.get(remove).content.decode()  # the confirmation page asks
+    assert f"1 booking came from {GOOGLE_ROOM}" in page and 'value="keep"' in page
+    google_binding.refresh_from_db()
+    assert google_binding.enabled  # asking changed nothing
+
     refused = admin_client.post(remove)
     assert refused.status_code == 302
     google_binding.refresh_from_db()

@@ -538,9 +538,11 @@ def test_the_admin_lists_conflicts_and_cancels_the_remote_event(
     calendar = MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
     assert len(remote_events(sandbox, kind, calendar)) == 2
 
-    response = client.post(
-        url, {"action": "cancel_remote_event", "_selected_action": [conflict.pk]}, follow=True
-    )
+    action = {"action": "cancel_remote_event", "_selected_action": [conflict.pk]}
+    asked = client.post(url, action)  # a confirmation page first: nothing cancelled yet
+    assert "Yes, cancel the remote events" in asked.content.decode()
+    assert len(remote_events(sandbox, kind, calendar)) == 2
+    response = client.post(url, {**action, "post": "yes"}, follow=True)
     assert response.status_code == 200
     conflict.refresh_from_db()
     assert conflict.status == ReservationStatus.CANCELLED

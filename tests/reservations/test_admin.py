@@ -82,7 +82,7 @@ def test_cancel_action_goes_through_the_service(admin_client, make_reservation):
     reservation = make_reservation()
     response = admin_client.post(
         reverse("admin:reservations_reservation_changelist"),
-        {"action": "cancel_selected", "_selected_action": [reservation.pk]},
+        {"action": "cancel_selected", "_selected_action": [reservation.pk], "post": "yes"},
         follow=True,
     )
     assert "Cancelled 1 reservation(s)." in response.content.decode()

@@ -174,8 +174,8 @@ def test_an_altered_or_expired_link_is_refused(alice_client, alice, room):
 
 def test_an_outlook_organizer_without_an_account_checks_in_with_the_link(client, room):
     start = timezone.now() + timedelta(minutes=5)
-    booking = services.book(
-        actor=None, space=room, start=start, end=start + timedelta(hours=1),
+    booking = services.book_from_calendar(
+        space=room, start=start, end=start + timedelta(hours=1),
         source=Source.EXCHANGE, organizer_email="visitor@partner.example",
     ).reservations[0]  # fmt: skip
     url = reverse("portal:check_in_link", args=[checkin.make_token(booking)])

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from reservations import services
 from reservations.models import IntegrationRole, Reservation, ReservationStatus
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 pytestmark = pytest.mark.django_db
 

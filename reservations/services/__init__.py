@@ -19,19 +19,10 @@ approvals), ``presence`` (check-in, no-shows), ``users`` and ``remote`` (conflic
 remote calendars). Callers import the package: ``from reservations import services``.
 """
 
-from .booking import (
-    book,
-    book_from_calendar,
-)
+from .booking import book, book_from_calendar
 from .changes import (
     DETAIL_FIELDS,
     TRACKED_DETAILS,
-    _check_current,
-    _check_handover,
-    _check_moves,
-    _decision_target,
-    _plan_moves,
-    _targets,
     approve,
     cancel,
     change,
@@ -56,13 +47,7 @@ from .errors import (
     TooSoon,
     Unavailable,
 )
-from .presence import (
-    _check_check_in,
-    check_in,
-    claim_booking_reminder,
-    claim_check_in_reminder,
-    release_no_show,
-)
+from .presence import check_in, claim_booking_reminder, claim_check_in_reminder, release_no_show
 from .remote import (
     cancel_conflict,
     collision_reason,
@@ -70,31 +55,12 @@ from .remote import (
     release_from_calendar,
     retry_conflict,
 )
-from .users import (
-    deactivate_user,
-)
+from .users import deactivate_user
 from .validation import (
     PAST_GRACE,
-    _check_limits,
-    _check_rules,
-    _check_space,
-    _check_times,
-    _clash,
-    _clashes_for,
-    _closure_checker,
-    _conflict,
     closure_problem,
     limit_problem,
     slot_problem,
-)
-from .writes import (
-    _history_reason,
-    _lock_current,
-    _lock_space,
-    _lock_space_of,
-    _mark_cancelled,
-    _save,
-    _send_after_commit,
 )
 
 __all__ = [
@@ -117,28 +83,6 @@ __all__ = [
     "StaleReservation",
     "TooSoon",
     "Unavailable",
-    "_check_check_in",
-    "_check_current",
-    "_check_handover",
-    "_check_limits",
-    "_check_moves",
-    "_check_rules",
-    "_check_space",
-    "_check_times",
-    "_clash",
-    "_clashes_for",
-    "_closure_checker",
-    "_conflict",
-    "_decision_target",
-    "_history_reason",
-    "_lock_current",
-    "_lock_space",
-    "_lock_space_of",
-    "_mark_cancelled",
-    "_plan_moves",
-    "_save",
-    "_send_after_commit",
-    "_targets",
     "approve",
     "book",
     "book_from_calendar",

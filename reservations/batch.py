@@ -5,9 +5,10 @@ Each function gives every item the answer ``services.book`` / ``change`` / ``can
 ``actor=None`` and the provider's source would give it, one after the other, in the order
 given (a move sees the moves before it; a new booking sees the ones before it), and writes
 the same rows, history rows (one bulk insert) and signals (sent after commit). The rules are
-the same, not copied in spirit: under the same lock (the space row, ``services._lock_space``),
-the rows are re-read and the slot holders, closures and approval rule read once for the span
-of the batch; then each item is checked in memory against what the items before it left.
+the same, not copied in spirit: under the same lock (the space row,
+``services.writes._lock_space``), the rows are re-read and the slot holders, closures and
+approval rule read once for the span of the batch; then each item is checked in memory
+against what the items before it left, with the service's own checks.
 
 Only bookings nobody in Reserva is the person of (``requested_for`` None) come here: a
 person's limits are counted by ``services`` one booking at a time, so the pull sends those
@@ -34,6 +35,7 @@ from .models import (
     Space,
     SyncMailbox,
 )
+from .services import changes, validation, writes
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class _Slots:
         # A booking of this batch not inserted yet is named by its placeholder key (negative)
         # until it has an id (``_name_new``).
         return [
-            replace(services._clash(self.space, start, end, row), reservation_id=key)
+            replace(validation._clash(self.space, start, end, row), reservation_id=key)
             for key, row in found
         ]
 
@@ -110,11 +112,11 @@ class _Slots:
         closed = self.closed(start, end)
         if closed:
             unavailable = [services.Unavailable(start, day, closed, closed=True)]
-            return services._conflict([], unavailable, [], series=False)
+            return validation._conflict([], unavailable, [], series=False)
         found = self.clashes(start, end, own)
         if found:
             unavailable = [services.Unavailable(start, day, found[0].describe())]
-            return services._conflict(found, unavailable, [], series=False)
+            return validation._conflict(found, unavailable, [], series=False)
         return None
 
 
@@ -125,7 +127,7 @@ def _bounds(spans: Sequence[tuple[datetime, datetime]]) -> tuple[datetime, datet
 def _times_problem(start: datetime, end: datetime) -> services.BookingError | None:
     """``book``'s checks of the times alone (no policy applies to a remote booking)."""
     try:
-        services._check_times(start, end)
+        validation._check_times(start, end)
     except services.BookingError as exc:
         return exc
     if timezone.is_naive(start) or timezone.is_naive(end):
@@ -134,11 +136,11 @@ def _times_problem(start: datetime, end: datetime) -> services.BookingError | No
 
 
 def book_remote(space: Space, items: Sequence[NewBooking], *, source: str) -> list[Outcome]:
-    """Book each item as ``services.book(actor=None, source=source, ...)`` would, in order:
+    """Book each item as ``services.book_from_calendar(source=source, ...)`` would, in order:
     the new row, or the error that refused it."""
     outcomes: list[Outcome | None] = [None] * len(items)
     try:
-        services._check_space(space, ReservationKind.STANDARD, ())
+        validation._check_space(space, ReservationKind.STANDARD, ())
     except services.BookingError as exc:
         return [exc] * len(items)
     # What ``book`` decides per booking depends here on the space and the source only.
@@ -159,7 +161,7 @@ def book_remote(space: Space, items: Sequence[NewBooking], *, source: str) -> li
     created: list[Reservation] = []
     try:
         with transaction.atomic():
-            services._lock_space(space)
+            writes._lock_space(space)
             slots = _Slots(space, [(items[n].start, items[n].end) for n in wanted])
             for n in wanted:
                 item = items[n]
@@ -193,7 +195,7 @@ def book_remote(space: Space, items: Sequence[NewBooking], *, source: str) -> li
         taken.__cause__ = exc
         return [taken if isinstance(o, Reservation) else o for o in outcomes]
     if created:
-        services._send_after_commit(signals.reservation_created, created, None, source)
+        writes._send_after_commit(signals.reservation_created, created, None, source)
     return outcomes  # type: ignore[return-value]
 
 
@@ -217,7 +219,7 @@ def change_remote(space: Space, moves: Sequence[Move], *, source: str) -> list[O
     outcomes: list[Outcome | None] = [None] * len(moves)
     changed: list[tuple[Reservation, dict]] = []
     with transaction.atomic():
-        services._lock_space(space)
+        writes._lock_space(space)
         current = (
             Reservation.objects.select_for_update(of=("self",))
             .select_related("space__location")
@@ -228,10 +230,10 @@ def change_remote(space: Space, moves: Sequence[Move], *, source: str) -> list[O
         for n, move in enumerate(moves):
             row = current.get(move.reservation.pk)
             try:
-                services._check_current(move.reservation, row, None)
+                changes._check_current(move.reservation, row, None)
                 if row.space_id != space.pk:
                     raise services.BookingError("This reservation is in another space now.")
-                services._check_space(space, row.kind, row.attendees)
+                validation._check_space(space, row.kind, row.attendees)
             except services.BookingError as exc:
                 outcomes[n] = exc
                 continue
@@ -266,9 +268,7 @@ def change_remote(space: Space, moves: Sequence[Move], *, source: str) -> list[O
         _history([row for row, _ in changed], source, update=True)
     for row, before in changed:
         differs = {name: pair for name, pair in before.items() if pair[0] != pair[1]}
-        services._send_after_commit(
-            signals.reservation_changed, [row], None, source, changes=differs
-        )
+        writes._send_after_commit(signals.reservation_changed, [row], None, source, changes=differs)
     return outcomes  # type: ignore[return-value]
 
 
@@ -281,7 +281,7 @@ def _over_limit(
         return None
     person = row.requested_for
     try:
-        services._check_limits(
+        validation._check_limits(
             limits.for_person(person, space.location), person, space, [(start, end)],
             now=timezone.now(), replacing=[row],
         )  # fmt: skip
@@ -298,7 +298,7 @@ def cancel_remote(
     outcomes: list[Outcome | None] = [None] * len(reservations)
     done: list[Reservation] = []
     with transaction.atomic():
-        services._lock_space(space)
+        writes._lock_space(space)
         current = (
             Reservation.objects.select_for_update(of=("self",))
             .select_related("space__location")
@@ -307,7 +307,7 @@ def cancel_remote(
         for n, reservation in enumerate(reservations):
             row = current.get(reservation.pk)
             try:
-                services._check_current(reservation, row, None)
+                changes._check_current(reservation, row, None)
             except services.BookingError as exc:
                 outcomes[n] = exc
                 continue
@@ -315,19 +315,19 @@ def cancel_remote(
             row.cancel_reason = reasons[n][:255]
             row.version += 1
             row.updated = timezone.now()
-            row._change_reason = services._history_reason(reasons[n])
+            row._change_reason = writes._history_reason(reasons[n])
             outcomes[n] = row
             done.append(row)
         if done:
             Reservation.objects.bulk_update(done, ["status", "cancel_reason", "version", "updated"])
             _history(done, source, update=True)
     if done:
-        services._send_after_commit(signals.reservation_cancelled, done, None, source)
+        writes._send_after_commit(signals.reservation_cancelled, done, None, source)
     return outcomes  # type: ignore[return-value]
 
 
 def _history(rows: Sequence[Reservation], source: str, *, update: bool) -> None:
-    """The history rows ``services._save`` would have written, in one insert."""
+    """The history rows ``services.writes._save`` would have written, in one insert."""
     if not rows:
         return
     for row in rows:

@@ -327,3 +327,36 @@ def wait_for(predicate, timeout: float = 30.0):
             return value
         time.sleep(0.2)
     return None
+
+
+@pytest.fixture
+def make_provider(db):
+    """A factory of Microsoft 365 providers, each with its own connection and credential
+    aliases, for tests of rules, admin pages and the portal that never call the provider (the
+    sandbox-backed ones are ``ms_provider`` and ``google_provider`` in tests/calendars)."""
+    from calendars.models import CalendarProvider, ConnectionAlias, CredentialAlias, ProviderKind
+
+    made = itertools.count(1)
+
+    def make(*, name: str = "M365", **extra) -> CalendarProvider:
+        n = next(made)
+        suffix = "" if n == 1 else f"-{n}"
+        return CalendarProvider.objects.create(
+            name=name if n == 1 else f"{name} {n}",
+            kind=ProviderKind.MICROSOFT,
+            connection=ConnectionAlias.objects.create(
+                name=f"graph{suffix}", kind=ProviderKind.MICROSOFT
+            ),
+            credential=CredentialAlias.objects.create(
+                name=f"app{suffix}", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
+            ),
+            **extra,
+        )
+
+    return make
+
+
+@pytest.fixture
+def provider(make_provider):
+    """One Microsoft 365 provider, with a delegate mailbox for the calendars of people."""
+    return make_provider(delegated_user_email="delegate@example.com")

@@ -1400,7 +1400,7 @@ class _Applier:
             try:
                 row = booked.get(id(change))
                 if row is None:
-                    row = services.book(actor=None, **kwargs).reservations[0]
+                    row = services.book_from_calendar(**kwargs).reservations[0]
                 elif isinstance(row, services.BookingError):
                     raise row
                 self.result.created += 1

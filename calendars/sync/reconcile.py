@@ -404,7 +404,7 @@ def _import(binding, repair: Repair, people: dict) -> str:
     )
     outcome = "imported"
     try:
-        row = services.book(actor=None, **kwargs).reservations[0]
+        row = services.book_from_calendar(**kwargs).reservations[0]
     except services.KEPT_AS_CONFLICT as exc:
         # The same fields, holding no slot; why, in the rule's words (a buffer, a taken slot,
         # a limit of the organizer's).

@@ -98,13 +98,17 @@ def _book_one(rng: random.Random, location: Location, space: Space, day, person)
     source = _source(rng, location)
     remote = source in (Source.EXCHANGE, Source.GOOGLE)
     try:
-        reservation = services.book(
-            actor=None if remote else person, space=space, start=start, end=end,
-            requested_for=person, title=rng.choice(TITLES), public_nickname=person.first_name,
-            description=MARK, source=source, now=booked_at,
-            organizer_name=person.get_full_name() if remote else "",
-            organizer_email=person.email if remote else "",
-        ).reservations[0]  # fmt: skip
+        fields = dict(
+            space=space, start=start, end=end, requested_for=person, title=rng.choice(TITLES),
+            public_nickname=person.first_name, description=MARK, source=source, now=booked_at,
+        )  # fmt: skip
+        reservation = (
+            services.book_from_calendar(
+                **fields, organizer_name=person.get_full_name(), organizer_email=person.email
+            )
+            if remote
+            else services.book(actor=person, **fields)
+        ).reservations[0]
     except services.BookingError:
         return 0  # taken, closed or over a limit that day: as it would have been refused
     Reservation.objects.filter(pk=reservation.pk).update(created=booked_at)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from reservations import services
 from reservations.models import IntegrationRole, Reservation, ReservationStatus
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,9 @@ def test_check_in_to_a_released_booking_is_a_409(as_integration, room):
 
 def test_check_in_to_a_pending_booking_is_a_409_needs_approval(as_integration, room):
     client = as_integration(IntegrationRole.BOOK_FOR_ITSELF)
-    booking = book(client.integration.user, room, starts_in=5, status=ReservationStatus.PENDING)
+    booking = book(client.integration.user, room, starts_in=5)
+    # Pending, as a personal-mode booking is until the room answers.
+    Reservation.objects.filter(pk=booking.pk).update(status=ReservationStatus.PENDING)
     response = check_in(client, booking)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "needs_approval"

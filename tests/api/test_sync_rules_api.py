@@ -8,10 +8,6 @@ from datetime import timedelta
 import pytest
 
 from calendars.models import (
-    CalendarProvider,
-    ConnectionAlias,
-    CredentialAlias,
-    ProviderKind,
     SpaceCalendar,
     SyncSettings,
     UserToken,
@@ -24,16 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_rest_api_cannot_change_a_booking_in_someones_own_calendar(
-    as_integration, make_user, make_space
+    as_integration, make_user, make_space, make_provider
 ):
-    provider = CalendarProvider.objects.create(
-        name="M365",
-        kind=ProviderKind.MICROSOFT,
-        connection=ConnectionAlias.objects.create(name="graph", kind=ProviderKind.MICROSOFT),
-        credential=CredentialAlias.objects.create(
-            name="app", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
-        ),
-    )
+    provider = make_provider()
     space = make_space(name="Synced")
     SpaceCalendar.objects.create(space=space, provider=provider, resource_email="r@example.com")
     settings = SyncSettings.load()

@@ -365,3 +365,9 @@ def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Po
         finally:
             workers.stop()
             print(workers.tail())
+
+
+@pytest.fixture(params=["microsoft", "google"])
+def kind(request) -> str:
+    """Each test that asks for it runs once per provider."""
+    return request.param

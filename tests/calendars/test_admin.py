@@ -7,7 +7,6 @@ from django.urls import reverse
 from calendars.models import (
     CalendarProvider,
     ConnectionAlias,
-    CredentialAlias,
     ProviderKind,
     SpaceCalendar,
     SyncSettings,
@@ -21,18 +20,6 @@ pytestmark = pytest.mark.django_db
 def admin_client(client, make_user):
     client.force_login(make_user(is_staff=True, is_superuser=True))
     return client
-
-
-@pytest.fixture
-def provider():
-    return CalendarProvider.objects.create(
-        name="M365",
-        kind=ProviderKind.MICROSOFT,
-        connection=ConnectionAlias.objects.create(name="graph", kind=ProviderKind.MICROSOFT),
-        credential=CredentialAlias.objects.create(
-            name="app", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
-        ),
-    )
 
 
 def test_pages_render(admin_client, provider, make_space):

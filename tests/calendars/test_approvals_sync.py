@@ -18,8 +18,8 @@ from integrations.microsoft import mapping as ms_mapping
 from reservations import services
 from reservations.models import Approval, ApprovalRule, Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
-from tests.calendars.test_pull import Remote, at
 from tests.conftest import local, next_weekday
+from tests.support.pull import Remote, at
 
 START = datetime(2030, 1, 8, 10, tzinfo=UTC)
 
@@ -55,11 +55,6 @@ def _tentative(event: dict, kind: str) -> bool:
     if kind == "microsoft":
         return event["showAs"] == "tentative"
     return event["status"] == "tentative"
-
-
-@pytest.fixture(params=["microsoft", "google"])
-def kind(request) -> str:
-    return request.param
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from tests.calendars.conftest import (
     bind,
     remote_events,
 )
-from tests.calendars.test_pull import Remote, at
 from tests.conftest import endpoints_allowed, local, next_weekday
+from tests.support.pull import Remote, at
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def sandbox(tmp_path):
     below sign in at the provider, as tests/calendars/test_admin_flows.py does)."""
     from integrations.sandbox.testing import start_sandbox
     from tests.calendars.conftest import _clear_client_caches
-    from tests.calendars.test_admin_flows import sandbox_settings
+    from tests.support.admin_flows import sandbox_settings
 
     _clear_client_caches()
     handle = start_sandbox(tmp_path / "sandbox", sandbox_settings())
@@ -344,7 +344,7 @@ def test_switching_on_or_retargeting_queues_one_export_never_a_second(
 
 @pytest.fixture
 def alice_admin(client, make_user, settings):
-    from tests.calendars.test_admin_flows import MS_ALICE, PORTAL
+    from tests.support.admin_flows import MS_ALICE, PORTAL
 
     settings.PUBLIC_BASE_URL = PORTAL  # the address the sandbox knows for the callbacks
     admin = make_user("alice", email=MS_ALICE, is_staff=True, is_superuser=True)
@@ -354,7 +354,7 @@ def alice_admin(client, make_user, settings):
 
 def pick_calendar(client, sandbox, space, provider, resource: str, **extra):
     """Authorize, load the resource's calendars, and save its first one (with ``extra``)."""
-    from tests.calendars.test_admin_flows import authorize
+    from tests.support.admin_flows import authorize
 
     back = client.get(authorize(client, sandbox, space, provider))
     loaded = client.post(back["Location"], {"resource_email": resource, "load": "1"})

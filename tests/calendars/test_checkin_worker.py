@@ -13,7 +13,7 @@ from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, bind, remote_events, sync_worker
 from tests.conftest import wait_for
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 
 @pytest.mark.worker

@@ -18,8 +18,7 @@ from integrations.base import TokenRevoked, UserCredentials
 from integrations.sandbox.testing import SandboxHandle, start_sandbox
 from reservations import services
 from tests.conftest import endpoints_allowed
-
-from .test_admin_flows import (
+from tests.support.admin_flows import (
     G_ALICE,
     MS_ALICE,
     control,

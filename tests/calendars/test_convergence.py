@@ -957,11 +957,6 @@ def check(problems: list[str], report: str) -> None:
     )
 
 
-@pytest.fixture(params=["microsoft", "google"])
-def kind(request) -> str:
-    return request.param
-
-
 @pytest.fixture
 def binding(kind: str, request) -> SpaceCalendar:
     binding = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from calendars.sync import pull
 from reservations import displays
 from reservations.models import Reservation, Source
-from tests.calendars.test_pull import Remote
+from tests.support.pull import Remote
 
 
 @pytest.mark.browser

@@ -21,7 +21,7 @@ from calendars.models import (
 from calendars.remote import event_data, room_calendar
 from calendars.sync import export
 from reservations.models import ReservationStatus, SyncMailbox
-from tests.calendars.export_helpers import (
+from tests.support.export_helpers import (
     api,
     bulk_reservations,
     events_by_tag,

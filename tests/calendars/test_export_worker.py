@@ -27,13 +27,13 @@ from calendars.models import JobKind, JobStatus, LinkState, SyncJob, SyncLink
 from calendars.sync import export
 from integrations.sandbox.config import DEMO_CLIENT_ID
 from tests.calendars.conftest import control
-from tests.calendars.export_helpers import (
+from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.support.export_helpers import (
     bulk_reservations,
     events_by_tag,
     graph_requests,
     state_events,
 )
-from tests.conftest import ROOT, subprocess_env, wait_for
 
 pytestmark = [
     pytest.mark.worker,

@@ -36,11 +36,6 @@ from tests.conftest import local, next_weekday, wait_for
 ROOMS = {"microsoft": MS_ROOM, "google": GOOGLE_ROOM}
 
 
-@pytest.fixture(params=["microsoft", "google"])
-def kind(request) -> str:
-    return request.param
-
-
 @pytest.fixture
 def binding(kind, request):
     return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
@@ -125,7 +120,7 @@ def test_our_event_deleted_before_its_id_is_saved_still_cancels_the_booking(
     pull in between met the removal of an id it did not know and skipped it for good; the
     push then recorded the deleted event, and the booking stayed confirmed with no event
     (the convergence run, seed 32494637 on Microsoft). The pull now waits for the push."""
-    from tests.calendars.test_pull import Remote
+    from tests.support.pull import Remote
 
     pull.pull_binding(binding.pk)
     booked = _book(binding, make_user)
@@ -158,7 +153,7 @@ def test_an_event_made_anew_after_a_remote_delete_is_announced_first(
     reading the new event first filed it as a conflicting remote booking (convergence run,
     seed 32494637 on Microsoft: one event linked from the booking and from the conflict).
     The push now leaves the create to its next attempt, which announces it."""
-    from tests.calendars.test_pull import Remote
+    from tests.support.pull import Remote
 
     pull.pull_binding(binding.pk)
     booked = _book(binding, make_user)
@@ -283,7 +278,7 @@ def test_a_pull_during_a_bulk_export_takes_none_of_its_events(
     the ids: a pull then must not take its 20 events for 20 conflicting Exchange bookings.
     The pull runs right before the export records the first batch's answers."""
     from calendars.sync import export
-    from tests.calendars.export_helpers import bulk_reservations
+    from tests.support.export_helpers import bulk_reservations
 
     pull.pull_binding(ms_binding.pk)
     rows = bulk_reservations(ms_binding.space, make_user(), 25)
@@ -320,7 +315,7 @@ def test_personal_mode_the_room_s_copy_of_a_create_in_flight_is_not_imported(
     the pull knows it at once; Graph's has only the times and the iCalUId (which the push
     saves), so a pull that meets it while the create is in flight is deferred, not guessed."""
     from calendars.models import SyncMode, SyncSettings
-    from tests.calendars.test_push_modes import ALICE, G_ALICE, connect, connect_google
+    from tests.support.push_modes import ALICE, G_ALICE, connect, connect_google
 
     row = SyncSettings.load()
     row.mode = SyncMode.PERSONAL
@@ -394,7 +389,7 @@ def test_a_push_that_sends_nothing_leaves_no_stale_mark_on_a_saved_link(
     a later deletion of the event in Outlook / Google was never seen (convergence run, seed
     23592950 on Microsoft: a confirmed booking with no event, its link "synced")."""
     from calendars.sync import push as push_module
-    from tests.calendars.test_pull import Remote
+    from tests.support.pull import Remote
 
     pull.pull_binding(binding.pk)
     booked = _book(binding, make_user)

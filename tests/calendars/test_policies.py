@@ -5,10 +5,6 @@ from datetime import time, timedelta
 import pytest
 
 from calendars.models import (
-    CalendarProvider,
-    ConnectionAlias,
-    CredentialAlias,
-    ProviderKind,
     SpaceCalendar,
     SyncSettings,
     TokenStatus,
@@ -19,19 +15,6 @@ from reservations.models import ReservationKind, Source
 from tests.conftest import local, next_weekday
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def provider():
-    return CalendarProvider.objects.create(
-        name="M365",
-        kind=ProviderKind.MICROSOFT,
-        connection=ConnectionAlias.objects.create(name="graph", kind=ProviderKind.MICROSOFT),
-        credential=CredentialAlias.objects.create(
-            name="app", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
-        ),
-        delegated_user_email="reserva-delegate@example.com",
-    )
 
 
 @pytest.fixture

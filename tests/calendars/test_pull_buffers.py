@@ -14,16 +14,11 @@ from calendars.sync.push import push_reservation
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
-from tests.calendars.test_pull import Remote, at
-from tests.calendars.test_reconcile import book, run, settle
 from tests.conftest import local, next_weekday
+from tests.support.pull import Remote, at
+from tests.support.reconcile import book, run, settle
 
 KINDS = ["microsoft", "google"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request) -> str:
-    return request.param
 
 
 @pytest.fixture

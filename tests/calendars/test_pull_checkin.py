@@ -15,14 +15,14 @@ from calendars.sync.pull import plan_pull
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
-from tests.calendars.test_pull import Remote, at, kind  # noqa: F401 - the kind fixture
-from tests.calendars.test_pull_plan import WINDOW, bucket, ev, link, res
+from tests.support.plan import WINDOW, bucket, ev, link, res
+from tests.support.pull import Remote, at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def binding(kind, request):  # noqa: F811 - kind is the parametrized fixture
+def binding(kind, request):
     found = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
     found.space.check_in_required = True
     found.space.save()
@@ -33,11 +33,11 @@ def binding(kind, request):  # noqa: F811 - kind is the parametrized fixture
 
 
 @pytest.fixture
-def remote(sandbox, kind):  # noqa: F811
+def remote(sandbox, kind):
     return Remote(sandbox, kind)
 
 
-def room_of(kind: str) -> str:  # noqa: F811
+def room_of(kind: str) -> str:
     return MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
 
 
@@ -45,7 +45,7 @@ def test_a_remote_booking_nobody_checked_in_to_is_released_and_its_event_removed
     binding,
     remote,
     sandbox,
-    kind,  # noqa: F811
+    kind,
     django_capture_on_commit_callbacks,
 ):
     pull.pull_binding(binding.pk)
@@ -91,7 +91,7 @@ def test_a_remote_move_of_a_released_portal_bookings_event_is_not_written_back(
     binding,
     remote,
     sandbox,
-    kind,  # noqa: F811
+    kind,
     make_user,
     django_capture_on_commit_callbacks,
 ):

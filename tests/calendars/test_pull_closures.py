@@ -11,19 +11,19 @@ from django.core import mail
 
 from calendars.sync import pull
 from reservations.models import Closure, Reservation, ReservationStatus
-from tests.calendars.test_pull import Remote, at, kind  # noqa: F401 - the kind fixture
 from tests.conftest import next_weekday
+from tests.support.pull import Remote, at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def binding(kind, request):  # noqa: F811 - kind is the parametrized fixture
+def binding(kind, request):
     return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
 
 
 @pytest.fixture
-def remote(sandbox, kind):  # noqa: F811
+def remote(sandbox, kind):
     return Remote(sandbox, kind)
 
 

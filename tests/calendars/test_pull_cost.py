@@ -18,16 +18,11 @@ from calendars.models import LinkState, SyncJob, SyncLink
 from calendars.sync import pull
 from reservations import batch, services
 from reservations.models import Closure, Reservation, ReservationStatus, Source
-from tests.calendars.test_pull import Remote, at
+from tests.support.pull import Remote, at
 
 PER_EVENT = 5  # the budget per changed event
 CONSTANT = 40  # lock, cursor, plan reads, the batch's few statements, the job row
 N = 20  # events of each kind in the measured pull
-
-
-@pytest.fixture(params=["microsoft", "google"])
-def kind(request) -> str:
-    return request.param
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from calendars.sync import pull
 from reservations import services
 from reservations.models import BookingLimit, Reservation, ReservationStatus
 from tests.calendars.conftest import GOOGLE_ROOM
-from tests.calendars.test_pull import Remote, at, kind  # noqa: F401 - the kind fixture
+from tests.support.pull import Remote, at
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def binding(kind, request):  # noqa: F811 - kind is the parametrized fixture
+def binding(kind, request):
     return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
 
 
@@ -34,7 +34,7 @@ class Organizer(Remote):
     Google, the person makes the event in their own calendar and invites the room, whose copy
     (same id) names them, as Google does."""
 
-    def __init__(self, sandbox, kind: str, email: str) -> None:  # noqa: F811
+    def __init__(self, sandbox, kind: str, email: str) -> None:
         super().__init__(sandbox, kind)
         self.email = email
 
@@ -53,7 +53,7 @@ class Organizer(Remote):
 
 
 @pytest.fixture
-def remote(sandbox, kind):  # noqa: F811
+def remote(sandbox, kind):
     return Organizer(sandbox, kind, "ada@example.com" if kind == "microsoft" else G_ADA)
 
 
@@ -140,7 +140,7 @@ def test_a_remote_move_over_a_limit_becomes_conflicted_and_back_when_it_fits(
 def test_the_daily_reconciliation_imports_an_event_over_a_limit_as_a_conflict(
     binding, remote, ada, django_capture_on_commit_callbacks
 ):
-    from tests.calendars.test_reconcile import run, settle
+    from tests.support.reconcile import run, settle
 
     pull.pull_binding(binding.pk)
     remote.create("Missed by the pull", at(0, 9), at(0, 10))

@@ -15,8 +15,8 @@ from calendars.models import SpaceCalendar
 from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus, Source
 from tests.calendars.conftest import GOOGLE_ROOM, control, sync_worker
-from tests.calendars.test_pull import Remote, at
 from tests.conftest import wait_for
+from tests.support.pull import Remote, at
 
 EVENTS = f"google/calendars/{GOOGLE_ROOM}/events"
 

@@ -14,8 +14,8 @@ from calendars.models import SpaceCalendar, SyncLink
 from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus, Source
 from tests.calendars.conftest import MS_ROOM, control, sync_worker
-from tests.calendars.test_pull import Remote, at
 from tests.conftest import local, next_weekday, wait_for
+from tests.support.pull import Remote, at
 
 EVENTS = f"microsoft/mailboxes/{MS_ROOM}/events"
 

@@ -17,15 +17,10 @@ from calendars.sync import pull
 from calendars.sync.push import apply_remote_result, push_reservation
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus, Source
-from tests.calendars.test_pull import KINDS, Remote
 from tests.conftest import local, next_weekday
+from tests.support.pull import Remote
 
 DAY = next_weekday(1)  # a Tuesday
-
-
-@pytest.fixture(params=KINDS)
-def kind(request) -> str:
-    return request.param
 
 
 @pytest.fixture

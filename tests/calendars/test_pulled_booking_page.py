@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from calendars.sync import pull
 from reservations.models import Reservation
-from tests.calendars.test_pull import KINDS, Remote, at
+from tests.support.pull import KINDS, Remote, at
 
 
 def pulled_booking(request, sandbox, kind: str, **event) -> Reservation:

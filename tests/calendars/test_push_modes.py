@@ -6,12 +6,9 @@ refused secret or token (paused, one alert, nothing lost, resumed after reconnec
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
-from calendars import remote
 from calendars.models import (
     BindingStatus,
     JobStatus,
@@ -24,50 +21,20 @@ from calendars.models import (
     UserToken,
 )
 from calendars.sync import check_room_response, push, resume_binding, resume_user
-from integrations.microsoft.oauth import begin_authorization, complete_authorization
 from reservations import services
 from reservations.models import ReservationKind, ReservationStatus, SyncMailbox
 from tests.calendars.conftest import GOOGLE_ROOM, MS_DELEGATE, MS_ROOM, control, remote_events
 from tests.conftest import local, next_weekday
-
-ALICE = "alice@contoso.test"
-BOB = "bob@contoso.test"
-REDIRECT = "http://localhost:8000/calendars/oauth/microsoft/callback/"
-
-
-def connect(sandbox, provider, user) -> UserToken:
-    """What the Connect page does: the delegated flow through the sandbox, token stored."""
-    config = remote.provider_config(provider)
-    flow = begin_authorization(config, REDIRECT, ("Calendars.ReadWrite",), login_hint=user.email)
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(sandbox.ca_file)
-    answer = session.get(flow["auth_uri"], allow_redirects=False, timeout=10)
-    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
-    grant = complete_authorization(config, flow, params)
-    token, _ = UserToken.objects.update_or_create(
-        user=user,
-        provider=provider,
-        defaults={
-            "account_email": grant.account_email,
-            "token": grant.token,
-            "status": TokenStatus.VALID,
-        },
-    )
-    return token
-
-
-def book(user, space, hour=10, **kwargs):
-    start = local(space.location, next_weekday(3), hour)
-    return services.book(
-        actor=user, space=space, start=start, end=start + timedelta(hours=1), **kwargs
-    ).reservations[0]
-
-
-def personal_mode():
-    settings_row = SyncSettings.load()
-    settings_row.mode = SyncMode.PERSONAL
-    settings_row.save()
+from tests.support.admin import reservation_form
+from tests.support.push_modes import (
+    ALICE,
+    BOB,
+    G_ALICE,
+    book,
+    connect,
+    connect_google,
+    personal_mode,
+)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -209,36 +176,6 @@ def test_a_revoked_personal_token_pauses_shows_a_banner_and_resumes_after_reconn
 
 # -- Google: the same modes against the Google sandbox -------------------------------------------
 
-G_ALICE = "alice@northwind.test"
-G_REDIRECT = "http://localhost:8000/calendars/oauth/google/callback/"
-
-
-def connect_google(sandbox, provider, user) -> UserToken:
-    """What the Connect page does for Google: the consent flow through the sandbox (it signs a
-    configured user in from ``login_hint``), token stored."""
-    from integrations.google import oauth as google_oauth
-
-    config = remote.provider_config(provider)
-    url, verifier = google_oauth.begin_authorization(
-        config, G_REDIRECT, (google_oauth.CALENDAR_SCOPE,), "state", login_hint=user.email
-    )
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(sandbox.ca_file)
-    answer = session.get(url, allow_redirects=False, timeout=10)
-    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
-    grant = google_oauth.complete_authorization(config, G_REDIRECT, params["code"], verifier)
-    token, _ = UserToken.objects.update_or_create(
-        user=user,
-        provider=provider,
-        defaults={
-            "account_email": grant.account_email,
-            "token": grant.token,
-            "status": TokenStatus.VALID,
-        },
-    )
-    return token
-
 
 def _room_attendee(event: dict) -> dict:
     (room,) = [a for a in event.get("attendees", []) if a["email"] == GOOGLE_ROOM]
@@ -342,8 +279,6 @@ def test_an_admin_handover_in_strict_mode_moves_the_invitation_to_the_new_person
     the admin changes *Requested for*, the push invites the new person instead of the old."""
     from django.urls import reverse
 
-    from tests.reservations.test_admin import _form
-
     row = SyncSettings.load()
     row.mode = SyncMode.STRICT
     row.save()
@@ -356,7 +291,7 @@ def test_an_admin_handover_in_strict_mode_moves_the_invitation_to_the_new_person
     client.force_login(make_user("boss", is_staff=True, is_superuser=True))
     response = client.post(
         reverse("admin:reservations_reservation_change", args=[reservation.pk]),
-        _form(ms_binding.space, bob, reservation.local_start),
+        reservation_form(ms_binding.space, bob, reservation.local_start),
     )
     assert response.status_code == 302
     (event,) = remote_events(sandbox, "microsoft", MS_DELEGATE)

@@ -39,8 +39,8 @@ from calendars.models import (
 from reservations import services
 from reservations.models import Reservation, ReservationKind, ReservationStatus, SyncMailbox
 from tests.calendars.conftest import MS_DELEGATE, MS_ROOM, control, remote_events, sync_worker
-from tests.calendars.test_push_modes import ALICE, BOB, book, connect, personal_mode
 from tests.conftest import local, next_weekday, wait_for
+from tests.support.push_modes import ALICE, BOB, book, connect, personal_mode
 
 pytestmark = [
     pytest.mark.worker,

@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
-from django.utils import timezone
 
 from calendars.models import JobKind, SyncJob, SyncLink
 from calendars.sync import pull, reconcile
-from calendars.sync.push import push_reservation
 from calendars.sync.reconcile import (
     LinkFacts,
     ReservationFacts,
@@ -23,10 +21,16 @@ from calendars.sync.reconcile import (
 from integrations.base import RemoteEvent
 from integrations.google import mapping as google_mapping
 from integrations.microsoft import mapping as microsoft_mapping
-from reservations import services
 from reservations.models import Reservation, ReservationStatus, Source
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
-from tests.calendars.test_pull import Remote, at
+from tests.support.pull import Remote, at
+from tests.support.reconcile import book, run, settle
+
+
+@pytest.fixture
+def binding(kind, request):
+    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+
 
 # -- the pure comparison ---------------------------------------------------------------------
 
@@ -126,16 +130,6 @@ def test_plan_a_second_event_of_one_reservation_is_deleted():
 KINDS = ["microsoft", "google"]
 
 
-@pytest.fixture(params=KINDS)
-def kind(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
-
-
 @pytest.fixture
 def remote(sandbox, kind) -> Remote:
     return Remote(sandbox, kind)
@@ -152,29 +146,6 @@ def tagged(kind: str, reservation_id: int) -> dict:
         return {"singleValueExtendedProperties": [{"id": prop, "value": str(reservation_id)}]}
     key = google_mapping.RESERVATION_PROPERTY
     return {"extendedProperties": {"private": {key: str(reservation_id)}}}
-
-
-def settle() -> None:
-    """What happened so far is older than the reconciliation's grace period."""
-    Reservation.objects.update(updated=timezone.now() - timedelta(hours=1))
-
-
-def book(binding, user, day: int, hour: int, capture) -> Reservation:
-    with capture(execute=True):  # the push task runs (eagerly) after the commit
-        row = services.book(
-            actor=user, space=binding.space, start=at(day, hour), end=at(day, hour + 1)
-        ).reservations[0]
-    assert SyncLink.objects.get(reservation=row).external_id, "the push did not run"
-    return row
-
-
-def run(binding_id: int, capture) -> reconcile.ReconcileResult:
-    """Reconcile, then run the pushes it asked for (as the task queues them)."""
-    with capture(execute=True):
-        result = reconcile.reconcile_binding(binding_id)
-        for reservation_id in result.push:
-            push_reservation(reservation_id)
-    return result
 
 
 def event_times(kind: str, item: dict) -> tuple[datetime, datetime]:

@@ -19,15 +19,14 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
-from calendars import locks, remote, tasks
+from calendars import locks, tasks
 from calendars.models import LinkState, SyncLink
 from calendars.sync import pull, push, recovery
 from integrations.base import TransientError
-from integrations.limiter import FileLimiter
-from integrations.sandbox.config import DEMO_CLIENT_ID
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events
 from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.support.recovery import free_limiter_slots
 
 HOLDER = """
 import sys, time
@@ -58,19 +57,6 @@ def test_a_killed_holders_lock_expires_and_a_live_one_is_kept():
         holder.wait(timeout=10)
     claim = wait_for(lambda: locks.acquire("recovery-test", 1.5), timeout=10)
     assert claim, "the killed holder's lock did not expire"
-
-
-def free_limiter_slots(binding) -> None:
-    """A killed process's slot in the shared per-mailbox limiter expires after its lease
-    (60 s). The next request needs one slot of four and is not held up by it, but a later
-    test's batch needs all four: a test that kills a process frees them when it ends."""
-    backend = remote._limiter_backend(binding.provider.kind)
-    key = f"graph:{DEMO_CLIENT_ID}:{binding.resource_email.lower()}"
-    if isinstance(backend, FileLimiter):
-        with backend._state(key) as state:
-            state["inflight"] = {}
-    else:
-        backend.client.delete(backend._keys(key)[0])
 
 
 PULLER = """

@@ -22,8 +22,8 @@ from calendars.sync import pull, recovery
 from reservations import services
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events, sync_worker
-from tests.calendars.test_recovery import free_limiter_slots
 from tests.conftest import local, next_weekday, wait_for
+from tests.support.recovery import free_limiter_slots
 
 FAST = {"SYNC_LOCK_TTL_SECONDS": "3"}
 RECOVERY_BEAT = ("reclaim-lost-pushes", "retry-failed-pushes", "pull-due-bindings")

@@ -6,10 +6,6 @@ import pytest
 
 from calendars import remote
 from calendars.models import (
-    CalendarProvider,
-    ConnectionAlias,
-    CredentialAlias,
-    ProviderKind,
     SpaceCalendar,
     SyncSettings,
 )
@@ -19,16 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def binding(make_space):
-    provider = CalendarProvider.objects.create(
-        name="M365",
-        kind=ProviderKind.MICROSOFT,
-        connection=ConnectionAlias.objects.create(name="g", kind=ProviderKind.MICROSOFT),
-        credential=CredentialAlias.objects.create(
-            name="c", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
-        ),
-        delegated_user_email="delegate@example.com",
-    )
+def binding(make_space, make_provider):
+    provider = make_provider(delegated_user_email="delegate@example.com")
     return SpaceCalendar.objects.create(
         space=make_space(name="Thames"), provider=provider, resource_email="thames@example.com"
     )

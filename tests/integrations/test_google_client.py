@@ -23,7 +23,7 @@ from integrations.base import (
 )
 from integrations.google.mapping import EVENT_ID_RE, event_id
 from integrations.sandbox.testing import SandboxHandle
-from tests.integrations.google_helpers import (
+from tests.support.google_client import (
     ALICE,
     ATLAS,
     BLOCKER,

@@ -21,7 +21,7 @@ from integrations.base import (
 )
 from integrations.google import oauth
 from integrations.sandbox.testing import SandboxHandle
-from tests.integrations.google_helpers import (
+from tests.support.google_client import (
     ALICE,
     ATLAS,
     BOB,

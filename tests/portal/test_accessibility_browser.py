@@ -23,8 +23,7 @@ from calendars.models import SyncLink
 from reservations import approvals, displays, services
 from reservations.models import ApprovalRule, Closure, FloorMap
 from tests.conftest import local, next_weekday
-from tests.portal.test_floormap_browser import svg
-from tests.portal.test_sync_rules import provider  # noqa: F401 (a fixture)
+from tests.support.images import svg
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -219,7 +218,7 @@ def test_pages_in_their_other_states_pass_axe(
     office,
     alice,
     make_user,
-    provider,  # noqa: F811 (the imported fixture)
+    provider,
 ):
     """The details page with its calendar sync panel still waiting, a closed day on the
     schedule, the page a space's check-in QR code opens, and an approver's queue with a

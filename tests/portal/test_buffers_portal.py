@@ -10,7 +10,7 @@ from django.urls import reverse
 from reservations import services
 from reservations.models import Reservation, Source
 from tests.conftest import local
-from tests.portal.test_views import DAY, book_form
+from tests.support.portal import DAY, book_form
 
 pytestmark = pytest.mark.django_db
 

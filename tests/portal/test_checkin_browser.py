@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from reservations import services
 from reservations.models import Reservation
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -6,7 +6,6 @@ and the read-only rollup, and a released slot offered again by search."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -15,19 +14,11 @@ from django.utils import timezone
 from reservations import checkin, services
 from reservations.models import Reservation, ReservationStatus, Source, SpaceDayUsage
 from tests.conftest import local, next_weekday
+from tests.support.portal import daytime_zone
 
 pytestmark = pytest.mark.django_db
 
 DAY = next_weekday(2)
-
-
-def daytime_zone() -> str:
-    """A zone where it is daytime now, so a booking around now fits in one local day."""
-    now = timezone.now()
-    for name in ("Europe/London", "Asia/Tokyo", "America/New_York", "Pacific/Auckland"):
-        if 3 <= now.astimezone(ZoneInfo(name)).hour <= 20:
-            return name
-    return "UTC"
 
 
 @pytest.fixture
@@ -174,8 +165,8 @@ def test_an_altered_or_expired_link_is_refused(alice_client, alice, room):
 
 def test_an_outlook_organizer_without_an_account_checks_in_with_the_link(client, room):
     start = timezone.now() + timedelta(minutes=5)
-    booking = services.book(
-        actor=None, space=room, start=start, end=start + timedelta(hours=1),
+    booking = services.book_from_calendar(
+        space=room, start=start, end=start + timedelta(hours=1),
         source=Source.EXCHANGE, organizer_email="visitor@partner.example",
     ).reservations[0]  # fmt: skip
     url = reverse("portal:check_in_link", args=[checkin.make_token(booking)])

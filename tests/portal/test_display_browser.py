@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from reservations import displays, services
 from reservations.models import Reservation, Source
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from reservations.models import FloorMap, Reservation
 from tests.conftest import local, next_weekday
-from tests.reservations.images import svg
+from tests.support.images import svg
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from reservations.models import Closure, FloorMap, SpaceKind
 from tests.conftest import local, next_weekday
-from tests.reservations.images import png, svg
+from tests.support.images import png, svg
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from reservations.insights import rollup
-from tests.reservations.insights_data import D1, D2, build
+from tests.support.insights_data import D1, D2, build
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

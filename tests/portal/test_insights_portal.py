@@ -10,7 +10,7 @@ import io
 import pytest
 
 from reservations.insights import rollup
-from tests.reservations.insights_data import D1, D2, build
+from tests.support.insights_data import D1, D2, build
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,7 @@ from calendars.models import SyncLink
 from reservations import services
 from reservations.models import Closure, Reservation, Source
 from tests.conftest import local, next_weekday
-from tests.portal.test_sync_rules import provider  # noqa: F401 (a fixture)
-from tests.portal.test_views import change_form
+from tests.support.portal import change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -287,7 +286,7 @@ def test_the_details_page_asks_again_until_the_calendar_has_the_booking(
     alice_client,
     alice,
     office,
-    provider,  # noqa: F811 (the imported fixture)
+    provider,
 ):
     """A link row shows the panel without any calendar binding (so nothing is pushed)."""
     booked = services.book(

@@ -9,32 +9,15 @@ import pytest
 from django.urls import reverse
 
 from calendars.models import (
-    CalendarProvider,
-    ConnectionAlias,
-    CredentialAlias,
-    ProviderKind,
     SpaceCalendar,
     SyncSettings,
     UserToken,
 )
 from reservations.models import Reservation, ReservationStatus
 from tests.conftest import local
-from tests.portal.test_views import DAY, book_form
+from tests.support.portal import DAY, book_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def provider():
-    return CalendarProvider.objects.create(
-        name="M365",
-        kind=ProviderKind.MICROSOFT,
-        connection=ConnectionAlias.objects.create(name="graph", kind=ProviderKind.MICROSOFT),
-        credential=CredentialAlias.objects.create(
-            name="app", kind=ProviderKind.MICROSOFT, tenant_id="t", client_id="c"
-        ),
-        delegated_user_email="delegate@example.com",
-    )
 
 
 @pytest.fixture

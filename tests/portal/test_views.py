@@ -19,19 +19,12 @@ from reservations.models import (
     Source,
 )
 from reservations.recurrence import Recurrence
-from tests.conftest import local, next_weekday
+from tests.conftest import local
+from tests.support.portal import DAY, book_form, change_form
 
 pytestmark = pytest.mark.django_db
 
-DAY = next_weekday(1)  # a Tuesday next week
 LONDON = ZoneInfo("Europe/London")
-
-
-def book_form(space, *, start="10:00", end="11:00", day=DAY, **extra) -> dict:
-    data = {"space": space.pk, "date": day.isoformat(), "start": start, "end": end}
-    data.update({"title": "", "public_nickname": "", "description": "", "interval": 1})
-    data.update(extra)
-    return data
 
 
 # --- sign-in ----------------------------------------------------------------------------------
@@ -583,23 +576,6 @@ def test_managers_see_everyones_reservations(client, make_user, bob, office, mak
 
 
 # --- reschedule and cancel --------------------------------------------------------------------
-
-
-def change_form(reservation, **extra) -> dict:
-    start, end = reservation.local_start, reservation.local_end
-    data = {
-        "space": reservation.space_id,
-        "date": start.date().isoformat(),
-        "start": f"{start:%H:%M}",
-        "end": f"{end:%H:%M}",
-        "title": reservation.title,
-        "public_nickname": reservation.public_nickname,
-        "description": reservation.description,
-        "expected_version": reservation.version,
-        "scope": "this",
-    }
-    data.update(extra)
-    return data
 
 
 def test_reschedule(alice_client, alice, office, make_reservation):

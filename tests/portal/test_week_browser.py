@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from reservations import services
 from reservations.models import Reservation
 from tests.conftest import local, next_weekday
-from tests.portal.test_csp_browser import Watched
+from tests.support.browser import Watched
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,13 +1,12 @@
 """The admin: every page renders, bookings and cancellations go through the service."""
 
-from datetime import timedelta
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from reservations.models import Location, Reservation, Space, UserDeactivation
 from tests.conftest import local, next_weekday
+from tests.support.admin import reservation_form
 
 pytestmark = pytest.mark.django_db
 
@@ -40,30 +39,12 @@ def test_changelists_and_forms_render(admin_client, make_reservation):
         assert response.status_code == 200, url
 
 
-def _form(space, user, start, **extra):
-    data = {
-        "space": space.pk,
-        "requested_for": user.pk,
-        "title": "From admin",
-        "start_0": start.strftime("%Y-%m-%d"),
-        "start_1": start.strftime("%H:%M:%S"),
-        "end_0": start.strftime("%Y-%m-%d"),
-        "end_1": (start + timedelta(hours=1)).strftime("%H:%M:%S"),
-        "public_nickname": "",
-        "description": "",
-        "kind": "standard",
-        "attendees_text": "",
-    }
-    data.update(extra)
-    return data
-
-
 def test_booking_through_the_admin_uses_the_service(admin_client, make_user, make_space, settings):
     settings.TIME_ZONE = "Europe/London"
     space, person = make_space(), make_user()
     start = local(space.location, next_weekday(1), 10)
     response = admin_client.post(
-        reverse("admin:reservations_reservation_add"), _form(space, person, start)
+        reverse("admin:reservations_reservation_add"), reservation_form(space, person, start)
     )
     assert response.status_code == 302
     reservation = Reservation.objects.get()
@@ -72,7 +53,9 @@ def test_booking_through_the_admin_uses_the_service(admin_client, make_user, mak
 
     # The same slot again: refused with the service's message, nothing written.
     response = admin_client.post(
-        reverse("admin:reservations_reservation_add"), _form(space, person, start), follow=True
+        reverse("admin:reservations_reservation_add"),
+        reservation_form(space, person, start),
+        follow=True,
     )
     assert "is already booked from 10:00 to 11:00" in response.content.decode()
     assert Reservation.objects.count() == 1
@@ -138,7 +121,9 @@ def test_admin_times_are_wall_clock_in_the_location_zone(
     location = make_location(time_zone="America/New_York")
     space, person = make_space(location), make_user()
     start = local(location, next_weekday(1), 10)
-    admin_client.post(reverse("admin:reservations_reservation_add"), _form(space, person, start))
+    admin_client.post(
+        reverse("admin:reservations_reservation_add"), reservation_form(space, person, start)
+    )
     reservation = Reservation.objects.get()
     assert reservation.start == start  # 10:00 in New York, not 10:00 UTC
     page = admin_client.get(
@@ -180,7 +165,7 @@ def test_far_off_dates_are_form_errors_not_a_server_error(
     far = {"start_0": day, "start_1": hour, "end_0": day, "end_1": "23:00:00"}
     added = admin_client.post(
         reverse("admin:reservations_reservation_add"),
-        _form(space, person, local(space.location, next_weekday(1), 10), **far),
+        reservation_form(space, person, local(space.location, next_weekday(1), 10), **far),
     )
     assert added.status_code == 200
     assert "Choose a time between the years 1900 and 2999." in added.content.decode()
@@ -189,7 +174,7 @@ def test_far_off_dates_are_form_errors_not_a_server_error(
     booked = make_reservation(space)
     changed = admin_client.post(
         reverse("admin:reservations_reservation_change", args=[booked.pk]),
-        _form(space, booked.requested_for, booked.start, **far),
+        reservation_form(space, booked.requested_for, booked.start, **far),
     )
     assert changed.status_code == 200
     assert "Choose a time between the years 1900 and 2999." in changed.content.decode()
@@ -204,7 +189,7 @@ def test_changing_requested_for_hands_the_booking_over_through_the_service(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             reverse("admin:reservations_reservation_change", args=[booked.pk]),
-            _form(booked.space, bob, booked.local_start, title="Planning"),
+            reservation_form(booked.space, bob, booked.local_start, title="Planning"),
             follow=True,
         )
     assert "was changed successfully" in response.content.decode()
@@ -236,7 +221,7 @@ def test_a_handover_the_rules_refuse_is_an_error_not_a_dropped_change(
     client.force_login(clerk)
     response = client.post(
         reverse("admin:reservations_reservation_change", args=[booked.pk]),
-        _form(booked.space, colleague, booked.local_start),
+        reservation_form(booked.space, colleague, booked.local_start),
         follow=True,
     )
     page = response.content.decode()

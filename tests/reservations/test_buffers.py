@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from reservations import buffers, queries, services
 from reservations.models import Reservation, Space
 from tests.conftest import local, next_weekday
-from tests.reservations.test_concurrency import PROCESSES, race
+from tests.support.concurrency import PROCESSES, race
 
 DAY = next_weekday(1)
 ONE_MINUTE = timedelta(minutes=1)

@@ -154,7 +154,10 @@ def test_someone_else_cannot_check_in_but_a_manager_can(room, make_user):
 
 def test_a_pending_booking_needs_approval_before_check_in(room, make_user):
     alice = make_user()
-    booking = book(alice, room, at(room.location, 10), status=ReservationStatus.PENDING)
+    booking = book(alice, room, at(room.location, 10))
+    # Pending, as a personal-mode booking is until the room answers.
+    Reservation.objects.filter(pk=booking.pk).update(status=ReservationStatus.PENDING)
+    booking.refresh_from_db()
     with pytest.raises(services.NeedsApproval) as refused:
         services.check_in(
             actor=alice, reservation=booking, source=Source.PORTAL, now=at(room.location, 10)
@@ -272,8 +275,8 @@ def test_the_released_minutes_are_added_to_one_row_per_space_and_day(room, locat
 
 
 def test_a_booking_from_outlook_without_a_reserva_user_mails_its_organizer(room, location):
-    booking = services.book(
-        actor=None, space=room, start=at(location, 10), end=at(location, 11),
+    booking = services.book_from_calendar(
+        space=room, start=at(location, 10), end=at(location, 11),
         source=Source.EXCHANGE, organizer_email="visitor@partner.example",
         organizer_name="Visitor",
     ).reservations[0]  # fmt: skip

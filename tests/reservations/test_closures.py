@@ -17,7 +17,7 @@ from reservations import closures, queries, services
 from reservations.models import Closure, Reservation, ReservationStatus, Source
 from reservations.recurrence import Recurrence
 from tests.conftest import local, next_weekday
-from tests.reservations.test_admin import _form as reservation_form
+from tests.support.admin import reservation_form
 
 pytestmark = pytest.mark.django_db
 

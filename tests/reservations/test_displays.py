@@ -26,7 +26,7 @@ from reservations.models import (
     Source,
 )
 from tests.conftest import next_weekday
-from tests.portal.test_checkin_portal import daytime_zone
+from tests.support.portal import daytime_zone
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from django.urls import reverse
 
 from reservations import uploads
 from reservations.models import FloorMap, Location, Space
-
-from .images import jpeg, png, svg
+from tests.support.images import jpeg, png, svg
 
 pytestmark = pytest.mark.django_db
 

@@ -28,7 +28,7 @@ from reservations.models import (
     SpaceMonthSource,
     SpaceMonthStats,
 )
-from tests.reservations.insights_data import D1, D2, EXPECTED, build
+from tests.support.insights_data import D1, D2, EXPECTED, build
 
 pytestmark = pytest.mark.django_db
 

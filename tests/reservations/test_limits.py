@@ -380,7 +380,7 @@ def test_the_admin_explains_the_limits_and_refuses_a_booking_over_one(
     from django.urls import reverse
 
     settings.TIME_ZONE = "Europe/London"  # the admin's form times are in the site zone
-    from tests.reservations.test_admin import _form as reservation_form
+    from tests.support.admin import reservation_form
 
     page = admin_client.get(reverse("admin:reservations_bookinglimit_add")).content.decode()
     assert "the most generous value of those groups wins" in page

@@ -218,8 +218,7 @@ def test_remote_source_skips_opening_hours_but_not_overlap(make_space, make_loca
     location = make_location(opens=time(8), closes=time(18))
     space = make_space(location)
     start = local(location, next_weekday(1), 20)  # after hours: fine for an Outlook booking
-    [remote] = services.book(
-        actor=None,
+    [remote] = services.book_from_calendar(
         space=space,
         start=start,
         end=start + timedelta(hours=1),

@@ -11,7 +11,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     alice_fixture,  # noqa: F401 - the "alice" fixture
     control,
     make_event,

@@ -12,7 +12,7 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 from google.oauth2 import credentials as user_credentials
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     ATLAS,
     CLIENT_ID,

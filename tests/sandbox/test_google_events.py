@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     ATLAS,
     BOB,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     ATLAS,
     alice_fixture,  # noqa: F401 - the "alice" fixture

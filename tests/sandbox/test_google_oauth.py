@@ -15,7 +15,7 @@ from google.oauth2 import credentials as user_credentials
 from google.oauth2 import id_token as google_id_token
 from google.oauth2 import service_account
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     ATLAS,
     CALENDAR,

@@ -7,7 +7,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     BOREALIS,
     alice_fixture,  # noqa: F401 - the "alice" fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.sandbox.google_support import (
+from tests.support.google_sandbox import (
     ALICE,
     BOB,
     Api,

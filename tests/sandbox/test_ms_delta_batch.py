@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .ms_helpers import ROOM, ROOM2, Graph, app_token, event_body, session_for
+from tests.support.ms_sandbox import ROOM, ROOM2, Graph, app_token, event_body, session_for
 
 WINDOW = {"startDateTime": "2030-01-01T00:00:00Z", "endDateTime": "2030-02-01T00:00:00Z"}
 

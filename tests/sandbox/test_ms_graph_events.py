@@ -7,8 +7,7 @@ import re
 import pytest
 
 from integrations.sandbox.config import default_config
-
-from .ms_helpers import ALICE, BOB, EXT_ID, ROOM, Graph, app_token, event_body, sign_in
+from tests.support.ms_sandbox import ALICE, BOB, EXT_ID, ROOM, Graph, app_token, event_body, sign_in
 
 SEVEN_DIGITS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}$")
 
@@ -249,7 +248,7 @@ def sandbox_config():
 
 
 def test_app_without_calendar_permission_is_403(sandbox):
-    from .ms_helpers import GRAPH_DEFAULT, confidential_app
+    from tests.support.ms_sandbox import GRAPH_DEFAULT, confidential_app
 
     app = confidential_app(sandbox, client_id="11111111-2222-3333-4444-555555555555")
     token = app.acquire_token_for_client(GRAPH_DEFAULT)["access_token"]

@@ -11,8 +11,7 @@ import msal
 import pytest
 
 from integrations.sandbox.config import DEMO_CLIENT_ID, DEMO_TENANT_ID
-
-from .ms_helpers import (
+from tests.support.ms_sandbox import (
     ALICE,
     GRAPH_DEFAULT,
     REDIRECT,

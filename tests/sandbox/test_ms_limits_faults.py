@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .ms_helpers import ROOM, ROOM2, Graph, app_token, event_body, session_for
+from tests.support.ms_sandbox import ROOM, ROOM2, Graph, app_token, event_body, session_for
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_fault_on_the_token_endpoint_has_the_identity_shape(sandbox, control):
 
 
 def test_log_has_no_secrets_and_counters_count(sandbox, graph, control):
-    from .ms_helpers import sign_in
+    from tests.support.ms_sandbox import sign_in
 
     _app, result = sign_in(sandbox)
     graph("GET", f"/users/{ROOM}/events")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .ms_helpers import ALICE, ROOM, Graph, app_token, event_body, session_for
+from tests.support.ms_sandbox import ALICE, ROOM, Graph, app_token, event_body, session_for
 
 JANUARY = {"startDateTime": "2030-01-01T00:00:00Z", "endDateTime": "2030-02-01T00:00:00Z"}
 # 2030-01-07 is a Monday.

@@ -10,7 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .ms_helpers import ALICE, ROOM, ROOM2, Graph, app_token, event_body, session_for, sign_in
+from tests.support.ms_sandbox import (
+    ALICE,
+    ROOM,
+    ROOM2,
+    Graph,
+    app_token,
+    event_body,
+    session_for,
+    sign_in,
+)
 
 
 class Receiver:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from reservations import zones
 from reservations.models import Location, Reservation, ReservationStatus, Source
 from tests.conftest import local, next_weekday
-from tests.reservations.test_admin import _form
+from tests.support.admin import reservation_form as _form
 
 pytestmark = pytest.mark.django_db
 

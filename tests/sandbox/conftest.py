@@ -55,7 +55,7 @@ def ews(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[San
     """The running sandbox, with exchangelib trusting its CA for the test's duration."""
     from exchangelib.protocol import BaseProtocol, close_connections
 
-    from .ews_support import adapter_for
+    from tests.support.ews_sandbox import adapter_for
 
     monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", adapter_for(str(sandbox.ca_file)))
     yield sandbox

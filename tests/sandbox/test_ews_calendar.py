@@ -15,7 +15,7 @@ from exchangelib.errors import (
 )
 from exchangelib.items import SEND_TO_NONE
 
-from .ews_support import BASIC, account, endpoint
+from tests.support.ews_sandbox import BASIC, account, endpoint
 
 ALICE = "alice@contoso.test"
 

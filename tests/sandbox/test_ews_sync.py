@@ -6,7 +6,7 @@ import pytest
 from exchangelib import UTC, CalendarItem, EWSDateTime
 from exchangelib.errors import ErrorInvalidSyncStateData
 
-from .ews_support import account
+from tests.support.ews_sandbox import account
 
 
 def at(hour: int) -> EWSDateTime:

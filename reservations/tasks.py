@@ -35,14 +35,12 @@ def release_no_shows() -> int:
     return released
 
 
-@shared_task(name="reservations.send_check_in_reminders")
-def send_check_in_reminders() -> int:
-    """Email the check-in link when a booking's window opens (beat, every 60 s), once per
-    booking. Returns how many reminders were sent."""
-    now = timezone.now()
+def _send_once(due: list[int], claim, send, now) -> int:
+    """Send each due booking's email once: the claim (a compare-and-set on the booking) first,
+    so a second worker or a tick run twice skips it; the row is read after the claim."""
     sent = 0
-    for pk in checkin.due_for_reminder(now):
-        if not services.claim_check_in_reminder(reservation_id=pk, now=now):
+    for pk in due:
+        if not claim(reservation_id=pk, now=now):
             continue  # another worker took it
         reservation = (
             Reservation.objects.select_related("space__location", "requested_for")
@@ -50,8 +48,18 @@ def send_check_in_reminders() -> int:
             .first()
         )
         if reservation is not None:
-            sent += checkin.send_reminder(reservation)
+            sent += send(reservation)
     return sent
+
+
+@shared_task(name="reservations.send_check_in_reminders")
+def send_check_in_reminders() -> int:
+    """Email the check-in link when a booking's window opens (beat, every 60 s), once per
+    booking. Returns how many reminders were sent."""
+    now = timezone.now()
+    return _send_once(
+        checkin.due_for_reminder(now), services.claim_check_in_reminder, checkin.send_reminder, now
+    )
 
 
 @shared_task(name="reservations.send_booking_reminders")
@@ -59,18 +67,7 @@ def send_booking_reminders() -> int:
     """Email the reminder BOOKING_REMINDER_MINUTES before a booking starts (beat, every
     60 s), once per booking, to people who did not turn it off. Returns how many were sent."""
     now = timezone.now()
-    sent = 0
-    for pk in reminders.due(now):
-        if not services.claim_booking_reminder(reservation_id=pk, now=now):
-            continue  # another worker took it
-        reservation = (
-            Reservation.objects.select_related("space__location", "requested_for")
-            .filter(pk=pk)
-            .first()
-        )
-        if reservation is not None:
-            sent += reminders.send(reservation)
-    return sent
+    return _send_once(reminders.due(now), services.claim_booking_reminder, reminders.send, now)
 
 
 @shared_task(

@@ -114,21 +114,23 @@ def release_no_show(*, reservation: Reservation, now: datetime) -> Reservation |
     return current
 
 
-def claim_check_in_reminder(*, reservation_id: int, now: datetime) -> bool:
-    """Mark the check-in reminder of a booking as sent; False when it was already (so two
-    workers never send it twice). Not a change of the booking: no history, no signal."""
+def _claim_reminder(reservation_id: int, stamp: str, now: datetime) -> bool:
+    """Mark one of a booking's reminder emails as sent by setting its ``stamp`` field
+    (``check_in_reminded_at``, ``reminder_sent_at``) with a compare-and-set; False when it was
+    already, so two workers never send it twice. Not a change of the booking: no history, no
+    signal."""
     return bool(
-        Reservation.objects.filter(pk=reservation_id, check_in_reminded_at__isnull=True).update(
-            check_in_reminded_at=now
+        Reservation.objects.filter(pk=reservation_id, **{f"{stamp}__isnull": True}).update(
+            **{stamp: now}
         )
     )
+
+
+def claim_check_in_reminder(*, reservation_id: int, now: datetime) -> bool:
+    """The check-in reminder's claim (``reservations.checkin``)."""
+    return _claim_reminder(reservation_id, "check_in_reminded_at", now)
 
 
 def claim_booking_reminder(*, reservation_id: int, now: datetime) -> bool:
-    """Mark the start reminder of a booking as sent (``reservations.reminders``); False when
-    it was already, so two workers never send it twice. No history, no signal."""
-    return bool(
-        Reservation.objects.filter(pk=reservation_id, reminder_sent_at__isnull=True).update(
-            reminder_sent_at=now
-        )
-    )
+    """The start reminder's claim (``reservations.reminders``)."""
+    return _claim_reminder(reservation_id, "reminder_sent_at", now)

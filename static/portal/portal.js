@@ -46,24 +46,6 @@
     }
   }
 
-  // A secret shown once (the new feed address): selected on focus, and a Copy button.
-  function copyFields(root) {
-    root.querySelectorAll("[data-select-on-focus]").forEach(function (field) {
-      field.addEventListener("focus", function () { field.select(); });
-    });
-    if (!navigator.clipboard) return;
-    root.querySelectorAll("button[data-copy]").forEach(function (button) {
-      var field = document.querySelector(button.getAttribute("data-copy"));
-      if (!field) return;
-      button.hidden = false;
-      button.addEventListener("click", function () {
-        navigator.clipboard.writeText(field.value).then(function () {
-          button.textContent = "Copied";
-        });
-      });
-    });
-  }
-
   // The day schedule as a WAI-ARIA grid: one tab stop (the cell last visited, else the first
   // free half hour), arrow keys move between cells, Home/End to a row's ends, Ctrl+Home/End
   // to the grid's; Enter follows the cell's link (book a free half hour, open a booking).
@@ -141,7 +123,6 @@
     keyboardGrid(document);
     syncRecurrence(document);
     focusProblem(document);
-    copyFields(document);
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     syncRecurrence(event.target);

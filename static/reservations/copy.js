@@ -1,7 +1,7 @@
-// A secret shown once in the admin (a new API client's id and secret): each field selects
-// itself on focus, and a Copy button (shown only where the browser offers the clipboard)
-// copies it and says so. A file, not inline: the Content-Security-Policy allows no inline
-// script.
+// A secret shown once (a new feed address in the portal, a new API client's id and secret in
+// the admin): each field selects itself on focus, and a Copy button (shown only where the
+// browser offers the clipboard) copies it and says so. One file for the portal and the admin,
+// not inline: the Content-Security-Policy allows no inline script.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar, Protocol
 
 
 class ProviderError(Exception):
@@ -223,3 +224,127 @@ class UserCredentials:
     account_email: str
     token: dict = field(repr=False)
     changed: bool = False
+
+
+class CalendarClient(Protocol):
+    """What every provider's client offers the sync engine, with the same signatures.
+
+    A client is built from a :class:`ProviderConfig` and an ``integrations.http.HttpClient``
+    (``Client(config, http)``). Every call names its calendar with a :class:`CalendarRef`;
+    the client takes what its API needs from it (Graph the mailbox and the calendar id, Google
+    the calendar id, EWS the mailbox and the folder). ``as_user`` acts as a person (personal
+    mode) instead of with the application's credentials. Failures raise the errors above.
+
+    Two class attributes describe the change feed, so that the engine never asks which
+    provider it talks to:
+
+    - ``reads_tags_by_id``: the change feed does not carry Reserva's tag, and ``read_events``
+      reads it by id (Graph's delta cannot expand extended properties); otherwise
+      ``read_events`` is not needed and may raise ``NotImplementedError``;
+    - ``window_moves_look_removed``: the feed reports an event moved out of the sync window as
+      removed (Graph's calendarView delta), so a removal must be checked before it is believed.
+    """
+
+    reads_tags_by_id: ClassVar[bool]
+    window_moves_look_removed: ClassVar[bool]
+
+    def test_connection(self, ref: CalendarRef) -> None:
+        """Get a token and read (and, where the API tells, check write access to) ``ref``."""
+        ...
+
+    def list_calendars(
+        self, ref: CalendarRef, as_user: UserCredentials | None = None
+    ) -> list[CalendarInfo]:
+        """The calendars of ``ref.mailbox`` (``ref.calendar_id`` is ignored)."""
+        ...
+
+    def get_event(
+        self, ref: CalendarRef, event_id: str, as_user: UserCredentials | None = None
+    ) -> RemoteEvent: ...
+
+    def create_event(
+        self, ref: CalendarRef, data: EventData, as_user: UserCredentials | None = None
+    ) -> RemoteEvent:
+        """Create idempotently: a retry after a lost answer must not make a second event."""
+        ...
+
+    def update_event(
+        self,
+        ref: CalendarRef,
+        event_id: str,
+        data: EventData,
+        version: str = "",
+        as_user: UserCredentials | None = None,
+    ) -> RemoteEvent:
+        """Replace; a ``version`` that is no longer current raises ``VersionConflict``."""
+        ...
+
+    def delete_event(
+        self,
+        ref: CalendarRef,
+        event_id: str,
+        version: str = "",
+        as_user: UserCredentials | None = None,
+    ) -> None:
+        """Delete; an event already gone is success."""
+        ...
+
+    def find_by_reservation(
+        self, ref: CalendarRef, reservation_id: int, as_user: UserCredentials | None = None
+    ) -> RemoteEvent | None:
+        """The live event carrying Reserva's tag for ``reservation_id`` (the oldest)."""
+        ...
+
+    def tagged_events(
+        self,
+        ref: CalendarRef,
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> list[RemoteEvent] | None:
+        """Every event in [start, end) with the tag read, where the change feed does not carry
+        it; None where it does (the caller reads the feed instead)."""
+        ...
+
+    def read_events(
+        self, ref: CalendarRef, event_ids: list[str], as_user: UserCredentials | None = None
+    ) -> dict[str, RemoteEvent | None]:
+        """``{id: event}`` with the tag read; None for an event that no longer exists."""
+        ...
+
+    def changes(
+        self,
+        ref: CalendarRef,
+        token: str | None,
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> ChangePage:
+        """One page: a full read of [start, end) without ``token``, else changes since it."""
+        ...
+
+    def batch(
+        self, ref: CalendarRef, ops: list[BatchOp], as_user: UserCredentials | None = None
+    ) -> list[BatchResult]:
+        """Creates, updates and deletes in the provider's batches; one result per op."""
+        ...
+
+    def free_busy(
+        self,
+        refs: list[CalendarRef],
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> dict[CalendarRef, list[tuple[datetime, datetime]]]:
+        """Busy intervals per calendar, in UTC; calendars that could not be read left out."""
+        ...
+
+    @staticmethod
+    def creation_key(reservation_id: int) -> str:
+        """The idempotency key a create of this reservation sends."""
+        ...
+
+    @staticmethod
+    def made_by_create(event_id: str, key: str) -> bool:
+        """Whether the event's id shows it was made by the create with ``key``."""
+        ...

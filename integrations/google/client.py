@@ -31,6 +31,11 @@ Contracts worth knowing:
   were throttled after their ``Retry-After`` or a backoff, a bounded number of rounds.
 - ``free_busy`` asks for at most 50 calendars per call (Google's limit) and leaves out the
   calendars Google could not read, rather than report them free.
+- The change feed carries our tag, so ``reads_tags_by_id`` is False and ``tagged_events``
+  answers None; ``read_events`` (one ``events.get`` per id) exists for the interface's sake.
+- Every call names its calendar with a ``CalendarRef`` (``integrations.base.CalendarClient``);
+  Google needs only ``ref.calendar_id`` (empty: the acting user's ``primary``), and
+  ``list_calendars`` lists the acting user's calendars whatever the ref.
 """
 
 from __future__ import annotations

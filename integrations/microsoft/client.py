@@ -19,6 +19,8 @@ Contracts worth knowing:
 - ``batch`` splits into ``$batch`` requests of 20, retries items answered 429/503/504 after
   their own ``Retry-After`` (a bounded number of rounds) and returns one result per op.
 - ``free_busy`` leaves out mailboxes Graph could not find (rather than report them free).
+- Every call names its calendar with a ``CalendarRef`` (``integrations.base.CalendarClient``):
+  ``ref.mailbox`` and ``ref.calendar_id`` (empty: the mailbox's default calendar).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ package once, and each model is registered once, by the module named here.
   mixins, names every column, filter and action they add, and registers the result;
 - ``home``: the admin home's counts and sections (read by ``templates/admin/index.html``
   through the ``admin_home`` template tags; registers nothing).
+
+The admin site itself (header, sign-in form, no side menu, allauth's secret pages hidden) is
+set up in ``ReservationsConfig.ready()`` and ``CalendarsConfig.ready()``, not at import.
 """
 
 from . import bindings, conflicts, export, home, providers, reservation, sync, tokens

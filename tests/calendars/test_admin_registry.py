@@ -53,19 +53,27 @@ import django
 django.setup()
 from django.contrib import admin
 
+def site_settings():
+    return {
+        "urls_imported": "config.urls" in sys.modules,
+        "site_header": admin.site.site_header,
+        "site_title": admin.site.site_title,
+        "index_title": str(admin.site.index_title),
+        "index_template": admin.site.index_template,
+        "login_form": admin.site.login_form.__name__ if admin.site.login_form else None,
+        "enable_nav_sidebar": admin.site.enable_nav_sidebar,
+    }
+
 at_setup = len(calls)
-site = {
-    "urls_imported": "config.urls" in sys.modules,
-    "site_header": admin.site.site_header,
-    "site_title": admin.site.site_title,
-    "login_form": admin.site.login_form.__name__ if admin.site.login_form else None,
-    "enable_nav_sidebar": admin.site.enable_nav_sidebar,
-}
+site = site_settings()
 admin.autodiscover()
 for name in json.loads(sys.argv[1]):
     importlib.import_module(name)
 importlib.import_module("config.urls")
-print(json.dumps({"calls": calls, "at_setup": at_setup, "site": site}))
+site_after_urls = site_settings()
+print(json.dumps({
+    "calls": calls, "at_setup": at_setup, "site": site, "site_after_urls": site_after_urls
+}))
 """
 
 
@@ -131,13 +139,17 @@ def test_importing_the_admin_modules_again_registers_nothing(registrations):
 
 
 def test_the_admin_site_is_set_up_before_the_urls_are_imported(registrations):
-    assert registrations["site"] == {
-        "urls_imported": False,
+    set_up = {
         "site_header": "Reserva administration",
         "site_title": "Reserva admin",
+        "index_title": "Site administration",  # Django's; the home is templates/admin/index.html
+        "index_template": None,
         "login_form": "WebServiceAwareAdminLoginForm",
         "enable_nav_sidebar": False,
     }
+    assert registrations["site"] == {"urls_imported": False, **set_up}
+    # Importing the URLs routes and changes nothing on the site.
+    assert registrations["site_after_urls"] == {"urls_imported": True, **set_up}
 
 
 @pytest.fixture

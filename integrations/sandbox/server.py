@@ -16,6 +16,7 @@ import datetime as dt
 import importlib
 import logging
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -334,8 +335,17 @@ class _Handler(BaseHTTPRequestHandler):
         # the client's delayed ACK add ~40 ms to every response on loopback.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request.do_handshake()
-        self.connection_state: dict[str, Any] = {}
+        self.connection_state: dict[str, Any] = {"client_gone": self._client_gone}
         super().setup()
+
+    def _client_gone(self) -> bool:
+        """While a response streams: has the client hung up? A client sends nothing on the
+        connection until the response ends, so anything readable (EOF included) means gone."""
+        try:
+            readable, _, _ = select.select([self.request], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

@@ -68,7 +68,7 @@ def handle(request: Request, sandbox: Sandbox) -> Response:
                 "ErrorInvalidOperation",
                 f"The sandbox does not emulate the EWS operation '{envelope.name}'.",
             )
-        call = Call(state, sandbox, user, acting, impersonating, envelope)
+        call = Call(state, sandbox, user, acting, impersonating, envelope, request.connection)
         answer = operation(call)
         if isinstance(answer, Response):
             return answer  # already whole (GetStreamingEvents' stream)

@@ -33,7 +33,7 @@ import datetime as dt
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -373,7 +373,8 @@ def get_streaming_events(call: Call) -> ET.Element | Response:
     sandbox = call.sandbox
     heartbeat = float(call.state.config.get("streaming_heartbeat_seconds", 30))
     deadline = sandbox.clock.timestamp() + 60 * int(text)
-    body = _stream(call.state, sandbox, subs, token, deadline, heartbeat)
+    gone = call.connection.get("client_gone") or (lambda: False)
+    body = _stream(call.state, sandbox, subs, token, deadline, heartbeat, gone)
     response = Response(200, b"", Headers({"Content-Type": "text/xml; charset=utf-8"}))
     response.stream = body
     return response
@@ -386,14 +387,21 @@ def _stream(
     token: object,
     deadline: float,
     heartbeat: float,
+    client_gone: Callable[[], bool],
 ) -> Iterator[bytes]:
-    """The streamed documents: notifications as they come, heartbeats, then Closed."""
+    """The streamed documents: notifications as they come, heartbeats, then Closed.
+
+    A client that hangs up ends the stream before it takes events off the queue; events a
+    failed write could not deliver go back to the front of their queue."""
     build = state.build
     last_sent = time.monotonic()
+    ready: list[tuple[Subscription, list[Event]]] = []
     try:
         while True:
             taken_over = finished = False
-            ready: list[tuple[Subscription, list[Event]]] = []
+            ready = []
+            if client_gone():
+                return
             with state.lock:
                 live = [s for s in subs if state.subscriptions.get(s.id) is s]
                 if any(s.stream is not token for s in live):
@@ -420,6 +428,7 @@ def _stream(
                 break
             if ready:
                 yield serialize_envelope(_stream_message(ready, status="OK"), build)
+                ready = []
                 last_sent = time.monotonic()
             elif time.monotonic() - last_sent >= heartbeat:
                 yield serialize_envelope(_stream_message(status="OK"), build)
@@ -427,6 +436,8 @@ def _stream(
         yield serialize_envelope(_stream_message(status="Closed"), build)
     finally:
         with state.lock:
+            for sub, events in ready:  # the write of these failed
+                sub.events[:0] = events
             now = state.now()
             for sub in subs:
                 if sub.stream is token:

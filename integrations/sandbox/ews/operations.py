@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import items as fields
 from .soap import Envelope, ItemError, M, SoapFault, T, local, q, response_message
@@ -34,6 +34,8 @@ class Call:
     acting: Mailbox
     impersonating: bool
     envelope: Envelope
+    # The client's connection state (server.py): ``client_gone()`` for streamed answers.
+    connection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def op(self) -> ET.Element:

@@ -105,6 +105,20 @@ def test_a_subscription_sees_only_its_mailbox(ews):
     assert kinds(notes) == [("CreatedEvent", mine.id)]
 
 
+def test_one_connection_serves_several_subscriptions(ews):
+    svc = account(ews, ALICE, "svc-reserva@contoso.test", impersonate=True)
+    bob = account(ews, BOB, "svc-reserva@contoso.test", impersonate=True)
+    subs = [svc.calendar.subscribe_to_streaming(), bob.calendar.subscribe_to_streaming()]
+    mine, his = make(svc), make(bob)
+    notes = list(
+        svc.calendar.get_streaming_events(subs, connection_timeout=1, max_notifications_returned=2)
+    )
+    assert {n.subscription_id: kinds([n]) for n in notes} == {
+        subs[0]: [("CreatedEvent", mine.id)],
+        subs[1]: [("CreatedEvent", his.id)],
+    }
+
+
 def test_unknown_malformed_and_foreign_subscription_ids(ews):
     alice, bob = account(ews, ALICE), account(ews, BOB)
     sub = alice.calendar.subscribe_to_streaming()

@@ -8,11 +8,13 @@ import threading
 
 import pytest
 import requests
+from exchangelib import UTC, CalendarItem, EWSDateTime
 from exchangelib.errors import ErrorNewEventStreamConnectionOpened
 
 from tests.support.ews_sandbox import account, endpoint
 
 ALICE = "alice@contoso.test"
+AT = EWSDateTime(2030, 1, 7, 9, tzinfo=UTC)
 HEAD = (
     '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
     'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" '
@@ -145,3 +147,38 @@ def test_unknown_server_time_zone(ews):
         "</t:Id></m:Ids></m:GetServerTimeZones>",
     )
     assert code(response) == "ErrorTimeZone"
+
+
+def test_an_account_holds_at_most_three_open_streams(ews):
+    acc = account(ews, ALICE, max_connections=5)
+    subs = [acc.calendar.subscribe_to_streaming() for _ in range(4)]
+    state = ews.sandbox.services["ews"]
+    for sub in subs[:3]:
+        threading.Thread(
+            target=lambda sub=sub: list(
+                acc.calendar.get_streaming_events(sub, connection_timeout=1)
+            ),
+            daemon=True,
+        ).start()
+    for _ in range(250):
+        if len(state.streams) == 3:
+            break
+        threading.Event().wait(0.02)
+    assert len(state.streams) == 3
+    # Raw SOAP: exchangelib answers ErrorExceededConnectionCount by shrinking its session pool,
+    # which waits for a session its own streams hold (a client must group its subscriptions,
+    # up to 200 a connection, instead).
+    fourth = soap(
+        ews,
+        f"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{subs[3]}</t:SubscriptionId>"
+        "</m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>",
+    )
+    assert code(fourth) == "ErrorExceededConnectionCount"
+    # Impersonating another mailbox counts against that one, not against Alice.
+    svc = account(ews, "bob@contoso.test", "svc-reserva@contoso.test", impersonate=True)
+    bob_sub = svc.calendar.subscribe_to_streaming()
+    CalendarItem(account=svc, folder=svc.calendar, subject="x", start=AT, end=AT).save()
+    notes = svc.calendar.get_streaming_events(
+        bob_sub, connection_timeout=1, max_notifications_returned=1
+    )
+    assert len(list(notes)) == 1

@@ -11,7 +11,9 @@ Streaming (``GetStreamingEvents``): the answer is one HTTP response, chunked, ho
 ``Envelope`` after another: queued and new notifications as they happen, a
 ``ConnectionStatus`` ``OK`` heartbeat every ``streaming_heartbeat_seconds`` (configuration,
 30) and ``Closed`` once ``ConnectionTimeout`` minutes (1-30) have passed on the sandbox clock.
-A second connection for a subscription closes the first (``ErrorNewEventStreamConnectionOpened``).
+A second connection for a subscription closes the first (``ErrorNewEventStreamConnectionOpened``);
+an account (the impersonated one when impersonating) may hold ``hanging_connection_limit``
+(3, on-premises' HangingConnectionLimit) open streams, a fourth is ``ErrorExceededConnectionCount``.
 A streaming subscription without a connection for 30 minutes expires.
 
 Pull (``GetEvents``): events after a watermark, at most 50 a call (``MoreEvents``), or a
@@ -365,7 +367,25 @@ def get_streaming_events(call: Call) -> ET.Element | Response:
                 subs.append(_lookup(call, value, "streaming"))
             except ItemError as error:
                 return _stream_message(error=error, bad_ids=[value])
+        # HangingConnectionLimit (web.config; 3 on premises): open streams per account, the
+        # impersonated one when impersonating. A stream this one takes over does not count.
+        account = call.acting.email if call.impersonating else call.user.email
+        wanted = frozenset(s.id for s in subs)
+        others = [
+            ids
+            for owner, ids in call.state.streams.values()
+            if owner == account and not ids <= wanted
+        ]
+        limit = int(call.state.config.get("hanging_connection_limit", 3))
+        if len(others) >= limit:
+            error = ItemError(
+                "ErrorExceededConnectionCount",
+                "You have exceeded the available concurrent connections for your account. Try "
+                "again once your other requests have completed.",
+            )
+            return _stream_message(error=error)
         token = object()
+        call.state.streams[token] = (account, wanted)
         for sub in subs:
             sub.stream = token
         # Every other connection serving one of these ends now.
@@ -436,6 +456,7 @@ def _stream(
         yield serialize_envelope(_stream_message(status="Closed"), build)
     finally:
         with state.lock:
+            state.streams.pop(token, None)
             for sub, events in ready:  # the write of these failed
                 sub.events[:0] = events
             now = state.now()

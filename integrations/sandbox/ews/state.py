@@ -189,6 +189,8 @@ class EwsState:
         # Subscriptions (notifications.py) by id; streams wait on ``changed``.
         self.subscriptions: dict[str, Any] = {}
         self.changed = threading.Condition(self.lock)
+        # Open GetStreamingEvents connections: token -> (account they count against, ids).
+        self.streams: dict[object, tuple[str, frozenset[str]]] = {}
         # ErrorServerBusy injected through the control API: answers left, BackOffMilliseconds.
         self.busy: list[tuple[int, int]] = []
         for user in config.get("users", []):

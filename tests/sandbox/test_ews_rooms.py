@@ -153,3 +153,19 @@ def test_room_processing_none_leaves_requests_alone(ews, http):
     ews.sandbox.wait_idle()
     assert responses(item) == {ATLAS: "Unknown"}
     assert room_view(ews, ATLAS, at(0), at(23)) == []
+
+
+def test_a_room_invited_as_a_required_attendee_answers_too(ews):
+    alice = account(ews, ALICE)
+    item = CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Standup",
+        start=at(9),
+        end=at(10),
+        required_attendees=[BOB, ATLAS],
+    )
+    item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    ews.sandbox.wait_idle()
+    # The room answers; a person's answer is theirs to give (the sandbox does not answer it).
+    assert responses(item) == {BOB: "Unknown", ATLAS: "Accept"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -95,6 +95,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: Headers = field(default_factory=Headers)
+    # A body sent as it is produced (chunked transfer encoding), e.g. EWS streaming
+    # notifications; ``body`` is ignored when it is set. The server closes it when done.
+    stream: Iterator[bytes] | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

@@ -33,7 +33,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob, carol / reserva-carol (a contractor at her limit)"
 	@echo "  Room display (Thames): http://$(HOST):$(PORT)/display/demo-thames-display/   (a wall tablet's page; try it at 1280x800)"
-	@echo "  Provider sandbox (Microsoft Graph + Google Calendar emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
+	@echo "  Provider sandbox (Microsoft Graph, Google Calendar and Exchange EWS emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
 	@echo "  Stop everything with Ctrl+C."
 	@echo
 	@export $(RUN_ENV); exec $(BIN)/python -m config.runstack --host $(HOST) --port $(PORT) \

@@ -127,8 +127,8 @@ from reservations.models import (
     SyncMailbox,
 )
 
-from .. import locks, remote
-from ..models import (
+from ... import locks, remote
+from ...models import (
     BindingStatus,
     JobKind,
     JobStatus,
@@ -138,7 +138,7 @@ from ..models import (
     SyncLink,
     SyncSettings,
 )
-from . import attribution, trouble
+from .. import attribution, trouble
 
 log = logging.getLogger(__name__)
 
@@ -614,7 +614,7 @@ def request_pull(binding_id: int) -> bool:
         .update(pull_requested_at=now)
     )
     if queued:
-        from ..tasks import pull_binding as task
+        from ...tasks import pull_binding as task
 
         transaction.on_commit(lambda: task.delay(binding_id), robust=True)
     return bool(queued)
@@ -1500,7 +1500,7 @@ def _owe_push(writes: Links, reservation: Reservation, event: RemoteEvent) -> No
 
 def _push_again(reservation_ids: Sequence[int]) -> None:
     """Queue the pushes that write Reserva's bookings back over refused remote edits."""
-    from ..tasks import push_reservation
+    from ...tasks import push_reservation
 
     for pk in reservation_ids:
         push_reservation.delay(pk)

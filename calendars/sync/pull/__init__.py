@@ -90,12 +90,9 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -117,7 +114,6 @@ from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, Tra
 from integrations.registry import spec
 from reservations import batch, services
 from reservations.models import (
-    ENDED_STATUSES,
     REMOTE_SOURCES,
     SLOT_HOLDING_STATUSES,
     EventTitle,
@@ -139,6 +135,15 @@ from ...models import (
     SyncSettings,
 )
 from .. import attribution, trouble
+from .plan import (
+    Change,
+    KnownLink,
+    KnownReservation,
+    PullPlan,
+    event_times,  # noqa: F401 (the reconciliation's)
+    index_links,  # noqa: F401 (the reconciliation's)
+    plan_pull,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,373 +157,9 @@ def request_stale_after() -> timedelta:
     return timedelta(seconds=settings.SYNC_PULL_REQUEST_STALE_SECONDS)
 
 
-UTC_ZONE = ZoneInfo("UTC")
-L = TypeVar("L")  # a link as a planner sees it: pull's KnownLink, reconcile's LinkFacts
-
-
 def source_of(kind: str) -> Source:
     """The source a booking pulled from this provider carries."""
     return Source(spec(kind).reservation_source)
-
-
-# -- the pure part ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KnownLink:
-    """What a ``SyncLink`` tells the planner."""
-
-    reservation_id: int
-    external_id: str = ""
-    ical_uid: str = ""
-    remote_version: str = ""
-    # A change made in Reserva is not in the event yet (its push waits for a retry): the
-    # event's times and title are older than the reservation's, not a remote edit.
-    push_owed: bool = False
-
-
-@dataclass(frozen=True)
-class KnownReservation:
-    """What a reservation tells the planner (linked ones, and every slot-holding one of the
-    space in the window, for the clash check)."""
-
-    id: int
-    start: datetime
-    end: datetime
-    status: str
-    title: str = ""
-    source: str = ""
-    # A Reserva booking whose event is written in the room's calendar: the subject Reserva
-    # gives that event (``remote.event_title``; None: not compared), and whether it is the
-    # booking's own name (the location shows the public nickname), so a rename can be taken.
-    subject: str | None = None
-    subject_is_nickname: bool = False
-    # The range the booking holds, its setup and cleanup buffers included (None: no buffers).
-    buffered_start: datetime | None = None
-    buffered_end: datetime | None = None
-
-    @property
-    def held(self) -> tuple[datetime, datetime]:
-        return (self.buffered_start or self.start, self.buffered_end or self.end)
-
-    @property
-    def holds_slot(self) -> bool:
-        return self.status in SLOT_HOLDING_STATUSES
-
-    @property
-    def remote_made(self) -> bool:
-        return self.source in REMOTE_SOURCES
-
-
-@dataclass(frozen=True)
-class Change:
-    """One step of the plan. ``reservation_id`` is None for a new reservation; ``clashes``
-    names the reservations a conflict collides with."""
-
-    event: RemoteEvent
-    start: datetime | None = None
-    end: datetime | None = None
-    reservation_id: int | None = None
-    title: str | None = None  # None: leave the title alone
-    clashes: tuple[int, ...] = ()
-    reason: str = ""
-    # Part of a remote edit of a Reserva booking that cannot be taken (a new subject where the
-    # room shows the person's name): once the rest is applied, the event is written back.
-    undo: str = ""
-
-
-@dataclass
-class PullPlan:
-    create: list[Change] = field(default_factory=list)
-    update: list[Change] = field(default_factory=list)
-    cancel: list[Change] = field(default_factory=list)
-    conflicts: list[Change] = field(default_factory=list)
-    ignore: list[Change] = field(default_factory=list)
-    # Matched events whose change key / etag moved without anything Reserva shows changing
-    # (the room's answer, a description edit): only the link's remote version is recorded.
-    touch: list[Change] = field(default_factory=list)
-    # Reserva bookings whose remote move or rename cannot be taken (onto a taken slot, a
-    # subject that shows the person's name): the event is written back by a push, and the
-    # person told why. Moves the booking rules refuse join them when applied (``_apply``).
-    restore: list[Change] = field(default_factory=list)
-
-    @property
-    def changes(self) -> int:
-        return len(self.create) + len(self.update) + len(self.cancel) + len(self.conflicts)
-
-
-def event_times(event: RemoteEvent, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
-    """The event's [start, end) as Reserva stores it; all-day events run midnight to midnight
-    in the location's zone. The clients give an all-day event's bounds as midnights of the
-    zone it was written in, converted to UTC; the nominal date is recovered as the UTC date of
-    the bound plus 12 hours (right for every zone within UTC-12..UTC+12)."""
-    if event.start is None or event.end is None:
-        return None, None
-    if not event.is_all_day:
-        return event.start, event.end
-    first = (event.start.astimezone(UTC) + timedelta(hours=12)).date()
-    last = (event.end.astimezone(UTC) + timedelta(hours=12)).date()
-    if last <= first:
-        last = first + timedelta(days=1)
-    return (
-        datetime.combine(first, datetime.min.time(), tzinfo=zone),
-        datetime.combine(last, datetime.min.time(), tzinfo=zone),
-    )
-
-
-def _gone(event: RemoteEvent) -> bool:
-    return event.removed or event.status == "cancelled" or event.resource_response == "declined"
-
-
-def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
-    return a_start < b_end and b_start < a_end
-
-
-def _made_here(reservation: KnownReservation) -> bool:
-    """A booking made in Reserva (portal, API, admin) that still holds its slot: its remote
-    changes are requests, checked by the booking rules, not facts."""
-    return not reservation.remote_made and reservation.holds_slot
-
-
-NAME_SHOWN = (
-    "the room's calendar shows the name of the person the booking is for, so its subject "
-    "cannot be changed there"
-)
-
-
-def _retitle(event: RemoteEvent, current: KnownReservation) -> tuple[str | None, str]:
-    """A remote rename: (the new title, or None to leave it) and why it is undone, if it is.
-
-    Made in the provider: the subject is the title. Made in Reserva: the subject is derived
-    from the booking (``Location.event_title``); when it is the public nickname, the new
-    subject becomes the booking's title and nickname; when it is the person's name (and
-    email), there is nothing to rename: the subject is written back."""
-    if current.remote_made:
-        return (event.subject if event.subject != current.title else None), ""
-    subject = (event.subject or "").strip()
-    if current.subject is None or subject == current.subject.strip():
-        return None, ""
-    if not current.subject_is_nickname:
-        return None, NAME_SHOWN
-    if not subject:
-        return None, "an event without a subject cannot be taken"
-    return subject, ""
-
-
-def index_links(links: Sequence[L]) -> tuple[dict[str, L], dict[str, L], dict[int, L]]:
-    """Links by event id, by iCalUId (only the iCalUIds one link alone has: a recurring
-    series' occurrences share theirs) and by reservation id: how an event is matched, here
-    and in the daily reconciliation (``calendars/sync/reconcile.py``)."""
-    by_id = {link.external_id: link for link in links if link.external_id}
-    uid_count = Counter(link.ical_uid for link in links if link.ical_uid)
-    by_uid = {
-        link.ical_uid: link for link in links if link.ical_uid and uid_count[link.ical_uid] == 1
-    }
-    by_reservation = {link.reservation_id: link for link in links}
-    return by_id, by_uid, by_reservation
-
-
-def plan_pull(
-    remote_events: Iterable[RemoteEvent],
-    links: Iterable[KnownLink],
-    reservations: Iterable[KnownReservation],
-    *,
-    zone: ZoneInfo = UTC_ZONE,
-    window: tuple[datetime, datetime] | None = None,
-    full: bool = False,
-    setup: timedelta = timedelta(),
-    cleanup: timedelta = timedelta(),
-) -> PullPlan:
-    """Decide what one pull changes. Pure: same inputs, same plan.
-
-    ``setup`` and ``cleanup``: the space's buffers (``reservations.buffers``). An event
-    collides when its times widened by them meet a booking's buffered range (``held``), so
-    an event that leaves the room no time to be cleaned up becomes a conflict too.
-
-    ``full``: the events are everything in ``window`` (a full read), so a remote-made,
-    linked, slot-holding reservation in the window whose event is absent was deleted while
-    the cursor was lost: it is cancelled.
-    """
-    links = list(links)
-    known = {r.id: r for r in reservations}
-    by_id, by_uid, by_reservation = index_links(links)
-
-    # The last word per event id wins (a page may report an event twice).
-    latest: dict[str, RemoteEvent] = {}
-    for event in remote_events:
-        latest[event.id] = event
-
-    plan = PullPlan()
-    seen: set[int] = set()
-    matched: list[tuple[RemoteEvent, int, KnownLink | None]] = []
-    new: list[RemoteEvent] = []
-    for event in latest.values():
-        link = by_id.get(event.id)
-        if link is None and event.ical_uid and not event.series_id:
-            link = by_uid.get(event.ical_uid)
-        reservation_id = link.reservation_id if link else None
-        if reservation_id is None and event.reservation_id in known:
-            reservation_id = event.reservation_id  # ours, though the link lost its event id
-            link = by_reservation.get(reservation_id)
-        if reservation_id is None and event.removed:
-            # A deleted recurring master (Google): its instances' ids are "<master id>_<time>".
-            occurrences = [
-                other
-                for other in links
-                if other.external_id.startswith(f"{event.id}_") and other.reservation_id in known
-            ]
-            for other in occurrences:
-                instance = RemoteEvent(id=other.external_id, removed=True, status="cancelled")
-                matched.append((instance, other.reservation_id, other))
-                seen.add(other.reservation_id)
-            if occurrences:
-                continue
-        if reservation_id is None or reservation_id not in known:
-            new.append(event)
-        else:
-            seen.add(reservation_id)
-            matched.append((event, reservation_id, link))
-
-    # Slots as they will be after this pull: start from the slot holders, release what is
-    # cancelled or moved, then take the new slots one by one (conflicts take none).
-    busy: dict[int, tuple[datetime, datetime]] = {
-        r.id: r.held for r in known.values() if r.holds_slot
-    }
-
-    def clashes(start: datetime, end: datetime, own: int | None) -> tuple[int, ...]:
-        start, end = start - setup, end + cleanup
-        return tuple(
-            sorted(
-                rid for rid, (s, e) in busy.items() if rid != own and _overlaps(start, end, s, e)
-            )
-        )
-
-    moves: list[Change] = []
-    for event, reservation_id, link in matched:
-        current = known[reservation_id]
-        if _gone(event):
-            if link is not None and link.external_id and link.external_id != event.id:
-                # Found by our tag or id, but the booking's event is another one now: a push
-                # made it anew after this one was deleted (Google's next generation of our
-                # id). Cancelling on this removal left the new event behind for good.
-                plan.ignore.append(
-                    Change(event, reservation_id=reservation_id, reason="an earlier event")
-                )
-                continue
-            if current.holds_slot or current.status == ReservationStatus.CONFLICTED:
-                reason = (
-                    "declined by the room"
-                    if event.resource_response == "declined"
-                    else ("deleted in the remote calendar")
-                )
-                plan.cancel.append(Change(event, reservation_id=reservation_id, reason=reason))
-                busy.pop(reservation_id, None)
-            else:
-                plan.ignore.append(
-                    Change(event, reservation_id=reservation_id, reason="already cancelled")
-                )
-            continue
-        if (
-            link is not None
-            and link.external_id == event.id
-            and event.version
-            and (event.version == link.remote_version)
-        ):
-            plan.ignore.append(Change(event, reservation_id=reservation_id, reason="our own push"))
-            continue
-        if current.status in ENDED_STATUSES:  # cancelled, or released as a no-show
-            plan.ignore.append(
-                Change(event, reservation_id=reservation_id, reason=f"{current.status} here")
-            )
-            continue
-        if link is not None and link.push_owed and current.holds_slot:
-            # Reserva's reservation is the truth while its push is owed (as when a push meets
-            # a remote edit): the push overwrites the event, whose new change key is noted.
-            plan.touch.append(Change(event, reservation_id=reservation_id, reason="a push is owed"))
-            continue
-        start, end = event_times(event, zone)
-        if start is None or end is None:
-            plan.ignore.append(Change(event, reservation_id=reservation_id, reason="no times"))
-            continue
-        title, undo = _retitle(event, current)
-        moved = (start, end) != (current.start, current.end)
-        retry = current.status == ReservationStatus.CONFLICTED
-        if not moved and title is None and not retry:
-            if undo:
-                plan.restore.append(Change(event, start, end, reservation_id, reason=undo))
-            else:
-                plan.touch.append(
-                    Change(event, start, end, reservation_id, reason="nothing shown changed")
-                )
-            continue
-        if moved or retry:
-            busy.pop(reservation_id, None)
-        moves.append(
-            Change(event, start, end, reservation_id, title, reason="changed remotely", undo=undo)
-        )
-
-    for change in moves:
-        found = clashes(change.start, change.end, change.reservation_id)
-        current = known[change.reservation_id]
-        if found and _made_here(current):
-            # A Reserva booking keeps its slot: its event goes back there (never "conflicted",
-            # which would drop the booking's slot for a move nobody could make in the portal).
-            busy[current.id] = current.held
-            plan.restore.append(replace(change, clashes=found, reason="moved onto a taken slot"))
-        elif found:
-            plan.conflicts.append(
-                Change(
-                    change.event,
-                    change.start,
-                    change.end,
-                    change.reservation_id,
-                    change.title,
-                    found,
-                    "moved onto a taken slot",
-                )
-            )
-        else:
-            busy[change.reservation_id] = (change.start - setup, change.end + cleanup)
-            plan.update.append(change)
-
-    for event in sorted(new, key=lambda e: (e.start or datetime.max.replace(tzinfo=UTC), e.id)):
-        if _gone(event) or event.status == "cancelled":
-            plan.ignore.append(Change(event, reason="removed, never known"))
-            continue
-        start, end = event_times(event, zone)
-        if start is None or end is None or end <= start:
-            plan.ignore.append(Change(event, reason="no times"))
-            continue
-        if window is not None and not _overlaps(start, end, *window):
-            plan.ignore.append(Change(event, start, end, reason="outside the sync window"))
-            continue
-        found = clashes(start, end, None)
-        if found:
-            plan.conflicts.append(
-                Change(event, start, end, None, event.subject, found, "collides with a booking")
-            )
-            continue
-        # A new slot, under a placeholder key.
-        busy[-(len(plan.create) + 1)] = (start - setup, end + cleanup)
-        plan.create.append(Change(event, start, end, None, event.subject, reason="new"))
-
-    if full and window is not None:
-        for link in links:
-            current = known.get(link.reservation_id)
-            if (
-                current is None
-                or link.reservation_id in seen
-                or not link.external_id
-                or not current.remote_made
-                or not (current.holds_slot or current.status == ReservationStatus.CONFLICTED)
-                or not _overlaps(current.start, current.end, *window)
-            ):
-                continue
-            gone = RemoteEvent(id=link.external_id, removed=True, status="cancelled")
-            plan.cancel.append(
-                Change(gone, reservation_id=link.reservation_id, reason="gone from the calendar")
-            )
-    return plan
 
 
 # -- locking and requests ---------------------------------------------------------------------

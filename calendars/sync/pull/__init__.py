@@ -91,30 +91,25 @@ import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import (
-    BooleanField,
     Case,
     CharField,
-    ExpressionWrapper,
     F,
-    Q,
     TextField,
     Value,
     When,
 )
 from django.utils import timezone
 
-from integrations.base import PermanentError, RemoteEvent, SyncTokenExpired, TransientError
+from integrations.base import PermanentError, RemoteEvent, TransientError
 from integrations.registry import spec
 from reservations import batch, services
 from reservations.models import (
     REMOTE_SOURCES,
-    SLOT_HOLDING_STATUSES,
-    EventTitle,
     Reservation,
     ReservationStatus,
     Source,
@@ -130,9 +125,8 @@ from ...models import (
     SpaceCalendar,
     SyncJob,
     SyncLink,
-    SyncSettings,
 )
-from .. import attribution, trouble
+from .. import trouble
 from .claim import (  # noqa: F401 (the tasks', the webhooks', the reconciliation's)
     acquire,
     due_bindings,
@@ -142,10 +136,12 @@ from .claim import (  # noqa: F401 (the tasks', the webhooks', the reconciliatio
     renew,
     request_pull,
 )
+from .fetch import load_binding, read_changes, read_events, sync_window  # noqa: F401
+from .known import read_known
 from .plan import (
     Change,
-    KnownLink,
-    KnownReservation,
+    KnownLink,  # noqa: F401 (the tests')
+    KnownReservation,  # noqa: F401 (the tests')
     PullPlan,
     event_times,  # noqa: F401 (the reconciliation's)
     index_links,  # noqa: F401 (the reconciliation's)
@@ -153,9 +149,6 @@ from .plan import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
-MAX_MOVED_LOOKUPS = 20  # removed events of Reserva bookings looked up per pull (Graph), see below
 
 
 def source_of(kind: str) -> Source:
@@ -192,32 +185,6 @@ class PullResult:
     cursor: str | None = None  # a new cursor still to be saved (a pull without changes)
 
 
-def read_changes(
-    calendar: remote.RemoteCalendar, token: str | None, start: datetime, end: datetime
-) -> tuple[list[RemoteEvent], str, int]:
-    """Every page from ``token`` (None: a full read of [start, end)) to the last one; the
-    events, the next cursor (the last page's delta link / sync token) and the page count."""
-    events: list[RemoteEvent] = []
-    for pages in range(1, MAX_PAGES + 1):
-        page = calendar.changes(token, start, end)
-        events.extend(page.events)
-        if not page.next_page:
-            return events, page.sync_token or "", pages
-        token = page.next_page
-    raise TransientError("Too many pages of changes; the next pull starts over.")
-
-
-def load_binding(binding_id: int) -> SpaceCalendar | None:
-    """The binding with what a pull (or the daily reconciliation) reads of it."""
-    return (
-        SpaceCalendar.objects.select_related(
-            "space__location", "provider__connection", "provider__credential"
-        )
-        .filter(pk=binding_id)
-        .first()
-    )
-
-
 def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     """Pull one binding's remote changes into its reservations (see the module docstring).
     ``full``: ignore the stored cursor and read the whole window (an administrator's resync).
@@ -235,23 +202,10 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     result = PullResult(PullStatus.FAILED)
     fields: dict = {}
     try:
-        sync = SyncSettings.load()
-        window = (
-            started - timedelta(days=sync.sync_past_days),
-            started + timedelta(days=sync.sync_future_days),
-        )
+        window = sync_window(started)
         calendar = remote.room_calendar(binding)
-        token = None if full else (binding.sync_token or None)
-        try:
-            events, cursor, pages = read_changes(calendar, token, *window)
-        except SyncTokenExpired:
-            log.info("Pull of binding %s: cursor rejected, one full resync", binding_id)
-            token = None
-            events, cursor, pages = read_changes(calendar, None, *window)
-        events = attribution.attribute(binding, calendar, events)
-        absent = _missing_from_full_read(binding, events, window) if token is None else []
-        events = _moved_out_of_view(binding, calendar, [*events, *absent], absent)
-        result = _apply(binding, events, cursor, full=token is None, window=window)
+        events, cursor, pages, whole = read_events(binding, calendar, window, full=full)
+        result = _apply(binding, events, cursor, full=whole, window=window)
         result.pages = pages
         # Back to OK after transient errors, but a binding a push paused meanwhile stays
         # paused with its reason (one UPDATE either way: CASE on the row's own status).
@@ -284,89 +238,6 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     return result
 
 
-def _missing_from_full_read(
-    binding: SpaceCalendar, events: list[RemoteEvent], window: tuple[datetime, datetime]
-) -> list[RemoteEvent]:
-    """A full read (no cursor, or one the provider rejected) reports what is in the window,
-    never what was deleted: a Reserva booking whose event was deleted (or moved out of the
-    window) in Outlook or Google while the cursor was lost would stay confirmed with no
-    event, its link claiming the two agree, and nobody would ever push it again. So the
-    linked events of the room's Reserva bookings in the window that the read did not return
-    are reported removed here; ``_moved_out_of_view`` then looks each up by our tag, and one
-    that still exists is planned as the move it is, the rest as deleted (cancelled, as an
-    incremental pull would). Links with a push owed or a create in flight are left to their
-    push. At most ``MAX_MOVED_LOOKUPS`` per pull; the rest wait for the next full read or the
-    daily reconciliation (``calendars/sync/reconcile.py``)."""
-    present = {event.id for event in events}
-    linked = (
-        SyncLink.objects.filter(
-            binding=binding,
-            mailbox__iexact=binding.resource_email,
-            creating_at__isnull=True,
-            pushed_version__gte=F("reservation__version"),
-            reservation__space_id=binding.space_id,
-            reservation__status__in=SLOT_HOLDING_STATUSES,
-            reservation__start__lt=window[1],
-            reservation__end__gt=window[0],
-        )
-        .exclude(external_id="")
-        .exclude(reservation__source__in=REMOTE_SOURCES)
-        .order_by("reservation__start", "pk")
-        .values_list("external_id", flat=True)
-    )
-    missing = [external_id for external_id in linked if external_id not in present]
-    if len(missing) > MAX_MOVED_LOOKUPS:
-        log.info(
-            "Pull of binding %s: %s linked events absent from the full read; %s looked at now",
-            binding.pk, len(missing), MAX_MOVED_LOOKUPS,
-        )  # fmt: skip
-    return [
-        RemoteEvent(id=external_id, removed=True, status="cancelled")
-        for external_id in missing[:MAX_MOVED_LOOKUPS]
-    ]
-
-
-def _moved_out_of_view(
-    binding: SpaceCalendar,
-    calendar: remote.RemoteCalendar,
-    events: list[RemoteEvent],
-    absent: list[RemoteEvent],
-) -> list[RemoteEvent]:
-    """Graph's delta reports an event moved out of the sync window as ``@removed``, like a
-    deleted one. For a Reserva booking that would cancel the booking its person only moved
-    (and leave the event behind). So the removed events of Reserva bookings that hold their
-    slot (usually none; at most ``MAX_MOVED_LOOKUPS`` per pull) are looked up by our tag: one
-    still there was moved, and is planned as a move (checked by the booking rules, so past
-    the horizon it is written back). Google's incremental sync reports such a move as a move,
-    so there only the events ``absent`` from a full read are looked up (no request is spent
-    on every deletion)."""
-    removed = [
-        event.id
-        for event in events
-        if event.removed and (calendar.window_moves_look_removed or event in absent)
-    ]
-    if not removed:
-        return events
-    ours = (
-        SyncLink.objects.filter(
-            binding=binding,
-            external_id__in=removed,
-            mailbox__iexact=binding.resource_email,
-            reservation__status__in=SLOT_HOLDING_STATUSES,
-        )
-        .exclude(reservation__source__in=REMOTE_SOURCES)
-        .values_list("external_id", "reservation_id")[:MAX_MOVED_LOOKUPS]
-    )
-    found: dict[str, RemoteEvent] = {}
-    for external_id, reservation_id in ours:
-        event = calendar.find(reservation_id)
-        if event is not None and not event.removed and event.id == external_id:
-            found[external_id] = event
-    if not found:
-        return events
-    return [found.get(event.id, event) if event.removed else event for event in events]
-
-
 def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
     status = {
         PullStatus.SUCCEEDED: JobStatus.SUCCEEDED,
@@ -395,56 +266,6 @@ def _record_job(binding_id: int, result: PullResult, started: datetime) -> None:
 
 
 # -- applying ---------------------------------------------------------------------------------
-
-
-def _known(binding: SpaceCalendar, events: Sequence[RemoteEvent], window, full: bool):
-    """The links and reservations the plan needs: every link of the binding whose event is
-    named in the pull (or all of them in a full resync), the reservations our tag names, and
-    the slot holders of the space around the events' times."""
-    ids = {e.id for e in events}
-    uids = {e.ical_uid for e in events if e.ical_uid}
-    tags = {e.reservation_id for e in events if e.reservation_id}
-    links_qs = SyncLink.objects.filter(binding=binding)
-    if not full:
-        named = Q(external_id__in=ids) | Q(ical_uid__in=uids) | Q(reservation_id__in=tags)
-        for event in events:
-            if event.removed:  # a deleted recurring master names its instances by prefix
-                named |= Q(external_id__startswith=f"{event.id}_")
-        links_qs = links_qs.filter(named)
-    # Only for events in the room's calendar, the very event the owed push writes (in
-    # personal and strict mode the room's copy follows another event, and the pull keeps
-    # applying its changes).
-    owed = Q(pushed_version__lt=F("reservation__version"), mailbox__iexact=binding.resource_email)
-    links = [
-        KnownLink(row.reservation_id, row.external_id, row.ical_uid, row.remote_version, row.owed)
-        for row in links_qs.annotate(owed=ExpressionWrapper(owed, BooleanField())).only(
-            "reservation_id", "external_id", "ical_uid", "remote_version"
-        )
-    ]
-    times = [t for e in events for t in (e.start, e.end) if t is not None]
-    around = Q(pk__in=[link.reservation_id for link in links]) | Q(pk__in=tags)
-    if times:
-        low, high = min(times) - timedelta(days=1), max(times) + timedelta(days=1)
-        around |= Q(status__in=SLOT_HOLDING_STATUSES, start__lt=high, end__gt=low)
-    if full:
-        around |= Q(status__in=SLOT_HOLDING_STATUSES, start__lt=window[1], end__gt=window[0])
-    rows = Reservation.objects.filter(space_id=binding.space_id).filter(around)
-    rows = rows.select_related("space__location", "requested_for")
-    return links, [_snapshot(r) for r in rows]
-
-
-def _snapshot(row: Reservation) -> KnownReservation:
-    """What the planner needs of a reservation. For a Reserva booking written in the room's
-    calendar, the subject its event has (a different one is a remote rename); the room's
-    copy of an event in a person's or the delegated calendar gets its subject from there (an
-    Exchange room may even prefix the organizer's name), so it is not compared."""
-    ours = row.source not in REMOTE_SOURCES and row.sync_mailbox == SyncMailbox.ROOM
-    return KnownReservation(
-        row.pk, row.start, row.end, row.status, row.title, row.source,
-        subject=remote.event_title(row) if ours else None,
-        subject_is_nickname=row.space.location.event_title == EventTitle.PUBLIC_NICKNAME,
-        buffered_start=row.buffered_start, buffered_end=row.buffered_end,
-    )  # fmt: skip
 
 
 class Links:
@@ -603,7 +424,7 @@ def _apply(
         result.cursor = cursor  # saved with the lock's release: one query fewer
         return result
     space, location = binding.space, binding.space.location
-    links, reservations = _known(binding, events, window, full)
+    links, reservations = read_known(binding, events, window, full)
     plan = plan_pull(
         events, links, reservations, zone=location.zone, window=window, full=full,
         setup=space.setup, cleanup=space.cleanup,

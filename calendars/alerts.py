@@ -227,16 +227,12 @@ def _pull_emails(
                 ],
             )
         ]
-    return _conflict_emails(kind, row, clash_ids, detail, rows, provider)
+    clashes = [clash for clash in (rows.get(pk) for pk in clash_ids) if clash is not None]
+    return _conflict_emails(kind, row, clashes, detail, provider)
 
 
 def _conflict_emails(
-    kind: str,
-    row: Reservation,
-    clash_ids: Sequence[int],
-    detail: list[str],
-    rows: dict[int, Reservation],
-    provider: str,
+    kind: str, row: Reservation, clashes: list[Reservation], detail: list[str], provider: str
 ) -> list[tuple[str, Reservation, list[str]]]:
     """A conflict: the person of the event kept as conflicted, then those of the bookings it
     collides with."""
@@ -261,8 +257,7 @@ def _conflict_emails(
                     *detail,
                 ],
             )
-            for clash in (rows.get(clash_id) for clash_id in clash_ids)
-            if clash is not None
+            for clash in clashes
         ),
     ]
 

@@ -112,7 +112,7 @@ class PullPlan:
     touch: list[Change] = field(default_factory=list)
     # Reserva bookings whose remote move or rename cannot be taken (onto a taken slot, a
     # subject that shows the person's name): the event is written back by a push, and the
-    # person told why. Moves the booking rules refuse join them when applied (``_apply``).
+    # person told why. Moves the booking rules refuse join them when applied (``apply``).
     restore: list[Change] = field(default_factory=list)
 
     @property

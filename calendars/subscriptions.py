@@ -124,7 +124,7 @@ def create(binding: SpaceCalendar) -> WebhookSubscription:
     if binding.provider.kind == ProviderKind.MICROSOFT:
         # Graph validates both URLs during this call; the row is saved when the id is known.
         info = calendar.client.create_subscription(
-            calendar.mailbox,
+            calendar.ref.mailbox,
             endpoint("webhook_microsoft"),
             secret,
             capped_expiry(timezone.now(), GRAPH_MINUTES),
@@ -149,7 +149,7 @@ def create(binding: SpaceCalendar) -> WebhookSubscription:
         )
         try:
             info = calendar.client.watch(
-                calendar.calendar_id,
+                calendar.ref.calendar_id,
                 sub.remote_id,
                 endpoint("webhook_google"),
                 secret,

@@ -175,8 +175,9 @@ class ProviderConfig:
 class CalendarRef:
     """One remote calendar: the mailbox it belongs to and its id there.
 
-    An empty ``calendar_id`` is the mailbox's default calendar. Which of the two a provider's
-    API needs to name the calendar is the registry's ``ProviderSpec.call_args``.
+    An empty ``calendar_id`` is the mailbox's default calendar. Each client takes from it what
+    its API needs to name the calendar (see :class:`CalendarClient`); the id naming a room's
+    own calendar when none is bound is the registry's ``ProviderSpec.default_calendar_id``.
     """
 
     mailbox: str

@@ -277,10 +277,7 @@ def _calendar_at(link: SyncLink, reservation: Reservation) -> remote.RemoteCalen
     """The calendar the link's event lives in, with the credentials that write there."""
     if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
         return remote.user_calendar(link.provider, reservation.requested_for)
-    provider = link.provider
-    return remote.RemoteCalendar(
-        remote.client_for(provider), provider.kind, link.mailbox, link.calendar_id
-    )
+    return remote.link_calendar(link)
 
 
 def _find(calendar: remote.RemoteCalendar, reservation_id: int) -> RemoteEvent | None:

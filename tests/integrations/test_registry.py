@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from calendars.models import ProviderKind
-from integrations.base import CalendarRef
 from integrations.registry import PROVIDERS, client_class, public_hosts, spec
 from reservations.models import Source
 
@@ -27,10 +26,11 @@ def test_a_kind_without_a_package_is_refused():
     assert set(PROVIDERS) == set(ProviderKind.values)
 
 
-def test_calendar_reference_names_the_calendar_the_way_each_api_needs():
-    ref = CalendarRef("room@example.com", "cal-1")
-    assert spec("microsoft").call_args(ref) == ("room@example.com", "cal-1")
-    assert spec("google").call_args(ref) == ("cal-1",)
+def test_a_rooms_own_calendar_is_named_the_way_each_api_needs():
+    # Graph: the empty id, the mailbox's default calendar; Google: the resource calendar's
+    # id, which is its address.
+    assert spec("microsoft").default_calendar_id("room@example.com") == ""
+    assert spec("google").default_calendar_id("room@example.com") == "room@example.com"
 
 
 def test_public_hosts_cover_both_providers():

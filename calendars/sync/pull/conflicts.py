@@ -107,9 +107,7 @@ def cancel_remote_event(reservation_id: int) -> str:
     if row is None or row.status != ReservationStatus.CONFLICTED:
         return "not a conflict any more"
     if link is not None and link.external_id:
-        calendar = remote.RemoteCalendar(
-            remote.client_for(link.provider), link.provider.kind, link.mailbox, link.calendar_id
-        )
+        calendar = remote.link_calendar(link)
         try:
             calendar.delete(link.external_id)
         except ProviderError as exc:

@@ -97,10 +97,10 @@ class ReservationConflictMixin:
 
     @admin.action(description="Keep both / retry after moving (conflicts)")
     def retry_conflict(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
-        from ..sync.pull import retry_conflict
+        from ..sync.pull import retry_pulled_conflict
 
         rows = list(queryset.filter(status=ReservationStatus.CONFLICTED))
-        confirmed = sum(retry_conflict(r.pk) for r in rows)
+        confirmed = sum(retry_pulled_conflict(r.pk) for r in rows)
         level = messages.SUCCESS if confirmed == len(rows) else messages.WARNING
         self.message_user(
             request,

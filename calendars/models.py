@@ -261,7 +261,7 @@ class SpaceCalendar(models.Model):
     status = models.CharField(max_length=8, choices=BindingStatus.choices, default=BindingStatus.OK)
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    # Pull (calendars/sync/pull.py). The delta link / sync token is a credential-like cursor:
+    # Pull (calendars/sync/pull/). The delta link / sync token is a credential-like cursor:
     # never shown in the admin (editable=False) nor logged.
     sync_token = models.TextField(blank=True, editable=False)
     last_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)

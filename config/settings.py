@@ -172,7 +172,7 @@ CELERY_TASK_ROUTES |= {
         "webhook_lifecycle",
     )
 }
-# Pulls (calendars/sync/pull.py) run beside the pushes.
+# Pulls (calendars/sync/pull/) run beside the pushes.
 CELERY_TASK_ROUTES |= {
     f"calendars.tasks.{name}": {"queue": "sync"}
     for name in ("pull_binding", "pull_due_bindings", "reconcile_binding", "reconcile_bindings")
@@ -188,7 +188,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "retry-failed-pushes": {"task": "calendars.tasks.retry_failed_pushes", "schedule": 60.0},
     # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
     "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
-    # Poll the bound rooms that are due (calendars/sync/pull.py); webhooks only add pulls.
+    # Poll the bound rooms that are due (calendars/sync/pull/); webhooks only add pulls.
     "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},

@@ -55,6 +55,7 @@ from exchangelib import (
     CalendarItem,
     Configuration,
     Credentials,
+    EWSTimeZone,
     OAuth2Credentials,
 )
 from exchangelib import errors as ews
@@ -68,8 +69,16 @@ from exchangelib.items import (
     SEND_TO_CHANGED_AND_SAVE_COPY,
     SEND_TO_NONE,
 )
+from exchangelib.properties import (
+    DaylightTime,
+    FreeBusyViewOptions,
+    MailboxData,
+    StandardTime,
+    TimeWindow,
+    TimeZone,
+)
 from exchangelib.protocol import FailFast
-from exchangelib.services import UpdateItem
+from exchangelib.services import GetUserAvailability, UpdateItem
 from exchangelib.version import EXCHANGE_2016, EXCHANGE_2019, Version
 
 from ..base import (
@@ -108,6 +117,13 @@ SYNC_PAGE = 200  # SyncFolderItems MaxChangesReturned (EWS allows 1-512)
 BATCH_CHUNK = 50  # items per multi-item request (registry: batch_size)
 CREATE_LOOK_MARGIN = dt.timedelta(minutes=1)
 MAX_VIEW = dt.timedelta(days=700)  # CalendarView spans at most two years
+# GetUserAvailability asks in UTC: no daylight saving, so both transitions are the same. Built
+# here rather than read with GetServerTimeZones (what exchangelib's helper does), which would
+# cost a request per call.
+_NO_SHIFT = {"bias": 0, "time": dt.time(0), "occurrence": 1, "iso_month": 1, "weekday": 1}
+UTC_ZONE = TimeZone(
+    bias=0, standard_time=StandardTime(**_NO_SHIFT), daylight_time=DaylightTime(**_NO_SHIFT)
+)
 
 
 class HybridOAuthCredentials(OAuth2Credentials):
@@ -778,12 +794,22 @@ class EwsClient:
         caller = self.config.account_email or refs[0].mailbox
 
         def read(account: Account) -> dict[CalendarRef, list[tuple[dt.datetime, dt.datetime]]]:
-            views = account.protocol.get_free_busy_info(
-                accounts=[(ref.mailbox, "Required", False) for ref in refs],
-                start=mapping.ews_time(start, "UTC"),
-                end=mapping.ews_time(end, "UTC"),
-                merged_free_busy_interval=15,
-                requested_view="FreeBusy",
+            views = GetUserAvailability(account.protocol).call(
+                tzinfo=EWSTimeZone("UTC"),
+                mailbox_data=[
+                    MailboxData(
+                        email=ref.mailbox, attendee_type="Required", exclude_conflicts=False
+                    )
+                    for ref in refs
+                ],
+                timezone=UTC_ZONE,
+                free_busy_view_options=FreeBusyViewOptions(
+                    time_window=TimeWindow(
+                        start=mapping.ews_time(start, "UTC"), end=mapping.ews_time(end, "UTC")
+                    ),
+                    merged_free_busy_interval=15,
+                    requested_view="FreeBusy",
+                ),
             )
             result: dict[CalendarRef, list[tuple[dt.datetime, dt.datetime]]] = {}
             for ref, view in zip(refs, views, strict=True):

@@ -59,6 +59,7 @@ from exchangelib import (
     OAuth2Credentials,
 )
 from exchangelib import errors as ews
+from exchangelib.folders import Calendar, FolderCollection
 from exchangelib.items import (
     ALL_OCCURRENCES,
     ALWAYS_OVERWRITE,
@@ -201,6 +202,7 @@ class EwsClient:
         transport.configure(self.endpoint, ca_bundle=config.ca_bundle, timeout=config.timeout)
         self._configuration: Configuration | None = None
         self._accounts: dict[str, Account] = {}
+        self._folders: dict[tuple[str, str], Any] = {}  # (mailbox, folder id) -> folder
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -285,6 +287,14 @@ class EwsClient:
             except ProviderError:
                 raise
             except ews.ErrorServerBusy as exc:
+                if _outcome_unknown(exc):
+                    if idempotent and attempt < policy.max_attempts:
+                        self.http.sleep(backoff(attempt, policy))
+                        continue
+                    raise TransientError(
+                        f"{transport.describe(self.endpoint)} did not answer ({mailbox}).",
+                        code="network",
+                    ) from exc
                 wait = exc.back_off if exc.back_off else backoff(attempt, policy)
                 self.http.hold_off(self._limit_key(mailbox), wait)
                 log.warning("EWS busy for %s: back off %.1f s (attempt %d)", mailbox, wait, attempt)
@@ -297,7 +307,7 @@ class EwsClient:
                     retry_after=wait,
                 ) from exc
             except Exception as exc:
-                if not isinstance(exc, ews.EWSError | OSError | ValueError):
+                if not isinstance(exc, ews.EWSError | OSError):
                     raise
                 if is_connection_error(exc) and idempotent and attempt < policy.max_attempts:
                     log.warning(
@@ -318,11 +328,13 @@ class EwsClient:
         """The calendar ``ref`` names: its folder id, else the connection's folder name under
         the mailbox's calendar, else the calendar itself."""
         if ref.calendar_id:
-            from exchangelib.folders import Calendar, FolderCollection
-
-            wanted = Calendar(account=account, id=ref.calendar_id)
-            folder = next(iter(FolderCollection(account=account, folders=[wanted]).resolve()))
-            return _raise_returned(folder)
+            key = (ref.mailbox.lower(), ref.calendar_id)
+            folder = self._folders.get(key)
+            if folder is None:
+                wanted = Calendar(root=account.root, id=ref.calendar_id)
+                resolved = FolderCollection(account=account, folders=[wanted]).resolve()
+                folder = self._folders[key] = _raise_returned(next(iter(resolved)))
+            return folder
         if self.config.folder:
             return account.calendar / self.config.folder
         return account.calendar
@@ -825,6 +837,13 @@ class EwsClient:
             return result
 
         return self._call(caller, read, items=len(refs))
+
+
+def _outcome_unknown(exc: ews.ErrorServerBusy) -> bool:
+    """exchangelib turns a timeout or dropped connection into ``ErrorServerBusy("Reraised from
+    ErrorTimeoutExpired...")`` once it holds more than one session: the request may have been
+    processed, so it is not the server's "busy, nothing done" and a write is not replayed."""
+    return "ErrorTimeoutExpired" in str(exc)
 
 
 def _touches(event: RemoteEvent, start: dt.datetime, end: dt.datetime) -> bool:

@@ -164,7 +164,9 @@ def ews_error(
             code=code,
             retry_after=exc.back_off,
         )
-    if isinstance(exc, ews.ErrorInvalidSchemaVersionForMailboxVersion):
+    if isinstance(
+        exc, ews.ErrorInvalidSchemaVersionForMailboxVersion | ews.ErrorInvalidServerVersion
+    ):
         return PermanentError(
             f"The mailbox{where} is on an Exchange version older than 2016, which Reserva "
             "does not support.",

@@ -21,6 +21,7 @@ from integrations.base import (
 )
 from integrations.ews.mapping import creation_key
 from integrations.http import RetryPolicy
+from integrations.limiter import FileLimiter, Limiter, Limits
 from tests.support.ews_client import (
     ROOM,
     START,
@@ -156,3 +157,61 @@ def test_server_busy_for_longer_than_the_policy_allows_is_throttled(sandbox, wai
     with pytest.raises(Throttled) as raised:
         client.create_event(CalendarRef(ROOM), data())
     assert raised.value.retry_after >= 2
+
+
+def test_a_create_whose_answer_was_lost_is_not_made_twice(ews, sandbox, monkeypatch):
+    """The CreateItem is written, then the connection drops before the answer: the client
+    looks again, finds the event by our tag and returns it."""
+    ref = CalendarRef(ROOM)
+    ews.create_event(ref, data(1, 8))  # account, folder and session ready
+    look = ews._existing
+    looks: list[int] = []
+
+    def look_then_drop_the_next_answer(folder, creates):
+        found = look(folder, creates)
+        looks.append(len(found))
+        if len(looks) == 1:
+            sandbox.sandbox.faults.add(kind="drop", service="ews", after_write=True, count=1)
+        return found
+
+    monkeypatch.setattr(ews, "_existing", look_then_drop_the_next_answer)
+    event = ews.create_event(ref, data(2, 10))
+    assert looks == [0, 1]  # nothing before the create; the lost one found after it
+    mine = [i for i in sandbox.sandbox.services["ews"].items.values() if i.mailbox == ROOM]
+    assert sorted(i.start for i in mine) == [START.replace(hour=8), START.replace(hour=10)]
+    assert event.id in {i.id for i in mine} and event.reservation_id == 2
+
+
+def test_every_request_holds_a_per_mailbox_slot_a_batch_one_per_item(sandbox, waits, tmp_path):
+    backend = FileLimiter(tmp_path / "limits", Limits(max_in_flight=4))
+    limiter = Limiter(backend, backend.limits)
+    taken: list[tuple[str, int]] = []
+    slot = limiter.slot
+
+    def spy(key: str, items: int = 1):
+        taken.append((key, items))
+        return slot(key, items)
+
+    limiter.slot = spy  # type: ignore[method-assign]
+    ews = make_client(sandbox, waits)
+    ews.http.limiter = limiter
+    ews.create_event(CalendarRef(ROOM), data())
+    ews.batch(
+        CalendarRef("borealis@contoso.test"),
+        [BatchOp(str(n), "create", data(n, 9 + n)) for n in range(3)],
+    )
+    keys = {key for key, _ in taken}
+    assert keys == {
+        f"ews:{sandbox.base_url}/ews/exchange.asmx:{ROOM}",
+        f"ews:{sandbox.base_url}/ews/exchange.asmx:borealis@contoso.test",
+    }
+    assert (f"ews:{sandbox.base_url}/ews/exchange.asmx:borealis@contoso.test", 3) in taken
+
+
+def test_a_calendar_named_by_its_folder_id(ews, sandbox):
+    (calendar,) = ews.list_calendars(CalendarRef(ROOM))
+    assert calendar.is_default and calendar.id
+    event = ews.create_event(CalendarRef(ROOM, calendar.id), data())
+    assert stored(sandbox, event.id).folder_id == calendar.id
+    page = ews.changes(CalendarRef(ROOM, calendar.id), None, *WINDOW)
+    assert [e.id for e in page.events] == [event.id]

@@ -123,15 +123,18 @@ class BatchMixin(EwsConnection):
         for offset in range(0, len(ops), BATCH_CHUNK):
             chunk = ops[offset : offset + BATCH_CHUNK]
             try:
-                results.update(self._batch_chunk(ref, chunk))
+                self._batch_chunk(ref, chunk, results)
             except ProviderError as error:
+                # What a phase that went through answered is kept; the rest failed with this.
                 for op in chunk:
                     results.setdefault(op.key, BatchResult(op.key, error=error))
         return [results[op.key] for op in ops]
 
-    def _batch_chunk(self, ref: CalendarRef, ops: list[BatchOp]) -> dict[str, BatchResult]:
-        """One chunk, in phases (creates, updates, deletes), each request retried on its own."""
-        out: dict[str, BatchResult] = {}
+    def _batch_chunk(
+        self, ref: CalendarRef, ops: list[BatchOp], out: dict[str, BatchResult]
+    ) -> None:
+        """One chunk in phases (creates, updates, deletes), each request retried on its own;
+        each op's result goes into ``out`` as soon as its phase is done."""
 
         def record(op: BatchOp, answer: Any) -> None:
             if isinstance(answer, BaseException):
@@ -156,59 +159,8 @@ class BatchMixin(EwsConnection):
             for op in creates:
                 record(op, made[op.key])
         if updates:
-            unversioned = [op for op in updates if not op.version]
-            keys: dict[str, Any] = {op.key: op.version for op in updates if op.version}
-            if unversioned:
-                current = self._call(
-                    ref.mailbox,
-                    lambda account: self._current_keys(
-                        account, [op.event_id for op in unversioned]
-                    ),
-                    items=len(unversioned),
-                )
-                keys.update(zip([op.key for op in unversioned], current, strict=True))
-            for resolution, group in (
-                (NEVER_OVERWRITE, [op for op in updates if op.version]),
-                (ALWAYS_OVERWRITE, unversioned),
-            ):
-                ready = []
-                for op in group:
-                    if isinstance(keys[op.key], BaseException):
-                        record(op, keys[op.key])
-                    else:
-                        ready.append(op)
-                if not ready:
-                    continue
-
-                def update(account: Account, ready: list = ready, resolution: str = resolution):
-                    folder = self._folder(account, ref)
-                    prepared = [
-                        self._prepared_update(account, folder, op.event_id, op.data, keys[op.key])
-                        for op in ready
-                    ]
-                    answers = update_items(
-                        account, prepared, resolution, SEND_TO_CHANGED_AND_SAVE_COPY
-                    )
-                    events: list[Any] = []
-                    for op, item, result in zip(ready, prepared, answers, strict=True):
-                        if isinstance(result, BaseException):
-                            events.append(result)
-                            continue
-                        item.id, item.changekey = result
-                        events.append(
-                            mapping.parse_item(item, reservation_id=op.data.reservation_id)
-                        )
-                    return events
-
-                # A versioned update replayed after a lost answer would meet itself.
-                answers = self._call(
-                    ref.mailbox,
-                    update,
-                    idempotent=resolution == ALWAYS_OVERWRITE,
-                    items=len(ready),
-                )
-                for op, answer in zip(ready, answers, strict=True):
-                    record(op, answer)
+            for op, answer in self._batch_updates(ref, updates):
+                record(op, answer)
         if deletes:
             answers = self._call(
                 ref.mailbox,
@@ -223,4 +175,51 @@ class BatchMixin(EwsConnection):
             )
             for op, answer in zip(deletes, answers, strict=True):
                 record(op, answer if isinstance(answer, BaseException) else None)
-        return out
+
+    def _batch_updates(self, ref: CalendarRef, updates: list[BatchOp]) -> list[tuple[BatchOp, Any]]:
+        """``(op, RemoteEvent or exception)`` per update: versioned ones with NeverOverwrite
+        (a stale ChangeKey is that item's VersionConflict), the others with the current key
+        read first and AlwaysOverwrite."""
+        answers: list[tuple[BatchOp, Any]] = []
+        unversioned = [op for op in updates if not op.version]
+        keys: dict[str, Any] = {op.key: op.version for op in updates if op.version}
+        if unversioned:
+            current = self._call(
+                ref.mailbox,
+                lambda account: self._current_keys(account, [op.event_id for op in unversioned]),
+                items=len(unversioned),
+            )
+            keys.update(zip([op.key for op in unversioned], current, strict=True))
+        for resolution, group in (
+            (NEVER_OVERWRITE, [op for op in updates if op.version]),
+            (ALWAYS_OVERWRITE, unversioned),
+        ):
+            answers += [
+                (op, keys[op.key]) for op in group if isinstance(keys[op.key], BaseException)
+            ]
+            ready = [op for op in group if not isinstance(keys[op.key], BaseException)]
+            if not ready:
+                continue
+
+            def update(account: Account, ready: list = ready, resolution: str = resolution):
+                folder = self._folder(account, ref)
+                prepared = [
+                    self._prepared_update(account, folder, op.event_id, op.data, keys[op.key])
+                    for op in ready
+                ]
+                results = update_items(account, prepared, resolution, SEND_TO_CHANGED_AND_SAVE_COPY)
+                events: list[Any] = []
+                for op, item, result in zip(ready, prepared, results, strict=True):
+                    if isinstance(result, BaseException):
+                        events.append(result)
+                        continue
+                    item.id, item.changekey = result
+                    events.append(mapping.parse_item(item, reservation_id=op.data.reservation_id))
+                return events
+
+            # A versioned update replayed after a lost answer would meet itself.
+            made = self._call(
+                ref.mailbox, update, idempotent=resolution == ALWAYS_OVERWRITE, items=len(ready)
+            )
+            answers += list(zip(ready, made, strict=True))
+        return answers

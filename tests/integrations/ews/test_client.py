@@ -215,3 +215,21 @@ def test_a_calendar_named_by_its_folder_id(ews, sandbox):
     assert stored(sandbox, event.id).folder_id == calendar.id
     page = ews.changes(CalendarRef(ROOM, calendar.id), None, *WINDOW)
     assert [e.id for e in page.events] == [event.id]
+
+
+def test_batch_updates_without_a_version_overwrite_and_a_gone_item_is_its_own_error(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    kept = ews.create_event(ref, data(1, 9))
+    gone = ews.create_event(ref, data(2, 11))
+    ews.update_event(ref, kept.id, data(1, 9, subject="Changed in Outlook"))
+    ews.delete_event(ref, gone.id)
+    results = ews.batch(
+        ref,
+        [
+            BatchOp("kept", "update", data(1, 10, subject="Ours"), event_id=kept.id),
+            BatchOp("gone", "update", data(2, 12), event_id=gone.id),
+        ],
+    )
+    assert results[0].ok and results[0].event.subject == "Ours"
+    assert stored(sandbox, kept.id).subject == "Ours"
+    assert isinstance(results[1].error, EventGone)

@@ -1,6 +1,7 @@
 """EwsClient on answers the sandbox does not give yet, played by ``responses`` from fixture
-files: FindItem with a restriction on our tag (the sandbox evaluates CalendarView only) and
-GetUserAvailability (being added to the sandbox in parallel).
+files: FindItem with a restriction on our tag (the sandbox evaluates CalendarView only),
+GetUserAvailability (being added to the sandbox in parallel), and hybrid modern auth (the
+sandbox signs in with NTLM and Basic only).
 
 The GetFolder answers were captured from the sandbox; the others follow Microsoft's documented
 response shapes (FindItem, GetUserAvailability in the EWS reference).
@@ -9,8 +10,10 @@ response shapes (FindItem, GetUserAvailability in the EWS reference).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import responses
 
@@ -88,3 +91,34 @@ def test_free_busy_asks_in_utc_and_leaves_out_unknown_mailboxes():
             (datetime(2030, 1, 7, 13, tzinfo=UTC), datetime(2030, 1, 7, 14, tzinfo=UTC)),
         ]
     }
+
+
+def test_hybrid_modern_auth_asks_the_tenant_for_the_on_premises_resource():
+    oauth = replace(
+        config(),
+        auth_method="oauth",
+        authority_url="https://login.microsoftonline.com",
+        tenant_id="contoso.test",
+        client_id="app-1",
+        client_secret="app-secret-1",
+        resource_url="https://mail.contoso.test",
+        username="",
+        password="",
+    )
+    token_url = "https://login.microsoftonline.com/contoso.test/oauth2/v2.0/token"
+    with responses.RequestsMock() as mock:
+        mock.add(
+            responses.POST,
+            token_url,
+            json={"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600},
+        )
+        bodies = server(mock, {"FindItem": "find_item_empty.xml"})
+        EwsClient(oauth, HttpClient()).test_connection(CalendarRef(ROOM))
+        token_call = next(c for c in mock.calls if c.request.url == token_url)
+        ews_calls = [c for c in mock.calls if c.request.url == URL]
+    sent = parse_qs(token_call.request.body)
+    assert sent["grant_type"] == ["client_credentials"]
+    assert sent["scope"] == ["https://mail.contoso.test/.default"]
+    assert len(bodies) == 3 and all(
+        c.request.headers["Authorization"] == "Bearer tok-1" for c in ews_calls
+    )

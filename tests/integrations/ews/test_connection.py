@@ -160,3 +160,16 @@ def make_config_for(url: str):
         server_version="2019",  # no detection request: one answer per test
         timeout=5,
     )
+
+
+def test_delegate_access_works_with_full_access_and_says_what_is_missing_without(sandbox, waits):
+    own = make_client(
+        sandbox, waits, username="CONTOSO\\alice", password="Alice-sandbox-1", impersonation=False
+    )
+    own.test_connection(CalendarRef("alice@contoso.test"))  # a mailbox it has full access to
+    bob = make_client(
+        sandbox, waits, username="CONTOSO\\bob", password="Bob-sandbox-1", impersonation=False
+    )
+    with pytest.raises(ConsentMissing) as raised:
+        bob.test_connection(CalendarRef("alice@contoso.test"))
+    assert "Full Access" in raised.value.message

@@ -163,3 +163,28 @@ def test_connection_through_the_admin_path_in_plain_words(ews_provider):
     ews_provider.refresh_from_db()
     ok, text = run_connection_test(ews_provider, "atlas@contoso.test")
     assert not ok and "user name or password is wrong" in text
+
+
+def test_an_ews_connection_alias_is_added_in_the_admin(client, make_user):
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    form = {
+        "name": "Exchange",
+        "kind": "ews",
+        "authority_url": "",
+        "authorization_url": "",
+        "api_base_url": "https://outlook.office365.com/EWS/Exchange.asmx",
+        "batch_url": "",
+        "ca_bundle": "/etc/ssl/contoso-ca.pem",
+        "timeout_seconds": "30",
+        "server_version": "2019",
+        "calendar_folder": "",
+    }
+    add = reverse("admin:calendars_connectionalias_add")
+    refused = client.post(add, form).content.decode()
+    assert "Microsoft 365 (Exchange Online) provider" in refused
+    with endpoints_allowed("mail.contoso.test"):
+        assert client.post(add, {**form, "api_base_url": EWS_URL}).status_code == 302
+        saved = ConnectionAlias.objects.get()
+        assert (saved.kind, saved.server_version, saved.api_base_url) == ("ews", "2019", EWS_URL)
+        page = client.get(reverse("admin:calendars_connectionalias_change", args=[saved.pk]))
+        assert "Exchange Server Subscription Edition" in page.content.decode()

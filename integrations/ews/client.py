@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from datetime import datetime
 from typing import ClassVar
 
 from exchangelib import (
@@ -271,8 +272,8 @@ class EwsClient(BatchMixin):
     def tagged_events(
         self,
         ref: CalendarRef,
-        start: dt.datetime,
-        end: dt.datetime,
+        start: datetime,
+        end: datetime,
         as_user: UserCredentials | None = None,
     ) -> list[RemoteEvent] | None:
         """None: SyncFolderItems carries the tag, so the caller reads the feed."""
@@ -284,8 +285,8 @@ class EwsClient(BatchMixin):
         self,
         ref: CalendarRef,
         token: str | None,
-        start: dt.datetime,
-        end: dt.datetime,
+        start: datetime,
+        end: datetime,
         as_user: UserCredentials | None = None,
     ) -> ChangePage:
         """SyncFolderItems since ``token`` (all pages), or the whole folder without one."""
@@ -316,10 +317,10 @@ class EwsClient(BatchMixin):
     def free_busy(
         self,
         refs: list[CalendarRef],
-        start: dt.datetime,
-        end: dt.datetime,
+        start: datetime,
+        end: datetime,
         as_user: UserCredentials | None = None,
-    ) -> dict[CalendarRef, list[tuple[dt.datetime, dt.datetime]]]:
+    ) -> dict[CalendarRef, list[tuple[datetime, datetime]]]:
         """GetUserAvailability for the refs' mailboxes, asked as the sync user; busy,
         tentative and out-of-office intervals in UTC; mailboxes in error left out."""
         self._personal(as_user)

@@ -80,6 +80,9 @@ def _wanted(binding: SpaceCalendar | None) -> bool:
         and binding.enabled
         and binding.provider.is_active
         and binding.status != BindingStatus.PAUSED
+        # EWS streaming subscriptions are a later step (issue 16, item 3): until then an
+        # Exchange Server binding is pulled on its interval, with no webhook to create.
+        and binding.provider.kind != ProviderKind.EWS
     )
 
 

@@ -36,7 +36,14 @@ class ConnectionAliasForm(forms.ModelForm):
 
     class Meta:
         model = ConnectionAlias
-        fields = ("name", "kind", *endpoints.ENDPOINT_FIELDS, "timeout_seconds")
+        fields = (
+            "name",
+            "kind",
+            *endpoints.ENDPOINT_FIELDS,
+            "timeout_seconds",
+            "server_version",
+            "calendar_folder",
+        )
         formfield_callback = _https_by_default
 
     def clean(self):
@@ -126,10 +133,29 @@ class CredentialAliasForm(forms.ModelForm):
     clear_service_account_key = forms.BooleanField(
         label="Remove the stored service-account key", required=False
     )
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_password = forms.BooleanField(label="Remove the stored password", required=False)
 
     class Meta:
         model = CredentialAlias
-        fields = ("name", "kind", "tenant_id", "client_id", "scopes")
+        fields = (
+            "name",
+            "kind",
+            "tenant_id",
+            "client_id",
+            "scopes",
+            "auth_method",
+            "username",
+            "resource_url",
+            "account_email",
+            "access_type",
+        )
+        formfield_callback = _https_by_default
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,6 +168,10 @@ class CredentialAliasForm(forms.ModelForm):
             self.fields[
                 "new_service_account_key"
             ].help_text = "A key is stored; leave empty to keep it."
+        password_set = bool(self.instance.pk and self.instance.password)
+        self.fields["new_password"].help_text = "Exchange Server: the sync user's password. " + (
+            "A password is stored; leave empty to keep it." if password_set else "None stored."
+        )
 
     def clean_new_service_account_key(self):
         raw = self.cleaned_data["new_service_account_key"].strip()
@@ -173,13 +203,24 @@ class CredentialAliasForm(forms.ModelForm):
             self.instance.service_account_key = None
         elif data.get("new_service_account_key"):
             self.instance.service_account_key = data["new_service_account_key"]
+        if data.get("clear_password"):
+            self.instance.password = ""
+        elif data.get("new_password"):
+            self.instance.password = data["new_password"]
         super()._post_clean()
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model names the stored password; the form's input for it is new_password.
+        if hasattr(errors, "error_dict") and "password" in errors.error_dict:
+            errors.error_dict["new_password"] = errors.error_dict.pop("password")
+        super()._update_errors(errors)
 
 
 @admin.register(CredentialAlias)
 class CredentialAliasAdmin(admin.ModelAdmin):
     form = CredentialAliasForm
     list_display = ("name", "kind", "tenant_id", "client_id", "secret_state")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_filter = ("kind",)
     search_fields = ("name", "client_id", "tenant_id")
 
@@ -189,6 +230,8 @@ class CredentialAliasAdmin(admin.ModelAdmin):
             return "client secret set"
         if obj.service_account_key:
             return "service-account key set"
+        if obj.password:
+            return "password set"
         return "none"
 
 

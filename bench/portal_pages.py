@@ -295,18 +295,26 @@ def pages(client: Any, user: Any, upcoming: Any, location: Any, rng: random.Rand
 
 
 def profile(page: Page) -> None:
+    """cProfile of one request of ``page`` (after a warm-up), then its SQL."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     _once(page)
     if page.before is not None:
         page.before()
     profiler = cProfile.Profile()
-    profiler.enable()
-    page.request()
-    profiler.disable()
+    with CaptureQueriesContext(connection) as captured:
+        profiler.enable()
+        page.request()
+        profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
     stats.print_stats(45)
     stats.sort_stats("tottime").print_stats(25)
     print(out.getvalue())
+    print(f"{len(captured)} queries:")
+    for query in captured:
+        print(f"  {query['time']:>6} s  {query['sql'][:400]}")
 
 
 def main(argv: list[str] | None = None) -> None:

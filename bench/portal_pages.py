@@ -128,6 +128,7 @@ def production_environment(database_url: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "SECURE_SSL_REDIRECT": "false",
         "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
         "DATABASE_URL": database_url,
         "EMAIL_URL": "dummymail://",
         "STATIC_ROOT": str(ROOT / "var" / "bench-static"),
@@ -143,7 +144,7 @@ def setup_django(database_url: str) -> None:
     django.setup()
 
 
-def prepare(opts: Options) -> None:
+def prepare(database_url: str, spaces: int, per_space: int, seed: int) -> None:
     """Load the data set if the database does not hold it; collect the static files once."""
     from django.conf import settings
     from django.core.management import call_command
@@ -152,20 +153,20 @@ def prepare(opts: Options) -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     data = booking.Options(
-        database_url=opts.database_url,
-        spaces=opts.spaces,
-        per_space=opts.per_space,
+        database_url=database_url,
+        spaces=spaces,
+        per_space=per_space,
         bookings=0,
         queries=0,
         min_capacity=1,
         reuse=True,
-        seed=opts.seed,
+        seed=seed,
     )
     if not booking.loaded(data):
         if Space.objects.exists():
             raise SystemExit("The database holds other data; use another --database-url.")
         seconds = booking.load(data, datetime.now(UTC))
-        print(f"load: {opts.spaces * opts.per_space:,} reservations in {seconds:.1f} s")
+        print(f"load: {spaces * per_space:,} reservations in {seconds:.1f} s")
         booking.settle()
     if not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
         call_command("collectstatic", verbosity=0, interactive=False)
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from reservations.receivers import emails_muted
 
-    prepare(opts)
+    prepare(opts.database_url, opts.spaces, opts.per_space, opts.seed)
     rng = random.Random(opts.seed)
     user, upcoming, location = person_and_targets(rng)
     client = Client()

@@ -330,20 +330,21 @@ def _slots(
     start, frame_end = frame
     opens, closes = hours if hours is not None else (frame_end, frame_end)
     step = timedelta(minutes=SLOT_MINUTES)
+    length = timedelta(minutes=DEFAULT_BOOKING_MINUTES)
     setup, cleanup = space.setup, space.cleanup
+    # What a half hour [start, end) may not meet, worked out once per row rather than once per
+    # half hour (a location's day grid has thousands): a booking's buffered range widened by
+    # this space's own cleanup before it and setup after it, and the closed periods.
+    blocked = [(r.buffered_start - cleanup, r.buffered_end + setup) for r in taken]
+    blocked += [(c.start, c.end) for c in closed]
+    # Where a suggested booking must stop: the next booking's buffers, or a closure.
+    stops = [r.buffered_start - cleanup for r in taken] + [c.start for c in closed]
     while start < frame_end:
         end = min(start + step, frame_end)
         shut = start < opens or end > closes
-        free = (
-            not shut
-            and not any(
-                r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
-            )
-            and not any(c.start < end and c.end > start for c in closed)
-        )
-        suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
-        # Stop the suggestion where the next booking's buffers, or a closure, begin.
-        for latest in (*(r.buffered_start - cleanup for r in taken), *(c.start for c in closed)):
+        free = not shut and not any(first < end and last > start for first, last in blocked)
+        suggested = min(start + length, closes)
+        for latest in stops:
             if start < latest < suggested:
                 suggested = latest
         slots.append(Slot(start, suggested if free else end, free, end <= now, shut))

@@ -55,6 +55,7 @@ class Block:
     reason: str
     setup: Edge | None = None
     cleanup: Edge | None = None
+    times: str = ""  # "09:00", an en dash, "10:30": in the location's zone, as shown
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ClosedBlock:
     left: float
     width: float
     reason: str
+    times: str = ""  # the same, clipped to the frame
 
 
 @dataclass
@@ -244,6 +246,11 @@ def space_row(
         minutes = round((min(end, end_of) - max(start, start_of)).total_seconds() / 60)
         return Edge(placed[0], placed[1], minutes)
 
+    zone = space.location.zone
+
+    def times(start: datetime, end: datetime) -> str:
+        return f"{start.astimezone(zone):%H:%M}\u2013{end.astimezone(zone):%H:%M}"
+
     row = Row(space)
     if approval_rule is not None and not approvals.is_approver(user, approval_rule):
         row.approval = approvals.notice(approval_rule)
@@ -266,19 +273,22 @@ def space_row(
                 or ("This booking is over." if reservation.end <= now else ""),
                 setup=edge(reservation.buffered_start, reservation.start),
                 cleanup=edge(reservation.end, reservation.buffered_end),
+                times=times(reservation.start, reservation.end),
             )
         )
     for period in closed:
         placed = place(period.start, period.end)
         if placed is None:
             continue
+        start, end = max(period.start, start_of), min(period.end, end_of)
         row.closed.append(
             ClosedBlock(
-                start=max(period.start, start_of),
-                end=min(period.end, end_of),
+                start=start,
+                end=end,
                 left=placed[0],
                 width=placed[1],
                 reason=closures.notice(period, space),
+                times=times(start, end),
             )
         )
     row.slots = _slots(frame, hours, taken, now, space, row.closed)

@@ -142,12 +142,21 @@ def day_cells(context, row) -> SafeString:
     name = escape(space.name)
     book = escape(reverse("portal:book"))
     query = f"?space={space.pk}&amp;date={day:%Y-%m-%d}"
+    # Every row has the same half hours: each time is formatted once per page, not per cell.
+    times: dict[datetime, str] = context.render_context.setdefault("day_cells_times", {})
+
+    def hhmm(moment: datetime) -> str:
+        found = times.get(moment)
+        if found is None:
+            found = times[moment] = f"{moment.astimezone(zone):%H:%M}"
+        return found
+
     blocks = None
     cells = []
     for slot in row.slots:
-        start = f"{slot.start.astimezone(zone):%H:%M}"
+        start = hhmm(slot.start)
         if slot.bookable:
-            end = f"{slot.end.astimezone(zone):%H:%M}"
+            end = hhmm(slot.end)
             cells.append(
                 f'<div class="slot" role="gridcell"><a class="slot-book" href="{book}{query}'
                 f'&amp;start={start}&amp;end={end}&amp;via={planner}">'

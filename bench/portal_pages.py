@@ -183,7 +183,7 @@ class Page:
     before: Callable[[], None] | None = None  # set-up, not timed
 
 
-def person_and_targets(rng: random.Random) -> tuple[Any, Any, Any]:
+def person_and_targets() -> tuple[Any, Any, Any]:
     """The person (a bench user), one of their upcoming reservations and their location."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
@@ -329,12 +329,12 @@ def main(argv: list[str] | None = None) -> None:
 
     prepare(opts.database_url, opts.spaces, opts.per_space, opts.seed)
     rng = random.Random(opts.seed)
-    user, upcoming, location = person_and_targets(rng)
+    user, upcoming, location = person_and_targets()
     client = Client()
     client.force_login(user)
-    spaces = opts.spaces * opts.per_space
+    loaded = opts.spaces * opts.per_space
     print(
-        f"Database: {connection.settings_dict['NAME']} ({spaces:,} reservations);"
+        f"Database: {connection.settings_dict['NAME']} ({loaded:,} reservations);"
         f" {user.username} at {location.name}"
     )
     with emails_muted():

@@ -1128,7 +1128,8 @@ class Profile(models.Model):
 
     @classmethod
     def for_user(cls, user) -> Profile:
-        profile, _created = cls.objects.get_or_create(user=user)
+        # With the default location: find a space and the schedule open there.
+        profile, _created = cls.objects.select_related("default_location").get_or_create(user=user)
         return profile
 
     @property

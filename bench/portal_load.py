@@ -9,7 +9,7 @@
 3. The production stack: ``gunicorn config.wsgi --workers 3`` (sync workers), ``DEBUG=false``,
    PostgreSQL, Redis (``--redis-url``: the cache and Celery's broker; the booking emails are
    queued there, no worker takes them), WhiteNoise serving the static files;
-   ``--pool``: ``DATABASE_POOL=true`` (needs ``psycopg[pool]``).
+   ``--pool``: ``DATABASE_POOL=true`` (``psycopg[pool]`` is in the lock files).
 4. ``locust -f bench/portal_locust.py --headless`` with ``--people`` users for ``--duration``
    seconds (the mix and the think time are in that file); locust is not in the project's
    environment: ``--locust PATH`` or ``$LOCUST`` or ``locust`` on the PATH

@@ -28,6 +28,7 @@ class CalendarsConfig(AppConfig):
         )
         rules.register(policies.sync_mode_policy)
         rules.register_placement(policies.placement)
+        rules.register_preload(policies.preload_bindings)
         receivers.connect()  # reservation signals -> push tasks
         # Sign-in apps come from aliases or the environment. After the admin's autodiscovery,
         # which django.contrib.admin (listed first in INSTALLED_APPS) ran in its own ready().

@@ -1,5 +1,6 @@
 """The sync-mode rules, enforced by the booking service for every entry point."""
 
+import itertools
 from datetime import time, timedelta
 
 import pytest
@@ -185,11 +186,14 @@ def test_my_reservations_reads_the_bindings_of_a_page_in_one_query(
     user = make_user()
     client.force_login(user)
 
+    made = itertools.count()
+
     def bookings_in(count: int) -> int:
-        for n in range(count):
-            space = make_space(name=f"Synced {count}-{n}")
+        for _ in range(count):
+            n = next(made)
+            space = make_space(name=f"Synced {n}")
             SpaceCalendar.objects.create(
-                space=space, provider=provider, resource_email=f"r{count}-{n}@example.com"
+                space=space, provider=provider, resource_email=f"r{n}@example.com"
             )
             make_reservation(space=space, user=user)
         with CaptureQueriesContext(connection) as queries:

@@ -44,6 +44,7 @@ import argparse
 import hashlib
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-room", type=int, default=100)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--per-item", type=float, default=0.05, help="seconds per batch item")
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="DIR",
+        help="cProfile of part 2 (workers, sandbox) into DIR",
+    )
     parser.add_argument("--skip-one", action="store_true", help="skip part 1")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2")
     parser.add_argument(
@@ -304,20 +311,75 @@ def part_one(handle, binding, count: int, per_item: float) -> list[results.Figur
     ]
 
 
-def _worker(url: str, job_ids: list[int], done) -> None:
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far, all its threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Profiles:
+    """cProfile of every thread of this process (the exporter's sender thread, the
+    sandbox's connection and batch threads), written to one file each under ``folder``."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        import cProfile
+        import threading
+
+        self.folder, self.name = Path(folder), name
+        self.profiles = [cProfile.Profile()]
+
+        def start(*_: object) -> None:  # runs once in each new thread, then steps aside
+            profile = cProfile.Profile()
+            self.profiles.append(profile)
+            profile.enable()
+
+        threading.setprofile(start)
+        self.profiles[0].enable()
+
+    def stop(self) -> None:
+        import threading
+
+        threading.setprofile(None)
+        for i, profile in enumerate(self.profiles):
+            profile.disable()
+            profile.create_stats()
+            if profile.stats:  # type: ignore[attr-defined]
+                profile.dump_stats(str(self.folder / f"{self.name}-{os.getpid()}-{i}.prof"))
+
+
+def _worker(url: str, job_ids: list[int], done, costs, profile_dir: str) -> None:
     setup_django(url)
     from django.db import connection
 
     from calendars.sync import export
 
-    for job_id in job_ids:
-        job = export.run_export_job(job_id)
-        done.put((job_id, job.created_count if job else 0, job.failed_count if job else 0))
+    queries = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
+    cpu = _cpu_seconds()  # Django set up: only the exports' own work is counted
+    profiles = _Profiles(profile_dir, "worker") if profile_dir else None
+    with connection.execute_wrapper(count):
+        for job_id in job_ids:
+            job = export.run_export_job(job_id)
+            done.put((job_id, job.created_count if job else 0, job.failed_count if job else 0))
+    if profiles:
+        profiles.stop()
+    costs.put((_cpu_seconds() - cpu, queries))
     connection.close()
 
 
 def part_two(
-    handle, url: str, bindings, per_room: int, workers: int, per_item: float
+    handle,
+    url: str,
+    bindings,
+    per_room: int,
+    workers: int,
+    per_item: float,
+    profile_dir: str = "",
 ) -> list[results.Figure]:
     from django.db import connection
 
@@ -335,16 +397,26 @@ def part_two(
     connection.close()  # no connection crosses a fork
     since = last_seq(handle)
     context = multiprocessing.get_context("spawn")
-    done = context.Queue()
+    done, costs = context.Queue(), context.Queue()
     shares = [jobs[i::workers] for i in range(workers)]
     started = time.monotonic()
     processes = [
-        context.Process(target=_worker, args=(url, share, done)) for share in shares if share
+        context.Process(target=_worker, args=(url, share, done, costs, profile_dir))
+        for share in shares
+        if share
     ]
     for process in processes:
         process.start()
+    # This process only hosts the sandbox meanwhile (and waits on the queue): its CPU time
+    # is the sandbox's (the workers start in processes of their own).
+    sandbox_cpu = _cpu_seconds()
+    profiles = _Profiles(profile_dir, "sandbox") if profile_dir else None
     finished = [done.get() for _ in jobs]
+    if profiles:
+        profiles.stop()
+    sandbox_cpu = _cpu_seconds() - sandbox_cpu
     wall = time.monotonic() - started
+    spent = [costs.get() for _ in processes]
     for process in processes:
         process.join()
     created = sum(r[1] for r in finished)
@@ -363,9 +435,20 @@ def part_two(
         f"(one room alone: at most {4 / per_item:.0f} per second, 4 items of "
         f"{per_item * 1000:.0f} ms at once)"
     )
+    worker_cpu = sum(c for c, _ in spent)
+    queries = sum(q for _, q in spent)
+    per_event = max(created, 1)
+    sandbox_ms = sandbox_cpu * 1000 / per_event
+    print(
+        f"   CPU per event: worker {worker_cpu * 1000 / per_event:.2f} ms, sandbox "
+        f"{sandbox_ms:.2f} ms; queries per event: {queries / per_event:.2f}"
+    )
     return [
         results.Figure("many rooms: events per second", created / wall, "events/s", 1000, "higher"),
         results.Figure("many rooms: events failed", failed, "events", 0),
+        results.Figure("many rooms: worker CPU per event", worker_cpu * 1000 / per_event, "ms"),
+        results.Figure("many rooms: sandbox CPU per event", sandbox_ms, "ms"),
+        results.Figure("many rooms: queries per event", queries / per_event, "queries"),
     ]
 
 
@@ -403,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
                     opts.per_room,
                     opts.workers,
                     opts.per_item,
+                    opts.profile,
                 )
         finally:
             handle.stop()

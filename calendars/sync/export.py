@@ -38,7 +38,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from integrations.base import (
@@ -51,6 +51,7 @@ from integrations.base import (
     EventGone,
     PermanentError,
     ProviderError,
+    RemoteEvent,
     TlsError,
     TokenRevoked,
     TransientError,
@@ -476,15 +477,18 @@ def _mark_attempted(run: _Run, batch: _Batch, undo: bool = False) -> None:
     """Count the attempt and, for the creates, mark the links "creating" (committed before the
     batch is sent, so a pull that reads one of the new events before ``_record`` saved its id
     knows it for ours: ``calendars.sync.attribution``); ``undo`` when it was never sent."""
-    SyncLink.objects.filter(pk__in=[link.pk for link in batch.links.values()]).update(
-        attempts=F("attempts") + (-1 if undo else 1)
-    )
     creates = [batch.links[pk].pk for pk, action in batch.actions.items() if action == "create"]
-    if undo:
-        SyncLink.objects.filter(pk__in=creates, creating_at__isnull=False).update(creating_at=None)
-        return
-    SyncLink.objects.filter(pk__in=creates).update(creating_at=timezone.now())
-    run.beat()
+    # One UPDATE: every link's attempt, and the creates' "creating" mark (set, or undone).
+    changes: dict[str, Any] = {"attempts": F("attempts") + (-1 if undo else 1)}
+    if creates:
+        changes["creating_at"] = Case(
+            When(pk__in=creates, then=Value(None if undo else timezone.now())),
+            default=F("creating_at"),
+            output_field=SyncLink._meta.get_field("creating_at"),
+        )
+    SyncLink.objects.filter(pk__in=[link.pk for link in batch.links.values()]).update(**changes)
+    if not undo:
+        run.beat()
 
 
 def _transmit(calendar: Any, batch: _Batch) -> dict[int, BatchResult]:
@@ -518,55 +522,73 @@ def _transmit(calendar: Any, batch: _Batch) -> dict[int, BatchResult]:
 
 
 def _record(run, reservations, links, versions, outcomes, actions, last_round) -> None:
-    """Every outcome of one batch, with the job's counts and heartbeat, in one transaction."""
+    """Every outcome of one batch, with the job's counts and heartbeat, in one transaction:
+    one UPDATE for the links that synced, one per distinct failure."""
     created = updated = done = failed = 0
     errors: list[dict[str, Any]] = []
+    synced: dict[int, RemoteEvent] = {}  # link id -> event
+    failures: dict[tuple[str, bool], list[int]] = {}  # (message, gone) -> link ids
+    for pk, result in outcomes.items():
+        link = links[pk]
+        if result.ok and result.event is not None:
+            synced[link.pk] = result.event
+            done += 1
+            created += actions.get(pk) == "create"
+            updated += actions.get(pk) == "update"
+            continue
+        error = result.error or TransientError("The provider returned no event.")
+        # deleted remotely (EventGone): forget the id, to create it anew next round
+        failures.setdefault((error.message[:1000], isinstance(error, EventGone)), []).append(
+            link.pk
+        )
+        final = last_round or not isinstance(error, TransientError | EventGone)
+        if final:
+            run.given_up.add(pk)
+            done += 1
+            failed += 1
+            errors.append(
+                {
+                    "reservation": pk,
+                    "start": reservations[pk].start.isoformat(),
+                    "error": error.message,
+                    "code": error.code or (str(error.status) if error.status else ""),
+                    "final": True,
+                }
+            )
+    versions_by_link = {links[pk].pk: version for pk, version in versions.items()}
+    now = timezone.now()
     with transaction.atomic():
-        for pk, result in outcomes.items():
-            link = links[pk]
-            if result.ok and result.event is not None:
-                # A push that synced this reservation meanwhile wins (it may be newer).
-                SyncLink.objects.filter(pk=link.pk).exclude(state=LinkState.SYNCED).update(
-                    external_id=result.event.id,
-                    ical_uid=result.event.ical_uid,
-                    remote_version=result.event.version,
-                    pushed_version=versions[pk],
-                    state=LinkState.SYNCED,
-                    last_error="",
-                    attempts=0,  # the outcome is known now
-                    creating_at=None,  # in the same commit as the event id
-                    mailbox=run.binding.resource_email,
-                    calendar_id=run.binding.calendar_id,
-                    binding=run.binding,
-                    updated=timezone.now(),
-                )
-                done += 1
-                created += actions.get(pk) == "create"
-                updated += actions.get(pk) == "update"
-                continue
-            error = result.error or TransientError("The provider returned no event.")
+        # A push that synced one of these reservations meanwhile wins (it may be newer).
+        if synced:
+            SyncLink.objects.filter(pk__in=synced).exclude(state=LinkState.SYNCED).update(
+                external_id=_per_link({k: e.id for k, e in synced.items()}, "external_id"),
+                ical_uid=_per_link({k: e.ical_uid for k, e in synced.items()}, "ical_uid"),
+                remote_version=_per_link(
+                    {k: e.version for k, e in synced.items()}, "remote_version"
+                ),
+                pushed_version=_per_link(
+                    {k: versions_by_link[k] for k in synced}, "pushed_version"
+                ),
+                state=LinkState.SYNCED,
+                last_error="",
+                attempts=0,  # the outcome is known now
+                creating_at=None,  # in the same commit as the event id
+                mailbox=run.binding.resource_email,
+                calendar_id=run.binding.calendar_id,
+                binding=run.binding,
+                updated=now,
+            )
+        for (message, gone), link_ids in failures.items():
             changes: dict[str, Any] = {
                 "state": LinkState.FAILED,
-                "last_error": error.message[:1000],
-                "updated": timezone.now(),
+                "last_error": message,
+                "updated": now,
             }
-            if isinstance(error, EventGone):
-                changes["external_id"] = ""  # deleted remotely: create it anew next round
-            SyncLink.objects.filter(pk=link.pk).exclude(state=LinkState.SYNCED).update(**changes)
-            final = last_round or not isinstance(error, TransientError | EventGone)
-            if final:
-                run.given_up.add(pk)
-                done += 1
-                failed += 1
-                errors.append(
-                    {
-                        "reservation": pk,
-                        "start": reservations[pk].start.isoformat(),
-                        "error": error.message,
-                        "code": error.code or (str(error.status) if error.status else ""),
-                        "final": True,
-                    }
-                )
+            if gone:
+                changes["external_id"] = ""
+            SyncLink.objects.filter(pk__in=link_ids).exclude(state=LinkState.SYNCED).update(
+                **changes
+            )
         job = run.job
         run.beat(
             done=job.done + done,
@@ -577,3 +599,11 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
             failed_count=job.failed_count + failed,
             errors=(job.errors + errors)[-MAX_LISTED_ERRORS:] if errors else job.errors,
         )
+
+
+def _per_link(values: dict[int, Any], name: str) -> Case:
+    """``CASE WHEN id = ... THEN ...``: each link's own value of ``name``, in one UPDATE."""
+    return Case(
+        *[When(pk=link_id, then=Value(value)) for link_id, value in values.items()],
+        output_field=SyncLink._meta.get_field(name),
+    )

@@ -37,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -558,26 +558,8 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
     versions_by_link = {links[pk].pk: version for pk, version in versions.items()}
     now = timezone.now()
     with transaction.atomic():
-        # A push that synced one of these reservations meanwhile wins (it may be newer).
         if synced:
-            SyncLink.objects.filter(pk__in=synced).exclude(state=LinkState.SYNCED).update(
-                external_id=_per_link({k: e.id for k, e in synced.items()}, "external_id"),
-                ical_uid=_per_link({k: e.ical_uid for k, e in synced.items()}, "ical_uid"),
-                remote_version=_per_link(
-                    {k: e.version for k, e in synced.items()}, "remote_version"
-                ),
-                pushed_version=_per_link(
-                    {k: versions_by_link[k] for k in synced}, "pushed_version"
-                ),
-                state=LinkState.SYNCED,
-                last_error="",
-                attempts=0,  # the outcome is known now
-                creating_at=None,  # in the same commit as the event id
-                mailbox=run.binding.resource_email,
-                calendar_id=run.binding.calendar_id,
-                binding=run.binding,
-                updated=now,
-            )
+            _save_synced(run.binding, synced, versions_by_link, now)
         for (message, gone), link_ids in failures.items():
             changes: dict[str, Any] = {
                 "state": LinkState.FAILED,
@@ -601,9 +583,54 @@ def _record(run, reservations, links, versions, outcomes, actions, last_round) -
         )
 
 
-def _per_link(values: dict[int, Any], name: str) -> Case:
-    """``CASE WHEN id = ... THEN ...``: each link's own value of ``name``, in one UPDATE."""
-    return Case(
-        *[When(pk=link_id, then=Value(value)) for link_id, value in values.items()],
-        output_field=SyncLink._meta.get_field(name),
+def _save_synced(
+    binding: SpaceCalendar, synced: dict[int, RemoteEvent], versions: dict[int, int], now: Any
+) -> None:
+    """The event id, iCalUID and versions of every synced link of a batch in one UPDATE, each
+    link its own values (``UPDATE ... FROM`` a list of rows: PostgreSQL and SQLite 3.33+).
+
+    A push that synced one of these reservations meanwhile wins (it may be newer): those rows
+    are left alone (``state <> synced``), as ``.exclude(state=SYNCED).update(...)`` would.
+    ``bulk_update``'s ``CASE WHEN`` per link and field cost more CPU than the round trips
+    saved (about 1 ms per link to build and resolve in Django).
+    """
+    meta = SyncLink._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    rows, params = [], []
+    for link_id, event in synced.items():
+        rows.append(
+            "SELECT CAST(%s AS BIGINT) AS id, %s AS external_id, %s AS ical_uid, "
+            "%s AS remote_version, CAST(%s AS INTEGER) AS pushed_version"
+        )
+        params += [link_id, event.id, event.ical_uid, event.version, versions[link_id]]
+    constants = {
+        "state": LinkState.SYNCED,
+        "last_error": "",
+        "attempts": 0,  # the outcome is known now
+        "creating_at": None,  # in the same commit as the event id
+        "mailbox": binding.resource_email,
+        "calendar_id": binding.calendar_id,
+        "binding": binding.pk,
+        "updated": now,
+    }
+    assignments = [
+        f"{column(name)} = v.{name}"
+        for name in ("external_id", "ical_uid", "remote_version", "pushed_version")
+    ] + [f"{column(name)} = %s" for name in constants]
+    prepared = [
+        meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in constants.items()
+    ]
+    # Names from the model's meta; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608
+        f"FROM ({' UNION ALL '.join(rows)}) AS v "
+        f"WHERE {table}.{column('id')} = v.id AND {table}.{column('state')} <> %s"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*prepared, *params, LinkState.SYNCED])

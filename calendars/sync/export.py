@@ -52,6 +52,7 @@ from integrations.base import (
     PermanentError,
     ProviderError,
     RemoteEvent,
+    Throttled,
     TlsError,
     TokenRevoked,
     TransientError,
@@ -79,6 +80,10 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 5
 ROUND_PAUSE_SECONDS = 1.0  # doubled each round
 MAX_LISTED_ERRORS = 200  # keeps the job row small; failed_count still counts them all
+# A batch our limiter kept back (the mailbox's window used up) is sent again after the wait
+# it names, up to this many times; the run beats meanwhile.
+MAX_LIMITER_WAITS = 20
+BEAT_WHILE_WAITING_SECONDS = 5.0
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # Errors that mean "nothing will work until someone fixes the connection": pause.
 CONNECTION_ERRORS = (
@@ -417,7 +422,7 @@ def _send_batches(run: _Run, calendar: Any, chunks: list[list[int]], last_round:
             answered = None
             if in_flight is not None:
                 try:
-                    answered = (in_flight[0], in_flight[1].result())  # raises Paused
+                    answered = (in_flight[0], _answer(run, sender, calendar, *in_flight))
                 except BaseException:
                     if batch is not None:  # never sent: its outcome is not uncertain
                         _mark_attempted(run, batch, undo=True)
@@ -429,6 +434,38 @@ def _send_batches(run: _Run, calendar: Any, chunks: list[list[int]], last_round:
                 done, outcomes = answered
                 _record(run, done.reservations, done.links, done.versions,
                         done.outcomes | outcomes, done.actions, last_round)  # fmt: skip
+
+
+def _answer(run: _Run, sender: Any, calendar: Any, batch: _Batch, sent: Any) -> dict:
+    """The outcomes of ``batch`` (``sent``: its future; raises :class:`Paused`).
+
+    A batch that our limiter kept back longer than it waits (``local_limit``: nothing was
+    sent, e.g. the mailbox's window is used up, 10,000 Graph items per 10 minutes) is sent
+    again once the limiter says there is room, beating meanwhile, instead of failing every
+    item and waiting out rounds that are shorter than the window.
+    """
+    outcomes = sent.result()
+    for _ in range(MAX_LIMITER_WAITS):
+        wait = _held_back(outcomes)
+        if wait is None:
+            break
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, BEAT_WHILE_WAITING_SECONDS))
+            run.beat()  # raises LostClaim when another run took the job over
+        outcomes = sender.submit(_transmit, calendar, batch).result()
+    return outcomes
+
+
+def _held_back(outcomes: dict[int, BatchResult]) -> float | None:
+    """Seconds to wait when our limiter refused the whole batch before sending it."""
+    errors = [result.error for result in outcomes.values()]
+    if errors and all(
+        isinstance(error, Throttled) and error.code == "local_limit" and error.retry_after
+        for error in errors
+    ):
+        return max(error.retry_after for error in errors)  # type: ignore[union-attr]
+    return None
 
 
 def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:

@@ -59,6 +59,10 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/reserva_export_bench"
 ROOM = "bench-room-{:03d}@contoso.test"
 # Exchange Online's per-(app, mailbox) rate limit, which part 3 goes past.
 GRAPH_MAX_REQUESTS, GRAPH_WINDOW_SECONDS, THROTTLE_EVENTS = 10_000, 600, 20_000
+# Google Calendar's per-user quota as the sandbox and Reserva's registry have it.
+GOOGLE_MAX_REQUESTS, GOOGLE_WINDOW_SECONDS, GOOGLE_EVENTS = 600, 60, 2_000
+GOOGLE_ROOM = "c_188a1f0e7d2b4c31@resource.calendar.google.com"
+GOOGLE_USER = "reserva-blocker@northwind.test"  # whose quota the writes count against
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="part 3: divide the events, the limit and its window by this (10: 2,000 events, "
         "1,000 per minute, the same floor / 10)",
     )
+    parser.add_argument(
+        "--google",
+        action="store_true",
+        help="part 4 only: one Google resource calendar, --events (default 2,000) against the "
+        "per-user quota (600 per minute)",
+    )
     parser.add_argument("--skip-one", action="store_true", help="skip part 1")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2")
     parser.add_argument(
@@ -101,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.reservations, args.rooms, args.per_room = 400, 20, 40
     if args.per_room is None:
-        args.per_room = THROTTLE_EVENTS if args.throttle else 100
-    if args.throttle:
+        args.per_room = THROTTLE_EVENTS if args.throttle else GOOGLE_EVENTS if args.google else 100
+    if args.throttle or args.google:
         args.skip_one = args.skip_many = True
     return args
 
@@ -157,6 +167,7 @@ def sandbox_config(
     per_item: float,
     max_requests: int = GRAPH_MAX_REQUESTS,
     window_seconds: float = GRAPH_WINDOW_SECONDS,
+    google: tuple[int, float] = (GOOGLE_MAX_REQUESTS, GOOGLE_WINDOW_SECONDS),
 ) -> dict:
     from integrations.sandbox.config import default_config, merge
 
@@ -182,7 +193,12 @@ def sandbox_config(
                         "max_in_flight": 4,
                         "max_requests": max_requests,
                         "window_seconds": window_seconds,
-                    }
+                    },
+                    "google": {
+                        "max_in_flight": None,
+                        "max_requests": google[0],
+                        "window_seconds": google[1],
+                    },
                 },
                 "latency": {"per_request": 0.0, "per_item": per_item, "services": {}},
                 "log_size": 50_000,
@@ -197,9 +213,10 @@ def reset_limiter(rooms: int) -> None:
     from integrations.limiter import FileLimiter, RedisLimiter
     from integrations.sandbox.config import DEMO_CLIENT_ID
 
-    backend = _limiter_backend("microsoft")
-    for i in range(rooms):
-        key = f"graph:{DEMO_CLIENT_ID}:{ROOM.format(i)}"  # MicrosoftClient._limit_key
+    keys = [(f"graph:{DEMO_CLIENT_ID}:{ROOM.format(i)}", "microsoft") for i in range(rooms)]
+    keys.append((f"google:{GOOGLE_USER}", "google"))  # GoogleClient._limit_key
+    for key, kind in keys:  # MicrosoftClient._limit_key
+        backend = _limiter_backend(kind)
         if isinstance(backend, RedisLimiter):
             backend.client.delete(*backend._keys(key))
         elif isinstance(backend, FileLimiter):
@@ -488,19 +505,117 @@ def throttle_floor(count: int, per_item: float, limit: int, window: float) -> fl
     return full_windows * window + (count - full_windows * limit) * per_item / 4
 
 
-def use_limits(max_requests: int, window_seconds: float) -> None:
-    """Reserva's limiter with the (scaled) limits the sandbox enforces in part 3."""
+def use_limits(kind: str, max_requests: int, window_seconds: float) -> None:
+    """Reserva's limiter with the (scaled) limits the sandbox enforces in parts 3 and 4."""
     import dataclasses
 
     from calendars import remote
     from integrations import registry
 
-    microsoft = registry.PROVIDERS["microsoft"]
+    provider = registry.PROVIDERS[kind]
     limits = dataclasses.replace(
-        microsoft.limits, max_per_window=max_requests, window_seconds=window_seconds
+        provider.limits, max_per_window=max_requests, window_seconds=window_seconds
     )
-    registry.PROVIDERS["microsoft"] = dataclasses.replace(microsoft, limits=limits)
+    registry.PROVIDERS[kind] = dataclasses.replace(provider, limits=limits)
     remote._limiter_backend.cache_clear()
+
+
+def google_binding(handle, count: int):
+    """A space bound to the Google sandbox's resource calendar, with ``count`` back-to-back
+    reservations from tomorrow (the user and location of :func:`make_world`)."""
+    import json
+
+    from django.contrib.auth import get_user_model
+
+    from calendars.models import (
+        CalendarProvider,
+        ConnectionAlias,
+        CredentialAlias,
+        ProviderKind,
+        SpaceCalendar,
+    )
+    from reservations.models import Location, Reservation, Space
+
+    key = json.loads((Path(handle.sandbox.state_dir) / "google" / "reserva-sync.json").read_text())
+    provider = CalendarProvider.objects.create(
+        name="Sandbox Google",
+        kind=ProviderKind.GOOGLE,
+        connection=ConnectionAlias.objects.create(
+            name="Sandbox Google",
+            kind=ProviderKind.GOOGLE,
+            authority_url=f"{handle.base_url}/google/oauth2/token",
+            authorization_url=f"{handle.base_url}/google/o/oauth2/v2/auth",
+            api_base_url=f"{handle.base_url}/google/calendar/v3",
+            ca_bundle=str(handle.ca_file),
+        ),
+        credential=CredentialAlias.objects.create(
+            name="Sandbox Google app",
+            kind=ProviderKind.GOOGLE,
+            service_account_key=key,
+            scopes="https://www.googleapis.com/auth/calendar",
+        ),
+        delegated_user_email=GOOGLE_USER,
+    )
+    user = get_user_model().objects.get(username="bench")
+    space = Space.objects.create(location=Location.objects.get(), name="Bench NY", capacity=8)
+    # Bound first: binding a room with reservations queues an export of its own at once.
+    binding = SpaceCalendar.objects.create(
+        space=space, provider=provider, resource_email=GOOGLE_ROOM, calendar_id=GOOGLE_ROOM
+    )
+    first = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    Reservation.objects.bulk_create(
+        [
+            Reservation(
+                space=space,
+                requested_for=user,
+                booked_by=user,
+                title=f"Bench {n}",
+                start=first + timedelta(minutes=30 * n),
+                end=first + timedelta(minutes=30 * n + 30),
+                buffered_start=first + timedelta(minutes=30 * n),
+                buffered_end=first + timedelta(minutes=30 * n + 30),
+            )
+            for n in range(count)
+        ],
+        batch_size=1000,
+    )
+    return binding
+
+
+def part_four(
+    handle, binding, count: int, per_item: float, limit: int, window: float, scale: int
+) -> list[results.Figure]:
+    from calendars.sync import export
+
+    since = last_seq(handle)
+    started = time.monotonic()
+    job = export.start_export(binding, None)  # eager: runs here, in this process
+    wall = time.monotonic() - started
+    job.refresh_from_db()
+    with handle.sandbox.lock:
+        parts = [e for e in handle.sandbox.log if e["seq"] > since and e["batch_item"]]
+    refused = sum(1 for e in parts if e["status"] in (403, 429))
+    early = sum(handle.sandbox.limits.early.values())
+    # Google runs a batch's parts one after another: one at a time, not 4.
+    floor = throttle_floor(count, per_item * 4, limit, window)
+    print(
+        f"\n4. One Google resource calendar: {count} events, quota {limit} per {window:.0f} s"
+        + (f" (600 per minute scaled by 1/{scale})" if scale > 1 else "")
+    )
+    print(
+        f"   job #{job.pk}: {job.get_status_display()}, created {job.created_count}, "
+        f"failed {job.failed_count}   target 0 failed"
+    )
+    print(
+        f"   batch parts sent {len(parts)}, refused (rateLimitExceeded) {refused}   target 0; "
+        f"sent before a Retry-After was up: {early}"
+    )
+    print(f"   wall time: {wall:.1f} s   quota floor {floor:.1f} s: {wall / floor:.3f}x")
+    return [
+        results.Figure("google: parts refused", refused, "parts", 0),
+        results.Figure("google: events failed", job.failed_count, "events", 0),
+        results.Figure("google: wall time / floor", wall / floor, "x"),
+    ]
 
 
 def part_three(
@@ -552,11 +667,16 @@ def main(argv: list[str] | None = None) -> None:
     call_command("migrate", verbosity=0)
     rooms = 0 if opts.skip_many else opts.rooms
     limit, window = GRAPH_MAX_REQUESTS, GRAPH_WINDOW_SECONDS
+    quota = (GOOGLE_MAX_REQUESTS // opts.scale, GOOGLE_WINDOW_SECONDS / opts.scale)
     if opts.throttle:
         limit, window = limit // opts.scale, window / opts.scale
-        use_limits(limit, window)
+        use_limits("microsoft", limit, window)
+    if opts.google:
+        use_limits("google", *quota)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as state:
-        handle = start_sandbox(state, sandbox_config(rooms + 1, opts.per_item, limit, window))
+        handle = start_sandbox(
+            state, sandbox_config(rooms + 1, opts.per_item, limit, window, quota)
+        )
         allow_sandbox(handle)
         try:
             print(
@@ -565,6 +685,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             events = opts.per_room // opts.scale
             first = events if opts.throttle else 0 if opts.skip_one else opts.reservations
+            if opts.google:
+                first = 0
             counts = [first] + [opts.per_room] * rooms
             started = time.monotonic()
             reset_limiter(rooms + 1)
@@ -577,6 +699,9 @@ def main(argv: list[str] | None = None) -> None:
                 figures += part_three(
                     handle, bindings[0], events, opts.per_item, limit, window, opts.scale
                 )
+            if opts.google:
+                binding = google_binding(handle, events)
+                figures += part_four(handle, binding, events, opts.per_item, *quota, opts.scale)
             if rooms:
                 figures += part_two(
                     handle,
@@ -589,9 +714,9 @@ def main(argv: list[str] | None = None) -> None:
                 )
         finally:
             handle.stop()
-    names = ("reservations", "rooms", "per_room", "workers", "per_item", "throttle", "scale")
-    arguments = {k: getattr(opts, k) for k in names}
-    name = "export-throttle" if opts.throttle else "export"
+    names = ("reservations", "rooms", "per_room", "workers", "per_item", "throttle", "google")
+    arguments = {k: getattr(opts, k) for k in (*names, "scale")}
+    name = "export-throttle" if opts.throttle else "export-google" if opts.google else "export"
     results.record(opts.results, name, figures, arguments=arguments, quick=opts.quick)
 
 

@@ -62,6 +62,8 @@ class Request:
     slots: list[Any] = field(default_factory=list)
     # Set on the items of a JSON batch, which are dispatched like requests of their own.
     batch_item: bool = False
+    # When the client's request arrived (sandbox clock); a batch's items share their batch's.
+    arrived: float | None = None
     # State kept for the life of the client's TCP connection (the server passes the same
     # dict for every request on it): NTLM authenticates a connection, not a request.
     connection: dict[str, Any] = field(default_factory=dict)

@@ -182,7 +182,7 @@ class Sandbox:
     def enter_limit(self, request: Request, key: tuple[str, ...]) -> Denial | None:
         """Count ``request`` against bucket ``key``; a Denial means answer 429."""
         request.limit_key = key
-        outcome = self.limits.enter(key)
+        outcome = self.limits.enter(key, arrived=request.arrived)
         if isinstance(outcome, Denial):
             return outcome
         request.slots.append(outcome)
@@ -221,6 +221,8 @@ class Sandbox:
 
     def dispatch(self, request: Request) -> Response | Drop:
         """Route one request (or batch item) through faults, the handler and latency."""
+        if request.arrived is None:
+            request.arrived = self.clock.timestamp()
         route, path_known = self.router.match(request)
         if route is None:
             service = self.service_for_path(request.path)

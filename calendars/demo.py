@@ -1,9 +1,11 @@
 """Demo wiring: calendar providers pointing at the local provider sandbox.
 
 ``manage.py seed_demo`` calls this (through ``seed_demo_calendars``) so that ``make run`` shows
-spaces bound to the sandbox's room mailboxes and resource calendars, and the sign-in page
-offers Microsoft and Google. Everything here is idempotent and uses the sandbox's published
-demo identifiers (``integrations.sandbox.config``, ``integrations.sandbox.google.directory``).
+spaces bound to the sandbox's room mailboxes and resource calendars (London with Microsoft 365,
+New York with Google, Berlin's Spree with the sandbox's Exchange Server over EWS), and the
+sign-in page offers Microsoft and Google (not Exchange Server, which has no per-person
+sign-in). Everything here is idempotent and uses the sandbox's published demo identifiers
+(``integrations.sandbox.config``, ``integrations.sandbox.google.directory``).
 
 Files go into the sandbox's state directory before the sandbox starts: its CA and server
 certificate (``integrations.sandbox.ca``, which the sandbox reuses), so the exports of the demo
@@ -47,6 +49,8 @@ from .models import (
     CalendarProvider,
     ConnectionAlias,
     CredentialAlias,
+    ExchangeAccess,
+    ExchangeAuth,
     LinkState,
     ProviderKind,
     SpaceCalendar,
@@ -66,8 +70,13 @@ MICROSOFT_PROVIDER = "Microsoft 365 (sandbox)"
 GOOGLE_CONNECTION = "Sandbox Google"
 GOOGLE_CREDENTIAL = "Sandbox Google (OAuth client + service account)"
 GOOGLE_PROVIDER = "Google Workspace (sandbox)"
+EWS_CONNECTION = "Sandbox Exchange Server (EWS)"
+EWS_CREDENTIAL = "Sandbox Exchange Server sync user"
+EWS_PROVIDER = "Exchange Server (sandbox)"
+DEMO_PROVIDERS = (MICROSOFT_PROVIDER, GOOGLE_PROVIDER, EWS_PROVIDER)
 
-# (location, space) -> sandbox room. London syncs with Exchange, New York with Google.
+# (location, space) -> sandbox room. London syncs with Exchange Online (Graph), New York with
+# Google, Berlin with an on-premises Exchange Server (EWS).
 MICROSOFT_BINDINGS = [
     ("London HQ", "Thames", "atlas@contoso.test"),
     ("London HQ", "Severn", "borealis@contoso.test"),
@@ -78,6 +87,15 @@ GOOGLE_BINDINGS = [
     ("New York Office", "Severn", "c_188b2e1f8e3c5d42@resource.calendar.google.com"),
     ("New York Office", "Avon", "c_188c3f2a9f4d6e53@resource.calendar.google.com"),
 ]
+EWS_BINDINGS = [
+    ("Berlin Office", "Spree", "spree@contoso.test"),
+]
+# The EWS sandbox's service account, which holds the ApplicationImpersonation role; Reserva
+# signs in as it by NTLM (DOMAIN\\user) and impersonates each room mailbox.
+EWS_SERVICE_ACCOUNT = next(
+    user for user in default_config()["ews"]["users"] if user.get("impersonation")
+)
+EWS_DOMAIN = default_config()["ews"]["netbios_domain"]
 # Demo username -> addresses the sandbox knows (Microsoft first: the account's own address).
 SANDBOX_ADDRESSES = {
     "alice": [f"alice@{MICROSOFT_DOMAIN}", f"alice@{GOOGLE_DOMAIN}"],
@@ -203,7 +221,13 @@ def _alias(model: type, name: str, values: dict[str, Any]) -> Any:
 
 
 def _provider(
-    name: str, kind: str, connection: ConnectionAlias, credential: CredentialAlias, delegate: str
+    name: str,
+    kind: str,
+    connection: ConnectionAlias,
+    credential: CredentialAlias,
+    delegate: str,
+    *,
+    sign_in: bool = True,
 ) -> CalendarProvider:
     provider, created = CalendarProvider.objects.get_or_create(
         name=name,
@@ -214,7 +238,7 @@ def _provider(
             "delegated_user_email": delegate,
         },
     )
-    if created:
+    if created and sign_in:
         # Sign-in follows this provider unless another one of its kind already offers it.
         others = CalendarProvider.objects.filter(kind=kind, sign_in_enabled=True)
         if not others.exists():
@@ -331,7 +355,38 @@ def wire_sandbox(
         google_credential,
         f"reserva-blocker@{GOOGLE_DOMAIN}",
     )
-    wiring.providers = [microsoft, google]
+    ews_connection = _alias(
+        ConnectionAlias,
+        EWS_CONNECTION,
+        {
+            "kind": ProviderKind.EWS,
+            # Only OAuth (hybrid modern auth) uses the authority, but every endpoint of the
+            # alias is checked against PROVIDER_ENDPOINT_ALLOWLIST, the empty default
+            # (login.microsoftonline.com) included: the sandbox's own keeps the check passing
+            # with make run's allowlist of the sandbox alone.
+            "authority_url": base_url,
+            "api_base_url": f"{base_url}/EWS/Exchange.asmx",
+            "ca_bundle": ca_file,
+        },
+    )
+    ews_credential = _alias(
+        CredentialAlias,
+        EWS_CREDENTIAL,
+        {
+            "kind": ProviderKind.EWS,
+            "auth_method": ExchangeAuth.NTLM,
+            "username": f"{EWS_DOMAIN}\\{EWS_SERVICE_ACCOUNT['username']}",
+            "password": EWS_SERVICE_ACCOUNT["password"],
+            "account_email": EWS_SERVICE_ACCOUNT["email"],
+            "access_type": ExchangeAccess.IMPERSONATION,
+        },
+    )
+    # No delegated mailbox (the EWS sandbox has no blocker account: Test connection reads the
+    # bound room instead), and no sign-in: Exchange Server offers none to Reserva.
+    ews = _provider(
+        EWS_PROVIDER, ProviderKind.EWS, ews_connection, ews_credential, "", sign_in=False
+    )
+    wiring.providers = [microsoft, google, ews]
     SyncSettings.load()
     # Microsoft calendar ids are minted by the sandbox at each start: empty = the room's
     # default calendar. A Google resource calendar's id is its address.
@@ -340,6 +395,8 @@ def wire_sandbox(
     wiring.bindings += _bind(
         google, GOOGLE_BINDINGS, admin, {email: email for email in resources}, resources
     )
+    # Exchange Server: the room mailbox's own calendar (the empty id), as with Graph.
+    wiring.bindings += _bind(ews, EWS_BINDINGS, admin, {}, {})
 
     # The demo people sign in with the sandbox's accounts: their addresses, verified.
     for user in get_user_model().objects.filter(username__in=SANDBOX_ADDRESSES):
@@ -364,9 +421,7 @@ def forget_previous_sandbox() -> int:
     gone with it: their links stay, and the first full pull cancels them. Returns how many
     links were reset."""
     ids = list(
-        SpaceCalendar.objects.filter(
-            provider__name__in=(MICROSOFT_PROVIDER, GOOGLE_PROVIDER)
-        ).values_list("pk", flat=True)
+        SpaceCalendar.objects.filter(provider__name__in=DEMO_PROVIDERS).values_list("pk", flat=True)
     )
     reset = (
         SyncLink.objects.filter(binding_id__in=ids)

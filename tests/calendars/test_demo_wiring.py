@@ -1,8 +1,9 @@
 """``seed_demo`` wires the demo to the provider sandbox: aliases, providers, bindings, sign-in,
 and one bulk export per bound space, so the demo week reaches the sandbox rooms.
 
-The bindings are checked against a running sandbox with the real msal and google-auth, using
-the credentials exactly as the seed stored them (decrypted from the database).
+The bindings are checked against a running sandbox with the real msal and google-auth (and,
+for Berlin's Exchange Server room, exchangelib through Test connection), using the credentials
+exactly as the seed stored them (decrypted from the database).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import service_account
 
-from calendars.demo import GOOGLE_BINDINGS, MICROSOFT_BINDINGS
+from calendars.demo import EWS_BINDINGS, GOOGLE_BINDINGS, MICROSOFT_BINDINGS
 from calendars.models import (
     BindingStatus,
     CalendarProvider,
@@ -36,10 +38,11 @@ from calendars.models import (
     SyncLink,
     SyncSettings,
 )
+from calendars.views import run_connection_test
 from integrations.sandbox.config import DEMO_CLIENT_SECRET, default_config, merge
-from integrations.sandbox.testing import start_sandbox
+from integrations.sandbox.testing import SandboxHandle, start_sandbox
 from reservations.models import Reservation
-from tests.calendars.conftest import remote_events
+from tests.calendars.conftest import control, remote_events
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
@@ -69,6 +72,16 @@ def test_seeding_says_when_the_allowlist_does_not_name_the_sandbox(tmp_path, set
     assert said.getvalue() == ""
 
 
+def room_events(handle: SandboxHandle, binding: SpaceCalendar) -> list[dict]:
+    """The live events in a bound room's calendar, whichever sandbox service holds it."""
+    kind = binding.provider.kind
+    if kind == ProviderKind.EWS:
+        items = control(handle, "GET", f"ews/mailboxes/{binding.resource_email}/items")["value"]
+        return [item for item in items if not item["is_cancelled"]]
+    calendar = binding.resource_email if kind == ProviderKind.MICROSOFT else binding.calendar_id
+    return remote_events(handle, kind, calendar)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -93,12 +106,31 @@ def test_seed_demo_creates_the_wiring_once(tmp_path):
     seed(tmp_path)
     first = counts()
     seed(tmp_path)
-    assert counts() == first == (2, 2, 2, 6, 1)
+    assert counts() == first == (3, 3, 3, 7, 1)
 
     microsoft = CalendarProvider.objects.get(kind=ProviderKind.MICROSOFT)
     google = CalendarProvider.objects.get(kind=ProviderKind.GOOGLE)
     assert microsoft.is_active and google.is_active
     assert microsoft.sign_in_enabled and google.sign_in_enabled
+    # Berlin's room is an on-premises Exchange Server's, reached over EWS by the sandbox's
+    # service account with the impersonation role; Exchange Server offers no sign-in.
+    ews = CalendarProvider.objects.get(kind=ProviderKind.EWS)
+    assert ews.is_active and not ews.sign_in_enabled
+    assert ews.connection.api_base_url == "https://127.0.0.1:8443/EWS/Exchange.asmx"
+    assert ews.connection.ca_bundle == microsoft.connection.ca_bundle
+    assert (ews.credential.auth_method, ews.credential.username, ews.credential.access_type) == (
+        "ntlm",
+        "CONTOSO\\svc-reserva",
+        "impersonation",
+    )
+    ews.credential.full_clean()
+    (spree,) = SpaceCalendar.objects.filter(provider=ews).select_related("space__location")
+    assert (spree.space.name, spree.resource_email, spree.calendar_id) == (
+        "Spree",
+        "spree@contoso.test",
+        "",
+    )
+    assert spree.space.location.time_zone == "Europe/Berlin"
     assert microsoft.connection.endpoint("api_base_url") == "https://127.0.0.1:8443/v1.0"
     assert microsoft.connection.ca_bundle == str(tmp_path.resolve() / "ca.pem")
     # Some spaces of each location, to rooms the sandbox has, authorized by the admin.
@@ -108,19 +140,29 @@ def test_seed_demo_creates_the_wiring_once(tmp_path):
         by_location.setdefault(binding.space.location.name, set()).add(binding.provider.kind)
         assert binding.status == BindingStatus.OK and binding.enabled
         assert binding.authorized_by.username == "admin" and binding.authorized_at
-    assert by_location == {"London HQ": {"microsoft"}, "New York Office": {"google"}}
+    assert by_location == {
+        "London HQ": {"microsoft"},
+        "New York Office": {"google"},
+        "Berlin Office": {"ews"},
+    }
     sandbox_rooms = {room["email"] for room in default_config()["microsoft"]["tenants"][0]["rooms"]}
     assert {b.resource_email for b in bindings if b.provider == microsoft} == sandbox_rooms
+    ews_rooms = {room["email"] for room in default_config()["ews"]["rooms"]}
+    assert {email for *_, email in EWS_BINDINGS} <= ews_rooms
 
 
 @pytest.mark.django_db
 def test_seeded_secrets_are_encrypted_at_rest(tmp_path):
     seed(tmp_path)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT client_secret, service_account_key FROM calendars_credentialalias")
+        cursor.execute(
+            "SELECT client_secret, service_account_key, password FROM calendars_credentialalias"
+        )
         rows = cursor.fetchall()
     raw = json.dumps(rows)
     assert DEMO_CLIENT_SECRET not in raw
+    ews_password = CredentialAlias.objects.get(kind=ProviderKind.EWS).password
+    assert ews_password and ews_password not in raw
     assert "GOCSPX" not in raw and "PRIVATE KEY" not in raw
     assert all(value.startswith("fernet:") for row in rows for value in row if value)
     google = CredentialAlias.objects.get(kind=ProviderKind.GOOGLE)
@@ -194,6 +236,14 @@ def test_the_seeded_bindings_work_against_the_sandbox(tmp_path):
             )
             assert answer.status_code == 200, (binding.calendar_id, answer.text)
 
+        # Berlin's room through the admin's Test connection: NTLM as the service account,
+        # impersonating the room mailbox (with make run's allowlist: the sandbox alone).
+        ews = CalendarProvider.objects.get(kind=ProviderKind.EWS)
+        with override_settings(PROVIDER_ENDPOINT_ALLOWLIST=[handle.base_url]):
+            for binding in SpaceCalendar.objects.filter(provider=ews):
+                ok, text = run_connection_test(ews, binding.resource_email)
+                assert ok, text
+
         # The sandbox accepts the portal's sign-in redirect URI on the seeded portal port.
         for provider_id, path in (
             ("microsoft", f"/{microsoft.credential.tenant_id}/oauth2/v2.0/authorize"),
@@ -261,18 +311,14 @@ def test_the_demo_week_reaches_the_sandbox_rooms(tmp_path, settings):
     try:
         seed(tmp_path, sandbox_port=handle.port)
         bindings = list(SpaceCalendar.objects.select_related("provider", "space"))
+        assert {b.provider.kind for b in bindings} == {"microsoft", "google", "ews"}
         for binding in bindings:
             booked = sorted(
                 Reservation.objects.filter(space=binding.space, end__gt=timezone.now()).values_list(
                     "pk", flat=True
                 )
             )
-            calendar = (
-                binding.resource_email
-                if binding.provider.kind == ProviderKind.MICROSOFT
-                else binding.calendar_id
-            )
-            events = remote_events(handle, binding.provider.kind, calendar)
+            events = room_events(handle, binding)
             assert len(events) == len(booked), (binding, events)
             assert (
                 sorted(
@@ -314,12 +360,7 @@ def test_a_second_make_run_fills_the_new_empty_sandbox(tmp_path, settings):
         seed(tmp_path, sandbox_port=second.port)
         for binding in SpaceCalendar.objects.select_related("provider", "space"):
             future = Reservation.objects.filter(space=binding.space, end__gt=timezone.now())
-            calendar = (
-                binding.resource_email
-                if binding.provider.kind == ProviderKind.MICROSOFT
-                else binding.calendar_id
-            )
-            assert len(remote_events(second, binding.provider.kind, calendar)) == future.count()
+            assert len(room_events(second, binding)) == future.count()
             assert pull.pull_binding(binding.pk).cancelled == 0
             assert future.filter(status="cancelled").count() == 0
     finally:

@@ -100,16 +100,22 @@ def test_seed_demo_is_idempotent():
     counts = (Location.objects.count(), Space.objects.count(), Reservation.objects.count())
     call_command("seed_demo", verbosity=0)
     assert counts == (Location.objects.count(), Space.objects.count(), Reservation.objects.count())
-    assert counts[0] == 2 and counts[1] == 30
+    # London and New York with 15 spaces each; Berlin with one room (synced over EWS).
+    assert counts[0] == 3 and counts[1] == 31
     assert {loc.time_zone for loc in Location.objects.all()} == {
         "Europe/London",
         "America/New_York",
+        "Europe/Berlin",
     }
+    (berlin,) = Space.objects.filter(location__time_zone="Europe/Berlin")
+    assert (berlin.name, berlin.kind, berlin.location.name) == ("Spree", "room", "Berlin Office")
+    assert berlin.calendar.provider.kind == "ews"
+    assert berlin.calendar.resource_email == "spree@contoso.test"
     assert Space.objects.filter(kind="seat", container__kind="container").count() == 8
     # One room under maintenance next week, and Christmas Day every year at each location.
     (maintenance,) = Closure.objects.filter(space__isnull=False)
     assert maintenance.space.name == "Avon" and maintenance.start_date > date.today()
-    assert Closure.objects.filter(space__isnull=True, yearly=True).count() == 2
+    assert Closure.objects.filter(space__isnull=True, yearly=True).count() == 3
     assert not Reservation.objects.filter(
         space=maintenance.space,
         start__date=maintenance.start_date,

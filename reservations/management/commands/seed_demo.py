@@ -1,4 +1,6 @@
-"""Create demo data: two locations in different zones, ~30 spaces, four users, a week of
+"""Create demo data: three locations in different zones (London HQ and the New York Office
+with ~15 spaces each, and a small Berlin Office whose one room, Spree, syncs with the
+sandbox's Exchange Server over EWS), four users, a week of
 bookings, closures (a room under maintenance on a day next week, Christmas Day every year),
 limits per person (a contractor at her limit of two active bookings at London HQ, staff
 booking 14 days ahead, facilities 365), an approval room (London's Trent, approved by the
@@ -81,6 +83,19 @@ LOCATIONS = [
         "time_zone": "America/New_York",
         "event_title": EventTitle.PUBLIC_NICKNAME,
         "hours": (time(8), time(19)),
+    },
+    {
+        # One room, bound to the EWS sandbox's room mailbox spree@contoso.test
+        # (calendars.demo.EWS_BINDINGS); no desks, no study hall.
+        "name": "Berlin Office",
+        "address": "Beispielstraße 1, Berlin",
+        "time_zone": "Europe/Berlin",
+        "event_title": EventTitle.PATRON_NAME,
+        "hours": (time(8), time(18)),
+        "rooms": [
+            ("Spree", "1", SpaceKind.ROOM, 6, ["Display", "Video conferencing"], True),
+        ],
+        "study_hall": False,
     },
 ]
 # (name, floor, kind, capacity, amenities, allows_group)
@@ -232,7 +247,7 @@ class Command(BaseCommand):
                 OpeningHours.objects.get_or_create(
                     location=location, weekday=weekday, defaults={"opens": opens, "closes": closes}
                 )
-            for name, floor, kind, capacity, tags, group in ROOMS:
+            for name, floor, kind, capacity, tags, group in spec.get("rooms", ROOMS):
                 space, created = Space.objects.get_or_create(
                     location=location,
                     name=name,
@@ -247,24 +262,29 @@ class Command(BaseCommand):
                 )
                 if created:
                     space.amenities.set([amenities[t] for t in tags])
-            hall, _ = Space.objects.get_or_create(
-                location=location,
-                name="Quiet study hall",
-                defaults={
-                    "floor": "4",
-                    "kind": SpaceKind.CONTAINER,
-                    "capacity": SEATS_PER_CONTAINER,
-                    "is_reservable": False,
-                },
-            )
-            for n in range(1, SEATS_PER_CONTAINER + 1):
-                Space.objects.get_or_create(
-                    location=location,
-                    name=f"Study seat {n}",
-                    defaults={"floor": "4", "kind": SpaceKind.SEAT, "container": hall},
-                )
+            if spec.get("study_hall", True):
+                self._study_hall(location)
             locations.append(location)
         return locations
+
+    def _study_hall(self, location: Location) -> None:
+        """A container whose seats are booked one by one."""
+        hall, _ = Space.objects.get_or_create(
+            location=location,
+            name="Quiet study hall",
+            defaults={
+                "floor": "4",
+                "kind": SpaceKind.CONTAINER,
+                "capacity": SEATS_PER_CONTAINER,
+                "is_reservable": False,
+            },
+        )
+        for n in range(1, SEATS_PER_CONTAINER + 1):
+            Space.objects.get_or_create(
+                location=location,
+                name=f"Study seat {n}",
+                defaults={"floor": "4", "kind": SpaceKind.SEAT, "container": hall},
+            )
 
     def _floor_maps(self, locations: list[Location]) -> None:
         """Drawn plans of London HQ's floors 1-3 with its spaces placed on them, and drawn
@@ -418,7 +438,9 @@ class Command(BaseCommand):
                 day = today + timedelta(days=offset)
                 if day.weekday() >= 5:
                     continue
-                for room in rng.sample(rooms, k=6):
+                # Berlin has one room; London and New York (first, so their week is the
+                # same as before Berlin came) take six of theirs.
+                for room in rng.sample(rooms, k=min(6, len(rooms))):
                     hour = rng.randint(8, 16)
                     start = datetime.combine(day, time(hour), tzinfo=zone)
                     if start < now:

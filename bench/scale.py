@@ -98,6 +98,7 @@ GOOGLE_ROOM = "c_5ca1e{:06d}@resource.calendar.google.com"
 GOOGLE_DELEGATE = "scale-sync-{:03d}@northwind.test"
 GOOGLE_SERVICE_ACCOUNT = "reserva-sync@reserva-sandbox.iam.gserviceaccount.com"
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+QUIET_SECONDS = 5
 NO_POLLING_MINUTES = 32767  # SyncSettings.pull_interval_minutes' largest value
 # Documented limits the report compares with (README "Scaling" cites them).
 GRAPH_MAILBOX_PER_10_MIN = 10_000
@@ -638,15 +639,23 @@ def in_step(rooms: list[Room]) -> bool:
     )
 
 
-def settled(rooms: list[Room], redis_client: Any) -> Callable[[], bool]:
-    """A check: in step and quiet, twice two seconds apart (a notification can still be on
-    its way when the queues first look empty)."""
+def settled(rooms: list[Room], redis_client: Any, sandbox: Sandbox) -> Callable[[], bool]:
+    """A check: in step and quiet, and still quiet with no provider request for
+    ``QUIET_SECONDS`` (the sandbox delivers notifications one at a time from a queue of its
+    own: one can still be on its way when Reserva's queues first look empty)."""
+
+    def requests_so_far() -> int:
+        return sum(sandbox.counters().get("service", {}).values())
 
     def check() -> bool:
         if not (in_step(rooms) and sync_quiet(redis_client)):
             return False
-        time.sleep(2)
-        return sync_quiet(redis_client)
+        seen = requests_so_far()
+        for _ in range(QUIET_SECONDS):
+            time.sleep(1)
+            if not sync_quiet(redis_client) or requests_so_far() != seen:
+                return False
+        return True
 
     return check
 
@@ -769,8 +778,11 @@ def stamp(text: str) -> float:
     return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-def verify(sandbox: Sandbox, rooms: list[Room], changes: list[Change]) -> tuple[list, list, list]:
-    """Per change, when it was applied on the other side: (remote lags, local lags, misses)."""
+def verify(
+    sandbox: Sandbox, rooms: list[Room], changes: list[Change]
+) -> tuple[list, list, list, dict[str, list[float]]]:
+    """Per change, when it was applied on the other side: (remote lags, local lags, misses,
+    lags by direction and provider)."""
     from reservations.models import Reservation
 
     history = Reservation.history.model
@@ -778,6 +790,7 @@ def verify(sandbox: Sandbox, rooms: list[Room], changes: list[Change]) -> tuple[
     local_lags: list[float] = []
     misses: list[str] = []
     by_room = {room.index: room for room in rooms}
+    by_kind: dict[str, list[float]] = {}
     events: dict[int, dict[str, dict]] = {}
 
     def room_events(index: int) -> dict[str, dict]:
@@ -808,6 +821,8 @@ def verify(sandbox: Sandbox, rooms: list[Room], changes: list[Change]) -> tuple[
                 )
             else:
                 remote_lags.append(max(0.0, first.timestamp() - change.sent))
+                key = f"remote->Reserva {by_room[change.room].kind}"
+                by_kind.setdefault(key, []).append(remote_lags[-1])
             continue
         link = (
             Reservation.objects.filter(pk=int(change.ref))
@@ -821,10 +836,11 @@ def verify(sandbox: Sandbox, rooms: list[Room], changes: list[Change]) -> tuple[
                 f"event {link or 'none'} not in the calendar"
             )
             continue
-        if parse_remote_time(event.get("start")) != change.start:
+        latest = by_room[change.room].local_starts[int(change.ref)]  # later moves supersede
+        if parse_remote_time(event.get("start")) != latest:
             misses.append(
                 f"local {change.op} room {change.room}: reservation {change.ref}: event {link} "
-                f"starts {event.get('start')}, not {change.start:%Y-%m-%d %H:%M}"
+                f"starts {event.get('start')}, not {latest:%Y-%m-%d %H:%M}"
             )
             continue
         if change.op == "create":
@@ -832,7 +848,9 @@ def verify(sandbox: Sandbox, rooms: list[Room], changes: list[Change]) -> tuple[
         else:
             written = event.get("lastModifiedDateTime") or event.get("updated")
         local_lags.append(max(0.0, stamp(written) - change.sent))
-    return remote_lags, local_lags, misses
+        key = f"local->{by_room[change.room].kind}"
+        by_kind.setdefault(key, []).append(local_lags[-1])
+    return remote_lags, local_lags, misses, by_kind
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -956,7 +974,7 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
         with ThreadPoolExecutor(opts.driver_threads) as pool:  # one of each per room, in step
             list(pool.map(lambda r: driver.remote(r, "create", time.time()), rooms))
             list(pool.map(lambda r: driver.local(r, "create", time.time()), rooms))
-        wait_until(settled(rooms, redis_client), opts.setup_seconds, stack, "seed in step")
+        wait_until(settled(rooms, redis_client, sandbox), opts.setup_seconds, stack, "seed in step")
 
         # Idle: beat's ticks and nothing else (polling is kept out, see the docstring).
         time.sleep(2)
@@ -986,13 +1004,13 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
         driven = snapshot(sandbox, stack)
         settle_started = time.monotonic()
         try:
-            wait_until(settled(rooms, redis_client), opts.settle_seconds, stack, "settled")
+            wait_until(settled(rooms, redis_client, sandbox), opts.settle_seconds, stack, "settled")
         except SystemExit as exc:
             print(f"warning: {exc}")
         settle = time.monotonic() - settle_started
         after = snapshot(sandbox, stack)
         drive, work = delta(before, driven), delta(before, after)
-        remote_lags, local_lags, misses = verify(sandbox, rooms, changes)
+        remote_lags, local_lags, misses, by_kind = verify(sandbox, rooms, changes)
 
         # One poll round: a no-change pull of every room, as beat requests them.
         time.sleep(1)
@@ -1027,6 +1045,7 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
         misses,
         remote_lags,
         local_lags,
+        by_kind,
         idle,
         drive,
         work,
@@ -1047,6 +1066,7 @@ def report(
     misses,
     remote_lags,
     local_lags,
+    by_kind,
     idle,
     drive,
     work,
@@ -1136,6 +1156,10 @@ def report(
         f"{percentile(local_lags, 0.95):.2f} s max {max(local_lags, default=0):.2f} s; "
         f"all p95 {percentile(lags, 0.95):.2f} s; settled {settle:.0f} s after the last change; "
         f"queue depth max {depth}"
+    )
+    print(
+        "  lag p95 by direction and provider: "
+        + ", ".join(f"{k} {percentile(v, 0.95):.2f} s" for k, v in sorted(by_kind.items()))
     )
     print(
         f"  provider requests during the run: {drive.requests / drive.seconds:.1f}/s "

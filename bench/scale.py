@@ -48,7 +48,15 @@ Figures (printed, and with ``--results`` recorded through ``bench/results.py``)
 - worker CPU seconds (/proc, the worker processes and their pool children): per change, per
   room polled, per renewal, and per simulated hour for N rooms; gunicorn's (webhooks) apart;
 - subscription renewals: seen during the run, and per simulated hour for N rooms;
-- Celery queue depth (``sync`` + ``default``), the largest sampled.
+- Celery queue depth (``sync`` + ``default``), the largest sampled;
+- database growth per year for N rooms: rows per change, per poll and per renewal (exact
+  counts of every table before and after each phase) times each table's bytes per row at
+  the end (``pg_total_relation_size``, indexes included; inflated on a small database).
+
+"Settled" means every change is on the other side, nothing is queued, requested or running,
+and no provider request came for five seconds: the sandbox delivers its notifications one at
+a time from a queue of its own, so a late one can still start a pull after the queues empty
+(that queue is also part of the remote -> Reserva lag under load).
 
 Run (PostgreSQL and Redis are required; the database, named ``*bench*``, is dropped and
 made again; the Redis database's ``sync``/``default`` queues are emptied first)::
@@ -1197,6 +1205,16 @@ def report(
         f"{GOOGLE_PER_USER_PER_MIN}/min/user, {GOOGLE_PER_PROJECT_PER_MIN}/min/project); "
         f"{google_per_user_min:.0f}/min per delegated user here"
     )
+    print(
+        "  rows per change: "
+        + ", ".join(
+            f"{t} {rows / max(1, len(made)):.2f}"
+            for t, rows in sorted(work.rows.items())
+            if rows > 0
+        )
+        + "; per poll: "
+        + ", ".join(f"{t} {rows / n:.2f}" for t, rows in sorted(poll.rows.items()) if rows > 0)
+    )
     biggest = sorted(growth.items(), key=lambda item: -item[1])[:5]
     print(
         f"  database growth per year, {n} rooms: {year_gb:.2f} GB ("
@@ -1241,8 +1259,10 @@ def main(argv: list[str] | None = None) -> int:
     (folder / "sandbox").mkdir(parents=True, exist_ok=True)
     keep = opts.keep_logs or opts.log_dir is not None
     print(f"logs in {folder}" + ("" if keep else " (removed at the end; --keep-logs keeps them)"))
+    began = time.monotonic()
     try:
         figures = run(opts, folder)
+        print(f"  the whole bench took {time.monotonic() - began:.0f} s")
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

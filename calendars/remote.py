@@ -127,6 +127,14 @@ def provider_config(provider: CalendarProvider, *, subject: str = "") -> Provide
         delegated_user=subject or provider.delegated_user_email,
         ca_bundle=connection.ca_bundle or None,
         timeout=float(connection.timeout_seconds),
+        auth_method=credential.auth_method,
+        username=credential.username,
+        password=credential.password,
+        resource_url=credential.resource_url,
+        account_email=credential.account_email,
+        impersonation=credential.access_type != "delegate",
+        server_version=connection.server_version,
+        folder=connection.calendar_folder,
     )
 
 
@@ -141,6 +149,7 @@ def client_for(provider: CalendarProvider, *, subject: str = "") -> CalendarClie
         provider.pk,
         hash(repr(config)),
         hash(config.client_secret),
+        hash(config.password),
         hash(repr(config.service_account_key)),
     )
     with _clients_lock:

@@ -187,6 +187,10 @@ def _test_client(provider: CalendarProvider) -> CalendarClient:
     obtained before an administrator changed the app registration."""
     config = provider_config(provider)
     http = HttpClient(ca_bundle=config.ca_bundle, timeout=config.timeout)
+    if provider.kind == ProviderKind.EWS:
+        from integrations.ews.client import EwsClient
+
+        return EwsClient(config, http)
     if provider.kind == ProviderKind.GOOGLE:
         from integrations.google.client import GoogleClient
 

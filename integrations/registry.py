@@ -99,6 +99,30 @@ PROVIDERS: dict[str, ProviderSpec] = {
         batch_size=50,
         limits=Limits(max_in_flight=8, max_per_window=600, window_seconds=60),
     ),
+    # Exchange Server on-premises: no per-person sign-in (the oauth/auth modules say so), no
+    # public hosts (each server is allowed by name). Exchange's default throttling policy
+    # allows 27 concurrent EWS connections per user (EwsMaxConcurrency) and charges an
+    # impersonating service account's calls to the mailbox: 4 in flight per mailbox keeps a
+    # handful of busy rooms inside that. Batches: multi-item requests of 50 items.
+    "ews": ProviderSpec(
+        kind="ews",
+        client="integrations.ews.client.EwsClient",
+        oauth="integrations.ews.oauth",
+        auth="integrations.ews.auth",
+        public_hosts="integrations.ews.hosts.PUBLIC_HOSTS",
+        scopes=(),
+        idle_limit=timedelta(days=36500),
+        idle_warning=timedelta(days=36000),
+        # Outlook on Exchange Server is Exchange too: a booking pulled from it says so.
+        reservation_source="exchange",
+        # Streaming subscriptions (a later step) notify as kind "ews".
+        webhook_kind="ews",
+        room_calendar_is_mailbox=False,
+        own_calendar_id="",
+        acts_as_delegate=False,
+        batch_size=50,
+        limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
+    ),
 }
 
 
@@ -113,7 +137,7 @@ def _load(path: str) -> Any:
 
 
 def client_class(kind: str) -> type[CalendarClient]:
-    """The client class for ``kind`` ("microsoft" or "google"); KeyError for others."""
+    """The client class for ``kind`` ("microsoft", "google" or "ews"); KeyError for others."""
     return spec(kind).client_class()
 
 

@@ -264,7 +264,7 @@ def withdraw_create(link_id: int, announced: Announcement) -> None:
     """Put back the mark ``announce_create`` replaced (the locked plan sent no create), only
     while our mark is still there: a push that saved its event meanwhile cleared it, and a
     mark put back on a saved link would hide the event from the full read's check
-    (``pull._missing_from_full_read``) for good."""
+    (``pull.fetch.missing_from_full_read``) for good."""
     SyncLink.objects.filter(pk=link_id, creating_at=announced.mark).update(
         creating_at=announced.previous
     )

@@ -1,6 +1,6 @@
 """Admin for the bulk export: "Run the export" on a space calendar, and a live progress page.
 
-Mixed into ``SpaceCalendarAdmin`` (``calendars/admin.py``). Everything is for staff with the
+Mixed into ``SpaceCalendarAdmin`` (``bindings.py``). Everything is for staff with the
 change permission on space calendars: others get 403, an unknown job 404. The progress page
 polls a small JSON endpoint (``static/calendars/export_progress.js``) and redraws its bar,
 counts and errors without reloading. Errors shown are the provider errors' messages, which
@@ -19,8 +19,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from .models import JobKind, SpaceCalendar, SyncJob
-from .sync import export
+from ..models import JobKind, SpaceCalendar, SyncJob
+from ..sync import export
 
 FINISHED = ("succeeded", "partial", "failed", "paused")
 

@@ -15,7 +15,7 @@ RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(POR
 	PROVIDER_ENDPOINT_ALLOWLIST=$${PROVIDER_ENDPOINT_ALLOWLIST:-https://127.0.0.1:$(SANDBOX_PORT)}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench bench-booking bench-export bench-pull bench-insights bench-portal screenshots clean
+.PHONY: install run test lint format bench bench-booking bench-export bench-pull bench-insights bench-portal bench-scale screenshots clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,6 +58,8 @@ format: install
 BENCH_RESULTS ?= bench/results.json
 BENCH_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_bench
 BENCH_REDIS ?= redis://127.0.0.1:6379/3
+# bench/scale.py drops and makes its own database again (a name with "bench" in it only).
+BENCH_SCALE_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_scale_bench
 bench: install  ## quick versions of all benchmarks; figures into bench/results.json
 	$(BIN)/python bench/booking.py --quick --results $(BENCH_RESULTS)
 	$(BIN)/python bench/portal_pages.py --quick --results $(BENCH_RESULTS)
@@ -66,6 +68,8 @@ bench: install  ## quick versions of all benchmarks; figures into bench/results.
 	$(BIN)/python bench/pull.py --google --quick --results $(BENCH_RESULTS)
 	DATABASE_URL=$(BENCH_DATABASE) REDIS_URL=$(BENCH_REDIS) $(DEV_ENV) \
 		$(BIN)/python bench/webhook.py --quick --results $(BENCH_RESULTS)
+	BENCH_DATABASE_URL=$(BENCH_SCALE_DATABASE) REDIS_URL=$(BENCH_REDIS) \
+		$(BIN)/python bench/scale.py --quick --results $(BENCH_RESULTS)
 
 bench-booking: install  ## needs PostgreSQL; see bench/booking.py
 	$(BIN)/python bench/booking.py
@@ -75,6 +79,10 @@ bench-export: install  ## bulk export against the sandbox (PostgreSQL; Redis if 
 
 bench-pull: install  ## pull requests/queries, no change and 100 changes, against the sandbox; see bench/pull.py
 	$(BIN)/python bench/pull.py --google
+
+bench-scale: install  ## 1,000 rooms, steady state, 60x for 10 minutes (PostgreSQL + Redis); see bench/scale.py
+	BENCH_DATABASE_URL=$(BENCH_SCALE_DATABASE) REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
+		$(BIN)/python bench/scale.py --results $(BENCH_RESULTS)
 
 # The portal under load needs locust, which is not in the lock: LOCUST=/path/to/locust
 # (python3.11 -m venv /tmp/locust && /tmp/locust/bin/pip install locust==2.47.0).

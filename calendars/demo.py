@@ -360,11 +360,6 @@ def wire_sandbox(
         EWS_CONNECTION,
         {
             "kind": ProviderKind.EWS,
-            # Only OAuth (hybrid modern auth) uses the authority, but every endpoint of the
-            # alias is checked against PROVIDER_ENDPOINT_ALLOWLIST, the empty default
-            # (login.microsoftonline.com) included: the sandbox's own keeps the check passing
-            # with make run's allowlist of the sandbox alone.
-            "authority_url": base_url,
             "api_base_url": f"{base_url}/EWS/Exchange.asmx",
             "ca_bundle": ca_file,
         },

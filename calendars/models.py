@@ -25,6 +25,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from integrations.registry import sign_in_kinds
 from reservations.models import Space, SpaceKind
 
 from .crypto import EncryptedJSONField, EncryptedTextField
@@ -253,6 +254,12 @@ class CredentialAlias(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def uses_authority(self) -> bool:
+        """Tokens come from the connection's authority: not for Exchange Server's NTLM or
+        Basic sign-in, which never contacts it (so an allowlist need not name it)."""
+        return self.kind != ProviderKind.EWS or self.auth_method == ExchangeAuth.OAUTH
+
     def clean(self) -> None:
         if self.kind == ProviderKind.MICROSOFT and not (self.tenant_id and self.client_id):
             raise ValidationError(_("Microsoft credentials need a tenant id and a client id."))
@@ -350,6 +357,10 @@ class CalendarProvider(models.Model):
             errors["connection"] = _("This connection alias is for another provider kind.")
         if self.credential_id and self.credential.kind != self.kind:
             errors["credential"] = _("This credential alias is for another provider kind.")
+        if self.sign_in_enabled and self.kind and self.kind not in sign_in_kinds():
+            errors["sign_in_enabled"] = _(
+                "Nobody signs in to %(kind)s: its rooms sync with the sync user's credentials."
+            ) % {"kind": self.get_kind_display()}
         if (
             not errors
             and self.kind == ProviderKind.EWS

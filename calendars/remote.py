@@ -95,7 +95,10 @@ def checked_endpoints(provider: CalendarProvider) -> dict[str, str]:
             code="kind_mismatch",
         )
     endpoints = {
-        "authority_url": connection.endpoint("authority_url"),
+        # Not contacted (so not checked) when the credential gets no token from it.
+        "authority_url": (
+            connection.endpoint("authority_url") if provider.credential.uses_authority else ""
+        ),
         "authorization_url": connection.endpoint("authorization_url"),
         "api_base_url": connection.endpoint("api_base_url"),
         "batch_url": connection.batch_url.rstrip("/"),

@@ -48,6 +48,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from integrations.base import EndpointRefused
+from integrations.registry import sign_in_kinds
 
 from .crypto import DecryptionError
 from .models import CalendarProvider, CredentialAlias, ProviderKind
@@ -183,7 +184,7 @@ def configured_apps() -> list[SignInApp]:
     apps = _from_environment()
     taken = {app.provider_id for app in apps}
     providers = CalendarProvider.objects.filter(
-        is_active=True, sign_in_enabled=True
+        is_active=True, sign_in_enabled=True, kind__in=sign_in_kinds()
     ).select_related("connection")
     for provider in providers:
         if PROVIDER_IDS[provider.kind] in taken:

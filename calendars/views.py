@@ -52,7 +52,7 @@ from integrations.base import (
     UserCredentials,
 )
 from integrations.http import HttpClient
-from integrations.registry import spec
+from integrations.registry import sign_in_kinds, spec
 from reservations.models import Space, SpaceKind
 
 from . import bindings, tokens
@@ -359,7 +359,9 @@ def _space_authorized(
 @require_GET
 def connect(request: HttpRequest) -> HttpResponse:
     """The person's connections, one row per active provider."""
-    providers = list(CalendarProvider.objects.filter(is_active=True).order_by("name"))
+    providers = list(
+        CalendarProvider.objects.filter(is_active=True, kind__in=sign_in_kinds()).order_by("name")
+    )
     held = {t.provider_id: t for t in UserToken.objects.filter(user=request.user)}
     rows = []
     for provider in providers:
@@ -382,7 +384,9 @@ def connect(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def connect_start(request: HttpRequest, provider_id: int) -> HttpResponse:
-    provider = CalendarProvider.objects.filter(pk=provider_id, is_active=True).first()
+    provider = CalendarProvider.objects.filter(
+        pk=provider_id, is_active=True, kind__in=sign_in_kinds()
+    ).first()
     if provider is None:
         messages.error(request, "That calendar provider is not available.")
         return redirect("calendars:connect")
@@ -479,7 +483,11 @@ def space_sync(request: HttpRequest, space_id: int) -> HttpResponse:
     """A space's sync: its binding, and Authorize / Remove authorization."""
     space = get_object_or_404(Space.objects.select_related("location"), pk=space_id)
     binding = SpaceCalendar.objects.select_related("provider").filter(space=space).first()
-    providers = list(CalendarProvider.objects.filter(is_active=True).order_by("name"))
+    # Authorize signs in with the provider; an Exchange Server room is bound in the admin's
+    # Space calendars list with the sync user's credentials instead.
+    providers = list(
+        CalendarProvider.objects.filter(is_active=True, kind__in=sign_in_kinds()).order_by("name")
+    )
     return render(
         request,
         "calendars/admin/space_sync.html",
@@ -512,6 +520,13 @@ def space_authorize(request: HttpRequest, space_id: int, provider_id: int) -> Ht
     provider = CalendarProvider.objects.filter(pk=provider_id, is_active=True).first()
     if provider is None:
         messages.error(request, "That calendar provider is not available (inactive or deleted).")
+        return back
+    if provider.kind not in sign_in_kinds():
+        messages.error(
+            request,
+            f"Nobody signs in to {provider.name}: bind {space.name} in Space calendars with the "
+            "sync user's credentials instead.",
+        )
         return back
     try:
         url = _begin(request, provider, "space", space_id=space.pk, login_hint=request.user.email)

@@ -44,6 +44,10 @@ class ProviderSpec:
     acts_as_delegate: bool  # the app's credentials act as the delegated user (Google DWD)
     batch_size: int  # most operations in one batch request
     limits: Limits  # published per-mailbox request limits
+    # People sign in with the provider and connect their own calendar (personal mode, the
+    # portal's sign-in, Authorize on a space's setup page); Exchange Server's rooms are bound
+    # with the sync user's credentials only.
+    people_sign_in: bool = True
 
     def client_class(self) -> type[CalendarClient]:
         return _load(self.client)
@@ -122,6 +126,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         acts_as_delegate=False,
         batch_size=50,
         limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
+        people_sign_in=False,
     ),
 }
 
@@ -139,6 +144,11 @@ def _load(path: str) -> Any:
 def client_class(kind: str) -> type[CalendarClient]:
     """The client class for ``kind`` ("microsoft", "google" or "ews"); KeyError for others."""
     return spec(kind).client_class()
+
+
+def sign_in_kinds() -> list[str]:
+    """The kinds whose people sign in and connect their own calendars."""
+    return [kind for kind, provider in PROVIDERS.items() if provider.people_sign_in]
 
 
 def public_hosts() -> list[str]:

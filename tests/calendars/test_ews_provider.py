@@ -188,3 +188,49 @@ def test_an_ews_connection_alias_is_added_in_the_admin(client, make_user):
         assert (saved.kind, saved.server_version, saved.api_base_url) == ("ews", "2019", EWS_URL)
         page = client.get(reverse("admin:calendars_connectionalias_change", args=[saved.pk]))
         assert "Exchange Server Subscription Edition" in page.content.decode()
+
+
+def test_the_authority_is_checked_only_for_a_credential_that_gets_tokens_from_it(ews_provider):
+    """NTLM and Basic never contact the connection's authority, so an allowlist naming only
+    the Exchange server is enough; hybrid OAuth does, so there it must be allowed."""
+    from django.test import override_settings
+
+    from calendars.remote import checked_endpoints
+    from integrations.base import EndpointRefused
+
+    only_exchange = [ews_provider.connection.api_base_url.split("/EWS/")[0]]
+    with override_settings(PROVIDER_ENDPOINT_ALLOWLIST=only_exchange):
+        assert checked_endpoints(ews_provider)["authority_url"] == ""
+        CredentialAlias.objects.filter(pk=ews_provider.credential_id).update(
+            auth_method="oauth", tenant_id="contoso.test", client_id="c", client_secret="s"
+        )
+        ews_provider.refresh_from_db()
+        with pytest.raises(EndpointRefused) as refused:
+            checked_endpoints(ews_provider)
+        assert "login.microsoftonline.com" in refused.value.message
+
+
+def test_nobody_signs_in_to_exchange_server(ews_provider, client, make_user):
+    """No sign-in, no personal connection and no Authorize for an EWS provider: the model
+    refuses the sign-in box, the sign-in page and the connect page leave it out, and a space's
+    Authorize says to bind the room in Space calendars."""
+    from calendars import signin
+    from reservations.models import Location, Space
+
+    ews_provider.sign_in_enabled = True
+    assert "Nobody signs in to Exchange Server" in errors_of(ews_provider)["sign_in_enabled"][0]
+    CalendarProvider.objects.filter(pk=ews_provider.pk).update(sign_in_enabled=True)
+    assert all(app.provider_id != "ews" for app in signin.configured_apps())
+
+    admin = make_user(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    assert ews_provider.name not in client.get(reverse("calendars:connect")).content.decode()
+    space = Space.objects.create(
+        location=Location.objects.create(name="Berlin", time_zone="Europe/Berlin"), name="Spree"
+    )
+    page = client.get(reverse("calendars:space_sync", args=[space.pk])).content.decode()
+    assert reverse("calendars:space_authorize", args=[space.pk, ews_provider.pk]) not in page
+    response = client.post(
+        reverse("calendars:space_authorize", args=[space.pk, ews_provider.pk]), follow=True
+    )
+    assert "bind Spree in Space calendars" in response.content.decode()

@@ -266,6 +266,10 @@ SYNC_PUSH_RETRY_BASE_SECONDS = env.int("SYNC_PUSH_RETRY_BASE_SECONDS", default=6
 SYNC_PUSH_RETRY_CAP_SECONDS = env.int("SYNC_PUSH_RETRY_CAP_SECONDS", default=1800)
 # ... for this long after the first failure in a row; then the admins get one email.
 SYNC_PUSH_GIVE_UP_HOURS = env.float("SYNC_PUSH_GIVE_UP_HOURS", default=24.0)
+# Sync job records (the admin's history) kept this long once finished; a pull that changed
+# nothing only this many hours (calendars/retention.py, beat hourly).
+SYNC_JOB_KEEP_DAYS = env.int("SYNC_JOB_KEEP_DAYS", default=30)
+SYNC_IDLE_PULL_KEEP_HOURS = env.int("SYNC_IDLE_PULL_KEEP_HOURS", default=24)
 
 # --- Cache: rate-limit counters and sign-in lockouts ----------------------------------------
 # Every limit (the API's per-client rate, /o/token/, the portal's and the admin's sign-in

@@ -83,6 +83,13 @@ class EwsRemote(Remote):
         return f"{self._path}/{quote(event_id, safe='')}"
 
     def create(self, subject: str, start: datetime, end: datetime, **extra) -> str:
+        """``reservation_tag=<id>``: with Reserva's tag (an item our push made), saved over EWS."""
+        if "reservation_tag" in extra:
+            from integrations.ews.mapping import TAG_FIELD, register
+
+            register()
+            tag = str(extra.pop("reservation_tag"))
+            return self._save_over_ews(subject=subject, start=start, end=end, **{TAG_FIELD: tag})
         body = {"subject": subject, **self._times(start, end), **extra}
         return control(self.sandbox, "POST", self._path, json=body)["id"]
 
@@ -99,17 +106,24 @@ class EwsRemote(Remote):
         control(self.sandbox, "POST", "ews/sync-states/expire", json={"mailbox": EWS_ROOM})
 
     def create_all_day(self, subject: str, day: date) -> str:
-        """An all-day item (the control routes have no all-day field): saved over EWS by the
-        sandbox's sync user impersonating the room, as Outlook would save it."""
-        from exchangelib import CalendarItem, EWSDate
+        """An all-day item (the control routes have no all-day field)."""
+        from exchangelib import EWSDate
+
+        start, end = EWSDate.from_date(day), EWSDate.from_date(day + timedelta(days=1))
+        return self._save_over_ews(subject=subject, is_all_day=True, start=start, end=end)
+
+    def _save_over_ews(self, **fields) -> str:
+        """An item the control routes cannot make, saved over EWS by the sandbox's sync user
+        impersonating the room (no invitations), as Outlook would save it."""
+        from exchangelib import CalendarItem, EWSDateTime
         from exchangelib.items import SEND_TO_NONE
 
         from tests.support.ews_sandbox import account
 
+        for key in ("start", "end"):
+            if isinstance(fields[key], datetime):
+                fields[key] = EWSDateTime.from_datetime(fields[key].astimezone(UTC))
         room = account(self.sandbox, EWS_ROOM, "svc-reserva@contoso.test", impersonate=True)
-        item = CalendarItem(
-            account=room, folder=room.calendar, subject=subject, is_all_day=True,
-            start=EWSDate.from_date(day), end=EWSDate.from_date(day + timedelta(days=1)),
-        )  # fmt: skip
+        item = CalendarItem(account=room, folder=room.calendar, **fields)
         item.save(send_meeting_invitations=SEND_TO_NONE)
         return str(item.id)

@@ -4,8 +4,11 @@ aliases point at it (so the real clients talk to it over HTTPS, as in production
 - ``sandbox``: a fresh sandbox per test (``.base_url``, ``.ca_file``, ``.sandbox``);
 - ``ms_provider`` / ``google_provider``: a Microsoft 365 / Google provider on it (the
   delegated user is the sandbox's ``reserva-blocker@`` account);
-- ``ms_binding`` / ``google_binding``: a room bound to ``atlas@contoso.test`` / the Atlas
-  resource calendar;
+- ``ews_provider``: an Exchange Server (EWS) provider on it (NTLM, impersonation by the
+  sandbox's ``svc-reserva@`` account);
+- ``ms_binding`` / ``google_binding`` / ``ews_binding``: a room bound to ``atlas@contoso.test``
+  / the Atlas resource calendar / the EWS ``atlas@contoso.test`` room mailbox;
+  ``binding_for(kind, request)`` names the one for ``kind``;
 - ``remote_events(handle, provider_kind, calendar)``: every event the sandbox holds there;
 - ``sync_worker(prefix, **env)``: a real Celery worker process on a private queue, with this
   process's tasks (the ``sync`` ones included) routed to it, for the ``worker`` tests;
@@ -56,6 +59,12 @@ GOOGLE_DELEGATE = "reserva-blocker@northwind.test"
 GOOGLE_CLIENT_ID = "284719300001-reservasandbox.apps.googleusercontent.com"
 GOOGLE_CLIENT_SECRET = "GOCSPX-sandbox-demo-not-a-real-secret"
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/calendar"
+EWS_ROOM = "atlas@contoso.test"
+EWS_ROOM2 = "borealis@contoso.test"
+EWS_USER = "CONTOSO\\svc-reserva"
+EWS_PASSWORD = "Reserva-sandbox-1"
+EWS_ACCOUNT = "svc-reserva@contoso.test"
+ROOMS = {"microsoft": MS_ROOM, "google": GOOGLE_ROOM, "ews": EWS_ROOM}
 
 _names = itertools.count(1)
 
@@ -102,6 +111,9 @@ def remote_events(handle: SandboxHandle, kind: str, calendar: str) -> list[dict[
     if kind == ProviderKind.MICROSOFT:
         items = control(handle, "GET", f"microsoft/mailboxes/{calendar}/events")["value"]
         return [e for e in items if not e.get("isCancelled")]
+    if kind == ProviderKind.EWS:
+        items = control(handle, "GET", f"ews/mailboxes/{calendar}/items")["value"]
+        return [e for e in items if not e.get("is_cancelled")]
     items = control(handle, "GET", f"google/calendars/{calendar}/events")["value"]
     return [e for e in items if e.get("status") != "cancelled"]
 
@@ -165,6 +177,33 @@ def google_provider(db, sandbox: SandboxHandle) -> CalendarProvider:
     )
 
 
+@pytest.fixture
+def ews_provider(db, sandbox: SandboxHandle) -> CalendarProvider:
+    n = next(_names)
+    connection = ConnectionAlias.objects.create(
+        name=f"Sandbox EWS {n}",
+        kind=ProviderKind.EWS,
+        api_base_url=f"{sandbox.base_url}/EWS/Exchange.asmx",
+        ca_bundle=str(sandbox.ca_file),
+        timeout_seconds=10,
+    )
+    credential = CredentialAlias.objects.create(
+        name=f"Sandbox EWS sync user {n}",
+        kind=ProviderKind.EWS,
+        auth_method="ntlm",
+        username=EWS_USER,
+        password=EWS_PASSWORD,
+        account_email=EWS_ACCOUNT,
+        access_type="impersonation",
+    )
+    return CalendarProvider.objects.create(
+        name=f"Exchange Server sandbox {n}",
+        kind=ProviderKind.EWS,
+        connection=connection,
+        credential=credential,
+    )
+
+
 def bind(space, provider: CalendarProvider, resource: str, **extra: Any) -> SpaceCalendar:
     return SpaceCalendar.objects.create(
         space=space, provider=provider, resource_email=resource, calendar_name="Calendar", **extra
@@ -179,6 +218,19 @@ def ms_binding(ms_provider: CalendarProvider, make_space) -> SpaceCalendar:
 @pytest.fixture
 def google_binding(google_provider: CalendarProvider, make_space) -> SpaceCalendar:
     return bind(make_space(name="Atlas NY"), google_provider, GOOGLE_ROOM, calendar_id=GOOGLE_ROOM)
+
+
+@pytest.fixture
+def ews_binding(ews_provider: CalendarProvider, make_space) -> SpaceCalendar:
+    return bind(make_space(name="Atlas Berlin"), ews_provider, EWS_ROOM)
+
+
+BINDING_FIXTURES = {"microsoft": "ms_binding", "google": "google_binding", "ews": "ews_binding"}
+
+
+def binding_for(kind: str, request) -> SpaceCalendar:
+    """The sandbox-bound room of ``kind`` (its ``*_binding`` fixture)."""
+    return request.getfixturevalue(BINDING_FIXTURES[kind])
 
 
 def database_sessions(application_name: str) -> list[tuple]:
@@ -367,7 +419,16 @@ def sync_worker(prefix: str = "test-push", **env: str) -> Iterator[subprocess.Po
             print(workers.tail())
 
 
-@pytest.fixture(params=["microsoft", "google"])
+KINDS = ["microsoft", "google", "ews"]
+
+
+@pytest.fixture(params=KINDS)
 def kind(request) -> str:
-    """Each test that asks for it runs once per provider."""
+    """Each test that asks for it runs once per provider.
+
+    A module whose per-kind helpers know EWS says so with ``EWS_READY = True``; elsewhere the
+    ews run is skipped, saying so (issue 16: the rest are still to be given EWS helpers).
+    """
+    if request.param == "ews" and not getattr(request.module, "EWS_READY", False):
+        pytest.skip("not yet given EWS helpers (issue 16, item 3)")
     return request.param

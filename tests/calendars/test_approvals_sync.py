@@ -17,10 +17,11 @@ from integrations.google import mapping as google_mapping
 from integrations.microsoft import mapping as ms_mapping
 from reservations import services
 from reservations.models import Approval, ApprovalRule, Reservation, ReservationStatus
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
+from tests.calendars.conftest import MS_ROOM, ROOMS, binding_for, remote_events
 from tests.conftest import local, next_weekday
 from tests.support.pull import Remote, at
 
+EWS_READY = True
 START = datetime(2030, 1, 8, 10, tzinfo=UTC)
 
 
@@ -52,6 +53,8 @@ def _approval_rule(space) -> tuple[Group, object]:
 
 
 def _tentative(event: dict, kind: str) -> bool:
+    if kind == "ews":
+        return event["free_busy"] == "Tentative"
     if kind == "microsoft":
         return event["showAs"] == "tentative"
     return event["status"] == "tentative"
@@ -59,11 +62,11 @@ def _tentative(event: dict, kind: str) -> bool:
 
 @pytest.fixture
 def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 def _room(kind: str) -> str:
-    return MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+    return ROOMS[kind]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -90,6 +93,8 @@ def test_tentative_while_awaiting_then_busy_when_approved(binding, kind, sandbox
     assert not _tentative(event, kind)
     if kind == "microsoft":
         assert event["showAs"] == "busy"
+    elif kind == "ews":
+        assert event["free_busy"] == "Busy"
     else:
         assert event["status"] == "confirmed"
     assert pull.pull_binding(binding.pk).updated == 0

@@ -24,8 +24,9 @@ from integrations.base import TransientError
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus
 from tests.calendars.conftest import (
-    GOOGLE_ROOM,
     MS_ROOM,
+    ROOMS,
+    binding_for,
     control,
     hold_graph_answer,
     remote_events,
@@ -33,12 +34,12 @@ from tests.calendars.conftest import (
 )
 from tests.conftest import local, next_weekday, wait_for
 
-ROOMS = {"microsoft": MS_ROOM, "google": GOOGLE_ROOM}
+EWS_READY = True
 
 
 @pytest.fixture
 def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 def _book(binding, make_user, hour: int = 10) -> Reservation:
@@ -114,7 +115,7 @@ def test_a_pull_between_the_create_and_the_saved_id_imports_nothing(
 
 
 def test_our_event_deleted_before_its_id_is_saved_still_cancels_the_booking(
-    binding, kind, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks
+    binding, kind, sandbox, make_user, monkeypatch, django_capture_on_commit_callbacks, request
 ):
     """Someone deletes our new event in Outlook / Google before the push has saved its id. A
     pull in between met the removal of an id it did not know and skipped it for good; the
@@ -122,6 +123,12 @@ def test_our_event_deleted_before_its_id_is_saved_still_cancels_the_booking(
     (the convergence run, seed 32494637 on Microsoft). The pull now waits for the push."""
     from tests.support.pull import Remote
 
+    if kind == "ews":  # a known gap, kept visible: strict, so its fix shows
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "SyncFolderItems collapses a create and a delete between two syncs into nothing"
+            " (as Exchange does), so the pull never sees a removal to wait on; the fix"
+            " (a pull that defers while a recent create in flight is missing from the feed,"
+            " or a push that re-reads the event it records) is not made yet")))  # fmt: skip
     pull.pull_binding(binding.pk)
     booked = _book(binding, make_user)
 
@@ -317,6 +324,11 @@ def test_personal_mode_the_room_s_copy_of_a_create_in_flight_is_not_imported(
     from calendars.models import SyncMode, SyncSettings
     from tests.support.push_modes import ALICE, G_ALICE, connect, connect_google
 
+    if kind == "ews":
+        pytest.skip(
+            "EWS has no per-person sign-in to connect: personal mode on Exchange Server"
+            " (impersonating the person's mailbox) is a later slice of issue 16"
+        )
     row = SyncSettings.load()
     row.mode = SyncMode.PERSONAL
     row.save()

@@ -28,14 +28,24 @@ from calendars.sync.push import push_reservation
 from integrations.base import TransientError
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus, Source
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, bind, control, remote_events
+from tests.calendars.conftest import (
+    GOOGLE_ROOM,
+    MS_ROOM,
+    ROOMS,
+    bind,
+    binding_for,
+    control,
+    remote_events,
+)
 from tests.conftest import local, next_weekday
 from tests.support.pull import Remote, at
+
+EWS_READY = True
 
 
 @pytest.fixture
 def binding(kind, request) -> SpaceCalendar:
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 @pytest.fixture
@@ -55,7 +65,7 @@ def test_create_move_rename_delete_follow(binding, remote, kind):
     result = pull.pull_binding(binding.pk)
     assert (result.status, result.full, result.created) == ("succeeded", False, 1)
     (row,) = remote_rows(binding)
-    assert row.source == (Source.EXCHANGE if kind == "microsoft" else Source.GOOGLE)
+    assert row.source == (Source.GOOGLE if kind == "google" else Source.EXCHANGE)
     assert (row.start, row.end, row.title, row.status) == (
         at(0, 9),
         at(0, 10),
@@ -281,6 +291,8 @@ def test_an_all_day_event_runs_midnight_to_midnight_in_the_location_zone(binding
     if kind == "microsoft":
         midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         remote.create("Offsite", midnight, midnight + timedelta(days=1), isAllDay=True)
+    elif kind == "ews":
+        remote.create_all_day("Offsite", day)
     else:
         control(
             remote.sandbox,
@@ -478,7 +490,7 @@ def test_the_admin_lists_conflicts_and_cancels_the_remote_event(
     url = "/admin/reservations/reservation/"
     page = client.get(url, {"conflicts": "yes"}).content.decode()
     assert f"#{booked.pk} " in page and "Clashes with" in page
-    calendar = MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+    calendar = ROOMS[kind]
     assert len(remote_events(sandbox, kind, calendar)) == 2
 
     action = {"action": "cancel_remote_event", "_selected_action": [conflict.pk]}

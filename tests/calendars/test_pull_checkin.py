@@ -14,16 +14,18 @@ from calendars.sync import pull
 from calendars.sync.pull import plan_pull
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
+from tests.calendars.conftest import ROOMS, binding_for, control, remote_events
 from tests.support.plan import WINDOW, bucket, ev, link, res
 from tests.support.pull import Remote, at
 
 pytestmark = pytest.mark.django_db
+EWS_READY = True
+EWS_ALICE = "alice@contoso.test"
 
 
 @pytest.fixture
 def binding(kind, request):
-    found = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    found = binding_for(kind, request)
     found.space.check_in_required = True
     found.space.save()
     location = found.space.location
@@ -38,7 +40,7 @@ def remote(sandbox, kind):
 
 
 def room_of(kind: str) -> str:
-    return MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+    return ROOMS[kind]
 
 
 def test_a_remote_booking_nobody_checked_in_to_is_released_and_its_event_removed(
@@ -50,10 +52,17 @@ def test_a_remote_booking_nobody_checked_in_to_is_released_and_its_event_removed
 ):
     pull.pull_binding(binding.pk)
     # Graph keeps the organizer given; Google's room calendar is its events' own organizer.
-    visitor = "visitor@partner.example" if kind == "microsoft" else room_of(kind)
-    organizer = {"emailAddress": {"address": visitor, "name": "Visitor"}}
-    extra = {"organizer": organizer} if kind == "microsoft" else {}
-    remote.create("Walk-in", at(0, 9), at(0, 10), **extra)
+    # On Exchange Server the visitor is a mailbox of the organisation that invites the room.
+    visitor = {"microsoft": "visitor@partner.example", "ews": EWS_ALICE}.get(kind, room_of(kind))
+    if kind == "ews":
+        control(sandbox, "POST", f"ews/mailboxes/{EWS_ALICE}/items", json={
+            "subject": "Walk-in", "start": at(0, 9).isoformat(), "end": at(0, 10).isoformat(),
+            "resources": [room_of(kind)]})  # fmt: skip
+        sandbox.sandbox.wait_idle()  # the room accepts
+    else:
+        organizer = {"emailAddress": {"address": visitor, "name": "Visitor"}}
+        extra = {"organizer": organizer} if kind == "microsoft" else {}
+        remote.create("Walk-in", at(0, 9), at(0, 10), **extra)
     assert pull.pull_binding(binding.pk).created == 1
     (row,) = Reservation.objects.filter(space=binding.space)
     assert row.requested_for is None and row.organizer_email == visitor  # no Reserva account

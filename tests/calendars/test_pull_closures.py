@@ -11,15 +11,18 @@ from django.core import mail
 
 from calendars.sync import pull
 from reservations.models import Closure, Reservation, ReservationStatus
+from tests.calendars.conftest import binding_for
 from tests.conftest import next_weekday
 from tests.support.pull import Remote, at
+
+EWS_READY = True
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 @pytest.fixture

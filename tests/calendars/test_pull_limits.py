@@ -15,15 +15,16 @@ from django.utils import timezone
 from calendars.sync import pull
 from reservations import services
 from reservations.models import BookingLimit, Reservation, ReservationStatus
-from tests.calendars.conftest import GOOGLE_ROOM
-from tests.support.pull import Remote, at
+from tests.calendars.conftest import EWS_ROOM, GOOGLE_ROOM, binding_for, control
+from tests.support.pull import EwsRemote, Remote, at
 
 pytestmark = pytest.mark.django_db
+EWS_READY = True
 
 
 @pytest.fixture
 def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 G_ADA = "alice@northwind.test"  # a user of the sandbox's Google Workspace
@@ -52,8 +53,37 @@ class Organizer(Remote):
         return super().create(subject, start, end, **extra)
 
 
+EWS_ADA = "bob@contoso.test"  # a mailbox of the EWS sandbox's organisation
+
+
+class EwsOrganizer(EwsRemote):
+    """On Exchange Server the person makes the meeting in their own mailbox and invites the
+    room, which accepts (a copy of its own in the room's calendar that names them)."""
+
+    def __init__(self, sandbox, kind: str, email: str) -> None:
+        super().__init__(sandbox, kind)
+        self.email = email
+
+    @property
+    def _path(self) -> str:
+        return f"ews/mailboxes/{self.email}/items"
+
+    def create(self, subject, start, end, **extra) -> str:
+        made = super().create(subject, start, end, resources=[EWS_ROOM], **extra)
+        self.sandbox.sandbox.wait_idle()
+        return made
+
+    def move(self, event_id: str, start, end) -> None:
+        super().move(event_id, start, end)
+        self.sandbox.sandbox.wait_idle()
+
+
 @pytest.fixture
 def remote(sandbox, kind):
+    if kind == "ews":  # the room keeps the meeting's subject (Set-CalendarProcessing)
+        settings = {"delete_subject": False, "add_organizer_to_subject": False}
+        control(sandbox, "PATCH", f"ews/rooms/{EWS_ROOM}", json=settings)
+        return EwsOrganizer(sandbox, kind, EWS_ADA)
     return Organizer(sandbox, kind, "ada@example.com" if kind == "microsoft" else G_ADA)
 
 

@@ -17,15 +17,18 @@ from calendars.sync import pull
 from calendars.sync.push import apply_remote_result, push_reservation
 from reservations import services
 from reservations.models import EventTitle, Reservation, ReservationStatus, Source
+from tests.calendars.conftest import binding_for
 from tests.conftest import local, next_weekday
 from tests.support.pull import Remote
+
+EWS_READY = True
 
 DAY = next_weekday(1)  # a Tuesday
 
 
 @pytest.fixture
 def binding(kind, request) -> SpaceCalendar:
-    binding = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    binding = binding_for(kind, request)
     binding.space.location.opening_hours.update(opens=time(8), closes=time(18))
     return binding
 
@@ -82,7 +85,7 @@ def test_a_remote_move_to_a_free_slot_in_hours_is_taken(
     assert (booked.start, booked.end) == (utc(binding, 14), utc(binding, 15))
     assert (booked.status, booked.version) == (ReservationStatus.CONFIRMED, 2)
     # Made by the person, in their calendar: the history says who and where.
-    source = Source.EXCHANGE if binding.provider.kind == "microsoft" else Source.GOOGLE
+    source = Source.GOOGLE if binding.provider.kind == "google" else Source.EXCHANGE
     changed = booked.history.first()
     assert (changed.history_user_id, changed.change_source) == (owner.pk, source)
     # No echo: the event already shows version 2, so the push finds nothing to do and the

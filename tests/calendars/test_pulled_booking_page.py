@@ -9,11 +9,12 @@ from django.urls import reverse
 
 from calendars.sync import pull
 from reservations.models import Reservation
+from tests.calendars.conftest import binding_for
 from tests.support.pull import KINDS, Remote, at
 
 
 def pulled_booking(request, sandbox, kind: str, **event) -> Reservation:
-    binding = request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    binding = binding_for(kind, request)
     pull.pull_binding(binding.pk)
     Remote(sandbox, kind).create("Board meeting", at(0, 9), at(0, 10), **event)
     assert pull.pull_binding(binding.pk).created == 1
@@ -31,7 +32,7 @@ def test_a_pulled_bookings_page_answers_and_names_the_calendar(
     assert page.status_code == 200
     text = page.content.decode()
     assert "Board meeting" in text
-    calendar = "Outlook calendar" if kind == "microsoft" else "Google Calendar"
+    calendar = "Google Calendar" if kind == "google" else "Outlook calendar"
     assert f'<dd>Someone outside Reserva <span class="muted">· from {calendar}</span>' in text
 
 

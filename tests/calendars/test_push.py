@@ -14,7 +14,7 @@ from calendars.sync.plan import LinkSnapshot as Link
 from calendars.sync.plan import Op, Place, ReservationState, plan
 from reservations import services
 from reservations.models import EventTitle
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
+from tests.calendars.conftest import MS_ROOM, ROOMS, remote_events
 from tests.conftest import local, next_weekday
 
 ROOM = Place(1, "atlas@contoso.test", "")
@@ -73,13 +73,16 @@ def test_place_comparison_ignores_the_case_of_addresses():
 
 
 def _room(binding) -> str:
-    return MS_ROOM if binding.provider.kind == ProviderKind.MICROSOFT else GOOGLE_ROOM
+    return ROOMS[binding.provider.kind]
 
 
 def _times(event: dict, kind: str) -> tuple[datetime, datetime]:
-    """Aware UTC start and end (Graph answers naive UTC, Google an offset)."""
+    """Aware UTC start and end (Graph answers naive UTC, Google an offset, the EWS control
+    routes a UTC string)."""
 
-    def read(value: dict) -> datetime:
+    def read(value: dict | str) -> datetime:
+        if kind == ProviderKind.EWS:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
         if kind == ProviderKind.MICROSOFT:
             return datetime.fromisoformat(value["dateTime"][:19]).replace(tzinfo=UTC)
         return datetime.fromisoformat(value["dateTime"]).astimezone(UTC)
@@ -88,7 +91,13 @@ def _times(event: dict, kind: str) -> tuple[datetime, datetime]:
 
 
 def _subject(event: dict, kind: str) -> str:
-    return event["subject"] if kind == ProviderKind.MICROSOFT else event["summary"]
+    return event["summary"] if kind == ProviderKind.GOOGLE else event["subject"]
+
+
+def _body(event: dict, kind: str) -> str:
+    if kind == ProviderKind.EWS:
+        return event["body"] or ""
+    return event.get("body", {}).get("content") or event.get("description")
 
 
 def _book(make_user, space, hour=10, **kwargs):
@@ -99,7 +108,7 @@ def _book(make_user, space, hour=10, **kwargs):
     ).reservations[0]
 
 
-@pytest.fixture(params=["ms", "google"])
+@pytest.fixture(params=["ms", "google", "ews"])
 def binding(request):
     return request.getfixturevalue(f"{request.param}_binding")
 
@@ -118,7 +127,7 @@ def test_create_move_rename_and_cancel_follow_in_the_room_calendar(binding, sand
     assert link.external_id and link.ical_uid and link.remote_version
     assert _subject(event, kind) == "Board meeting"
     assert _times(event, kind) == (reservation.start, reservation.end)
-    assert "Booked in Reserva" in (event.get("body", {}).get("content") or event.get("description"))
+    assert "Booked in Reserva" in _body(event, kind)
 
     moved = services.change(
         actor=reservation.requested_for,

@@ -22,14 +22,14 @@ from integrations.base import RemoteEvent
 from integrations.google import mapping as google_mapping
 from integrations.microsoft import mapping as microsoft_mapping
 from reservations.models import Reservation, ReservationStatus, Source
-from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, remote_events
+from tests.calendars.conftest import ROOMS, binding_for, remote_events
 from tests.support.pull import Remote, at
 from tests.support.reconcile import book, run, settle
 
 
 @pytest.fixture
 def binding(kind, request):
-    return request.getfixturevalue("ms_binding" if kind == "microsoft" else "google_binding")
+    return binding_for(kind, request)
 
 
 # -- the pure comparison ---------------------------------------------------------------------
@@ -127,7 +127,8 @@ def test_plan_a_second_event_of_one_reservation_is_deleted():
 
 # -- against the sandbox ---------------------------------------------------------------------
 
-KINDS = ["microsoft", "google"]
+KINDS = ["microsoft", "google", "ews"]
+EWS_READY = True
 
 
 @pytest.fixture
@@ -136,11 +137,14 @@ def remote(sandbox, kind) -> Remote:
 
 
 def room(kind: str) -> str:
-    return MS_ROOM if kind == "microsoft" else GOOGLE_ROOM
+    return ROOMS[kind]
 
 
 def tagged(kind: str, reservation_id: int) -> dict:
-    """The body part that carries our tag, as Reserva writes it."""
+    """The body part that carries our tag, as Reserva writes it (on EWS, ``Remote.create``
+    saves it over EWS)."""
+    if kind == "ews":
+        return {"reservation_tag": reservation_id}
     if kind == "microsoft":
         prop = microsoft_mapping.RESERVATION_PROPERTY
         return {"singleValueExtendedProperties": [{"id": prop, "value": str(reservation_id)}]}
@@ -149,8 +153,8 @@ def tagged(kind: str, reservation_id: int) -> dict:
 
 
 def event_times(kind: str, item: dict) -> tuple[datetime, datetime]:
-    def parse(value: dict) -> datetime:
-        text = value["dateTime"].replace("Z", "+00:00")
+    def parse(value: dict | str) -> datetime:
+        text = (value if kind == "ews" else value["dateTime"]).replace("Z", "+00:00")
         moment = datetime.fromisoformat(text)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

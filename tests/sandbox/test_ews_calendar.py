@@ -201,3 +201,23 @@ def test_ntlm_with_a_down_level_logon_name(ews):
         endpoint(ews), data=b"<x/>", auth=bad, headers={"Content-Type": "text/xml"}
     )
     assert response.status_code == 401
+
+
+def test_find_item_evaluates_is_equal_to_an_extended_property_and_refuses_other_filters(ews):
+    """A client finds the item it tagged with FindItem and ``IsEqualTo`` on its extended
+    property (Reserva's ``find_by_reservation``); other restrictions stay unsupported."""
+    from exchangelib.errors import ErrorUnsupportedQueryFilter
+
+    from integrations.ews.mapping import TAG_FIELD, register
+
+    register()
+    acc = account(ews, ALICE)
+    for hour, tag in ((9, "7"), (11, "8")):
+        item = CalendarItem(account=acc, folder=acc.calendar, subject=f"Tagged {tag}",
+                            start=at(hour), end=at(hour + 1), **{TAG_FIELD: tag})  # fmt: skip
+        item.save(send_meeting_invitations=SEND_TO_NONE)
+    found = list(acc.calendar.filter(**{TAG_FIELD: "8"}))
+    assert [i.subject for i in found] == ["Tagged 8"]
+    assert list(acc.calendar.filter(**{TAG_FIELD: "9"})) == []
+    with pytest.raises(ErrorUnsupportedQueryFilter):
+        list(acc.calendar.filter(subject="Tagged 7"))

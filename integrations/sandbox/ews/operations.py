@@ -224,14 +224,12 @@ def find_item(call: Call) -> ET.Element:
         )
     shape = _required(call.op, "ItemShape")
     fields.wanted_fields(shape)
-    if (
-        call.op.find(q(M, "Restriction")) is not None
-        or call.op.find(q(M, "QueryString")) is not None
-    ):
+    if call.op.find(q(M, "QueryString")) is not None:
         raise SoapFault(
             "ErrorUnsupportedQueryFilter",
-            "The sandbox does not evaluate Restriction or QueryString; use CalendarView.",
+            "The sandbox does not evaluate QueryString; use CalendarView.",
         )
+    wanted = _extended_equals(call.op.find(q(M, "Restriction")))
     view = call.op.find(q(M, "CalendarView"))
     paged = call.op.find(q(M, "IndexedPageItemView"))
     parents = _required(call.op, "ParentFolderIds")
@@ -259,6 +257,9 @@ def find_item(call: Call) -> ET.Element:
             call.state.items_in(folder),
             key=lambda i: (i.start or dt.datetime.min.replace(tzinfo=dt.UTC), i.id),
         )
+        if wanted is not None:
+            key, value = wanted
+            found = [i for i in found if i.extended.get(key) == value]
         offset, limit = 0, None
         if view is not None:
             found = [i for i in found if i.start and i.end and i.start < end and i.end > start]
@@ -281,6 +282,26 @@ def find_item(call: Call) -> ET.Element:
             _write(container, call, item, shape)
         messages.append(message)
     return root
+
+
+def _extended_equals(restriction: ET.Element | None) -> tuple[Any, str] | None:
+    """The one restriction the sandbox evaluates: ``IsEqualTo`` an extended property and a
+    constant (how a client finds the item it tagged); any other is refused."""
+    if restriction is None:
+        return None
+    children = list(restriction)
+    test = children[0] if len(children) == 1 else None
+    uri = test.find(q(T, "ExtendedFieldURI")) if test is not None else None
+    constant = (
+        test.find(f"{q(T, 'FieldURIOrConstant')}/{q(T, 'Constant')}") if uri is not None else None
+    )
+    if test is None or local(test.tag) != "IsEqualTo" or constant is None or len(test) != 2:
+        raise SoapFault(
+            "ErrorUnsupportedQueryFilter",
+            "The sandbox evaluates only IsEqualTo an extended property and a constant; "
+            "use CalendarView.",
+        )
+    return fields.extended_key(uri), constant.get("Value", "")
 
 
 def _int_attr(elem: ET.Element, name: str) -> int | None:

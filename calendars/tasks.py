@@ -8,6 +8,12 @@ from django.db import transaction
 
 from .locks import Busy
 
+# The queue of the tasks that talk to calendar providers (pushes, pulls, webhooks,
+# reconciliation): a burst of them (a provider slow to answer) never holds up booking emails,
+# which stay on the default queue. Every worker (make run: -Q default,sync) consumes both.
+# Named on each task's decorator (``queue_name``, read by the router in config/celery.py).
+SYNC = "sync"
+
 
 def retry_countdown(seconds: float) -> float:
     """A retry's wait, kept under the broker's visibility timeout: with Redis, a message whose
@@ -66,7 +72,9 @@ ROOM_CHECKS = 6  # the room answers within seconds; the pull is the backstop aft
 ROOM_CHECK_SECONDS = 5
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=PUSH_MAX_RETRIES, acks_late=True)
+@shared_task(
+    bind=True, ignore_result=True, max_retries=PUSH_MAX_RETRIES, acks_late=True, queue_name=SYNC
+)
 def push_reservation(self, reservation_id: int) -> str:
     """Bring one reservation's remote event in step (create, update, delete, move or nothing).
 
@@ -114,7 +122,7 @@ def _queue_pushes(reservation_ids: list[int]) -> int:
     return len(reservation_ids)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def check_room_response(reservation_id: int, attempt: int = 1) -> str:
     """Personal mode: the invited room's answer -> confirmed / cancelled; asks again later
     (a few times, ``ROOM_CHECK_SECONDS`` apart) while the room has not answered."""
@@ -133,7 +141,7 @@ def check_room_response(reservation_id: int, attempt: int = 1) -> str:
     return outcome
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def resume_binding(binding_id: int) -> int:
     """A binding works again (re-authorized, "Resume sync"): status ok, waiting pushes queued
     in order. Returns how many pushes were queued."""
@@ -142,7 +150,7 @@ def resume_binding(binding_id: int) -> int:
     return trouble.resume_binding(binding_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def resume_user(user_id: int, provider_id: int) -> int:
     """A person reconnected their calendar: their paused pushes are queued again, in order."""
     from .sync import trouble
@@ -159,6 +167,7 @@ WEBHOOK_TASK = {
     "ignore_result": True,
     "autoretry_for": (Busy,),
     "retry_kwargs": {"countdown": 15, "max_retries": 8},
+    "queue_name": SYNC,
 }
 
 
@@ -186,7 +195,7 @@ def remove_subscriptions(self, binding_id: int) -> int:
     return subscriptions.remove(binding_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def renew_subscriptions() -> dict[str, int]:
     """Beat, hourly: renew webhooks expiring within a day (a failure alerts the admins once;
     polling covers the binding meanwhile) and create the missing ones."""
@@ -209,7 +218,7 @@ PULL_MAX_FAILURES = 6  # transient provider errors in a row; the next beat pull 
 PULL_BUSY_SECONDS = 3  # a run owed a pull looks again this often while another pull runs
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=None)
+@shared_task(bind=True, ignore_result=True, max_retries=None, queue_name=SYNC)
 def pull_binding(self, binding_id: int, failures: int = 0) -> str:
     """Pull one binding's remote changes (``request_pull`` queues this; never call ``delay``
     directly, or duplicates will not coalesce). While another pull of the binding runs, it
@@ -243,7 +252,7 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
     return result.status
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def pull_due_bindings() -> int:
     """Beat, every minute: request a pull of each binding whose next pull time has come (the
     interval from SyncSettings, with jitter). Returns how many pulls were queued."""
@@ -257,7 +266,13 @@ def pull_due_bindings() -> int:
 RECONCILE_MAX_RETRIES = 12  # a pull holding the binding's lock, or a transient error
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=RECONCILE_MAX_RETRIES, acks_late=True)
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    max_retries=RECONCILE_MAX_RETRIES,
+    acks_late=True,
+    queue_name=SYNC,
+)
 def reconcile_binding(self, binding_id: int, slot: str = "") -> str:
     """Compare one binding's sync window with its calendar and repair the drift; queue the
     pushes it asks for. While a pull of the binding runs it tries again a minute later.
@@ -282,7 +297,7 @@ def reconcile_binding(self, binding_id: int, slot: str = "") -> str:
     return result.status
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def reconcile_bindings() -> int:
     """Beat, every few minutes: a reconciliation of each syncing binding whose daily slot
     (``RECONCILE_HOUR`` plus its offset within ``RECONCILE_SPREAD_MINUTES``) has come and

@@ -273,11 +273,11 @@ def last_seq(handle) -> int:
 
 
 def part_one(handle, binding, count: int, per_item: float) -> list[results.Figure]:
-    from calendars.sync import export
+    from calendars import tasks
 
     since = last_seq(handle)
     started = time.monotonic()
-    job = export.start_export(binding, None)  # eager: runs here, in this process
+    job = tasks.start_export(binding, None)  # eager: runs here, in this process
     wall = time.monotonic() - started
     job.refresh_from_db()
     seen = http_requests(handle, since)

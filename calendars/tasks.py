@@ -1,12 +1,21 @@
-"""Celery tasks of the calendars app: thin wrappers that take ids and call the sync engine."""
+"""Celery tasks of the calendars app: thin wrappers that take ids, call the sync engine and
+queue what it says should happen next (``dispatch``, ``calendars/sync/followups.py``). The
+engine never imports this module."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from .locks import Busy
+from .sync.followups import CheckRoom, FollowUp, PushReservations, RunExport
+
+if TYPE_CHECKING:
+    from .models import SpaceCalendar, SyncJob
 
 # The queue of the tasks that talk to calendar providers (pushes, pulls, webhooks,
 # reconciliation): a burst of them (a provider slow to answer) never holds up booking emails,
@@ -23,7 +32,40 @@ def retry_countdown(seconds: float) -> float:
     return max(1.0, min(float(seconds), float(settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS)))
 
 
+def dispatch(follow_ups: Iterable[FollowUp | None]) -> int:
+    """Queue the tasks the engine asked for, once the current transaction commits (at once
+    outside one): a worker must find the rows they are about. Returns how many."""
+    count = 0
+    for follow_up in follow_ups:
+        match follow_up:
+            case PushReservations(reservation_ids=ids):
+                for pk in ids:  # one callback each, in order, so one failure stops no other
+                    transaction.on_commit(lambda r=pk: push_reservation.delay(r), robust=True)
+                count += len(ids)
+            case CheckRoom(reservation_id=pk, attempt=attempt, after_seconds=wait):
+                transaction.on_commit(
+                    lambda r=pk, a=attempt, w=wait: check_room_response.apply_async(
+                        (r, a), countdown=w or None
+                    )
+                )
+                count += 1
+            case RunExport(job_id=job_id, claim=claim):
+                transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
+                count += 1
+    return count
+
+
 # -- bulk export (calendars/sync/export.py) ---------------------------------------------------
+
+
+def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """Queue an export of ``binding`` and hand it to a worker after commit; the queued job.
+    Raises ``export.ExportRefused`` (see ``open_export``)."""
+    from .sync import export
+
+    job = export.open_export(binding, requested_by, dry_run=dry_run)
+    dispatch([RunExport(job.pk)])
+    return job
 
 
 @shared_task(ignore_result=True, acks_late=False)
@@ -46,10 +88,7 @@ def resume_stale_exports() -> int:
     """
     from .sync import export
 
-    claimed = export.claim_stale_exports()
-    for job_id, claim in claimed:
-        transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
-    return len(claimed)
+    return dispatch(export.claim_stale_exports())
 
 
 # -- personal tokens (calendars/tokens.py) ----------------------------------------------------
@@ -68,8 +107,6 @@ def check_user_tokens() -> dict[str, int]:
 # -- push (calendars/sync/push.py, rooms.py, trouble.py) ---------------------------------------
 
 PUSH_MAX_RETRIES = 6
-ROOM_CHECKS = 6  # the room answers within seconds; the pull is the backstop after that
-ROOM_CHECK_SECONDS = 5
 
 
 @shared_task(
@@ -88,7 +125,7 @@ def push_reservation(self, reservation_id: int) -> str:
     from .sync import push
 
     try:
-        return push.push_reservation(reservation_id).op
+        result = push.push_reservation(reservation_id)
     except TransientError as exc:
         if exc.retry_after and exc.retry_after > settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS:
             # Too long to wait in the broker (see retry_countdown): the link's next attempt
@@ -96,6 +133,8 @@ def push_reservation(self, reservation_id: int) -> str:
             return push.PushOutcome.FAILED
         countdown = retry_countdown(exc.retry_after or 5 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from None
+    dispatch(result.next)
+    return result.op
 
 
 @shared_task(ignore_result=True)
@@ -116,16 +155,14 @@ def retry_failed_pushes() -> int:
     return _queue_pushes(recovery.retry_failed_pushes())
 
 
-def _queue_pushes(reservation_ids: list[int]) -> int:
-    for reservation_id in reservation_ids:
-        transaction.on_commit(lambda r=reservation_id: push_reservation.delay(r), robust=True)
-    return len(reservation_ids)
+def _queue_pushes(reservation_ids: Iterable[int]) -> int:
+    return dispatch([PushReservations(tuple(reservation_ids))])
 
 
 @shared_task(ignore_result=True, queue_name=SYNC)
 def check_room_response(reservation_id: int, attempt: int = 1) -> str:
     """Personal mode: the invited room's answer -> confirmed / cancelled; asks again later
-    (a few times, ``ROOM_CHECK_SECONDS`` apart) while the room has not answered."""
+    (a few times, further apart each time: ``rooms.ask_again``) while it has not answered."""
     from integrations.base import TransientError
 
     from .sync import rooms
@@ -134,10 +171,7 @@ def check_room_response(reservation_id: int, attempt: int = 1) -> str:
         outcome = rooms.check_room_response(reservation_id)
     except TransientError:
         outcome = rooms.RoomAnswer.WAITING
-    if outcome == rooms.RoomAnswer.WAITING and attempt < ROOM_CHECKS:
-        check_room_response.apply_async(
-            (reservation_id, attempt + 1), countdown=ROOM_CHECK_SECONDS * attempt
-        )
+    dispatch([rooms.ask_again(reservation_id, outcome, attempt)])
     return outcome
 
 
@@ -147,7 +181,7 @@ def resume_binding(binding_id: int) -> int:
     in order. Returns how many pushes were queued."""
     from .sync import trouble
 
-    return trouble.resume_binding(binding_id)
+    return dispatch([trouble.resume_binding(binding_id)])
 
 
 @shared_task(ignore_result=True, queue_name=SYNC)
@@ -155,7 +189,7 @@ def resume_user(user_id: int, provider_id: int) -> int:
     """A person reconnected their calendar: their paused pushes are queued again, in order."""
     from .sync import trouble
 
-    return trouble.resume_user(user_id, provider_id)
+    return dispatch([trouble.resume_user(user_id, provider_id)])
 
 
 # -- webhooks (calendars/subscriptions.py, calendars/webhooks.py) -----------------------------

@@ -1,9 +1,9 @@
 """Bulk export (LibCal's "Run the Export"): every future reservation of a bound space that is
 not yet in its room calendar, sent in batches by a background job.
 
-- :func:`start_export` records a queued :class:`~calendars.models.SyncJob` and enqueues
-  ``calendars.tasks.run_export`` after commit; it refuses while another export of the same
-  binding is queued or running.
+- :func:`open_export` records a queued :class:`~calendars.models.SyncJob`, for
+  ``calendars.tasks.start_export`` to hand to a worker (``run_export``) after commit; it
+  refuses while another export of the same binding is queued or running.
 - :func:`run_export_job` does the work. It first writes a ``pending`` SyncLink for every
   reservation it will send, so the job can always be finished from the database alone. Then,
   batch after batch (Graph 20 per ``$batch``, Google 50 parts), it marks the batch's links as
@@ -68,6 +68,7 @@ from ..models import (
     SyncJob,
     SyncLink,
 )
+from .followups import RunExport
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +138,12 @@ def running_export(binding: SpaceCalendar) -> SyncJob | None:
 # -- starting ---------------------------------------------------------------------------------
 
 
-def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
-    """Queue an export of ``binding`` and enqueue its task after commit.
+def open_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """A queued export job of ``binding``; it needs a worker (:class:`RunExport`).
 
     Raises :class:`ExportRefused` when an export of the binding is already queued or running,
     or when the binding is disabled or paused.
     """
-    from .. import tasks
-
     with transaction.atomic():
         # The binding's row lock serialises two administrators pressing the button at once.
         binding = (
@@ -170,13 +169,21 @@ def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = Fals
             dry_run=dry_run,
             total=exportable(binding).count(),
         )
-        transaction.on_commit(lambda: tasks.run_export.delay(job.pk))
     return job
 
 
-def claim_stale_exports() -> list[tuple[int, str]]:
+def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """Deprecated: ``calendars.tasks.start_export``. Kept only while the export admin
+    (``calendars/admin_export.py``) still calls it; the one engine -> tasks import left."""
+    from .. import tasks
+
+    return tasks.start_export(binding, requested_by, dry_run=dry_run)
+
+
+def claim_stale_exports() -> list[RunExport]:
     """Take over exports whose worker stopped: running with a stale heartbeat, or queued for
-    longer than that (the task message was lost). Returns (job id, new claim) pairs."""
+    longer than that (the task message was lost). Returns the runs to start, each with the
+    job's new claim."""
     now = timezone.now()
     stale = now - stale_after()
     candidates = SyncJob.objects.filter(kind=JobKind.EXPORT).filter(
@@ -199,7 +206,7 @@ def claim_stale_exports() -> list[tuple[int, str]]:
         )
         if won:
             log.warning("export job %s was stale; resuming it", job_id)
-            claimed.append((job_id, token))
+            claimed.append(RunExport(job_id, token))
     return claimed
 
 

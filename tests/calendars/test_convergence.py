@@ -69,9 +69,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from calendars import remote
+from calendars import remote, tasks
 from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink, SyncSettings
-from calendars.sync import pull, trouble
+from calendars.sync import pull
 from integrations.base import TransientError
 from integrations.google.mapping import RESERVATION_PROPERTY as GOOGLE_TAG
 from integrations.microsoft.mapping import RESERVATION_PROPERTY as GRAPH_TAG
@@ -831,7 +831,7 @@ class ConvergenceRun:
             facts["rounds"] += 1
             due = resume_after is not None and time.monotonic() - started >= resume_after
             if due and facts["resume_sync_queued"] is None:
-                facts["resume_sync_queued"] = trouble.resume_binding(self.binding.pk)
+                facts["resume_sync_queued"] = tasks.resume_binding(self.binding.pk)
             moment = timezone.now()
             if self.inline_pull:
                 pull.pull_binding(self.binding.pk)

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from .locks import Busy
-from .sync.followups import CheckRoom, FollowUp, PushReservations, RunExport
+from .sync.followups import CheckRoom, FollowUp, PushReservations, RequestPull, RunExport
 
 if TYPE_CHECKING:
     from .models import SpaceCalendar, SyncJob
@@ -52,6 +54,8 @@ def dispatch(follow_ups: Iterable[FollowUp | None]) -> int:
             case RunExport(job_id=job_id, claim=claim):
                 transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
                 count += 1
+            case RequestPull(binding_id=binding_id):
+                count += request_pull(binding_id)
     return count
 
 
@@ -247,6 +251,31 @@ def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
 
 
 # -- pull (calendars/sync/pull.py) -------------------------------------------------------------
+
+
+def request_pull(binding_id: int) -> bool:
+    """Ask for a pull of this binding soon: the webhook endpoints' entry point.
+
+    Coalesces: while a requested pull is queued, further requests do nothing; once it has
+    started (the pull clears ``pull_requested_at`` when it takes the binding's lock), one more
+    request queues exactly one more pull, which waits for the running one. Returns True when
+    a pull was queued now. A request older than ``request_stale_after()`` whose task never ran
+    (lost with its worker) is replaced."""
+    from .models import SpaceCalendar
+    from .sync.pull import request_stale_after
+
+    now = timezone.now()
+    queued = (
+        SpaceCalendar.objects.filter(pk=binding_id, enabled=True)
+        .filter(
+            Q(pull_requested_at__isnull=True) | Q(pull_requested_at__lt=now - request_stale_after())
+        )
+        .update(pull_requested_at=now)
+    )
+    if queued:
+        transaction.on_commit(lambda: pull_binding.delay(binding_id), robust=True)
+    return bool(queued)
+
 
 PULL_MAX_FAILURES = 6  # transient provider errors in a row; the next beat pull tries again
 PULL_BUSY_SECONDS = 3  # a run owed a pull looks again this often while another pull runs

@@ -8,7 +8,9 @@ follow-up is a small frozen value:
   this order;
 - :class:`CheckRoom`: personal mode, the invited room has not answered yet; ask it again
   after ``after_seconds`` (``attempt`` counts the checks so far);
-- :class:`RunExport`: this export job needs a worker (``claim``: the claim a takeover gave it).
+- :class:`RunExport`: this export job needs a worker (``claim``: the claim a takeover gave it);
+- :class:`RequestPull`: read this binding's calendar again soon (coalesced with the requests
+  already queued: ``calendars.tasks.request_pull``).
 
 ``calendars.tasks.dispatch`` turns each into the task call, after the current transaction
 commits (a worker must find the rows the follow-up is about).
@@ -37,4 +39,9 @@ class RunExport:
     claim: str = ""
 
 
-FollowUp = PushReservations | CheckRoom | RunExport
+@dataclass(frozen=True)
+class RequestPull:
+    binding_id: int
+
+
+FollowUp = PushReservations | CheckRoom | RunExport | RequestPull

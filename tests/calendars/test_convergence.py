@@ -623,7 +623,7 @@ class ConvergenceRun:
             return
         via = via or ("webhook" if self.random.random() < 0.5 else "beat")
         if via == "webhook":
-            queued = pull.request_pull(self.binding.pk)
+            queued = tasks.request_pull(self.binding.pk)  # as calendars/webhooks.py does
         else:
             SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
             queued = pull.pull_due_bindings()

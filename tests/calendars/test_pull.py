@@ -436,14 +436,14 @@ def test_request_pull_coalesces(ms_binding, monkeypatch, django_capture_on_commi
     queued: list[int] = []
     monkeypatch.setattr(tasks.pull_binding, "delay", lambda pk: queued.append(pk))
     with django_capture_on_commit_callbacks(execute=True):
-        assert pull.request_pull(ms_binding.pk) is True
-        assert pull.request_pull(ms_binding.pk) is False  # already queued
+        assert tasks.request_pull(ms_binding.pk) is True
+        assert tasks.request_pull(ms_binding.pk) is False  # already queued
     assert queued == [ms_binding.pk] and pull.pull_owed(ms_binding.pk)
     claim = pull.acquire(ms_binding.pk)  # the queued pull starts
     assert claim and not pull.pull_owed(ms_binding.pk)
     with django_capture_on_commit_callbacks(execute=True):
-        assert pull.request_pull(ms_binding.pk) is True  # one more pull, after this one
-        assert pull.request_pull(ms_binding.pk) is False
+        assert tasks.request_pull(ms_binding.pk) is True  # one more pull, after this one
+        assert tasks.request_pull(ms_binding.pk) is False
     assert len(queued) == 2
     assert pull.acquire(ms_binding.pk) is None  # that one waits for the running pull
     pull.release(ms_binding.pk, claim)

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from calendars import subscriptions, webhooks
+from calendars import subscriptions, tasks, webhooks
 from calendars.models import ProviderKind, WebhookStatus, WebhookSubscription
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, control
 from tests.conftest import wait_for
@@ -33,7 +33,7 @@ def pulls(monkeypatch) -> list[int]:
         with lock:
             asked.append(binding_id)
 
-    monkeypatch.setattr(webhooks, "request_pull", record)
+    monkeypatch.setattr(tasks, "request_pull", record)
     return asked
 
 

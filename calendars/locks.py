@@ -18,6 +18,13 @@ worker by less than a minute however long the work inside runs. A thread rather 
 between steps, because the steps that take long are single provider calls (a timeout, a
 ``Retry-After``, the limiter's wait) that have no "between" to renew in. Push jobs
 (``push.py``) and exports (``export.py``) use the same heartbeat for their own claims.
+
+A claim that must be the durable record of who owns a piece of work (an export job, which is
+resumed from the database alone and whose progress the admin shows) is kept on the work's own
+row instead: :func:`take_row` and :func:`renew_row`, a claim token and a heartbeat stamp set by
+conditional UPDATEs (of two racing workers, one wins). It expires the same way: a holder that
+stops beating goes stale, and the caller's condition (``heartbeat_at < stale``) lets another
+take it over.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import SyncLock
@@ -179,3 +187,21 @@ def hold(name: str, seconds: float | None = None, *, wait: float = 0.0) -> Itera
             yield
     finally:
         release(name, claim)
+
+
+# -- claims kept on a work row ------------------------------------------------------------------
+
+
+def take_row(rows: QuerySet, *, stamp: str = "heartbeat_at", **changes: Any) -> str | None:
+    """Claim the row ``rows`` selects (its filter says when it may be taken: queued, or its
+    holder's ``stamp`` stale), in one UPDATE that also saves ``changes``; the new claim (in
+    the row's ``claim``), or None when another worker was first."""
+    claim = secrets.token_hex(16)
+    won = rows.update(claim=claim, **{stamp: timezone.now()}, **changes)
+    return claim if won else None
+
+
+def renew_row(rows: QuerySet, claim: str, *, stamp: str = "heartbeat_at", **changes: Any) -> bool:
+    """The holder's heartbeat on its row (with ``changes``, if any); False when ``claim`` is
+    no longer the row's (another worker took it over)."""
+    return bool(rows.filter(claim=claim).update(**{stamp: timezone.now()}, **changes))

@@ -12,7 +12,8 @@ not yet in its room calendar, sent in batches by a background job.
   died, or the answer was lost): it is looked up by our tag before it is sent again. The
   clients' creates are idempotent too (Graph ``transactionId``, Google client-chosen ids), so
   a duplicate is impossible either way.
-- Ownership: a running job carries a ``claim``. A worker keeps going only while its claim is
+- Ownership: a running job carries a ``claim`` on its row (``calendars/locks.py``
+  ``take_row`` / ``renew_row``). A worker keeps going only while its claim is
   the stored one (checked with every heartbeat: between batches, and from a heartbeat thread
   every third of ``SYNC_LOCK_TTL_SECONDS`` during one), and :func:`claim_stale_exports` (beat,
   every 30 s) hands a job whose heartbeat is older than ``SYNC_EXPORT_STALE_SECONDS`` (60 s)
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,7 +58,7 @@ from integrations.base import (
 from integrations.registry import spec
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
-from ..locks import Heartbeat
+from ..locks import Heartbeat, renew_row, take_row
 from ..models import (
     BindingStatus,
     JobKind,
@@ -193,18 +193,16 @@ def claim_stale_exports() -> list[RunExport]:
     )
     claimed = []
     for job_id in candidates.values_list("pk", flat=True)[:100]:
-        token = uuid.uuid4().hex
         # The same condition again, atomically: of two beats racing, one UPDATE wins.
-        won = (
-            SyncJob.objects.filter(pk=job_id)
-            .filter(
+        token = take_row(
+            SyncJob.objects.filter(pk=job_id).filter(
                 Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
                 | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True)
                 | Q(status=JobStatus.QUEUED, created__lt=stale)
-            )
-            .update(status=JobStatus.RUNNING, claim=token, heartbeat_at=now)
+            ),
+            status=JobStatus.RUNNING,
         )
-        if won:
+        if token:
             log.warning("export job %s was stale; resuming it", job_id)
             claimed.append(RunExport(job_id, token))
     return claimed
@@ -222,29 +220,27 @@ class _Run:
 
     def beat(self, **changes: Any) -> None:
         """Heartbeat (and any job changes) if we still own the job; else stop."""
-        changes["heartbeat_at"] = timezone.now()
-        owned = SyncJob.objects.filter(
-            pk=self.job.pk, claim=self.claim, status=JobStatus.RUNNING
-        ).update(**changes)
-        if not owned:
+        if not renew_row(_running(self.job.pk), self.claim, **changes):
             raise LostClaim
         for key, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self.job, key, value)
 
 
+def _running(job_id: int) -> QuerySet[SyncJob]:
+    return SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.RUNNING)
+
+
 def _claim(job_id: int, claim: str) -> tuple[SyncJob, str] | None:
-    now = timezone.now()
-    if claim:
-        job = SyncJob.objects.filter(
-            pk=job_id, kind=JobKind.EXPORT, status=JobStatus.RUNNING, claim=claim
-        ).first()
+    if claim:  # given by a takeover (claim_stale_exports)
+        job = _running(job_id).filter(claim=claim).first()
         return (job, claim) if job else None
-    token = uuid.uuid4().hex
-    won = SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, claim=token, started_at=now, heartbeat_at=now
+    token = take_row(
+        SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.QUEUED),
+        status=JobStatus.RUNNING,
+        started_at=timezone.now(),
     )
-    if not won:
+    if not token:
         return None  # running elsewhere, finished, or a redelivered message
     return SyncJob.objects.get(pk=job_id), token
 
@@ -273,7 +269,7 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
     # Between batches the run beats itself; this thread also beats through one long batch (a
     # provider's Retry-After, the limiter's wait), so a short stale time never takes over a
     # live run, and a killed one is resumed within SYNC_EXPORT_STALE_SECONDS plus a beat.
-    heartbeat = Heartbeat(lambda: _still_ours(job.pk, claim)).start()
+    heartbeat = Heartbeat(lambda: renew_row(_running(job.pk), claim)).start()
     try:
         if job.dry_run:
             _dry_run(run)
@@ -296,15 +292,6 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
     job.refresh_from_db()
     status = JobStatus.PARTIAL if job.failed_count else JobStatus.SUCCEEDED
     return _finish(job, claim, status)
-
-
-def _still_ours(job_id: int, claim: str) -> bool:
-    """The heartbeat thread's beat: True while the job is still this run's."""
-    return bool(
-        SyncJob.objects.filter(pk=job_id, claim=claim, status=JobStatus.RUNNING).update(
-            heartbeat_at=timezone.now()
-        )
-    )
 
 
 def _finish(job: SyncJob, claim: str, status: str, error: str = "") -> SyncJob | None:

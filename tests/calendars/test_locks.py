@@ -66,3 +66,22 @@ def test_hold_renews_while_the_block_runs(backend, name, settings):
     claim = locks.acquire(name, 60)
     assert claim  # released at the end of the block
     locks.release(name, claim)
+
+
+def test_a_claim_kept_on_a_work_row():
+    """take_row / renew_row (an export job's claim): of two takers one wins, and only the
+    claim stored on the row beats (a worker whose job was taken over stops)."""
+    from calendars.models import JobKind, JobStatus, SyncJob
+
+    job = SyncJob.objects.create(kind=JobKind.EXPORT, status=JobStatus.QUEUED)
+    queued = SyncJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED)
+    claim = locks.take_row(queued, status=JobStatus.RUNNING)
+    assert claim and locks.take_row(queued, status=JobStatus.RUNNING) is None
+    job.refresh_from_db()
+    assert (job.status, job.claim) == (JobStatus.RUNNING, claim) and job.heartbeat_at
+
+    rows = SyncJob.objects.filter(pk=job.pk)
+    assert locks.renew_row(rows, claim, done=3)
+    assert not locks.renew_row(rows, "not-the-claim", done=4)
+    job.refresh_from_db()
+    assert job.done == 3

@@ -15,7 +15,7 @@ RUN_ENV := $(DEV_ENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(POR
 	PROVIDER_ENDPOINT_ALLOWLIST=$${PROVIDER_ENDPOINT_ALLOWLIST:-https://127.0.0.1:$(SANDBOX_PORT)}
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench bench-booking bench-export bench-pull bench-insights screenshots clean
+.PHONY: install run test lint format bench bench-booking bench-export bench-pull bench-insights bench-portal screenshots clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,7 +33,7 @@ run: install  ## migrate, load demo data once, start web + Celery worker + beat 
 	@echo "  Reserva is starting on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Demo logins: admin / reserva-admin, alice / reserva-alice, bob / reserva-bob, carol / reserva-carol (a contractor at her limit)"
 	@echo "  Room display (Thames): http://$(HOST):$(PORT)/display/demo-thames-display/   (a wall tablet's page; try it at 1280x800)"
-	@echo "  Provider sandbox (Microsoft Graph + Google Calendar emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
+	@echo "  Provider sandbox (Microsoft Graph, Google Calendar and Exchange EWS emulator): https://127.0.0.1:$(SANDBOX_PORT)/_sandbox/"
 	@echo "  Stop everything with Ctrl+C."
 	@echo
 	@export $(RUN_ENV); exec $(BIN)/python -m config.runstack --host $(HOST) --port $(PORT) \
@@ -60,6 +60,7 @@ BENCH_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_bench
 BENCH_REDIS ?= redis://127.0.0.1:6379/3
 bench: install  ## quick versions of all benchmarks; figures into bench/results.json
 	$(BIN)/python bench/booking.py --quick --results $(BENCH_RESULTS)
+	$(BIN)/python bench/portal_pages.py --quick --results $(BENCH_RESULTS)
 	$(BIN)/python bench/insights.py --quick --results $(BENCH_RESULTS)
 	REDIS_URL=$(BENCH_REDIS) $(BIN)/python bench/export.py --quick --results $(BENCH_RESULTS)
 	$(BIN)/python bench/pull.py --google --quick --results $(BENCH_RESULTS)
@@ -74,6 +75,15 @@ bench-export: install  ## bulk export against the sandbox (PostgreSQL; Redis if 
 
 bench-pull: install  ## pull requests/queries, no change and 100 changes, against the sandbox; see bench/pull.py
 	$(BIN)/python bench/pull.py --google
+
+# The portal under load needs locust, which is not in the lock: LOCUST=/path/to/locust
+# (python3.11 -m venv /tmp/locust && /tmp/locust/bin/pip install locust==2.47.0).
+# BENCH_PORTAL_ARGS: e.g. --people 10 --duration 60, --pool, --quick.
+BENCH_PORTAL_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_bench_portal
+BENCH_PORTAL_ARGS ?=
+bench-portal: install  ## 50 people on gunicorn x3 + PostgreSQL + Redis for 5 min (locust); see bench/portal_load.py
+	$(BIN)/python bench/portal_load.py --database-url $(BENCH_PORTAL_DATABASE) \
+		--redis-url $(BENCH_REDIS) $(BENCH_PORTAL_ARGS)
 
 bench-insights: install  ## the Insights page over 1,000 spaces x a year of rollup rows (PostgreSQL); see bench/insights.py
 	$(BIN)/python bench/insights.py

@@ -1,5 +1,5 @@
 """App config for calendars: registers its system checks, the sync-mode rules and the
-push receivers."""
+push receivers, and takes allauth's plaintext-secret pages out of the admin site."""
 
 from django.apps import AppConfig
 
@@ -18,6 +18,7 @@ class CalendarsConfig(AppConfig):
             checks,  # noqa: F401 - registers the checks
             policies,
             receivers,
+            signin,
             tokens,
         )
 
@@ -27,4 +28,8 @@ class CalendarsConfig(AppConfig):
         )
         rules.register(policies.sync_mode_policy)
         rules.register_placement(policies.placement)
+        rules.register_preload(policies.preload_bindings)
         receivers.connect()  # reservation signals -> push tasks
+        # Sign-in apps come from aliases or the environment. After the admin's autodiscovery,
+        # which django.contrib.admin (listed first in INSTALLED_APPS) ran in its own ready().
+        signin.hide_plaintext_secret_admin()

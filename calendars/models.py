@@ -4,9 +4,10 @@
   private CA bundle, timeout). Defaults are the real Microsoft and Google endpoints; the demo
   points one at the local sandbox.
 - ``CredentialAlias``: who Reserva is there (tenant, client id and an encrypted client secret,
-  or an encrypted Google service-account key).
-- ``CalendarProvider``: a Microsoft 365 or Google provider made of the two, plus the delegated
-  user for strict mode and blockers.
+  or an encrypted Google service-account key; for Exchange Server the sync user, its
+  authentication and an encrypted password, and impersonation or delegate access).
+- ``CalendarProvider``: a Microsoft 365, Google or Exchange Server (EWS) provider made of the
+  two, plus the delegated user for strict mode and blockers.
 - ``SyncSettings``: one row, the sync mode and schedule.
 - ``SpaceCalendar``: which space syncs with which room mailbox / resource calendar.
 - ``UserToken``: a person's own OAuth token for personal mode, encrypted.
@@ -15,6 +16,8 @@ Secrets use ``calendars.crypto`` fields; the admin never shows them back.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +34,29 @@ from .endpoints import URL_FIELDS, refusal
 class ProviderKind(models.TextChoices):
     MICROSOFT = "microsoft", _("Microsoft 365 (Exchange Online)")
     GOOGLE = "google", _("Google Workspace")
+    EWS = "ews", _("Exchange Server (EWS)")
+
+
+class ExchangeVersion(models.TextChoices):
+    DETECT = "", _("Detect from the server")
+    EXCHANGE_2016 = "2016", _("Exchange Server 2016")
+    EXCHANGE_2019 = "2019", _("Exchange Server 2019")
+    SUBSCRIPTION = "se", _("Exchange Server Subscription Edition")
+
+
+class ExchangeAuth(models.TextChoices):
+    NTLM = "ntlm", _("NTLM (domain\\user and password)")
+    BASIC = "basic", _("Basic, over HTTPS only")
+    OAUTH = "oauth", _("OAuth (hybrid modern auth)")
+
+
+class ExchangeAccess(models.TextChoices):
+    IMPERSONATION = "impersonation", _("Impersonation (ApplicationImpersonation role)")
+    DELEGATE = "delegate", _("Delegate / Full Access to each room mailbox")
+
+
+# Exchange Online's EWS hosts: Reserva reaches Exchange Online through Microsoft Graph.
+EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com", "outlook.office365.us")
 
 
 DEFAULT_ENDPOINTS = {
@@ -43,6 +69,13 @@ DEFAULT_ENDPOINTS = {
         "authority_url": "https://oauth2.googleapis.com/token",
         "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth",
         "api_base_url": "https://www.googleapis.com/calendar/v3",
+    },
+    # Exchange Server: the EWS URL is the customer's own; the authority serves hybrid modern
+    # auth only.
+    ProviderKind.EWS: {
+        "authority_url": "https://login.microsoftonline.com",
+        "authorization_url": "",
+        "api_base_url": "",
     },
 }
 
@@ -66,7 +99,8 @@ class ConnectionAlias(models.Model):
         help_text=_(
             "Microsoft: the Graph service root with its version (https://graph.microsoft.us/v1.0 "
             "for US Government; the token's scope follows its host). Google: the Calendar API "
-            "base (…/calendar/v3). Empty = the public default."
+            "base (…/calendar/v3). Exchange Server: the EWS URL, "
+            "https://mail.example.com/EWS/Exchange.asmx (required). Empty = the public default."
         ),
     )
     batch_url = models.URLField(
@@ -86,6 +120,21 @@ class ConnectionAlias(models.Model):
         ),
     )
     timeout_seconds = models.PositiveSmallIntegerField(default=30)
+    server_version = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=ExchangeVersion.choices,
+        default=ExchangeVersion.DETECT,
+        help_text=_("Exchange Server only: the server's version, or detect it on first contact."),
+    )
+    calendar_folder = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Exchange Server only: a calendar folder's name under each mailbox's calendar. "
+            "Empty = the mailbox's calendar itself."
+        ),
+    )
 
     class Meta:
         verbose_name_plural = _("connection aliases")
@@ -103,12 +152,43 @@ class ConnectionAlias(models.Model):
         errors = {}
         if self.batch_url and self.kind != ProviderKind.GOOGLE:
             errors["batch_url"] = _("Only Google has a separate batch URL; leave it empty.")
+        if self.kind == ProviderKind.EWS:
+            errors.update(self._ews_problems())
+        else:
+            if self.server_version:
+                errors["server_version"] = _("Only Exchange Server has a version; leave it empty.")
+            if self.calendar_folder:
+                errors["calendar_folder"] = _(
+                    "Only Exchange Server takes a folder name; bind a calendar instead."
+                )
         for name in URL_FIELDS:
             value = getattr(self, name)
             if value and name not in errors and (reason := refusal(value)):
                 errors[name] = reason
         if errors:
             raise ValidationError(errors)
+
+    def _ews_problems(self) -> dict[str, str]:
+        url = self.api_base_url
+        if not url:
+            return {"api_base_url": _("Enter the EWS URL, https://<server>/EWS/Exchange.asmx.")}
+        parts = urlsplit(url)
+        if (parts.hostname or "").lower().rstrip(".") in EXCHANGE_ONLINE_HOSTS:
+            return {
+                "api_base_url": _(
+                    "This is Exchange Online, where EWS is blocked (from 1 October 2026; off for "
+                    "good on 1 April 2027). Set up a Microsoft 365 (Exchange Online) provider "
+                    "for these mailboxes instead."
+                )
+            }
+        if not parts.path.lower().rstrip("/").endswith("/ews/exchange.asmx"):
+            return {
+                "api_base_url": _(
+                    "An EWS URL ends in /EWS/Exchange.asmx (https://mail.example.com/EWS/"
+                    "Exchange.asmx)."
+                )
+            }
+        return {}
 
     def endpoint(self, name: str) -> str:
         """The configured endpoint, or the provider's public default."""
@@ -131,6 +211,41 @@ class CredentialAlias(models.Model):
     scopes = models.TextField(
         blank=True, help_text=_("Extra scopes, space-separated. Empty = what Reserva needs.")
     )
+    # Exchange Server (EWS) only.
+    auth_method = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=ExchangeAuth.choices,
+        help_text=_("Exchange Server only: how the sync user signs in."),
+    )
+    username = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Exchange Server, NTLM or Basic: the sync user's sign-in name, DOMAIN\\user or "
+            "user@domain."
+        ),
+    )
+    password = EncryptedTextField(blank=True)
+    resource_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Exchange Server, OAuth: the on-premises server's resource as registered in Entra "
+            "(https://mail.example.com); the tenant, client id and secret above are used too."
+        ),
+    )
+    account_email = models.EmailField(
+        blank=True, help_text=_("Exchange Server only: the sync user's email address.")
+    )
+    access_type = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=ExchangeAccess.choices,
+        help_text=_(
+            "Exchange Server only: impersonation needs the ApplicationImpersonation role "
+            "(New-ManagementRoleAssignment); delegate needs Full Access to each room mailbox."
+        ),
+    )
 
     class Meta:
         verbose_name_plural = _("credential aliases")
@@ -141,6 +256,8 @@ class CredentialAlias(models.Model):
     def clean(self) -> None:
         if self.kind == ProviderKind.MICROSOFT and not (self.tenant_id and self.client_id):
             raise ValidationError(_("Microsoft credentials need a tenant id and a client id."))
+        if self.kind == ProviderKind.EWS and (errors := self._ews_problems()):
+            raise ValidationError(errors)
         key = self.service_account_key
         if key is not None and not (
             isinstance(key, dict)
@@ -151,6 +268,43 @@ class CredentialAlias(models.Model):
             raise ValidationError(
                 {"service_account_key": _("This is not a Google service-account key file.")}
             )
+
+    def _ews_problems(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if not self.auth_method:
+            errors["auth_method"] = _("Choose how the sync user signs in.")
+        elif self.auth_method in (ExchangeAuth.NTLM, ExchangeAuth.BASIC):
+            name = self.username.strip()
+            if not name:
+                errors["username"] = _("Enter the sync user's sign-in name.")
+            elif self.auth_method == ExchangeAuth.NTLM and not (
+                "@" in name or ("\\" in name and all(name.split("\\", 1)))
+            ):
+                errors["username"] = _("For NTLM write DOMAIN\\user or user@domain.")
+            if not self.password:
+                errors["password"] = _("Enter the sync user's password.")
+        else:
+            missing = [
+                label
+                for label, value in (
+                    ("tenant id", self.tenant_id),
+                    ("client id", self.client_id),
+                    ("client secret", self.client_secret),
+                    ("resource URL", self.resource_url),
+                )
+                if not value
+            ]
+            if missing:
+                errors["auth_method"] = _("OAuth needs the %(fields)s.") % {
+                    "fields": ", ".join(missing)
+                }
+            elif not self.resource_url.lower().startswith("https://"):
+                errors["resource_url"] = _("The resource URL is an https:// address.")
+        if not self.account_email:
+            errors["account_email"] = _("Enter the sync user's email address.")
+        if not self.access_type:
+            errors["access_type"] = _("Choose impersonation or delegate access.")
+        return errors
 
 
 class CalendarProvider(models.Model):
@@ -196,6 +350,18 @@ class CalendarProvider(models.Model):
             errors["connection"] = _("This connection alias is for another provider kind.")
         if self.credential_id and self.credential.kind != self.kind:
             errors["credential"] = _("This credential alias is for another provider kind.")
+        if (
+            not errors
+            and self.kind == ProviderKind.EWS
+            and self.connection_id
+            and self.credential_id
+            and self.credential.auth_method in (ExchangeAuth.BASIC, ExchangeAuth.OAUTH)
+            and urlsplit(self.connection.api_base_url).scheme.lower() != "https"
+        ):
+            errors["credential"] = _(
+                "Basic authentication and OAuth tokens would cross the network readable over "
+                "plain http: use the server's https:// EWS URL, or NTLM."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -261,7 +427,7 @@ class SpaceCalendar(models.Model):
     status = models.CharField(max_length=8, choices=BindingStatus.choices, default=BindingStatus.OK)
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    # Pull (calendars/sync/pull.py). The delta link / sync token is a credential-like cursor:
+    # Pull (calendars/sync/pull/). The delta link / sync token is a credential-like cursor:
     # never shown in the admin (editable=False) nor logged.
     sync_token = models.TextField(blank=True, editable=False)
     last_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)

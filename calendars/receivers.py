@@ -47,7 +47,7 @@ def synced_ids(reservation_ids: list[int]) -> list[int]:
 def shown_already(row: Reservation) -> bool:
     """The push would find nothing to do: the link names the event in the room's calendar
     where the booking belongs, at the reservation's version (what the pull's own changes
-    leave: ``calendars.sync.pull._link``). Queuing it would cost a task and a dozen queries
+    leave: ``calendars.sync.pull.links.Links``). Queuing it would cost a task and a dozen queries
     per booking a pull brought in (push plan: "the calendar already shows this version").
     Only for the room's calendar, whose place needs no look-up; the others are queued."""
     from . import remote

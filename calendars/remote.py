@@ -2,9 +2,11 @@
 reservation's event lives (``locate``, the one place that answers it), and what the event
 says.
 
-The sync engine (``calendars/sync.py``) asks this module for a :class:`RemoteCalendar` and
-never deals with a provider's differences: Microsoft addresses a calendar by mailbox and
-calendar id; Google by calendar id, acting as a subject (the impersonated user).
+The sync engine (``calendars/sync/``) asks this module for a :class:`RemoteCalendar` and
+never deals with a provider's differences: a calendar is a ``CalendarRef`` (mailbox and
+calendar id), and every client (``integrations.base.CalendarClient``) takes from it what its
+API needs (Microsoft the mailbox and the calendar id; Google the calendar id, acting as a
+subject, the impersonated user).
 
 Where the event lives follows the reservation's sync mailbox (DESIGN.md):
 
@@ -29,6 +31,7 @@ from django.urls import reverse
 from integrations.base import (
     BatchOp,
     BatchResult,
+    CalendarClient,
     CalendarInfo,
     CalendarRef,
     ChangePage,
@@ -48,6 +51,7 @@ from .models import (
     CalendarProvider,
     ConnectionAlias,
     SpaceCalendar,
+    SyncLink,
     SyncSettings,
     UserToken,
 )
@@ -123,20 +127,29 @@ def provider_config(provider: CalendarProvider, *, subject: str = "") -> Provide
         delegated_user=subject or provider.delegated_user_email,
         ca_bundle=connection.ca_bundle or None,
         timeout=float(connection.timeout_seconds),
+        auth_method=credential.auth_method,
+        username=credential.username,
+        password=credential.password,
+        resource_url=credential.resource_url,
+        account_email=credential.account_email,
+        impersonation=credential.access_type != "delegate",
+        server_version=connection.server_version,
+        folder=connection.calendar_folder,
     )
 
 
-_clients: dict[tuple, Any] = {}
+_clients: dict[tuple, CalendarClient] = {}
 _clients_lock = threading.Lock()
 
 
-def client_for(provider: CalendarProvider, *, subject: str = "") -> Any:
+def client_for(provider: CalendarProvider, *, subject: str = "") -> CalendarClient:
     """A client for the provider (cached per process while its configuration is unchanged)."""
     config = provider_config(provider, subject=subject)
     key = (
         provider.pk,
         hash(repr(config)),
         hash(config.client_secret),
+        hash(config.password),
         hash(repr(config.service_account_key)),
     )
     with _clients_lock:
@@ -153,29 +166,24 @@ def client_for(provider: CalendarProvider, *, subject: str = "") -> Any:
 class RemoteCalendar:
     """One remote calendar, reached with the right credentials; provider-neutral methods."""
 
-    client: Any
-    kind: str
-    mailbox: str
-    calendar_id: str
+    client: CalendarClient
+    ref: CalendarRef
     as_user: UserCredentials | None = None
     token_row: UserToken | None = None
 
-    def _args(self) -> tuple:
-        return spec(self.kind).call_args(CalendarRef(self.mailbox, self.calendar_id))
-
     def create(self, data: EventData) -> RemoteEvent:
-        return self.client.create_event(*self._args(), data, as_user=self.as_user)
+        return self.client.create_event(self.ref, data, as_user=self.as_user)
 
     def update(self, event_id: str, data: EventData, version: str = "") -> RemoteEvent:
         return self.client.update_event(
-            *self._args(), event_id, data, version=version, as_user=self.as_user
+            self.ref, event_id, data, version=version, as_user=self.as_user
         )
 
     def delete(self, event_id: str, version: str = "") -> None:
-        self.client.delete_event(*self._args(), event_id, version=version, as_user=self.as_user)
+        self.client.delete_event(self.ref, event_id, version=version, as_user=self.as_user)
 
     def find(self, reservation_id: int) -> RemoteEvent | None:
-        return self.client.find_by_reservation(*self._args(), reservation_id, as_user=self.as_user)
+        return self.client.find_by_reservation(self.ref, reservation_id, as_user=self.as_user)
 
     def creation_key(self, reservation_id: int) -> str:
         return self.client.creation_key(reservation_id)
@@ -185,32 +193,30 @@ class RemoteCalendar:
 
     @property
     def reads_tags_by_id(self) -> bool:
-        """The client can read events by id with our tag (Graph: its delta carries none)."""
-        return hasattr(self.client, "read_events")
+        """The change feed does not carry our tag; ``read_events`` reads it by id (Graph)."""
+        return self.client.reads_tags_by_id
 
     def tagged_events(self, start: datetime, end: datetime) -> list[RemoteEvent] | None:
         """Every event in [start, end) with our tag, in one read, where the change feed does
         not carry the tag (Graph: a calendarView that expands it); None where it does."""
-        read = getattr(self.client, "tagged_events", None)
-        return None if read is None else read(*self._args(), start, end, as_user=self.as_user)
+        return self.client.tagged_events(self.ref, start, end, as_user=self.as_user)
 
     @property
     def window_moves_look_removed(self) -> bool:
         """The change feed reports an event moved out of the sync window as removed."""
-        return bool(getattr(self.client, "window_moves_look_removed", False))
+        return self.client.window_moves_look_removed
 
     def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
-        return self.client.read_events(*self._args(), event_ids)
+        return self.client.read_events(self.ref, event_ids, as_user=self.as_user)
 
     def batch(self, ops: list[BatchOp]) -> list[BatchResult]:
-        return self.client.batch(*self._args(), ops)
+        return self.client.batch(self.ref, ops, as_user=self.as_user)
 
-    def changes(self, token: str | None, start, end) -> ChangePage:
-        return self.client.changes(*self._args(), token, start, end, as_user=self.as_user)
+    def changes(self, token: str | None, start: datetime, end: datetime) -> ChangePage:
+        return self.client.changes(self.ref, token, start, end, as_user=self.as_user)
 
     def list_calendars(self) -> list[CalendarInfo]:
-        mailbox = (self.mailbox,) if spec(self.kind).mailbox_scoped else ()
-        return self.client.list_calendars(*mailbox, as_user=self.as_user)
+        return self.client.list_calendars(self.ref, as_user=self.as_user)
 
     def save_token(self) -> None:
         """Write a refreshed personal token back (encrypted), if the client changed it."""
@@ -230,14 +236,19 @@ def room_calendar(binding: SpaceCalendar) -> RemoteCalendar:
     calendar_id = binding.calendar_id or spec(provider.kind).default_calendar_id(
         binding.resource_email
     )
-    return RemoteCalendar(client_for(provider), provider.kind, binding.resource_email, calendar_id)
+    return RemoteCalendar(client_for(provider), CalendarRef(binding.resource_email, calendar_id))
+
+
+def link_calendar(link: SyncLink) -> RemoteCalendar:
+    """The calendar a sync link's event lives in, with application credentials."""
+    return RemoteCalendar(client_for(link.provider), CalendarRef(link.mailbox, link.calendar_id))
 
 
 def delegated_calendar(provider: CalendarProvider) -> RemoteCalendar:
     mailbox = provider.delegated_user_email
     kind = spec(provider.kind)
     client = client_for(provider, subject=mailbox if kind.acts_as_delegate else "")
-    return RemoteCalendar(client, provider.kind, mailbox, kind.own_calendar_id)
+    return RemoteCalendar(client, CalendarRef(mailbox, kind.own_calendar_id))
 
 
 def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
@@ -252,9 +263,7 @@ def _personal_calendar(provider: CalendarProvider, user, token: UserToken | None
     calendar_id = spec(provider.kind).own_calendar_id
     return RemoteCalendar(
         client_for(provider),
-        provider.kind,
-        token.account_email,
-        calendar_id,
+        CalendarRef(token.account_email, calendar_id),
         as_user=credentials,
         token_row=token,
     )

@@ -37,7 +37,7 @@ from integrations.base import EventGone, ProviderError
 from integrations.google.channels import MAX_TTL_SECONDS
 from integrations.microsoft.subscriptions import capped_expiry
 
-from . import locks, remote
+from . import alerts, locks, remote
 from .models import (
     BindingStatus,
     ProviderKind,
@@ -80,6 +80,9 @@ def _wanted(binding: SpaceCalendar | None) -> bool:
         and binding.enabled
         and binding.provider.is_active
         and binding.status != BindingStatus.PAUSED
+        # EWS streaming subscriptions are a later step (issue 16, item 3): until then an
+        # Exchange Server binding is pulled on its interval, with no webhook to create.
+        and binding.provider.kind != ProviderKind.EWS
     )
 
 
@@ -124,7 +127,7 @@ def create(binding: SpaceCalendar) -> WebhookSubscription:
     if binding.provider.kind == ProviderKind.MICROSOFT:
         # Graph validates both URLs during this call; the row is saved when the id is known.
         info = calendar.client.create_subscription(
-            calendar.mailbox,
+            calendar.ref.mailbox,
             endpoint("webhook_microsoft"),
             secret,
             capped_expiry(timezone.now(), GRAPH_MINUTES),
@@ -149,7 +152,7 @@ def create(binding: SpaceCalendar) -> WebhookSubscription:
         )
         try:
             info = calendar.client.watch(
-                calendar.calendar_id,
+                calendar.ref.calendar_id,
                 sub.remote_id,
                 endpoint("webhook_google"),
                 secret,
@@ -338,15 +341,4 @@ def _renewal_failed(sub: WebhookSubscription, exc: ProviderError) -> None:
     sub.save(update_fields=["status", "last_error", "alerted_at"])
     _record_binding_error(sub.binding, message)
     if first:
-        _alert_admins(sub.binding, message)
-
-
-def _alert_admins(binding: SpaceCalendar, message: str) -> None:
-    from .sync.trouble import absolute_url, email_admins
-
-    link = absolute_url("admin:calendars_spacecalendar_change", binding.pk)
-    email_admins(
-        f"Calendar webhook failing for {binding.space.name}",
-        f"{message}\n\nChanges made in {binding.resource_email} still reach Reserva by the "
-        f"scheduled pull, only later. Reserva retries every hour.\n\n{link}\n",
-    )
+        alerts.webhook_failing(sub.binding, message)

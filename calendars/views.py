@@ -44,7 +44,9 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations.base import (
+    CalendarClient,
     CalendarInfo,
+    CalendarRef,
     ProviderError,
     TokenGrant,
     UserCredentials,
@@ -180,11 +182,15 @@ def _complete(
     return microsoft_oauth.complete_authorization(config, pending["flow"], params)
 
 
-def _test_client(provider: CalendarProvider) -> Any:
+def _test_client(provider: CalendarProvider) -> CalendarClient:
     """A client with nothing cached: a test must ask the provider now, not replay a token
     obtained before an administrator changed the app registration."""
     config = provider_config(provider)
     http = HttpClient(ca_bundle=config.ca_bundle, timeout=config.timeout)
+    if provider.kind == ProviderKind.EWS:
+        from integrations.ews.client import EwsClient
+
+        return EwsClient(config, http)
     if provider.kind == ProviderKind.GOOGLE:
         from integrations.google.client import GoogleClient
 
@@ -197,7 +203,8 @@ def _test_client(provider: CalendarProvider) -> Any:
 def run_connection_test(provider: CalendarProvider, target: str) -> tuple[bool, str]:
     """(succeeded, what to tell the administrator) for a test against ``target``."""
     try:
-        _test_client(provider).test_connection(target)
+        calendar_id = spec(provider.kind).default_calendar_id(target)
+        _test_client(provider).test_connection(CalendarRef(target, calendar_id))
     except ProviderError as exc:
         return False, f"{provider.name}: the test against {target} failed. {exc.message}"
     except Exception:  # a bug or an unforeseen answer must still be a message, never a 500
@@ -236,13 +243,10 @@ def _calendar_rows(items: list[CalendarInfo]) -> list[list[str]]:
 def _list_calendars(
     provider: CalendarProvider, resource: str, as_user: UserCredentials | None = None
 ) -> list[list[str]]:
-    """The calendars Reserva can pick for ``resource`` (raises ProviderError)."""
-    if provider.kind == ProviderKind.GOOGLE:
-        # The service account acting as the delegated user sees the resource calendars
-        # shared with that user; a person sees their own calendar list.
-        items = client_for(provider).list_calendars(as_user=as_user)
-    else:
-        items = client_for(provider).list_calendars(resource, as_user=as_user)
+    """The calendars Reserva can pick for ``resource`` (raises ProviderError). Google lists
+    the acting user's: the resource calendars shared with the delegated user, or a person's
+    own calendar list."""
+    items = client_for(provider).list_calendars(CalendarRef(resource), as_user=as_user)
     return _calendar_rows(items)
 
 

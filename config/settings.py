@@ -7,6 +7,7 @@ at start instead of running with a guessable value.
 
 import base64
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -118,6 +119,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the test suite's subprocesses (concurrency tests, a Celery worker)
     # see the same test database; one per test run, so two runs side by side do not collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-reserva-{os.getpid()}.sqlite3")}
+elif env.bool("DATABASE_POOL", default=False):
+    # A psycopg 3 connection pool per process (Django's "pool" option), opened by the first
+    # query of each process, so every gunicorn worker and every Celery child has its own
+    # (nothing queries the database before they fork). A connection goes back to the pool at
+    # the end of each request; CONN_MAX_AGE must then be 0, Django refuses both at once.
+    # Celery's Django fix-up closes the pool of a prefork child around each task, as it
+    # closes plain connections, so there the pool changes nothing.
+    if env.int("CONN_MAX_AGE", default=0):
+        raise ImproperlyConfigured("DATABASE_POOL=true needs CONN_MAX_AGE=0 (or unset)")
+    if importlib.util.find_spec("psycopg_pool") is None:
+        raise ImproperlyConfigured("DATABASE_POOL=true needs psycopg_pool (psycopg[pool])")
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection it hands out
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        # psycopg_pool's own default keeps 4 connections open per process; a gunicorn sync
+        # worker uses one at a time.
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=4),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -170,7 +191,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "retry-failed-pushes": {"task": "calendars.tasks.retry_failed_pushes", "schedule": 60.0},
     # Personal calendar tokens: silent refresh, expiring / expired / revoked (calendars/tokens.py).
     "check-user-tokens": {"task": "calendars.tasks.check_user_tokens", "schedule": 24 * 3600.0},
-    # Poll the bound rooms that are due (calendars/sync/pull.py); webhooks only add pulls.
+    # Poll the bound rooms that are due (calendars/sync/pull/); webhooks only add pulls.
     "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},

@@ -4,17 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from calendars import signin
-from reservations.accounts import WebServiceAwareAdminLoginForm
 
 from . import views
 
-admin.site.site_header = "Reserva administration"
-admin.site.site_title = "Reserva admin"
-admin.site.login_form = WebServiceAwareAdminLoginForm  # integration users never sign in
-# The home page is the map (sections by use, calendars/admin_home.py); the side menu would
-# take 300 px from every list, whose key columns must fit a 1,366 px screen.
-admin.site.enable_nav_sidebar = False
-signin.hide_plaintext_secret_admin()  # sign-in apps come from aliases or the environment
+# Routes only: the admin site is set up in ReservationsConfig.ready() and
+# CalendarsConfig.ready(), its models registered by each app's admin module.
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -154,7 +154,7 @@ class BatchResult:
 class ProviderConfig:
     """Plain values from a connection alias and a credential alias (no ORM here)."""
 
-    kind: str  # "microsoft" | "google"
+    kind: str  # "microsoft" | "google" | "ews"
     authority_url: str  # Microsoft: authority host (tenant appended); Google: token URL
     authorization_url: str
     api_base_url: str
@@ -169,14 +169,24 @@ class ProviderConfig:
     delegated_user: str = ""  # Google: whom the service account impersonates
     ca_bundle: str | None = None
     timeout: float = 30.0
+    # Exchange Server (EWS) only; ``api_base_url`` is the EWS URL (…/EWS/Exchange.asmx).
+    auth_method: str = ""  # "ntlm" | "basic" | "oauth" (hybrid modern auth)
+    username: str = ""  # NTLM: DOMAIN\\user or user@domain; Basic: the sign-in name
+    password: str = field(default="", repr=False)
+    resource_url: str = ""  # OAuth: the Exchange server's resource (https://mail.example.com)
+    account_email: str = ""  # the sync user's primary SMTP address
+    impersonation: bool = True  # ApplicationImpersonation; False: delegate / Full Access
+    server_version: str = ""  # "" = detect, "2016", "2019", "se"
+    folder: str = ""  # a calendar folder's name under the mailbox's calendar; "" = the calendar
 
 
 @dataclass(frozen=True)
 class CalendarRef:
     """One remote calendar: the mailbox it belongs to and its id there.
 
-    An empty ``calendar_id`` is the mailbox's default calendar. Which of the two a provider's
-    API needs to name the calendar is the registry's ``ProviderSpec.call_args``.
+    An empty ``calendar_id`` is the mailbox's default calendar. Each client takes from it what
+    its API needs to name the calendar (see :class:`CalendarClient`); the id naming a room's
+    own calendar when none is bound is the registry's ``ProviderSpec.default_calendar_id``.
     """
 
     mailbox: str

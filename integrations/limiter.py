@@ -14,7 +14,11 @@ Two back ends with the same rules:
 
 Every in-flight slot is a lease that expires (``lease_seconds``), so a process killed
 mid-request never holds a slot for ever. A batch takes at most ``max_in_flight`` slots (it
-occupies the whole mailbox while it runs) and ``items`` units of rate.
+occupies the whole mailbox while it runs) and ``items`` units of rate. Its units count from
+its answer on (``release``): the provider counts each item when it runs it, up to the answer
+(Google runs a batch's parts one after another), so counting them from the send would free
+them here before the provider does, and the next batch would meet ``rateLimitExceeded`` at
+the window's edge.
 
 A provider's ``Retry-After`` is shared too (``hold_off``): once one process is told to wait,
 no process sends to that mailbox before the time is up (the key stores the latest "not
@@ -50,7 +54,8 @@ class Backend(Protocol):
     def try_acquire(self, key: str, lease_id: str, slots: int, units: int, now: float) -> float:
         """Take the slots and units and return 0, or take nothing and return seconds to wait."""
 
-    def release(self, key: str, lease_id: str) -> None: ...
+    def release(self, key: str, lease_id: str, units: int = 0, now: float | None = None) -> None:
+        """Free the lease's slots; with ``now``, its ``units`` count from ``now`` on."""
 
     def hold_off(self, key: str, until: float) -> None:
         """No slot for ``key`` before ``until`` (a later time already stored is kept)."""
@@ -98,7 +103,10 @@ class Limiter:
         try:
             yield
         finally:
-            self.backend.release(key, lease_id)
+            # The provider counts each item when it processes it, which can be up to the
+            # answer (a Google batch runs its parts one after another): the items count from
+            # the answer on here, so this window never frees before the provider's does.
+            self.backend.release(key, lease_id, max(1, items), self.clock())
 
     def hold_off(self, key: str, seconds: float) -> None:
         """The provider said "Retry-After: seconds" for ``key``: every process waits."""
@@ -139,6 +147,11 @@ for _, m in ipairs(members) do
   if string.sub(m, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':' then
     redis.call('ZREM', KEYS[1], m)
   end
+end
+local units = tonumber(ARGV[3])
+if units > 0 then
+  for i = 1, units do redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1] .. ':' .. i) end
+  redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[4])) + 1)
 end
 return 0
 """
@@ -185,8 +198,12 @@ class RedisLimiter:
         ]
         return float(self._acquire(keys=self._keys(key), args=args))
 
-    def release(self, key: str, lease_id: str) -> None:
-        self._release(keys=self._keys(key)[:1], args=[lease_id])
+    def release(self, key: str, lease_id: str, units: int = 0, now: float | None = None) -> None:
+        restamp = units if now is not None else 0
+        self._release(
+            keys=self._keys(key)[:2],
+            args=[lease_id, now or 0, restamp, self.limits.window_seconds],
+        )
 
     def hold_off(self, key: str, until: float) -> None:
         # The key's own expiry: the time left, from this host's clock (Redis keeps no clock
@@ -213,7 +230,7 @@ class FileLimiter:
                 text = handle.read()
                 state = json.loads(text) if text.strip() else {}
                 state.setdefault("inflight", {})  # lease_id -> [expires_at, slots]
-                state.setdefault("rate", [])  # [timestamp, units]
+                state.setdefault("rate", [])  # [timestamp, units, lease_id], oldest first
                 yield state
                 handle.seek(0)
                 handle.truncate()
@@ -234,19 +251,25 @@ class FileLimiter:
             used = sum(r[1] for r in state["rate"])
             if used + units > lim.max_per_window:
                 freed, wait = 0, lim.window_seconds
-                for stamp, count in state["rate"]:  # oldest first
+                for stamp, count, *_ in state["rate"]:  # oldest first
                     freed += count
                     wait = stamp + lim.window_seconds - now
                     if used - freed + units <= lim.max_per_window:
                         break
                 return max(wait, 0.05)
             state["inflight"][lease_id] = [now + lim.lease_seconds, slots]
-            state["rate"].append([now, units])
+            state["rate"].append([now, units, lease_id])
             return 0.0
 
-    def release(self, key: str, lease_id: str) -> None:
+    def release(self, key: str, lease_id: str, units: int = 0, now: float | None = None) -> None:
         with self._state(key) as state:
             state["inflight"].pop(lease_id, None)
+            if now is None:
+                return
+            mine = [r for r in state["rate"] if r[2:] == [lease_id]]
+            if mine:
+                state["rate"] = [r for r in state["rate"] if r[2:] != [lease_id]]
+                state["rate"].append([max(now, mine[0][0]), mine[0][1], lease_id])
 
     def hold_off(self, key: str, until: float) -> None:
         with self._state(key) as state:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
-from .base import CalendarRef
+from .base import CalendarClient
 from .limiter import Limits
 
 
@@ -24,9 +24,9 @@ class ProviderSpec:
 
     ``reservation_source`` is the value of ``reservations.models.Source`` a booking pulled
     from this provider carries (``integrations`` does not import the ORM, so a plain value).
-    ``mailbox_scoped`` says the client's calendar calls take the mailbox as well as the
-    calendar id (Graph: ``/users/{mailbox}/calendars/{id}``); otherwise the calendar id alone
-    names the calendar (Google). ``own_calendar_id`` is what names a person's own calendar.
+    ``room_calendar_is_mailbox`` says a room's own calendar is named by its address (Google's
+    resource calendars), rather than by the empty id, a mailbox's default calendar (Graph).
+    ``own_calendar_id`` is what names a person's own calendar.
     """
 
     kind: str
@@ -39,13 +39,13 @@ class ProviderSpec:
     idle_warning: timedelta  # ... and this long is worth warning the person about
     reservation_source: str
     webhook_kind: str  # the PushSubscription.kind its change notifications arrive as
-    mailbox_scoped: bool
+    room_calendar_is_mailbox: bool
     own_calendar_id: str
     acts_as_delegate: bool  # the app's credentials act as the delegated user (Google DWD)
     batch_size: int  # most operations in one batch request
     limits: Limits  # published per-mailbox request limits
 
-    def client_class(self) -> type[Any]:
+    def client_class(self) -> type[CalendarClient]:
         return _load(self.client)
 
     def oauth_module(self) -> Any:
@@ -57,11 +57,7 @@ class ProviderSpec:
     def default_calendar_id(self, mailbox: str) -> str:
         """The id naming a mailbox's own calendar when none is bound: Graph's empty id (the
         default calendar), Google's resource calendar, whose id is its address."""
-        return "" if self.mailbox_scoped else mailbox
-
-    def call_args(self, ref: CalendarRef) -> tuple[str, ...]:
-        """The leading arguments this provider's client takes to name ``ref``."""
-        return (ref.mailbox, ref.calendar_id) if self.mailbox_scoped else (ref.calendar_id,)
+        return mailbox if self.room_calendar_is_mailbox else ""
 
 
 # Published per-mailbox limits: Exchange Online allows 4 concurrent requests and 10,000 per
@@ -80,7 +76,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         idle_warning=timedelta(days=80),
         reservation_source="exchange",
         webhook_kind="microsoft",
-        mailbox_scoped=True,
+        room_calendar_is_mailbox=False,
         own_calendar_id="",
         acts_as_delegate=False,
         batch_size=20,
@@ -97,11 +93,35 @@ PROVIDERS: dict[str, ProviderSpec] = {
         idle_warning=timedelta(days=150),
         reservation_source="google",
         webhook_kind="google",
-        mailbox_scoped=False,
+        room_calendar_is_mailbox=True,
         own_calendar_id="primary",
         acts_as_delegate=True,
         batch_size=50,
         limits=Limits(max_in_flight=8, max_per_window=600, window_seconds=60),
+    ),
+    # Exchange Server on-premises: no per-person sign-in (the oauth/auth modules say so), no
+    # public hosts (each server is allowed by name). Exchange's default throttling policy
+    # allows 27 concurrent EWS connections per user (EwsMaxConcurrency) and charges an
+    # impersonating service account's calls to the mailbox: 4 in flight per mailbox keeps a
+    # handful of busy rooms inside that. Batches: multi-item requests of 50 items.
+    "ews": ProviderSpec(
+        kind="ews",
+        client="integrations.ews.client.EwsClient",
+        oauth="integrations.ews.oauth",
+        auth="integrations.ews.auth",
+        public_hosts="integrations.ews.hosts.PUBLIC_HOSTS",
+        scopes=(),
+        idle_limit=timedelta(days=36500),
+        idle_warning=timedelta(days=36000),
+        # Outlook on Exchange Server is Exchange too: a booking pulled from it says so.
+        reservation_source="exchange",
+        # Streaming subscriptions (a later step) notify as kind "ews".
+        webhook_kind="ews",
+        room_calendar_is_mailbox=False,
+        own_calendar_id="",
+        acts_as_delegate=False,
+        batch_size=50,
+        limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
     ),
 }
 
@@ -116,8 +136,8 @@ def _load(path: str) -> Any:
     return getattr(import_module(module_name), name)
 
 
-def client_class(kind: str) -> type[Any]:
-    """The client class for ``kind`` ("microsoft" or "google"); KeyError for others."""
+def client_class(kind: str) -> type[CalendarClient]:
+    """The client class for ``kind`` ("microsoft", "google" or "ews"); KeyError for others."""
     return spec(kind).client_class()
 
 

@@ -3,6 +3,10 @@
 Reservations are added, changed and cancelled through ``reservations.services`` (never a
 plain ``save()``), so the admin obeys the same validation, rules and overlap guarantee as the
 portal; a refusal comes back as a form error or an admin message.
+
+``ReservationAdmin`` is the booking side of the reservation admin and is not registered here:
+the calendars app registers it once, composed with its sync and conflict columns and actions
+(``calendars/admin/reservation.py``), as this app never imports ``calendars``.
 """
 
 from __future__ import annotations
@@ -309,7 +313,6 @@ class _HistoryWords(HistoricalRecordContextHelper):
         return value
 
 
-@admin.register(Reservation)
 class ReservationAdmin(SimpleHistoryAdmin):
     form = ReservationAdminForm
     # The columns that answer "what is this booking", narrow enough for 1,366 px with the

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 from .models import Amenity, Frequency, Location, Profile, Space, SpaceKind, Weekday
 from .recurrence import MAX_OCCURRENCES, Recurrence, localize
@@ -62,6 +64,39 @@ class TimeInput(forms.TimeInput):
 
     def __init__(self, attrs=None):
         super().__init__({"step": 300, **(attrs or {})}, format="%H:%M")
+
+
+class LongSelect(forms.Select):
+    """A select of many options (a location's spaces: hundreds) written out in Python.
+
+    Django's ``Select`` renders every option through two templates (``select_option.html``
+    and ``attrs.html``), about 80 µs each: 20 ms of CPU for a location of 250 spaces on every
+    booking and reschedule form. The markup is Django's, less the blank lines between the
+    options; option groups, which these selects never have, go to Django's own rendering.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]
+        if any(group for group, _, _ in widget["optgroups"]):
+            return super().render(name, value, attrs, renderer)
+        parts = [f'<select name="{conditional_escape(widget["name"])}"{_attrs(widget["attrs"])}>']
+        for _, options, _ in widget["optgroups"]:
+            parts += (
+                f'\n  <option value="{conditional_escape(str(option["value"]))}"'
+                f"{_attrs(option['attrs'])}>{conditional_escape(option['label'])}</option>"
+                for option in options
+            )
+        parts.append("\n</select>")
+        return mark_safe("".join(parts))  # noqa: S308 - every value escaped above
+
+
+def _attrs(attrs: dict) -> str:
+    """HTML attributes as Django's ``attrs.html`` writes them (True: the bare name)."""
+    return "".join(
+        f" {name}" if value is True else f' {name}="{conditional_escape(str(value))}"'
+        for name, value in attrs.items()
+        if value is not False
+    )
 
 
 def aware(day: date, wall: time, zone: ZoneInfo, field: str) -> datetime:
@@ -155,7 +190,9 @@ def parse_emails(text: str) -> list[str]:
 class BookingForm(SlotFieldsMixin):
     """Book one space (once or as a series). ``space`` decides the zone and the group field."""
 
-    space = forms.ModelChoiceField(queryset=Space.objects.none(), empty_label=None)
+    space = forms.ModelChoiceField(
+        queryset=Space.objects.none(), empty_label=None, widget=LongSelect
+    )
     title = forms.CharField(max_length=255, required=False)
     public_nickname = forms.CharField(
         label="Public nickname",
@@ -308,7 +345,9 @@ def _person_label(user) -> str:
 class ChangeForm(SlotFieldsMixin):
     """Reschedule or edit one occurrence (or this and the following ones)."""
 
-    space = forms.ModelChoiceField(queryset=Space.objects.none(), empty_label=None)
+    space = forms.ModelChoiceField(
+        queryset=Space.objects.none(), empty_label=None, widget=LongSelect
+    )
     title = forms.CharField(max_length=255, required=False)
     public_nickname = forms.CharField(label="Public nickname", max_length=100, required=False)
     description = forms.CharField(

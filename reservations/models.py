@@ -829,6 +829,18 @@ class Reservation(models.Model):
             models.Index(fields=["space", "start", "end"], name="reservation_space_time"),
             models.Index(fields=["requested_for", "start"], name="reservation_user_start"),
             models.Index(fields=["status", "start"], name="reservation_status_start"),
+            # "My reservations": a person's upcoming bookings, for them or by them, found
+            # without reading their past ones (which only grow).
+            models.Index(
+                fields=["requested_for", "end"],
+                name="reservation_for_upcoming",
+                condition=models.Q(status__in=SLOT_HOLDING_STATUSES),
+            ),
+            models.Index(
+                fields=["booked_by", "end"],
+                name="reservation_by_upcoming",
+                condition=models.Q(status__in=SLOT_HOLDING_STATUSES),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -1116,7 +1128,8 @@ class Profile(models.Model):
 
     @classmethod
     def for_user(cls, user) -> Profile:
-        profile, _created = cls.objects.get_or_create(user=user)
+        # With the default location: find a space and the schedule open there.
+        profile, _created = cls.objects.select_related("default_location").get_or_create(user=user)
         return profile
 
     @property

@@ -10,7 +10,10 @@ means "no opinion". ``source`` is where the action comes from (a ``Source`` valu
 the event planner, the REST API...). For ``Action.CREATE`` the reservation is an unsaved
 instance with the requested values filled in. The first refusal wins.
 
-The same module keeps a second, smaller registry: *placements*, which decide a new
+*Preloads* let a policy fetch what it needs for a whole page of bookings at once: the portal
+hands them the page (``preload``) before it asks about each booking.
+
+The same module keeps another, smaller registry: *placements*, which decide a new
 reservation's sync mailbox (``room``, ``user`` or ``other``, see DESIGN.md). ``calendars``
 registers the sync-mode placement; without one, blockers go to the delegated mailbox and
 everything else to the room's.
@@ -19,7 +22,7 @@ everything else to the room's.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,9 +53,11 @@ ALLOWED = Decision(True)
 
 Policy = Callable[["Action", "AbstractBaseUser", "Reservation", str], Decision | None]
 Placement = Callable[["Reservation", str], str | None]
+Preload = Callable[[list["Reservation"]], None]
 
 _policies: list[Policy] = []
 _placements: list[Placement] = []
+_preloads: list[Preload] = []
 
 
 def register(policy: Policy) -> Policy:
@@ -76,6 +81,28 @@ def check(
         if decision is not None and not decision.allowed:
             return decision
     return ALLOWED
+
+
+def register_preload(preload: Preload) -> Preload:
+    """Add a preload: a callable given a page of reservations before the portal asks the
+    policies about each of them, so that a policy's own lookups (a space's calendar binding)
+    can be fetched for the whole page in one query instead of one per booking."""
+    if preload not in _preloads:
+        _preloads.append(preload)
+    return preload
+
+
+def unregister_preload(preload: Preload) -> None:
+    if preload in _preloads:
+        _preloads.remove(preload)
+
+
+def preload(reservations: Iterable[Reservation]) -> None:
+    """Hand ``reservations`` to every registered preload (nothing to do for none)."""
+    batch = list(reservations)
+    if batch:
+        for each in _preloads:
+            each(batch)
 
 
 def register_placement(placement: Placement) -> Placement:

@@ -266,7 +266,7 @@ def withdraw_create(link_id: int, announced: Announcement) -> None:
     """Put back the mark ``announce_create`` replaced (the locked plan sent no create), only
     while our mark is still there: a push that saved its event meanwhile cleared it, and a
     mark put back on a saved link would hide the event from the full read's check
-    (``pull._missing_from_full_read``) for good."""
+    (``pull.fetch.missing_from_full_read``) for good."""
     SyncLink.objects.filter(pk=link_id, creating_at=announced.mark).update(
         creating_at=announced.previous
     )
@@ -279,10 +279,7 @@ def _calendar_at(link: SyncLink, reservation: Reservation) -> remote.RemoteCalen
     """The calendar the link's event lives in, with the credentials that write there."""
     if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for is not None:
         return remote.user_calendar(link.provider, reservation.requested_for)
-    provider = link.provider
-    return remote.RemoteCalendar(
-        remote.client_for(provider), provider.kind, link.mailbox, link.calendar_id
-    )
+    return remote.link_calendar(link)
 
 
 def _find(calendar: remote.RemoteCalendar, reservation_id: int) -> RemoteEvent | None:

@@ -58,7 +58,7 @@ from reservations.models import (
     SyncMailbox,
 )
 
-from .. import locks, remote
+from .. import alerts, locks, remote
 from ..models import (
     BindingStatus,
     JobKind,
@@ -536,7 +536,7 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
         _record_job(binding_id, result, started)
     threshold = settings.RECONCILE_ALERT_THRESHOLD
     if len(result.repairs) > threshold:
-        result.alerted = _alert_admins(binding, result)
+        result.alerted = alerts.reconcile_repaired(binding, result)
     return result
 
 
@@ -564,24 +564,6 @@ def _record_job(binding_id: int, result: ReconcileResult, started: datetime) -> 
         started_at=started,
         heartbeat_at=timezone.now(),
         finished_at=timezone.now(),
-    )
-
-
-def _alert_admins(binding, result: ReconcileResult) -> bool:
-    lines = [
-        f"- {r.drift}: {r.fix} (reservation {r.reservation_id or '-'}"
-        f"{', event ' + r.event.id if r.event else ''}): {r.reason}"
-        for r in result.repairs
-    ]
-    link = trouble.absolute_url("admin:calendars_syncjob_changelist")
-    return trouble.email_admins(
-        f"Reconciliation repaired {len(result.repairs)} differences: {binding.space.name}",
-        f"The daily comparison of {binding.space.name} ({binding.resource_email}, "
-        f"{binding.provider}) with its calendar found {len(result.repairs)} differences that "
-        "webhooks and pulls had not caught, and repaired them:\n\n"
-        + "\n".join(lines)
-        + "\n\nA few now and then is normal; many, or every day, means notifications or pulls "
-        f"are failing for this room. The sync jobs (kind Reconciliation):\n{link}\n",
     )
 
 

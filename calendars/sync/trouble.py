@@ -2,7 +2,8 @@
 and resuming in order once someone reconnects.
 
 - Application credentials refused (secret revoked, consent withdrawn, room calendar gone):
-  the binding's status becomes ``paused`` with the plain-words error; its admins are told.
+  the binding's status becomes ``paused`` with the plain-words error; its admins are told
+  (``calendars.alerts``).
 - A person's own token refused (personal mode): the ``UserToken`` becomes ``revoked`` or
   ``expired``; the person is told and sees a banner in the portal.
 
@@ -17,16 +18,13 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
-from django.urls import NoReverseMatch, reverse
 
 from integrations.base import ProviderError, TokenRevoked
 from reservations.models import SyncMailbox
 
+from .. import alerts
 from ..models import BindingStatus, LinkState, SpaceCalendar, SyncLink, TokenStatus, UserToken
 from .followups import PushReservations
 
@@ -45,7 +43,7 @@ def pause_binding(binding_id: int, message: str) -> bool:
     if flipped:
         binding = SpaceCalendar.objects.select_related("space", "provider").get(pk=binding_id)
         log.warning("Sync paused for binding %s: %s", binding_id, message)
-        transaction.on_commit(lambda: _alert_admins(binding, message), robust=True)
+        transaction.on_commit(lambda: alerts.binding_paused(binding, message), robust=True)
     return bool(flipped)
 
 
@@ -57,43 +55,8 @@ def pause_token(token_id: int, error: ProviderError | str) -> bool:
     if flipped:
         token = UserToken.objects.select_related("user", "provider").get(pk=token_id)
         log.warning("Sync paused for user token %s (%s)", token_id, status)
-        transaction.on_commit(lambda: _alert_user(token), robust=True)
+        transaction.on_commit(lambda: alerts.token_unusable(token), robust=True)
     return bool(flipped)
-
-
-def _admin_emails() -> list[str]:
-    people = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
-    return sorted({p.email for p in people} | {email for _, email in settings.ADMINS})
-
-
-def email_admins(subject: str, body: str) -> bool:
-    """Email the active superusers and ``ADMINS`` (the one way sync alerts reach them);
-    False when there is nobody to tell."""
-    recipients = _admin_emails()
-    if recipients:
-        send_mail(f"[Reserva] {subject}", body, None, recipients, fail_silently=True)
-    return bool(recipients)
-
-
-def absolute_url(name: str, *args) -> str:
-    """The absolute address of a page (the admin's, the portal's), for an email."""
-    try:
-        return settings.PUBLIC_BASE_URL + reverse(name, args=args)
-    except NoReverseMatch:
-        return settings.PUBLIC_BASE_URL + "/"
-
-
-def _alert_admins(binding: SpaceCalendar, message: str) -> None:
-    link = absolute_url("admin:calendars_spacecalendar_change", binding.pk)
-    email_admins(
-        f"Calendar sync paused: {binding.space.name}",
-        "Reserva stopped writing to the calendar of "
-        f"{binding.space.name} ({binding.resource_email}, {binding.provider}).\n\n"
-        f"Reason: {message}\n\n"
-        "Nothing is lost: the changes wait and are sent once the connection works again. "
-        "Fix the connection (re-authorize the space, or correct the credential alias), then "
-        f'use "Resume sync" on the space calendar:\n{link}\n',
-    )
 
 
 def push_gave_up(link_id: int, message: str) -> None:
@@ -101,36 +64,7 @@ def push_gave_up(link_id: int, message: str) -> None:
     admins once (the caller is the one update that cleared the link's next attempt)."""
     link = SyncLink.objects.select_related("reservation__space", "binding").get(pk=link_id)
     log.warning("Push of reservation %s given up: %s", link.reservation_id, message)
-    transaction.on_commit(lambda: _alert_gave_up(link, message), robust=True)
-
-
-def _alert_gave_up(link: SyncLink, message: str) -> None:
-    reservation = link.reservation
-    hours = settings.SYNC_PUSH_GIVE_UP_HOURS
-    admin = absolute_url("admin:calendars_syncjob_changelist")
-    email_admins(
-        f"Calendar push failing: {reservation.space.name}",
-        f"Reserva has tried for {hours:g} hours to write booking #{reservation.pk} "
-        f"({reservation.title or 'untitled'}, {reservation.start:%Y-%m-%d %H:%M} UTC) to the "
-        f"calendar of {reservation.space.name} and stopped retrying.\n\n"
-        f"Last error: {message}\n\n"
-        "The booking itself is safe in Reserva. Once the cause is fixed, select its failed "
-        f'push in Sync jobs and use "Retry failed pushes":\n{admin}\n',
-    )
-
-
-def _alert_user(token: UserToken) -> None:
-    if not token.user.email:
-        return
-    send_mail(
-        f"[Reserva] Reconnect your {token.provider.get_kind_display()} calendar",
-        f"Reserva can no longer write to your calendar ({token.account_email}): the "
-        "connection has expired or was revoked.\n\n"
-        "Your bookings are safe; their calendar entries wait until you reconnect:\n"
-        f"{absolute_url('calendars:connect')}\n",
-        None,
-        [token.user.email],
-    )
+    transaction.on_commit(lambda: alerts.push_gave_up(link, message), robust=True)
 
 
 def _to_push(link_ids: list[int]) -> PushReservations:

@@ -1,12 +1,12 @@
 """Template tags for the admin home (``templates/admin/index.html``): the counts that need
-attention and the admin's pages grouped by use (``calendars.admin_home``)."""
+attention and the admin's pages grouped by use (``calendars.admin.home``)."""
 
 from __future__ import annotations
 
 from django import template
 from django.http import HttpRequest
 
-from .. import admin_home
+from ..admin import home as admin_home
 
 register = template.Library()
 

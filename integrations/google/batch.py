@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ..base import (
     BatchOp,
     BatchResult,
+    CalendarRef,
     ProviderError,
     Throttled,
     TransientError,
@@ -39,7 +40,7 @@ class BatchMixin:
 
     def batch(
         self: GoogleClient,
-        calendar_id: str,
+        ref: CalendarRef,
         ops: list[BatchOp],
         as_user: UserCredentials | None = None,
     ) -> list[BatchResult]:
@@ -47,7 +48,7 @@ class BatchMixin:
         results: list[BatchResult] = []
         for start in range(0, len(ops), BATCH_SIZE):
             chunk = ops[start : start + BATCH_SIZE]
-            results.extend(self._batch_chunk(calendar_id, chunk, as_user))
+            results.extend(self._batch_chunk(ref.calendar_id, chunk, as_user))
         return results
 
     def _part(self: GoogleClient, content_id: str, op: BatchOp, calendar_id: str) -> multipart.Part:

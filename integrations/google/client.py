@@ -31,6 +31,11 @@ Contracts worth knowing:
   were throttled after their ``Retry-After`` or a backoff, a bounded number of rounds.
 - ``free_busy`` asks for at most 50 calendars per call (Google's limit) and leaves out the
   calendars Google could not read, rather than report them free.
+- The change feed carries our tag, so ``reads_tags_by_id`` is False and ``tagged_events``
+  answers None; ``read_events`` (one ``events.get`` per id) exists for the interface's sake.
+- Every call names its calendar with a ``CalendarRef`` (``integrations.base.CalendarClient``);
+  Google needs only ``ref.calendar_id`` (empty: the acting user's ``primary``), and
+  ``list_calendars`` lists the acting user's calendars whatever the ref.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import requests
 
 from ..base import (
     CalendarInfo,
+    CalendarRef,
     ChangePage,
     ConsentMissing,
     EventData,
@@ -76,6 +82,8 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     kind = "google"
     page_size = PAGE_SIZE
+    # The change feed carries our tag (a private extended property): nothing to read by id.
+    reads_tags_by_id = False
     # An incremental sync reports the whole calendar: a move out of the window is a move.
     window_moves_look_removed = False
 
@@ -177,8 +185,9 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     # -- calendars -------------------------------------------------------------------------
 
-    def test_connection(self, calendar_id: str) -> None:
+    def test_connection(self, ref: CalendarRef) -> None:
         """Get a token, read the calendar, and check the delegated user may write to it."""
+        calendar_id = ref.calendar_id
         # A new token, not the cached one: the delegation may have changed in the Admin console
         # since it was issued, and the administrator is asking about now.
         self._token(None, fresh=True)
@@ -192,25 +201,51 @@ class GoogleClient(BatchMixin, ChannelsMixin):
                 code="requiredAccessLevel",
             )
 
-    def list_calendars(self, as_user: UserCredentials | None = None) -> list[CalendarInfo]:
-        """The calendar list of the impersonated user (or of the person ``as_user``)."""
+    def list_calendars(
+        self, ref: CalendarRef, as_user: UserCredentials | None = None
+    ) -> list[CalendarInfo]:
+        """The calendar list of the acting user: the impersonated user, or the person
+        ``as_user``. ``ref`` is not used: Google lists the calendars the acting user sees (a
+        room's resource calendar is shared with the delegated user), not another user's."""
         items = self._pages("/users/me/calendarList", {}, "", as_user)
         return [mapping.parse_calendar(item) for item in items]
 
     # -- events ----------------------------------------------------------------------------
 
     def get_event(
-        self, calendar_id: str, event_id: str, as_user: UserCredentials | None = None
+        self, ref: CalendarRef, event_id: str, as_user: UserCredentials | None = None
     ) -> RemoteEvent:
+        """One event by id (a deleted one comes back ``removed``; an unknown id raises
+        ``EventGone``)."""
+        return self._get(ref.calendar_id, event_id, as_user)
+
+    def read_events(
+        self, ref: CalendarRef, event_ids: list[str], as_user: UserCredentials | None = None
+    ) -> dict[str, RemoteEvent | None]:
+        """``{id: event}``, None for an event that no longer exists (deleted or unknown).
+
+        The engine never needs this (``reads_tags_by_id`` is False: the change feed carries
+        our tag); it is here so that the client answers the whole interface correctly, one
+        ``events.get`` per id."""
+        found: dict[str, RemoteEvent | None] = {}
+        for event_id in event_ids:
+            try:
+                event = self._get(ref.calendar_id, event_id, as_user)
+            except EventGone:
+                event = None
+            found[event_id] = None if event is None or event.removed else event
+        return found
+
+    def _get(self, calendar_id: str, event_id: str, as_user: UserCredentials | None) -> RemoteEvent:
         path = f"{self._calendar(calendar_id)}/events/{quote(event_id, safe='')}"
         payload = self._check(self._send("GET", path, as_user=as_user), calendar_id, as_user,
                               event=True)  # fmt: skip
         return mapping.parse_event(payload, calendar_id=calendar_id)
 
     def create_event(
-        self, calendar_id: str, data: EventData, as_user: UserCredentials | None = None
+        self, ref: CalendarRef, data: EventData, as_user: UserCredentials | None = None
     ) -> RemoteEvent:
-        return self._create(calendar_id, data, as_user, first_generation=0)
+        return self._create(ref.calendar_id, data, as_user, first_generation=0)
 
     def _create(
         self,
@@ -247,7 +282,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
     ) -> RemoteEvent | None:
         """The live event ``event_id`` when it carries our tag for ``reservation_id``."""
         try:
-            existing = self.get_event(calendar_id, event_id, as_user)
+            existing = self._get(calendar_id, event_id, as_user)
         except EventGone:
             return None
         if existing.removed or existing.reservation_id != int(reservation_id):
@@ -256,19 +291,20 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     def _deleted(self, calendar_id: str, event_id: str, as_user: UserCredentials | None) -> bool:
         try:
-            return self.get_event(calendar_id, event_id, as_user).removed
+            return self._get(calendar_id, event_id, as_user).removed
         except EventGone:
             return True
 
     def update_event(
         self,
-        calendar_id: str,
+        ref: CalendarRef,
         event_id: str,
         data: EventData,
         version: str = "",
         as_user: UserCredentials | None = None,
     ) -> RemoteEvent:
         """Replace the event; ``version`` (the etag) guards against a remote change (412)."""
+        calendar_id = ref.calendar_id
         response = self._send(
             "PUT",
             f"{self._calendar(calendar_id)}/events/{quote(event_id, safe='')}",
@@ -291,12 +327,13 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     def delete_event(
         self,
-        calendar_id: str,
+        ref: CalendarRef,
         event_id: str,
         version: str = "",
         as_user: UserCredentials | None = None,
     ) -> None:
         """Delete; an event already gone (404, or 410 ``deleted``) is success."""
+        calendar_id = ref.calendar_id
         response = self._send(
             "DELETE",
             f"{self._calendar(calendar_id)}/events/{quote(event_id, safe='')}",
@@ -321,9 +358,10 @@ class GoogleClient(BatchMixin, ChannelsMixin):
         return bool(key) and (event_id == key or event_id.startswith(f"{key}g"))
 
     def find_by_reservation(
-        self, calendar_id: str, reservation_id: int, as_user: UserCredentials | None = None
+        self, ref: CalendarRef, reservation_id: int, as_user: UserCredentials | None = None
     ) -> RemoteEvent | None:
         """The live event tagged with ``reservation_id`` (the oldest, should there be several)."""
+        calendar_id = ref.calendar_id
         params = {
             "privateExtendedProperty": f"{mapping.RESERVATION_PROPERTY}={int(reservation_id)}",
             "showDeleted": "false",
@@ -335,17 +373,28 @@ class GoogleClient(BatchMixin, ChannelsMixin):
         oldest = min(items, key=lambda item: str(item.get("created") or ""))
         return mapping.parse_event(oldest, calendar_id=calendar_id)
 
+    def tagged_events(
+        self,
+        ref: CalendarRef,
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> list[RemoteEvent] | None:
+        """None: the change feed carries our tag, so the caller reads the feed instead."""
+        return None
+
     # -- sync ------------------------------------------------------------------------------
 
     def changes(
         self,
-        calendar_id: str,
+        ref: CalendarRef,
         token: str | None,
         start: datetime,
         end: datetime,
         as_user: UserCredentials | None = None,
     ) -> ChangePage:
         """One page of ``events.list``: full sync over [start, end), or changes since ``token``."""
+        calendar_id = ref.calendar_id
         if token and token.startswith(CONTINUATION):
             params = dict(parse_qsl(token[len(CONTINUATION) :]))
         elif token:
@@ -384,21 +433,24 @@ class GoogleClient(BatchMixin, ChannelsMixin):
 
     def free_busy(
         self,
-        calendar_ids: list[str],
+        refs: list[CalendarRef],
         start: datetime,
         end: datetime,
         as_user: UserCredentials | None = None,
-    ) -> dict[str, list[tuple[datetime, datetime]]]:
-        """Busy intervals per calendar, in UTC; calendars Google could not read left out."""
-        result: dict[str, list[tuple[datetime, datetime]]] = {}
-        for offset in range(0, len(calendar_ids), FREEBUSY_MAX):
-            chunk = list(calendar_ids[offset : offset + FREEBUSY_MAX])
-            asked = {c.lower(): c for c in chunk}
+    ) -> dict[CalendarRef, list[tuple[datetime, datetime]]]:
+        """Busy intervals per calendar (by ``ref.calendar_id``), in UTC; calendars Google
+        could not read left out."""
+        result: dict[CalendarRef, list[tuple[datetime, datetime]]] = {}
+        for offset in range(0, len(refs), FREEBUSY_MAX):
+            chunk = list(refs[offset : offset + FREEBUSY_MAX])
+            asked: dict[str, list[CalendarRef]] = {}
+            for ref in chunk:
+                asked.setdefault(ref.calendar_id.lower(), []).append(ref)
             body = {
                 "timeMin": mapping.rfc3339(start),
                 "timeMax": mapping.rfc3339(end),
                 "timeZone": "UTC",
-                "items": [{"id": c} for c in chunk],
+                "items": [{"id": ref.calendar_id} for ref in chunk],
             }
             response = self._send(
                 "POST",
@@ -417,5 +469,6 @@ class GoogleClient(BatchMixin, ChannelsMixin):
                     ends, _ = mapping.parse_time({"dateTime": span.get("end")})
                     if begins and ends:
                         busy.append((begins, ends))
-                result[asked.get(calendar_id.lower(), calendar_id)] = sorted(busy)
+                for ref in asked.get(calendar_id.lower(), [CalendarRef(calendar_id, calendar_id)]):
+                    result[ref] = sorted(busy)
         return result

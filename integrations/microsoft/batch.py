@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from ..base import BatchOp, BatchResult, EventGone, RemoteEvent, TransientError
+from ..base import (
+    BatchOp,
+    BatchResult,
+    CalendarRef,
+    EventGone,
+    RemoteEvent,
+    TransientError,
+    UserCredentials,
+)
 from ..http import backoff, parse_retry_after
 from . import mapping
 from .errors import body_code_message, graph_error
@@ -37,17 +45,23 @@ class BatchMixin:
     """The batch part of :class:`~integrations.microsoft.client.MicrosoftClient`."""
 
     def batch(
-        self: MicrosoftClient, mailbox: str, calendar_id: str, ops: list[BatchOp]
+        self: MicrosoftClient,
+        ref: CalendarRef,
+        ops: list[BatchOp],
+        as_user: UserCredentials | None = None,
     ) -> list[BatchResult]:
         """Creates, updates and deletes in ``$batch`` requests of 20; one result per op."""
         results: list[BatchResult] = []
         for start in range(0, len(ops), BATCH_SIZE):
             chunk = ops[start : start + BATCH_SIZE]
-            results.extend(self._batch_chunk(mailbox, calendar_id, chunk))
+            results.extend(self._batch_chunk(ref, chunk, as_user))
         return results
 
     def read_events(
-        self: MicrosoftClient, mailbox: str, calendar_id: str, event_ids: list[str]
+        self: MicrosoftClient,
+        ref: CalendarRef,
+        event_ids: list[str],
+        as_user: UserCredentials | None = None,
     ) -> dict[str, RemoteEvent | None]:
         """Each event by id, with our tag expanded (calendarView/delta cannot expand extended
         properties), in ``$batch`` GETs of 20: ``{id: event}``, None for an event that no
@@ -57,7 +71,7 @@ class BatchMixin:
         for start in range(0, len(event_ids), BATCH_SIZE):
             chunk = event_ids[start : start + BATCH_SIZE]
             ops = [BatchOp(event_id, "read", event_id=event_id) for event_id in chunk]
-            for result in self._batch_chunk(mailbox, calendar_id, ops):
+            for result in self._batch_chunk(ref, ops, as_user):
                 if isinstance(result.error, EventGone):
                     found[result.key] = None
                 elif result.error is not None:
@@ -66,10 +80,8 @@ class BatchMixin:
                     found[result.key] = result.event
         return found
 
-    def _batch_item(
-        self: MicrosoftClient, item_id: str, op: BatchOp, mailbox: str, calendar_id: str
-    ) -> dict:
-        events = f"{self._calendar(mailbox, calendar_id)}/events"
+    def _batch_item(self: MicrosoftClient, item_id: str, op: BatchOp, ref: CalendarRef) -> dict:
+        events = f"{self._calendar(ref)}/events"
         headers = {"Prefer": PREFER}
         if op.version and op.action in ("update", "delete"):
             headers["If-Match"] = etag(op.version)
@@ -91,21 +103,22 @@ class BatchMixin:
 
     def _batch_chunk(
         self: MicrosoftClient,
-        mailbox: str,
-        calendar_id: str,
+        ref: CalendarRef,
         chunk: list[BatchOp],
+        as_user: UserCredentials | None,
     ) -> list:
+        mailbox = ref.mailbox
         pending = {str(i): op for i, op in enumerate(chunk)}
         done: dict[str, BatchResult] = {}
         refreshed = False
         for round_ in range(BATCH_ITEM_ROUNDS + 1):
             last = round_ == BATCH_ITEM_ROUNDS
-            body = {"requests": [self._batch_item(i, op, mailbox, calendar_id)
-                                 for i, op in pending.items()]}  # fmt: skip
+            body = {"requests": [self._batch_item(i, op, ref) for i, op in pending.items()]}
             response = self._send(
                 "POST",
                 "/$batch",
                 mailbox=mailbox,
+                as_user=as_user,
                 json=body,
                 items=len(pending),
                 idempotent=True,  # creates carry transactionIds; the rest are idempotent
@@ -140,7 +153,7 @@ class BatchMixin:
                 break
             if saw_401:
                 refreshed = True
-                self._token(None, fresh=True)
+                self._token(as_user, fresh=True)
             wait = max(waits, default=0.0)
             self.http.hold_off(self._limit_key(mailbox), wait)  # every process waits too
             if wait > self.http.policy.max_retry_after:

@@ -19,6 +19,8 @@ Contracts worth knowing:
 - ``batch`` splits into ``$batch`` requests of 20, retries items answered 429/503/504 after
   their own ``Retry-After`` (a bounded number of rounds) and returns one result per op.
 - ``free_busy`` leaves out mailboxes Graph could not find (rather than report them free).
+- Every call names its calendar with a ``CalendarRef`` (``integrations.base.CalendarClient``):
+  ``ref.mailbox`` and ``ref.calendar_id`` (empty: the mailbox's default calendar).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import requests
 
 from ..base import (
     CalendarInfo,
+    CalendarRef,
     ChangePage,
     EventData,
     EventGone,
@@ -42,7 +45,7 @@ from ..base import (
 )
 from ..http import HttpClient, parse_retry_after
 from . import auth, mapping
-from .batch import BatchMixin
+from .batch import TAG_QUERY, BatchMixin
 from .errors import graph_body, graph_error
 from .mapping import PREFER, etag
 from .subscriptions import SubscriptionsMixin
@@ -66,6 +69,9 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
 
     kind = "microsoft"
     delta_page_size = DELTA_PAGE_SIZE
+    # Delta cannot expand extended properties: our tag is read by id (``read_events``) or
+    # over a window (``tagged_events``).
+    reads_tags_by_id = True
     # calendarView/delta follows a window: an event moved out of it is reported @removed,
     # the same as a deleted one.
     window_moves_look_removed = True
@@ -156,48 +162,53 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
     def _user(mailbox: str) -> str:
         return f"/users/{quote(mailbox, safe='@')}"
 
-    def _calendar(self, mailbox: str, calendar_id: str) -> str:
-        if not calendar_id:
-            return f"{self._user(mailbox)}/calendar"
-        return f"{self._user(mailbox)}/calendars/{quote(calendar_id, safe='')}"
+    def _calendar(self, ref: CalendarRef) -> str:
+        if not ref.calendar_id:
+            return f"{self._user(ref.mailbox)}/calendar"
+        return f"{self._user(ref.mailbox)}/calendars/{quote(ref.calendar_id, safe='')}"
 
     # -- calendars -------------------------------------------------------------------------
 
-    def test_connection(self, mailbox: str) -> None:
+    def test_connection(self, ref: CalendarRef) -> None:
         """Get a token and read the mailbox's calendars; raises the mapped error."""
+        mailbox = ref.mailbox
         url = f"{self.base}{self._user(mailbox)}/calendars?{_query({'$top': '1'})}"
         self._check(self._send("GET", url, mailbox=mailbox), mailbox)
 
     def list_calendars(
-        self, mailbox: str, as_user: UserCredentials | None = None
+        self, ref: CalendarRef, as_user: UserCredentials | None = None
     ) -> list[CalendarInfo]:
-        url = f"{self.base}{self._user(mailbox)}/calendars"
-        return [mapping.parse_calendar(item) for item in self._pages(url, mailbox, as_user)]
+        """The calendars of ``ref.mailbox`` (``ref.calendar_id`` is ignored)."""
+        url = f"{self.base}{self._user(ref.mailbox)}/calendars"
+        return [mapping.parse_calendar(item) for item in self._pages(url, ref.mailbox, as_user)]
 
     # -- events ----------------------------------------------------------------------------
 
+    def get_event(
+        self, ref: CalendarRef, event_id: str, as_user: UserCredentials | None = None
+    ) -> RemoteEvent:
+        """One event by id, with our tag expanded; a missing one raises ``EventGone``."""
+        url = f"{self._calendar(ref)}/events/{quote(event_id, safe='')}?{TAG_QUERY}"
+        response = self._send("GET", url, mailbox=ref.mailbox, as_user=as_user)
+        return mapping.parse_event(self._check(response, ref.mailbox, event=True))
+
     def create_event(
-        self,
-        mailbox: str,
-        calendar_id: str,
-        data: EventData,
-        as_user: UserCredentials | None = None,
+        self, ref: CalendarRef, data: EventData, as_user: UserCredentials | None = None
     ) -> RemoteEvent:
         response = self._send(
             "POST",
-            f"{self._calendar(mailbox, calendar_id)}/events",
-            mailbox=mailbox,
+            f"{self._calendar(ref)}/events",
+            mailbox=ref.mailbox,
             as_user=as_user,
             json=mapping.event_body(data, creating=True),
             idempotent=True,  # the transactionId makes a repeated POST harmless
         )
-        payload = self._check(response, mailbox)
+        payload = self._check(response, ref.mailbox)
         return mapping.parse_event(payload, reservation_id=data.reservation_id)
 
     def update_event(
         self,
-        mailbox: str,
-        calendar_id: str,
+        ref: CalendarRef,
         event_id: str,
         data: EventData,
         version: str = "",
@@ -206,8 +217,8 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         headers = {"If-Match": etag(version)} if version else {}
         response = self._send(
             "PATCH",
-            f"{self._calendar(mailbox, calendar_id)}/events/{quote(event_id, safe='')}",
-            mailbox=mailbox,
+            f"{self._calendar(ref)}/events/{quote(event_id, safe='')}",
+            mailbox=ref.mailbox,
             as_user=as_user,
             headers=headers,
             json=mapping.event_body(data, creating=False),
@@ -215,13 +226,12 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
             # after a lost answer would fail 412 against our own change.
             idempotent=not version,
         )
-        payload = self._check(response, mailbox, event=True)
+        payload = self._check(response, ref.mailbox, event=True)
         return mapping.parse_event(payload, reservation_id=data.reservation_id)
 
     def delete_event(
         self,
-        mailbox: str,
-        calendar_id: str,
+        ref: CalendarRef,
         event_id: str,
         version: str = "",
         as_user: UserCredentials | None = None,
@@ -230,13 +240,13 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         headers = {"If-Match": etag(version)} if version else {}
         response = self._send(
             "DELETE",
-            f"{self._calendar(mailbox, calendar_id)}/events/{quote(event_id, safe='')}",
-            mailbox=mailbox,
+            f"{self._calendar(ref)}/events/{quote(event_id, safe='')}",
+            mailbox=ref.mailbox,
             as_user=as_user,
             headers=headers,
         )
         try:
-            self._check(response, mailbox, event=True)
+            self._check(response, ref.mailbox, event=True)
         except EventGone:
             return
 
@@ -252,11 +262,7 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         return False
 
     def find_by_reservation(
-        self,
-        mailbox: str,
-        calendar_id: str,
-        reservation_id: int,
-        as_user: UserCredentials | None = None,
+        self, ref: CalendarRef, reservation_id: int, as_user: UserCredentials | None = None
     ) -> RemoteEvent | None:
         """The event tagged with ``reservation_id`` (the oldest, should there be several)."""
         prop = mapping.RESERVATION_PROPERTY
@@ -267,8 +273,8 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
                 "$expand": f"singleValueExtendedProperties($filter=id eq '{prop}')",
             }
         )
-        url = f"{self.base}{self._calendar(mailbox, calendar_id)}/events?{query}"
-        items = self._pages(url, mailbox, as_user)
+        url = f"{self.base}{self._calendar(ref)}/events?{query}"
+        items = self._pages(url, ref.mailbox, as_user)
         if not items:
             return None
         oldest = min(items, key=lambda item: str(item.get("createdDateTime") or ""))
@@ -276,12 +282,11 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
 
     def tagged_events(
         self,
-        mailbox: str,
-        calendar_id: str,
+        ref: CalendarRef,
         start: datetime,
         end: datetime,
         as_user: UserCredentials | None = None,
-    ) -> list[RemoteEvent]:
+    ) -> list[RemoteEvent] | None:
         """Every occurrence in [start, end) (calendarView) with our reservation tag expanded:
         delta cannot expand extended properties, so this is how a full comparison tells
         Reserva's events from other people's."""
@@ -293,15 +298,14 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
                 "$expand": f"singleValueExtendedProperties($filter=id eq '{prop}')",
             }
         )
-        url = f"{self.base}{self._calendar(mailbox, calendar_id)}/calendarView?{query}"
-        return [mapping.parse_event(item) for item in self._pages(url, mailbox, as_user)]
+        url = f"{self.base}{self._calendar(ref)}/calendarView?{query}"
+        return [mapping.parse_event(item) for item in self._pages(url, ref.mailbox, as_user)]
 
     # -- sync ------------------------------------------------------------------------------
 
     def changes(
         self,
-        mailbox: str,
-        calendar_id: str,
+        ref: CalendarRef,
         token: str | None,
         start: datetime,
         end: datetime,
@@ -317,11 +321,11 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
             url = token
         else:
             window = {"startDateTime": query_time(start), "endDateTime": query_time(end)}
-            view = f"{self.base}{self._calendar(mailbox, calendar_id)}/calendarView/delta"
+            view = f"{self.base}{self._calendar(ref)}/calendarView/delta"
             url = f"{view}?{_query(window)}"
         headers = {"Prefer": f"{PREFER}, odata.maxpagesize={self.delta_page_size}"}
-        response = self._send("GET", url, mailbox=mailbox, as_user=as_user, headers=headers)
-        payload = self._check(response, mailbox)
+        response = self._send("GET", url, mailbox=ref.mailbox, as_user=as_user, headers=headers)
+        payload = self._check(response, ref.mailbox)
         return ChangePage(
             events=[mapping.parse_event(item) for item in payload.get("value") or []],
             next_page=payload.get("@odata.nextLink"),
@@ -329,16 +333,23 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
         )
 
     def free_busy(
-        self, mailboxes: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[tuple[datetime, datetime]]]:
-        """Busy intervals per mailbox (getSchedule), in UTC; unknown mailboxes left out."""
-        result: dict[str, list[tuple[datetime, datetime]]] = {}
-        for offset in range(0, len(mailboxes), SCHEDULES_PER_CALL):
-            chunk = list(mailboxes[offset : offset + SCHEDULES_PER_CALL])
-            asked = {m.lower(): m for m in chunk}
-            caller = chunk[0]
+        self,
+        refs: list[CalendarRef],
+        start: datetime,
+        end: datetime,
+        as_user: UserCredentials | None = None,
+    ) -> dict[CalendarRef, list[tuple[datetime, datetime]]]:
+        """Busy intervals per calendar (getSchedule, which reads each ``ref.mailbox``), in
+        UTC; unknown mailboxes left out."""
+        result: dict[CalendarRef, list[tuple[datetime, datetime]]] = {}
+        for offset in range(0, len(refs), SCHEDULES_PER_CALL):
+            chunk = list(refs[offset : offset + SCHEDULES_PER_CALL])
+            asked: dict[str, list[CalendarRef]] = {}
+            for ref in chunk:
+                asked.setdefault(ref.mailbox.lower(), []).append(ref)
+            caller = chunk[0].mailbox
             body = {
-                "schedules": chunk,
+                "schedules": [ref.mailbox for ref in chunk],
                 "startTime": graph_time(start),
                 "endTime": graph_time(end),
                 "availabilityViewInterval": 15,
@@ -347,6 +358,7 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
                 "POST",
                 f"{self._user(caller)}/calendar/getSchedule",
                 mailbox=caller,
+                as_user=as_user,
                 json=body,
                 idempotent=True,  # a read, despite the POST
             )
@@ -364,5 +376,6 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
                     if begins and ends:
                         busy.append((begins, ends))
                 schedule = str(info.get("scheduleId") or "")
-                result[asked.get(schedule.lower(), schedule)] = sorted(busy)
+                for ref in asked.get(schedule.lower(), [CalendarRef(schedule)]):
+                    result[ref] = sorted(busy)
         return result

@@ -150,6 +150,12 @@ _DEFAULT: dict[str, Any] = {
                 "impersonation": True,
             },
         ],
+        # Rooms answer meeting requests as Exchange's resource booking assistant does
+        # (Set-CalendarProcessing): automate_processing "AutoAccept" (default; a conflicting
+        # request is declined unless allow_conflicts), "AutoUpdate" (lands tentative, a
+        # delegate answers) or "None"; max_duration_minutes (1440), booking_window_days (180),
+        # add_organizer_to_subject / delete_subject (both true, as Exchange's defaults);
+        # free_busy_access "AvailabilityOnly" (default), "LimitedDetails" or "Reviewer".
         "rooms": [
             {"email": "atlas@contoso.test", "name": "Atlas (4th floor)", "capacity": 8},
             {"email": "borealis@contoso.test", "name": "Borealis (4th floor)", "capacity": 4},
@@ -158,7 +164,14 @@ _DEFAULT: dict[str, Any] = {
                 "name": "Cosmos (2nd floor)",
                 "capacity": 12,
                 # A room whose delegate answers by hand: invitations stay unanswered.
-                "auto_accept": False,
+                "automate_processing": "AutoUpdate",
+            },
+            {
+                # The demo's room at the Berlin location.
+                "email": "spree@contoso.test",
+                "name": "Spree (Berlin)",
+                "capacity": 6,
+                "free_busy_access": "LimitedDetails",
             },
         ],
     },

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -62,6 +62,8 @@ class Request:
     slots: list[Any] = field(default_factory=list)
     # Set on the items of a JSON batch, which are dispatched like requests of their own.
     batch_item: bool = False
+    # When the client's request arrived (sandbox clock); a batch's items share their batch's.
+    arrived: float | None = None
     # State kept for the life of the client's TCP connection (the server passes the same
     # dict for every request on it): NTLM authenticates a connection, not a request.
     connection: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +97,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: Headers = field(default_factory=Headers)
+    # A body sent as it is produced (chunked transfer encoding), e.g. EWS streaming
+    # notifications; ``body`` is ignored when it is set. The server closes it when done.
+    stream: Iterator[bytes] | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

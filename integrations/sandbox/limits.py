@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import threading
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,6 +64,10 @@ class Limiter:
         self.rules: dict[str, LimitRule] = dict(rules or {})
         self._in_flight: dict[tuple[str, ...], int] = defaultdict(int)
         self._history: dict[tuple[str, ...], deque[float]] = defaultdict(deque)
+        # The latest refusal per bucket: (refused at, not before) on the sandbox clock, and
+        # how many requests arrived after a refusal and before its Retry-After was up.
+        self._refused: dict[tuple[str, ...], tuple[float, float]] = {}
+        self.early: Counter[tuple[str, ...]] = Counter()
 
     def rule_for(self, key: tuple[str, ...]) -> LimitRule | None:
         return self.rules.get(key[0]) if key else None
@@ -76,25 +80,41 @@ class Limiter:
             self.rules[family] = LimitRule(**data)
             return self.rules[family]
 
-    def enter(self, key: tuple[str, ...]) -> Slot | Denial:
-        """Take a slot in ``key``'s bucket, or say why not and when to retry."""
+    def enter(self, key: tuple[str, ...], arrived: float | None = None) -> Slot | Denial:
+        """Take a slot in ``key``'s bucket, or say why not and when to retry.
+
+        ``arrived``: when the request reached the sandbox (a batch item: its batch). One that
+        arrived after a refusal of this bucket and before that refusal's ``Retry-After`` was
+        up is counted in ``early`` (the client did not wait as told; with several requests
+        in flight at once, one may have been sent before its client saw the refusal)."""
         rule = self.rule_for(key)
         with self._lock:
             if rule is None:
                 self._in_flight[key] += 1
                 return Slot(self, key)
             now = self._now()
-            history = self._history[key]
-            while history and history[0] <= now - rule.window_seconds:
-                history.popleft()
-            if rule.max_in_flight is not None and self._in_flight[key] >= rule.max_in_flight:
-                return Denial("concurrency", CONCURRENCY_RETRY_AFTER)
-            if rule.max_requests is not None and len(history) >= rule.max_requests:
-                wait = history[0] + rule.window_seconds - now
-                return Denial("rate", max(1, int(wait + 0.999)))
-            history.append(now)
-            self._in_flight[key] += 1
-            return Slot(self, key)
+            refused = self._refused.get(key)
+            if refused and arrived is not None and refused[0] < arrived < refused[1]:
+                self.early[key] += 1
+            denial = self._enter(key, rule, now)
+            if isinstance(denial, Denial):
+                until = max(now + denial.retry_after, refused[1] if refused else 0.0)
+                self._refused[key] = (now, until)
+            return denial
+
+    def _enter(self, key: tuple[str, ...], rule: LimitRule, now: float) -> Slot | Denial:
+        """``enter`` under the lock."""
+        history = self._history[key]
+        while history and history[0] <= now - rule.window_seconds:
+            history.popleft()
+        if rule.max_in_flight is not None and self._in_flight[key] >= rule.max_in_flight:
+            return Denial("concurrency", CONCURRENCY_RETRY_AFTER)
+        if rule.max_requests is not None and len(history) >= rule.max_requests:
+            wait = history[0] + rule.window_seconds - now
+            return Denial("rate", max(1, int(wait + 0.999)))
+        history.append(now)
+        self._in_flight[key] += 1
+        return Slot(self, key)
 
     def _release(self, key: tuple[str, ...]) -> None:
         with self._lock:
@@ -103,6 +123,8 @@ class Limiter:
     def reset(self) -> None:
         with self._lock:
             self._history.clear()
+            self._refused.clear()
+            self.early.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -113,6 +135,7 @@ class Limiter:
                         "key": list(key),
                         "in_flight": self._in_flight.get(key, 0),
                         "in_window": len(self._history.get(key, ())),
+                        "early": self.early.get(key, 0),
                     }
                     for key in sorted(set(self._in_flight) | set(self._history))
                 ],

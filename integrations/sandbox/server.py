@@ -16,6 +16,7 @@ import datetime as dt
 import importlib
 import logging
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -23,7 +24,7 @@ import time
 import traceback
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ class Sandbox:
     def enter_limit(self, request: Request, key: tuple[str, ...]) -> Denial | None:
         """Count ``request`` against bucket ``key``; a Denial means answer 429."""
         request.limit_key = key
-        outcome = self.limits.enter(key)
+        outcome = self.limits.enter(key, arrived=request.arrived)
         if isinstance(outcome, Denial):
             return outcome
         request.slots.append(outcome)
@@ -220,6 +221,8 @@ class Sandbox:
 
     def dispatch(self, request: Request) -> Response | Drop:
         """Route one request (or batch item) through faults, the handler and latency."""
+        if request.arrived is None:
+            request.arrived = self.clock.timestamp()
         route, path_known = self.router.match(request)
         if route is None:
             service = self.service_for_path(request.path)
@@ -334,8 +337,17 @@ class _Handler(BaseHTTPRequestHandler):
         # the client's delayed ACK add ~40 ms to every response on loopback.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request.do_handshake()
-        self.connection_state: dict[str, Any] = {}
+        self.connection_state: dict[str, Any] = {"client_gone": self._client_gone}
         super().setup()
+
+    def _client_gone(self) -> bool:
+        """While a response streams: has the client hung up? A client sends nothing on the
+        connection until the response ends, so anything readable (EOF included) means gone."""
+        try:
+            readable, _, _ = select.select([self.request], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -376,10 +388,32 @@ class _Handler(BaseHTTPRequestHandler):
             sent.add(key)
         if "request-id" not in sent:
             self.send_header("request-id", str(uuid.uuid4()))
+        if response.stream is not None:
+            self._write_stream(response.stream)
+            return
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
+
+    def _write_stream(self, stream: Iterator[bytes]) -> None:
+        """Send ``stream`` chunk by chunk as it is produced; close it whatever happens (a
+        client that hangs up ends the generator, which then tidies up after itself)."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in stream:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle
 

@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 
 from django import template
 from django.template.loader import get_template
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from reservations import approvals
 from reservations.models import REMOTE_SOURCES, Reservation, source_words
@@ -121,6 +123,58 @@ def timespan(context, start: datetime, end: datetime, location, with_date: bool 
                 own.key,
             )
     return html
+
+
+@register.simple_tag(takes_context=True)
+def day_cells(context, row) -> SafeString:
+    """The day grid's half-hour cells of one space (``_schedule_grid.html``): a link that
+    books a free one, else what starts there (``_schedule_blocks.html``), else why not.
+
+    Built here rather than by a loop in the template: a location of 250 spaces open all day
+    has 12,000 cells, and the template language spent about 1.5 s of CPU on them (six
+    variable lookups, three ``in_zone|time`` filters and a ``{% url %}`` each) where this
+    takes a few milliseconds. The markup is what the loop wrote, less the blank space
+    between the cells. Every value is escaped or is a number or a formatted time.
+    """
+    location, day, planner = context["location"], context["day"], escape(context["planner"])
+    zone = location.zone
+    space = row.space
+    name = escape(space.name)
+    book = escape(reverse("portal:book"))
+    query = f"?space={space.pk}&amp;date={day:%Y-%m-%d}"
+    # Every row has the same half hours: each time is formatted once per page, not per cell.
+    times: dict[datetime, str] = context.render_context.setdefault("day_cells_times", {})
+
+    def hhmm(moment: datetime) -> str:
+        found = times.get(moment)
+        if found is None:
+            found = times[moment] = f"{moment.astimezone(zone):%H:%M}"
+        return found
+
+    blocks = None
+    cells = []
+    for slot in row.slots:
+        start = hhmm(slot.start)
+        if slot.bookable:
+            end = hhmm(slot.end)
+            cells.append(
+                f'<div class="slot" role="gridcell"><a class="slot-book" href="{book}{query}'
+                f'&amp;start={start}&amp;end={end}&amp;via={planner}">'
+                f'<span class="visually-hidden">Book {name} from {start}</span></a></div>'
+            )
+        elif slot.blocks or slot.closed:
+            if blocks is None:
+                blocks = get_template("reservations/_schedule_blocks.html").template
+            with context.push(row=slot, tip="", week=False):
+                inner = blocks.render(context)
+            cells.append(f'<div class="slot slot-off" role="gridcell">{inner}</div>')
+        else:
+            state = "past" if slot.past else "not free"
+            cells.append(
+                f'<div class="slot slot-off" role="gridcell"><span class="visually-hidden">'
+                f"{name} at {start}: {state}</span></div>"
+            )
+    return mark_safe("".join(cells))  # noqa: S308 - every part escaped above
 
 
 @register.simple_tag(takes_context=True)

@@ -55,6 +55,7 @@ class Block:
     reason: str
     setup: Edge | None = None
     cleanup: Edge | None = None
+    times: str = ""  # "09:00", an en dash, "10:30": in the location's zone, as shown
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ClosedBlock:
     left: float
     width: float
     reason: str
+    times: str = ""  # the same, clipped to the frame
 
 
 @dataclass
@@ -244,6 +246,11 @@ def space_row(
         minutes = round((min(end, end_of) - max(start, start_of)).total_seconds() / 60)
         return Edge(placed[0], placed[1], minutes)
 
+    zone = space.location.zone
+
+    def times(start: datetime, end: datetime) -> str:
+        return f"{start.astimezone(zone):%H:%M}\u2013{end.astimezone(zone):%H:%M}"
+
     row = Row(space)
     if approval_rule is not None and not approvals.is_approver(user, approval_rule):
         row.approval = approvals.notice(approval_rule)
@@ -266,19 +273,22 @@ def space_row(
                 or ("This booking is over." if reservation.end <= now else ""),
                 setup=edge(reservation.buffered_start, reservation.start),
                 cleanup=edge(reservation.end, reservation.buffered_end),
+                times=times(reservation.start, reservation.end),
             )
         )
     for period in closed:
         placed = place(period.start, period.end)
         if placed is None:
             continue
+        start, end = max(period.start, start_of), min(period.end, end_of)
         row.closed.append(
             ClosedBlock(
-                start=max(period.start, start_of),
-                end=min(period.end, end_of),
+                start=start,
+                end=end,
                 left=placed[0],
                 width=placed[1],
                 reason=closures.notice(period, space),
+                times=times(start, end),
             )
         )
     row.slots = _slots(frame, hours, taken, now, space, row.closed)
@@ -330,20 +340,21 @@ def _slots(
     start, frame_end = frame
     opens, closes = hours if hours is not None else (frame_end, frame_end)
     step = timedelta(minutes=SLOT_MINUTES)
+    length = timedelta(minutes=DEFAULT_BOOKING_MINUTES)
     setup, cleanup = space.setup, space.cleanup
+    # What a half hour [start, end) may not meet, worked out once per row rather than once per
+    # half hour (a location's day grid has thousands): a booking's buffered range widened by
+    # this space's own cleanup before it and setup after it, and the closed periods.
+    blocked = [(r.buffered_start - cleanup, r.buffered_end + setup) for r in taken]
+    blocked += [(c.start, c.end) for c in closed]
+    # Where a suggested booking must stop: the next booking's buffers, or a closure.
+    stops = [r.buffered_start - cleanup for r in taken] + [c.start for c in closed]
     while start < frame_end:
         end = min(start + step, frame_end)
         shut = start < opens or end > closes
-        free = (
-            not shut
-            and not any(
-                r.buffered_start < end + cleanup and r.buffered_end > start - setup for r in taken
-            )
-            and not any(c.start < end and c.end > start for c in closed)
-        )
-        suggested = min(start + timedelta(minutes=DEFAULT_BOOKING_MINUTES), closes)
-        # Stop the suggestion where the next booking's buffers, or a closure, begin.
-        for latest in (*(r.buffered_start - cleanup for r in taken), *(c.start for c in closed)):
+        free = not shut and not any(first < end and last > start for first, last in blocked)
+        suggested = min(start + length, closes)
+        for latest in stops:
             if start < latest < suggested:
                 suggested = latest
         slots.append(Slot(start, suggested if free else end, free, end <= now, shut))

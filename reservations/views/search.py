@@ -91,12 +91,19 @@ def _results(data: dict) -> dict:
         kinds=[data["kind"]] if data.get("kind") else (),
         amenity_ids=[a.pk for a in data.get("amenities") or ()],
     ).prefetch_related("amenities")
+    zone = location.zone
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     return {
         "searched": True,
         "spaces": list(spaces[:50]),
         "slot_start": start,
         "slot_end": end,
         "search_location": location,
+        # What every result's Book link carries after its space (the template escapes the &).
+        "book_query": (
+            f"date={local_start:%Y-%m-%d}&start={local_start:%H:%M}&end={local_end:%H:%M}"
+            f"&people={data.get('capacity') or 1}"
+        ),
     }
 
 

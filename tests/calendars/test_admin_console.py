@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from calendars import admin_home
+from calendars.admin import home as admin_home
 from calendars.models import SyncSettings
 from reservations.models import Reservation, ReservationStatus
 

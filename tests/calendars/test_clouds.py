@@ -25,7 +25,7 @@ from calendars.models import (
     CredentialAlias,
     ProviderKind,
 )
-from integrations.base import BatchOp, EventData, ProviderError
+from integrations.base import BatchOp, CalendarRef, EventData, ProviderError
 from integrations.microsoft import auth as microsoft_auth
 from tests.calendars.conftest import GOOGLE_ROOM, control
 
@@ -145,7 +145,9 @@ def test_google_batches_go_to_the_alias_batch_url(google_provider, sandbox):
     moved = remote.client_for(google_provider)
     assert moved.batch_url == f"{sandbox.base_url}/gateway/batch"
     with pytest.raises(ProviderError) as failed:
-        moved.batch(GOOGLE_ROOM, [BatchOp("a", "create", booking(901, 9))])
+        moved.batch(
+            CalendarRef(GOOGLE_ROOM, GOOGLE_ROOM), [BatchOp("a", "create", booking(901, 9))]
+        )
     assert failed.value.status == 404
 
     # Set to the sandbox's batch endpoint, batches land.
@@ -154,7 +156,7 @@ def test_google_batches_go_to_the_alias_batch_url(google_provider, sandbox):
     google_provider.refresh_from_db()
     remote._clients.clear()
     (result,) = remote.client_for(google_provider).batch(
-        GOOGLE_ROOM, [BatchOp("b", "create", booking(902, 11))]
+        CalendarRef(GOOGLE_ROOM, GOOGLE_ROOM), [BatchOp("b", "create", booking(902, 11))]
     )
     assert result.ok and result.event.reservation_id == 902
     stored = control(sandbox, "GET", f"google/calendars/{GOOGLE_ROOM}/events")["value"]

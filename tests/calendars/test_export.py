@@ -346,3 +346,30 @@ def test_one_unbuildable_reservation_is_listed_and_the_others_go(
     assert "ValueError" in job.errors[0]["error"]
     assert set(events_by_tag(sandbox)) == {r.pk for r in rows} - {rows[2].pk}
     assert SyncLink.objects.get(reservation=rows[2]).state == LinkState.FAILED
+
+
+def test_a_batch_our_limiter_kept_back_is_sent_once_there_is_room(
+    sandbox, binding, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The mailbox's window used up (10,000 Graph items per 10 minutes): the limiter gives up
+    waiting before the window has room; the export waits the rest and sends the batch then,
+    and nothing fails."""
+    from calendars import remote
+    from integrations.base import Throttled
+
+    rows = bulk_reservations(binding.space, make_user(), 25)
+    real, calls = remote.RemoteCalendar.batch, []
+
+    def held_back_once(calendar, ops):
+        calls.append(len(ops))
+        if len(calls) == 1:
+            raise Throttled("Local limit is busy.", retry_after=0.2, code="local_limit")
+        return real(calendar, ops)
+
+    monkeypatch.setattr(remote.RemoteCalendar, "batch", held_back_once)
+    job = _export(binding, django_capture_on_commit_callbacks)
+
+    assert (job.status, job.created_count, job.failed_count) == (JobStatus.SUCCEEDED, 25, 0)
+    assert calls == [20, 20, 5]  # the first batch again, then the second
+    assert set(events_by_tag(sandbox)) == {r.pk for r in rows}
+    assert all(link.attempts == 0 for link in SyncLink.objects.filter(reservation__in=rows))

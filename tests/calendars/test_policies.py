@@ -1,5 +1,6 @@
 """The sync-mode rules, enforced by the booking service for every entry point."""
 
+import itertools
 from datetime import time, timedelta
 
 import pytest
@@ -171,3 +172,35 @@ def test_disabled_binding_means_no_sync_rules(make_user, synced, provider):
     user = make_user()
     r = book(user, fresh, requested_for=None)
     assert r.sync_mailbox == "room"
+
+
+def test_my_reservations_reads_the_bindings_of_a_page_in_one_query(
+    client, make_user, make_space, make_reservation, provider
+):
+    """The sync-mode policy's binding look-up comes from the page's preload, not one query per
+    space, and the sync settings once, not twice per booking: three more synced spaces on the
+    page cost no more queries than one."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_user()
+    client.force_login(user)
+
+    made = itertools.count()
+
+    def bookings_in(count: int) -> int:
+        for _ in range(count):
+            n = next(made)
+            space = make_space(name=f"Synced {n}")
+            SpaceCalendar.objects.create(
+                space=space, provider=provider, resource_email=f"r{n}@example.com"
+            )
+            make_reservation(space=space, user=user)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/my/").status_code == 200
+        binding_reads = [q for q in queries if 'FROM "calendars_spacecalendar"' in q["sql"]]
+        assert len(binding_reads) == 1, [q["sql"] for q in binding_reads]
+        return len(queries)
+
+    bookings_in(1)  # the first visit with a booking makes the person's profile
+    assert bookings_in(1) == bookings_in(3)  # 2, then 5 bookings on the page

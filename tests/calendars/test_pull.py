@@ -421,12 +421,12 @@ def test_two_pulls_of_one_binding_run_once(ms_binding, monkeypatch):
         assert pull.pull_binding(ms_binding.pk).status == "busy"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pull, "read_changes", reading)
+    monkeypatch.setattr(pull.fetch, "read_changes", reading)
     assert pull.pull_binding(ms_binding.pk).status == "succeeded"
     assert calls == [1]
     assert SyncJob.objects.filter(binding=ms_binding, kind=JobKind.PULL).count() == 1
     # The lock was given back: the next pull runs.
-    monkeypatch.setattr(pull, "read_changes", real)
+    monkeypatch.setattr(pull.fetch, "read_changes", real)
     assert pull.pull_binding(ms_binding.pk).status == "succeeded"
 
 

@@ -200,7 +200,7 @@ def test_a_slot_taken_after_the_plan_is_seen_by_the_batch(
     remote.create("Walk-in", at(0, 10), at(0, 11))
     remote.move(moving, at(0, 12), at(0, 13))
     person = make_user()
-    planned = pull.plan_pull
+    planned = pull.apply.plan_pull
     portal: list[Reservation] = []
 
     def plan_then_portal_books(*args, **kwargs):
@@ -214,7 +214,7 @@ def test_a_slot_taken_after_the_plan_is_seen_by_the_batch(
             )
         return plan
 
-    monkeypatch.setattr(pull, "plan_pull", plan_then_portal_books)
+    monkeypatch.setattr(pull.apply, "plan_pull", plan_then_portal_books)
     result = pull.pull_binding(binding.pk)
 
     assert (result.created, result.updated, result.conflicts) == (0, 0, 2)

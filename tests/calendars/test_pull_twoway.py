@@ -255,14 +255,14 @@ def test_a_remote_move_crossing_a_push_that_lands_meanwhile_is_not_left_apart(
     )
     remote.move(link.external_id, utc(binding, 15), utc(binding, 16))
 
-    read_links = pull._known
+    read_links = pull.apply.read_known
 
     def push_records_its_write_meanwhile(*args, **kwargs):
         known = read_links(*args, **kwargs)
         apply_remote_result(SyncLink.objects.get(pk=link.pk), written, booked.version)
         return known
 
-    monkeypatch.setattr(pull, "_known", push_records_its_write_meanwhile)
+    monkeypatch.setattr(pull.apply, "read_known", push_records_its_write_meanwhile)
     mail.outbox.clear()
     result = pull_now(binding, django_capture_on_commit_callbacks)
     monkeypatch.undo()

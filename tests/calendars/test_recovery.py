@@ -194,7 +194,7 @@ def test_a_push_failing_for_a_day_is_given_up_with_one_alert(
     assert len([m for m in mail.outbox if "Calendar push failing" in m.subject]) == 1
 
     # An administrator's "Retry failed pushes" starts a new day of beat retries.
-    from calendars.admin_sync import _enqueue_pushes
+    from calendars.admin.sync import _enqueue_pushes
 
     with pytest.raises(Retry):  # eager: the push runs, fails again, and asks for a retry
         _enqueue_pushes([reservation.pk])

@@ -61,13 +61,13 @@ def test_event_data_for_room_and_delegated_mailboxes(binding, make_user, make_re
     assert data.resources == ("thames@example.com",)
     assert data.attendees == (r.requested_for.email, "blocker@example.com")
     target = remote.locate(r, binding).calendar()
-    assert (target.mailbox, target.calendar_id, target.as_user) == (
+    assert (target.ref.mailbox, target.ref.calendar_id, target.as_user) == (
         "delegate@example.com",
         "",
         None,
     )
     r.sync_mailbox = SyncMailbox.ROOM
-    assert remote.locate(r, binding).calendar().mailbox == "thames@example.com"
+    assert remote.locate(r, binding).calendar().ref.mailbox == "thames@example.com"
 
 
 def test_personal_target_needs_a_connected_calendar(binding, make_reservation):

@@ -15,6 +15,7 @@ from integrations.base import (
     AuthenticationFailed,
     BatchOp,
     CalendarGone,
+    CalendarRef,
     ConsentMissing,
     EventGone,
     SyncTokenExpired,
@@ -26,7 +27,9 @@ from integrations.sandbox.testing import SandboxHandle
 from tests.support.google_client import (
     ALICE,
     ATLAS,
+    ATLAS_CAL,
     BLOCKER,
+    BLOCKER_CAL,
     BOREALIS,
     COSMOS,
     START,
@@ -51,8 +54,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
 
 
 def test_connection_succeeds_for_a_delegated_writer(sandbox):
-    make_client(sandbox).test_connection(ATLAS)
-    make_client(sandbox).test_connection(BLOCKER)  # the delegated user's own calendar
+    make_client(sandbox).test_connection(ATLAS_CAL)
+    make_client(sandbox).test_connection(BLOCKER_CAL)  # the delegated user's own calendar
 
 
 def test_the_registry_names_this_client():
@@ -64,9 +67,9 @@ def test_the_registry_names_this_client():
 
 def test_connection_asks_for_a_new_token_every_time(sandbox):
     client = make_client(sandbox)
-    client.test_connection(ATLAS)
-    client.test_connection(ATLAS)
-    client.find_by_reservation(ATLAS, 1)  # ordinary calls reuse the cached token
+    client.test_connection(ATLAS_CAL)
+    client.test_connection(ATLAS_CAL)
+    client.find_by_reservation(ATLAS_CAL, 1)  # ordinary calls reuse the cached token
 
     assert len(request_log(sandbox, "google-oauth")) == 2
 
@@ -75,7 +78,7 @@ def test_service_account_without_delegation_is_consent_missing(sandbox):
     client = make_client(sandbox, service_account_key=key_info(sandbox, "no-delegation"))
 
     with pytest.raises(ConsentMissing) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert "has no domain-wide delegation" in caught.value.message
     assert "no-delegation@reserva-sandbox.iam.gserviceaccount.com" in caught.value.message
@@ -86,7 +89,7 @@ def test_resource_calendar_as_subject_is_refused_in_plain_words(sandbox):
     client = make_client(sandbox, delegated_user=ATLAS)
 
     with pytest.raises(AuthenticationFailed) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert "is a resource calendar" in caught.value.message
     assert "calendar id" in caught.value.message
@@ -96,7 +99,7 @@ def test_subject_outside_the_domain_is_refused(sandbox):
     client = make_client(sandbox, delegated_user="mallory@elsewhere.test")
 
     with pytest.raises(AuthenticationFailed) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert "mallory@elsewhere.test is not an active user" in caught.value.message
 
@@ -105,7 +108,7 @@ def test_service_account_acting_as_itself_cannot_invite_rooms(sandbox):
     client = make_client(sandbox, delegated_user="")
 
     with pytest.raises(ConsentMissing) as caught:
-        client.create_event("primary", booking(41, resources=(ATLAS,)))
+        client.create_event(CalendarRef("", "primary"), booking(41, resources=(ATLAS,)))
 
     assert "acting as itself" in caught.value.message
     assert caught.value.code == "forbiddenForServiceAccounts"
@@ -113,7 +116,8 @@ def test_service_account_acting_as_itself_cannot_invite_rooms(sandbox):
 
 def test_unknown_calendar_is_calendar_gone(sandbox):
     with pytest.raises(CalendarGone) as caught:
-        make_client(sandbox).test_connection("c_0000@resource.calendar.google.com")
+        unknown = "c_0000@resource.calendar.google.com"
+        make_client(sandbox).test_connection(CalendarRef(unknown, unknown))
     assert caught.value.status == 404
 
 
@@ -121,9 +125,9 @@ def test_reader_of_a_resource_cannot_write(sandbox):
     client = make_client(sandbox, delegated_user=ALICE)  # Alice only reads Atlas
 
     with pytest.raises(ConsentMissing) as connection:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
     with pytest.raises(ConsentMissing) as create:
-        client.create_event(ATLAS, booking())
+        client.create_event(ATLAS_CAL, booking())
 
     assert "can only read" in connection.value.message
     assert "cannot write to this calendar" in create.value.message
@@ -141,7 +145,7 @@ def test_a_key_google_does_not_know_is_refused(sandbox):
     client = make_client(sandbox, service_account_key=key_info(sandbox) | {"private_key": pem})
 
     with pytest.raises(AuthenticationFailed) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert "deleted or replaced" in caught.value.message
     assert "PRIVATE KEY" not in str(caught.value)
@@ -152,7 +156,7 @@ def test_a_malformed_key_never_shows_up_in_the_message(sandbox):
     client = make_client(sandbox, service_account_key=broken)
 
     with pytest.raises(AuthenticationFailed) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert caught.value.code == "bad_key"
     assert "c2VjcmV0" not in str(caught.value) and "PRIVATE" not in str(caught.value)
@@ -162,18 +166,18 @@ def test_untrusted_certificate_is_a_tls_error(sandbox):
     client = make_client(sandbox, ca_bundle=None)  # the public CAs: the sandbox's is not one
 
     with pytest.raises(TlsError) as caught:
-        client.test_connection(ATLAS)
+        client.test_connection(ATLAS_CAL)
 
     assert "CA bundle" in caught.value.message
 
 
 def test_expired_access_token_is_refreshed_once(sandbox):
     client = make_client(sandbox)
-    client.test_connection(ATLAS)
+    client.test_connection(ATLAS_CAL)
     # google-auth still trusts its token (its own clock); the sandbox says it expired.
     sandbox.sandbox.advance_clock(2 * 3600)
 
-    assert client.find_by_reservation(ATLAS, 1) is None
+    assert client.find_by_reservation(ATLAS_CAL, 1) is None
 
     statuses = [e["status"] for e in request_log(sandbox)]
     assert statuses.count(401) == 1
@@ -185,7 +189,7 @@ def test_expired_access_token_is_refreshed_once(sandbox):
 def test_create_in_a_room_calendar_tags_the_event_and_uses_local_time(sandbox):
     client = make_client(sandbox)
 
-    event = client.create_event(ATLAS, booking(41))
+    event = client.create_event(ATLAS_CAL, booking(41))
 
     assert event.id == event_id(41) == "reserva0000000041"
     assert EVENT_ID_RE.match(event.id)
@@ -200,15 +204,17 @@ def test_create_in_a_room_calendar_tags_the_event_and_uses_local_time(sandbox):
 
 def test_rooms_are_invited_as_resources_and_their_answer_comes_back(sandbox):
     client = make_client(sandbox)
-    client.create_event(ATLAS, booking(7, hour=9))  # Atlas is busy 9-10
+    client.create_event(ATLAS_CAL, booking(7, hour=9))  # Atlas is busy 9-10
 
-    free = client.create_event(BLOCKER, booking(41, hour=11, resources=(BOREALIS,)))
-    busy = client.create_event(BLOCKER, booking(42, hour=9, resources=(ATLAS,), attendees=(ALICE,)))
+    free = client.create_event(BLOCKER_CAL, booking(41, hour=11, resources=(BOREALIS,)))
+    busy = client.create_event(
+        BLOCKER_CAL, booking(42, hour=9, resources=(ATLAS,), attendees=(ALICE,))
+    )
     sandbox.sandbox.wait_idle()
 
     assert free.resource_response == "none"  # the room answers later
-    assert client.get_event(BLOCKER, free.id).resource_response == "accepted"
-    assert client.get_event(BLOCKER, busy.id).resource_response == "declined"
+    assert client.get_event(BLOCKER_CAL, free.id).resource_response == "accepted"
+    assert client.get_event(BLOCKER_CAL, busy.id).resource_response == "declined"
     (held,) = [e for e in stored_events(sandbox, BLOCKER) if e["id"] == busy.id]
     assert {"email": ATLAS, "resource": True, "responseStatus": "declined"} in held["attendees"]
     assert any(a["email"] == ALICE and not a.get("resource") for a in held["attendees"])
@@ -217,8 +223,8 @@ def test_rooms_are_invited_as_resources_and_their_answer_comes_back(sandbox):
 def test_create_twice_makes_one_event(sandbox):
     client = make_client(sandbox)
 
-    first = client.create_event(ATLAS, booking(41))
-    second = client.create_event(ATLAS, booking(41))
+    first = client.create_event(ATLAS_CAL, booking(41))
+    second = client.create_event(ATLAS_CAL, booking(41))
 
     assert second.id == first.id
     assert len(stored_events(sandbox, ATLAS)) == 1
@@ -226,14 +232,14 @@ def test_create_twice_makes_one_event(sandbox):
 
 def test_an_id_held_by_a_deleted_event_moves_to_the_next_generation(sandbox):
     client = make_client(sandbox)
-    first = client.create_event(ATLAS, booking(41))
-    client.delete_event(ATLAS, first.id)
+    first = client.create_event(ATLAS_CAL, booking(41))
+    client.delete_event(ATLAS_CAL, first.id)
 
-    again = client.create_event(ATLAS, booking(41))
+    again = client.create_event(ATLAS_CAL, booking(41))
 
     assert again.id == event_id(41, 1) == "reserva0000000041g1"
     assert EVENT_ID_RE.match(again.id)
-    assert client.create_event(ATLAS, booking(41)).id == again.id  # still idempotent
+    assert client.create_event(ATLAS_CAL, booking(41)).id == again.id  # still idempotent
 
 
 def test_an_id_held_by_someone_elses_event_is_not_adopted(sandbox):
@@ -249,75 +255,95 @@ def test_an_id_held_by_someone_elses_event_is_not_adopted(sandbox):
         },
     )
 
-    event = make_client(sandbox).create_event(ATLAS, booking(41))
+    event = make_client(sandbox).create_event(ATLAS_CAL, booking(41))
 
     assert event.id == event_id(41, 1) and event.reservation_id == 41
 
 
 def test_update_with_the_etag_and_a_stale_etag_is_a_version_conflict(sandbox):
     client = make_client(sandbox)
-    created = client.create_event(ATLAS, booking(41))
+    created = client.create_event(ATLAS_CAL, booking(41))
 
     moved = client.update_event(
-        ATLAS, created.id, booking(41, hour=14, subject="Moved"), version=created.version
+        ATLAS_CAL, created.id, booking(41, hour=14, subject="Moved"), version=created.version
     )
 
     assert moved.start == START.replace(hour=14) and moved.subject == "Moved"
     assert moved.version != created.version
     with pytest.raises(VersionConflict) as caught:
-        client.update_event(ATLAS, created.id, booking(41, hour=15), version=created.version)
+        client.update_event(ATLAS_CAL, created.id, booking(41, hour=15), version=created.version)
     assert caught.value.status == 412
-    assert client.get_event(ATLAS, created.id).start == START.replace(hour=14)
+    assert client.get_event(ATLAS_CAL, created.id).start == START.replace(hour=14)
 
 
 def test_update_of_a_deleted_or_unknown_event_is_event_gone(sandbox):
     client = make_client(sandbox)
-    created = client.create_event(ATLAS, booking(41))
-    client.delete_event(ATLAS, created.id)
+    created = client.create_event(ATLAS_CAL, booking(41))
+    client.delete_event(ATLAS_CAL, created.id)
 
     with pytest.raises(EventGone):
-        client.update_event(ATLAS, created.id, booking(41, hour=14))
+        client.update_event(ATLAS_CAL, created.id, booking(41, hour=14))
     with pytest.raises(EventGone):
-        client.update_event(ATLAS, "unknown00000", booking(41, hour=14))
+        client.update_event(ATLAS_CAL, "unknown00000", booking(41, hour=14))
 
 
 def test_delete_twice_and_delete_unknown_are_fine(sandbox):
     client = make_client(sandbox)
-    created = client.create_event(ATLAS, booking(41))
+    created = client.create_event(ATLAS_CAL, booking(41))
 
-    client.delete_event(ATLAS, created.id, version=created.version)
-    client.delete_event(ATLAS, created.id)  # 410 deleted
-    client.delete_event(ATLAS, "unknown00000")  # 404
+    client.delete_event(ATLAS_CAL, created.id, version=created.version)
+    client.delete_event(ATLAS_CAL, created.id)  # 410 deleted
+    client.delete_event(ATLAS_CAL, "unknown00000")  # 404
 
-    assert client.find_by_reservation(ATLAS, 41) is None
+    assert client.find_by_reservation(ATLAS_CAL, 41) is None
 
 
 def test_delete_with_a_stale_etag_is_a_version_conflict(sandbox):
     client = make_client(sandbox)
-    created = client.create_event(ATLAS, booking(41))
-    client.update_event(ATLAS, created.id, booking(41, hour=14))
+    created = client.create_event(ATLAS_CAL, booking(41))
+    client.update_event(ATLAS_CAL, created.id, booking(41, hour=14))
 
     with pytest.raises(VersionConflict):
-        client.delete_event(ATLAS, created.id, version=created.version)
+        client.delete_event(ATLAS_CAL, created.id, version=created.version)
 
 
 def test_find_by_reservation(sandbox):
     client = make_client(sandbox)
-    client.create_event(ATLAS, booking(41))
-    client.create_event(ATLAS, booking(42, hour=11))
+    client.create_event(ATLAS_CAL, booking(41))
+    client.create_event(ATLAS_CAL, booking(42, hour=11))
 
-    found = client.find_by_reservation(ATLAS, 42)
+    found = client.find_by_reservation(ATLAS_CAL, 42)
 
     assert found is not None and found.reservation_id == 42 and found.id == event_id(42)
-    assert client.find_by_reservation(ATLAS, 43) is None
+    assert client.find_by_reservation(ATLAS_CAL, 43) is None
+
+
+def test_read_events_by_id_and_no_tagged_window_read(sandbox):
+    """The change feed carries the tag, so the engine never needs these; they still answer
+    as the interface says: events by id (None for a deleted or unknown one), and None for
+    the windowed read."""
+    client = make_client(sandbox)
+    kept = client.create_event(ATLAS_CAL, booking(41))
+    doomed = client.create_event(ATLAS_CAL, booking(42, hour=11))
+    client.delete_event(ATLAS_CAL, doomed.id)
+
+    read = client.read_events(ATLAS_CAL, [kept.id, doomed.id, "unknown00000"])
+
+    assert read == {kept.id: read[kept.id], doomed.id: None, "unknown00000": None}
+    assert read[kept.id].reservation_id == 41 and read[kept.id].version == kept.version
+    assert client.tagged_events(ATLAS_CAL, *WINDOW) is None
+    assert type(client).reads_tags_by_id is False
 
 
 def test_list_calendars_of_the_delegated_user(sandbox):
-    calendars = {c.id: c for c in make_client(sandbox).list_calendars()}
+    calendars = {c.id: c for c in make_client(sandbox).list_calendars(BLOCKER_CAL)}
 
     assert calendars[BLOCKER].is_default and calendars[BLOCKER].can_edit
     assert calendars[ATLAS].name == "Atlas (4th floor)" and calendars[ATLAS].can_edit
-    reader = {c.id: c for c in make_client(sandbox, delegated_user=ALICE).list_calendars()}
+    reader = {
+        c.id: c
+        for c in make_client(sandbox, delegated_user=ALICE).list_calendars(CalendarRef(ALICE))
+    }
     assert not reader[ATLAS].can_edit
 
 
@@ -326,11 +352,11 @@ def test_list_calendars_of_the_delegated_user(sandbox):
 
 def test_batch_creates_updates_and_deletes_with_per_part_results(sandbox):
     client = make_client(sandbox)
-    existing = client.create_event(ATLAS, booking(1, hour=8))
-    doomed = client.create_event(ATLAS, booking(2, hour=10))
+    existing = client.create_event(ATLAS_CAL, booking(1, hour=8))
+    doomed = client.create_event(ATLAS_CAL, booking(2, hour=10))
 
     results = client.batch(
-        ATLAS,
+        ATLAS_CAL,
         [
             BatchOp("new", "create", booking(3, hour=12)),
             BatchOp("again", "create", booking(1, hour=8)),  # 409 -> the existing event
@@ -358,7 +384,7 @@ def test_batch_retries_throttled_parts_after_a_backoff(sandbox):
     control(sandbox, "PUT", "/limits", json={"requests_per_minute": 3})
 
     results = client.batch(
-        ATLAS, [BatchOp(str(i), "create", booking(i, hour=8 + i)) for i in range(5)]
+        ATLAS_CAL, [BatchOp(str(i), "create", booking(i, hour=8 + i)) for i in range(5)]
     )
 
     assert all(r.ok for r in results), [r.error for r in results]
@@ -370,7 +396,7 @@ def test_batch_over_fifty_is_split(sandbox):
     client = make_client(sandbox)
     ops = [BatchOp(str(i), "create", booking(100 + i, subject=f"#{i}")) for i in range(60)]
 
-    results = client.batch(BLOCKER, ops)
+    results = client.batch(BLOCKER_CAL, ops)
 
     assert [r.key for r in results] == [str(i) for i in range(60)]
     assert all(r.ok for r in results)
@@ -384,7 +410,7 @@ def test_batch_over_fifty_is_split(sandbox):
 def _drain(client, calendar, token):
     events, pages = [], 0
     while True:
-        page = client.changes(calendar, token, *WINDOW)
+        page = client.changes(CalendarRef(calendar, calendar), token, *WINDOW)
         events += page.events
         pages += 1
         if page.sync_token:
@@ -396,14 +422,14 @@ def test_full_sync_pages_then_incremental_changes_and_removals(sandbox):
     client = make_client(sandbox)
     client.page_size = 2
     for i in range(5):
-        client.create_event(ATLAS, booking(i + 1, hour=8 + i))
-    client.create_event(ATLAS, booking(99, start=START + timedelta(days=30),
+        client.create_event(ATLAS_CAL, booking(i + 1, hour=8 + i))
+    client.create_event(ATLAS_CAL, booking(99, start=START + timedelta(days=30),
                                         end=START + timedelta(days=30, hours=1)))  # fmt: skip
 
     events, token, pages = _drain(client, ATLAS, None)
 
     assert pages == 3 and sorted(e.reservation_id for e in events) == [1, 2, 3, 4, 5]
-    client.delete_event(ATLAS, event_id(2))
+    client.delete_event(ATLAS_CAL, event_id(2))
     control(
         sandbox, "PATCH", f"/calendars/{ATLAS}/events/{event_id(3)}", json={"summary": "Renamed"}
     )
@@ -431,12 +457,12 @@ def test_full_sync_pages_then_incremental_changes_and_removals(sandbox):
 
 def test_expired_sync_token_raises_then_full_sync_works(sandbox):
     client = make_client(sandbox)
-    client.create_event(ATLAS, booking(1))
+    client.create_event(ATLAS_CAL, booking(1))
     _, token, _ = _drain(client, ATLAS, None)
     control(sandbox, "POST", "/sync-tokens/expire", json={"calendar": ATLAS})
 
     with pytest.raises(SyncTokenExpired):
-        client.changes(ATLAS, token, *WINDOW)
+        client.changes(ATLAS_CAL, token, *WINDOW)
 
     events, _, _ = _drain(client, ATLAS, None)
     assert [e.reservation_id for e in events] == [1]
@@ -467,10 +493,11 @@ def test_all_day_event_is_midnight_to_midnight_in_the_calendar_zone(sandbox):
 
 def test_free_busy_reports_busy_rooms_and_leaves_unknown_ones_out(sandbox):
     client = make_client(sandbox)
-    client.create_event(ATLAS, booking(1, hour=9))
+    client.create_event(ATLAS_CAL, booking(1, hour=9))
     unknown = [f"c_{i:04d}@resource.calendar.google.com" for i in range(55)]
 
-    busy = client.free_busy([ATLAS, COSMOS, *unknown], *WINDOW)
+    busy = client.free_busy([CalendarRef(c, c) for c in (ATLAS, COSMOS, *unknown)], *WINDOW)
 
-    assert busy == {ATLAS: [(START, START + timedelta(hours=1))], COSMOS: []}
+    cosmos = CalendarRef(COSMOS, COSMOS)
+    assert busy == {ATLAS_CAL: [(START, START + timedelta(hours=1))], cosmos: []}
     assert len([e for e in request_log(sandbox) if e["path"].endswith("/freeBusy")]) == 2

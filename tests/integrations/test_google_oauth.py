@@ -23,6 +23,7 @@ from integrations.google import oauth
 from integrations.sandbox.testing import SandboxHandle
 from tests.support.google_client import (
     ALICE,
+    ALICE_CAL,
     ATLAS,
     BOB,
     CALENDAR,
@@ -103,13 +104,13 @@ def test_sign_in_then_act_as_the_person(sandbox):
     person = UserCredentials(ALICE, dict(grant.token))
     client = make_client(sandbox)
 
-    event = client.create_event(ALICE, booking(41, resources=(ATLAS,)), as_user=person)
+    event = client.create_event(ALICE_CAL, booking(41, resources=(ATLAS,)), as_user=person)
     sandbox.sandbox.wait_idle()
 
     assert event.organizer_email == ALICE and event.reservation_id == 41
-    assert client.get_event(ALICE, event.id, as_user=person).resource_response == "accepted"
-    assert client.find_by_reservation(ALICE, 41, as_user=person).id == event.id
-    calendars = {c.id: c for c in client.list_calendars(as_user=person)}
+    assert client.get_event(ALICE_CAL, event.id, as_user=person).resource_response == "accepted"
+    assert client.find_by_reservation(ALICE_CAL, 41, as_user=person).id == event.id
+    calendars = {c.id: c for c in client.list_calendars(ALICE_CAL, as_user=person)}
     assert calendars[ALICE].is_default
     assert not person.changed  # the access token was still good
 
@@ -137,7 +138,7 @@ def test_an_expired_access_token_is_refreshed_and_handed_back(sandbox):
     stale = dict(grant.token, expiry=(datetime.now(UTC) - timedelta(minutes=5)).isoformat())
     person = UserCredentials(ALICE, stale)
 
-    make_client(sandbox).list_calendars(as_user=person)
+    make_client(sandbox).list_calendars(ALICE_CAL, as_user=person)
 
     assert person.changed
     assert person.token["token"] != grant.token["token"]
@@ -152,7 +153,7 @@ def test_a_401_forces_one_refresh(sandbox):
     # The sandbox's clock runs ahead: Google says the token expired, google-auth does not know.
     sandbox.sandbox.advance_clock(2 * 3600)
 
-    make_client(sandbox).create_event(ALICE, booking(41), as_user=person)
+    make_client(sandbox).create_event(ALICE_CAL, booking(41), as_user=person)
 
     assert person.changed and person.token["token"] != grant.token["token"]
     assert len(stored_events(sandbox, ALICE)) == 1
@@ -167,7 +168,7 @@ def test_revoke_ends_the_grant_and_is_safe_to_repeat(sandbox):
 
     person = UserCredentials(ALICE, dict(grant.token))
     with pytest.raises(TokenRevoked) as caught:
-        make_client(sandbox).list_calendars(as_user=person)
+        make_client(sandbox).list_calendars(ALICE_CAL, as_user=person)
     assert "Connect the calendar again" in caught.value.message
     assert grant.token["refresh_token"] not in str(caught.value)
 
@@ -177,7 +178,9 @@ def test_access_revoked_in_the_google_account_is_token_revoked(sandbox):
     control(sandbox, "POST", "/tokens/revoke", json={"user": ALICE})
 
     with pytest.raises(TokenRevoked):
-        make_client(sandbox).list_calendars(as_user=UserCredentials(ALICE, dict(grant.token)))
+        make_client(sandbox).list_calendars(
+            ALICE_CAL, as_user=UserCredentials(ALICE, dict(grant.token))
+        )
 
 
 def test_refresh_token_unused_for_six_months_is_token_revoked(sandbox):
@@ -186,7 +189,7 @@ def test_refresh_token_unused_for_six_months_is_token_revoked(sandbox):
     stale = dict(grant.token, expiry=(datetime.now(UTC) - timedelta(minutes=5)).isoformat())
 
     with pytest.raises(TokenRevoked):
-        make_client(sandbox).list_calendars(as_user=UserCredentials(ALICE, stale))
+        make_client(sandbox).list_calendars(ALICE_CAL, as_user=UserCredentials(ALICE, stale))
 
 
 def test_no_refresh_token_stored_is_token_revoked(sandbox):
@@ -194,7 +197,7 @@ def test_no_refresh_token_stored_is_token_revoked(sandbox):
     token = {k: v for k, v in grant.token.items() if k != "refresh_token"}
 
     with pytest.raises(TokenRevoked):
-        make_client(sandbox).list_calendars(as_user=UserCredentials(ALICE, token))
+        make_client(sandbox).list_calendars(ALICE_CAL, as_user=UserCredentials(ALICE, token))
 
 
 def test_wrong_verifier_and_wrong_secret_are_refused(sandbox):
@@ -223,4 +226,4 @@ def test_wrong_client_secret_on_refresh_is_authentication_failed(sandbox):
     client = make_client(sandbox, client_secret="GOCSPX-wrong")
 
     with pytest.raises(AuthenticationFailed):
-        client.list_calendars(as_user=UserCredentials(ALICE, stale))
+        client.list_calendars(ALICE_CAL, as_user=UserCredentials(ALICE, stale))

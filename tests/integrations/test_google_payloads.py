@@ -23,6 +23,7 @@ from integrations.base import (
     AuthenticationFailed,
     BatchOp,
     CalendarGone,
+    CalendarRef,
     ConsentMissing,
     EventData,
     EventGone,
@@ -42,6 +43,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "google"
 API = "https://www.googleapis.com/calendar/v3"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
 ROOM = "c_188a1f0e7d2b4c31@resource.calendar.google.com"
+ROOM_CAL = CalendarRef(ROOM, ROOM)
 EVENTS = f"{API}/calendars/c_188a1f0e7d2b4c31%40resource.calendar.google.com/events"
 DELEGATE = "reserva-blocker@example.com"
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -128,7 +130,7 @@ def query_of(call: Any) -> dict[str, list[str]]:
 def test_event_with_an_offset_and_a_declining_room(client, google):
     google.add("POST", EVENTS, json=fixture("event_room_declined.json"))
 
-    event = client.create_event(ROOM, booking())
+    event = client.create_event(ROOM_CAL, booking())
 
     assert event.start == datetime(2030, 1, 7, 14, 0, tzinfo=UTC)
     assert event.end - event.start == timedelta(hours=1)
@@ -149,7 +151,7 @@ def test_event_with_an_offset_and_a_declining_room(client, google):
 def test_all_day_event_without_a_time_zone_uses_the_fallback(client, google):
     google.add("GET", f"{EVENTS}/7cbh8rpc10lrc0ckih9tafss99", json=fixture("event_all_day.json"))
 
-    event = client.get_event(ROOM, "7cbh8rpc10lrc0ckih9tafss99")
+    event = client.get_event(ROOM_CAL, "7cbh8rpc10lrc0ckih9tafss99")
 
     assert event.is_all_day and event.reservation_id is None
     assert event.start == datetime(2030, 1, 8, tzinfo=UTC)
@@ -161,7 +163,9 @@ def test_incremental_page_removed_events_occurrences_and_all_day_in_the_calendar
 ):
     google.add("GET", EVENTS, json=fixture("events_list_incremental.json"))
 
-    page = client.changes(ROOM, "CPDAlvWDx70CEPDAlvWDx70CGAU=", START, START + timedelta(days=7))
+    page = client.changes(
+        ROOM_CAL, "CPDAlvWDx70CEPDAlvWDx70CGAU=", START, START + timedelta(days=7)
+    )
 
     removed, occurrence, team_day = page.events
     assert removed.removed and removed.id == "reserva0000000041"
@@ -179,8 +183,8 @@ def test_full_sync_sends_the_window_and_pages_repeat_the_query(client, google):
     google.add("GET", EVENTS, json=fixture("events_list_first_page.json"))
     google.add("GET", EVENTS, json=fixture("events_list_incremental.json"))
 
-    first = client.changes(ROOM, None, START, START + timedelta(days=7))
-    client.changes(ROOM, first.next_page, START, START + timedelta(days=7))
+    first = client.changes(ROOM_CAL, None, START, START + timedelta(days=7))
+    client.changes(ROOM_CAL, first.next_page, START, START + timedelta(days=7))
 
     assert first.sync_token is None and first.next_page
     assert [e.reservation_id for e in first.events] == [41]
@@ -195,10 +199,11 @@ def test_free_busy_in_utc_and_unknown_calendars_left_out(client, google):
     google.add("POST", f"{API}/freeBusy", json=fixture("freebusy.json"))
     unknown = "c_0000000000000000@resource.calendar.google.com"
 
-    busy = client.free_busy([ROOM, unknown], START, START + timedelta(days=1))
+    asked = [ROOM_CAL, CalendarRef(unknown, unknown)]
+    busy = client.free_busy(asked, START, START + timedelta(days=1))
 
     assert busy == {
-        ROOM: [
+        ROOM_CAL: [
             (START, START + timedelta(hours=1)),
             (datetime(2030, 1, 7, 13, 0, tzinfo=UTC), datetime(2030, 1, 7, 14, 30, tzinfo=UTC)),
         ]
@@ -212,7 +217,7 @@ def test_403_user_rate_limit_is_backed_off_and_retried(client, google, waits):
     google.add("GET", EVENTS, status=403, json=fixture("error_user_rate_limit.json"))
     google.add("GET", EVENTS, json=fixture("events_list_first_page.json"))
 
-    page = client.changes(ROOM, None, START, START + timedelta(days=1))
+    page = client.changes(ROOM_CAL, None, START, START + timedelta(days=1))
 
     assert [e.reservation_id for e in page.events] == [41]
     assert len(waits) == 1
@@ -222,7 +227,7 @@ def test_403_rate_limit_that_persists_is_throttled(client, google, waits):
     google.add("GET", EVENTS, status=403, json=fixture("error_user_rate_limit.json"))
 
     with pytest.raises(Throttled) as caught:
-        client.find_by_reservation(ROOM, 42)
+        client.find_by_reservation(ROOM_CAL, 42)
 
     assert caught.value.code == "userRateLimitExceeded" and not caught.value.permanent
     assert len(waits) == 2  # three attempts in all
@@ -232,7 +237,7 @@ def test_429_is_throttled_after_the_http_client_retries(client, google, waits):
     google.add("GET", EVENTS, status=429, json=fixture("error_rate_limit_429.json"))
 
     with pytest.raises(Throttled):
-        client.find_by_reservation(ROOM, 42)
+        client.find_by_reservation(ROOM_CAL, 42)
     assert len(waits) == 2
 
 
@@ -240,7 +245,7 @@ def test_calendar_usage_limits_are_a_long_cool_down_not_a_fast_retry(client, goo
     google.add("POST", EVENTS, status=403, json=fixture("error_quota_exceeded.json"))
 
     with pytest.raises(Throttled) as caught:
-        client.create_event(ROOM, booking())
+        client.create_event(ROOM_CAL, booking())
 
     assert caught.value.retry_after >= 3600 and waits == []
     assert "usage limits" in caught.value.message
@@ -250,7 +255,7 @@ def test_410_full_sync_required_is_sync_token_expired(client, google):
     google.add("GET", EVENTS, status=410, json=fixture("error_full_sync_required.json"))
 
     with pytest.raises(SyncTokenExpired):
-        client.changes(ROOM, "CPDAlvWDx70CEPDAlvWDx70CGAU=", START, START + timedelta(days=1))
+        client.changes(ROOM_CAL, "CPDAlvWDx70CEPDAlvWDx70CGAU=", START, START + timedelta(days=1))
 
 
 def test_not_found_is_calendar_gone_on_create_and_event_gone_on_update(client, google):
@@ -260,9 +265,9 @@ def test_not_found_is_calendar_gone_on_create_and_event_gone_on_update(client, g
     )
 
     with pytest.raises(CalendarGone) as calendar:
-        client.create_event(ROOM, booking())
+        client.create_event(ROOM_CAL, booking())
     with pytest.raises(EventGone):
-        client.update_event(ROOM, "reserva0000000042", booking())
+        client.update_event(ROOM_CAL, "reserva0000000042", booking())
 
     assert ROOM in calendar.value.message and DELEGATE in calendar.value.message
 
@@ -271,7 +276,7 @@ def test_409_duplicate_fetches_the_existing_event(client, google):
     google.add("POST", EVENTS, status=409, json=fixture("error_duplicate.json"))
     google.add("GET", f"{EVENTS}/reserva0000000042", json=fixture("event_room_declined.json"))
 
-    event = client.create_event(ROOM, booking())
+    event = client.create_event(ROOM_CAL, booking())
 
     assert event.id == "reserva0000000042" and event.reservation_id == 42
     assert [c.request.method for c in google.calls if "/calendar/v3/" in c.request.url] == [
@@ -289,7 +294,7 @@ def test_412_is_a_version_conflict_and_if_match_is_sent(client, google):
     )
 
     with pytest.raises(VersionConflict) as caught:
-        client.update_event(ROOM, "reserva0000000042", booking(), version='"3181161784712000"')
+        client.update_event(ROOM_CAL, "reserva0000000042", booking(), version='"3181161784712000"')
 
     assert caught.value.status == 412 and not caught.value.permanent
     assert google.calls[-1].request.headers["If-Match"] == '"3181161784712000"'
@@ -301,7 +306,7 @@ def test_service_account_inviting_without_delegation_is_consent_missing(client, 
     )
 
     with pytest.raises(ConsentMissing) as caught:
-        client.create_event(ROOM, booking())
+        client.create_event(ROOM_CAL, booking())
 
     assert "domain-wide delegation" in caught.value.message
 
@@ -310,7 +315,7 @@ def test_401_twice_is_authentication_failed(client, google):
     google.add("GET", EVENTS, status=401, json=fixture("error_auth_error.json"))
 
     with pytest.raises(AuthenticationFailed):
-        client.find_by_reservation(ROOM, 42)
+        client.find_by_reservation(ROOM_CAL, 42)
 
     token_calls = [c for c in google.calls if c.request.url == TOKEN_URL]
     assert len(token_calls) == 2  # the first token, then one forced refresh
@@ -329,7 +334,7 @@ def test_token_endpoint_refusals(config, waits, payload, status, error, words):
         google.add("POST", TOKEN_URL, status=status, json=fixture(payload))
         client = GoogleClient(config, HttpClient(sleep=waits.append))
         with pytest.raises(error) as caught:
-            client.test_connection(ROOM)
+            client.test_connection(ROOM_CAL)
     assert words in caught.value.message
     assert "PRIVATE KEY" not in caught.value.message
 
@@ -348,7 +353,7 @@ def test_user_refresh_refused_is_token_revoked_without_the_refresh_token(config,
         google.add("POST", TOKEN_URL, status=400, json=fixture("token_expired_or_revoked.json"))
         client = GoogleClient(config, HttpClient(sleep=waits.append))
         with pytest.raises(TokenRevoked) as caught:
-            client.list_calendars(as_user=person)
+            client.list_calendars(CalendarRef(person.account_email), as_user=person)
         body = google.calls[0].request.body
         sent = parse_qs(body.decode() if isinstance(body, bytes) else body)
     assert "1//0gRefreshTokenForAlice" not in str(caught.value)
@@ -375,7 +380,7 @@ def test_batch_retries_a_rate_limited_part_after_its_retry_after(client, google,
     )
 
     results = client.batch(
-        ROOM,
+        ROOM_CAL,
         [
             BatchOp("1", "create", booking(1)),
             BatchOp("2", "delete", event_id="reserva0000000002"),

@@ -48,6 +48,17 @@ def test_concurrency_and_rate(backend):
     assert backend.try_acquire("another mailbox", "f", 2, 2, now=103.0) == 0  # own bucket
 
 
+def test_items_count_from_the_answer_on(backend):
+    """The provider counts a batch's items as it processes them, up to its answer: the
+    window frees them from the release on, never before the provider's does."""
+    key = "user@example.com"
+    assert backend.try_acquire(key, "batch", 1, 5, now=100.0) == 0
+    backend.release(key, "batch", 5, now=103.0)  # answered 3 s later
+    assert 12.4 < backend.try_acquire(key, "next", 1, 1, now=100.5) <= 12.5
+    assert backend.try_acquire(key, "next", 1, 1, now=112.0) > 0  # 10 s after the send
+    assert backend.try_acquire(key, "next", 1, 1, now=113.5) == 0  # 10 s after the answer
+
+
 def test_a_batch_takes_every_slot_and_counts_each_item(backend):
     key = "room@example.com"
     assert backend.try_acquire(key, "batch", 2, 5, now=0.0) == 0

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from integrations.base import (
+    CalendarRef,
     ConsentMissing,
     EventData,
     ProviderConfig,
@@ -123,15 +124,17 @@ def test_cancelled_sign_in_is_rejected(config):
 def test_personal_event_invites_the_room_and_reads_its_answer(sandbox, config, client):
     creds = connect(sandbox, config)
     # Someone already holds the 10:00 slot in the room's own calendar.
-    client.create_event(ROOM, "", booking(1, START.replace(hour=10)))
-    free = client.create_event(ALICE, "", booking(2, START, resources=(ROOM,)), as_user=creds)
+    client.create_event(CalendarRef(ROOM), booking(1, START.replace(hour=10)))
+    free = client.create_event(
+        CalendarRef(ALICE), booking(2, START, resources=(ROOM,)), as_user=creds
+    )
     busy = client.create_event(
-        ALICE, "", booking(3, START.replace(hour=10), resources=(ROOM,)), as_user=creds
+        CalendarRef(ALICE), booking(3, START.replace(hour=10), resources=(ROOM,)), as_user=creds
     )
     assert free.organizer_email == ALICE and free.resource_response == "none"
     assert sandbox.sandbox.wait_idle()
-    accepted = client.find_by_reservation(ALICE, "", 2, as_user=creds)
-    declined = client.find_by_reservation(ALICE, "", 3, as_user=creds)
+    accepted = client.find_by_reservation(CalendarRef(ALICE), 2, as_user=creds)
+    declined = client.find_by_reservation(CalendarRef(ALICE), 3, as_user=creds)
     assert accepted.id == free.id and accepted.resource_response == "accepted"
     assert declined.id == busy.id and declined.resource_response == "declined"
     assert not creds.changed  # msal served the cached access token
@@ -143,7 +146,7 @@ def test_a_refresh_is_handed_back_for_storage(sandbox, config, client):
     # Graph's clock passes the access token's expiry; msal still holds it (wall clock):
     # Graph answers 401 and the client refreshes once.
     sandbox.sandbox.advance_clock(3 * 3600)
-    client.list_calendars(ALICE, as_user=creds)
+    client.list_calendars(CalendarRef(ALICE), as_user=creds)
     assert creds.changed and creds.token["RefreshToken"] != before
 
 
@@ -157,7 +160,7 @@ def test_revoked_refresh_token_is_token_revoked(sandbox, config, client):
     )
     sandbox.sandbox.advance_clock(3 * 3600)
     with pytest.raises(TokenRevoked, match="Connect the calendar again") as err:
-        client.list_calendars(ALICE, as_user=creds)
+        client.list_calendars(CalendarRef(ALICE), as_user=creds)
     assert err.value.code == "AADSTS50173" and err.value.permanent
 
 
@@ -165,7 +168,7 @@ def test_refresh_token_idle_for_90_days_is_token_revoked(sandbox, config, client
     creds = connect(sandbox, config)
     sandbox.sandbox.advance_clock(91 * 86400)
     with pytest.raises(TokenRevoked) as err:
-        client.create_event(ALICE, "", booking(5, START), as_user=creds)
+        client.create_event(CalendarRef(ALICE), booking(5, START), as_user=creds)
     assert err.value.code == "AADSTS700082"
 
 

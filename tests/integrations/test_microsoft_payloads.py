@@ -17,6 +17,7 @@ from integrations.base import (
     AuthenticationFailed,
     BatchOp,
     CalendarGone,
+    CalendarRef,
     ConsentMissing,
     EventData,
     ProviderConfig,
@@ -110,7 +111,9 @@ def test_documented_event_with_windows_zone_and_resource_answer():
 
 def test_update_sends_if_match_prefer_and_a_bearer_token(client, identity):
     identity.patch(f"{EVENTS}/AAMkAGIAAAoZDOFAAA%3D", json=fixture("event_pacific"))
-    event = client.update_event(ROOM, "", "AAMkAGIAAAoZDOFAAA=", booking(), version="abc==")
+    event = client.update_event(
+        CalendarRef(ROOM), "AAMkAGIAAAoZDOFAAA=", booking(), version="abc=="
+    )
     assert event.id == "AAMkAGIAAAoZDOFAAA="
     sent = identity.calls[-1].request
     assert sent.headers["If-Match"] == 'W/"abc=="'
@@ -129,20 +132,20 @@ def test_update_sends_if_match_prefer_and_a_bearer_token(client, identity):
 def test_application_access_policy_is_named(client, identity, name):
     identity.get(f"{GRAPH}/users/{ROOM}/calendars", status=403, json=fixture(name))
     with pytest.raises(ConsentMissing, match="application access policy") as err:
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
     assert ROOM in err.value.message and err.value.code == "ErrorAccessDenied"
 
 
 def test_missing_permission_asks_for_admin_consent(client, identity):
     identity.get(f"{GRAPH}/users/{ROOM}/calendars", status=403, json=fixture("permission_missing"))
     with pytest.raises(ConsentMissing, match="admin consent"):
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
 
 
 def test_unlicensed_mailbox_is_calendar_gone(client, identity):
     identity.get(f"{GRAPH}/users/{ROOM}/calendars", status=404, json=fixture("mailbox_not_enabled"))
     with pytest.raises(CalendarGone, match="no Exchange Online mailbox"):
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
 
 
 def test_401_twice_is_authentication_failed_after_one_fresh_token(client, identity):
@@ -153,7 +156,7 @@ def test_401_twice_is_authentication_failed_after_one_fresh_token(client, identi
             json=fixture("invalid_authentication_token"),
         )
     with pytest.raises(AuthenticationFailed):
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
     assert token_calls(identity) == 2
 
 
@@ -165,7 +168,7 @@ def test_wrong_secret_from_the_token_endpoint(client, identity):
         json=fixture("token_wrong_secret"),
     )
     with pytest.raises(AuthenticationFailed, match="client secret is wrong or expired") as err:
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
     assert SECRET not in str(err.value) and "Trace ID" not in str(err.value)
 
 
@@ -177,7 +180,7 @@ def test_consent_missing_from_the_token_endpoint(client, identity):
         json=fixture("token_consent_missing"),
     )
     with pytest.raises(ConsentMissing, match="admin consent"):
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
 
 
 def test_throttled_after_the_retries_carries_retry_after(client, identity, waits):
@@ -189,7 +192,7 @@ def test_throttled_after_the_retries_carries_retry_after(client, identity, waits
             json=fixture("too_many_requests"),
         )
     with pytest.raises(Throttled) as err:
-        client.test_connection(ROOM)
+        client.test_connection(CalendarRef(ROOM))
     assert err.value.retry_after == 3.0 and waits == [3.0]
 
 
@@ -201,7 +204,7 @@ def test_delta_pages_removed_entries_occurrences_and_all_day(client, identity):
         f"{GRAPH}/users/{ROOM}/calendar/calendarView/delta", json=fixture("delta_first_page")
     )
     window = (datetime(2017, 6, 1, tzinfo=UTC), datetime(2017, 8, 1, tzinfo=UTC))
-    page = client.changes(ROOM, "", None, *window)
+    page = client.changes(CalendarRef(ROOM), None, *window)
     sent = identity.calls[-1].request
     assert "startDateTime=2017-06-01T00:00:00Z" in sent.url
     assert "odata.maxpagesize=50" in sent.headers["Prefer"]
@@ -212,7 +215,7 @@ def test_delta_pages_removed_entries_occurrences_and_all_day(client, identity):
     assert page.next_page and page.sync_token is None
 
     identity.get(page.next_page, json=fixture("delta_last_page"))
-    last = client.changes(ROOM, "", page.next_page, *window)
+    last = client.changes(CalendarRef(ROOM), page.next_page, *window)
     (holiday,) = last.events
     assert holiday.is_all_day and holiday.status == "cancelled"
     assert holiday.start == datetime(2017, 7, 4, 4, 0, tzinfo=UTC)  # midnight EDT
@@ -223,7 +226,7 @@ def test_sync_state_not_found_is_sync_token_expired(client, identity):
     link = f"{GRAPH}/users/{ROOM}/calendarView/delta?$deltatoken=old"
     identity.get(link, status=410, json=fixture("sync_state_not_found"))
     with pytest.raises(SyncTokenExpired):
-        client.changes(ROOM, "", link, datetime.now(UTC), datetime.now(UTC))
+        client.changes(CalendarRef(ROOM), link, datetime.now(UTC), datetime.now(UTC))
 
 
 # -- batch and getSchedule ------------------------------------------------------------------
@@ -236,7 +239,7 @@ def test_an_item_throttled_inside_a_batch_is_sent_again_alone(client, identity, 
         BatchOp(key="77", action="create", data=booking()),
         BatchOp(key="78", action="create", data=booking()),
     ]
-    first, second = client.batch(ROOM, "", ops)
+    first, second = client.batch(CalendarRef(ROOM), ops)
     assert first.ok and first.event.id == "AAMkAGB0AAA=" and first.event.reservation_id == 77
     assert second.ok and second.event.id == "AAMkAGB1AAA="
     assert waits == [10.0]
@@ -256,10 +259,11 @@ def test_get_schedule_reads_windows_zones_and_skips_free_and_unknown(client, ide
         f"{GRAPH}/users/adelev@contoso.com/calendar/getSchedule", json=fixture("get_schedule")
     )
     start, end = datetime(2019, 3, 15, 7, tzinfo=UTC), datetime(2019, 3, 16, 7, tzinfo=UTC)
-    busy = client.free_busy(["adelev@contoso.com", "gone@contoso.com"], start, end)
+    asked = [CalendarRef("adelev@contoso.com"), CalendarRef("gone@contoso.com")]
+    busy = client.free_busy(asked, start, end)
     # 12:00-14:00 Pacific Daylight Time is 19:00-21:00 UTC.
     assert busy == {
-        "adelev@contoso.com": [
+        CalendarRef("adelev@contoso.com"): [
             (datetime(2019, 3, 15, 19, tzinfo=UTC), datetime(2019, 3, 15, 21, tzinfo=UTC))
         ]
     }

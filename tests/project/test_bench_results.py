@@ -11,7 +11,7 @@ import pytest
 from bench import results
 
 COMMITTED = Path(results.__file__).with_name("results.json")
-BENCHMARKS = {"booking", "export", "insights", "pull", "webhook"}
+BENCHMARKS = {"booking", "export", "insights", "portal_pages", "pull", "webhook"}
 
 
 def test_the_committed_results_have_the_right_shape_and_every_benchmark():

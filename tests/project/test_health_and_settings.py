@@ -1,5 +1,6 @@
 """/healthz, the production deployment check, and demo data."""
 
+import json
 import os
 import subprocess
 import sys
@@ -143,3 +144,50 @@ def test_importing_settings_makes_no_folder_and_celery_makes_the_broker_s():
     settings_line, celery_line = result.stdout.strip().splitlines()
     assert settings_line == "settings: []"
     assert "var/broker/queue" in celery_line and "var/broker/control" in celery_line
+
+
+POOL_SETTINGS = """
+import json
+from config import settings
+db = settings.DATABASES["default"]
+print(json.dumps({"pool": db.get("OPTIONS", {}).get("pool"), "age": db["CONN_MAX_AGE"]}))
+"""
+
+
+def pool_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """The database settings a process gets from ``env`` (a fake psycopg_pool on the path:
+    the settings only look for the module; the lock may not have it yet)."""
+    fake = tmp_path / "site"
+    (fake / "psycopg_pool").mkdir(parents=True, exist_ok=True)
+    (fake / "psycopg_pool" / "__init__.py").write_text("")
+    return subprocess.run(
+        [sys.executable, "-c", POOL_SETTINGS],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(fake),
+            "DEBUG": "true",
+            "DATABASE_URL": "postgres://reserva@127.0.0.1:5432/reserva",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_database_pool_gives_each_process_a_small_pool_and_no_persistent_connection(tmp_path):
+    result = pool_settings(tmp_path, DATABASE_POOL="true", DATABASE_POOL_MAX_SIZE="2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "pool": {"min_size": 1, "max_size": 2, "timeout": 10.0},
+        "age": 0,
+    }
+    without = pool_settings(tmp_path)
+    assert json.loads(without.stdout) == {"pool": None, "age": 60}
+
+
+def test_database_pool_refuses_a_persistent_connection_age(tmp_path):
+    result = pool_settings(tmp_path, DATABASE_POOL="true", CONN_MAX_AGE="60")
+    assert result.returncode != 0
+    assert "DATABASE_POOL=true needs CONN_MAX_AGE=0" in result.stderr

@@ -116,3 +116,31 @@ def test_policies_are_told_the_source(make_user, make_reservation):
     finally:
         rules.unregister(spy)
     assert seen == [(rules.Action.CREATE, "mobile"), (rules.Action.CANCEL, "event_planner")]
+
+
+def test_a_registered_preload_is_given_the_whole_page_before_the_policies(
+    client, make_user, make_reservation
+):
+    user = make_user()
+    made = [make_reservation(user=user) for _ in range(3)]  # three rooms
+    pages, asked = [], []
+
+    def remember(reservations):
+        pages.append(sorted(r.pk for r in reservations))
+        for reservation in reservations:
+            reservation.space.preloaded = True
+
+    def policy(action, user, reservation, source):
+        asked.append(getattr(reservation.space, "preloaded", False))
+
+    rules.register_preload(remember)
+    rules.register(policy)
+    try:
+        client.force_login(user)
+        response = client.get("/my/")
+    finally:
+        rules.unregister_preload(remember)
+        rules.unregister(policy)
+    assert response.status_code == 200
+    assert pages == [sorted(r.pk for r in made)]
+    assert asked and all(asked)  # every policy call saw what the preload fetched

@@ -77,6 +77,20 @@ def test_request_window_then_reset_by_the_clock(graph, control, sandbox):
     assert graph("GET", f"/users/{ROOM}/events").status_code == 200
 
 
+def test_a_request_before_the_retry_after_is_up_is_counted_early(graph, control, sandbox):
+    control("PUT", "limits", json={"graph": {"max_requests": 1, "window_seconds": 600}})
+    assert graph("GET", f"/users/{ROOM}/events").status_code == 200
+    refused = graph("GET", f"/users/{ROOM}/events")
+    assert refused.status_code == 429 and sum(sandbox.sandbox.limits.early.values()) == 0
+    assert graph("GET", f"/users/{ROOM}/events").status_code == 429  # did not wait
+    assert sum(sandbox.sandbox.limits.early.values()) == 1
+    control("POST", "clock/advance", json={"minutes": 10})  # waited as told
+    assert graph("GET", f"/users/{ROOM}/events").status_code == 200
+    assert sum(sandbox.sandbox.limits.early.values()) == 1
+    state = control("GET", "limits")
+    assert [b["early"] for b in state["buckets"] if b["key"][-1] == ROOM.lower()] == [1]
+
+
 def test_injected_500_for_the_next_request_only(graph, control):
     control("POST", "faults", json={"kind": "500", "service": "graph", "count": 1})
     first = graph("GET", f"/users/{ROOM}/events")

@@ -40,10 +40,19 @@ def endpoint(handle: SandboxHandle) -> str:
 
 
 def configuration(
-    handle: SandboxHandle, user: str, password: str | None = None, auth: str = NTLM
+    handle: SandboxHandle,
+    user: str,
+    password: str | None = None,
+    auth: str = NTLM,
+    max_connections: int | None = None,
 ) -> Configuration:
     credentials = Credentials(user, PASSWORDS.get(user, "") if password is None else password)
-    return Configuration(service_endpoint=endpoint(handle), credentials=credentials, auth_type=auth)
+    return Configuration(
+        service_endpoint=endpoint(handle),
+        credentials=credentials,
+        auth_type=auth,
+        max_connections=max_connections,
+    )
 
 
 def account(
@@ -54,9 +63,15 @@ def account(
     auth: str = NTLM,
     impersonate: bool = False,
     password: str | None = None,
+    max_connections: int | None = None,
 ) -> Account:
-    """An exchangelib Account for ``mailbox``, signed in as ``user`` (default: the mailbox)."""
-    config = configuration(handle, user or mailbox, password, auth)
+    """An exchangelib Account for ``mailbox``, signed in as ``user`` (default: the mailbox).
+
+    exchangelib keeps one HTTP session per server and credentials unless ``max_connections``
+    says more (its Protocol, cached until ``close_connections()``): a test that holds a
+    streaming connection open while it writes needs two.
+    """
+    config = configuration(handle, user or mailbox, password, auth, max_connections)
     return Account(
         mailbox,
         config=config,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from integrations.base import EventData, ProviderConfig
+from integrations.base import CalendarRef, EventData, ProviderConfig
 from integrations.google import auth
 from integrations.google.client import GoogleClient
 from integrations.http import HttpClient, RetryPolicy
@@ -33,6 +33,11 @@ CLIENT_SECRET = "GOCSPX-sandbox-demo-not-a-real-secret"
 REDIRECT = "http://localhost:8000/calendars/oauth/google/callback/"
 CALENDAR = "https://www.googleapis.com/auth/calendar"
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+# Calendars as the client's calls name them: a Google calendar by its id, which for a room's
+# resource calendar and a person's own calendar is also the mailbox's address.
+ATLAS_CAL = CalendarRef(ATLAS, ATLAS)
+BLOCKER_CAL = CalendarRef(BLOCKER, BLOCKER)
+ALICE_CAL = CalendarRef(ALICE, ALICE)
 
 
 def running_sandbox(

@@ -2,7 +2,11 @@
 
 ``register(router, sandbox)`` serves ``POST /EWS/Exchange.asmx`` (SOAP 1.1, NTLM or Basic)
 and the EWS control routes (``/_sandbox/api/ews/...``), and keeps the state in
-``sandbox.services["ews"]``. The client it is written against is exchangelib.
+``sandbox.services["ews"]``. The client it is written against is exchangelib. Operations
+live in ``operations.py`` (folders, items, sync), ``notifications.py`` and ``streaming.py``
+(subscriptions), ``availability.py`` (free/busy), ``directory.py`` (time zones, names);
+``rooms.py`` answers meeting requests for room mailboxes; ``control.py`` holds the control
+routes and the page's calendars.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core import Request, Response, Router
-from . import endpoint
+from . import availability, control, directory, endpoint, notifications, rooms, streaming
+from .operations import DELETE_HOOKS, WRITE_HOOKS
 from .soap import SoapFault, fault_response
 from .state import EwsState
+
+# The operations modules register themselves on import (``operations.OPERATIONS``).
+__all__ = ["availability", "directory", "register", "streaming"]
 
 if TYPE_CHECKING:
     from ..server import Sandbox
@@ -41,3 +49,9 @@ def register(router: Router, sandbox: Sandbox) -> None:
         service=endpoint.SERVICE,
         name="EWS",
     )
+    if rooms.on_write not in WRITE_HOOKS:
+        WRITE_HOOKS.append(rooms.on_write)
+        DELETE_HOOKS.append(rooms.on_delete)
+    notifications.install(state, sandbox)
+    control.register(router, sandbox)
+    sandbox.page_sources.append(lambda day: control.page_calendars(state, day))

@@ -46,6 +46,14 @@ def handle(request: Request, sandbox: Sandbox) -> Response:
         envelope = parse_envelope(request.body)
         acting, impersonating = _acting(envelope.impersonation, user, state)
         denial = sandbox.enter_limit(request, ("ews", user.email))
+        injected = state.take_busy()
+        if injected is not None:
+            raise SoapFault(
+                "ErrorServerBusy",
+                "The server cannot service this request right now. Try again later.",
+                back_off_ms=injected,
+                client=False,
+            )
         if denial is not None:
             minimum = int(state.config.get("min_back_off_ms", 2000))
             raise SoapFault(
@@ -60,8 +68,11 @@ def handle(request: Request, sandbox: Sandbox) -> Response:
                 "ErrorInvalidOperation",
                 f"The sandbox does not emulate the EWS operation '{envelope.name}'.",
             )
-        call = Call(state, sandbox, user, acting, impersonating, envelope)
-        return envelope_response(operation(call), state.build)
+        call = Call(state, sandbox, user, acting, impersonating, envelope, request.connection)
+        answer = operation(call)
+        if isinstance(answer, Response):
+            return answer  # already whole (GetStreamingEvents' stream)
+        return envelope_response(answer, state.build)
     except SoapFault as fault:
         return fault_response(fault, state.build)
 

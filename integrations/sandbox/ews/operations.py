@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import items as fields
 from .soap import Envelope, ItemError, M, SoapFault, T, local, q, response_message
 from .state import ITEM_PREFIX, CalendarItem, EwsState, Folder, Mailbox, new_id
 
 if TYPE_CHECKING:
+    from ..core import Response
     from ..server import Sandbox
 
 
@@ -33,6 +34,8 @@ class Call:
     acting: Mailbox
     impersonating: bool
     envelope: Envelope
+    # The client's connection state (server.py): ``client_gone()`` for streamed answers.
+    connection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def op(self) -> ET.Element:
@@ -56,7 +59,8 @@ class Call:
         return {box.email: box.name for box in self.state.mailboxes.values()}
 
 
-Operation = Callable[[Call], ET.Element]
+# An operation answers with the body's element, or (GetStreamingEvents) a whole Response.
+Operation = Callable[[Call], "ET.Element | Response"]
 OPERATIONS: dict[str, Operation] = {}
 
 
@@ -516,19 +520,21 @@ def convert_id(call: Call) -> ET.Element:
     return _each(call, "ConvertId", ids, one)
 
 
-# Hooks the room and notification modules fill in (a write's side effects).
-WRITE_HOOKS: list[Callable[[Call, CalendarItem, str | None], None]] = []
-DELETE_HOOKS: list[Callable[[Call, CalendarItem, str | None], None]] = []
+# A write's side effects (rooms.py answers meeting requests): (state, sandbox, item, how the
+# write asked to send invitations / cancellations). The control API's writes call them too.
+Hook = Callable[[EwsState, "Sandbox", CalendarItem, str | None], None]
+WRITE_HOOKS: list[Hook] = []
+DELETE_HOOKS: list[Hook] = []
 
 
 def after_write(call: Call, item: CalendarItem, invitations: str | None) -> None:
     for hook in WRITE_HOOKS:
-        hook(call, item, invitations)
+        hook(call.state, call.sandbox, item, invitations)
 
 
 def after_delete(call: Call, item: CalendarItem, cancellations: str | None) -> None:
     for hook in DELETE_HOOKS:
-        hook(call, item, cancellations)
+        hook(call.state, call.sandbox, item, cancellations)
 
 
 @operation("SyncFolderItems")

@@ -239,12 +239,21 @@ def _serialize(root: ET.Element) -> bytes:
     )
 
 
-def envelope_response(body_child: ET.Element, build: str) -> Response:
-    """A 200 answer: ServerVersionInfo in the header, ``body_child`` in the body."""
+def serialize_envelope(body_child: ET.Element, build: str) -> bytes:
+    """An Envelope document: ServerVersionInfo in the header, ``body_child`` in the body."""
     root = ET.Element(q(SOAP, "Envelope"))
     ET.SubElement(root, q(SOAP, "Header")).append(version_info(build))
     ET.SubElement(root, q(SOAP, "Body")).append(body_child)
-    return Response(200, _serialize(root), Headers({"Content-Type": "text/xml; charset=utf-8"}))
+    return _serialize(root)
+
+
+def envelope_response(body_child: ET.Element, build: str) -> Response:
+    """A 200 answer: ServerVersionInfo in the header, ``body_child`` in the body."""
+    return Response(
+        200,
+        serialize_envelope(body_child, build),
+        Headers({"Content-Type": "text/xml; charset=utf-8"}),
+    )
 
 
 def fault_response(fault: SoapFault, build: str | None = None) -> Response:

@@ -37,8 +37,19 @@ class Mailbox:
     username: str = ""
     password: str = ""
     impersonation: bool = False
-    auto_accept: bool = True
     capacity: int | None = None
+    # Rooms: Set-CalendarProcessing. "AutoAccept" (the resource booking assistant answers),
+    # "AutoUpdate" (requests land tentative; a delegate answers by hand), "None" (not
+    # processed). With AutoAccept, a request that conflicts is declined unless allow_conflicts.
+    automate_processing: str = "AutoAccept"
+    allow_conflicts: bool = False
+    max_duration_minutes: int = 1440
+    booking_window_days: int = 180
+    add_organizer_to_subject: bool = True
+    delete_subject: bool = True
+    # Who may see what in GetUserAvailability: "AvailabilityOnly" (free/busy times, Exchange's
+    # default), "LimitedDetails" (and subject, location) or "Reviewer" (all details).
+    free_busy_access: str = "AvailabilityOnly"
     folders: dict[str, Folder] = field(default_factory=dict)  # distinguished name -> folder
 
 
@@ -125,6 +136,34 @@ def check_id(value: str, prefix: bytes) -> None:
         raise ItemError("ErrorInvalidIdMalformed", "Id is malformed.")
 
 
+PROCESSING = ("AutoAccept", "AutoUpdate", "None")
+FREE_BUSY_ACCESS = ("AvailabilityOnly", "LimitedDetails", "Reviewer")
+
+
+def room_processing(room: dict[str, Any]) -> dict[str, Any]:
+    """A room's calendar processing settings from its configuration entry.
+
+    ``auto_accept: false`` (the older switch) means ``automate_processing: "AutoUpdate"``.
+    """
+    processing = room.get("automate_processing")
+    if processing is None:
+        processing = "AutoAccept" if room.get("auto_accept", True) else "AutoUpdate"
+    if processing not in PROCESSING:
+        raise ValueError(f"automate_processing must be one of {PROCESSING}, not {processing!r}")
+    access = room.get("free_busy_access", "AvailabilityOnly")
+    if access not in FREE_BUSY_ACCESS:
+        raise ValueError(f"free_busy_access must be one of {FREE_BUSY_ACCESS}, not {access!r}")
+    return {
+        "automate_processing": processing,
+        "allow_conflicts": bool(room.get("allow_conflicts", False)),
+        "max_duration_minutes": int(room.get("max_duration_minutes", 1440)),
+        "booking_window_days": int(room.get("booking_window_days", 180)),
+        "add_organizer_to_subject": bool(room.get("add_organizer_to_subject", True)),
+        "delete_subject": bool(room.get("delete_subject", True)),
+        "free_busy_access": access,
+    }
+
+
 class EwsState:
     """All mailboxes, their folders and items; guarded by one lock."""
 
@@ -144,6 +183,16 @@ class EwsState:
         self.sequence = 0
         # sync state token -> (folder id, sequence seen)
         self.sync_states: dict[str, tuple[str, int]] = {}
+        # Called under the lock after every write: (kind "Create"|"Update"|"Delete", item,
+        # folder). Notifications listen here; rooms and notifications live in their modules.
+        self.listeners: list[Callable[[str, CalendarItem, Folder], None]] = []
+        # Subscriptions (notifications.py) by id; streams wait on ``changed``.
+        self.subscriptions: dict[str, Any] = {}
+        self.changed = threading.Condition(self.lock)
+        # Open GetStreamingEvents connections: token -> (account they count against, ids).
+        self.streams: dict[object, tuple[str, frozenset[str]]] = {}
+        # ErrorServerBusy injected through the control API: answers left, BackOffMilliseconds.
+        self.busy: list[tuple[int, int]] = []
         for user in config.get("users", []):
             self._add_mailbox(
                 Mailbox(
@@ -153,6 +202,7 @@ class EwsState:
                     username=user.get("username", user["email"].partition("@")[0]),
                     password=user.get("password", ""),
                     impersonation=bool(user.get("impersonation", False)),
+                    free_busy_access=user.get("free_busy_access", "AvailabilityOnly"),
                 )
             )
         for room in config.get("rooms", []):
@@ -161,8 +211,8 @@ class EwsState:
                     email=room["email"].lower(),
                     name=room.get("name", room["email"]),
                     kind="room",
-                    auto_accept=bool(room.get("auto_accept", True)),
                     capacity=room.get("capacity"),
+                    **room_processing(room),
                 )
             )
 
@@ -236,8 +286,15 @@ class EwsState:
         folder = self.folders[item.folder_id]
         folder.changes.append((self.sequence, item.id, kind))
         folder.change_key = new_change_key()
+        for listener in self.listeners:
+            listener(kind, item, folder)
+        self.changed.notify_all()
 
     def create(self, item: CalendarItem) -> CalendarItem:
+        with self.lock:
+            return self._create(item)
+
+    def _create(self, item: CalendarItem) -> CalendarItem:
         now = self.now()
         item.created = item.modified = now
         if not item.uid:
@@ -249,13 +306,40 @@ class EwsState:
 
     def touched(self, item: CalendarItem, fields: set[str]) -> None:
         """Record a write to ``item`` that changed ``fields``: new change key, change log."""
-        item.modified = self.now()
-        item.versions.append((new_change_key(), frozenset(fields)))
-        self._log(item, "Update")
+        with self.lock:
+            item.modified = self.now()
+            item.versions.append((new_change_key(), frozenset(fields)))
+            self._log(item, "Update")
 
     def delete(self, item: CalendarItem) -> None:
-        self.items.pop(item.id, None)
-        self._log(item, "Delete")
+        with self.lock:
+            self.items.pop(item.id, None)
+            self._log(item, "Delete")
+
+    def take_busy(self) -> int | None:
+        """The BackOffMilliseconds of an injected ErrorServerBusy due now, if any."""
+        with self.lock:
+            if not self.busy:
+                return None
+            left, back_off = self.busy[0]
+            if left <= 1:
+                self.busy.pop(0)
+            else:
+                self.busy[0] = (left - 1, back_off)
+            return back_off
+
+    def expire_sync_states(self, mailbox: str | None = None) -> int:
+        """Forget the sync states issued (for one mailbox's folders, or all): the next
+        SyncFolderItems with one answers ErrorInvalidSyncStateData, as after a mailbox move."""
+        with self.lock:
+            gone = [
+                token
+                for token, (folder_id, _seq) in self.sync_states.items()
+                if mailbox is None or self.folders[folder_id].mailbox == mailbox
+            ]
+            for token in gone:
+                del self.sync_states[token]
+            return len(gone)
 
     def changed_since(self, item: CalendarItem, change_key: str) -> frozenset[str] | None:
         """Fields changed after the version ``change_key``; None if it is not one of its keys."""

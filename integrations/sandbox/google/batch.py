@@ -71,6 +71,7 @@ def batch(request: Request, sandbox: Sandbox) -> Response:
             answer = api_error(400, "badRequest", "Malformed batch part.")
         else:
             inner.batch_item = True
+            inner.arrived = request.arrived  # sent with its batch
             outcome = sandbox.dispatch(inner)
             if not isinstance(outcome, Response):
                 # A "dropped connection" fault on one part: the part fails, the batch answers.

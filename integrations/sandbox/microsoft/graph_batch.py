@@ -94,6 +94,7 @@ def _item_request(outer: Request, item: dict[str, Any]) -> Request:
     raw = b"" if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
     sub = Request.build(str(item["method"]), f"/v1.0{url}", headers, raw)
     sub.batch_item = True
+    sub.arrived = outer.arrived  # sent with its batch
     return sub
 
 

@@ -153,6 +153,9 @@ class MicrosoftState:
         # API ``access-tokens/expire``), their ``uti`` claims are remembered.
         self.live_token_ids: set[str] = set()
         self.expired_token_ids: set[str] = set()
+        # Claims of tokens whose signature and audience were checked already (a $batch's
+        # items share one token): the expiry is still checked on every use.
+        self.verified_claims: dict[str, dict[str, Any]] = {}
         self.delta_tokens: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.sequence = 0

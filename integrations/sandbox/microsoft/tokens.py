@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_RESOURCES = (GRAPH_AUDIENCE, "00000003-0000-0000-c000-000000000000")
+# Checking an RS256 signature costs about as much as the rest of a batch item: the claims of
+# this many checked tokens are kept (per sandbox), and their expiry checked on every use.
+VERIFIED_CLAIMS_KEPT = 1024
 
 
 def sign_jwt(state: MicrosoftState, claims: dict[str, Any]) -> str:
@@ -111,18 +114,23 @@ def verify_access_token(sandbox: Sandbox, token: str | None) -> Principal:
             "IDX14100: JWT is not well formed, there are no dots (.). The token needs to be in "
             "JWS or JWE Compact Serialization Format."
         )
-    try:
-        claims = jwt.decode(
-            token,
-            state.signing_key.public_key(),
-            algorithms=["RS256"],
-            audience=GRAPH_RESOURCES,
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
-        )
-    except jwt.InvalidAudienceError as exc:
-        raise TokenInvalid("Invalid audience.") from exc
-    except jwt.PyJWTError as exc:
-        raise TokenInvalid("Invalid signature.") from exc
+    claims = state.verified_claims.get(token)
+    if claims is None:
+        try:
+            claims = jwt.decode(
+                token,
+                state.signing_key.public_key(),
+                algorithms=["RS256"],
+                audience=GRAPH_RESOURCES,
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid("Invalid audience.") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("Invalid signature.") from exc
+        if len(state.verified_claims) >= VERIFIED_CLAIMS_KEPT:
+            state.verified_claims.clear()  # tokens live an hour: a rare, cheap reset
+        state.verified_claims[token] = claims
     if claims["exp"] <= sandbox.clock.timestamp() or claims.get("uti") in state.expired_token_ids:
         raise TokenInvalid("Lifetime validation failed, the token is expired.")
     if claims.get("idtyp") == "app":

@@ -28,7 +28,7 @@ from reservations.models import (
     ReservationStatus,
 )
 
-from .models import (
+from ..models import (
     BindingStatus,
     JobKind,
     JobStatus,
@@ -39,7 +39,7 @@ from .models import (
     UserToken,
     WebhookStatus,
 )
-from .tokens import NEEDS_ATTENTION
+from ..tokens import NEEDS_ATTENTION
 
 # A job that has not finished yet (the "Exports running or queued" count and its filter).
 IN_PROGRESS = (JobStatus.QUEUED, JobStatus.RUNNING)

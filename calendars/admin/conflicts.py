@@ -4,7 +4,8 @@ The reservation list gets a "Conflicts" filter and a "Clashes with" column namin
 slot-holding bookings each conflict collides with, and two actions to resolve them:
 "Cancel the remote event" (deletes it in the room's calendar and cancels the conflicted row)
 and "Keep both / retry after moving" (if the slot is free now, the conflict is confirmed).
-Registered over ``admin_sync.ReservationSyncAdmin`` (imported by ``calendars/admin.py``).
+``ConflictFilter`` and ``ReservationConflictMixin`` are composed into the one reservation
+admin in ``reservation.py``, which lists the filter, the column and the two actions by name.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from django.utils.html import format_html, format_html_join
 
 from reservations import admin_confirm, queries, services
 from reservations.models import Reservation, ReservationStatus
-
-from .admin_sync import ReservationSyncAdmin
 
 
 class ConflictFilter(admin.SimpleListFilter):
@@ -34,10 +33,9 @@ class ConflictFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReservationConflictAdmin(ReservationSyncAdmin):
-    list_display = (*ReservationSyncAdmin.list_display, "clashes_with")
-    list_filter = (ConflictFilter, *ReservationSyncAdmin.list_filter)
-    actions = [*ReservationSyncAdmin.actions, "cancel_remote_event", "retry_conflict"]
+class ReservationConflictMixin:
+    """The "Clashes with" column (``clashes_with``) and the actions ``cancel_remote_event`` and
+    ``retry_conflict``, for the reservation admin (``reservation.py`` lists them)."""
 
     @admin.display(description="Clashes with")
     def clashes_with(self, obj: Reservation) -> str:
@@ -69,7 +67,7 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
     def cancel_remote_event(
         self, request: HttpRequest, queryset: QuerySet[Reservation]
     ) -> HttpResponse | None:
-        from .sync.pull import cancel_remote_event
+        from ..sync.pull import cancel_remote_event
 
         conflicts = queryset.filter(status=ReservationStatus.CONFLICTED).select_related(
             "space__location"
@@ -99,10 +97,10 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
 
     @admin.action(description="Keep both / retry after moving (conflicts)")
     def retry_conflict(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
-        from .sync.pull import retry_conflict
+        from ..sync.pull import retry_pulled_conflict
 
         rows = list(queryset.filter(status=ReservationStatus.CONFLICTED))
-        confirmed = sum(retry_conflict(r.pk) for r in rows)
+        confirmed = sum(retry_pulled_conflict(r.pk) for r in rows)
         level = messages.SUCCESS if confirmed == len(rows) else messages.WARNING
         self.message_user(
             request,
@@ -110,8 +108,3 @@ class ReservationConflictAdmin(ReservationSyncAdmin):
             "(move or cancel one of the two first) or fall in a closure (see its reason).",
             level,
         )
-
-
-if admin.site.is_registered(Reservation):
-    admin.site.unregister(Reservation)
-admin.site.register(Reservation, ReservationConflictAdmin)

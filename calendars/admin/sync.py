@@ -1,26 +1,26 @@
-"""Admin for push visibility: sync jobs (filters, "Retry failed", "Sync now"), sync links
-(read-only), a sync column and field on the reservation page, and "Resume sync" for
-bindings (``SyncResumeMixin``, mixed into the SpaceCalendar admin in ``calendars/admin.py``).
-
-``reservations`` never imports ``calendars``: the reservation admin is extended from here, by
-re-registering a subclass with the sync field and column.
+"""Admin for the sync engine's records and controls: sync jobs (filters, "Retry failed",
+"Sync now"), sync links (read-only), the one row of sync settings, the reservation's sync
+column and field (``ReservationSyncMixin``, composed into the reservation admin in
+``reservation.py``) and "Resume sync" for bindings (``SyncResumeMixin``, mixed into the
+SpaceCalendar admin in ``bindings.py``).
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
-from reservations.admin import ReservationAdmin
 from reservations.models import Reservation
 
-from .models import JobKind, JobStatus, LinkState, SpaceCalendar, SyncJob, SyncLink
+from ..models import JobKind, JobStatus, LinkState, SpaceCalendar, SyncJob, SyncLink, SyncSettings
 
 
 def _enqueue_pushes(reservation_ids) -> int:
-    from .tasks import push_reservation
+    from ..tasks import push_reservation
 
     ids = sorted({pk for pk in reservation_ids if pk})
     # An administrator's retry starts a new day of beat retries for pushes that gave up.
@@ -121,16 +121,33 @@ class SyncLinkAdmin(admin.ModelAdmin):
         return False  # written by the sync engine only
 
 
-class ReservationSyncAdmin(ReservationAdmin):
-    """The reservations app's admin plus the reservation's calendar sync state.
+@admin.register(SyncSettings)
+class SyncSettingsAdmin(admin.ModelAdmin):
+    """One row of settings, so one page: the list opens the form itself (made on first use)."""
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        settings_row = SyncSettings.load()
+        return HttpResponseRedirect(
+            reverse("admin:calendars_syncsettings_change", args=[settings_row.pk])
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # the one row is made by SyncSettings.load()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReservationSyncMixin:
+    """The reservation's calendar sync state: the "Sync" column (``sync_state``, reading the
+    ``sync_link`` the list selects with its rows) and the "Calendar sync" read-only field
+    (``calendar_sync``). The reservation admin lists both names (``reservation.py``).
 
     A read-only field rather than an inline: an inline would add a formset whose management
     form every admin POST (and the reservations app's own tests) would have to carry.
     """
-
-    list_display = (*ReservationAdmin.list_display, "sync_state")
-    list_select_related = (*ReservationAdmin.list_select_related, "sync_link")
-    readonly_fields = (*ReservationAdmin.readonly_fields, "calendar_sync")
 
     @admin.display(description="Sync")
     def sync_state(self, obj: Reservation) -> str:
@@ -152,11 +169,6 @@ class ReservationSyncAdmin(ReservationAdmin):
         return format_html("{}", " · ".join(p for p in parts if p))
 
 
-if admin.site.is_registered(Reservation):
-    admin.site.unregister(Reservation)
-admin.site.register(Reservation, ReservationSyncAdmin)
-
-
 class SyncResumeMixin:
     """Adds "Resume sync" to the SpaceCalendar admin, next to its other actions."""
 
@@ -168,7 +180,7 @@ class SyncResumeMixin:
 
     @admin.action(description="Resume sync (after fixing the connection)")
     def resume_sync(self, request: HttpRequest, queryset: QuerySet[SpaceCalendar]) -> None:
-        from .tasks import resume_binding
+        from ..tasks import resume_binding
 
         bindings = list(queryset.filter(enabled=True))
         for binding in bindings:

@@ -1,6 +1,6 @@
 """Admin for the bulk export: "Run the export" on a space calendar, and a live progress page.
 
-Mixed into ``SpaceCalendarAdmin`` (``calendars/admin.py``). Everything is for staff with the
+Mixed into ``SpaceCalendarAdmin`` (``bindings.py``). Everything is for staff with the
 change permission on space calendars: others get 403, an unknown job 404. The progress page
 polls a small JSON endpoint (``static/calendars/export_progress.js``) and redraws its bar,
 counts and errors without reloading. Errors shown are the provider errors' messages, which
@@ -19,8 +19,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from .models import JobKind, SpaceCalendar, SyncJob
-from .sync import export
+from .. import tasks
+from ..models import JobKind, SpaceCalendar, SyncJob
+from ..sync import export
 
 FINISHED = ("succeeded", "partial", "failed", "paused")
 
@@ -112,7 +113,7 @@ class ExportAdminMixin:
         started = []
         for binding in queryset.select_related("space"):
             try:
-                started.append(export.start_export(binding, request.user, dry_run=dry_run))
+                started.append(tasks.start_export(binding, request.user, dry_run=dry_run))
             except export.ExportRefused as refused:
                 self.message_user(request, str(refused), messages.WARNING)  # type: ignore[attr-defined]
         if len(started) == 1:
@@ -165,7 +166,7 @@ class ExportAdminMixin:
         self._check(request, binding)
         dry_run = request.GET.get("dry_run") == "1" or request.POST.get("dry_run") == "1"
         try:
-            job = export.start_export(binding, request.user, dry_run=dry_run)
+            job = tasks.start_export(binding, request.user, dry_run=dry_run)
         except export.ExportRefused as refused:
             self.message_user(request, str(refused), messages.WARNING)  # type: ignore[attr-defined]
             return HttpResponseRedirect(

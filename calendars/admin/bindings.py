@@ -1,11 +1,14 @@
-"""Admin for a binding that stops reading its calendar: the bookings it pulled from there.
+"""Admin for space calendars (bindings): the list with its attention and webhook filters,
+and what becomes of the bookings a binding pulled when it stops reading its calendar.
 
-Mixed into ``SpaceCalendarAdmin`` (``calendars/admin.py``). Retargeting a binding (another
-provider, room mailbox or calendar), switching it off or deleting it leaves the bookings it
-pulled from the old calendar behind; the admin must say what becomes of them
-(``calendars.bindings.PulledBookings``): the change form shows a required choice when there
-are any, and the delete confirmation asks the same. A second space bound to a calendar that
-is already bound is refused by the model's validation, naming the other space.
+``SpaceCalendarAdmin`` names its mixins: ``PulledBookingsAdminMixin`` (below), "Resume sync"
+(``sync.SyncResumeMixin``) and the bulk export (``export.ExportAdminMixin``).
+
+Retargeting a binding (another provider, room mailbox or calendar), switching it off or
+deleting it leaves the bookings it pulled from the old calendar behind; the admin must say what
+becomes of them (``calendars.bindings.PulledBookings``): the change form shows a required
+choice when there are any, and the delete confirmation asks the same. A second space bound to a
+calendar that is already bound is refused by the model's validation, naming the other space.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from . import bindings
-from .forms import pulled_bookings_field
-from .models import SpaceCalendar
+from .. import bindings
+from ..forms import pulled_bookings_field
+from ..models import BindingStatus, SpaceCalendar, WebhookStatus
+from .export import ExportAdminMixin
+from .sync import SyncResumeMixin
 
 FIELD = "pulled_bookings"
 
@@ -133,3 +138,96 @@ class PulledBookingsAdminMixin:
             kept, cancelled = bindings.release_pulled(obj, choice, request.user)
             self.message_user(request, _summary(kept, cancelled), messages.INFO)  # type: ignore[attr-defined]
         super().delete_model(request, obj)  # type: ignore[misc]
+
+
+class WebhookFilter(admin.SimpleListFilter):
+    """Bindings whose webhook renewal fails, or that have none (polling only)."""
+
+    title = "webhook"
+    parameter_name = "webhook"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("failing", "Renewal failing"), ("none", "None")]
+
+    def queryset(self, request, queryset):
+        live = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
+        if self.value() == "active":
+            return queryset.filter(webhook_subscriptions__status=WebhookStatus.ACTIVE).distinct()
+        if self.value() == "failing":
+            return queryset.filter(webhook_subscriptions__status=WebhookStatus.FAILING).distinct()
+        if self.value() == "none":
+            return queryset.exclude(webhook_subscriptions__status__in=live)
+        return queryset
+
+
+class AttentionFilter(admin.SimpleListFilter):
+    """Bindings paused (credentials) or in error (retrying): the admin home links here."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Paused or failing")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=(BindingStatus.PAUSED, BindingStatus.ERROR))
+        return queryset
+
+
+@admin.register(SpaceCalendar)
+class SpaceCalendarAdmin(
+    PulledBookingsAdminMixin, SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin
+):
+    list_display = (
+        "space",
+        "provider",
+        "resource_email",
+        "enabled",
+        "status",
+        "last_synced",
+        "webhook",
+        "short_error",
+    )
+    list_filter = (
+        AttentionFilter,
+        "status",
+        "enabled",
+        WebhookFilter,
+        "provider",
+        "space__location",
+    )
+    search_fields = ("space__name", "resource_email", "calendar_name")
+    list_select_related = ("space__location", "provider")
+    autocomplete_fields = ("space",)
+    readonly_fields = ("authorized_by", "authorized_at", "status", "last_error", "last_synced_at")
+    # "Calendar sync" (authorize, pick the calendar, remove authorization) and "Bind a space"
+    # buttons: calendars/views.py space_sync / space_pick.
+    change_form_template = "admin/calendars/spacecalendar/change_form.html"
+    change_list_template = "admin/calendars/spacecalendar/change_list.html"
+
+    @admin.display(description="Last synced", ordering="last_synced_at")
+    def last_synced(self, obj: SpaceCalendar) -> str:
+        if obj.last_synced_at is None:
+            return "never"
+        local = obj.last_synced_at.astimezone(obj.space.location.zone)
+        return f"{local:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Last error")
+    def short_error(self, obj: SpaceCalendar) -> str:
+        return obj.last_error[:80]
+
+    def get_queryset(self, request):
+        # The webhook column reads the subscriptions of every row: one query for the page.
+        return super().get_queryset(request).prefetch_related("webhook_subscriptions")
+
+    @admin.display(description="Webhook")
+    def webhook(self, obj: SpaceCalendar) -> str:
+        """The newest live subscription's state and expiry (calendars/subscriptions.py)."""
+        live = [s for s in obj.webhook_subscriptions.all() if s.status != WebhookStatus.STOPPED]
+        if not live:
+            return "-"
+        sub = live[0]
+        expires = sub.expires_at.astimezone(obj.space.location.zone) if sub.expires_at else None
+        until = f" until {expires:%Y-%m-%d %H:%M}" if expires else ""
+        return f"{sub.get_status_display()}{until}"

@@ -1,4 +1,5 @@
-"""Admin for providers, aliases, bindings and tokens.
+"""Admin for where and how Reserva connects: connection aliases (endpoints), credential
+aliases (sign-in apps, secrets) and calendar providers ("Test connection").
 
 Secrets are write-only here: the form shows whether one is set, an empty input keeps the
 stored value, and a "clear" box removes it. No page ever renders a stored secret or token.
@@ -10,29 +11,14 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from . import endpoints
-from .admin_bindings import PulledBookingsAdminMixin
-from .admin_conflicts import ReservationConflictAdmin  # noqa: F401 (registers it)
-from .admin_export import ExportAdminMixin
-from .admin_sync import SyncResumeMixin
-from .models import (
-    BindingStatus,
-    CalendarProvider,
-    ConnectionAlias,
-    CredentialAlias,
-    ProviderKind,
-    SpaceCalendar,
-    SyncSettings,
-    UserToken,
-    WebhookStatus,
-)
+from .. import endpoints
+from ..models import CalendarProvider, ConnectionAlias, CredentialAlias, ProviderKind
 
 
 def _https_by_default(db_field, **kwargs):
@@ -50,7 +36,14 @@ class ConnectionAliasForm(forms.ModelForm):
 
     class Meta:
         model = ConnectionAlias
-        fields = ("name", "kind", *endpoints.ENDPOINT_FIELDS, "timeout_seconds")
+        fields = (
+            "name",
+            "kind",
+            *endpoints.ENDPOINT_FIELDS,
+            "timeout_seconds",
+            "server_version",
+            "calendar_folder",
+        )
         formfield_callback = _https_by_default
 
     def clean(self):
@@ -140,10 +133,29 @@ class CredentialAliasForm(forms.ModelForm):
     clear_service_account_key = forms.BooleanField(
         label="Remove the stored service-account key", required=False
     )
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_password = forms.BooleanField(label="Remove the stored password", required=False)
 
     class Meta:
         model = CredentialAlias
-        fields = ("name", "kind", "tenant_id", "client_id", "scopes")
+        fields = (
+            "name",
+            "kind",
+            "tenant_id",
+            "client_id",
+            "scopes",
+            "auth_method",
+            "username",
+            "resource_url",
+            "account_email",
+            "access_type",
+        )
+        formfield_callback = _https_by_default
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -156,6 +168,10 @@ class CredentialAliasForm(forms.ModelForm):
             self.fields[
                 "new_service_account_key"
             ].help_text = "A key is stored; leave empty to keep it."
+        password_set = bool(self.instance.pk and self.instance.password)
+        self.fields["new_password"].help_text = "Exchange Server: the sync user's password. " + (
+            "A password is stored; leave empty to keep it." if password_set else "None stored."
+        )
 
     def clean_new_service_account_key(self):
         raw = self.cleaned_data["new_service_account_key"].strip()
@@ -187,13 +203,24 @@ class CredentialAliasForm(forms.ModelForm):
             self.instance.service_account_key = None
         elif data.get("new_service_account_key"):
             self.instance.service_account_key = data["new_service_account_key"]
+        if data.get("clear_password"):
+            self.instance.password = ""
+        elif data.get("new_password"):
+            self.instance.password = data["new_password"]
         super()._post_clean()
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model names the stored password; the form's input for it is new_password.
+        if hasattr(errors, "error_dict") and "password" in errors.error_dict:
+            errors.error_dict["new_password"] = errors.error_dict.pop("password")
+        super()._update_errors(errors)
 
 
 @admin.register(CredentialAlias)
 class CredentialAliasAdmin(admin.ModelAdmin):
     form = CredentialAliasForm
     list_display = ("name", "kind", "tenant_id", "client_id", "secret_state")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_filter = ("kind",)
     search_fields = ("name", "client_id", "tenant_id")
 
@@ -203,6 +230,8 @@ class CredentialAliasAdmin(admin.ModelAdmin):
             return "client secret set"
         if obj.service_account_key:
             return "service-account key set"
+        if obj.password:
+            return "password set"
         return "none"
 
 
@@ -264,7 +293,7 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
     def has_test_permission(self, request) -> bool:
         """A test sends the credential: it takes the right to edit it too."""
-        from .views import may_test_connection
+        from ..views import may_test_connection
 
         return may_test_connection(request.user)
 
@@ -282,7 +311,7 @@ class CalendarProviderAdmin(admin.ModelAdmin):
         description="Test connection (delegated user or first bound room)", permissions=["test"]
     )
     def test_connection(self, request, queryset) -> None:
-        from .views import default_test_target, run_connection_test
+        from ..views import default_test_target, run_connection_test
 
         for provider in queryset.select_related("connection", "credential"):
             target = default_test_target(provider)
@@ -296,185 +325,3 @@ class CalendarProviderAdmin(admin.ModelAdmin):
                 continue
             ok, text = run_connection_test(provider, target)
             self.message_user(request, text, messages.SUCCESS if ok else messages.ERROR)
-
-
-@admin.register(SyncSettings)
-class SyncSettingsAdmin(admin.ModelAdmin):
-    """One row of settings, so one page: the list opens the form itself (made on first use)."""
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        settings_row = SyncSettings.load()
-        return HttpResponseRedirect(
-            reverse("admin:calendars_syncsettings_change", args=[settings_row.pk])
-        )
-
-    def has_add_permission(self, request) -> bool:
-        return False  # the one row is made by SyncSettings.load()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class WebhookFilter(admin.SimpleListFilter):
-    """Bindings whose webhook renewal fails, or that have none (polling only)."""
-
-    title = "webhook"
-    parameter_name = "webhook"
-
-    def lookups(self, request, model_admin):
-        return [("active", "Active"), ("failing", "Renewal failing"), ("none", "None")]
-
-    def queryset(self, request, queryset):
-        live = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
-        if self.value() == "active":
-            return queryset.filter(webhook_subscriptions__status=WebhookStatus.ACTIVE).distinct()
-        if self.value() == "failing":
-            return queryset.filter(webhook_subscriptions__status=WebhookStatus.FAILING).distinct()
-        if self.value() == "none":
-            return queryset.exclude(webhook_subscriptions__status__in=live)
-        return queryset
-
-
-class AttentionFilter(admin.SimpleListFilter):
-    """Bindings paused (credentials) or in error (retrying): the admin home links here."""
-
-    title = "needs attention"
-    parameter_name = "attention"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Paused or failing")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(status__in=(BindingStatus.PAUSED, BindingStatus.ERROR))
-        return queryset
-
-
-@admin.register(SpaceCalendar)
-class SpaceCalendarAdmin(
-    PulledBookingsAdminMixin, SyncResumeMixin, ExportAdminMixin, admin.ModelAdmin
-):
-    list_display = (
-        "space",
-        "provider",
-        "resource_email",
-        "enabled",
-        "status",
-        "last_synced",
-        "webhook",
-        "short_error",
-    )
-    list_filter = (
-        AttentionFilter,
-        "status",
-        "enabled",
-        WebhookFilter,
-        "provider",
-        "space__location",
-    )
-    search_fields = ("space__name", "resource_email", "calendar_name")
-    list_select_related = ("space__location", "provider")
-    autocomplete_fields = ("space",)
-    readonly_fields = ("authorized_by", "authorized_at", "status", "last_error", "last_synced_at")
-    # "Calendar sync" (authorize, pick the calendar, remove authorization) and "Bind a space"
-    # buttons: calendars/views.py space_sync / space_pick.
-    change_form_template = "admin/calendars/spacecalendar/change_form.html"
-    change_list_template = "admin/calendars/spacecalendar/change_list.html"
-
-    @admin.display(description="Last synced", ordering="last_synced_at")
-    def last_synced(self, obj: SpaceCalendar) -> str:
-        if obj.last_synced_at is None:
-            return "never"
-        local = obj.last_synced_at.astimezone(obj.space.location.zone)
-        return f"{local:%Y-%m-%d %H:%M}"
-
-    @admin.display(description="Last error")
-    def short_error(self, obj: SpaceCalendar) -> str:
-        return obj.last_error[:80]
-
-    def get_queryset(self, request):
-        # The webhook column reads the subscriptions of every row: one query for the page.
-        return super().get_queryset(request).prefetch_related("webhook_subscriptions")
-
-    @admin.display(description="Webhook")
-    def webhook(self, obj: SpaceCalendar) -> str:
-        """The newest live subscription's state and expiry (calendars/subscriptions.py)."""
-        live = [s for s in obj.webhook_subscriptions.all() if s.status != WebhookStatus.STOPPED]
-        if not live:
-            return "-"
-        sub = live[0]
-        expires = sub.expires_at.astimezone(obj.space.location.zone) if sub.expires_at else None
-        until = f" until {expires:%Y-%m-%d %H:%M}" if expires else ""
-        return f"{sub.get_status_display()}{until}"
-
-
-class TokenAttentionFilter(admin.SimpleListFilter):
-    """Tokens someone must act on: expired, revoked, or near the idle limit."""
-
-    title = "needs attention"
-    parameter_name = "attention"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Expired, revoked or expiring"), ("no", "Valid")]
-
-    def queryset(self, request, queryset):
-        from .tokens import NEEDS_ATTENTION
-
-        if self.value() == "yes":
-            return queryset.filter(status__in=NEEDS_ATTENTION)
-        if self.value() == "no":
-            return queryset.exclude(status__in=NEEDS_ATTENTION)
-        return queryset
-
-
-@admin.register(UserToken)
-class UserTokenAdmin(admin.ModelAdmin):
-    list_display = (
-        "user",
-        "provider",
-        "account_email",
-        "status",
-        "days_idle",
-        "access_token_expires_at",
-        "last_refreshed_at",
-        "last_used_at",
-    )
-    list_filter = (TokenAttentionFilter, "status", "provider")
-    search_fields = ("user__username", "account_email")
-    list_select_related = ("user", "provider")
-    actions = ["disconnect_tokens"]
-
-    @admin.display(description="Days idle")
-    def days_idle(self, obj: UserToken) -> int:
-        from .tokens import days_idle
-
-        return days_idle(obj)
-
-    @admin.action(description="Disconnect (delete the token; revoke it at Google)")
-    def disconnect_tokens(self, request, queryset) -> None:
-        from .tokens import disconnect
-
-        count = 0
-        for token in queryset.select_related("provider"):
-            disconnect(token)
-            count += 1
-        self.message_user(request, f"{count} token(s) disconnected.", messages.SUCCESS)
-
-    # The token itself is never shown, not even encrypted.
-    fields = (
-        "user",
-        "provider",
-        "account_email",
-        "scopes",
-        "status",
-        "access_token_expires_at",
-        "last_refreshed_at",
-        "last_used_at",
-        "created",
-    )
-    readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False  # tokens come from the OAuth flow only

@@ -1,0 +1,235 @@
+"""EwsClient against the EWS sandbox: real exchangelib, real NTLM/Basic, real HTTPS.
+
+Each test gets a fresh sandbox (``conftest.py``). The client trusts the
+sandbox only through the connection's CA bundle, so these tests also show that the bundle
+reaches exchangelib.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from integrations.base import (
+    BatchOp,
+    CalendarRef,
+    EventGone,
+    SyncTokenExpired,
+    Throttled,
+    VersionConflict,
+)
+from integrations.ews.mapping import creation_key
+from integrations.http import RetryPolicy
+from integrations.limiter import FileLimiter, Limiter, Limits
+from tests.support.ews_client import (
+    ROOM,
+    START,
+    WINDOW,
+    data,
+    make_client,
+    stored,
+)
+
+
+def test_create_writes_the_event_in_the_location_zone_with_our_tag(ews, sandbox):
+    event = ews.create_event(CalendarRef(ROOM), data())
+    assert event.reservation_id == 7 and event.version
+    assert (event.start, event.end) == (START, START + timedelta(hours=1))
+    item = stored(sandbox, event.id)
+    assert item.mailbox == ROOM  # impersonation: written in the room's mailbox
+    assert item.subject == "Board" and item.start == START
+    assert "Europe" in str(item.start_tz)  # W. Europe Standard Time, Berlin's Windows zone
+    assert item.uid == creation_key(7)
+    found = ews.get_event(CalendarRef(ROOM), event.id)
+    assert (found.reservation_id, found.version, found.subject) == (7, event.version, "Board")
+
+
+def test_a_repeated_create_returns_the_first_event(ews, sandbox):
+    first = ews.create_event(CalendarRef(ROOM), data())
+    again = ews.create_event(CalendarRef(ROOM), data())
+    assert again.id == first.id
+    mine = [i for i in sandbox.sandbox.services["ews"].items.values() if i.mailbox == ROOM]
+    assert len(mine) == 1
+
+
+def test_update_with_the_current_change_key_then_a_stale_one(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    event = ews.create_event(ref, data())
+    moved = ews.update_event(ref, event.id, data(hour=11, subject="Moved"), event.version)
+    assert moved.version != event.version
+    assert (moved.start, moved.subject) == (START.replace(hour=11), "Moved")
+    assert stored(sandbox, event.id).subject == "Moved"
+    with pytest.raises(VersionConflict):
+        ews.update_event(ref, event.id, data(subject="Stale"), event.version)
+    assert stored(sandbox, event.id).subject == "Moved"
+    # Without a version the update overwrites.
+    ews.update_event(ref, event.id, data(subject="Forced"))
+    assert stored(sandbox, event.id).subject == "Forced"
+
+
+def test_update_of_a_deleted_event_is_event_gone_and_delete_is_idempotent(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    event = ews.create_event(ref, data())
+    ews.delete_event(ref, event.id)
+    ews.delete_event(ref, event.id)  # already gone: success
+    with pytest.raises(EventGone):
+        ews.update_event(ref, event.id, data())
+    with pytest.raises(EventGone):
+        ews.get_event(ref, event.id)
+    assert ews.read_events(ref, [event.id]) == {event.id: None}
+
+
+def test_changes_full_read_then_incremental_with_tags_and_removals(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    one = ews.create_event(ref, data(1, 9))
+    outside = ews.create_event(
+        ref, data(2, 9, start=START + timedelta(days=90), end=START + timedelta(days=90, hours=1))
+    )
+    page = ews.changes(ref, None, *WINDOW)
+    assert [(e.id, e.reservation_id) for e in page.events] == [(one.id, 1)]
+    assert page.sync_token and page.next_page is None
+    assert outside.id not in {e.id for e in page.events}
+    assert ews.changes(ref, page.sync_token, *WINDOW).events == []
+    ews.update_event(ref, one.id, data(1, 10, subject="Later"))
+    three = ews.create_event(ref, data(3, 12))
+    second = ews.changes(ref, page.sync_token, *WINDOW)
+    assert [(e.id, e.reservation_id, e.subject) for e in second.events] == [
+        (one.id, 1, "Later"),
+        (three.id, 3, "Board"),
+    ]
+    ews.delete_event(ref, three.id)
+    third = ews.changes(ref, second.sync_token, *WINDOW)
+    assert [(e.id, e.removed) for e in third.events] == [(three.id, True)]
+
+
+def test_an_invalid_sync_state_asks_for_a_full_sync(ews):
+    with pytest.raises(SyncTokenExpired):
+        ews.changes(CalendarRef(ROOM), "H4sIAAAAAAAEAO29B2AcSZYlJi9tynt", *WINDOW)
+
+
+def test_batch_creates_updates_and_deletes_with_one_result_per_op(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    old = ews.create_event(ref, data(10, 8))
+    stale = ews.create_event(ref, data(11, 13))
+    ews.update_event(ref, stale.id, data(11, 14), stale.version)
+    made_before = ews.create_event(ref, data(12, 15))
+    ops = [
+        BatchOp("a", "create", data(20, 9)),
+        BatchOp("b", "create", data(21, 10)),
+        BatchOp("c", "create", data(12, 15)),  # made already (a lost answer): not made twice
+        BatchOp("d", "update", data(10, 11, subject="Moved"), event_id=old.id, version=old.version),
+        BatchOp("e", "update", data(11, 16), event_id=stale.id, version=stale.version),
+        BatchOp("f", "delete", event_id=old.id),
+        BatchOp("g", "delete", event_id=old.id),
+    ]
+    results = ews.batch(ref, ops)
+    assert [r.key for r in results] == list("abcdefg")
+    by_key = {r.key: r for r in results}
+    assert by_key["a"].ok and by_key["b"].ok
+    assert by_key["c"].event.id == made_before.id
+    assert by_key["d"].ok and by_key["d"].event.subject == "Moved"
+    assert isinstance(by_key["e"].error, VersionConflict)
+    assert by_key["f"].ok and by_key["g"].ok  # the second delete finds it gone: success
+    tags = sorted(
+        int(next(iter(i.extended.values())))
+        for i in sandbox.sandbox.services["ews"].items.values()
+        if i.mailbox == ROOM and i.extended
+    )
+    assert tags == [11, 12, 20, 21]
+
+
+def test_server_busy_waits_its_back_off_then_succeeds(sandbox, waits):
+    client = make_client(sandbox, waits)
+    client.http.policy = RetryPolicy(max_attempts=6)
+    client.test_connection(CalendarRef(ROOM))  # version detected, sessions open
+    sandbox.sandbox.limits.set_rule("ews", max_in_flight=None, max_requests=1, window_seconds=2)
+    event = client.create_event(CalendarRef(ROOM), data())
+    assert event.id
+    assert waits and all(w >= 2 for w in waits)
+
+
+def test_server_busy_for_longer_than_the_policy_allows_is_throttled(sandbox, waits):
+    client = make_client(sandbox, waits)
+    client.http.policy = RetryPolicy(max_attempts=3, max_retry_after=1)
+    client.test_connection(CalendarRef(ROOM))
+    sandbox.sandbox.limits.set_rule("ews", max_in_flight=None, max_requests=1, window_seconds=60)
+    with pytest.raises(Throttled) as raised:
+        client.create_event(CalendarRef(ROOM), data())
+    assert raised.value.retry_after >= 2
+
+
+def test_a_create_whose_answer_was_lost_is_not_made_twice(ews, sandbox, monkeypatch):
+    """The CreateItem is written, then the connection drops before the answer: the client
+    looks again, finds the event by our tag and returns it."""
+    ref = CalendarRef(ROOM)
+    ews.create_event(ref, data(1, 8))  # account, folder and session ready
+    look = ews._existing
+    looks: list[int] = []
+
+    def look_then_drop_the_next_answer(folder, creates):
+        found = look(folder, creates)
+        looks.append(len(found))
+        if len(looks) == 1:
+            sandbox.sandbox.faults.add(kind="drop", service="ews", after_write=True, count=1)
+        return found
+
+    monkeypatch.setattr(ews, "_existing", look_then_drop_the_next_answer)
+    event = ews.create_event(ref, data(2, 10))
+    assert looks == [0, 1]  # nothing before the create; the lost one found after it
+    mine = [i for i in sandbox.sandbox.services["ews"].items.values() if i.mailbox == ROOM]
+    assert sorted(i.start for i in mine) == [START.replace(hour=8), START.replace(hour=10)]
+    assert event.id in {i.id for i in mine} and event.reservation_id == 2
+
+
+def test_every_request_holds_a_per_mailbox_slot_a_batch_one_per_item(sandbox, waits, tmp_path):
+    backend = FileLimiter(tmp_path / "limits", Limits(max_in_flight=4))
+    limiter = Limiter(backend, backend.limits)
+    taken: list[tuple[str, int]] = []
+    slot = limiter.slot
+
+    def spy(key: str, items: int = 1):
+        taken.append((key, items))
+        return slot(key, items)
+
+    limiter.slot = spy  # type: ignore[method-assign]
+    ews = make_client(sandbox, waits)
+    ews.http.limiter = limiter
+    ews.create_event(CalendarRef(ROOM), data())
+    ews.batch(
+        CalendarRef("borealis@contoso.test"),
+        [BatchOp(str(n), "create", data(n, 9 + n)) for n in range(3)],
+    )
+    keys = {key for key, _ in taken}
+    assert keys == {
+        f"ews:{sandbox.base_url}/ews/exchange.asmx:{ROOM}",
+        f"ews:{sandbox.base_url}/ews/exchange.asmx:borealis@contoso.test",
+    }
+    assert (f"ews:{sandbox.base_url}/ews/exchange.asmx:borealis@contoso.test", 3) in taken
+
+
+def test_a_calendar_named_by_its_folder_id(ews, sandbox):
+    (calendar,) = ews.list_calendars(CalendarRef(ROOM))
+    assert calendar.is_default and calendar.id
+    event = ews.create_event(CalendarRef(ROOM, calendar.id), data())
+    assert stored(sandbox, event.id).folder_id == calendar.id
+    page = ews.changes(CalendarRef(ROOM, calendar.id), None, *WINDOW)
+    assert [e.id for e in page.events] == [event.id]
+
+
+def test_batch_updates_without_a_version_overwrite_and_a_gone_item_is_its_own_error(ews, sandbox):
+    ref = CalendarRef(ROOM)
+    kept = ews.create_event(ref, data(1, 9))
+    gone = ews.create_event(ref, data(2, 11))
+    ews.update_event(ref, kept.id, data(1, 9, subject="Changed in Outlook"))
+    ews.delete_event(ref, gone.id)
+    results = ews.batch(
+        ref,
+        [
+            BatchOp("kept", "update", data(1, 10, subject="Ours"), event_id=kept.id),
+            BatchOp("gone", "update", data(2, 12), event_id=gone.id),
+        ],
+    )
+    assert results[0].ok and results[0].event.subject == "Ours"
+    assert stored(sandbox, kept.id).subject == "Ours"
+    assert isinstance(results[1].error, EventGone)

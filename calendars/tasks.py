@@ -5,6 +5,7 @@ engine never imports this module."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
@@ -250,7 +251,7 @@ def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
     return subscriptions.handle_lifecycle(subscription_id, event)
 
 
-# -- pull (calendars/sync/pull.py) -------------------------------------------------------------
+# -- pull (calendars/sync/pull/) ---------------------------------------------------------------
 
 
 def request_pull(binding_id: int) -> bool:
@@ -304,6 +305,7 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
         raise self.retry(
             exc=exc, countdown=countdown, args=(binding_id,), kwargs={"failures": failures + 1}
         ) from None
+    dispatch(result.next)
     if result.status == pull.PullStatus.BUSY and pull.pull_owed(binding_id):
         raise self.retry(
             countdown=PULL_BUSY_SECONDS, args=(binding_id,), kwargs={"failures": failures}
@@ -319,9 +321,24 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
 def pull_due_bindings() -> int:
     """Beat, every minute: request a pull of each binding whose next pull time has come (the
     interval from SyncSettings, with jitter). Returns how many pulls were queued."""
+    return queue_due_pulls()
+
+
+def queue_due_pulls(now: datetime | None = None) -> int:
+    """Request a pull of every due binding (``pull.due_bindings``) and set its next pull time
+    (the interval from SyncSettings, with jitter); how many pulls were queued."""
+    from .models import SpaceCalendar, SyncSettings
     from .sync import pull
 
-    return pull.pull_due_bindings()
+    now = now or timezone.now()
+    interval = SyncSettings.load().pull_interval_minutes
+    count = 0
+    for binding_id in pull.due_bindings(now):
+        SpaceCalendar.objects.filter(pk=binding_id).update(
+            next_pull_at=pull.next_pull_time(interval, now)
+        )
+        count += request_pull(binding_id)
+    return count
 
 
 # -- reconciliation (calendars/sync/reconcile.py) ----------------------------------------------

@@ -626,7 +626,7 @@ class ConvergenceRun:
             queued = tasks.request_pull(self.binding.pk)  # as calendars/webhooks.py does
         else:
             SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
-            queued = pull.pull_due_bindings()
+            queued = tasks.queue_due_pulls()
             send_beat_tasks()
         self.tally.pulls[via] += queued
         self.log.write("pull", {"via": via}, {"queued": int(queued)})
@@ -837,7 +837,7 @@ class ConvergenceRun:
                 pull.pull_binding(self.binding.pk)
             else:
                 SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
-                pull.pull_due_bindings()
+                tasks.queue_due_pulls()
                 send_beat_tasks()
                 wait = max(1.0, min(30.0, deadline - time.monotonic()))
                 if not wait_for(lambda m=moment: self.pulled_since(m), wait):

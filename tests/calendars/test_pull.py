@@ -397,7 +397,7 @@ def test_the_beat_fan_out_picks_due_bindings_only(
 
     with_callbacks = django_capture_on_commit_callbacks
     with with_callbacks(execute=True):
-        assert pull.pull_due_bindings(now) == 2
+        assert tasks.queue_due_pulls(now) == 2
     assert sorted(queued) == sorted([due.pk, never.pk])
     interval = SyncSettings.load().pull_interval_minutes * 60
     for row in SpaceCalendar.objects.filter(pk__in=[due.pk, never.pk]):
@@ -406,8 +406,8 @@ def test_the_beat_fan_out_picks_due_bindings_only(
 
     # The next minute: nothing is due, and a queued request is not queued twice.
     with with_callbacks(execute=True):
-        assert pull.pull_due_bindings(now + timedelta(minutes=1)) == 0
-        assert pull.request_pull(due.pk) is False
+        assert tasks.queue_due_pulls(now + timedelta(minutes=1)) == 0
+        assert tasks.request_pull(due.pk) is False
     assert len(queued) == 2
 
 

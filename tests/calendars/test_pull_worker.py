@@ -8,8 +8,8 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from calendars import tasks
 from calendars.models import SpaceCalendar
-from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, control, sync_worker
 from tests.conftest import local, next_weekday, wait_for
@@ -35,7 +35,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
             f"microsoft/mailboxes/{MS_ROOM}/events",
             json={"subject": "Walk-in", **times(start)},
         )["id"]
-        assert pull.pull_due_bindings() == 1  # never pulled: due
+        assert tasks.queue_due_pulls() == 1  # never pulled: due
         row = wait_for(lambda: Reservation.objects.filter(space=ms_binding.space).first(), 60)
         assert row is not None, "the worker pulled nothing within 60 s"
         assert row.start == start and row.title == "Walk-in"
@@ -47,7 +47,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
             json=times(start + timedelta(hours=2)),
         )
         SpaceCalendar.objects.filter(pk=ms_binding.pk).update(next_pull_at=None)  # due again
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         moved = wait_for(
             lambda: Reservation.objects.filter(
                 pk=row.pk, start=start + timedelta(hours=2)
@@ -59,7 +59,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
         path = f"microsoft/mailboxes/{MS_ROOM}/events/{event}"
         control(sandbox, "PATCH", path, json={"subject": "Walk-in retro"})
         SpaceCalendar.objects.filter(pk=ms_binding.pk).update(next_pull_at=None)
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         renamed = wait_for(
             lambda: Reservation.objects.filter(pk=row.pk, title="Walk-in retro").exists(), 60
         )
@@ -67,7 +67,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(ms_binding, sand
 
         control(sandbox, "DELETE", path)
         SpaceCalendar.objects.filter(pk=ms_binding.pk).update(next_pull_at=None)
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         cancelled = wait_for(
             lambda: Reservation.objects.filter(
                 pk=row.pk, status=ReservationStatus.CANCELLED

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from calendars import tasks
 from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink
-from calendars.sync import pull, recovery
+from calendars.sync import recovery
 from reservations import services
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events, sync_worker
@@ -79,7 +79,7 @@ def test_a_killed_pull_does_not_block_the_next_one(ms_binding, sandbox, release_
     # The first pull hangs in its read of the changes, holding the room's pull lock.
     hold_graph_answer(sandbox, "GET", "delta")
     with sync_worker("test-recovery", **FAST) as worker:
-        assert pull.request_pull(ms_binding.pk)
+        assert tasks.request_pull(ms_binding.pk)
         taken = wait_for(
             lambda: SpaceCalendar.objects.filter(
                 pk=ms_binding.pk, pull_requested_at__isnull=True

@@ -350,11 +350,11 @@ def last_seq(handle) -> int:
 
 
 def part_one(handle, binding, count: int, per_item: float) -> list[results.Figure]:
-    from calendars.sync import export
+    from calendars import tasks
 
     since = last_seq(handle)
     started = time.monotonic()
-    job = export.start_export(binding, None)  # eager: runs here, in this process
+    job = tasks.start_export(binding, None)  # eager: runs here, in this process
     wall = time.monotonic() - started
     job.refresh_from_db()
     seen = http_requests(handle, since)
@@ -611,11 +611,11 @@ def google_binding(handle, count: int):
 def part_four(
     handle, binding, count: int, per_item: float, limit: int, window: float, scale: int
 ) -> list[results.Figure]:
-    from calendars.sync import export
+    from calendars import tasks
 
     since = last_seq(handle)
     started = time.monotonic()
-    job = export.start_export(binding, None)  # eager: runs here, in this process
+    job = tasks.start_export(binding, None)  # eager: runs here, in this process
     wall = time.monotonic() - started
     job.refresh_from_db()
     with handle.sandbox.lock:
@@ -647,11 +647,11 @@ def part_four(
 def part_three(
     handle, binding, count: int, per_item: float, limit: int, window: float, scale: int
 ) -> list[results.Figure]:
-    from calendars.sync import export
+    from calendars import tasks
 
     since = last_seq(handle)
     started = time.monotonic()
-    job = export.start_export(binding, None)  # eager: runs here, in this process
+    job = tasks.start_export(binding, None)  # eager: runs here, in this process
     wall = time.monotonic() - started
     job.refresh_from_db()
     seen = http_requests(handle, since)

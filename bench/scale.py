@@ -203,7 +203,6 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
             WebhookSubscription,
         )
         from calendars.subscriptions import GOOGLE_TTL_SECONDS, GRAPH_MINUTES, RENEW_BEFORE
-        from calendars.sync import pull
 
         call_command("migrate", verbosity=0)
         SyncSettings.load()
@@ -265,7 +264,7 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
         user, rooms = make_world(sandbox, opts.rooms, opts.google_rooms_per_user)
         binding_ids = [room.binding_id for room in rooms]
         for binding_id in binding_ids:  # the first pull of every room, as beat would ask
-            pull.request_pull(binding_id)
+            tasks.request_pull(binding_id)
 
         def all_subscribed() -> bool:
             active = WebhookSubscription.objects.filter(
@@ -328,7 +327,7 @@ def run(opts: argparse.Namespace, folder: Path) -> list[results.Figure]:
         time.sleep(1)
         before_poll = snapshot(sandbox, stack)
         for binding_id in binding_ids:
-            pull.request_pull(binding_id)
+            tasks.request_pull(binding_id)
         wait_until(lambda: sync_quiet(redis_client), opts.setup_seconds, stack, "poll round")
         poll = delta(before_poll, snapshot(sandbox, stack))
 

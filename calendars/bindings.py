@@ -9,7 +9,7 @@ calendar, and the bulk export when it starts reading one.
   touches the old calendar's events (they belong to the people who made them), and the rows
   go through ``reservations.services.release_from_calendar``.
 - A binding that starts reading a calendar (new, switched back on, retargeted) queues one bulk
-  export of the space's future bookings (``calendars.sync.export.start_export``), unless one is
+  export of the space's future bookings (``calendars.tasks.start_export``), unless one is
   already queued or running for it.
 """
 
@@ -107,6 +107,7 @@ def release_pulled(
 def queue_export(binding_id: int, requested_by: AbstractBaseUser | None = None) -> int | None:
     """Queue the bulk export of a binding that just started reading a calendar; returns the
     job id, or None when there is nothing to send or an export is already on its way."""
+    from . import tasks
     from .sync import export
 
     binding = SpaceCalendar.objects.select_related("space").filter(pk=binding_id).first()
@@ -115,7 +116,7 @@ def queue_export(binding_id: int, requested_by: AbstractBaseUser | None = None) 
     if not binding.provider.is_active or not export.has_unsynced(binding):
         return None
     try:
-        job = export.start_export(binding, requested_by)
+        job = tasks.start_export(binding, requested_by)
     except export.ExportRefused as refused:  # already queued or running: that one sends them
         log.info("binding %s: no second export (%s)", binding_id, refused)
         return None

@@ -1,22 +1,35 @@
 """Short named locks between workers, and the heartbeat that keeps a live holder's claim fresh.
 
-``with hold("webhook:12", wait=10): ...``: a lock is a ``SyncLock`` row with a unique name:
-inserting it takes the lock, an ``IntegrityError`` means another worker holds it. A lock past
-its ``expires_at`` (its worker died) is taken over. Used where two workers must not do the
-same remote work at once, such as creating a binding's webhook subscription (two would both be
-notified for ever).
+``with hold("webhook:12", wait=10): ...``, or ``acquire`` / ``renew`` / ``release`` with the
+claim token ``acquire`` returns. Used where two workers must not do the same remote work at
+once, such as creating a binding's webhook subscription (two would both be notified for ever).
+Two backends, one behaviour, chosen per call:
+
+- with ``REDIS_URL``: a Redis key ``SET NX PX`` (taken only if absent, expiring by itself);
+  renewing and releasing compare the stored claim first, in one Lua script each, so a holder
+  whose lock expired and was taken over touches nobody else's;
+- without: a ``SyncLock`` row with a unique name: inserting it takes the lock, an
+  ``IntegrityError`` means another worker holds it, and a row past its ``expires_at`` (its
+  worker died) is taken over.
 
 Expiry is short (``SYNC_LOCK_TTL_SECONDS``, 45 s by default) and a live holder renews it from a
 small background thread (:class:`Heartbeat`) every third of that, so a lock outlives a killed
 worker by less than a minute however long the work inside runs. A thread rather than renewal
 between steps, because the steps that take long are single provider calls (a timeout, a
-``Retry-After``, the limiter's wait) that have no "between" to renew in. The pull lock
-(``calendars/sync/pull.py``), push jobs (``push.py``) and exports (``export.py``) use the same
-heartbeat for their own claims.
+``Retry-After``, the limiter's wait) that have no "between" to renew in. Push jobs
+(``push.py``) and exports (``export.py``) use the same heartbeat for their own claims.
+
+A claim that must be the durable record of who owns a piece of work (an export job, which is
+resumed from the database alone and whose progress the admin shows) is kept on the work's own
+row instead: :func:`take_row` and :func:`renew_row`, a claim token and a heartbeat stamp set by
+conditional UPDATEs (of two racing workers, one wins). It expires the same way: a holder that
+stops beating goes stale, and the caller's condition (``heartbeat_at < stale``) lets another
+take it over.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -24,9 +37,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import SyncLock
@@ -90,18 +105,17 @@ class Heartbeat:
 
 
 def acquire(name: str, seconds: float | None = None) -> str | None:
-    """Take the lock ``name`` for ``seconds`` (default: the TTL); the claim to release it
-    with, or None when someone else holds it."""
-    now = timezone.now()
+    """Take the lock ``name`` for ``seconds`` (default: the TTL); the claim to renew and
+    release it with, or None when someone else holds it."""
     claim = secrets.token_hex(16)
+    ttl = seconds or ttl_seconds()
+    if settings.REDIS_URL:
+        return claim if _redis().set(_key(name), claim, nx=True, px=_ms(ttl)) else None
+    now = timezone.now()
     SyncLock.objects.filter(name=name, expires_at__lt=now).delete()
     try:
         with transaction.atomic():
-            SyncLock.objects.create(
-                name=name,
-                claim=claim,
-                expires_at=now + timedelta(seconds=seconds or ttl_seconds()),
-            )
+            SyncLock.objects.create(name=name, claim=claim, expires_at=now + timedelta(seconds=ttl))
     except IntegrityError:
         return None
     return claim
@@ -109,13 +123,54 @@ def acquire(name: str, seconds: float | None = None) -> str | None:
 
 def renew(name: str, claim: str, seconds: float | None = None) -> bool:
     """Push our lock's expiry ``seconds`` (default: the TTL) from now; False if not ours."""
-    expires = timezone.now() + timedelta(seconds=seconds or ttl_seconds())
+    ttl = seconds or ttl_seconds()
+    if settings.REDIS_URL:
+        return bool(_redis().eval(_RENEW, 1, _key(name), claim, _ms(ttl)))
+    expires = timezone.now() + timedelta(seconds=ttl)
     return bool(SyncLock.objects.filter(name=name, claim=claim).update(expires_at=expires))
 
 
 def release(name: str, claim: str) -> None:
     """Give the lock back (only our own claim: an expired lock may have been taken over)."""
+    if settings.REDIS_URL:
+        _redis().eval(_RELEASE, 1, _key(name), claim)
+        return
     SyncLock.objects.filter(name=name, claim=claim).delete()
+
+
+# -- the Redis backend ------------------------------------------------------------------------
+
+# Compare the claim and act in one step: between a GET and a DEL the lock could expire and be
+# taken by another worker, whose lock we would then remove.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+@functools.cache
+def _client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)  # one connection pool per process (redis-py: fork-safe)
+
+
+def _redis() -> Any:
+    return _client(settings.REDIS_URL)
+
+
+def _key(name: str) -> str:
+    # The database's name is part of the key: ids in lock names repeat across databases
+    # (tests, benchmarks, a staging copy) that may share one Redis.
+    return f"reserva:lock:{settings.DATABASES['default']['NAME']}:{name}"
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 @contextmanager
@@ -132,3 +187,21 @@ def hold(name: str, seconds: float | None = None, *, wait: float = 0.0) -> Itera
             yield
     finally:
         release(name, claim)
+
+
+# -- claims kept on a work row ------------------------------------------------------------------
+
+
+def take_row(rows: QuerySet, *, stamp: str = "heartbeat_at", **changes: Any) -> str | None:
+    """Claim the row ``rows`` selects (its filter says when it may be taken: queued, or its
+    holder's ``stamp`` stale), in one UPDATE that also saves ``changes``; the new claim (in
+    the row's ``claim``), or None when another worker was first."""
+    claim = secrets.token_hex(16)
+    won = rows.update(claim=claim, **{stamp: timezone.now()}, **changes)
+    return claim if won else None
+
+
+def renew_row(rows: QuerySet, claim: str, *, stamp: str = "heartbeat_at", **changes: Any) -> bool:
+    """The holder's heartbeat on its row (with ``changes``, if any); False when ``claim`` is
+    no longer the row's (another worker took it over)."""
+    return bool(rows.filter(claim=claim).update(**{stamp: timezone.now()}, **changes))

@@ -445,9 +445,6 @@ class SpaceCalendar(models.Model):
     next_pull_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
     # Set while a pull is queued (request_pull coalesces on it); cleared when the pull starts.
     pull_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Which run is pulling now (DB claim when there is no Redis); stale a TTL past its heartbeat.
-    pull_claim = models.CharField(max_length=32, blank=True, editable=False)
-    pull_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("space calendar")

@@ -1,12 +1,30 @@
-"""Celery tasks of the calendars app: thin wrappers that take ids and call the sync engine."""
+"""Celery tasks of the calendars app: thin wrappers that take ids, call the sync engine and
+queue what it says should happen next (``dispatch``, ``calendars/sync/followups.py``). The
+engine never imports this module."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from .locks import Busy
+from .sync.followups import CheckRoom, FollowUp, PushReservations, RequestPull, RunExport
+
+if TYPE_CHECKING:
+    from .models import SpaceCalendar, SyncJob
+
+# The queue of the tasks that talk to calendar providers (pushes, pulls, webhooks,
+# reconciliation): a burst of them (a provider slow to answer) never holds up booking emails,
+# which stay on the default queue. Every worker (make run: -Q default,sync) consumes both.
+# Named on each task's decorator (``queue_name``, read by the router in config/celery.py).
+SYNC = "sync"
 
 
 def retry_countdown(seconds: float) -> float:
@@ -17,7 +35,42 @@ def retry_countdown(seconds: float) -> float:
     return max(1.0, min(float(seconds), float(settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS)))
 
 
+def dispatch(follow_ups: Iterable[FollowUp | None]) -> int:
+    """Queue the tasks the engine asked for, once the current transaction commits (at once
+    outside one): a worker must find the rows they are about. Returns how many."""
+    count = 0
+    for follow_up in follow_ups:
+        match follow_up:
+            case PushReservations(reservation_ids=ids):
+                for pk in ids:  # one callback each, in order, so one failure stops no other
+                    transaction.on_commit(lambda r=pk: push_reservation.delay(r), robust=True)
+                count += len(ids)
+            case CheckRoom(reservation_id=pk, attempt=attempt, after_seconds=wait):
+                transaction.on_commit(
+                    lambda r=pk, a=attempt, w=wait: check_room_response.apply_async(
+                        (r, a), countdown=w or None
+                    )
+                )
+                count += 1
+            case RunExport(job_id=job_id, claim=claim):
+                transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
+                count += 1
+            case RequestPull(binding_id=binding_id):
+                count += request_pull(binding_id)
+    return count
+
+
 # -- bulk export (calendars/sync/export.py) ---------------------------------------------------
+
+
+def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """Queue an export of ``binding`` and hand it to a worker after commit; the queued job.
+    Raises ``export.ExportRefused`` (see ``open_export``)."""
+    from .sync import export
+
+    job = export.open_export(binding, requested_by, dry_run=dry_run)
+    dispatch([RunExport(job.pk)])
+    return job
 
 
 @shared_task(ignore_result=True, acks_late=False)
@@ -40,10 +93,7 @@ def resume_stale_exports() -> int:
     """
     from .sync import export
 
-    claimed = export.claim_stale_exports()
-    for job_id, claim in claimed:
-        transaction.on_commit(lambda j=job_id, c=claim: run_export.delay(j, c))
-    return len(claimed)
+    return dispatch(export.claim_stale_exports())
 
 
 # -- personal tokens (calendars/tokens.py) ----------------------------------------------------
@@ -62,11 +112,11 @@ def check_user_tokens() -> dict[str, int]:
 # -- push (calendars/sync/push.py, rooms.py, trouble.py) ---------------------------------------
 
 PUSH_MAX_RETRIES = 6
-ROOM_CHECKS = 6  # the room answers within seconds; the pull is the backstop after that
-ROOM_CHECK_SECONDS = 5
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=PUSH_MAX_RETRIES, acks_late=True)
+@shared_task(
+    bind=True, ignore_result=True, max_retries=PUSH_MAX_RETRIES, acks_late=True, queue_name=SYNC
+)
 def push_reservation(self, reservation_id: int) -> str:
     """Bring one reservation's remote event in step (create, update, delete, move or nothing).
 
@@ -80,7 +130,7 @@ def push_reservation(self, reservation_id: int) -> str:
     from .sync import push
 
     try:
-        return push.push_reservation(reservation_id).op
+        result = push.push_reservation(reservation_id)
     except TransientError as exc:
         if exc.retry_after and exc.retry_after > settings.SYNC_TASK_MAX_COUNTDOWN_SECONDS:
             # Too long to wait in the broker (see retry_countdown): the link's next attempt
@@ -88,6 +138,8 @@ def push_reservation(self, reservation_id: int) -> str:
             return push.PushOutcome.FAILED
         countdown = retry_countdown(exc.retry_after or 5 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from None
+    dispatch(result.next)
+    return result.op
 
 
 @shared_task(ignore_result=True)
@@ -108,16 +160,14 @@ def retry_failed_pushes() -> int:
     return _queue_pushes(recovery.retry_failed_pushes())
 
 
-def _queue_pushes(reservation_ids: list[int]) -> int:
-    for reservation_id in reservation_ids:
-        transaction.on_commit(lambda r=reservation_id: push_reservation.delay(r), robust=True)
-    return len(reservation_ids)
+def _queue_pushes(reservation_ids: Iterable[int]) -> int:
+    return dispatch([PushReservations(tuple(reservation_ids))])
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def check_room_response(reservation_id: int, attempt: int = 1) -> str:
     """Personal mode: the invited room's answer -> confirmed / cancelled; asks again later
-    (a few times, ``ROOM_CHECK_SECONDS`` apart) while the room has not answered."""
+    (a few times, further apart each time: ``rooms.ask_again``) while it has not answered."""
     from integrations.base import TransientError
 
     from .sync import rooms
@@ -126,28 +176,25 @@ def check_room_response(reservation_id: int, attempt: int = 1) -> str:
         outcome = rooms.check_room_response(reservation_id)
     except TransientError:
         outcome = rooms.RoomAnswer.WAITING
-    if outcome == rooms.RoomAnswer.WAITING and attempt < ROOM_CHECKS:
-        check_room_response.apply_async(
-            (reservation_id, attempt + 1), countdown=ROOM_CHECK_SECONDS * attempt
-        )
+    dispatch([rooms.ask_again(reservation_id, outcome, attempt)])
     return outcome
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def resume_binding(binding_id: int) -> int:
     """A binding works again (re-authorized, "Resume sync"): status ok, waiting pushes queued
     in order. Returns how many pushes were queued."""
     from .sync import trouble
 
-    return trouble.resume_binding(binding_id)
+    return dispatch([trouble.resume_binding(binding_id)])
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def resume_user(user_id: int, provider_id: int) -> int:
     """A person reconnected their calendar: their paused pushes are queued again, in order."""
     from .sync import trouble
 
-    return trouble.resume_user(user_id, provider_id)
+    return dispatch([trouble.resume_user(user_id, provider_id)])
 
 
 # -- webhooks (calendars/subscriptions.py, calendars/webhooks.py) -----------------------------
@@ -159,6 +206,7 @@ WEBHOOK_TASK = {
     "ignore_result": True,
     "autoretry_for": (Busy,),
     "retry_kwargs": {"countdown": 15, "max_retries": 8},
+    "queue_name": SYNC,
 }
 
 
@@ -186,7 +234,7 @@ def remove_subscriptions(self, binding_id: int) -> int:
     return subscriptions.remove(binding_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def renew_subscriptions() -> dict[str, int]:
     """Beat, hourly: renew webhooks expiring within a day (a failure alerts the admins once;
     polling covers the binding meanwhile) and create the missing ones."""
@@ -203,13 +251,38 @@ def webhook_lifecycle(self, subscription_id: int, event: str) -> str:
     return subscriptions.handle_lifecycle(subscription_id, event)
 
 
-# -- pull (calendars/sync/pull.py) -------------------------------------------------------------
+# -- pull (calendars/sync/pull/) ---------------------------------------------------------------
+
+
+def request_pull(binding_id: int) -> bool:
+    """Ask for a pull of this binding soon: the webhook endpoints' entry point.
+
+    Coalesces: while a requested pull is queued, further requests do nothing; once it has
+    started (the pull clears ``pull_requested_at`` when it takes the binding's lock), one more
+    request queues exactly one more pull, which waits for the running one. Returns True when
+    a pull was queued now. A request older than ``request_stale_after()`` whose task never ran
+    (lost with its worker) is replaced."""
+    from .models import SpaceCalendar
+    from .sync.pull import request_stale_after
+
+    now = timezone.now()
+    queued = (
+        SpaceCalendar.objects.filter(pk=binding_id, enabled=True)
+        .filter(
+            Q(pull_requested_at__isnull=True) | Q(pull_requested_at__lt=now - request_stale_after())
+        )
+        .update(pull_requested_at=now)
+    )
+    if queued:
+        transaction.on_commit(lambda: pull_binding.delay(binding_id), robust=True)
+    return bool(queued)
+
 
 PULL_MAX_FAILURES = 6  # transient provider errors in a row; the next beat pull tries again
 PULL_BUSY_SECONDS = 3  # a run owed a pull looks again this often while another pull runs
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=None)
+@shared_task(bind=True, ignore_result=True, max_retries=None, queue_name=SYNC)
 def pull_binding(self, binding_id: int, failures: int = 0) -> str:
     """Pull one binding's remote changes (``request_pull`` queues this; never call ``delay``
     directly, or duplicates will not coalesce). While another pull of the binding runs, it
@@ -232,6 +305,7 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
         raise self.retry(
             exc=exc, countdown=countdown, args=(binding_id,), kwargs={"failures": failures + 1}
         ) from None
+    dispatch(result.next)
     if result.status == pull.PullStatus.BUSY and pull.pull_owed(binding_id):
         raise self.retry(
             countdown=PULL_BUSY_SECONDS, args=(binding_id,), kwargs={"failures": failures}
@@ -243,13 +317,28 @@ def pull_binding(self, binding_id: int, failures: int = 0) -> str:
     return result.status
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def pull_due_bindings() -> int:
     """Beat, every minute: request a pull of each binding whose next pull time has come (the
     interval from SyncSettings, with jitter). Returns how many pulls were queued."""
+    return queue_due_pulls()
+
+
+def queue_due_pulls(now: datetime | None = None) -> int:
+    """Request a pull of every due binding (``pull.due_bindings``) and set its next pull time
+    (the interval from SyncSettings, with jitter); how many pulls were queued."""
+    from .models import SpaceCalendar, SyncSettings
     from .sync import pull
 
-    return pull.pull_due_bindings()
+    now = now or timezone.now()
+    interval = SyncSettings.load().pull_interval_minutes
+    count = 0
+    for binding_id in pull.due_bindings(now):
+        SpaceCalendar.objects.filter(pk=binding_id).update(
+            next_pull_at=pull.next_pull_time(interval, now)
+        )
+        count += request_pull(binding_id)
+    return count
 
 
 # -- reconciliation (calendars/sync/reconcile.py) ----------------------------------------------
@@ -257,7 +346,13 @@ def pull_due_bindings() -> int:
 RECONCILE_MAX_RETRIES = 12  # a pull holding the binding's lock, or a transient error
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=RECONCILE_MAX_RETRIES, acks_late=True)
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    max_retries=RECONCILE_MAX_RETRIES,
+    acks_late=True,
+    queue_name=SYNC,
+)
 def reconcile_binding(self, binding_id: int, slot: str = "") -> str:
     """Compare one binding's sync window with its calendar and repair the drift; queue the
     pushes it asks for. While a pull of the binding runs it tries again a minute later.
@@ -282,7 +377,7 @@ def reconcile_binding(self, binding_id: int, slot: str = "") -> str:
     return result.status
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue_name=SYNC)
 def reconcile_bindings() -> int:
     """Beat, every few minutes: a reconciliation of each syncing binding whose daily slot
     (``RECONCILE_HOUR`` plus its offset within ``RECONCILE_SPREAD_MINUTES``) has come and

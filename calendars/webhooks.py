@@ -2,8 +2,9 @@
 
 Each endpoint verifies the notification against the stored subscription (clientState or
 channel token, compared in constant time), stores what arrived on the subscription row, and
-asks for a pull of the binding (``request_pull`` coalesces: a burst of notifications becomes
-one pull). The pull itself runs in a worker, so the answer goes back within milliseconds.
+asks for a pull of the binding (``calendars.tasks.request_pull`` coalesces: a burst of
+notifications becomes one pull). The pull itself runs in a worker, so the answer goes back
+within milliseconds.
 
 Forged (unknown subscription, wrong secret), replayed (a Google message number already seen)
 and malformed notifications are answered 4xx and change nothing. No input gives a 500.
@@ -33,13 +34,6 @@ MAX_BODY = 256 * 1024  # Graph batches notifications, but never anywhere near th
 ACCEPTING = (WebhookStatus.PENDING, WebhookStatus.ACTIVE, WebhookStatus.FAILING)
 
 
-def request_pull(binding_id: int) -> None:
-    """Ask for a pull of the binding (the pull engine coalesces duplicate requests)."""
-    from .sync.pull import request_pull as engine_request_pull
-
-    engine_request_pull(binding_id)
-
-
 def _read_body(request: HttpRequest) -> bytes | None:
     """The body, or None when it is (or claims to be) over ``MAX_BODY``."""
     try:
@@ -61,6 +55,8 @@ def _refuse(status: int, why: str) -> HttpResponse:
 
 
 def _pull_after_commit(binding_ids: set[int]) -> None:
+    from .tasks import request_pull
+
     for binding_id in sorted(binding_ids):
         transaction.on_commit(lambda b=binding_id: request_pull(b), robust=True)
 

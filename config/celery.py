@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -10,6 +11,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("reserva")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def route(name: str, args: Any, kwargs: Any, options: dict, task: Any = None, **_: Any) -> Any:
+    """A task's queue is the one its decorator names: ``@shared_task(queue_name="sync")``;
+    a task that names none goes to ``CELERY_TASK_DEFAULT_QUEUE``.
+
+    A router (Celery's ``task_routes``) rather than the decorator's own ``queue`` option:
+    Celery 5.7 warns that routing options set as task attributes are deprecated and will have
+    no effect in 6.0 (celery/celery#8396, #10453), and names that settings would have to spell
+    out again fall out of step with the code."""
+    queue = getattr(task, "queue_name", None)
+    return {"queue": queue} if queue else None
+
+
+app.conf.task_routes = (route,)
 
 
 @app.on_after_configure.connect

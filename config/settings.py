@@ -178,26 +178,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Pushes to calendar providers get their own queue, so a burst of them (a provider slow to
-# answer) never holds up booking emails; every worker (make run: -Q default,sync) consumes both.
-CELERY_TASK_ROUTES = {
-    f"calendars.tasks.{name}": {"queue": "sync"}
-    for name in ("push_reservation", "check_room_response", "resume_binding", "resume_user")
-}
-CELERY_TASK_ROUTES |= {
-    f"calendars.tasks.{name}": {"queue": "sync"}
-    for name in (
-        "ensure_subscription",
-        "remove_subscriptions",
-        "renew_subscriptions",
-        "webhook_lifecycle",
-    )
-}
-# Pulls (calendars/sync/pull/) run beside the pushes.
-CELERY_TASK_ROUTES |= {
-    f"calendars.tasks.{name}": {"queue": "sync"}
-    for name in ("pull_binding", "pull_due_bindings", "reconcile_binding", "reconcile_bindings")
-}
+# The tasks that talk to calendar providers name their own queue ("sync") on their decorators
+# (calendars/tasks.py); every worker (make run: -Q default,sync) consumes both.
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Bulk exports whose worker died are finished by another (calendars/sync/export.py).

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from .. import tasks
 from ..models import JobKind, SpaceCalendar, SyncJob
 from ..sync import export
 
@@ -112,7 +113,7 @@ class ExportAdminMixin:
         started = []
         for binding in queryset.select_related("space"):
             try:
-                started.append(export.start_export(binding, request.user, dry_run=dry_run))
+                started.append(tasks.start_export(binding, request.user, dry_run=dry_run))
             except export.ExportRefused as refused:
                 self.message_user(request, str(refused), messages.WARNING)  # type: ignore[attr-defined]
         if len(started) == 1:
@@ -165,7 +166,7 @@ class ExportAdminMixin:
         self._check(request, binding)
         dry_run = request.GET.get("dry_run") == "1" or request.POST.get("dry_run") == "1"
         try:
-            job = export.start_export(binding, request.user, dry_run=dry_run)
+            job = tasks.start_export(binding, request.user, dry_run=dry_run)
         except export.ExportRefused as refused:
             self.message_user(request, str(refused), messages.WARNING)  # type: ignore[attr-defined]
             return HttpResponseRedirect(

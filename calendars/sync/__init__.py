@@ -15,8 +15,8 @@ Modules:
   backoff (``retry_failed_pushes``, ``retry_delay``; given up after a day, one alert);
 - ``export`` (the bulk export) reuses the public helpers below;
 - ``pull``: ``plan_pull`` (pure) and ``pull_binding(binding_id)`` (incremental pull of one
-  room calendar), ``request_pull(binding_id)`` (coalescing entry point for webhooks) and
-  ``pull_due_bindings()`` (the beat fan-out);
+  room calendar); queuing pulls (``request_pull``, the beat's ``pull_due_bindings``) is
+  ``calendars.tasks``' job;
 - ``attribution``: before a pull plans, Reserva's own events (a create still in flight, or
   one whose answer was lost) are recognised, so none becomes a new remote booking.
 
@@ -38,8 +38,6 @@ from .pull import (
     PullStatus,
     plan_pull,
     pull_binding,
-    pull_due_bindings,
-    request_pull,
 )
 from .push import (
     PushOutcome,
@@ -73,11 +71,9 @@ __all__ = [
     "plan",
     "plan_pull",
     "pull_binding",
-    "pull_due_bindings",
     "push_reservation",
     "record_failure",
     "record_removed",
-    "request_pull",
     "resume_binding",
     "resume_user",
 ]

@@ -1,9 +1,9 @@
 """Bulk export (LibCal's "Run the Export"): every future reservation of a bound space that is
 not yet in its room calendar, sent in batches by a background job.
 
-- :func:`start_export` records a queued :class:`~calendars.models.SyncJob` and enqueues
-  ``calendars.tasks.run_export`` after commit; it refuses while another export of the same
-  binding is queued or running.
+- :func:`open_export` records a queued :class:`~calendars.models.SyncJob`, for
+  ``calendars.tasks.start_export`` to hand to a worker (``run_export``) after commit; it
+  refuses while another export of the same binding is queued or running.
 - :func:`run_export_job` does the work. It first writes a ``pending`` SyncLink for every
   reservation it will send, so the job can always be finished from the database alone. Then,
   batch after batch (Graph 20 per ``$batch``, Google 50 parts), it marks the batch's links as
@@ -12,7 +12,8 @@ not yet in its room calendar, sent in batches by a background job.
   died, or the answer was lost): it is looked up by our tag before it is sent again. The
   clients' creates are idempotent too (Graph ``transactionId``, Google client-chosen ids), so
   a duplicate is impossible either way.
-- Ownership: a running job carries a ``claim``. A worker keeps going only while its claim is
+- Ownership: a running job carries a ``claim`` on its row (``calendars/locks.py``
+  ``take_row`` / ``renew_row``). A worker keeps going only while its claim is
   the stored one (checked with every heartbeat: between batches, and from a heartbeat thread
   every third of ``SYNC_LOCK_TTL_SECONDS`` during one), and :func:`claim_stale_exports` (beat,
   every 30 s) hands a job whose heartbeat is older than ``SYNC_EXPORT_STALE_SECONDS`` (60 s)
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -60,7 +60,7 @@ from integrations.base import (
 from integrations.registry import spec
 from reservations.models import SLOT_HOLDING_STATUSES, Reservation, SyncMailbox
 
-from ..locks import Heartbeat
+from ..locks import Heartbeat, renew_row, take_row
 from ..models import (
     BindingStatus,
     JobKind,
@@ -70,6 +70,7 @@ from ..models import (
     SyncJob,
     SyncLink,
 )
+from .followups import RunExport
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,12 @@ def running_export(binding: SpaceCalendar) -> SyncJob | None:
 # -- starting ---------------------------------------------------------------------------------
 
 
-def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
-    """Queue an export of ``binding`` and enqueue its task after commit.
+def open_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = False) -> SyncJob:
+    """A queued export job of ``binding``; it needs a worker (:class:`RunExport`).
 
     Raises :class:`ExportRefused` when an export of the binding is already queued or running,
     or when the binding is disabled or paused.
     """
-    from .. import tasks
-
     with transaction.atomic():
         # The binding's row lock serialises two administrators pressing the button at once.
         binding = (
@@ -176,13 +175,13 @@ def start_export(binding: SpaceCalendar, requested_by: Any, dry_run: bool = Fals
             dry_run=dry_run,
             total=exportable(binding).count(),
         )
-        transaction.on_commit(lambda: tasks.run_export.delay(job.pk))
     return job
 
 
-def claim_stale_exports() -> list[tuple[int, str]]:
+def claim_stale_exports() -> list[RunExport]:
     """Take over exports whose worker stopped: running with a stale heartbeat, or queued for
-    longer than that (the task message was lost). Returns (job id, new claim) pairs."""
+    longer than that (the task message was lost). Returns the runs to start, each with the
+    job's new claim."""
     now = timezone.now()
     stale = now - stale_after()
     candidates = SyncJob.objects.filter(kind=JobKind.EXPORT).filter(
@@ -192,20 +191,18 @@ def claim_stale_exports() -> list[tuple[int, str]]:
     )
     claimed = []
     for job_id in candidates.values_list("pk", flat=True)[:100]:
-        token = uuid.uuid4().hex
         # The same condition again, atomically: of two beats racing, one UPDATE wins.
-        won = (
-            SyncJob.objects.filter(pk=job_id)
-            .filter(
+        token = take_row(
+            SyncJob.objects.filter(pk=job_id).filter(
                 Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
                 | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True)
                 | Q(status=JobStatus.QUEUED, created__lt=stale)
-            )
-            .update(status=JobStatus.RUNNING, claim=token, heartbeat_at=now)
+            ),
+            status=JobStatus.RUNNING,
         )
-        if won:
+        if token:
             log.warning("export job %s was stale; resuming it", job_id)
-            claimed.append((job_id, token))
+            claimed.append(RunExport(job_id, token))
     return claimed
 
 
@@ -221,29 +218,27 @@ class _Run:
 
     def beat(self, **changes: Any) -> None:
         """Heartbeat (and any job changes) if we still own the job; else stop."""
-        changes["heartbeat_at"] = timezone.now()
-        owned = SyncJob.objects.filter(
-            pk=self.job.pk, claim=self.claim, status=JobStatus.RUNNING
-        ).update(**changes)
-        if not owned:
+        if not renew_row(_running(self.job.pk), self.claim, **changes):
             raise LostClaim
         for key, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self.job, key, value)
 
 
+def _running(job_id: int) -> QuerySet[SyncJob]:
+    return SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.RUNNING)
+
+
 def _claim(job_id: int, claim: str) -> tuple[SyncJob, str] | None:
-    now = timezone.now()
-    if claim:
-        job = SyncJob.objects.filter(
-            pk=job_id, kind=JobKind.EXPORT, status=JobStatus.RUNNING, claim=claim
-        ).first()
+    if claim:  # given by a takeover (claim_stale_exports)
+        job = _running(job_id).filter(claim=claim).first()
         return (job, claim) if job else None
-    token = uuid.uuid4().hex
-    won = SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, claim=token, started_at=now, heartbeat_at=now
+    token = take_row(
+        SyncJob.objects.filter(pk=job_id, kind=JobKind.EXPORT, status=JobStatus.QUEUED),
+        status=JobStatus.RUNNING,
+        started_at=timezone.now(),
     )
-    if not won:
+    if not token:
         return None  # running elsewhere, finished, or a redelivered message
     return SyncJob.objects.get(pk=job_id), token
 
@@ -272,7 +267,7 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
     # Between batches the run beats itself; this thread also beats through one long batch (a
     # provider's Retry-After, the limiter's wait), so a short stale time never takes over a
     # live run, and a killed one is resumed within SYNC_EXPORT_STALE_SECONDS plus a beat.
-    heartbeat = Heartbeat(lambda: _still_ours(job.pk, claim)).start()
+    heartbeat = Heartbeat(lambda: renew_row(_running(job.pk), claim)).start()
     try:
         if job.dry_run:
             _dry_run(run)
@@ -295,15 +290,6 @@ def run_export_job(job_id: int, claim: str = "") -> SyncJob | None:
     job.refresh_from_db()
     status = JobStatus.PARTIAL if job.failed_count else JobStatus.SUCCEEDED
     return _finish(job, claim, status)
-
-
-def _still_ours(job_id: int, claim: str) -> bool:
-    """The heartbeat thread's beat: True while the job is still this run's."""
-    return bool(
-        SyncJob.objects.filter(pk=job_id, claim=claim, status=JobStatus.RUNNING).update(
-            heartbeat_at=timezone.now()
-        )
-    )
 
 
 def _finish(job: SyncJob, claim: str, status: str, error: str = "") -> SyncJob | None:

@@ -66,6 +66,7 @@ from ..models import (
 )
 from ..policies import binding_for
 from . import recovery, trouble
+from .followups import CheckRoom
 from .plan import LinkSnapshot, Op, Place, PushAction, ReservationState, plan
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class PushOutcome(enum.StrEnum):
 class PushResult:
     op: Op | PushOutcome  # what was planned and done, or why nothing was
     detail: str = ""
+    next: tuple[CheckRoom, ...] = ()  # for the task to queue (calendars/sync/followups.py)
 
 
 # -- snapshots -------------------------------------------------------------------------------
@@ -456,10 +458,7 @@ def push_reservation(reservation_id: int) -> PushResult:
             done = _apply(action, link, reservation, location)
             if binding is not None and done != "noop":
                 SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
-            if _awaits_room(reservation, done):
-                from ..tasks import check_room_response
-
-                transaction.on_commit(lambda: check_room_response.delay(reservation_id))
+            awaits_room = _awaits_room(reservation, done)
     except remote.NotConnected as exc:
         if announced:  # raised before anything was sent
             withdraw_create(link.pk, announced)
@@ -485,7 +484,9 @@ def push_reservation(reservation_id: int) -> PushResult:
         heartbeat.stop()
     counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
     _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
-    return PushResult(action.op, action.reason)
+    # Personal mode: the invited room answers a little later; ask it once the push is in.
+    follow_up = (CheckRoom(reservation_id),) if awaits_room else ()
+    return PushResult(action.op, action.reason, follow_up)
 
 
 def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) -> None:

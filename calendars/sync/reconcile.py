@@ -494,8 +494,8 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
         return ReconcileResult("skipped", detail="the binding does not sync")
     if binding.status == BindingStatus.PAUSED:
         return ReconcileResult("skipped", detail="sync is paused for this room")
-    requested = pull.pull_owed(binding_id)  # taking the lock clears the request flag
-    claim = pull.acquire(binding_id)
+    # A pull requested meanwhile keeps its request: its task waits for this run's lock.
+    claim = pull.acquire(binding_id, takes_request=False)
     if claim is None:
         return ReconcileResult("busy", detail="a pull of this binding is running")
     # The lock's TTL is short (a killed worker frees the room within a minute); a full read
@@ -531,8 +531,6 @@ def reconcile_binding(binding_id: int) -> ReconcileResult:
     finally:
         heartbeat.stop()
         pull.release(binding_id, claim)
-        if requested:
-            pull.request_pull(binding_id)  # the request the lock swallowed
         _record_job(binding_id, result, started)
     threshold = settings.RECONCILE_ALERT_THRESHOLD
     if len(result.repairs) > threshold:

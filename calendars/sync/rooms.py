@@ -4,8 +4,8 @@ A reservation whose event lives in the person's own calendar (sync mailbox ``use
 ``pending``; the room mailbox / resource calendar answers the invitation a little later (the
 Calendar Attendant, Google's resource handling). ``check_room_response`` reads the organizer's
 copy of the event: accepted -> ``confirmed`` (``services.confirm``), declined -> ``cancelled``
-with the reason shown to the person, no answer yet -> try again later (the task re-queues
-itself a few times with a short countdown; the pull, later, is the backstop).
+with the reason shown to the person, no answer yet -> try again later (``ask_again``: a few
+times, a little further apart each time; the pull, later, is the backstop).
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from reservations.models import Reservation, ReservationStatus, Source, SyncMail
 
 from .. import remote
 from ..models import SyncLink
+from .followups import CheckRoom
 
 DECLINED_REASON = "The room declined: it is busy"
+ROOM_CHECKS = 6  # the room answers within seconds; the pull is the backstop after that
+ROOM_CHECK_SECONDS = 5
 
 
 class RoomAnswer(enum.StrEnum):
@@ -63,3 +66,11 @@ def check_room_response(reservation_id: int) -> RoomAnswer:
         services.cancel(actor=None, reservation=reservation, reason=DECLINED_REASON, source=source)
         return RoomAnswer.DECLINED
     return RoomAnswer.WAITING
+
+
+def ask_again(reservation_id: int, answer: RoomAnswer, attempt: int) -> CheckRoom | None:
+    """The next check after check number ``attempt`` gave ``answer``, or None: while the room
+    has not answered, ``ROOM_CHECKS`` in all, ``ROOM_CHECK_SECONDS`` times the count apart."""
+    if answer != RoomAnswer.WAITING or attempt >= ROOM_CHECKS:
+        return None
+    return CheckRoom(reservation_id, attempt + 1, after_seconds=ROOM_CHECK_SECONDS * attempt)

@@ -10,8 +10,8 @@ and resuming in order once someone reconnects.
 In both cases the links stay ``paused``: nothing is lost, the reservation rows still say
 what the calendar should show. One email per pause: the email is sent only by the request
 that flips the status (a conditional UPDATE), so a hundred failing pushes send one email.
-Resuming (``resume_binding``, ``resume_user``) re-enqueues the paused, failed and behind
-links of that binding or person, oldest reservation first.
+Resuming (``resume_binding``, ``resume_user``) returns the paused, failed and behind links
+of that binding or person, oldest reservation first, for the tasks to push again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from reservations.models import SyncMailbox
 
 from .. import alerts
 from ..models import BindingStatus, LinkState, SpaceCalendar, SyncLink, TokenStatus, UserToken
+from .followups import PushReservations
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +67,19 @@ def push_gave_up(link_id: int, message: str) -> None:
     transaction.on_commit(lambda: alerts.push_gave_up(link, message), robust=True)
 
 
-def _enqueue(link_ids: list[int]) -> int:
-    from ..tasks import push_reservation
-
+def _to_push(link_ids: list[int]) -> PushReservations:
+    """The links' reservations, oldest first, for the tasks to push in that order."""
     # Someone acted (reconnected, resumed): pushes that gave up get a new day of retries.
     SyncLink.objects.filter(pk__in=link_ids, state=LinkState.FAILED).update(
         failing_since=None, next_attempt_at=None
     )
-
-    reservation_ids = list(
-        SyncLink.objects.filter(pk__in=link_ids)
-        .order_by("reservation__start", "reservation_id")
-        .values_list("reservation_id", flat=True)
+    return PushReservations(
+        tuple(
+            SyncLink.objects.filter(pk__in=link_ids)
+            .order_by("reservation__start", "reservation_id")
+            .values_list("reservation_id", flat=True)
+        )
     )
-    transaction.on_commit(lambda: [push_reservation.delay(rid) for rid in reservation_ids])
-    return len(reservation_ids)
 
 
 def _waiting(links) -> list[int]:
@@ -93,20 +92,20 @@ def _waiting(links) -> list[int]:
     )
 
 
-def resume_binding(binding_id: int) -> int:
-    """Mark the binding ok again and re-enqueue its waiting links; returns how many."""
+def resume_binding(binding_id: int) -> PushReservations:
+    """Mark the binding ok again; its waiting links' reservations, to push in order."""
     with transaction.atomic():
         updated = SpaceCalendar.objects.filter(pk=binding_id, enabled=True).update(
             status=BindingStatus.OK, last_error=""
         )
         if not updated:
-            return 0
+            return PushReservations(())
         links = SyncLink.objects.filter(binding_id=binding_id)
-        return _enqueue(_waiting(links))
+        return _to_push(_waiting(links))
 
 
-def resume_user(user_id: int, provider_id: int) -> int:
-    """After the person reconnected: re-enqueue their paused links of that provider.
+def resume_user(user_id: int, provider_id: int) -> PushReservations:
+    """After the person reconnected: their paused links of that provider, to push in order.
 
     The caller (the Connect page's callback) has stored the new token as ``valid``.
     """
@@ -114,10 +113,10 @@ def resume_user(user_id: int, provider_id: int) -> int:
         if not UserToken.objects.filter(
             user_id=user_id, provider_id=provider_id, status__in=USABLE_TOKEN
         ).exists():
-            return 0
+            return PushReservations(())
         links = SyncLink.objects.filter(
             reservation__requested_for_id=user_id,
             reservation__sync_mailbox=SyncMailbox.USER,
             provider_id=provider_id,
         )
-        return _enqueue(_waiting(links))
+        return _to_push(_waiting(links))

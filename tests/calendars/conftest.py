@@ -371,7 +371,7 @@ def route_to(queue: str) -> Iterator[None]:
     routes = app.conf.task_routes
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
-    app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
+    app.conf.task_routes = {"*": {"queue": queue}}  # instead of the queues tasks name
     reset_router(app)
     try:
         yield

@@ -316,12 +316,12 @@ def test_reconnecting_and_reauthorizing_resume_paused_work(
 ):
     """The push engine's resume tasks run after the commit, with the right ids."""
     from calendars.sync import trouble
+    from calendars.sync.followups import PushReservations
 
     calls: list[tuple] = []
-    monkeypatch.setattr(trouble, "resume_user", lambda *args: calls.append(("user", *args)) or 0)
-    monkeypatch.setattr(
-        trouble, "resume_binding", lambda *args: calls.append(("binding", *args)) or 0
-    )
+    none = PushReservations(())
+    monkeypatch.setattr(trouble, "resume_user", lambda *a: calls.append(("user", *a)) or none)
+    monkeypatch.setattr(trouble, "resume_binding", lambda *a: calls.append(("binding", *a)) or none)
     provider = make_microsoft(sandbox)
     with django_capture_on_commit_callbacks(execute=True):
         connect(client, sandbox, provider)

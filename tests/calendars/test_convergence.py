@@ -69,9 +69,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from calendars import remote
+from calendars import remote, tasks
 from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink, SyncSettings
-from calendars.sync import pull, trouble
+from calendars.sync import pull
 from integrations.base import TransientError
 from integrations.google.mapping import RESERVATION_PROPERTY as GOOGLE_TAG
 from integrations.microsoft.mapping import RESERVATION_PROPERTY as GRAPH_TAG
@@ -623,10 +623,10 @@ class ConvergenceRun:
             return
         via = via or ("webhook" if self.random.random() < 0.5 else "beat")
         if via == "webhook":
-            queued = pull.request_pull(self.binding.pk)
+            queued = tasks.request_pull(self.binding.pk)  # as calendars/webhooks.py does
         else:
             SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
-            queued = pull.pull_due_bindings()
+            queued = tasks.queue_due_pulls()
             send_beat_tasks()
         self.tally.pulls[via] += queued
         self.log.write("pull", {"via": via}, {"queued": int(queued)})
@@ -831,13 +831,13 @@ class ConvergenceRun:
             facts["rounds"] += 1
             due = resume_after is not None and time.monotonic() - started >= resume_after
             if due and facts["resume_sync_queued"] is None:
-                facts["resume_sync_queued"] = trouble.resume_binding(self.binding.pk)
+                facts["resume_sync_queued"] = tasks.resume_binding(self.binding.pk)
             moment = timezone.now()
             if self.inline_pull:
                 pull.pull_binding(self.binding.pk)
             else:
                 SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
-                pull.pull_due_bindings()
+                tasks.queue_due_pulls()
                 send_beat_tasks()
                 wait = max(1.0, min(30.0, deadline - time.monotonic()))
                 if not wait_for(lambda m=moment: self.pulled_since(m), wait):

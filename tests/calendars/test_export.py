@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from calendars import tasks
 from calendars.models import (
     BindingStatus,
     JobKind,
@@ -40,7 +41,7 @@ def binding(ms_binding):
 
 def _export(binding, django_capture_on_commit_callbacks, **kwargs) -> SyncJob:
     with django_capture_on_commit_callbacks(execute=True):
-        job = export.start_export(binding, None, **kwargs)
+        job = tasks.start_export(binding, None, **kwargs)
     job.refresh_from_db()
     return job
 
@@ -138,7 +139,7 @@ def test_an_export_already_running_is_refused(binding, make_user):
     bulk_reservations(binding.space, make_user(), 2)
     SyncJob.objects.create(kind=JobKind.EXPORT, binding=binding, status=JobStatus.RUNNING)
     with pytest.raises(export.ExportRefused, match="already Running"):
-        export.start_export(binding, None)
+        tasks.start_export(binding, None)
 
 
 def test_a_wrong_secret_pauses_the_binding_and_the_job(
@@ -154,7 +155,7 @@ def test_a_wrong_secret_pauses_the_binding_and_the_job(
     assert "secret" in binding.last_error and "not-the-secret" not in str(job.errors)
     assert set(SyncLink.objects.values_list("state", flat=True)) == {LinkState.PENDING}
     with pytest.raises(export.ExportRefused, match="paused"):
-        export.start_export(binding, None)
+        tasks.start_export(binding, None)
 
 
 def test_a_stale_job_is_claimed_once_and_its_old_worker_stops(
@@ -173,12 +174,12 @@ def test_a_stale_job_is_claimed_once_and_its_old_worker_stops(
     )  # fmt: skip
 
     claimed = export.claim_stale_exports()
-    assert [job_id for job_id, _ in claimed] == [job.pk]
+    assert [run.job_id for run in claimed] == [job.pk]
     assert export.claim_stale_exports() == []  # the heartbeat is fresh again
     assert export.run_export_job(job.pk, "dead-worker") is None  # not its job any more
     assert export.run_export_job(fresh.pk) is None  # running elsewhere
 
-    finished = export.run_export_job(job.pk, claimed[0][1])
+    finished = export.run_export_job(job.pk, claimed[0].claim)
     assert finished.status == JobStatus.SUCCEEDED and finished.created_count == 4
     assert sum(events_by_tag(sandbox).values()) == 4
 
@@ -186,8 +187,6 @@ def test_a_stale_job_is_claimed_once_and_its_old_worker_stops(
 def test_resume_task_hands_the_job_to_run_export(
     sandbox, binding, make_user, settings, django_capture_on_commit_callbacks
 ):
-    from calendars import tasks
-
     settings.SYNC_EXPORT_STALE_SECONDS = 1
     bulk_reservations(binding.space, make_user(), 3)
     old = timezone.now() - timedelta(minutes=5)

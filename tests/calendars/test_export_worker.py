@@ -22,9 +22,8 @@ import uuid
 import pytest
 from django.conf import settings
 
-from calendars import remote
+from calendars import remote, tasks
 from calendars.models import JobKind, JobStatus, LinkState, SyncJob, SyncLink
-from calendars.sync import export
 from integrations.sandbox.config import DEMO_CLIENT_ID
 from tests.calendars.conftest import control
 from tests.conftest import ROOT, subprocess_env, wait_for
@@ -116,13 +115,13 @@ def test_a_killed_worker_is_replaced_and_every_reservation_is_exported_once(
     second = None
     try:
         # (d) A dry run through the worker sends nothing.
-        dry = export.start_export(binding, None, dry_run=True)
+        dry = tasks.start_export(binding, None, dry_run=True)
         dry = wait_finished(dry.pk, 60)
         assert (dry.status, dry.total, dry.done) == (JobStatus.SUCCEEDED, 200, 200)
         assert graph_requests(sandbox)["service"].get("graph", 0) == 0
         assert not SyncLink.objects.exists()
 
-        job = export.start_export(binding, None)
+        job = tasks.start_export(binding, None)
         progressed = wait_for(lambda: job_state(job.pk).done >= 20, timeout=60)
         assert progressed, "no batch was recorded within 60 s"
         os.killpg(first.pid, signal.SIGKILL)
@@ -150,7 +149,7 @@ def test_a_killed_worker_is_replaced_and_every_reservation_is_exported_once(
 
         # (c) Running it twice creates nothing twice.
         batches = graph_requests(sandbox)["endpoint"]["graph $batch"]
-        again = wait_finished(export.start_export(binding, None).pk, 60)
+        again = wait_finished(tasks.start_export(binding, None).pk, 60)
         assert (again.status, again.total, again.created_count) == (JobStatus.SUCCEEDED, 0, 0)
         assert graph_requests(sandbox)["endpoint"]["graph $batch"] == batches
         assert sum(events_by_tag(sandbox).values()) == 200
@@ -181,7 +180,7 @@ def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
         control(sandbox, "POST", "faults", json=fault)
     worker = start_worker(queue)
     try:
-        job = export.start_export(binding, None)
+        job = tasks.start_export(binding, None)
         job = wait_finished(job.pk, 240)
     finally:
         stop(worker)
@@ -201,7 +200,7 @@ def test_faults_on_a_fifth_of_the_calls_leave_exactly_one_event_per_reservation(
         assert all(e["final"] for e in job.errors) and len(job.errors) == job.failed_count
         worker = start_worker(queue)
         try:
-            again = wait_finished(export.start_export(binding, None).pk, 120)
+            again = wait_finished(tasks.start_export(binding, None).pk, 120)
         finally:
             stop(worker)
         assert (again.status, again.failed_count) == (JobStatus.SUCCEEDED, 0), again.errors

@@ -409,7 +409,7 @@ def test_the_beat_fan_out_picks_due_bindings_only(
 
     with_callbacks = django_capture_on_commit_callbacks
     with with_callbacks(execute=True):
-        assert pull.pull_due_bindings(now) == 2
+        assert tasks.queue_due_pulls(now) == 2
     assert sorted(queued) == sorted([due.pk, never.pk])
     interval = SyncSettings.load().pull_interval_minutes * 60
     for row in SpaceCalendar.objects.filter(pk__in=[due.pk, never.pk]):
@@ -418,8 +418,8 @@ def test_the_beat_fan_out_picks_due_bindings_only(
 
     # The next minute: nothing is due, and a queued request is not queued twice.
     with with_callbacks(execute=True):
-        assert pull.pull_due_bindings(now + timedelta(minutes=1)) == 0
-        assert pull.request_pull(due.pk) is False
+        assert tasks.queue_due_pulls(now + timedelta(minutes=1)) == 0
+        assert tasks.request_pull(due.pk) is False
     assert len(queued) == 2
 
 
@@ -448,14 +448,14 @@ def test_request_pull_coalesces(ms_binding, monkeypatch, django_capture_on_commi
     queued: list[int] = []
     monkeypatch.setattr(tasks.pull_binding, "delay", lambda pk: queued.append(pk))
     with django_capture_on_commit_callbacks(execute=True):
-        assert pull.request_pull(ms_binding.pk) is True
-        assert pull.request_pull(ms_binding.pk) is False  # already queued
+        assert tasks.request_pull(ms_binding.pk) is True
+        assert tasks.request_pull(ms_binding.pk) is False  # already queued
     assert queued == [ms_binding.pk] and pull.pull_owed(ms_binding.pk)
     claim = pull.acquire(ms_binding.pk)  # the queued pull starts
     assert claim and not pull.pull_owed(ms_binding.pk)
     with django_capture_on_commit_callbacks(execute=True):
-        assert pull.request_pull(ms_binding.pk) is True  # one more pull, after this one
-        assert pull.request_pull(ms_binding.pk) is False
+        assert tasks.request_pull(ms_binding.pk) is True  # one more pull, after this one
+        assert tasks.request_pull(ms_binding.pk) is False
     assert len(queued) == 2
     assert pull.acquire(ms_binding.pk) is None  # that one waits for the running pull
     pull.release(ms_binding.pk, claim)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from calendars import tasks
 from calendars.models import SpaceCalendar
 from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus, Source
@@ -145,7 +146,7 @@ def test_a_series_with_one_exception_reaches_the_reservations_through_a_worker(
     remote.move(ids[1], moved_to, moved_to + timedelta(minutes=30))  # the exception
 
     with sync_worker("test-grec"):
-        assert pull.pull_due_bindings() == 1  # never pulled: due
+        assert tasks.queue_due_pulls() == 1  # never pulled: due
         made = wait_for(lambda: len(rows(google_binding)) == 3 and rows(google_binding), 60)
         assert made, "the worker did not pull the series within 60 s"
         assert [r.start for r in made] == [days[0], moved_to, days[2]]
@@ -154,7 +155,7 @@ def test_a_series_with_one_exception_reaches_the_reservations_through_a_worker(
 
         remote.delete(ids[2])
         SpaceCalendar.objects.filter(pk=google_binding.pk).update(next_pull_at=None)  # due again
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         gone = wait_for(
             lambda: Reservation.objects.filter(
                 pk=made[2].pk, status=ReservationStatus.CANCELLED

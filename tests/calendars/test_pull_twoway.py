@@ -12,6 +12,7 @@ import pytest
 from django.core import mail
 
 from calendars import remote as remote_calendar
+from calendars import tasks
 from calendars.models import LinkState, SpaceCalendar, SyncLink
 from calendars.sync import pull
 from calendars.sync.push import apply_remote_result, push_reservation
@@ -62,9 +63,12 @@ def utc(binding, hour: int, minute: int = 0) -> datetime:
 
 
 def pull_now(binding, capture) -> pull.PullResult:
-    """A pull whose after-commit work runs: the emails, and the pushes that write back."""
+    """A pull whose after-commit work runs: the emails, and the pushes that write back (the
+    follow-ups the task queues, ``tasks.dispatch``)."""
     with capture(execute=True):
-        return pull.pull_binding(binding.pk)
+        result = pull.pull_binding(binding.pk)
+        tasks.dispatch(result.next)
+        return result
 
 
 def room_event(binding, reservation):
@@ -359,6 +363,7 @@ def test_a_booking_moved_out_of_the_window_while_the_cursor_was_lost_is_moved(
 
     with django_capture_on_commit_callbacks(execute=True):
         result = pull.pull_binding(binding.pk, full=True)
+        tasks.dispatch(result.next)  # the write-back push, as the task queues it
 
     booked.refresh_from_db()
     assert (result.cancelled, result.restored) == (0, 1)

@@ -8,8 +8,8 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from calendars import tasks
 from calendars.models import SpaceCalendar
-from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import binding_for, sync_worker
 from tests.conftest import local, next_weekday, wait_for
@@ -28,7 +28,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(kind, request, s
         start = local(binding.space.location, next_weekday(2), 10).astimezone(UTC)
         hour = timedelta(hours=1)
         event = remote.create("Walk-in", start, start + hour)
-        assert pull.pull_due_bindings() == 1  # never pulled: due
+        assert tasks.queue_due_pulls() == 1  # never pulled: due
         row = wait_for(lambda: Reservation.objects.filter(space=binding.space).first(), 60)
         assert row is not None, "the worker pulled nothing within 60 s"
         assert row.start == start and row.title == "Walk-in"
@@ -36,13 +36,13 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(kind, request, s
         later = start + timedelta(hours=2)
         remote.move(event, later, later + hour)
         SpaceCalendar.objects.filter(pk=binding.pk).update(next_pull_at=None)  # due again
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         moved = wait_for(lambda: Reservation.objects.filter(pk=row.pk, start=later).exists(), 60)
         assert moved, "the move did not reach the reservation"
 
         remote.rename(event, "Walk-in retro")
         SpaceCalendar.objects.filter(pk=binding.pk).update(next_pull_at=None)
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         renamed = wait_for(
             lambda: Reservation.objects.filter(pk=row.pk, title="Walk-in retro").exists(), 60
         )
@@ -50,7 +50,7 @@ def test_a_sandbox_edit_reaches_the_reservation_through_polling(kind, request, s
 
         remote.delete(event)
         SpaceCalendar.objects.filter(pk=binding.pk).update(next_pull_at=None)
-        assert pull.pull_due_bindings() == 1
+        assert tasks.queue_due_pulls() == 1
         cancelled = wait_for(
             lambda: Reservation.objects.filter(
                 pk=row.pk, status=ReservationStatus.CANCELLED

@@ -20,7 +20,8 @@ from calendars.models import (
     TokenStatus,
     UserToken,
 )
-from calendars.sync import check_room_response, push, resume_binding, resume_user
+from calendars.sync import check_room_response, push
+from calendars.tasks import resume_binding, resume_user
 from reservations import services
 from reservations.models import ReservationKind, ReservationStatus, SyncMailbox
 from tests.calendars.conftest import GOOGLE_ROOM, MS_DELEGATE, MS_ROOM, control, remote_events

@@ -42,8 +42,15 @@ def test_the_beat_fan_out_repairs_a_deleted_event_on_a_worker(ms_binding, sandbo
         assert [(n["repair"], n["fix"], n["reservation"]) for n in job.errors] == [
             ("missing", "push", row.pk)
         ]
-        back = wait_for(lambda: remote_events(sandbox, "microsoft", MS_ROOM), 60)
+
+        def recreated():
+            # The event shows in the calendar a moment before the push's transaction that
+            # records its id commits: wait for both.
+            link = SyncLink.objects.get(reservation=row)
+            events = remote_events(sandbox, "microsoft", MS_ROOM)
+            return (events, link) if events and link.external_id else None
+
+        back = wait_for(recreated, 60)
         assert back, "the queued push did not recreate the event within 60 s"
-        (event,) = back
-        link = SyncLink.objects.get(reservation=row)
+        (event,), link = back
         assert event["id"] == link.external_id != pushed.external_id

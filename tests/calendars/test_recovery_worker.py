@@ -17,8 +17,9 @@ from datetime import UTC, timedelta
 import pytest
 from django.conf import settings
 
+from calendars import tasks
 from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink
-from calendars.sync import pull, recovery
+from calendars.sync import recovery
 from reservations import services
 from reservations.models import Reservation
 from tests.calendars.conftest import MS_ROOM, control, hold_graph_answer, remote_events, sync_worker
@@ -78,7 +79,7 @@ def test_a_killed_pull_does_not_block_the_next_one(ms_binding, sandbox, release_
     # The first pull hangs in its read of the changes, holding the room's pull lock.
     hold_graph_answer(sandbox, "GET", "delta")
     with sync_worker("test-recovery", **FAST) as worker:
-        assert pull.request_pull(ms_binding.pk)
+        assert tasks.request_pull(ms_binding.pk)
         taken = wait_for(
             lambda: SpaceCalendar.objects.filter(
                 pk=ms_binding.pk, pull_requested_at__isnull=True
@@ -93,7 +94,7 @@ def test_a_killed_pull_does_not_block_the_next_one(ms_binding, sandbox, release_
     with sync_worker("test-recovery", **FAST):
         # A webhook's request: queued (the killed pull had taken the flag), and it must not
         # be swallowed by the dead worker's lock.
-        assert pull.request_pull(ms_binding.pk)
+        assert tasks.request_pull(ms_binding.pk)
         row = wait_for(lambda: Reservation.objects.filter(space=ms_binding.space).first(), 45)
         assert row is not None, "the next pull stayed blocked by the killed pull's lock"
         assert row.title == "Walk-in" and row.start == start

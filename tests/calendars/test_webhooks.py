@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from calendars import subscriptions, webhooks
+from calendars import subscriptions, tasks, webhooks
 from calendars.models import ProviderKind, WebhookStatus, WebhookSubscription
 from tests.calendars.conftest import GOOGLE_ROOM, MS_ROOM, control
 from tests.conftest import wait_for
@@ -33,7 +33,7 @@ def pulls(monkeypatch) -> list[int]:
         with lock:
             asked.append(binding_id)
 
-    monkeypatch.setattr(webhooks, "request_pull", record)
+    monkeypatch.setattr(tasks, "request_pull", record)
     return asked
 
 
@@ -533,10 +533,11 @@ def test_a_held_lock_makes_others_wait_then_give_up(ms_binding, monkeypatch):
     assert subscriptions.ensure(ms_binding.pk) == "not wanted"  # webhooks are off in tests
 
 
-def test_a_dead_workers_lock_expires(db):
+def test_a_dead_workers_lock_expires(db, settings):
     from calendars import locks
     from calendars.models import SyncLock
 
+    settings.REDIS_URL = ""  # the row backend (tests/calendars/test_locks.py: both)
     assert locks.acquire("webhook:1", 60)
     SyncLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert locks.acquire("webhook:1", 60)  # taken over

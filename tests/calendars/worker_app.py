@@ -12,13 +12,12 @@ import signal
 from pathlib import Path
 
 from celery.signals import task_postrun, task_prerun
-from django.conf import settings
 
 from config.celery import app
 
 queue = os.environ["RESERVA_TEST_QUEUE"]
 app.conf.task_default_queue = queue
-app.conf.task_routes = {name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES}
+app.conf.task_routes = {"*": {"queue": queue}}  # instead of the queues tasks name
 
 BUSY_DIR = os.environ.get("RESERVA_TEST_BUSY_DIR")
 if BUSY_DIR:

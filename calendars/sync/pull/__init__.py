@@ -27,7 +27,7 @@ the I/O around it:
    pushes that write refused edits back, and record a ``SyncJob`` (``run``).
 
 The modules, by job: ``run`` (``pull_binding``, one pull start to end), ``claim`` (the
-binding's pull claim, ``request_pull``, ``due_bindings``), ``fetch`` (the remote reads),
+binding's pull claim, and which bindings are due), ``fetch`` (the remote reads),
 ``known`` (what Reserva knows of the events), ``plan`` (the pure planner, one function per
 phase), ``apply`` (one function per change kind), ``links`` (the links a pull writes),
 ``fields`` (a pulled booking's fields), ``conflicts``, ``result`` (``PullStatus``,
@@ -99,11 +99,11 @@ from .apply import apply_plan
 from .claim import (
     acquire,
     due_bindings,
-    pull_due_bindings,
+    next_pull_time,
     pull_owed,
     release,
     renew,
-    request_pull,
+    request_stale_after,
 )
 from .conflicts import cancel_remote_event, retry_pulled_conflict
 from .fetch import load_binding, read_changes
@@ -135,14 +135,14 @@ __all__ = [
     "event_times",
     "index_links",
     "load_binding",
+    "next_pull_time",
     "plan_pull",
     "pull_binding",
-    "pull_due_bindings",
     "pull_owed",
     "read_changes",
     "release",
     "renew",
-    "request_pull",
+    "request_stale_after",
     "retry_pulled_conflict",
     "source_of",
 ]

@@ -21,6 +21,7 @@ from reservations.models import REMOTE_SOURCES, Reservation, ReservationStatus, 
 
 from ... import alerts, remote
 from ...models import SpaceCalendar
+from ..followups import PushReservations
 from . import conflicts
 from .fields import booking_fields, new_booking, source_of
 from .known import read_known
@@ -66,8 +67,8 @@ def apply_plan(
         notices, restores = run.notices, run.restores
         if notices:
             transaction.on_commit(lambda: alerts.notify_pull(binding.pk, notices), robust=True)
-        if restores:
-            transaction.on_commit(lambda: _push_again(restores), robust=True)
+        if restores:  # the tasks queue them once this commits
+            result.next = (*result.next, PushReservations(tuple(restores)))
     return result
 
 
@@ -356,14 +357,6 @@ def _shows_other_subject(row: Reservation, event: RemoteEvent) -> bool:
     if row.sync_mailbox != SyncMailbox.ROOM:
         return False
     return (event.subject or "").strip() != remote.event_title(row).strip()
-
-
-def _push_again(reservation_ids: Sequence[int]) -> None:
-    """Queue the pushes that write Reserva's bookings back over refused remote edits."""
-    from ...tasks import push_reservation
-
-    for pk in reservation_ids:
-        push_reservation.delay(pk)
 
 
 def _undone(change: Change, row: Reservation, provider: str, why: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..followups import FollowUp
+
 
 class PullStatus(enum.StrEnum):
     """How a pull ended (the task decides from it what to queue next)."""
@@ -31,3 +33,4 @@ class PullResult:
     full: bool = False
     detail: str = ""
     cursor: str | None = None  # a new cursor still to be saved (a pull without changes)
+    next: tuple[FollowUp, ...] = ()  # what the tasks queue after it (pushes writing back)

@@ -693,7 +693,11 @@ class SyncJob(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["status", "heartbeat_at"], name="syncjob_status_heartbeat")]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="syncjob_status_heartbeat"),
+            # The hourly pruning finds old records by it (calendars/retention.py).
+            models.Index(fields=["finished_at"], name="syncjob_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"

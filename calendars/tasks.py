@@ -388,3 +388,11 @@ def reconcile_bindings() -> int:
     for binding_id, slot in due:
         reconcile_binding.delay(binding_id, slot.isoformat())
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def prune_sync_jobs() -> int:
+    """Beat, hourly: delete the sync job records past their keeping time."""
+    from . import retention
+
+    return retention.prune_jobs()

@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "pull-due-bindings": {"task": "calendars.tasks.pull_due_bindings", "schedule": 60.0},
     # Webhooks renewed a day before they expire; missing ones created (calendars/subscriptions.py).
     "renew-webhooks": {"task": "calendars.tasks.renew_subscriptions", "schedule": 3600.0},
+    # Finished sync job records past SYNC_JOB_KEEP_DAYS / SYNC_IDLE_PULL_KEEP_HOURS deleted.
+    "prune-sync-jobs": {"task": "calendars.tasks.prune_sync_jobs", "schedule": 3600.0},
     # No-shows released within a minute of their check-in window closing, and the check-in
     # reminder emailed when a window opens (reservations/checkin.py).
     "release-no-shows": {"task": "reservations.release_no_shows", "schedule": 30.0},

@@ -44,3 +44,14 @@ def test_finished_jobs_go_after_their_keeping_time_and_live_ones_stay(settings, 
     assert retention.prune_jobs() == len(gone)
     assert set(SyncJob.objects.values_list("pk", flat=True)) == kept
     assert retention.prune_jobs() == 0
+
+
+def test_beat_prunes_hourly(settings):
+    from calendars import tasks
+
+    schedule = {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert schedule["calendars.tasks.prune_sync_jobs"] == 3600.0
+    job(JobKind.PUSH, JobStatus.SUCCEEDED, hours_ago=31 * 24)
+    assert tasks.prune_sync_jobs.apply().get() == 1

@@ -26,6 +26,7 @@ DEFAULT_TASKS = [
     tasks.check_user_tokens,
     tasks.reclaim_lost_pushes,
     tasks.retry_failed_pushes,
+    tasks.prune_sync_jobs,
 ]
 
 

@@ -84,8 +84,7 @@ bench-scale: install  ## 1,000 rooms, steady state, 60x for 10 minutes (PostgreS
 	BENCH_DATABASE_URL=$(BENCH_SCALE_DATABASE) REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
 		$(BIN)/python bench/scale.py --results $(BENCH_RESULTS)
 
-# The portal under load needs locust, which is not in the lock: LOCUST=/path/to/locust
-# (python3.11 -m venv /tmp/locust && /tmp/locust/bin/pip install locust==2.47.0).
+# The portal under load runs locust from the development lock (.venv/bin/locust).
 # BENCH_PORTAL_ARGS: e.g. --people 10 --duration 60, --pool, --quick.
 BENCH_PORTAL_DATABASE ?= postgres://postgres@127.0.0.1:5432/reserva_bench_portal
 BENCH_PORTAL_ARGS ?=

@@ -11,9 +11,8 @@
    queued there, no worker takes them), WhiteNoise serving the static files;
    ``--pool``: ``DATABASE_POOL=true`` (``psycopg[pool]`` is in the lock files).
 4. ``locust -f bench/portal_locust.py --headless`` with ``--people`` users for ``--duration``
-   seconds (the mix and the think time are in that file); locust is not in the project's
-   environment: ``--locust PATH`` or ``$LOCUST`` or ``locust`` on the PATH
-   (``python3.11 -m venv /tmp/locust && /tmp/locust/bin/pip install locust==2.47.0``).
+   seconds (the mix and the think time are in that file); locust comes from the development
+   lock (``.venv/bin/locust``, beside this interpreter), or ``--locust PATH`` / ``$LOCUST``.
 5. Printed: per page, requests, failures, p50 and p95 with the target beside it (p95 under
    100 ms), requests per second, and the double bookings: slot-holding bookings of a space
    made or changed during the run that overlap another one of the same space (target 0; the
@@ -98,7 +97,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--think-min", type=float, default=0.2, help="seconds between pages")
     parser.add_argument("--think-max", type=float, default=0.8)
     parser.add_argument("--pool", action="store_true", help="DATABASE_POOL=true")
-    parser.add_argument("--locust", default=os.environ.get("LOCUST") or shutil.which("locust"))
+    beside = Path(sys.executable).with_name("locust")
+    default = os.environ.get("LOCUST") or (
+        str(beside) if beside.exists() else shutil.which("locust")
+    )
+    parser.add_argument("--locust", default=default)
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument(
         "--quick", action="store_true", help="100 spaces x 200 reservations, 10 people, 30 s"
@@ -280,9 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
     if not opts.locust or not Path(opts.locust).exists():
         raise SystemExit(
-            "locust not found: give --locust PATH or set LOCUST (it is not in the project's "
-            "environment: python3.11 -m venv /tmp/locust && /tmp/locust/bin/pip install "
-            "locust==2.47.0, then LOCUST=/tmp/locust/bin/locust)"
+            "locust not found: run make install (it is in requirements-dev.lock), or give "
+            "--locust PATH / set LOCUST"
         )
     booking.prepare_database(opts.database_url, reuse=True)
     portal_pages.setup_django(opts.database_url)

@@ -285,9 +285,6 @@ def wire_sandbox(
     admin: AbstractBaseUser | None = None,
 ) -> Wiring:
     """Aliases, providers, sync settings and bindings for the sandbox at ``base_url``."""
-    from allauth.account.models import EmailAddress
-    from django.contrib.auth import get_user_model
-
     wiring = Wiring()
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -299,7 +296,19 @@ def wire_sandbox(
     wiring.config_file = state_dir / "demo-config.json"
     wiring.config_file.write_text(json.dumps(sandbox_config(portal_urls), indent=2) + "\n")
 
-    ms_connection = _alias(
+    microsoft = _wire_microsoft(base_url, ca_file)
+    google = _wire_google(base_url, ca_file, key)
+    ews = _wire_ews(base_url, ca_file)
+    wiring.providers = [microsoft, google, ews]
+    SyncSettings.load()
+    wiring.bindings = _bind_demo_spaces(microsoft, google, ews, admin)
+    _add_sandbox_addresses()
+    return wiring
+
+
+def _wire_microsoft(base_url: str, ca_file: str) -> CalendarProvider:
+    """Microsoft 365 through the sandbox's Graph and identity platform, as the demo app."""
+    connection = _alias(
         ConnectionAlias,
         MICROSOFT_CONNECTION,
         {
@@ -310,7 +319,7 @@ def wire_sandbox(
             "ca_bundle": ca_file,
         },
     )
-    ms_credential = _alias(
+    credential = _alias(
         CredentialAlias,
         MICROSOFT_CREDENTIAL,
         {
@@ -320,7 +329,18 @@ def wire_sandbox(
             "client_secret": DEMO_CLIENT_SECRET,
         },
     )
-    google_connection = _alias(
+    return _provider(
+        MICROSOFT_PROVIDER,
+        ProviderKind.MICROSOFT,
+        connection,
+        credential,
+        f"reserva-blocker@{MICROSOFT_DOMAIN}",
+    )
+
+
+def _wire_google(base_url: str, ca_file: str, key: dict[str, Any]) -> CalendarProvider:
+    """Google Workspace through the sandbox: its OAuth client plus the service account ``key``."""
+    connection = _alias(
         ConnectionAlias,
         GOOGLE_CONNECTION,
         {
@@ -331,7 +351,7 @@ def wire_sandbox(
             "ca_bundle": ca_file,
         },
     )
-    google_credential = _alias(
+    credential = _alias(
         CredentialAlias,
         GOOGLE_CREDENTIAL,
         {
@@ -341,21 +361,18 @@ def wire_sandbox(
             "service_account_key": key,
         },
     )
-    microsoft = _provider(
-        MICROSOFT_PROVIDER,
-        ProviderKind.MICROSOFT,
-        ms_connection,
-        ms_credential,
-        f"reserva-blocker@{MICROSOFT_DOMAIN}",
-    )
-    google = _provider(
+    return _provider(
         GOOGLE_PROVIDER,
         ProviderKind.GOOGLE,
-        google_connection,
-        google_credential,
+        connection,
+        credential,
         f"reserva-blocker@{GOOGLE_DOMAIN}",
     )
-    ews_connection = _alias(
+
+
+def _wire_ews(base_url: str, ca_file: str) -> CalendarProvider:
+    """Exchange Server through the sandbox's EWS, as its impersonating service account."""
+    connection = _alias(
         ConnectionAlias,
         EWS_CONNECTION,
         {
@@ -364,7 +381,7 @@ def wire_sandbox(
             "ca_bundle": ca_file,
         },
     )
-    ews_credential = _alias(
+    credential = _alias(
         CredentialAlias,
         EWS_CREDENTIAL,
         {
@@ -378,22 +395,33 @@ def wire_sandbox(
     )
     # No delegated mailbox (the EWS sandbox has no blocker account: Test connection reads the
     # bound room instead), and no sign-in: Exchange Server offers none to Reserva.
-    ews = _provider(
-        EWS_PROVIDER, ProviderKind.EWS, ews_connection, ews_credential, "", sign_in=False
-    )
-    wiring.providers = [microsoft, google, ews]
-    SyncSettings.load()
+    return _provider(EWS_PROVIDER, ProviderKind.EWS, connection, credential, "", sign_in=False)
+
+
+def _bind_demo_spaces(
+    microsoft: CalendarProvider,
+    google: CalendarProvider,
+    ews: CalendarProvider,
+    admin: AbstractBaseUser | None,
+) -> list[SpaceCalendar]:
+    """Each provider's demo spaces bound to their sandbox rooms."""
     # Microsoft calendar ids are minted by the sandbox at each start: empty = the room's
     # default calendar. A Google resource calendar's id is its address.
-    wiring.bindings = _bind(microsoft, MICROSOFT_BINDINGS, admin, {}, {})
+    bindings = _bind(microsoft, MICROSOFT_BINDINGS, admin, {}, {})
     resources = {r["email"]: r["name"] for r in google_directory.DEFAULTS["resources"]}
-    wiring.bindings += _bind(
+    bindings += _bind(
         google, GOOGLE_BINDINGS, admin, {email: email for email in resources}, resources
     )
     # Exchange Server: the room mailbox's own calendar (the empty id), as with Graph.
-    wiring.bindings += _bind(ews, EWS_BINDINGS, admin, {}, {})
+    bindings += _bind(ews, EWS_BINDINGS, admin, {}, {})
+    return bindings
 
-    # The demo people sign in with the sandbox's accounts: their addresses, verified.
+
+def _add_sandbox_addresses() -> None:
+    """The demo people sign in with the sandbox's accounts: their addresses, verified."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
     for user in get_user_model().objects.filter(username__in=SANDBOX_ADDRESSES):
         for position, email in enumerate(SANDBOX_ADDRESSES[user.get_username()]):
             EmailAddress.objects.get_or_create(
@@ -401,7 +429,6 @@ def wire_sandbox(
                 email=email,
                 defaults={"verified": True, "primary": position == 0 and user.email == email},
             )
-    return wiring
 
 
 def forget_previous_sandbox() -> int:

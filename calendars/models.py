@@ -421,7 +421,9 @@ class BindingStatus(models.TextChoices):
 
 
 class SpaceCalendar(models.Model):
-    """A space synced with a room mailbox (Microsoft) or resource calendar (Google)."""
+    """A space synced with a room mailbox (Microsoft, Exchange Server) or resource calendar
+    (Google): the *binding* the sync code speaks of (``binding`` variables, ``binding_id``).
+    The model keeps its name: admin URLs, permission codenames and runbooks use it."""
 
     space = models.OneToOneField(Space, on_delete=models.CASCADE, related_name="calendar")
     provider = models.ForeignKey(CalendarProvider, on_delete=models.PROTECT, related_name="spaces")

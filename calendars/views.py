@@ -550,56 +550,41 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
         messages.error(request, "That calendar provider no longer exists.")
         return redirect("calendars:space_sync", space.pk)
     existing = SpaceCalendar.objects.filter(space=space, provider=provider).first()
-    current = SpaceCalendar.objects.filter(space=space).first()
-    pulled_count = bindings.pulled(current).count() if current else 0
-    pulled_from = (current.resource_email, pulled_count) if pulled_count else None
-    cache: dict[str, list[list[str]]] = pending.setdefault("calendars", {})
+    pulled_from = _pulled_from(space)
 
     if request.method == "POST":
         resource = request.POST.get("resource_email", "").strip()
     else:
         resource = existing.resource_email if existing else pending["account_email"]
-    list_error = ""
-    if resource and "@" in resource and resource.lower() not in cache:
-        try:
-            cache[resource.lower()] = _list_calendars(provider, resource)
-        except ProviderError as exc:
-            list_error = exc.message
-    calendars = cache.get(resource.lower(), [])
+    calendars, list_error = _listed_calendars(provider, resource, pending)
     request.session[SPACE_AUTH_KEY] = auths  # keep the listings for the next step
 
     if request.method == "POST":
         form = BindingForm(request.POST, calendars=calendars, pulled_from=pulled_from)
-        saving = "save" in request.POST
-        if saving and form.is_valid():
-            calendar_id = form.cleaned_data["calendar"]
-            if not calendar_id:
-                form.add_error("calendar", "Pick the calendar to sync with.")
-            else:
-                binding = _save_binding(request, space, provider, form, calendar_id, pending)
-                if binding is not None:
-                    auths.pop(str(space.pk), None)
-                    request.session[SPACE_AUTH_KEY] = auths
-                    return redirect("calendars:space_sync", space.pk)
-        elif not saving:
-            form = BindingForm(
-                initial={
-                    "resource_email": resource,
-                    "calendar": _default_choice(calendars, resource),
-                },
-                calendars=calendars,
-                pulled_from=pulled_from,
-            )
+        if "save" not in request.POST:
+            form = _binding_form(resource, calendars, pulled_from)
+        elif _save_from_form(request, space, provider, form, pending):
+            auths.pop(str(space.pk), None)
+            request.session[SPACE_AUTH_KEY] = auths
+            return redirect("calendars:space_sync", space.pk)
     else:
-        initial_calendar = existing.calendar_id if existing else ""
-        form = BindingForm(
-            initial={
-                "resource_email": resource,
-                "calendar": initial_calendar or _default_choice(calendars, resource),
-            },
-            calendars=calendars,
-            pulled_from=pulled_from,
-        )
+        chosen = existing.calendar_id if existing else ""
+        form = _binding_form(resource, calendars, pulled_from, chosen=chosen)
+    return _render_space_calendar(
+        request, space, provider, pending, form, resource=resource, list_error=list_error
+    )
+
+
+def _render_space_calendar(
+    request: HttpRequest,
+    space: Space,
+    provider: CalendarProvider,
+    pending: dict[str, Any],
+    form: BindingForm,
+    *,
+    resource: str,
+    list_error: str,
+) -> HttpResponse:
     return render(
         request,
         "calendars/admin/space_calendar.html",
@@ -618,6 +603,64 @@ def space_calendar(request: HttpRequest, space_id: int) -> HttpResponse:
             opts=SpaceCalendar._meta,
         ),
     )
+
+
+def _pulled_from(space: Space) -> tuple[str, int] | None:
+    """The mailbox the space's current binding pulled bookings from, and how many, if any:
+    the form asks what becomes of them when another calendar is saved."""
+    current = SpaceCalendar.objects.filter(space=space).first()
+    pulled_count = bindings.pulled(current).count() if current else 0
+    return (current.resource_email, pulled_count) if pulled_count else None
+
+
+def _listed_calendars(
+    provider: CalendarProvider, resource: str, pending: dict[str, Any]
+) -> tuple[list[list[str]], str]:
+    """The calendars of ``resource`` and why they could not be listed ("" when they could).
+    Listed once per resource and kept in the pending authorization (in the session)."""
+    cache: dict[str, list[list[str]]] = pending.setdefault("calendars", {})
+    list_error = ""
+    if resource and "@" in resource and resource.lower() not in cache:
+        try:
+            cache[resource.lower()] = _list_calendars(provider, resource)
+        except ProviderError as exc:
+            list_error = exc.message
+    return cache.get(resource.lower(), []), list_error
+
+
+def _binding_form(
+    resource: str,
+    calendars: list[list[str]],
+    pulled_from: tuple[str, int] | None,
+    *,
+    chosen: str = "",
+) -> BindingForm:
+    """An unbound form for ``resource``, on ``chosen`` or else its default calendar."""
+    return BindingForm(
+        initial={
+            "resource_email": resource,
+            "calendar": chosen or _default_choice(calendars, resource),
+        },
+        calendars=calendars,
+        pulled_from=pulled_from,
+    )
+
+
+def _save_from_form(
+    request: HttpRequest,
+    space: Space,
+    provider: CalendarProvider,
+    form: BindingForm,
+    pending: dict[str, Any],
+) -> bool:
+    """Save the binding the form describes; False leaves the errors on the form."""
+    if not form.is_valid():
+        return False
+    calendar_id = form.cleaned_data["calendar"]
+    if not calendar_id:
+        form.add_error("calendar", "Pick the calendar to sync with.")
+        return False
+    return _save_binding(request, space, provider, form, calendar_id, pending) is not None
 
 
 def _default_choice(calendars: list[list[str]], resource: str) -> str:

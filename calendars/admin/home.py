@@ -162,91 +162,105 @@ def attention(user: AbstractBaseUser | AnonymousUser, now: datetime | None = Non
     Only what ``user`` may see; zero counts are kept (a zero is news too)."""
     now = now or timezone.now()
     items: list[Item] = []
-
     if _may_view(user, Reservation):
-        items.append(
-            Item(
-                "Conflicts (remote events colliding with a booking)",
-                Reservation.objects.filter(status=ReservationStatus.CONFLICTED).count(),
-                _changelist(Reservation, conflicts="yes"),
-                "Reservations",
-            )
-        )
-        locations = list(Location.objects.order_by("name"))
-        today = (
-            Reservation.objects.filter(queries.on_local_day(locations, now))
-            .filter(status__in=SLOT_HOLDING_STATUSES)
-            .values("space__location_id")
-            .annotate(n=Count("pk"))
-        )
-        per_location = {row["space__location_id"]: row["n"] for row in today}
-        for location in locations:
-            items.append(
-                Item(
-                    f"Today's bookings in {location.name}",
-                    per_location.get(location.pk, 0),
-                    _changelist(
-                        Reservation, day="today", space__location__id__exact=str(location.pk)
-                    ),
-                    "Reservations",
-                    urgent=False,
-                )
-            )
+        items += [_conflicts(), *_todays_bookings(now)]
     if _may_view(user, Display):
-        items.append(
-            Item(
-                "Room displays offline",
-                Display.objects.filter(offline_q(now)).count(),
-                _changelist(Display, state="offline"),
-                "Spaces and locations",
-            )
-        )
+        items.append(_displays_offline(now))
     if _may_view(user, SpaceCalendar):
-        items.append(
-            Item(
-                "Space calendars paused or failing",
-                SpaceCalendar.objects.filter(
-                    status__in=(BindingStatus.PAUSED, BindingStatus.ERROR)
-                ).count(),
-                _changelist(SpaceCalendar, attention="yes"),
-                "Calendar sync",
-            )
-        )
-        items.append(
-            Item(
-                "Webhook renewals failing",
-                SpaceCalendar.objects.filter(webhook_subscriptions__status=WebhookStatus.FAILING)
-                .distinct()
-                .count(),
-                _changelist(SpaceCalendar, webhook="failing"),
-                "Calendar sync",
-            )
-        )
+        items += [_bindings_in_trouble(), _webhook_renewals_failing()]
     if _may_view(user, SyncLink):
-        items.append(
-            Item(
-                "Failed pushes",
-                SyncLink.objects.filter(state=LinkState.FAILED).count(),
-                _changelist(SyncLink, state__exact=LinkState.FAILED),
-                "Calendar sync",
-            )
-        )
+        items.append(_failed_pushes())
     if _may_view(user, SyncJob):
-        items.append(
-            Item(
-                "Exports running or queued",
-                SyncJob.objects.filter(kind=JobKind.EXPORT, status__in=IN_PROGRESS).count(),
-                _changelist(SyncJob, kind__exact=JobKind.EXPORT, progress="running"),
-                "Calendar sync",
-            )
-        )
+        items.append(_exports_in_progress())
     if _may_view(user, UserToken):
-        items.append(
-            Item(
-                "Calendar tokens expiring, expired or revoked",
-                UserToken.objects.filter(status__in=NEEDS_ATTENTION).count(),
-                _changelist(UserToken, attention="yes"),
-                "People and access",
-            )
-        )
+        items.append(_tokens_in_trouble())
     return items
+
+
+def _conflicts() -> Item:
+    return Item(
+        "Conflicts (remote events colliding with a booking)",
+        Reservation.objects.filter(status=ReservationStatus.CONFLICTED).count(),
+        _changelist(Reservation, conflicts="yes"),
+        "Reservations",
+    )
+
+
+def _todays_bookings(now: datetime) -> list[Item]:
+    """One count per location, of the bookings holding a slot on its local day."""
+    locations = list(Location.objects.order_by("name"))
+    today = (
+        Reservation.objects.filter(queries.on_local_day(locations, now))
+        .filter(status__in=SLOT_HOLDING_STATUSES)
+        .values("space__location_id")
+        .annotate(n=Count("pk"))
+    )
+    per_location = {row["space__location_id"]: row["n"] for row in today}
+    return [
+        Item(
+            f"Today's bookings in {location.name}",
+            per_location.get(location.pk, 0),
+            _changelist(Reservation, day="today", space__location__id__exact=str(location.pk)),
+            "Reservations",
+            urgent=False,
+        )
+        for location in locations
+    ]
+
+
+def _displays_offline(now: datetime) -> Item:
+    return Item(
+        "Room displays offline",
+        Display.objects.filter(offline_q(now)).count(),
+        _changelist(Display, state="offline"),
+        "Spaces and locations",
+    )
+
+
+def _bindings_in_trouble() -> Item:
+    return Item(
+        "Space calendars paused or failing",
+        SpaceCalendar.objects.filter(
+            status__in=(BindingStatus.PAUSED, BindingStatus.ERROR)
+        ).count(),
+        _changelist(SpaceCalendar, attention="yes"),
+        "Calendar sync",
+    )
+
+
+def _webhook_renewals_failing() -> Item:
+    return Item(
+        "Webhook renewals failing",
+        SpaceCalendar.objects.filter(webhook_subscriptions__status=WebhookStatus.FAILING)
+        .distinct()
+        .count(),
+        _changelist(SpaceCalendar, webhook="failing"),
+        "Calendar sync",
+    )
+
+
+def _failed_pushes() -> Item:
+    return Item(
+        "Failed pushes",
+        SyncLink.objects.filter(state=LinkState.FAILED).count(),
+        _changelist(SyncLink, state__exact=LinkState.FAILED),
+        "Calendar sync",
+    )
+
+
+def _exports_in_progress() -> Item:
+    return Item(
+        "Exports running or queued",
+        SyncJob.objects.filter(kind=JobKind.EXPORT, status__in=IN_PROGRESS).count(),
+        _changelist(SyncJob, kind__exact=JobKind.EXPORT, progress="running"),
+        "Calendar sync",
+    )
+
+
+def _tokens_in_trouble() -> Item:
+    return Item(
+        "Calendar tokens expiring, expired or revoked",
+        UserToken.objects.filter(status__in=NEEDS_ATTENTION).count(),
+        _changelist(UserToken, attention="yes"),
+        "People and access",
+    )

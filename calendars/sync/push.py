@@ -403,90 +403,153 @@ def push_reservation(reservation_id: int) -> PushResult:
     if reservation is None:
         return PushResult(PushOutcome.GONE, "the reservation no longer exists")
     binding = binding_for(reservation)
+    found = _link_to_push(reservation, binding)
+    if found is None:
+        return PushResult(Op.NOOP, "the space does not sync")
+    link, fresh, location = found
+    announced = announce_create(link, reservation, binding, fresh, location=location)
+    job = _start_job(reservation, binding or link.binding)
+    push = _Push(reservation_id, reservation, link, fresh, announced, job)
+    # While the worker lives the job's heartbeat stays fresh; a job gone quiet is reclaimed
+    # by beat (recovery.reclaim_lost_pushes) and the push queued again.
+    heartbeat = Heartbeat(lambda: _beat(job.pk)).start()
+    try:
+        with transaction.atomic():
+            applied = _push_locked(push)
+    except remote.NotConnected as exc:
+        if announced:  # raised before anything was sent
+            withdraw_create(push.link.pk, announced)
+        return _failed(job, push.link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
+    except PermanentError as exc:
+        _pause_for(exc, push.reservation, push.link)
+        return _failed(job, push.link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
+    except TransientError as exc:
+        if isinstance(exc, EventToRecreate):
+            SyncLink.objects.filter(pk=push.link.pk).update(external_id="", remote_version="")
+        _failed(job, push.link, LinkState.FAILED, exc.message, JobStatus.FAILED, exc.retry_after)
+        raise
+    except ProviderError as exc:
+        # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
+        _failed(job, push.link, LinkState.FAILED, exc.message, JobStatus.FAILED)
+        raise TransientError(exc.message, status=exc.status, code=exc.code) from exc
+    except Exception:
+        # A bug or a lost database: the outcome of a create is unknown, and the link (not made
+        # by this attempt any more) makes the next attempt look the event up first.
+        message = "Unexpected error (see the worker log)."
+        _failed(job, push.link, LinkState.FAILED, message, "failed")
+        raise
+    finally:
+        heartbeat.stop()
+    if isinstance(applied, PushResult):  # paused: nothing was sent
+        return applied
+    return _succeeded(push, applied)
+
+
+@dataclass
+class _Push:
+    """One push's working state. ``link`` and ``reservation`` are replaced by the rows re-read
+    under the lock as soon as they are read, so an error is recorded against the newest ones."""
+
+    reservation_id: int
+    reservation: Reservation | None
+    link: SyncLink
+    fresh: bool  # the link was made by this push
+    announced: Announcement | None
+    job: SyncJob
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """What the locked section did, recorded once its transaction has committed."""
+
+    action: PushAction
+    done: str  # "noop", "created", "updated" or "deleted"
+    awaits_room: bool
+
+
+def _link_to_push(
+    reservation: Reservation, binding: SpaceCalendar | None
+) -> tuple[SyncLink, bool, remote.Location | None] | None:
+    """The link to push through (made now if missing: True), and where the event lives by the
+    unlocked look; None when the space does not sync and the reservation has no link."""
     if binding is None:
         link = SyncLink.objects.filter(reservation=reservation).first()
-        if link is None:
-            return PushResult(Op.NOOP, "the space does not sync")
-        fresh = False
-        location = None
-    else:
-        location = remote.locate(reservation, binding)  # the unlocked look's answer
-        link, fresh = ensure_link(reservation, binding, location)
-    announced = announce_create(link, reservation, binding, fresh, location=location)
-    job = SyncJob.objects.create(
+        return None if link is None else (link, False, None)
+    location = remote.locate(reservation, binding)  # the unlocked look's answer
+    link, fresh = ensure_link(reservation, binding, location)
+    return link, fresh, location
+
+
+def _start_job(reservation: Reservation, binding: SpaceCalendar | None) -> SyncJob:
+    return SyncJob.objects.create(
         kind=JobKind.PUSH,
-        binding=binding or link.binding,
+        binding=binding,
         reservation=reservation,
         status=JobStatus.RUNNING,
         total=1,
         started_at=timezone.now(),
         heartbeat_at=timezone.now(),
     )
-    # While the worker lives the job's heartbeat stays fresh; a job gone quiet is reclaimed
-    # by beat (recovery.reclaim_lost_pushes) and the push queued again.
-    heartbeat = Heartbeat(lambda: _beat(job.pk)).start()
-    try:
-        with transaction.atomic():
-            link = (
-                SyncLink.objects.select_for_update(of=("self",))
-                .select_related("provider", "binding__provider")
-                .get(pk=link.pk)
-            )
-            reservation = _load(reservation_id)  # under the lock: the newest version wins
-            binding = binding_for(reservation)
-            # Where the event lives, worked out once for the plan and the write.
-            location = remote.locate(reservation, binding) if binding is not None else None
-            action = plan(reservation_state(reservation, location), link_state(link, fresh=fresh))
-            paused = action.op is not Op.NOOP and _paused_reason(reservation, binding)
-            if paused:
-                link.state, link.last_error = LinkState.PAUSED, paused
-                link.save(update_fields=["state", "last_error", "updated"])
-                if announced:
-                    withdraw_create(link.pk, announced)
-                _finish(job, JobStatus.PAUSED, error=paused)
-                return PushResult(PushOutcome.PAUSED, paused)
-            if announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
-                withdraw_create(link.pk, announced)  # (an update's save clears it)
-            if action.op in (Op.CREATE, Op.MOVE) and not announced:
-                # A change committed between the unlocked look and the lock made this a
-                # create: it must be announced (committed) before it is sent, so not now.
-                raise TransientError(
-                    "The push became a create while it waited for the lock; it runs again.",
-                    code="create_unannounced",
-                    retry_after=1,
-                )
-            done = _apply(action, link, reservation, location)
-            if binding is not None and done != "noop":
-                SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
-            awaits_room = _awaits_room(reservation, done)
-    except remote.NotConnected as exc:
-        if announced:  # raised before anything was sent
-            withdraw_create(link.pk, announced)
-        return _failed(job, link, LinkState.PAUSED, str(exc), JobStatus.PAUSED)
-    except PermanentError as exc:
-        _pause_for(exc, reservation, link)
-        return _failed(job, link, LinkState.PAUSED, exc.message, JobStatus.PAUSED)
-    except TransientError as exc:
-        if isinstance(exc, EventToRecreate):
-            SyncLink.objects.filter(pk=link.pk).update(external_id="", remote_version="")
-        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED, exc.retry_after)
-        raise
-    except ProviderError as exc:
-        # VersionConflict twice in a row, or EventGone where it cannot be: retried later.
-        _failed(job, link, LinkState.FAILED, exc.message, JobStatus.FAILED)
-        raise TransientError(exc.message, status=exc.status, code=exc.code) from exc
-    except Exception:
-        # A bug or a lost database: the outcome of a create is unknown, and the link (not made
-        # by this attempt any more) makes the next attempt look the event up first.
-        _failed(job, link, LinkState.FAILED, "Unexpected error (see the worker log).", "failed")
-        raise
-    finally:
-        heartbeat.stop()
+
+
+def _push_locked(push: _Push) -> _Applied | PushResult:
+    """Lock the link, re-read, plan and apply; runs inside the caller's transaction, which
+    holds the lock until it commits. A PushResult when the push is paused."""
+    push.link = (
+        SyncLink.objects.select_for_update(of=("self",))
+        .select_related("provider", "binding__provider")
+        .get(pk=push.link.pk)
+    )
+    push.reservation = reservation = _load(push.reservation_id)  # the newest version wins
+    binding = binding_for(reservation)
+    # Where the event lives, worked out once for the plan and the write.
+    location = remote.locate(reservation, binding) if binding is not None else None
+    action = plan(reservation_state(reservation, location), link_state(push.link, fresh=push.fresh))
+    paused = action.op is not Op.NOOP and _paused_reason(reservation, binding)
+    if paused:
+        return _pause_locked(push, paused)
+    _settle_announcement(push, action)
+    done = _apply(action, push.link, reservation, location)
+    if binding is not None and done != "noop":
+        SpaceCalendar.objects.filter(pk=binding.pk).update(last_synced_at=timezone.now())
+    return _Applied(action, done, _awaits_room(reservation, done))
+
+
+def _pause_locked(push: _Push, reason: str) -> PushResult:
+    """The binding or the person's token is paused: the link waits, nothing is sent."""
+    link = push.link
+    link.state, link.last_error = LinkState.PAUSED, reason
+    link.save(update_fields=["state", "last_error", "updated"])
+    if push.announced:
+        withdraw_create(link.pk, push.announced)
+    _finish(push.job, JobStatus.PAUSED, error=reason)
+    return PushResult(PushOutcome.PAUSED, reason)
+
+
+def _settle_announcement(push: _Push, action: PushAction) -> None:
+    """Withdraw an announced create the locked plan does not send; refuse to send one that
+    was not announced."""
+    if push.announced and action.op not in (Op.CREATE, Op.MOVE, Op.UPDATE):
+        withdraw_create(push.link.pk, push.announced)  # (an update's save clears it)
+    if action.op in (Op.CREATE, Op.MOVE) and not push.announced:
+        # A change committed between the unlocked look and the lock made this a
+        # create: it must be announced (committed) before it is sent, so not now.
+        raise TransientError(
+            "The push became a create while it waited for the lock; it runs again.",
+            code="create_unannounced",
+            retry_after=1,
+        )
+
+
+def _succeeded(push: _Push, applied: _Applied) -> PushResult:
+    """Record a push whose locked section committed."""
     counts = {"created": "created_count", "updated": "updated_count", "deleted": "deleted_count"}
-    _finish(job, JobStatus.SUCCEEDED, count=counts.get(done), note=action.reason)
+    _finish(
+        push.job, JobStatus.SUCCEEDED, count=counts.get(applied.done), note=applied.action.reason
+    )
     # Personal mode: the invited room answers a little later; ask it once the push is in.
-    follow_up = (CheckRoom(reservation_id),) if awaits_room else ()
-    return PushResult(action.op, action.reason, follow_up)
+    follow_up = (CheckRoom(push.reservation_id),) if applied.awaits_room else ()
+    return PushResult(applied.action.op, applied.action.reason, follow_up)
 
 
 def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) -> None:

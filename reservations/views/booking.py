@@ -42,15 +42,25 @@ def _space_from(value: str | None) -> Space:
 @login_required
 def book(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        if not request.GET.get("space"):
-            messages.info(request, "Choose a space first: search, or click a free slot.")
-            return redirect("portal:find")
-        space = _space_from(request.GET.get("space"))
-        initial = {k: request.GET[k] for k in PREFILL_FIELDS if request.GET.get(k)}
-        form = BookingForm(user=request.user, space=space, initial=initial)
-        people = _people(request.GET.get("people"))
-        return _render(request, form, space, via=request.GET.get("via", ""), people=people)
+        return _booking_form(request)
+    return _submit_booking(request)
 
+
+def _booking_form(request: HttpRequest) -> HttpResponse:
+    """The empty form, prefilled from a search result or a free slot of the schedule."""
+    if not request.GET.get("space"):
+        messages.info(request, "Choose a space first: search, or click a free slot.")
+        return redirect("portal:find")
+    space = _space_from(request.GET.get("space"))
+    initial = {k: request.GET[k] for k in PREFILL_FIELDS if request.GET.get(k)}
+    form = BookingForm(user=request.user, space=space, initial=initial)
+    people = _people(request.GET.get("people"))
+    return _render(request, form, space, via=request.GET.get("via", ""), people=people)
+
+
+def _submit_booking(request: HttpRequest) -> HttpResponse:
+    """Book through the service; on success the new booking's page, else the form again with
+    what went wrong (400) or the conflict and what is free instead (409)."""
     data: QueryDict = request.POST.copy()
     if data.get("use_space"):  # "book this one instead" from the conflict panel
         data["space"] = data["use_space"]
@@ -81,28 +91,51 @@ def book(request: HttpRequest) -> HttpResponse:
             skip_unavailable=bool(data.get("skip_unavailable")),
         )
     except services.Conflict as exc:
-        is_series = form.recurrence() is not None
-        if not is_series:
-            exc.next_free = freetimes.next_free(
-                cleaned["space"], cleaned["start_at"], cleaned["end_at"], now=timezone.now()
-            )
-        need = max(people or cleaned["space"].capacity, len(attendees) + 1)
-        return _render(
-            request,
-            form,
-            space,
-            via=via,
-            people=people,
-            conflict=exc,
-            is_series=is_series,
-            options=[] if is_series else _alternatives_for(cleaned, need),
-            need=need,
-            status=409,
-        )
+        return _render_conflict(request, form, space, exc, via=via, people=people)
     except services.BookingError as exc:
         apply_booking_error(form, exc)
         return _render(request, form, space, via=via, people=people, status=400)
 
+    first = result.reservations[0]
+    messages.success(request, _booked_message(result))
+    return redirect("portal:detail", pk=first.pk)
+
+
+def _render_conflict(
+    request: HttpRequest,
+    form: BookingForm,
+    space: Space,
+    exc: services.Conflict,
+    *,
+    via: str,
+    people: int | None,
+) -> HttpResponse:
+    """The form again (409) with the taken slot and what is free instead: for a one-off
+    booking the same space's next free time and other spaces; for a series, its dates."""
+    cleaned = form.cleaned_data
+    attendees = cleaned.get("attendees") or []
+    is_series = form.recurrence() is not None
+    if not is_series:
+        exc.next_free = freetimes.next_free(
+            cleaned["space"], cleaned["start_at"], cleaned["end_at"], now=timezone.now()
+        )
+    need = max(people or cleaned["space"].capacity, len(attendees) + 1)
+    return _render(
+        request,
+        form,
+        space,
+        via=via,
+        people=people,
+        conflict=exc,
+        is_series=is_series,
+        options=[] if is_series else _alternatives_for(cleaned, need),
+        need=need,
+        status=409,
+    )
+
+
+def _booked_message(result: services.BookingResult) -> str:
+    """What was booked, how many dates were left out and, when it awaits approval, by whom."""
     first = result.reservations[0]
     if len(result.reservations) == 1:
         text = f"Booked {first.space.name}."
@@ -119,8 +152,7 @@ def book(request: HttpRequest) -> HttpResponse:
         rule = approvals.rule_for(first.space)
         who = rule.approvers.name if rule else "the approvers"
         text += f" It is held for you and awaits approval by {who}; you will get an email."
-    messages.success(request, text)
-    return redirect("portal:detail", pk=first.pk)
+    return text
 
 
 def _alternatives_for(cleaned: dict, people: int) -> list[Space]:

@@ -8,9 +8,8 @@ Two backends, one behaviour, chosen per call:
 - with ``REDIS_URL``: a Redis key ``SET NX PX`` (taken only if absent, expiring by itself);
   renewing and releasing compare the stored claim first, in one Lua script each, so a holder
   whose lock expired and was taken over touches nobody else's;
-- without: a ``SyncLock`` row with a unique name: inserting it takes the lock, an
-  ``IntegrityError`` means another worker holds it, and a row past its ``expires_at`` (its
-  worker died) is taken over.
+- without: a ``SyncLock`` row with a unique name: one upsert inserts it, or takes over a row
+  past its ``expires_at`` (its worker died); a live row means another worker holds it.
 
 Expiry is short (``SYNC_LOCK_TTL_SECONDS``, 45 s by default) and a live holder renews it from a
 small background thread (:class:`Heartbeat`) every third of that, so a lock outlives a killed
@@ -40,7 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import connection, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -111,14 +110,34 @@ def acquire(name: str, seconds: float | None = None) -> str | None:
     ttl = seconds or ttl_seconds()
     if settings.REDIS_URL:
         return claim if _redis().set(_key(name), claim, nx=True, px=_ms(ttl)) else None
+    return claim if _take_lock_row(name, claim, ttl) else None
+
+
+def _take_lock_row(name: str, claim: str, ttl: float) -> bool:
+    """Insert the lock's row, or take over an expired one, in one statement (an upsert whose
+    update applies only to an expired row): True when the row is now ours. PostgreSQL and
+    SQLite (3.24+) both count a skipped update as no row changed."""
     now = timezone.now()
-    SyncLock.objects.filter(name=name, expires_at__lt=now).delete()
-    try:
-        with transaction.atomic():
-            SyncLock.objects.create(name=name, claim=claim, expires_at=now + timedelta(seconds=ttl))
-    except IntegrityError:
-        return None
-    return claim
+    expires = SyncLock._meta.get_field("expires_at")
+    table = connection.ops.quote_name(SyncLock._meta.db_table)
+    name_col, claim_col, expires_col = (
+        connection.ops.quote_name(column) for column in ("name", "claim", "expires_at")
+    )
+    # Only the model's own quoted table and column names are formatted in; values are params.
+    sql = (
+        f"INSERT INTO {table} ({name_col}, {claim_col}, {expires_col}) VALUES (%s, %s, %s) "  # noqa: S608
+        f"ON CONFLICT ({name_col}) DO UPDATE SET {claim_col} = excluded.{claim_col}, "
+        f"{expires_col} = excluded.{expires_col} WHERE {table}.{expires_col} < %s"
+    )
+    params = [
+        name,
+        claim,
+        expires.get_db_prep_value(now + timedelta(seconds=ttl), connection),
+        expires.get_db_prep_value(now, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def renew(name: str, claim: str, seconds: float | None = None) -> bool:
@@ -135,7 +154,8 @@ def release(name: str, claim: str) -> None:
     if settings.REDIS_URL:
         _redis().eval(_RELEASE, 1, _key(name), claim)
         return
-    SyncLock.objects.filter(name=name, claim=claim).delete()
+    # One DELETE: the ORM's delete() wraps even a row without relations in a transaction.
+    SyncLock.objects.filter(name=name, claim=claim)._raw_delete(SyncLock.objects.db)
 
 
 # -- the Redis backend ------------------------------------------------------------------------

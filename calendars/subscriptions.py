@@ -36,6 +36,7 @@ from django.utils import timezone
 from integrations.base import EventGone, ProviderError
 from integrations.google.channels import MAX_TTL_SECONDS
 from integrations.microsoft.subscriptions import capped_expiry
+from integrations.registry import spec
 
 from . import alerts, locks, remote
 from .models import (
@@ -80,9 +81,9 @@ def _wanted(binding: SpaceCalendar | None) -> bool:
         and binding.enabled
         and binding.provider.is_active
         and binding.status != BindingStatus.PAUSED
-        # EWS streaming subscriptions are a later step (issue 16, item 3): until then an
-        # Exchange Server binding is pulled on its interval, with no webhook to create.
-        and binding.provider.kind != ProviderKind.EWS
+        # A kind without change notifications (Exchange Server, until its streaming
+        # subscriptions land) is pulled on its interval, with no webhook to create.
+        and bool(spec(binding.provider.kind).webhook_kind)
     )
 
 

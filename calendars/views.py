@@ -52,7 +52,7 @@ from integrations.base import (
     UserCredentials,
 )
 from integrations.http import HttpClient
-from integrations.registry import sign_in_kinds, spec
+from integrations.registry import client_class, sign_in_kinds, spec
 from reservations.models import Space, SpaceKind
 
 from . import bindings, tokens
@@ -187,17 +187,10 @@ def _test_client(provider: CalendarProvider) -> CalendarClient:
     obtained before an administrator changed the app registration."""
     config = provider_config(provider)
     http = HttpClient(ca_bundle=config.ca_bundle, timeout=config.timeout)
-    if provider.kind == ProviderKind.EWS:
-        from integrations.ews.client import EwsClient
-
-        return EwsClient(config, http)
-    if provider.kind == ProviderKind.GOOGLE:
-        from integrations.google.client import GoogleClient
-
-        return GoogleClient(config, http)
-    from integrations.microsoft.client import MicrosoftClient
-
-    return MicrosoftClient(config, http, token_cache_store={})
+    client = client_class(provider.kind)
+    if provider.kind == ProviderKind.MICROSOFT:  # msal's token cache: an empty one, not ours
+        return client(config, http, token_cache_store={})
+    return client(config, http)
 
 
 def run_connection_test(provider: CalendarProvider, target: str) -> tuple[bool, str]:

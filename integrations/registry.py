@@ -38,7 +38,7 @@ class ProviderSpec:
     idle_limit: timedelta  # a personal token unused this long is dead at the provider
     idle_warning: timedelta  # ... and this long is worth warning the person about
     reservation_source: str
-    webhook_kind: str  # the PushSubscription.kind its change notifications arrive as
+    webhook_kind: str  # the PushSubscription.kind its notifications arrive as; "" = none (polled)
     room_calendar_is_mailbox: bool
     own_calendar_id: str
     acts_as_delegate: bool  # the app's credentials act as the delegated user (Google DWD)
@@ -119,8 +119,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         idle_warning=timedelta(days=36000),
         # Outlook on Exchange Server is Exchange too: a booking pulled from it says so.
         reservation_source="exchange",
-        # Streaming subscriptions (a later step) notify as kind "ews".
-        webhook_kind="ews",
+        # No change notifications yet (streaming subscriptions are a later step): polled.
+        webhook_kind="",
         room_calendar_is_mailbox=False,
         own_calendar_id="",
         acts_as_delegate=False,

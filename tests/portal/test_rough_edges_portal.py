@@ -61,14 +61,6 @@ def test_a_clash_when_rescheduling_offers_the_same_room_later_and_rooms_as_big(
 
 
 @pytest.fixture
-def frozen_now(monkeypatch):
-    def freeze(moment) -> None:
-        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
-
-    return freeze
-
-
-@pytest.fixture
 def weekdays_only(make_location, make_space):
     """An office open 08:00-18:00 Monday to Friday."""
     location = make_location("Works", opens=clock(8), closes=clock(18), weekdays=range(5))

@@ -67,7 +67,8 @@ def test_sign_up_is_closed(client):
 # --- find a space -----------------------------------------------------------------------------
 
 
-def test_find_page_opens_with_defaults(alice_client, office):
+def test_find_page_opens_with_defaults(alice_client, office, frozen_now):
+    frozen_now(local(office.location, DAY, 10))  # open: quick reservation is offered
     response = alice_client.get(reverse("portal:find"))
     assert response.status_code == 200
     assert b"Quick reservation" in response.content
@@ -144,14 +145,6 @@ def test_search_outside_opening_hours_says_so(alice_client, office):
 
 
 # --- quick reservation ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def frozen_now(monkeypatch):
-    def freeze(moment: datetime) -> None:
-        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
-
-    return freeze
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -255,6 +255,15 @@ def make_space(db, make_location):
         )
 
     return make
+
+
+def midday_zone() -> str:
+    """A fixed-offset time zone where it is about midday now. A test that books at the real
+    time uses it for its location, so that bookings a few hours either side of now stay inside
+    one local day whenever the suite runs (in London a booking from 23:40 would cross
+    midnight and be refused)."""
+    offset = 12 - datetime.now(UTC).hour  # Etc/GMT-5 is UTC+5: the sign is reversed
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
 
 
 def local(location: Location, day, hour: int, minute: int = 0) -> datetime:

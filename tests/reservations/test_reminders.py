@@ -1,7 +1,6 @@
 """The reminder email before a booking starts (reservations/reminders.py, beat task
 reservations.send_booking_reminders): once, on time, respecting the profile and the setting."""
 
-from datetime import time as clock
 from datetime import timedelta
 
 import pytest
@@ -11,16 +10,16 @@ from django.utils import timezone
 
 from reservations import reminders, services, tasks
 from reservations.models import Profile, Reservation, Source
+from tests.conftest import midday_zone
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def room(make_location, make_space):
-    location = make_location("London HQ", time_zone="Europe/London")
-    location.opening_hours.all().delete()  # open all day, whatever day the tests run
-    for weekday in range(7):
-        location.opening_hours.create(weekday=weekday, opens=clock(0), closes=clock(23, 59))
+    # Open all day every day (make_location's default) where it is about midday now: the
+    # tests book at the real time, whatever day and hour the suite runs.
+    location = make_location("London HQ", time_zone=midday_zone())
     return make_space(location, name="Thames")
 
 

@@ -327,7 +327,7 @@ class Listener:
         finally:
             self.stop.set()
             for thread in self.threads.values():
-                thread.join(timeout=5)
+                thread.join(timeout=1)
             # A thread still inside a stream (its read ends with the stream) would keep its
             # group until the lock expires: given back here (only our own claims).
             for thread in self.threads.values():

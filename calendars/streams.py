@@ -301,7 +301,9 @@ class Listener:
         """Claim what is free now; how many groups this process serves."""
         close_old_connections()
         self.threads = {key: t for key, t in self.threads.items() if t.is_alive()}
-        for provider_id, group in wanted_groups():
+        wanted = wanted_groups()
+        self.tidy(wanted)
+        for provider_id, group in wanted:
             if (provider_id, group) in self.threads:
                 continue
             mine = sum(1 for p, _ in self.threads if p == provider_id)
@@ -315,6 +317,29 @@ class Listener:
             self.threads[(provider_id, group)] = thread
             thread.start()
         return len(self.threads)
+
+    def tidy(self, wanted: list[tuple[int, int]]) -> None:
+        """Stop the subscriptions of providers with no group to stream (their last room
+        switched off, the provider deactivated), which no group listener would reach; under
+        the provider's group-0 lock, which no listener then holds for long."""
+        streaming = {provider_id for provider_id, _ in wanted}
+        left = (
+            WebhookSubscription.objects.filter(
+                kind__in=streaming_kinds(), status__in=(WebhookStatus.ACTIVE, WebhookStatus.FAILING)
+            )
+            .exclude(binding__provider_id__in=streaming)
+            .values_list("binding__provider_id", flat=True)
+            .distinct()
+        )
+        for provider_id in list(left):
+            name = lock_name(provider_id, 0)
+            claim = locks.acquire(name)
+            if claim is None:
+                continue
+            try:
+                stop_unwanted(provider_id)
+            finally:
+                locks.release(name, claim)
 
     def run(self) -> None:
         try:

@@ -131,3 +131,18 @@ def test_a_refused_stream_is_waited_out_with_the_subscription_kept(
     finally:
         listener.stop.set()
         thread.join(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_switched_off_room_is_unsubscribed(ews_binding, sandbox, listening):
+    assert wait_for(lambda: _live(ews_binding) and _streaming(sandbox), SECONDS)
+    (row,) = _live(ews_binding)
+    SpaceCalendar.objects.filter(pk=ews_binding.pk).update(enabled=False)
+    sandbox.sandbox.advance_clock(61)  # the open stream ends; the next look finds no room
+
+    def unsubscribed():
+        row.refresh_from_db()
+        return row.status == WebhookStatus.STOPPED
+
+    assert wait_for(unsubscribed, SECONDS), "the switched-off room's subscription was kept"
+    assert control(sandbox, "GET", "ews/subscriptions")["value"] == []

@@ -196,6 +196,7 @@ def notified(stream: Stream, subscription_id: str) -> None:
     binding = stream.bindings.get(subscription_id)
     if binding is None:
         return
+    close_old_connections()  # the stream may have been quiet for longer than a connection lives
     WebhookSubscription.objects.filter(
         remote_id=subscription_id, kind=binding.provider.kind
     ).update(notifications=F("notifications") + 1, last_notification_at=timezone.now())

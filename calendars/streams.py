@@ -259,9 +259,10 @@ class GroupListener(threading.Thread):
         _rows(stream).update(expires_at=timezone.now() + timedelta(minutes=minutes) + IDLE_EXPIRY)
         try:
             self.listen(stream, minutes, stopping)
-        except SubscriptionLost:
-            log.info("A subscription of %s is gone at the server; subscribing again", self.name_)
-            for row_id in _rows(stream).values_list("pk", flat=True):
+        except SubscriptionLost as lost:
+            log.info("Subscriptions of %s gone at the server; subscribing again", self.name_)
+            gone = _rows(stream).filter(remote_id__in=lost.subscription_ids)
+            for row_id in gone.values_list("pk", flat=True):
                 _stop(row_id, "Expired or removed at the server; replaced.")
         except StreamTakenOver:
             self.pause(1.0)  # another listener streams these; if it holds the lock, we stop

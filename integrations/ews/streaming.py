@@ -14,12 +14,13 @@ connection as changes happen: seconds, with no inbound route.
   several subscriptions (of any mailboxes the sync user subscribed), open for ``minutes``
   (``ConnectionTimeout``, 1-30) and read as it arrives; yields a :class:`MailboxChanged` per
   notification. Its end is the server's ``Closed``; or one of:
-  ``SubscriptionLost`` (``ErrorSubscriptionNotFound``: expired or removed; subscribe again and
-  pull once, since changes in between were not told), ``StreamTakenOver`` (another
-  connection opened for these subscriptions, ``ErrorNewEventStreamConnectionOpened``: that
-  listener serves them now), ``Throttled`` (``ErrorExceededConnectionCount``: the account holds
-  as many streams as the server allows; ``ErrorServerBusy`` with its back-off), or
-  ``TransientError`` (the connection dropped or went silent).
+  ``SubscriptionLost`` (``ErrorSubscriptionNotFound``: expired or removed, with the ids the
+  server named; subscribe them again and pull once, since changes in between were not told),
+  ``StreamTakenOver`` (another connection opened for these subscriptions,
+  ``ErrorNewEventStreamConnectionOpened``: that listener serves them now), ``Throttled``
+  (``ErrorExceededConnectionCount``: the account holds as many streams as the server allows;
+  ``ErrorServerBusy`` with its back-off), or ``TransientError`` (the connection dropped or
+  went silent).
 - ``unsubscribe(mailbox, subscription_id)``: ``Unsubscribe``; one already gone is success.
 
 A stream does not hold a limiter slot (it would hold one of the mailbox's few for half an
@@ -79,7 +80,12 @@ class _StreamingEvents(GetStreamingEvents):
 
 
 class SubscriptionLost(ProviderError):
-    """A subscription of the stream expired or was removed at the server: subscribe again."""
+    """Subscriptions of the stream expired or were removed at the server: subscribe again.
+    ``subscription_ids``: those the server named (``ErrorSubscriptionIds``), else all."""
+
+    def __init__(self, message: str, *, subscription_ids: list[str], code: str = "") -> None:
+        super().__init__(message, code=code)
+        self.subscription_ids = subscription_ids
 
 
 class StreamTakenOver(ProviderError):
@@ -139,8 +145,12 @@ class StreamingMixin(EwsConnection):
         except ProviderError:
             raise
         except LOST as exc:
+            # exchangelib adds the ids the server named (ErrorSubscriptionIds) to the message.
+            named = [sub_id for sub_id in ids if sub_id in str(exc)]
             raise SubscriptionLost(
-                f"A streaming subscription for {anchor} expired or was removed.", code=_code(exc)
+                f"A streaming subscription for {anchor} expired or was removed.",
+                subscription_ids=named or ids,
+                code=_code(exc),
             ) from exc
         except ews.ErrorNewEventStreamConnectionOpened as exc:
             raise StreamTakenOver(

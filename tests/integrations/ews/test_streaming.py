@@ -117,6 +117,16 @@ def test_an_expired_subscription_ends_the_stream_with_subscription_lost(ews, san
     with pytest.raises(SubscriptionLost) as lost:
         list(ews.listen(ROOM, {sub_id: ROOM}, minutes=1))
     assert lost.value.code == "ErrorSubscriptionNotFound"
+    assert lost.value.subscription_ids == [sub_id]
+
+
+def test_subscription_lost_names_only_the_expired_one(ews, sandbox):
+    kept = ews.subscribe_stream(CalendarRef(ROOM))
+    gone = ews.subscribe_stream(CalendarRef(ROOM2))
+    control(sandbox, "POST", "ews/subscriptions/expire", json={"id": gone})
+    with pytest.raises(SubscriptionLost) as lost:
+        list(ews.listen(ROOM, {kept: ROOM, gone: ROOM2}, minutes=1))
+    assert lost.value.subscription_ids == [gone]
 
 
 def test_a_second_connection_takes_the_subscriptions_over(ews, sandbox):

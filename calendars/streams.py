@@ -284,7 +284,7 @@ class GroupListener(threading.Thread):
         wait = getattr(exc, "retry_after", None) or RETRY_SECONDS[min(self.failures, 2)]
         self.failures += 1
         _rows(stream).update(last_error=f"{exc.message} Polling continues.")
-        log.warning("Stream of %s ended (%s); again in %.0f s", self.name_, exc.code, wait)
+        log.warning("Stream of %s ended (%s); again in %.1f s", self.name_, exc.code, wait)
         self.pause(wait)
 
     def pause(self, seconds: float) -> None:

@@ -40,7 +40,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from integrations.base import PermanentError, ProviderError, TransientError
@@ -81,7 +81,7 @@ def stream_minutes() -> int:
     return max(1, min(30, int(settings.EWS_STREAM_MINUTES)))
 
 
-def syncing_bindings(provider_id: int):
+def syncing_bindings(provider_id: int) -> QuerySet[SpaceCalendar]:
     return (
         SpaceCalendar.objects.filter(provider_id=provider_id, enabled=True)
         .exclude(status=BindingStatus.PAUSED)
@@ -203,7 +203,7 @@ def notified(stream: Stream, subscription_id: str) -> None:
     request_pull(binding.pk)
 
 
-def _rows(stream: Stream):
+def _rows(stream: Stream) -> QuerySet[WebhookSubscription]:
     return WebhookSubscription.objects.filter(
         remote_id__in=list(stream.bindings), status=WebhookStatus.ACTIVE
     )

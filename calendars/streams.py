@@ -83,7 +83,9 @@ def stream_minutes() -> int:
 
 def syncing_bindings(provider_id: int) -> QuerySet[SpaceCalendar]:
     return (
-        SpaceCalendar.objects.filter(provider_id=provider_id, enabled=True)
+        SpaceCalendar.objects.filter(
+            provider_id=provider_id, enabled=True, provider__is_active=True
+        )
         .exclude(status=BindingStatus.PAUSED)
         .order_by("pk")
     )
@@ -170,7 +172,7 @@ def stop_unwanted(provider_id: int) -> int:
     syncing = set(syncing_bindings(provider_id).values_list("pk", flat=True))
     stopped = 0
     for row in rows:
-        if row.binding_id in syncing and row.binding.provider.is_active:
+        if row.binding_id in syncing:
             continue
         note = ""
         try:

@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from calendars import streams
-from calendars.models import SpaceCalendar, WebhookStatus, WebhookSubscription
+from calendars.models import CalendarProvider, SpaceCalendar, WebhookStatus, WebhookSubscription
 from integrations.ews import streaming
 from reservations.models import Reservation
 from tests.calendars.conftest import control
@@ -133,11 +133,15 @@ def test_a_refused_stream_is_waited_out_with_the_subscription_kept(
         thread.join(10)
 
 
+@pytest.mark.parametrize("switched_off", ["binding", "provider"])
 @pytest.mark.django_db(transaction=True)
-def test_a_switched_off_room_is_unsubscribed(ews_binding, sandbox, listening):
+def test_a_switched_off_room_is_unsubscribed(ews_binding, sandbox, listening, switched_off):
     assert wait_for(lambda: _live(ews_binding) and _streaming(sandbox), SECONDS)
     (row,) = _live(ews_binding)
-    SpaceCalendar.objects.filter(pk=ews_binding.pk).update(enabled=False)
+    if switched_off == "binding":
+        SpaceCalendar.objects.filter(pk=ews_binding.pk).update(enabled=False)
+    else:
+        CalendarProvider.objects.filter(pk=ews_binding.provider_id).update(is_active=False)
     sandbox.sandbox.advance_clock(61)  # the open stream ends; the next look finds no room
 
     def unsubscribed():

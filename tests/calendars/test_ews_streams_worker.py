@@ -50,6 +50,11 @@ def _serving(log: Path) -> bool:
     return "Listening for provider" in log.read_text(errors="replace")
 
 
+def _settled(binding, workers) -> bool:
+    owed = SpaceCalendar.objects.filter(pk=binding.pk, pull_requested_at__isnull=False).exists()
+    return not owed and not workers.busy_with(0) and not workers.queued()
+
+
 def _reservation(event_id: str) -> Reservation | None:
     return Reservation.objects.filter(sync_link__external_id=event_id).first()
 
@@ -75,6 +80,9 @@ def test_a_killed_listener_is_replaced_within_the_lock_ttl(ews_binding, sandbox,
             event = remote.create("Before the kill", start, start + timedelta(hours=1))
             assert wait_for(lambda: _reservation(event), SECONDS), first_log.read_text()
             assert not _serving(second_log)  # the room's group is the first one's
+            # No pull owed or running (the subscription's first pull and the creation's may
+            # follow each other): after the kill, only a notification can bring the move.
+            assert wait_for(lambda: _settled(ews_binding, workers), SECONDS), workers.tail()
 
             first.kill()  # SIGKILL mid-stream: no cleanup, its lock simply stops being renewed
             first.wait()

@@ -25,7 +25,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 install: $(STAMP)  ## create the virtual environment with the locked dependencies and the test tools
 
-run: install  ## migrate, load demo data once, start web + Celery worker + beat + provider sandbox
+run: install  ## migrate, load demo data once, start web + Celery worker + beat + EWS listener + provider sandbox
 	@mkdir -p var
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --portal-port $(PORT) --sandbox-port $(SANDBOX_PORT) --sandbox-state-dir var/sandbox

@@ -36,7 +36,7 @@ from django.utils import timezone
 from integrations.base import EventGone, ProviderError
 from integrations.google.channels import MAX_TTL_SECONDS
 from integrations.microsoft.subscriptions import capped_expiry
-from integrations.registry import spec
+from integrations.registry import PROVIDERS, spec
 
 from . import alerts, locks, remote
 from .models import (
@@ -74,6 +74,12 @@ def endpoint(name: str) -> str:
     return settings.PUBLIC_BASE_URL + reverse(f"calendars:{name}")
 
 
+def webhook_kinds() -> list[str]:
+    """The provider kinds with webhooks; other kinds' rows (Exchange Server's streaming
+    subscriptions, ``calendars/streams.py``) are not this module's."""
+    return [kind for kind, provider in PROVIDERS.items() if provider.webhook_kind]
+
+
 def _wanted(binding: SpaceCalendar | None) -> bool:
     return (
         enabled()
@@ -81,8 +87,8 @@ def _wanted(binding: SpaceCalendar | None) -> bool:
         and binding.enabled
         and binding.provider.is_active
         and binding.status != BindingStatus.PAUSED
-        # A kind without change notifications (Exchange Server, until its streaming
-        # subscriptions land) is pulled on its interval, with no webhook to create.
+        # A kind without webhooks (Exchange Server: its streams are calendars/streams.py's)
+        # has no webhook to create.
         and bool(spec(binding.provider.kind).webhook_kind)
     )
 
@@ -106,7 +112,7 @@ def _ensure(binding_id: int, *, replace: bool) -> str:
     assert binding is not None
     if replace:
         _remove(binding_id)
-    live = list(binding.webhook_subscriptions.filter(status__in=LIVE))
+    live = list(binding.webhook_subscriptions.filter(status__in=LIVE, kind__in=webhook_kinds()))
     soon = timezone.now() + RENEW_BEFORE
     if any(s.status == WebhookStatus.ACTIVE and s.expires_at and s.expires_at > soon for s in live):
         return "exists"
@@ -230,12 +236,9 @@ def renew_due(now: datetime | None = None) -> dict[str, int]:
     """Beat: renew what expires soon, retry failing ones, create missing ones."""
     now = now or timezone.now()
     outcomes: dict[str, int] = {}
-    due = WebhookSubscription.objects.filter(status__in=LIVE).filter(
-        Q(expires_at__lte=now + RENEW_BEFORE) | Q(status=WebhookStatus.FAILING)
-    )
-    off = WebhookSubscription.objects.filter(status__in=LIVE).filter(
-        Q(binding__enabled=False) | Q(binding__provider__is_active=False)
-    )
+    ours = WebhookSubscription.objects.filter(status__in=LIVE, kind__in=webhook_kinds())
+    due = ours.filter(Q(expires_at__lte=now + RENEW_BEFORE) | Q(status=WebhookStatus.FAILING))
+    off = ours.filter(Q(binding__enabled=False) | Q(binding__provider__is_active=False))
 
     def count(outcome: str, n: int = 1) -> None:
         outcomes[outcome] = outcomes.get(outcome, 0) + n
@@ -252,7 +255,9 @@ def renew_due(now: datetime | None = None) -> dict[str, int]:
             count("busy")
     if enabled():
         missing = (
-            SpaceCalendar.objects.filter(enabled=True, provider__is_active=True)
+            SpaceCalendar.objects.filter(
+                enabled=True, provider__is_active=True, provider__kind__in=webhook_kinds()
+            )
             .exclude(status=BindingStatus.PAUSED)
             .exclude(webhook_subscriptions__status__in=LIVE)
         )
@@ -274,7 +279,7 @@ def remove(binding_id: int) -> int:
 def _remove(binding_id: int) -> int:
     subs = list(
         WebhookSubscription.objects.select_related("binding__provider").filter(
-            binding_id=binding_id, status__in=LIVE
+            binding_id=binding_id, status__in=LIVE, kind__in=webhook_kinds()
         )
     )
     for sub in subs:

@@ -1,12 +1,14 @@
-"""``make run``'s supervisor: start web, Celery worker, Celery beat and the provider sandbox, and
-stop all four within a few seconds on Ctrl+C.
+"""``make run``'s supervisor: start web, Celery worker, Celery beat, the Exchange Server
+notification listener (``manage.py ews_listen``) and the provider sandbox, and stop all five
+within a few seconds on Ctrl+C.
 
 Each process runs in its own process group, so the terminal's Ctrl+C reaches only this
-supervisor, which then stops them: SIGTERM to the worker (Celery's warm shutdown), beat and web,
+supervisor, which then stops them: SIGTERM to the worker (Celery's warm shutdown), beat, the
+listener (whose rooms' locks expire by themselves if it is killed) and web,
 SIGKILL to whatever of them still runs ``STOP_SECONDS`` later (the worker's tasks are
 acknowledged late or recovered by beat, so killing it loses nothing), then the sandbox, last so
 that a task the worker is finishing still reaches it.
-A second Ctrl+C kills at once. When one of the four exits by itself (a port in use, a crash),
+A second Ctrl+C kills at once. When one of the five exits by itself (a port in use, a crash),
 the others are stopped too and the exit status says so.
 
 It replaces a shell ``trap 'kill 0' EXIT INT TERM``, which signalled its own shell as well,
@@ -62,7 +64,7 @@ class Child:
 
 
 def commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """The four processes of ``make run``, with this interpreter and its Celery."""
+    """The five processes of ``make run``, with this interpreter and its Celery."""
     python = sys.executable
     celery = str(Path(python).with_name("celery"))
     state = args.sandbox_state_dir
@@ -76,6 +78,7 @@ def commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                     "--concurrency=2", "--hostname=worker@%h"]),
         ("beat", [celery, "-A", "config", "beat", "--loglevel=INFO",
                   f"--schedule={args.beat_schedule}"]),
+        ("ews-listen", [python, "manage.py", "ews_listen"]),
         ("sandbox", sandbox),
         ("web", [python, "manage.py", "runserver", f"{args.host}:{args.port}"]),
     ]  # fmt: skip
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     began = time.monotonic()
-    print("\n  Stopping web, worker, beat and sandbox...", flush=True)
+    print("\n  Stopping web, worker, beat, listener and sandbox...", flush=True)
     killed = stop(children)
     took = time.monotonic() - began
     note = ""

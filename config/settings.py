@@ -235,6 +235,12 @@ if 0 <= RECONCILE_HOUR <= 23:
 PROVIDER_ENDPOINT_ALLOWLIST = env.list("PROVIDER_ENDPOINT_ALLOWLIST", default=public_hosts())
 # Graph subscriptions / Google push channels at PUBLIC_BASE_URL; off = polling only.
 CALENDAR_WEBHOOKS = env.bool("CALENDAR_WEBHOOKS", default=True)
+# Exchange Server change notifications (manage.py ews_listen, calendars/streams.py): each
+# GetStreamingEvents connection stays open this many minutes (1-30) before it is opened again,
+# carries up to this many rooms (1-200), and a listener looks for unserved rooms this often.
+EWS_STREAM_MINUTES = env.int("EWS_STREAM_MINUTES", default=15)
+EWS_STREAM_GROUP_SIZE = env.int("EWS_STREAM_GROUP_SIZE", default=200)
+EWS_LISTEN_SCAN_SECONDS = env.float("EWS_LISTEN_SCAN_SECONDS", default=10.0)
 # An export whose heartbeat is older than this is taken over (its worker beats every third).
 SYNC_EXPORT_STALE_SECONDS = env.int("SYNC_EXPORT_STALE_SECONDS", default=60)
 # Locks and claims (calendars/locks.py, the pull lock, running push jobs) live this long past

@@ -48,6 +48,9 @@ class ProviderSpec:
     # portal's sign-in, Authorize on a space's setup page); Exchange Server's rooms are bound
     # with the sync user's credentials only.
     people_sign_in: bool = True
+    # Change notifications come over streams a long-running process keeps open from Reserva's
+    # side (Exchange Server: ``manage.py ews_listen``), rather than as webhooks.
+    streams: bool = False
 
     def client_class(self) -> type[CalendarClient]:
         return _load(self.client)
@@ -119,7 +122,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         idle_warning=timedelta(days=36000),
         # Outlook on Exchange Server is Exchange too: a booking pulled from it says so.
         reservation_source="exchange",
-        # No change notifications yet (streaming subscriptions are a later step): polled.
+        # No webhooks: change notifications are streaming subscriptions (streams=True), which
+        # manage.py ews_listen keeps open; polling remains the fallback.
         webhook_kind="",
         room_calendar_is_mailbox=False,
         own_calendar_id="",
@@ -127,6 +131,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         batch_size=50,
         limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
         people_sign_in=False,
+        streams=True,
     ),
 }
 

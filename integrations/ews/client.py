@@ -25,6 +25,8 @@ Contracts:
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's
   ``bulk_create`` / ``bulk_update`` / ``bulk_delete``), one ``BatchResult`` per op.
 - ``free_busy`` is ``GetUserAvailability``; mailboxes it could not read are left out.
+- Change notifications are streaming subscriptions (``streaming.py``: ``subscribe_stream``,
+  ``listen``, ``unsubscribe``), listened to by ``manage.py ews_listen``.
 - There is no personal mode (``as_user``): EWS on-premises has no per-person consent.
 """
 
@@ -75,6 +77,7 @@ from .errors import (
     ews_error,
 )
 from .mapping import READ_FIELDS, TAG_FIELD
+from .streaming import StreamingMixin
 
 log = logging.getLogger("integrations.ews")
 
@@ -88,7 +91,7 @@ UTC_ZONE = TimeZone(
 )
 
 
-class EwsClient(BatchMixin):
+class EwsClient(StreamingMixin, BatchMixin):
     """EWS calendars for one connection alias and credential alias."""
 
     kind = "ews"

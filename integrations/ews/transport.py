@@ -8,7 +8,8 @@ global, so the per-connection settings live here, keyed by the EWS URL:
   (which these machines set) override a session's ``verify`` when it merges the environment;
   the adapter replaces whatever ``verify`` reaches it with the configured bundle, so nothing
   in the environment can widen or narrow whom a connection trusts;
-- the alias's **timeout** instead of exchangelib's global 120 s;
+- the alias's **timeout** instead of exchangelib's global 120 s (a notification stream reads
+  with ``STREAM_READ_TIMEOUT``: it waits for the server's heartbeats);
 - a ``client-request-id`` on every request (Exchange logs it and answers with its own
   ``request-id``), and one log line per request: operation, host and path, status, time and
   both ids. Never headers or bodies: NTLM, Basic and Bearer all travel in ``Authorization``;
@@ -34,6 +35,11 @@ import requests
 from exchangelib.protocol import BaseProtocol
 
 log = logging.getLogger("integrations.ews")
+
+# A notification stream (GetStreamingEvents) is read for up to 30 minutes; the server's
+# heartbeats keep bytes coming, so a read waits this long before the connection counts as dead
+# (and the listener opens another): longer than any heartbeat gap, much shorter than the stream.
+STREAM_READ_TIMEOUT = 120.0
 
 _OPERATION = re.compile(rb"<(?:\w+:)?Body[^>]*>\s*<(?:\w+:)?(\w+)")
 
@@ -91,15 +97,17 @@ class ReservaAdapter(requests.adapters.HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         settings = settings_for(request.url or "")
+        operation = _operation(request.body)
         if settings is not None:
             if settings.ca_bundle:
                 kwargs["verify"] = settings.ca_bundle
             kwargs["timeout"] = settings.timeout
+            if operation == "GetStreamingEvents":
+                kwargs["timeout"] = (settings.timeout, max(settings.timeout, STREAM_READ_TIMEOUT))
         request_id = str(uuid.uuid4())
         request.headers["client-request-id"] = request_id
         request.headers["return-client-request-id"] = "true"
         where = describe(request.url or "")
-        operation = _operation(request.body)
         started = time.monotonic()
         _last.status = None
         try:

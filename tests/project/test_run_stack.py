@@ -85,7 +85,7 @@ def test_the_stack_stops_within_five_seconds_of_ctrl_c(tmp_path):
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.25)
         started = session_pids(stack.pid)
-        assert len(started) >= 6  # supervisor, worker + its pool, beat, sandbox, runserver
+        assert len(started) >= 7  # supervisor, worker + its pool, beat, listener, sandbox, web
         lines_before = len(log.read_text(errors="replace").splitlines())
 
         began = time.monotonic()

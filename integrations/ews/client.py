@@ -18,10 +18,15 @@ Contracts:
   ``ConflictResolution=NeverOverwrite``: a stale one is ``ErrorIrresolvableConflict`` ->
   ``VersionConflict``. Without a version it overwrites.
 - ``delete_event`` moves the item to Deleted Items; an item already gone is success.
-- ``changes`` is ``SyncFolderItems``: no token reads the whole folder (creates, kept when they
-  touch [start, end)); the sync state comes back as ``sync_token``. The feed carries our tag
-  (asked for as an additional property), so ``reads_tags_by_id`` is False; an invalid state
-  raises ``SyncTokenExpired``.
+- ``changes`` is one ``SyncFolderItems`` answer per call (``MaxChangesReturned`` =
+  ``SYNC_PAGE``): no token reads the folder from its start (creates, kept when they touch
+  [start, end)). While ``IncludesLastItemInRange`` is false the answer's sync state is the
+  ``next_page``, and on the last page the ``sync_token``, as Graph's nextLink / deltaLink: the
+  pull keeps only the cursor it applied, and a sync state stays valid after a newer one was
+  issued, so a pull that dies between pages starts again from the saved one and gets the
+  same changes again (none lost, none new twice: the pull matches them by id). The feed
+  carries our tag (asked for as an additional property), so ``reads_tags_by_id`` is False;
+  an invalid state raises ``SyncTokenExpired``.
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's
   ``bulk_create`` / ``bulk_update`` / ``bulk_delete``), one ``BatchResult`` per op.
 - ``free_busy`` is ``GetUserAvailability``; mailboxes it could not read are left out.
@@ -33,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from exchangelib import (
     Account,
@@ -41,6 +46,7 @@ from exchangelib import (
 )
 from exchangelib.items import (
     ALL_OCCURRENCES,
+    ID_ONLY,
     ALWAYS_OVERWRITE,
     MOVE_TO_DELETED_ITEMS,
     NEVER_OVERWRITE,
@@ -54,7 +60,7 @@ from exchangelib.properties import (
     TimeWindow,
     TimeZone,
 )
-from exchangelib.services import GetUserAvailability
+from exchangelib.services import GetUserAvailability, SyncFolderItems
 from exchangelib.version import EXCHANGE_2016
 
 from ..base import (
@@ -79,6 +85,8 @@ from .mapping import READ_FIELDS, TAG_FIELD
 log = logging.getLogger("integrations.ews")
 
 SYNC_PAGE = 200  # SyncFolderItems MaxChangesReturned (EWS allows 1-512)
+# A full read's later pages carry this before the sync state, so they keep its window filter.
+FULL_READ = "full:"
 # GetUserAvailability asks in UTC: no daylight saving, so both transitions are the same. Built
 # here rather than read with GetServerTimeZones (what exchangelib's helper does), which would
 # cost a request per call.
@@ -289,30 +297,65 @@ class EwsClient(BatchMixin):
         end: datetime,
         as_user: UserCredentials | None = None,
     ) -> ChangePage:
-        """SyncFolderItems since ``token`` (all pages), or the whole folder without one."""
+        """One SyncFolderItems answer (at most ``SYNC_PAGE`` changes) since ``token``, or from
+        the start of the folder without one: ``next_page`` while Exchange says more follow
+        (``IncludesLastItemInRange`` false), ``sync_token`` on the last page. Nothing is
+        kept here between pages, so a caller that dies between two holds only the cursor it
+        saved last and starts again from it (module doc)."""
         self._personal(as_user)
+        full = not token or token.startswith(FULL_READ)
+        state = (token or "").removeprefix(FULL_READ) or None
 
         def read(account: Account) -> ChangePage:
             folder = self._folder(account, ref)
-            folder.item_sync_state = token or None  # the folder object is cached per account
-            events: list[RemoteEvent] = []
-            for change, item in folder.sync_items(
-                sync_state=token or None,
-                only_fields=list(READ_FIELDS),
-                max_changes_returned=SYNC_PAGE,
-            ):
-                if change == "delete":
-                    events.append(mapping.removed(str(item.id)))
-                    continue
-                if change not in ("create", "update"):
-                    continue  # read-flag changes
-                event = mapping.parse_item(item)
-                if not token and not _touches(event, start, end):
-                    continue
-                events.append(event)
-            return ChangePage(events=events, sync_token=folder.item_sync_state)
+            service = SyncFolderItems(account=account)
+            answers = list(
+                service.call(
+                    folder=folder,
+                    shape=ID_ONLY,
+                    additional_fields=_sync_fields(folder),
+                    sync_state=state,
+                    ignore=None,
+                    max_changes_returned=SYNC_PAGE,
+                    sync_scope=None,
+                )
+            )
+            events = self._page_events(folder, answers, start, end, full=full)
+            # exchangelib's loop stops on an unchanged state too (a server that says "more"
+            # without moving on would otherwise be asked forever).
+            if service.includes_last_item_in_range or service.sync_state == state:
+                return ChangePage(events=events, sync_token=service.sync_state)
+            return ChangePage(
+                events=events, next_page=(FULL_READ if full else "") + service.sync_state
+            )
 
         return self._call(ref.mailbox, read)
+
+    def _page_events(
+        self,
+        folder: Any,
+        answers: list[tuple[str, Any]],
+        start: datetime,
+        end: datetime,
+        *,
+        full: bool,
+    ) -> list[RemoteEvent]:
+        """One page's changes as events: deletions as removed, read-flag changes left out,
+        creates of a full read kept when they touch [start, end)."""
+        events: list[RemoteEvent] = []
+        for change, item in answers:
+            if isinstance(item, BaseException):
+                raise item
+            if change == "delete":
+                events.append(mapping.removed(str(item.id)))
+                continue
+            if change not in ("create", "update"):
+                continue  # read-flag changes
+            event = mapping.parse_item(item)
+            if full and not _touches(event, start, end):
+                continue
+            events.append(event)
+        return events
 
     def free_busy(
         self,
@@ -360,6 +403,16 @@ class EwsClient(BatchMixin):
             return result
 
         return self._call(caller, read, items=len(refs))
+
+
+def _sync_fields(folder: Any) -> set[Any]:
+    """What SyncFolderItems returns of each item besides its id and change key (as
+    exchangelib's ``sync_items`` builds it from ``only_fields``)."""
+    for name in READ_FIELDS:
+        folder.validate_item_field(field=name, version=folder.account.version)
+    return {
+        f for f in folder.normalize_fields(fields=list(READ_FIELDS)) if not f.field.is_attribute
+    }
 
 
 def _touches(event: RemoteEvent, start: dt.datetime, end: dt.datetime) -> bool:

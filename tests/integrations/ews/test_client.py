@@ -19,6 +19,7 @@ from integrations.base import (
     Throttled,
     VersionConflict,
 )
+from integrations.ews import client as client_module
 from integrations.ews.mapping import creation_key
 from integrations.http import RetryPolicy
 from integrations.limiter import FileLimiter, Limiter, Limits
@@ -106,6 +107,63 @@ def test_changes_full_read_then_incremental_with_tags_and_removals(ews, sandbox)
 def test_an_invalid_sync_state_asks_for_a_full_sync(ews):
     with pytest.raises(SyncTokenExpired):
         ews.changes(CalendarRef(ROOM), "H4sIAAAAAAAEAO29B2AcSZYlJi9tynt", *WINDOW)
+
+
+def read_all(ews, ref, token):
+    """Every page from ``token`` on: the pages' events and where each page said to go."""
+    pages = []
+    while True:
+        page = ews.changes(ref, token, *WINDOW)
+        pages.append(page)
+        if not page.next_page:
+            return pages
+        token = page.next_page
+
+
+def test_changes_come_in_pages_of_max_changes_returned(ews, sandbox, monkeypatch):
+    monkeypatch.setattr(client_module, "SYNC_PAGE", 2)
+    ref = CalendarRef(ROOM)
+    made = [ews.create_event(ref, data(n, 8 + n)) for n in range(1, 5)]
+    far = START + timedelta(days=90)
+    ews.create_event(ref, data(9, 9, start=far, end=far + timedelta(hours=1)))
+    pages = read_all(ews, ref, None)
+    # Five items, two a page: three answers; the item outside the window is left out of the
+    # full read on whichever page it comes.
+    assert len(pages) == 3
+    assert [bool(p.next_page) for p in pages] == [True, True, False]
+    assert pages[-1].sync_token and not any(p.sync_token for p in pages[:-1])
+    assert [e.id for p in pages for e in p.events] == [e.id for e in made]
+
+    # Incremental: the changes since the last page, paged the same way.
+    cursor = pages[-1].sync_token
+    for n, event in enumerate(made[:3], start=1):
+        ews.update_event(ref, event.id, data(n, 8 + n, subject=f"Moved {n}"))
+    ews.delete_event(ref, made[3].id)
+    changed = read_all(ews, ref, cursor)
+    assert [len(p.events) for p in changed] == [2, 2]
+    assert [(e.id, e.removed, e.subject) for p in changed for e in p.events] == [
+        (made[0].id, False, "Moved 1"),
+        (made[1].id, False, "Moved 2"),
+        (made[2].id, False, "Moved 3"),
+        (made[3].id, True, ""),
+    ]
+
+
+def test_a_reader_that_dies_between_pages_gets_the_same_changes_from_its_cursor(
+    ews, sandbox, monkeypatch
+):
+    """The cursor a pull saves is the last page's sync state; a pull that dies after a
+    first page saved nothing, and the next one, from the same cursor, reads every change
+    again (none lost) and then nothing (none twice)."""
+    monkeypatch.setattr(client_module, "SYNC_PAGE", 2)
+    ref = CalendarRef(ROOM)
+    cursor = ews.changes(ref, None, *WINDOW).sync_token
+    made = [ews.create_event(ref, data(n, 8 + n)) for n in range(1, 4)]
+    first = ews.changes(ref, cursor, *WINDOW)  # then the worker dies
+    assert first.next_page and [e.id for e in first.events] == [e.id for e in made[:2]]
+    again = read_all(ews, ref, cursor)
+    assert [e.id for p in again for e in p.events] == [e.id for e in made]
+    assert ews.changes(ref, again[-1].sync_token, *WINDOW).events == []
 
 
 def test_batch_creates_updates_and_deletes_with_one_result_per_op(ews, sandbox):

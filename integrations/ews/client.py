@@ -46,8 +46,8 @@ from exchangelib import (
 )
 from exchangelib.items import (
     ALL_OCCURRENCES,
-    ID_ONLY,
     ALWAYS_OVERWRITE,
+    ID_ONLY,
     MOVE_TO_DELETED_ITEMS,
     NEVER_OVERWRITE,
     SEND_TO_ALL_AND_SAVE_COPY,

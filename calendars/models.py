@@ -311,6 +311,13 @@ class CredentialAlias(models.Model):
             errors["account_email"] = _("Enter the sync user's email address.")
         if not self.access_type:
             errors["access_type"] = _("Choose impersonation or delegate access.")
+        elif (
+            self.access_type == ExchangeAccess.DELEGATE
+            and self.pk is not None
+            and SyncSettings.load().mode == SyncMode.PERSONAL
+            and self.calendarprovider_set.filter(is_active=True).exists()
+        ):
+            errors["access_type"] = personal_needs_impersonation()
         return errors
 
 
@@ -373,8 +380,28 @@ class CalendarProvider(models.Model):
                 "Basic authentication and OAuth tokens would cross the network readable over "
                 "plain http: use the server's https:// EWS URL, or NTLM."
             )
+        if (
+            not errors
+            and self.kind == ProviderKind.EWS
+            and self.is_active
+            and self.credential_id
+            and self.credential.access_type == ExchangeAccess.DELEGATE
+            and SyncSettings.load().mode == SyncMode.PERSONAL
+        ):
+            errors["credential"] = personal_needs_impersonation()
         if errors:
             raise ValidationError(errors)
+
+
+def personal_needs_impersonation(providers: str = "") -> str:
+    """Why delegate access and personal mode do not go together (Exchange Server)."""
+    which = _(" (%(providers)s)") % {"providers": providers} if providers else ""
+    return _(
+        "Personal mode writes each booking in its organizer's own Exchange mailbox, which the "
+        "sync user can do only with impersonation (the ApplicationImpersonation role); "
+        "delegate access reaches only the room mailboxes it was given%(which)s. Switch the "
+        "credential alias to impersonation, or use normal or strict mode."
+    ) % {"which": which}
 
 
 class SyncMode(models.TextChoices):
@@ -412,6 +439,16 @@ class SyncSettings(models.Model):
     @classmethod
     def load(cls) -> SyncSettings:
         return cls.objects.get_or_create(pk=1)[0]
+
+    def clean(self) -> None:
+        if self.mode != SyncMode.PERSONAL:
+            return
+        delegates = CalendarProvider.objects.filter(
+            kind=ProviderKind.EWS, is_active=True, credential__access_type=ExchangeAccess.DELEGATE
+        ).order_by("name")
+        names = ", ".join(provider.name for provider in delegates)
+        if names:
+            raise ValidationError({"mode": personal_needs_impersonation(names)})
 
 
 class BindingStatus(models.TextChoices):

@@ -48,6 +48,11 @@ class ProviderSpec:
     # portal's sign-in, Authorize on a space's setup page); Exchange Server's rooms are bound
     # with the sync user's credentials only.
     people_sign_in: bool = True
+    # Personal mode without a personal token: the application's credentials act in the
+    # person's own mailbox, named by their e-mail address (Exchange's ApplicationImpersonation:
+    # the meeting is the person's, the room invited as a resource). Needs credentials that
+    # may act as any user (not a delegate's Full Access to chosen mailboxes).
+    personal_by_impersonation: bool = False
 
     def client_class(self) -> type[CalendarClient]:
         return _load(self.client)
@@ -127,6 +132,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         batch_size=50,
         limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
         people_sign_in=False,
+        personal_by_impersonation=True,
     ),
 }
 

@@ -30,7 +30,11 @@ Contracts:
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's
   ``bulk_create`` / ``bulk_update`` / ``bulk_delete``), one ``BatchResult`` per op.
 - ``free_busy`` is ``GetUserAvailability``; mailboxes it could not read are left out.
-- There is no personal mode (``as_user``): EWS on-premises has no per-person consent.
+- Personal mode (``as_user``): EWS on-premises has no per-person consent, so the service
+  account acts in the person's own mailbox (``ref.mailbox``, their address) by
+  ApplicationImpersonation; the room is a resource attendee and its booking assistant's answer
+  comes back as the room's ``ResponseType`` on the person's item (``resource_response``).
+  Delegate credentials cannot act as any user: ``as_user`` with them is a ``PermanentError``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from calendars.models import (
+    BindingStatus,
     CalendarProvider,
     LinkState,
     SyncLink,
@@ -146,3 +147,18 @@ def test_delegate_access_refuses_personal_mode_in_the_admin_and_in_the_client(
     assert link.state == LinkState.PAUSED
     assert "ApplicationImpersonation" in link.last_error
     assert remote_events(sandbox, "ews", ALICE) == []
+
+
+def test_an_address_with_no_mailbox_pauses_that_booking_only(ews_binding, sandbox, make_user):
+    personal_mode()
+    ghost = make_user("ghost", email="ghost@contoso.test")  # no such mailbox on the server
+    reservation = book(ghost, ews_binding.space)
+    link = SyncLink.objects.get(reservation=reservation)
+    assert link.state == LinkState.PAUSED and link.last_error
+    ews_binding.refresh_from_db()
+    assert ews_binding.status == BindingStatus.OK  # the room still syncs everyone else's bookings
+    alice = make_user("alice", email=ALICE)
+    other = book(alice, ews_binding.space, hour=14)
+    assert SyncLink.objects.get(reservation=other).external_id
+    (event,) = remote_events(sandbox, "ews", ALICE)
+    assert event["organizer"] == ALICE

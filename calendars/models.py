@@ -637,6 +637,10 @@ class SyncLink(models.Model):
     calendar_id = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=1024, blank=True, db_index=True)
     ical_uid = models.CharField(max_length=1024, blank=True, db_index=True)
+    # The recurring master an occurrence's event belongs to, as the pull read it: where the
+    # feed reports a series by its master (Exchange Server), its deletion or its list of
+    # occurrences names the occurrences' links by it (calendars/sync/pull/fetch.py).
+    series_id = models.CharField(max_length=1024, blank=True, db_index=True)
     remote_version = models.CharField(
         max_length=255, blank=True, help_text=_("Graph changeKey or Google etag.")
     )

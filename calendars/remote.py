@@ -210,6 +210,10 @@ class RemoteCalendar:
         """The change feed reports an event moved out of the sync window as removed."""
         return self.client.window_moves_look_removed
 
+    @property
+    def series_as_masters(self) -> bool:
+        return self.client.series_as_masters
+
     def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
         return self.client.read_events(self.ref, event_ids, as_user=self.as_user)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -56,6 +57,7 @@ from exchangelib.items import (
     NEVER_OVERWRITE,
     SEND_TO_ALL_AND_SAVE_COPY,
 )
+from exchangelib.items.calendar_item import EXCEPTION, OCCURRENCE, RECURRING_MASTER
 from exchangelib.properties import (
     DaylightTime,
     FreeBusyViewOptions,
@@ -106,6 +108,7 @@ class EwsClient(BatchMixin):
     kind = "ews"
     reads_tags_by_id: ClassVar[bool] = False
     window_moves_look_removed: ClassVar[bool] = False
+    series_as_masters: ClassVar[bool] = True  # SyncFolderItems reports a series' master
 
     # -- calendars -------------------------------------------------------------------------
 
@@ -324,7 +327,8 @@ class EwsClient(BatchMixin):
                     sync_scope=None,
                 )
             )
-            events = self._page_events(folder, answers, start, end, full=full)
+            events, masters = self._page_events(answers, start, end, full=full)
+            events = self._with_occurrences(folder, events, masters, start, end)
             # exchangelib's loop stops on an unchanged state too (a server that says "more"
             # without moving on would otherwise be asked forever).
             if service.includes_last_item_in_range or service.sync_state == state:
@@ -337,16 +341,17 @@ class EwsClient(BatchMixin):
 
     def _page_events(
         self,
-        folder: Any,
         answers: list[tuple[str, Any]],
         start: datetime,
         end: datetime,
         *,
         full: bool,
-    ) -> list[RemoteEvent]:
+    ) -> tuple[list[RemoteEvent], set[str]]:
         """One page's changes as events: deletions as removed, read-flag changes left out,
-        creates of a full read kept when they touch [start, end)."""
+        creates of a full read kept when they touch [start, end); and which are recurring
+        masters."""
         events: list[RemoteEvent] = []
+        masters: set[str] = set()
         for change, item in answers:
             if isinstance(item, BaseException):
                 raise item
@@ -356,10 +361,52 @@ class EwsClient(BatchMixin):
             if change not in ("create", "update"):
                 continue  # read-flag changes
             event = mapping.parse_item(item)
-            if full and not _touches(event, start, end):
+            if str(item.type or "") == RECURRING_MASTER:
+                masters.add(event.id)  # expanded by _with_occurrences, window or not
+            elif full and not _touches(event, start, end):
                 continue
             events.append(event)
-        return events
+        return events, masters
+
+    def _with_occurrences(
+        self,
+        folder: Any,
+        events: list[RemoteEvent],
+        master_ids: set[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[RemoteEvent]:
+        """Each recurring master of the page as its occurrences in [start, end) (a
+        CalendarView, which expands series, as Graph's calendarView does; one for the page)
+        and its series' state (``occurrence_ids``), in the master's place. The folder holds
+        the master only, and a changed or deleted occurrence is a change of the master, so
+        the state is how a pull learns that an occurrence it knows is gone."""
+        masters = {e.ical_uid: e for e in events if e.id in master_ids}
+        if not masters:
+            return events
+        view = folder.view(
+            start=mapping.ews_time(start, "UTC"), end=mapping.ews_time(end, "UTC")
+        ).only(*READ_FIELDS)
+        found: dict[str, list[RemoteEvent]] = {uid: [] for uid in masters}
+        for item in view:
+            uid = str(item.uid or "")
+            if uid in found and str(item.type or "") in (OCCURRENCE, EXCEPTION):
+                found[uid].append(replace(mapping.parse_item(item), series_id=masters[uid].id))
+        result: list[RemoteEvent] = []
+        for event in events:
+            if event.id in master_ids:
+                occurrences = found[event.ical_uid]
+                state = replace(
+                    event,
+                    start=None,
+                    end=None,
+                    series_id=event.id,
+                    occurrence_ids=tuple(o.id for o in occurrences),
+                )
+                result.extend([*occurrences, state])
+            else:
+                result.append(event)
+        return result
 
     def free_busy(
         self,

@@ -78,10 +78,52 @@ def read_events(
         log.info("Pull of binding %s: cursor rejected, one full resync", binding.pk)
         token = None
         events, cursor, pages = read_changes(calendar, None, *window)
+    events = gone_from_series(binding, calendar, events, window)
     events = attribution.attribute(binding, calendar, events)
     absent = missing_from_full_read(binding, events, window) if token is None else []
     events = moved_out_of_view(binding, calendar, [*events, *absent], absent)
     return events, cursor, pages, token is None
+
+
+def gone_from_series(
+    binding: SpaceCalendar,
+    calendar: remote.RemoteCalendar,
+    events: list[RemoteEvent],
+    window: tuple[datetime, datetime],
+) -> list[RemoteEvent]:
+    """Where the feed reports a recurring series by its master (``series_as_masters``:
+    Exchange Server), an occurrence deleted in Outlook, or the whole series, never comes
+    as a removal of its own: the master comes changed, with the ids of its occurrences now
+    (``occurrence_ids``), or removed. So the linked occurrences of such a master that it no
+    longer lists (in the window: one outside it is not listed either), and every linked
+    occurrence of a removed master, are reported removed here, and the plan cancels them as
+    any removal. The series' states themselves are left out: they are no bookings. One
+    query, only when the pull read a master or a removal."""
+    if not calendar.series_as_masters:
+        return events
+    masters = {event.id: event for event in events if event.occurrence_ids is not None}
+    removed = {event.id for event in events if event.removed}
+    kept = [event for event in events if event.occurrence_ids is None]
+    if not masters and not removed:
+        return kept
+    present = {event.id for event in kept}
+    rows = (
+        SyncLink.objects.filter(binding=binding, series_id__in=[*masters, *removed])
+        .exclude(external_id="")
+        .values_list("series_id", "external_id", "reservation__start", "reservation__end")
+    )
+    gone = []
+    for series_id, external_id, start, end in rows:
+        if external_id in present:
+            continue
+        master = masters.get(series_id)
+        if master is None or (
+            external_id not in (master.occurrence_ids or ())
+            and start < window[1]
+            and end > window[0]
+        ):
+            gone.append(RemoteEvent(id=external_id, removed=True, status="cancelled"))
+    return [*kept, *gone]
 
 
 def missing_from_full_read(

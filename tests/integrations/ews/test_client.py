@@ -291,3 +291,41 @@ def test_batch_updates_without_a_version_overwrite_and_a_gone_item_is_its_own_er
     assert results[0].ok and results[0].event.subject == "Ours"
     assert stored(sandbox, kept.id).subject == "Ours"
     assert isinstance(results[1].error, EventGone)
+
+
+def test_a_recurring_master_comes_as_its_occurrences_and_its_series_state(ews, sandbox):
+    from exchangelib import CalendarItem, EWSDateTime
+    from exchangelib.items import SEND_TO_NONE
+    from exchangelib.recurrence import DailyPattern, Recurrence
+
+    from tests.support.ews_sandbox import account
+
+    ref = CalendarRef(ROOM)
+    cursor = ews.changes(ref, None, *WINDOW).sync_token
+    room = account(sandbox, ROOM, "svc-reserva@contoso.test", impersonate=True)
+    master = CalendarItem(
+        account=room,
+        folder=room.calendar,
+        subject="Weekly",
+        start=EWSDateTime.from_datetime(START),
+        end=EWSDateTime.from_datetime(START + timedelta(hours=1)),
+        recurrence=Recurrence(pattern=DailyPattern(interval=7), start=START.date(), number=8),
+    )
+    master.save(send_meeting_invitations=SEND_TO_NONE)
+    master.refresh()
+    page = ews.changes(ref, cursor, *WINDOW)
+    *occurrences, state = page.events
+    # The window (January 2030) holds four of the eight weeks.
+    assert [e.start for e in occurrences] == [START + timedelta(days=7 * n) for n in range(4)]
+    assert {(e.series_id, e.ical_uid, e.subject) for e in occurrences} == {
+        (master.id, master.uid, "Weekly")
+    }
+    assert master.id not in {e.id for e in occurrences}
+    assert (state.id, state.occurrence_ids) == (master.id, tuple(e.id for e in occurrences))
+
+    # One occurrence deleted in Outlook: the feed reports the master, without it.
+    room.calendar.get(id=occurrences[1].id).delete()
+    again = ews.changes(ref, page.sync_token, *WINDOW)
+    *left, state = again.events
+    assert [e.id for e in left] == [occurrences[n].id for n in (0, 2, 3)]
+    assert state.occurrence_ids == tuple(e.id for e in left)

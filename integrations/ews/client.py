@@ -24,7 +24,11 @@ Contracts:
   ``next_page``, and on the last page the ``sync_token``, as Graph's nextLink / deltaLink: the
   pull keeps only the cursor it applied, and a sync state stays valid after a newer one was
   issued, so a pull that dies between pages starts again from the saved one and gets the
-  same changes again (none lost, none new twice: the pull matches them by id). The feed
+  same changes again (none lost, none new twice: the pull matches them by id). A recurring
+  master (the folder holds no occurrences) is replaced by its occurrences in [start, end),
+  read with one CalendarView a page (each with the master's id as ``series_id``), and the
+  series' state (``occurrence_ids``; ``series_as_masters`` is True): a deleted occurrence is
+  a change of its master, and the pull learns of it from the list. The feed
   carries our tag (asked for as an additional property), so ``reads_tags_by_id`` is False;
   an invalid state raises ``SyncTokenExpired``.
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from calendars.models import SpaceCalendar
+from calendars.models import SpaceCalendar, SyncLink
 from calendars.sync import pull
 from integrations.base import TransientError
 from integrations.ews import client as ews_client
@@ -74,3 +74,54 @@ def test_a_pull_that_fails_between_pages_keeps_its_cursor_and_loses_nothing(
     assert made(ews_binding) == [(f"Standup {n}", s) for n, s in enumerate(starts)]
     assert SpaceCalendar.objects.get(pk=ews_binding.pk).sync_token != cursor
     assert pull.pull_binding(ews_binding.pk).created == 0
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_between_pages_saves_nothing_and_the_next_pull_loses_nothing(
+    ews_binding, sandbox
+):
+    """A real worker pulls 250 new events (two SyncFolderItems pages of 200); the second
+    page's answer is held back and the worker is killed (SIGKILL) meanwhile. Nothing was
+    applied and the cursor is the one saved before; a new worker's pull brings all 250, each
+    once. (Basic sign-in: each request reaches the sandbox once, as NTLM's handshake would
+    not, so the held answer is the second page's.)"""
+    from calendars import tasks
+    from tests.calendars.conftest import sync_worker
+    from tests.conftest import wait_for
+
+    credential = ews_binding.provider.credential
+    credential.auth_method = "basic"
+    credential.save()
+    pull.pull_binding(ews_binding.pk)
+    cursor = SpaceCalendar.objects.get(pk=ews_binding.pk).sync_token
+    remote = Remote(sandbox, "ews")
+    starts = [at(n % 20, 6 + n // 20) for n in range(250)]
+    for n, start in enumerate(starts):
+        remote.create(f"Walk-in {n}", start, start + timedelta(minutes=30))
+    hold = {"kind": "slow", "service": "ews", "body": "<m:SyncFolderItems", "skip": 1}
+    control(sandbox, "POST", "faults", json={**hold, "delay_seconds": 60, "count": 1})
+
+    fast = {"SYNC_LOCK_TTL_SECONDS": "3"}
+    with sync_worker("test-ews-pages", **fast) as worker:
+        assert tasks.request_pull(ews_binding.pk)
+        held = wait_for(lambda: control(sandbox, "GET", "faults")["value"] == [], 60)
+        assert held, "the worker's pull never asked for its second page"
+        worker.kill()
+        worker.wait(timeout=10)
+    assert SpaceCalendar.objects.get(pk=ews_binding.pk).sync_token == cursor
+    assert not Reservation.objects.filter(space=ews_binding.space).exists()
+
+    with sync_worker("test-ews-pages", **fast):
+        assert tasks.request_pull(ews_binding.pk)
+        done = wait_for(
+            lambda: Reservation.objects.filter(space=ews_binding.space).count() >= 250, 120
+        )
+        assert done, "the next pull did not bring the 250 events"
+    assert made(ews_binding) == [(f"Walk-in {n}", s) for n, s in sorted(
+        enumerate(starts), key=lambda pair: (pair[1], pair[0])
+    )]  # fmt: skip
+    links = SyncLink.objects.filter(reservation__space=ews_binding.space)
+    assert links.values("external_id").distinct().count() == 250
+    assert SpaceCalendar.objects.get(pk=ews_binding.pk).sync_token != cursor

@@ -659,6 +659,10 @@ class SyncLink(models.Model):
     creating_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When a create was last sent, until its id is saved.")
     )
+    # When a push (or an export) saved the id of an event it made. A feed may never report an
+    # event made and deleted between two pulls (Exchange's SyncFolderItems collapses them),
+    # so the next pull looks up the ones it does not report (calendars/sync/pull/fetch.py).
+    event_made_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
     # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and
     # the admins are alerted once. Both are cleared when a push succeeds.
@@ -677,6 +681,7 @@ class SyncLink(models.Model):
                 condition=models.Q(creating_at__isnull=False),
             ),
             models.Index(fields=["state", "next_attempt_at"], name="synclink_state_next_attempt"),
+            models.Index(fields=["binding", "event_made_at"], name="synclink_binding_made"),
         ]
 
     def __str__(self) -> str:

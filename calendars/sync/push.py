@@ -128,7 +128,7 @@ def apply_remote_result(
     """Record that the remote event ``event`` now shows ``version`` of the reservation.
 
     Saves the link: event id, iCalUId, change key / etag, pushed version, state synced, and
-    (when given) the place the event now lives in.
+    (when given) the place the event now lives in; a new event id, when it was made.
     """
     if place is not None:
         link.provider_id, link.mailbox, link.calendar_id = (
@@ -136,6 +136,8 @@ def apply_remote_result(
             place.mailbox,
             place.calendar_id,
         )
+    if event.id != link.external_id:  # an event made (a create, or a move's new event)
+        link.event_made_at = timezone.now()
     link.external_id = event.id
     link.ical_uid = event.ical_uid or link.ical_uid
     link.remote_version = event.version

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 
 from integrations.base import RemoteEvent, SyncTokenExpired, TransientError
 from reservations.models import REMOTE_SOURCES, SLOT_HOLDING_STATUSES
@@ -41,11 +41,17 @@ def read_changes(
 
 
 def load_binding(binding_id: int) -> SpaceCalendar | None:
-    """The binding with what a pull (or the daily reconciliation) reads of it."""
+    """The binding with what a pull (or the daily reconciliation) reads of it, and whether
+    a push has made an event in its room since the last pull started (``made_since_pull``,
+    read in the same query: see ``unreported_events_of_ours``)."""
+    made = SyncLink.objects.filter(
+        binding=OuterRef("pk"), event_made_at__gte=OuterRef("last_pulled_at")
+    )
     return (
         SpaceCalendar.objects.select_related(
             "space__location", "provider__connection", "provider__credential"
         )
+        .annotate(made_since_pull=Exists(made))
         .filter(pk=binding_id)
         .first()
     )
@@ -80,7 +86,10 @@ def read_events(
         events, cursor, pages = read_changes(calendar, None, *window)
     events = gone_from_series(binding, calendar, events, window)
     events = attribution.attribute(binding, calendar, events)
-    absent = missing_from_full_read(binding, events, window) if token is None else []
+    if token is None:
+        absent = missing_from_full_read(binding, events, window)
+    else:
+        absent = unreported_events_of_ours(binding, events)
     events = moved_out_of_view(binding, calendar, [*events, *absent], absent)
     return events, cursor, pages, token is None
 
@@ -124,6 +133,42 @@ def gone_from_series(
         ):
             gone.append(RemoteEvent(id=external_id, removed=True, status="cancelled"))
     return [*kept, *gone]
+
+
+def unreported_events_of_ours(
+    binding: SpaceCalendar, events: list[RemoteEvent]
+) -> list[RemoteEvent]:
+    """An event Reserva made after the last pull started should be in this pull's changes
+    (made after the cursor). One that is not may have been deleted before this pull, and a
+    feed may say nothing of an item made and deleted between two reads: Exchange's
+    SyncFolderItems collapses the pair into nothing (a create in flight deleted in Outlook
+    before its push saved the id, which the pull in between could not wait on, or deleted
+    any time before the next pull). The booking would stay confirmed with no event. So the
+    events of such links that the feed did not report are reported removed here, and
+    ``moved_out_of_view`` looks each up by our tag: one still there (its create was read by
+    the pull before, which started before the id was saved) is planned as it is, the rest as
+    deleted. Only when the binding's row says a push made one (``made_since_pull``), so a
+    pull with nothing of the sort costs no query."""
+    if not getattr(binding, "made_since_pull", False) or binding.last_pulled_at is None:
+        return []
+    reported = {event.id for event in events}
+    made = (
+        SyncLink.objects.filter(
+            binding=binding,
+            mailbox__iexact=binding.resource_email,
+            event_made_at__gte=binding.last_pulled_at,
+            creating_at__isnull=True,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+        )
+        .exclude(external_id="")
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .values_list("external_id", flat=True)
+    )
+    return [
+        RemoteEvent(id=external_id, removed=True, status="cancelled")
+        for external_id in made
+        if external_id not in reported
+    ][:MAX_MOVED_LOOKUPS]
 
 
 def missing_from_full_read(

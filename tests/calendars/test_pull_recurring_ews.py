@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from exchangelib import CalendarItem, EWSDateTime
 from exchangelib.items import SEND_TO_NONE
 from exchangelib.recurrence import DailyPattern, Recurrence
 
+from calendars import remote, tasks
 from calendars.models import SpaceCalendar, SyncLink
 from calendars.sync import pull
 from reservations.models import Reservation, ReservationStatus, Source
-from tests.calendars.conftest import EWS_ROOM
+from tests.calendars.conftest import EWS_ROOM, sync_worker
+from tests.conftest import local, next_weekday, wait_for
 from tests.support.ews_sandbox import account
 from tests.support.pull import Remote, at
 
@@ -29,7 +32,9 @@ class Outlook:
     """The room's calendar edited over EWS, as Outlook would (the sync user impersonating
     the room, no invitations)."""
 
-    def __init__(self, sandbox) -> None:
+    def __init__(self, sandbox, binding: SpaceCalendar) -> None:
+        # The binding's client installs the transport that trusts the sandbox's CA.
+        remote.room_calendar(binding)
         self.room = account(sandbox, EWS_ROOM, "svc-reserva@contoso.test", impersonate=True)
 
     def series(self, subject: str, start: datetime, end: datetime, count: int) -> CalendarItem:
@@ -71,7 +76,7 @@ def rows(binding: SpaceCalendar) -> list[Reservation]:
 
 
 def test_a_series_with_an_exception_and_a_deleted_occurrence(ews_binding, sandbox):
-    outlook = Outlook(sandbox)
+    outlook = Outlook(sandbox, ews_binding)
     assert pull.pull_binding(ews_binding.pk).full  # the first pull reads the whole window
     start = at(0, 9)
     master = outlook.series("Team sync", start, start + timedelta(hours=1), 3)
@@ -126,7 +131,7 @@ def test_a_series_with_an_exception_and_a_deleted_occurrence(ews_binding, sandbo
 def test_a_full_resync_matches_occurrences_by_their_ids(ews_binding, sandbox):
     """A rejected sync state means one full read: the series' occurrences are matched to
     their reservations by id, so nothing is created twice."""
-    outlook = Outlook(sandbox)
+    outlook = Outlook(sandbox, ews_binding)
     pull.pull_binding(ews_binding.pk)
     start = at(0, 9)
     outlook.series("Daily", start, start + timedelta(minutes=30), 3)
@@ -136,3 +141,26 @@ def test_a_full_resync_matches_occurrences_by_their_ids(ews_binding, sandbox):
     result = pull.pull_binding(ews_binding.pk)
     assert (result.full, result.created, result.updated) == (True, 0, 1)
     assert [r.start for r in rows(ews_binding)] == [at(0, 7), at(1, 9), at(2, 9)]
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_series_with_an_exception_reaches_the_reservations_through_a_worker(ews_binding, sandbox):
+    with sync_worker("test-rec-ews"):
+        start = local(ews_binding.space.location, next_weekday(1), 9).astimezone(UTC)
+        outlook = Outlook(sandbox, ews_binding)
+        outlook.series("Planning", start, start + timedelta(hours=1), 3)
+        first, second, third = outlook.occurrences(start)
+        moved = start + timedelta(days=1, hours=5)
+        outlook.move(second, moved, moved + timedelta(hours=1))
+
+        assert tasks.queue_due_pulls() == 1  # never pulled: due
+        ready = wait_for(
+            lambda: Reservation.objects.filter(space=ews_binding.space).count() == 3, 60
+        )
+        assert ready, "the worker did not bring the three occurrences within 60 s"
+        made = rows(ews_binding)
+        assert [r.start for r in made] == [start, moved, start + timedelta(days=2)]
+        assert [r.sync_link.external_id for r in made] == [first.id, second.id, third.id]
+        assert {r.title for r in made} == {"Planning"}

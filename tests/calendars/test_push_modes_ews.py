@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from calendars.models import (
     BindingStatus,
@@ -147,6 +148,29 @@ def test_delegate_access_refuses_personal_mode_in_the_admin_and_in_the_client(
     assert link.state == LinkState.PAUSED
     assert "ApplicationImpersonation" in link.last_error
     assert remote_events(sandbox, "ews", ALICE) == []
+
+
+def test_the_sync_settings_page_says_why_personal_mode_is_refused(ews_binding, client, make_user):
+    credential = ews_binding.provider.credential
+    credential.access_type = "delegate"
+    credential.save()
+    settings_row = SyncSettings.load()
+    client.force_login(make_user("admin", is_staff=True, is_superuser=True))
+    form = {
+        "mode": SyncMode.PERSONAL,
+        "blocker_user": "",
+        "sync_past_days": settings_row.sync_past_days,
+        "sync_future_days": settings_row.sync_future_days,
+        "pull_interval_minutes": settings_row.pull_interval_minutes,
+    }
+    url = reverse("admin:calendars_syncsettings_change", args=[settings_row.pk])
+    page = client.post(url, form).content.decode()
+    assert "ApplicationImpersonation role" in page and ews_binding.provider.name in page
+    assert SyncSettings.load().mode == SyncMode.NORMAL  # not saved
+    credential.access_type = "impersonation"
+    credential.save()
+    assert client.post(url, form).status_code == 302
+    assert SyncSettings.load().mode == SyncMode.PERSONAL
 
 
 def test_an_address_with_no_mailbox_pauses_that_booking_only(ews_binding, sandbox, make_user):

@@ -28,7 +28,10 @@ Contracts:
   master (the folder holds no occurrences) is replaced by its occurrences in [start, end),
   read with one CalendarView a page (each with the master's id as ``series_id``), and the
   series' state (``occurrence_ids``; ``series_as_masters`` is True): a deleted occurrence is
-  a change of its master, and the pull learns of it from the list. The feed
+  a change of its master, and the pull learns of it from the list. The view covers the whole
+  window (an exception may move before its series' first occurrence); a room with more items
+  in it than the server's FindItem limit (``EWSFindCountLimit``, 1000 by default) is not
+  handled yet. The feed
   carries our tag (asked for as an additional property), so ``reads_tags_by_id`` is False;
   an invalid state raises ``SyncTokenExpired``.
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's

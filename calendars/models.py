@@ -311,6 +311,13 @@ class CredentialAlias(models.Model):
             errors["account_email"] = _("Enter the sync user's email address.")
         if not self.access_type:
             errors["access_type"] = _("Choose impersonation or delegate access.")
+        elif (
+            self.access_type == ExchangeAccess.DELEGATE
+            and self.pk is not None
+            and SyncSettings.load().mode == SyncMode.PERSONAL
+            and self.calendarprovider_set.filter(is_active=True).exists()
+        ):
+            errors["access_type"] = personal_needs_impersonation()
         return errors
 
 
@@ -373,8 +380,28 @@ class CalendarProvider(models.Model):
                 "Basic authentication and OAuth tokens would cross the network readable over "
                 "plain http: use the server's https:// EWS URL, or NTLM."
             )
+        if (
+            not errors
+            and self.kind == ProviderKind.EWS
+            and self.is_active
+            and self.credential_id
+            and self.credential.access_type == ExchangeAccess.DELEGATE
+            and SyncSettings.load().mode == SyncMode.PERSONAL
+        ):
+            errors["credential"] = personal_needs_impersonation()
         if errors:
             raise ValidationError(errors)
+
+
+def personal_needs_impersonation(providers: str = "") -> str:
+    """Why delegate access and personal mode do not go together (Exchange Server)."""
+    which = _(" (%(providers)s)") % {"providers": providers} if providers else ""
+    return _(
+        "Personal mode writes each booking in its organizer's own Exchange mailbox, which the "
+        "sync user can do only with impersonation (the ApplicationImpersonation role); "
+        "delegate access reaches only the room mailboxes it was given%(which)s. Switch the "
+        "credential alias to impersonation, or use normal or strict mode."
+    ) % {"which": which}
 
 
 class SyncMode(models.TextChoices):
@@ -412,6 +439,16 @@ class SyncSettings(models.Model):
     @classmethod
     def load(cls) -> SyncSettings:
         return cls.objects.get_or_create(pk=1)[0]
+
+    def clean(self) -> None:
+        if self.mode != SyncMode.PERSONAL:
+            return
+        delegates = CalendarProvider.objects.filter(
+            kind=ProviderKind.EWS, is_active=True, credential__access_type=ExchangeAccess.DELEGATE
+        ).order_by("name")
+        names = ", ".join(provider.name for provider in delegates)
+        if names:
+            raise ValidationError({"mode": personal_needs_impersonation(names)})
 
 
 class BindingStatus(models.TextChoices):
@@ -600,6 +637,10 @@ class SyncLink(models.Model):
     calendar_id = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=1024, blank=True, db_index=True)
     ical_uid = models.CharField(max_length=1024, blank=True, db_index=True)
+    # The recurring master an occurrence's event belongs to, as the pull read it: where the
+    # feed reports a series by its master (Exchange Server), its deletion or its list of
+    # occurrences names the occurrences' links by it (calendars/sync/pull/fetch.py).
+    series_id = models.CharField(max_length=1024, blank=True, db_index=True)
     remote_version = models.CharField(
         max_length=255, blank=True, help_text=_("Graph changeKey or Google etag.")
     )
@@ -618,6 +659,10 @@ class SyncLink(models.Model):
     creating_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When a create was last sent, until its id is saved.")
     )
+    # When a push (or an export) saved the id of an event it made. A feed may never report an
+    # event made and deleted between two pulls (Exchange's SyncFolderItems collapses them),
+    # so the next pull looks up the ones it does not report (calendars/sync/pull/fetch.py).
+    event_made_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A failed push is retried by beat (calendars/sync/recovery.py) at this time, with capped
     # backoff, until SYNC_PUSH_GIVE_UP_HOURS after ``failing_since``; then it is cleared and
     # the admins are alerted once. Both are cleared when a push succeeds.
@@ -636,6 +681,7 @@ class SyncLink(models.Model):
                 condition=models.Q(creating_at__isnull=False),
             ),
             models.Index(fields=["state", "next_attempt_at"], name="synclink_state_next_attempt"),
+            models.Index(fields=["binding", "event_made_at"], name="synclink_binding_made"),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,8 @@ From ServiceNow's personal authentication mode (../shared/seeds/000_*.txt) and D
   with the room invited (sync mailbox ``user``). A person may create a synced reservation only
   for themselves; group reservations are refused for synced spaces; changes need the same
   person, a valid personal token, and a portal-like source when the sync mailbox is ``user``.
+  On Exchange Server the application acts in their mailbox by impersonation instead of a
+  token, so "a valid token" there means an e-mail address that names their mailbox.
 - Blockers always go to the delegated calendar; REST-API reservations always use application
   credentials (the room's calendar). Spaces that do not sync keep every option.
 
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 
+from integrations.registry import spec
 from reservations.models import ReservationKind, Source, SyncMailbox
 from reservations.rules import Action, Decision
 
@@ -80,6 +83,11 @@ def preload_bindings(reservations: list[Reservation]) -> None:
 
 
 def has_usable_token(user: AbstractBaseUser, binding: SpaceCalendar) -> bool:
+    """Whether Reserva can act in the person's own calendar: their token is usable, or (on
+    Exchange Server, ``ProviderSpec.personal_by_impersonation``) the application acts in
+    their mailbox, found by their e-mail address."""
+    if spec(binding.provider.kind).personal_by_impersonation:
+        return bool(user.email)
     return UserToken.objects.filter(
         user=user, provider_id=binding.provider_id, status__in=USABLE_TOKEN
     ).exists()
@@ -142,13 +150,7 @@ def sync_mode_policy(
                 False, _("Rooms that sync with a calendar can only be booked for yourself.")
             )
         if not has_usable_token(user, binding):
-            return Decision(
-                False,
-                _(
-                    "Connect your calendar first (Connect my calendar) to book rooms that sync "
-                    "with it."
-                ),
-            )
+            return Decision(False, _no_own_calendar(binding))
         return None
     if reservation.sync_mailbox != SyncMailbox.USER:
         return None
@@ -172,7 +174,18 @@ def sync_mode_policy(
             ),
         )
     if not has_usable_token(user, binding):
+        if spec(binding.provider.kind).personal_by_impersonation:
+            return Decision(False, _no_own_calendar(binding))
         return Decision(
             False, _("Your calendar connection has expired; reconnect it to change this booking.")
         )
     return None
+
+
+def _no_own_calendar(binding: SpaceCalendar) -> str:
+    if spec(binding.provider.kind).personal_by_impersonation:
+        return _(
+            "Your account has no e-mail address, so your own calendar cannot be found: ask an "
+            "administrator to add the address of your mailbox."
+        )
+    return _("Connect your calendar first (Connect my calendar) to book rooms that sync with it.")

@@ -12,7 +12,8 @@ Where the event lives follows the reservation's sync mailbox (DESIGN.md):
 
 - ``room``: the room mailbox / resource calendar, with application credentials;
 - ``user``: the requested-for user's own calendar, with their token, the room invited as a
-  resource (personal mode);
+  resource (personal mode); on Exchange Server, with the application's impersonation of
+  their mailbox instead of a token (``ProviderSpec.personal_by_impersonation``);
 - ``other``: the provider's delegated user's calendar, with application credentials, inviting
   the requested-for user, the settings' blocker user, and the room as a resource.
 """
@@ -209,6 +210,10 @@ class RemoteCalendar:
         """The change feed reports an event moved out of the sync window as removed."""
         return self.client.window_moves_look_removed
 
+    @property
+    def series_as_masters(self) -> bool:
+        return self.client.series_as_masters
+
     def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
         return self.client.read_events(self.ref, event_ids, as_user=self.as_user)
 
@@ -260,6 +265,16 @@ def user_calendar(provider: CalendarProvider, user) -> RemoteCalendar:
 
 
 def _personal_calendar(provider: CalendarProvider, user, token: UserToken | None) -> RemoteCalendar:
+    kind = spec(provider.kind)
+    if kind.personal_by_impersonation:
+        # No token: the application acts in the person's own mailbox (their address).
+        if not user.email:
+            raise NotConnected(f"{user} has no e-mail address to find their mailbox by.")
+        return RemoteCalendar(
+            client_for(provider),
+            CalendarRef(user.email, kind.own_calendar_id),
+            as_user=UserCredentials(account_email=user.email, token={}),
+        )
     if token is None or token.token is None:
         raise NotConnected(f"{user} has not connected a {provider.get_kind_display()} calendar.")
     credentials = UserCredentials(account_email=token.account_email, token=token.token)
@@ -306,13 +321,14 @@ class Location:
 def locate(reservation: Reservation, binding: SpaceCalendar) -> Location:
     """The one answer to "where does this reservation's event live" (DESIGN.md: the sync
     mailbox decides). A person's calendar is named by their token's account (their e-mail
-    address until they connect)."""
+    address until they connect; always their address where the application acts in their
+    mailbox: ``ProviderSpec.personal_by_impersonation``)."""
     provider = binding.provider
     kind = spec(provider.kind)
     person = reservation.requested_for
     if reservation.sync_mailbox == SyncMailbox.USER and person is not None:
         token = UserToken.objects.filter(user_id=reservation.requested_for_id, provider=provider)
-        row = token.first()
+        row = None if kind.personal_by_impersonation else token.first()
         mailbox = row.account_email if row else person.email
         return Location(
             binding, SyncMailbox.USER, mailbox, kind.own_calendar_id, user=person, token=row

@@ -126,6 +126,11 @@ class RemoteEvent:
     removed: bool = False  # deleted remotely (delta @removed, Google status=cancelled)
     resource_response: str = ""  # accepted | declined | tentative | none, for invited rooms
     series_id: str = ""  # the recurring master's id, for occurrences and exceptions
+    # A recurring master read whole (a client with ``series_as_masters``): not a booking
+    # itself but its series' state, the ids of its live occurrences in the window, which are
+    # reported with it; an occurrence of the series Reserva knows that is not among them was
+    # deleted (the feed reports the master, never the occurrence).
+    occurrence_ids: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -252,11 +257,16 @@ class CalendarClient(Protocol):
       reads it by id (Graph's delta cannot expand extended properties); otherwise
       ``read_events`` is not needed and may raise ``NotImplementedError``;
     - ``window_moves_look_removed``: the feed reports an event moved out of the sync window as
-      removed (Graph's calendarView delta), so a removal must be checked before it is believed.
+      removed (Graph's calendarView delta), so a removal must be checked before it is believed;
+    - ``series_as_masters``: the feed reports a recurring series by its master (EWS'
+      SyncFolderItems): each changed master comes with its occurrences in the window and a
+      ``RemoteEvent`` with ``occurrence_ids``, and a removed id may be a master's, whose
+      occurrences are then gone too (Graph and Google report each occurrence itself).
     """
 
     reads_tags_by_id: ClassVar[bool]
     window_moves_look_removed: ClassVar[bool]
+    series_as_masters: ClassVar[bool]
 
     def test_connection(self, ref: CalendarRef) -> None:
         """Get a token and read (and, where the API tells, check write access to) ``ref``."""

@@ -51,6 +51,11 @@ class ProviderSpec:
     # Change notifications come over streams a long-running process keeps open from Reserva's
     # side (Exchange Server: ``manage.py ews_listen``), rather than as webhooks.
     streams: bool = False
+    # Personal mode without a personal token: the application's credentials act in the
+    # person's own mailbox, named by their e-mail address (Exchange's ApplicationImpersonation:
+    # the meeting is the person's, the room invited as a resource). Needs credentials that
+    # may act as any user (not a delegate's Full Access to chosen mailboxes).
+    personal_by_impersonation: bool = False
 
     def client_class(self) -> type[CalendarClient]:
         return _load(self.client)
@@ -132,6 +137,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         limits=Limits(max_in_flight=4, max_per_window=600, window_seconds=60),
         people_sign_in=False,
         streams=True,
+        personal_by_impersonation=True,
     ),
 }
 

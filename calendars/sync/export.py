@@ -636,6 +636,7 @@ def _save_synced(
         "last_error": "",
         "attempts": 0,  # the outcome is known now
         "creating_at": None,  # in the same commit as the event id
+        "event_made_at": now,  # (the next pull looks up the ones its feed does not report)
         "mailbox": binding.resource_email,
         "calendar_id": binding.calendar_id,
         "binding": binding.pk,

@@ -41,6 +41,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.base import (
+    CalendarGone,
     EndpointRefused,
     EventGone,
     PermanentError,
@@ -50,6 +51,7 @@ from integrations.base import (
     TransientError,
     VersionConflict,
 )
+from integrations.registry import spec
 from reservations.models import Reservation, ReservationStatus, SyncMailbox
 
 from .. import remote
@@ -126,7 +128,7 @@ def apply_remote_result(
     """Record that the remote event ``event`` now shows ``version`` of the reservation.
 
     Saves the link: event id, iCalUId, change key / etag, pushed version, state synced, and
-    (when given) the place the event now lives in.
+    (when given) the place the event now lives in; a new event id, when it was made.
     """
     if place is not None:
         link.provider_id, link.mailbox, link.calendar_id = (
@@ -134,6 +136,8 @@ def apply_remote_result(
             place.mailbox,
             place.calendar_id,
         )
+    if event.id != link.external_id:  # an event made (a create, or a move's new event)
+        link.event_made_at = timezone.now()
     link.external_id = event.id
     link.ical_uid = event.ical_uid or link.ical_uid
     link.remote_version = event.version
@@ -378,7 +382,11 @@ def _awaits_room(reservation: Reservation, done: str) -> bool:
 def _paused_reason(reservation: Reservation, binding: SpaceCalendar | None) -> str:
     if binding is not None and binding.status == BindingStatus.PAUSED:
         return f"Sync is paused for this room: {binding.last_error}"
-    if reservation.sync_mailbox == SyncMailbox.USER and reservation.requested_for_id:
+    if (
+        reservation.sync_mailbox == SyncMailbox.USER
+        and reservation.requested_for_id
+        and not (binding and spec(binding.provider.kind).personal_by_impersonation)
+    ):
         provider_id = binding.provider_id if binding else None
         token = UserToken.objects.filter(
             user_id=reservation.requested_for_id, provider_id=provider_id
@@ -568,8 +576,16 @@ def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) ->
     )
     if token is not None:
         trouble.pause_token(token.pk, exc)
+    elif personal and isinstance(exc, CalendarGone) and _acts_in_mailboxes(link):
+        # One person's address names no mailbox (Exchange Server, impersonation): their
+        # booking's link is paused with why; the room still syncs everyone else's.
+        return
     elif link.binding_id is not None:
         trouble.pause_binding(link.binding_id, exc.message)
+
+
+def _acts_in_mailboxes(link: SyncLink) -> bool:
+    return spec(link.provider.kind).personal_by_impersonation
 
 
 def _beat(job_id: int) -> bool:

@@ -318,7 +318,8 @@ def _read(calendar: remote.RemoteCalendar, window: tuple[datetime, datetime]) ->
     if tagged is not None:
         return tagged
     events, _cursor, _pages = pull.read_changes(calendar, None, *window)
-    return events
+    # A series' state (EWS) is no event: its occurrences are in the read.
+    return [event for event in events if event.occurrence_ids is None]
 
 
 def _facts(binding, events: list[RemoteEvent], window, now: datetime):

@@ -18,24 +18,41 @@ Contracts:
   ``ConflictResolution=NeverOverwrite``: a stale one is ``ErrorIrresolvableConflict`` ->
   ``VersionConflict``. Without a version it overwrites.
 - ``delete_event`` moves the item to Deleted Items; an item already gone is success.
-- ``changes`` is ``SyncFolderItems``: no token reads the whole folder (creates, kept when they
-  touch [start, end)); the sync state comes back as ``sync_token``. The feed carries our tag
-  (asked for as an additional property), so ``reads_tags_by_id`` is False; an invalid state
-  raises ``SyncTokenExpired``.
+- ``changes`` is one ``SyncFolderItems`` answer per call (``MaxChangesReturned`` =
+  ``SYNC_PAGE``): no token reads the folder from its start (creates, kept when they touch
+  [start, end)). While ``IncludesLastItemInRange`` is false the answer's sync state is the
+  ``next_page``, and on the last page the ``sync_token``, as Graph's nextLink / deltaLink: the
+  pull keeps only the cursor it applied, and a sync state stays valid after a newer one was
+  issued, so a pull that dies between pages starts again from the saved one and gets the
+  same changes again (none lost, none new twice: the pull matches them by id). A recurring
+  master (the folder holds no occurrences) is replaced by its occurrences in [start, end),
+  read with one CalendarView a page (each with the master's id as ``series_id``), and the
+  series' state (``occurrence_ids``; ``series_as_masters`` is True): a deleted occurrence is
+  a change of its master, and the pull learns of it from the list. The view covers the whole
+  window (an exception may move before its series' first occurrence); a room with more items
+  in it than the server's FindItem limit (``EWSFindCountLimit``, 1000 by default) is not
+  handled yet. The feed
+  carries our tag (asked for as an additional property), so ``reads_tags_by_id`` is False;
+  an invalid state raises ``SyncTokenExpired``.
 - ``batch`` uses multi-item CreateItem / UpdateItem / DeleteItem (exchangelib's
   ``bulk_create`` / ``bulk_update`` / ``bulk_delete``), one ``BatchResult`` per op.
 - ``free_busy`` is ``GetUserAvailability``; mailboxes it could not read are left out.
 - Change notifications are streaming subscriptions (``streaming.py``: ``subscribe_stream``,
   ``listen``, ``unsubscribe``), listened to by ``manage.py ews_listen``.
-- There is no personal mode (``as_user``): EWS on-premises has no per-person consent.
+- Personal mode (``as_user``): EWS on-premises has no per-person consent, so the service
+  account acts in the person's own mailbox (``ref.mailbox``, their address) by
+  ApplicationImpersonation; the room is a resource attendee and its booking assistant's answer
+  comes back as the room's ``ResponseType`` on the person's item (``resource_response``).
+  Delegate credentials cannot act as any user: ``as_user`` with them is a ``PermanentError``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from exchangelib import (
     Account,
@@ -44,10 +61,12 @@ from exchangelib import (
 from exchangelib.items import (
     ALL_OCCURRENCES,
     ALWAYS_OVERWRITE,
+    ID_ONLY,
     MOVE_TO_DELETED_ITEMS,
     NEVER_OVERWRITE,
     SEND_TO_ALL_AND_SAVE_COPY,
 )
+from exchangelib.items.calendar_item import EXCEPTION, OCCURRENCE, RECURRING_MASTER
 from exchangelib.properties import (
     DaylightTime,
     FreeBusyViewOptions,
@@ -56,7 +75,7 @@ from exchangelib.properties import (
     TimeWindow,
     TimeZone,
 )
-from exchangelib.services import GetUserAvailability
+from exchangelib.services import GetUserAvailability, SyncFolderItems
 from exchangelib.version import EXCHANGE_2016
 
 from ..base import (
@@ -82,6 +101,8 @@ from .streaming import StreamingMixin
 log = logging.getLogger("integrations.ews")
 
 SYNC_PAGE = 200  # SyncFolderItems MaxChangesReturned (EWS allows 1-512)
+# A full read's later pages carry this before the sync state, so they keep its window filter.
+FULL_READ = "full:"
 # GetUserAvailability asks in UTC: no daylight saving, so both transitions are the same. Built
 # here rather than read with GetServerTimeZones (what exchangelib's helper does), which would
 # cost a request per call.
@@ -97,6 +118,7 @@ class EwsClient(StreamingMixin, BatchMixin):
     kind = "ews"
     reads_tags_by_id: ClassVar[bool] = False
     window_moves_look_removed: ClassVar[bool] = False
+    series_as_masters: ClassVar[bool] = True  # SyncFolderItems reports a series' master
 
     # -- calendars -------------------------------------------------------------------------
 
@@ -292,30 +314,109 @@ class EwsClient(StreamingMixin, BatchMixin):
         end: datetime,
         as_user: UserCredentials | None = None,
     ) -> ChangePage:
-        """SyncFolderItems since ``token`` (all pages), or the whole folder without one."""
+        """One SyncFolderItems answer (at most ``SYNC_PAGE`` changes) since ``token``, or from
+        the start of the folder without one: ``next_page`` while Exchange says more follow
+        (``IncludesLastItemInRange`` false), ``sync_token`` on the last page. Nothing is
+        kept here between pages, so a caller that dies between two holds only the cursor it
+        saved last and starts again from it (module doc)."""
         self._personal(as_user)
+        full = not token or token.startswith(FULL_READ)
+        state = (token or "").removeprefix(FULL_READ) or None
 
         def read(account: Account) -> ChangePage:
             folder = self._folder(account, ref)
-            folder.item_sync_state = token or None  # the folder object is cached per account
-            events: list[RemoteEvent] = []
-            for change, item in folder.sync_items(
-                sync_state=token or None,
-                only_fields=list(READ_FIELDS),
-                max_changes_returned=SYNC_PAGE,
-            ):
-                if change == "delete":
-                    events.append(mapping.removed(str(item.id)))
-                    continue
-                if change not in ("create", "update"):
-                    continue  # read-flag changes
-                event = mapping.parse_item(item)
-                if not token and not _touches(event, start, end):
-                    continue
-                events.append(event)
-            return ChangePage(events=events, sync_token=folder.item_sync_state)
+            service = SyncFolderItems(account=account)
+            answers = list(
+                service.call(
+                    folder=folder,
+                    shape=ID_ONLY,
+                    additional_fields=_sync_fields(folder),
+                    sync_state=state,
+                    ignore=None,
+                    max_changes_returned=SYNC_PAGE,
+                    sync_scope=None,
+                )
+            )
+            events, masters = self._page_events(answers, start, end, full=full)
+            events = self._with_occurrences(folder, events, masters, start, end)
+            # exchangelib's loop stops on an unchanged state too (a server that says "more"
+            # without moving on would otherwise be asked forever).
+            if service.includes_last_item_in_range or service.sync_state == state:
+                return ChangePage(events=events, sync_token=service.sync_state)
+            return ChangePage(
+                events=events, next_page=(FULL_READ if full else "") + service.sync_state
+            )
 
         return self._call(ref.mailbox, read)
+
+    def _page_events(
+        self,
+        answers: list[tuple[str, Any]],
+        start: datetime,
+        end: datetime,
+        *,
+        full: bool,
+    ) -> tuple[list[RemoteEvent], set[str]]:
+        """One page's changes as events: deletions as removed, read-flag changes left out,
+        creates of a full read kept when they touch [start, end); and which are recurring
+        masters."""
+        events: list[RemoteEvent] = []
+        masters: set[str] = set()
+        for change, item in answers:
+            if isinstance(item, BaseException):
+                raise item
+            if change == "delete":
+                events.append(mapping.removed(str(item.id)))
+                continue
+            if change not in ("create", "update"):
+                continue  # read-flag changes
+            event = mapping.parse_item(item)
+            if str(item.type or "") == RECURRING_MASTER:
+                masters.add(event.id)  # expanded by _with_occurrences, window or not
+            elif full and not _touches(event, start, end):
+                continue
+            events.append(event)
+        return events, masters
+
+    def _with_occurrences(
+        self,
+        folder: Any,
+        events: list[RemoteEvent],
+        master_ids: set[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[RemoteEvent]:
+        """Each recurring master of the page as its occurrences in [start, end) (a
+        CalendarView, which expands series, as Graph's calendarView does; one for the page)
+        and its series' state (``occurrence_ids``), in the master's place. The folder holds
+        the master only, and a changed or deleted occurrence is a change of the master, so
+        the state is how a pull learns that an occurrence it knows is gone."""
+        masters = {e.ical_uid: e for e in events if e.id in master_ids}
+        if not masters:
+            return events
+        view = folder.view(
+            start=mapping.ews_time(start, "UTC"), end=mapping.ews_time(end, "UTC")
+        ).only(*READ_FIELDS)
+        found: dict[str, list[RemoteEvent]] = {uid: [] for uid in masters}
+        for item in view:
+            uid = str(item.uid or "")
+            if uid in found and str(item.type or "") in (OCCURRENCE, EXCEPTION):
+                found[uid].append(replace(mapping.parse_item(item), series_id=masters[uid].id))
+        result: list[RemoteEvent] = []
+        for event in events:
+            if event.id in master_ids:
+                occurrences = found[event.ical_uid]
+                state = replace(
+                    event,
+                    start=None,
+                    end=None,
+                    series_id=event.id,
+                    occurrence_ids=tuple(o.id for o in occurrences),
+                )
+                result.extend([*occurrences, state])
+            else:
+                result.append(event)
+        return result
 
     def free_busy(
         self,
@@ -363,6 +464,16 @@ class EwsClient(StreamingMixin, BatchMixin):
             return result
 
         return self._call(caller, read, items=len(refs))
+
+
+def _sync_fields(folder: Any) -> set[Any]:
+    """What SyncFolderItems returns of each item besides its id and change key (as
+    exchangelib's ``sync_items`` builds it from ``only_fields``)."""
+    for name in READ_FIELDS:
+        folder.validate_item_field(field=name, version=folder.account.version)
+    return {
+        f for f in folder.normalize_fields(fields=list(READ_FIELDS)) if not f.field.is_attribute
+    }
 
 
 def _touches(event: RemoteEvent, start: dt.datetime, end: dt.datetime) -> bool:

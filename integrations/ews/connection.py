@@ -295,12 +295,15 @@ class EwsConnection:
         # the Protocol (issue 17) and may still, so both are read.
         return CalendarRef(ref) if isinstance(ref, str) else ref
 
-    @staticmethod
-    def _personal(as_user: UserCredentials | None) -> None:
-        if as_user is not None:
+    def _personal(self, as_user: UserCredentials | None) -> None:
+        """Personal mode acts in the person's own mailbox (the call's ``ref.mailbox``, their
+        address) by impersonation; delegate (Full Access) credentials reach only the
+        mailboxes they were given, so they are refused before anything is sent."""
+        if as_user is not None and not self.config.impersonation:
             raise PermanentError(
-                "Exchange Server (EWS) has no personal mode: events are written as the sync "
-                "user. Use normal or strict sync mode.",
+                "Personal mode on Exchange Server writes each meeting in its organizer's own "
+                "mailbox, which needs the ApplicationImpersonation role; this credential alias "
+                "uses delegate access. Use impersonation, or normal or strict sync mode.",
                 code="no_personal_mode",
             )
 

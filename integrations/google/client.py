@@ -86,6 +86,7 @@ class GoogleClient(BatchMixin, ChannelsMixin):
     reads_tags_by_id = False
     # An incremental sync reports the whole calendar: a move out of the window is a move.
     window_moves_look_removed = False
+    series_as_masters = False  # singleEvents=true: each occurrence is an event of the feed
 
     def __init__(self, config: ProviderConfig, http: HttpClient | None = None) -> None:
         self.config = config

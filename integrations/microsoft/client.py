@@ -75,6 +75,7 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
     # calendarView/delta follows a window: an event moved out of it is reported @removed,
     # the same as a deleted one.
     window_moves_look_removed = True
+    series_as_masters = False  # calendarView/delta reports occurrences and exceptions
 
     def __init__(
         self,

@@ -111,7 +111,8 @@ def list_faults(request: Request, sandbox: Sandbox) -> Response:
 
 def add_fault(request: Request, sandbox: Sandbox) -> Response:
     """Body: {"kind": "503", "service": "graph", "method": "POST", "path": "/events$",
-    "count": 2} or {"kind": "500", "rate": 0.1, "count": null}."""
+    "count": 2} or {"kind": "500", "rate": 0.1, "count": null}; "body" (a regex searched in
+    the request body) and "skip" (matches let through first) narrow it further."""
     try:
         fault = sandbox.faults.add(**_body(request))
     except (TypeError, ValueError) as exc:

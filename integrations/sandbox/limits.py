@@ -152,9 +152,10 @@ class Fault:
     ``kind``: "500", "503" (with ``retry_after``), "slow" (the handler runs, so a write lands,
     then the response waits ``delay_seconds``, longer than a sane client timeout) or "drop"
     (the connection closes without a response; with ``after_write`` the handler runs first).
-    Matches requests by ``service`` / ``method`` / ``path`` (a regex searched in the path);
-    fires for the next ``count`` matches, or at ``rate`` (0..1) for every match when count is
-    None.
+    Matches requests by ``service`` / ``method`` / ``path`` (a regex searched in the path) /
+    ``body`` (a regex searched in the request body: one SOAP operation of EWS, whose requests
+    all go to one path); lets the first ``skip`` matches through, then fires for the next
+    ``count`` matches, or at ``rate`` (0..1) for every match when count is None.
     """
 
     kind: str
@@ -166,9 +167,12 @@ class Fault:
     retry_after: int = 5
     delay_seconds: float = 30.0
     after_write: bool = False
+    body: str | None = None
+    skip: int = 0
     id: int = 0
     fired: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _body: re.Pattern[bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -177,18 +181,23 @@ class Fault:
             raise ValueError("rate must be between 0 and 1")
         if self.count is None and self.rate is None:
             raise ValueError("give count (next N requests) or rate")
+        if self.skip < 0:
+            raise ValueError("skip must be 0 or more")
         self._pattern = re.compile(self.path) if self.path else None
+        self._body = re.compile(self.body.encode("utf-8")) if self.body else None
 
-    def matches(self, service: str, method: str, path: str) -> bool:
+    def matches(self, service: str, method: str, path: str, body: bytes = b"") -> bool:
         return (
             (self.service is None or self.service == service)
             and (self.method is None or self.method.upper() == method)
             and (self._pattern is None or bool(self._pattern.search(path)))
+            and (self._body is None or bool(self._body.search(body)))
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_pattern", None)
+        data.pop("_body", None)
         return data
 
 
@@ -202,7 +211,8 @@ class FaultInjector:
         self._random = random.Random(seed)
 
     def add(self, **spec: Any) -> Fault:
-        fault = Fault(**{k: v for k, v in spec.items() if k not in {"id", "fired", "_pattern"}})
+        internal = {"id", "fired", "_pattern", "_body"}
+        fault = Fault(**{k: v for k, v in spec.items() if k not in internal})
         with self._lock:
             fault.id = self._next_id
             self._next_id += 1
@@ -214,10 +224,13 @@ class FaultInjector:
         with self._lock:
             self._random.seed(seed)
 
-    def pick(self, service: str, method: str, path: str) -> Fault | None:
+    def pick(self, service: str, method: str, path: str, body: bytes = b"") -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(service, method, path):
+                if not fault.matches(service, method, path, body):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 if fault.count is not None:
                     fault.fired += 1

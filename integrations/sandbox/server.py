@@ -238,7 +238,7 @@ class Sandbox:
             )
         fault = None
         if route.service != "control":
-            fault = self.faults.pick(route.service, request.method, request.path)
+            fault = self.faults.pick(route.service, request.method, request.path, request.body)
         if fault and fault.kind == "drop" and not fault.after_write:
             return DROP
         if fault and fault.kind in ("500", "503"):

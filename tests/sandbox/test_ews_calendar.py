@@ -181,6 +181,14 @@ def test_injected_fault_is_a_soap_fault(ews):
     assert b"ErrorInternalServerError" in response.content
 
 
+def test_a_fault_can_pick_one_operation_and_let_the_first_through(ews):
+    ews.sandbox.faults.add(kind="500", service="ews", body="<m:SyncFolderItems", skip=1)
+    assert b"ErrorInternalServerError" not in _post(ews, b"<m:GetFolder/>").content
+    assert b"ErrorInternalServerError" not in _post(ews, b"<m:SyncFolderItems/>").content
+    assert b"ErrorInternalServerError" in _post(ews, b"<m:SyncFolderItems/>").content
+    assert ews.sandbox.faults.list() == []  # fired once, gone
+
+
 def test_ntlm_with_a_down_level_logon_name(ews):
     from requests_ntlm import HttpNtlmAuth
 

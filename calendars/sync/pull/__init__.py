@@ -75,8 +75,12 @@ returns occurrences and exceptions, so each occurrence is an event with its own 
 ``series_id``) and becomes its own reservation; an exception is an occurrence with other
 times, a deleted occurrence comes back removed; a deleted series comes back as its removed
 occurrences (or, from Google, possibly as the cancelled master, whose instances are found by
-id prefix). Both sandboxes emulate series with exceptions (tests/calendars/
-test_pull_recurring_ms.py, test_pull_recurring_google.py).
+id prefix). Exchange Server's SyncFolderItems reports a series by its master only: the client
+reads its occurrences in the window (a CalendarView) and gives the series' state (the ids of
+its occurrences, ``RemoteEvent.occurrence_ids``) with them; ``fetch.gone_from_series``
+reports the linked occurrences a master no longer lists, or every one of a removed master
+(``SyncLink.series_id``), as removed. The sandboxes emulate series with exceptions (tests/
+calendars/test_pull_recurring_ms.py, test_pull_recurring_google.py, test_pull_recurring_ews.py).
 
 Pushes made by the pull's own service calls are no-ops: the link is given the reservation's
 new version (``pushed_version``) in the same transaction, so the push plan finds the calendar

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 
 from integrations.base import RemoteEvent, SyncTokenExpired, TransientError
 from reservations.models import REMOTE_SOURCES, SLOT_HOLDING_STATUSES
@@ -41,11 +41,17 @@ def read_changes(
 
 
 def load_binding(binding_id: int) -> SpaceCalendar | None:
-    """The binding with what a pull (or the daily reconciliation) reads of it."""
+    """The binding with what a pull (or the daily reconciliation) reads of it, and whether
+    a push has made an event in its room since the last pull started (``made_since_pull``,
+    read in the same query: see ``unreported_events_of_ours``)."""
+    made = SyncLink.objects.filter(
+        binding=OuterRef("pk"), event_made_at__gte=OuterRef("last_pulled_at")
+    )
     return (
         SpaceCalendar.objects.select_related(
             "space__location", "provider__connection", "provider__credential"
         )
+        .annotate(made_since_pull=Exists(made))
         .filter(pk=binding_id)
         .first()
     )
@@ -78,10 +84,91 @@ def read_events(
         log.info("Pull of binding %s: cursor rejected, one full resync", binding.pk)
         token = None
         events, cursor, pages = read_changes(calendar, None, *window)
+    events = gone_from_series(binding, calendar, events, window)
     events = attribution.attribute(binding, calendar, events)
-    absent = missing_from_full_read(binding, events, window) if token is None else []
+    if token is None:
+        absent = missing_from_full_read(binding, events, window)
+    else:
+        absent = unreported_events_of_ours(binding, events)
     events = moved_out_of_view(binding, calendar, [*events, *absent], absent)
     return events, cursor, pages, token is None
+
+
+def gone_from_series(
+    binding: SpaceCalendar,
+    calendar: remote.RemoteCalendar,
+    events: list[RemoteEvent],
+    window: tuple[datetime, datetime],
+) -> list[RemoteEvent]:
+    """Where the feed reports a recurring series by its master (``series_as_masters``:
+    Exchange Server), an occurrence deleted in Outlook, or the whole series, never comes
+    as a removal of its own: the master comes changed, with the ids of its occurrences now
+    (``occurrence_ids``), or removed. So the linked occurrences of such a master that it no
+    longer lists (in the window: one outside it is not listed either), and every linked
+    occurrence of a removed master, are reported removed here, and the plan cancels them as
+    any removal. The series' states themselves are left out: they are no bookings. One
+    query, only when the pull read a master or a removal."""
+    if not calendar.series_as_masters:
+        return events
+    masters = {event.id: event for event in events if event.occurrence_ids is not None}
+    removed = {event.id for event in events if event.removed}
+    kept = [event for event in events if event.occurrence_ids is None]
+    if not masters and not removed:
+        return kept
+    present = {event.id for event in kept}
+    rows = (
+        SyncLink.objects.filter(binding=binding, series_id__in=[*masters, *removed])
+        .exclude(external_id="")
+        .values_list("series_id", "external_id", "reservation__start", "reservation__end")
+    )
+    gone = []
+    for series_id, external_id, start, end in rows:
+        if external_id in present:
+            continue
+        master = masters.get(series_id)
+        if master is None or (
+            external_id not in (master.occurrence_ids or ())
+            and start < window[1]
+            and end > window[0]
+        ):
+            gone.append(RemoteEvent(id=external_id, removed=True, status="cancelled"))
+    return [*kept, *gone]
+
+
+def unreported_events_of_ours(
+    binding: SpaceCalendar, events: list[RemoteEvent]
+) -> list[RemoteEvent]:
+    """An event Reserva made after the last pull started should be in this pull's changes
+    (made after the cursor). One that is not may have been deleted before this pull, and a
+    feed may say nothing of an item made and deleted between two reads: Exchange's
+    SyncFolderItems collapses the pair into nothing (a create in flight deleted in Outlook
+    before its push saved the id, which the pull in between could not wait on, or deleted
+    any time before the next pull). The booking would stay confirmed with no event. So the
+    events of such links that the feed did not report are reported removed here, and
+    ``moved_out_of_view`` looks each up by our tag: one still there (its create was read by
+    the pull before, which started before the id was saved) is planned as it is, the rest as
+    deleted. Only when the binding's row says a push made one (``made_since_pull``), so a
+    pull with nothing of the sort costs no query."""
+    if not getattr(binding, "made_since_pull", False) or binding.last_pulled_at is None:
+        return []
+    reported = {event.id for event in events}
+    made = (
+        SyncLink.objects.filter(
+            binding=binding,
+            mailbox__iexact=binding.resource_email,
+            event_made_at__gte=binding.last_pulled_at,
+            creating_at__isnull=True,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+        )
+        .exclude(external_id="")
+        .exclude(reservation__source__in=REMOTE_SOURCES)
+        .values_list("external_id", flat=True)
+    )
+    return [
+        RemoteEvent(id=external_id, removed=True, status="cancelled")
+        for external_id in made
+        if external_id not in reported
+    ][:MAX_MOVED_LOOKUPS]
 
 
 def missing_from_full_read(

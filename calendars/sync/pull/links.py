@@ -36,8 +36,8 @@ class Links:
     had)."""
 
     FIELDS = (
-        "external_id", "ical_uid", "remote_version", "state", "pushed_version", "last_error",
-        "attempts", "updated",
+        "external_id", "ical_uid", "series_id", "remote_version", "state", "pushed_version",
+        "last_error", "attempts", "updated",
     )  # fmt: skip
 
     def __init__(self, binding: SpaceCalendar) -> None:
@@ -110,6 +110,7 @@ class Links:
         if not event.removed:
             link.external_id = event.id or link.external_id
             link.ical_uid = event.ical_uid or link.ical_uid
+            link.series_id = event.series_id or link.series_id
             link.remote_version = event.version
         else:
             link.remote_version = ""

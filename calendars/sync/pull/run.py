@@ -42,7 +42,7 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
         events, cursor, pages, whole = read_events(binding, calendar, window, full=full)
         result = apply_plan(binding, events, cursor, full=whole, window=window)
         result.pages = pages
-        fields = _pulled(result)
+        fields = _pulled(result, started)
     except PermanentError as exc:
         trouble.pause_binding(binding_id, exc.message)
         result = PullResult(PullStatus.PAUSED, detail=exc.message)
@@ -60,15 +60,16 @@ def pull_binding(binding_id: int, *, full: bool = False) -> PullResult:
     return result
 
 
-def _pulled(result: PullResult) -> dict:
+def _pulled(result: PullResult, started: datetime) -> dict:
     """What a pull that went through saves on its binding (with the claim's release): the
-    new cursor, when it pulled, and its status: back to OK after transient errors, but a
-    binding a push paused meanwhile stays paused with its reason (one UPDATE either way:
-    CASE on the row's own status)."""
+    new cursor, when it pulled (when it started: the cursor holds every change made since
+    then, which the next pull's look for unreported events of ours relies on), and its
+    status: back to OK after transient errors, but a binding a push paused meanwhile stays
+    paused with its reason (one UPDATE either way: CASE on the row's own status)."""
     recovering = When(status=BindingStatus.ERROR, then=Value(BindingStatus.OK))
     return {
         **({"sync_token": result.cursor} if result.cursor else {}),
-        "last_pulled_at": timezone.now(),
+        "last_pulled_at": started,
         "last_synced_at": timezone.now(),
         "last_error": Case(
             When(status=BindingStatus.PAUSED, then=F("last_error")),

@@ -21,6 +21,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from . import recurrence
 from .operations import Call, _required, operation
 from .soap import ItemError, M, SoapFault, T, local, q, response_message
 from .state import CalendarItem, Mailbox
@@ -211,18 +212,8 @@ def _view(
     access = _sees_details(call, mailbox)
     if access == "AvailabilityOnly" and view.startswith("Detailed"):
         view = view.replace("Detailed", "FreeBusy")
-    found = sorted(
-        (
-            item
-            for item in call.state.items_in(mailbox.folders["calendar"])
-            if item.start
-            and item.end
-            and item.start < end
-            and item.end > start
-            and not item.is_cancelled
-        ),
-        key=lambda i: (i.start, i.id),
-    )
+    items = call.state.items_in(mailbox.folders["calendar"])
+    found = [i for i in recurrence.expand(items, start, end) if not i.is_cancelled]
     node = ET.Element(q(M, "FreeBusyView"))
     ET.SubElement(node, q(T, "FreeBusyViewType")).text = view
     if view.endswith("Merged") or view == "MergedOnly":

@@ -10,10 +10,12 @@ out, as Exchange does.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from . import recurrence
 from .soap import ItemError, SoapFault, T, local, ns_of, q
 from .state import Attendee, CalendarItem
 
@@ -37,6 +39,7 @@ FIELDS: list[tuple[str, str]] = [
     ("UID", "calendar:UID"),
     ("Start", "calendar:Start"),
     ("End", "calendar:End"),
+    ("OriginalStart", "calendar:OriginalStart"),
     ("IsAllDayEvent", "calendar:IsAllDayEvent"),
     ("LegacyFreeBusyStatus", "calendar:LegacyFreeBusyStatus"),
     ("Location", "calendar:Location"),
@@ -49,6 +52,9 @@ FIELDS: list[tuple[str, str]] = [
     ("RequiredAttendees", "calendar:RequiredAttendees"),
     ("OptionalAttendees", "calendar:OptionalAttendees"),
     ("Resources", "calendar:Resources"),
+    ("Recurrence", "calendar:Recurrence"),
+    ("ModifiedOccurrences", "calendar:ModifiedOccurrences"),
+    ("DeletedOccurrences", "calendar:DeletedOccurrences"),
     ("StartTimeZone", "calendar:StartTimeZone"),
     ("EndTimeZone", "calendar:EndTimeZone"),
 ]
@@ -103,7 +109,6 @@ _IGNORED = {
     "UniqueBody",
     "RecurrenceId",
     "DateTimeStamp",
-    "OriginalStart",
     "When",
     "MeetingRequestWasSent",
     "IsResponseRequested",
@@ -116,11 +121,8 @@ _IGNORED = {
     "AppointmentReplyTime",
     "AppointmentSequenceNumber",
     "AppointmentState",
-    "Recurrence",
     "FirstOccurrence",
     "LastOccurrence",
-    "ModifiedOccurrences",
-    "DeletedOccurrences",
     "MeetingTimeZone",
     "ConferenceType",
     "AllowNewTimeProposal",
@@ -170,6 +172,9 @@ READ_ONLY = {
     "IsRecurring",
     "CalendarItemType",
     "MyResponseType",
+    "OriginalStart",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
 }
 FREE_BUSY = {"Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData"}
 SENSITIVITY = {"Normal", "Personal", "Private", "Confidential"}
@@ -279,6 +284,12 @@ def apply_element(item: CalendarItem, child: ET.Element) -> str:
             ) from None
     elif name == "UID":
         item.uid = text or ""
+    elif name == "Recurrence":
+        # A new pattern starts the series afresh: exceptions and deletions go, as in Exchange.
+        item.recurrence = recurrence.parse(child)
+        item.recurrence_xml = copy.deepcopy(child)
+        item.item_type = "RecurringMaster"
+        item.exceptions, item.deleted = {}, set()
     elif name == "RequiredAttendees":
         item.required = _attendees(child)
     elif name == "OptionalAttendees":
@@ -437,9 +448,17 @@ def _write_field(
     elif name == "IsCancelled":
         text(str(item.is_cancelled).lower())
     elif name == "IsRecurring":
-        text("false")
+        text(str(item.item_type in ("Occurrence", "Exception")).lower())
     elif name == "CalendarItemType":
-        text("Single")
+        text(item.item_type)
+    elif name == "OriginalStart" and item.original_start:
+        text(format_datetime(item.original_start))
+    elif name == "Recurrence":
+        recurrence.write_recurrence(node, item)
+    elif name == "ModifiedOccurrences":
+        recurrence.write_modified(node, item, format_datetime)
+    elif name == "DeletedOccurrences":
+        recurrence.write_deleted(node, item, format_datetime)
     elif name == "MyResponseType":
         text(item.my_response)
     elif name == "Organizer" and item.organizer:

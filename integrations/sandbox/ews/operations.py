@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import items as fields
+from . import recurrence
 from .soap import Envelope, ItemError, M, SoapFault, T, local, q, response_message
 from .state import ITEM_PREFIX, CalendarItem, EwsState, Folder, Mailbox, new_id
 
@@ -179,12 +180,7 @@ def _item_for(call: Call, ref: ET.Element) -> CalendarItem:
             "ErrorSchemaValidation",
             f"The request failed schema validation: '{local(ref.tag)}' is not an item id.",
         )
-    if local(ref.tag) != "ItemId":
-        raise ItemError(
-            "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
-            "The sandbox has no recurring items.",
-        )
-    item = call.state.item(ref.get("Id", ""))
+    item = recurrence.resolve(call.state, ref)
     call.may_access(call.state.mailboxes[item.mailbox])
     return item
 
@@ -262,7 +258,7 @@ def find_item(call: Call) -> ET.Element:
             found = [i for i in found if i.extended.get(key) == value]
         offset, limit = 0, None
         if view is not None:
-            found = [i for i in found if i.start and i.end and i.start < end and i.end > start]
+            found = recurrence.expand(found, start, end)  # occurrences instead of masters
             limit = _int_attr(view, "MaxEntriesReturned")
         elif paged is not None:
             limit = _int_attr(paged, "MaxEntriesReturned")
@@ -431,20 +427,16 @@ def update_item(call: Call) -> ET.Element:
         for update in updates:
             _apply_update(draft, update)
         _check_times(draft)
+        if item.master_id:  # an occurrence: kept on its master as an exception
+            master = recurrence.change_occurrence(call.state, draft, touched)
+            return _updated(item.id, master.change_key)
         vars(item).update(vars(draft))
         if item.is_meeting and item.organizer is None:
             owner = call.state.mailboxes[item.mailbox]
             item.organizer = fields.Attendee(owner.email, owner.name)
         call.state.touched(item, touched)
         after_write(call, item, invitations)
-        container = ET.Element(q(M, "Items"))
-        node = ET.SubElement(container, q(T, "CalendarItem"))
-        ET.SubElement(node, q(T, "ItemId"), {"Id": item.id, "ChangeKey": item.change_key})
-        conflicts = ET.Element(q(M, "ConflictResults"))
-        ET.SubElement(conflicts, q(T, "Count")).text = "0"
-        wrapper = ET.Element("wrapper")
-        wrapper.extend([container, conflicts])
-        return wrapper
+        return _updated(item.id, item.change_key)
 
     with call.state.lock:
         root = _each(call, "UpdateItem", changes, one)
@@ -454,6 +446,17 @@ def update_item(call: Call) -> ET.Element:
             message.remove(wrapper)
             message.extend(list(wrapper))
     return root
+
+
+def _updated(item_id: str, change_key: str) -> ET.Element:
+    container = ET.Element(q(M, "Items"))
+    node = ET.SubElement(container, q(T, "CalendarItem"))
+    ET.SubElement(node, q(T, "ItemId"), {"Id": item_id, "ChangeKey": change_key})
+    conflicts = ET.Element(q(M, "ConflictResults"))
+    ET.SubElement(conflicts, q(T, "Count")).text = "0"
+    wrapper = ET.Element("wrapper")
+    wrapper.extend([container, conflicts])
+    return wrapper
 
 
 def _touched(updates: ET.Element) -> set[str]:
@@ -522,6 +525,9 @@ def delete_item(call: Call) -> ET.Element:
                 "ErrorSendMeetingCancellationsRequired",
                 "SendMeetingCancellations attribute is required for calendar items.",
             )
+        if item.master_id:  # an occurrence: one of its master's deleted occurrences
+            recurrence.delete_occurrence(call.state, item)
+            return None
         call.state.delete(item)
         after_delete(call, item, cancellations)
         return None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from . import recurrence
 from .state import ITEM_PREFIX, Attendee, CalendarItem, EwsState, Mailbox, new_id
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def refusal(state: EwsState, room: Mailbox, item: CalendarItem) -> str | None:
     if room.allow_conflicts:
         return None
     calendar = room.folders["calendar"]
-    for other in state.items_in(calendar):
+    for other in recurrence.expand(state.items_in(calendar), item.start, item.end):
         if other.uid == item.uid or other.is_cancelled or other.free_busy == "Free":
             continue
         if other.start and other.end and other.start < item.end and other.end > item.start:

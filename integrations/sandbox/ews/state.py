@@ -106,6 +106,15 @@ class CalendarItem:
     modified: dt.datetime | None = None
     # Versions: change key -> fields the write that made it changed (None for the creation).
     versions: list[tuple[str, frozenset[str] | None]] = field(default_factory=list)
+    # Recurring series (recurrence.py): "Single", "RecurringMaster", or, for an occurrence
+    # computed from its master, "Occurrence" / "Exception" with its original start.
+    item_type: str = "Single"
+    recurrence: Any = None  # recurrence.Pattern, on a master
+    recurrence_xml: Any = None  # the t:Recurrence element as the client wrote it
+    exceptions: dict[dt.datetime, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[dt.datetime] = field(default_factory=set)
+    original_start: dt.datetime | None = None
+    master_id: str = ""
 
     @property
     def change_key(self) -> str:

@@ -19,6 +19,7 @@ from integrations.base import (
     Throttled,
     VersionConflict,
 )
+from integrations.ews import client as client_module
 from integrations.ews.mapping import creation_key
 from integrations.http import RetryPolicy
 from integrations.limiter import FileLimiter, Limiter, Limits
@@ -106,6 +107,63 @@ def test_changes_full_read_then_incremental_with_tags_and_removals(ews, sandbox)
 def test_an_invalid_sync_state_asks_for_a_full_sync(ews):
     with pytest.raises(SyncTokenExpired):
         ews.changes(CalendarRef(ROOM), "H4sIAAAAAAAEAO29B2AcSZYlJi9tynt", *WINDOW)
+
+
+def read_all(ews, ref, token):
+    """Every page from ``token`` on: the pages' events and where each page said to go."""
+    pages = []
+    while True:
+        page = ews.changes(ref, token, *WINDOW)
+        pages.append(page)
+        if not page.next_page:
+            return pages
+        token = page.next_page
+
+
+def test_changes_come_in_pages_of_max_changes_returned(ews, sandbox, monkeypatch):
+    monkeypatch.setattr(client_module, "SYNC_PAGE", 2)
+    ref = CalendarRef(ROOM)
+    made = [ews.create_event(ref, data(n, 8 + n)) for n in range(1, 5)]
+    far = START + timedelta(days=90)
+    ews.create_event(ref, data(9, 9, start=far, end=far + timedelta(hours=1)))
+    pages = read_all(ews, ref, None)
+    # Five items, two a page: three answers; the item outside the window is left out of the
+    # full read on whichever page it comes.
+    assert len(pages) == 3
+    assert [bool(p.next_page) for p in pages] == [True, True, False]
+    assert pages[-1].sync_token and not any(p.sync_token for p in pages[:-1])
+    assert [e.id for p in pages for e in p.events] == [e.id for e in made]
+
+    # Incremental: the changes since the last page, paged the same way.
+    cursor = pages[-1].sync_token
+    for n, event in enumerate(made[:3], start=1):
+        ews.update_event(ref, event.id, data(n, 8 + n, subject=f"Moved {n}"))
+    ews.delete_event(ref, made[3].id)
+    changed = read_all(ews, ref, cursor)
+    assert [len(p.events) for p in changed] == [2, 2]
+    assert [(e.id, e.removed, e.subject) for p in changed for e in p.events] == [
+        (made[0].id, False, "Moved 1"),
+        (made[1].id, False, "Moved 2"),
+        (made[2].id, False, "Moved 3"),
+        (made[3].id, True, ""),
+    ]
+
+
+def test_a_reader_that_dies_between_pages_gets_the_same_changes_from_its_cursor(
+    ews, sandbox, monkeypatch
+):
+    """The cursor a pull saves is the last page's sync state; a pull that dies after a
+    first page saved nothing, and the next one, from the same cursor, reads every change
+    again (none lost) and then nothing (none twice)."""
+    monkeypatch.setattr(client_module, "SYNC_PAGE", 2)
+    ref = CalendarRef(ROOM)
+    cursor = ews.changes(ref, None, *WINDOW).sync_token
+    made = [ews.create_event(ref, data(n, 8 + n)) for n in range(1, 4)]
+    first = ews.changes(ref, cursor, *WINDOW)  # then the worker dies
+    assert first.next_page and [e.id for e in first.events] == [e.id for e in made[:2]]
+    again = read_all(ews, ref, cursor)
+    assert [e.id for p in again for e in p.events] == [e.id for e in made]
+    assert ews.changes(ref, again[-1].sync_token, *WINDOW).events == []
 
 
 def test_batch_creates_updates_and_deletes_with_one_result_per_op(ews, sandbox):
@@ -233,3 +291,41 @@ def test_batch_updates_without_a_version_overwrite_and_a_gone_item_is_its_own_er
     assert results[0].ok and results[0].event.subject == "Ours"
     assert stored(sandbox, kept.id).subject == "Ours"
     assert isinstance(results[1].error, EventGone)
+
+
+def test_a_recurring_master_comes_as_its_occurrences_and_its_series_state(ews, sandbox):
+    from exchangelib import CalendarItem, EWSDateTime
+    from exchangelib.items import SEND_TO_NONE
+    from exchangelib.recurrence import DailyPattern, Recurrence
+
+    from tests.support.ews_sandbox import account
+
+    ref = CalendarRef(ROOM)
+    cursor = ews.changes(ref, None, *WINDOW).sync_token
+    room = account(sandbox, ROOM, "svc-reserva@contoso.test", impersonate=True)
+    master = CalendarItem(
+        account=room,
+        folder=room.calendar,
+        subject="Weekly",
+        start=EWSDateTime.from_datetime(START),
+        end=EWSDateTime.from_datetime(START + timedelta(hours=1)),
+        recurrence=Recurrence(pattern=DailyPattern(interval=7), start=START.date(), number=8),
+    )
+    master.save(send_meeting_invitations=SEND_TO_NONE)
+    master.refresh()
+    page = ews.changes(ref, cursor, *WINDOW)
+    *occurrences, state = page.events
+    # The window (January 2030) holds four of the eight weeks.
+    assert [e.start for e in occurrences] == [START + timedelta(days=7 * n) for n in range(4)]
+    assert {(e.series_id, e.ical_uid, e.subject) for e in occurrences} == {
+        (master.id, master.uid, "Weekly")
+    }
+    assert master.id not in {e.id for e in occurrences}
+    assert (state.id, state.occurrence_ids) == (master.id, tuple(e.id for e in occurrences))
+
+    # One occurrence deleted in Outlook: the feed reports the master, without it.
+    room.calendar.get(id=occurrences[1].id).delete()
+    again = ews.changes(ref, page.sync_token, *WINDOW)
+    *left, state = again.events
+    assert [e.id for e in left] == [occurrences[n].id for n in (0, 2, 3)]
+    assert state.occurrence_ids == tuple(e.id for e in left)

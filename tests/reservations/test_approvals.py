@@ -21,7 +21,7 @@ from reservations.models import (
     ReservationStatus,
     SpaceKind,
 )
-from tests.conftest import local, next_weekday
+from tests.conftest import local, midday_zone, next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +45,10 @@ def fiona(facilities):
 
 @pytest.fixture
 def boardroom(make_location, make_space, facilities):
-    # Open all day: several tests book "now + 3 hours", which must be bookable whenever the
-    # suite runs (with 07:00-20:00 they failed after 17:00 London time).
-    location = make_location("HQ")
+    # Open all day where it is about midday now: several tests book "now + 3 hours", which
+    # must be bookable whenever the suite runs (with 07:00-20:00 London they failed after
+    # 17:00, and open all day in London they failed after 20:00, crossing midnight).
+    location = make_location("HQ", time_zone=midday_zone())
     room = make_space(location, name="Boardroom")
     ApprovalRule.objects.create(location=location, space=room, approvers=facilities)
     return room

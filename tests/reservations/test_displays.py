@@ -25,8 +25,7 @@ from reservations.models import (
     ReservationStatus,
     Source,
 )
-from tests.conftest import next_weekday
-from tests.support.portal import daytime_zone
+from tests.conftest import midday_zone, next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def location(make_location):
     # Open around the clock in a zone where it is daytime now, so every slot near "now" fits.
-    return make_location("HQ", time_zone=daytime_zone())
+    return make_location("HQ", time_zone=midday_zone())
 
 
 @pytest.fixture
@@ -269,7 +268,7 @@ def test_bad_input_is_a_message_not_an_error(client, paired):
 def test_outside_opening_hours_the_page_is_dimmed_and_offers_nothing(
     client, make_location, make_space, make_user
 ):
-    zone = daytime_zone()
+    zone = midday_zone()
     local_now = timezone.now().astimezone(ZoneInfo(zone))
     # Open only on another weekday than today.
     other_day = (local_now.weekday() + 3) % 7
@@ -437,3 +436,22 @@ def test_nobody_but_the_rooms_display_acts_with_source_display(paired, room, ali
         services.change(
             actor=display.user, reservation=booking, end=booking.end + timedelta(minutes=15)
         )
+
+
+def test_times_are_the_rooms_own_whatever_the_servers_zone(
+    client, make_location, make_space, make_user, monkeypatch
+):
+    # The server's TIME_ZONE is UTC; a room in Tokyo shows Tokyo's clock and booking times
+    # (they showed UTC before, unnoticed while tests ran in London's winter, which is UTC).
+    tokyo = make_location("Tokyo", time_zone="Asia/Tokyo")
+    room = make_space(tokyo, name="Fuji")
+    start = datetime.combine(next_weekday(2), clock(10), tzinfo=ZoneInfo("Asia/Tokyo"))
+    services.book(
+        actor=make_user(), space=room, start=start, end=start + timedelta(hours=1),
+        now=start - timedelta(days=1),
+    )  # fmt: skip
+    monkeypatch.setattr("django.utils.timezone.now", lambda: start + timedelta(minutes=15))
+    _display, token = displays.pair(displays.create(space=room).code, address="10.0.0.1")
+    text = client.get(page_url(token)).content.decode()
+    assert ">10:15</time>" in text
+    assert "until 11:00" in text and "10:00–11:00" in text

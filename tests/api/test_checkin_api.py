@@ -12,14 +12,14 @@ from django.utils import timezone
 
 from reservations import services
 from reservations.models import IntegrationRole, Reservation, ReservationStatus
-from tests.support.portal import daytime_zone
+from tests.conftest import midday_zone
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def room(make_location, make_space):
-    location = make_location("HQ", time_zone=daytime_zone(), check_in_required=True)
+    location = make_location("HQ", time_zone=midday_zone(), check_in_required=True)
     return make_space(location, name="Severn")
 
 

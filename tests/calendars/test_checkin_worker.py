@@ -12,8 +12,7 @@ from django.utils import timezone
 from reservations import services
 from reservations.models import Reservation, ReservationStatus
 from tests.calendars.conftest import MS_ROOM, bind, remote_events, sync_worker
-from tests.conftest import wait_for
-from tests.support.portal import daytime_zone
+from tests.conftest import midday_zone, wait_for
 
 
 @pytest.mark.worker
@@ -24,7 +23,7 @@ def test_a_real_worker_releases_a_no_show_and_empties_the_room(
 ):
     from config.celery import app
 
-    location = make_location("HQ", time_zone=daytime_zone())
+    location = make_location("HQ", time_zone=midday_zone())
     room = make_space(location, name="Severn", check_in_required=True)
     bind(room, ms_provider, MS_ROOM)
     with sync_worker("test-checkin"):

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from reservations import services
 from reservations.models import Reservation
-from tests.support.portal import daytime_zone
+from tests.conftest import midday_zone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_alice_checks_in_from_my_reservations(
     new_page, live_server, make_location, make_space, alice
 ):
-    location = make_location("HQ", time_zone=daytime_zone(), check_in_required=True)
+    location = make_location("HQ", time_zone=midday_zone(), check_in_required=True)
     room = make_space(location, name="Severn")
     now = timezone.now()
     start = now + timedelta(minutes=5)

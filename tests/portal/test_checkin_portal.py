@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from reservations import checkin, services
 from reservations.models import Reservation, ReservationStatus, Source, SpaceDayUsage
-from tests.conftest import local, next_weekday
-from tests.support.portal import daytime_zone
+from tests.conftest import local, midday_zone, next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +22,7 @@ DAY = next_weekday(2)
 
 @pytest.fixture
 def room(make_location, make_space):
-    location = make_location("HQ", time_zone=daytime_zone(), check_in_required=True)
+    location = make_location("HQ", time_zone=midday_zone(), check_in_required=True)
     return make_space(location, name="Severn")
 
 

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from reservations import displays, services
 from reservations.models import Reservation, Source
-from tests.support.portal import daytime_zone
+from tests.conftest import midday_zone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +25,7 @@ POLL = 7_000  # ms: one 5-second poll and its answer
 
 @pytest.fixture
 def room(make_location, make_space):
-    location = make_location("London HQ", time_zone=daytime_zone())
+    location = make_location("London HQ", time_zone=midday_zone())
     return make_space(location, name="Thames", capacity=12)
 
 

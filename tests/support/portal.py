@@ -1,11 +1,8 @@
-"""The portal's test data: the day the portal tests book on, the booking and change forms
-as POST bodies, and a time zone in which it is daytime now (check-in windows)."""
+"""The portal's test data: the day the portal tests book on and the booking and change forms
+as POST bodies. (A time zone where it is about midday now, for bookings at the real time, is
+``tests.conftest.midday_zone``.)"""
 
 from __future__ import annotations
-
-from zoneinfo import ZoneInfo
-
-from django.utils import timezone
 
 from tests.conftest import next_weekday
 
@@ -34,12 +31,3 @@ def change_form(reservation, **extra) -> dict:
     }
     data.update(extra)
     return data
-
-
-def daytime_zone() -> str:
-    """A zone where it is daytime now, so a booking around now fits in one local day."""
-    now = timezone.now()
-    for name in ("Europe/London", "Asia/Tokyo", "America/New_York", "Pacific/Auckland"):
-        if 3 <= now.astimezone(ZoneInfo(name)).hour <= 20:
-            return name
-    return "UTC"

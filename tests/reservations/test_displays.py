@@ -454,4 +454,4 @@ def test_times_are_the_rooms_own_whatever_the_servers_zone(
     _display, token = displays.pair(displays.create(space=room).code, address="10.0.0.1")
     text = client.get(page_url(token)).content.decode()
     assert ">10:15</time>" in text
-    assert "until 11:00" in text and "10:00–11:00" in text
+    assert "until 11:00" in text and "10:00\u201311:00" in text

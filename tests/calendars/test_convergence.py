@@ -664,10 +664,17 @@ class ConvergenceRun:
             self.tally.skipped[f"{op} ({outcome['skipped']})"] += 1
         self.log.write(op, args or {}, outcome)
 
+    def pull_inline(self) -> str:
+        """A pull in this process, its follow-ups (the write-backs of remote changes it undid)
+        queued as the pull task queues them (eager: they run now)."""
+        result = pull.pull_binding(self.binding.pk)
+        tasks.dispatch(result.next)
+        return result.status
+
     def request_pull(self, via: str | None = None) -> None:
         if self.inline_pull:
             try:
-                status = pull.pull_binding(self.binding.pk).status
+                status = self.pull_inline()
             except TransientError:
                 status = "failed"
             self.tally.pulls[f"inline {status}"] += 1
@@ -880,7 +887,7 @@ class ConvergenceRun:
                 facts["resume_sync_queued"] = tasks.resume_binding(self.binding.pk)
             moment = timezone.now()
             if self.inline_pull:
-                pull.pull_binding(self.binding.pk)
+                self.pull_inline()
             else:
                 SpaceCalendar.objects.filter(pk=self.binding.pk).update(next_pull_at=None)
                 tasks.queue_due_pulls()

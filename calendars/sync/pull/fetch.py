@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import F, Q
+from django.db.models import DateTimeField, F, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from integrations.base import RemoteEvent, SyncTokenExpired, TransientError
 from reservations.models import REMOTE_SOURCES, SLOT_HOLDING_STATUSES
@@ -139,19 +140,20 @@ def _linked_reserva_events(binding: SpaceCalendar, window: tuple[datetime, datet
     )
 
 
-def cursor_asked_since(binding: SpaceCalendar) -> datetime | None:
-    """No later than when the stored cursor was asked for: the start of the last pull that
-    went through (the one that stored it), or, its record pruned, an hour before the binding
-    last pulled; None before any pull."""
+def cursor_asked_since(binding: SpaceCalendar) -> Coalesce | None:
+    """No later than when the stored cursor was asked for, as an SQL expression (the links'
+    query reads it in the same round trip): the start of the last pull that went through (the
+    one that stored it), or, its record pruned, an hour before the binding last pulled; None
+    before any pull."""
+    if binding.last_pulled_at is None:
+        return None
     started = (
         SyncJob.objects.filter(binding=binding, kind=JobKind.PULL, status=JobStatus.SUCCEEDED)
         .order_by("-started_at")
-        .values_list("started_at", flat=True)
-        .first()
+        .values("started_at")[:1]
     )
-    if started is not None:
-        return started
-    return binding.last_pulled_at - CURSOR_AGE_FALLBACK if binding.last_pulled_at else None
+    fallback = Value(binding.last_pulled_at - CURSOR_AGE_FALLBACK, DateTimeField())
+    return Coalesce(Subquery(started), fallback)
 
 
 def unseen_removals(
@@ -175,7 +177,7 @@ def unseen_removals(
     present = {event.id for event in events}
     recent = (
         _linked_reserva_events(binding, window)
-        .filter(Q(updated__gte=since) | Q(created__gte=since))
+        .filter(updated__gte=since)  # a link's every write stamps it, its creation too
         .order_by("reservation__start", "pk")
         .values_list("external_id", flat=True)
     )

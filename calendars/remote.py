@@ -209,11 +209,6 @@ class RemoteCalendar:
         """The change feed reports an event moved out of the sync window as removed."""
         return self.client.window_moves_look_removed
 
-    @property
-    def feed_hides_unseen_deletes(self) -> bool:
-        """An incremental feed says nothing of an event made and deleted since its cursor."""
-        return self.client.feed_hides_unseen_deletes
-
     def read_events(self, event_ids: list[str]) -> dict[str, RemoteEvent | None]:
         return self.client.read_events(self.ref, event_ids, as_user=self.as_user)
 

@@ -252,16 +252,11 @@ class CalendarClient(Protocol):
       reads it by id (Graph's delta cannot expand extended properties); otherwise
       ``read_events`` is not needed and may raise ``NotImplementedError``;
     - ``window_moves_look_removed``: the feed reports an event moved out of the sync window as
-      removed (Graph's calendarView delta), so a removal must be checked before it is believed;
-    - ``feed_hides_unseen_deletes``: an incremental feed reports nothing for an event created
-      and deleted since its cursor, our own creates included (EWS ``SyncFolderItems``: Exchange
-      reports the deletion only of items the sync state has shown the client), so the engine
-      reads by id the events Reserva made since the cursor that the feed did not show.
+      removed (Graph's calendarView delta), so a removal must be checked before it is believed.
     """
 
     reads_tags_by_id: ClassVar[bool]
     window_moves_look_removed: ClassVar[bool]
-    feed_hides_unseen_deletes: ClassVar[bool]
 
     def test_connection(self, ref: CalendarRef) -> None:
         """Get a token and read (and, where the API tells, check write access to) ``ref``."""

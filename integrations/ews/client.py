@@ -94,9 +94,6 @@ class EwsClient(BatchMixin):
     kind = "ews"
     reads_tags_by_id: ClassVar[bool] = False
     window_moves_look_removed: ClassVar[bool] = False
-    # SyncFolderItems collapses a create and a delete since the sync state into nothing, our
-    # own creates included (the state never showed them): the engine reads those by id.
-    feed_hides_unseen_deletes: ClassVar[bool] = True
 
     # -- calendars -------------------------------------------------------------------------
 

@@ -86,8 +86,6 @@ class GoogleClient(BatchMixin, ChannelsMixin):
     reads_tags_by_id = False
     # An incremental sync reports the whole calendar: a move out of the window is a move.
     window_moves_look_removed = False
-    # A deleted event comes back as cancelled, whether the sync token had shown it or not.
-    feed_hides_unseen_deletes = False
 
     def __init__(self, config: ProviderConfig, http: HttpClient | None = None) -> None:
         self.config = config

@@ -75,8 +75,6 @@ class MicrosoftClient(BatchMixin, SubscriptionsMixin):
     # calendarView/delta follows a window: an event moved out of it is reported @removed,
     # the same as a deleted one.
     window_moves_look_removed = True
-    # Delta reports @removed for an event deleted since the link, seen by it or not.
-    feed_hides_unseen_deletes = False
 
     def __init__(
         self,

@@ -44,9 +44,7 @@ def test_the_protocol_is_read_whole():
     assert {"test_connection", "create_event", "changes", "free_busy", "made_by_create"} <= set(
         METHODS
     )
-    assert ATTRIBUTES == [
-        "reads_tags_by_id", "window_moves_look_removed", "feed_hides_unseen_deletes"
-    ]  # fmt: skip
+    assert ATTRIBUTES == ["reads_tags_by_id", "window_moves_look_removed"]
 
 
 @pytest.mark.parametrize("kind", sorted(PROVIDERS))

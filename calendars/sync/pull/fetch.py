@@ -1,8 +1,7 @@
 """What a pull reads of the remote calendar: every page of changes since the cursor
 (``read_changes``), and what a delta or a full read leaves out: the events of Reserva
-bookings a full read did not return (``missing_from_full_read``), those an incremental feed
-that hides unseen deletes did not show (``unseen_removals``), and the removed ones that were
-only moved out of view (``moved_out_of_view``). ``read_events`` puts them together for
+bookings a full read did not return (``missing_from_full_read``) and the removed ones that
+were only moved out of view (``moved_out_of_view``). ``read_events`` puts them together for
 one pull; ``load_binding`` and ``sync_window`` are what the pull (and the daily
 reconciliation) read first."""
 
@@ -11,22 +10,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import DateTimeField, F, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 
 from integrations.base import RemoteEvent, SyncTokenExpired, TransientError
 from reservations.models import REMOTE_SOURCES, SLOT_HOLDING_STATUSES
 
 from ... import remote
-from ...models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink, SyncSettings
+from ...models import SpaceCalendar, SyncLink, SyncSettings
 from .. import attribution
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a runaway nextLink loop stops here rather than never
 MAX_MOVED_LOOKUPS = 20  # removed events of Reserva bookings looked up per pull (Graph), see below
-# No pull job left to say when the cursor was asked for (pruned): this long before the last pull.
-CURSOR_AGE_FALLBACK = timedelta(hours=1)
 
 
 def read_changes(
@@ -85,8 +81,6 @@ def read_events(
     events = attribution.attribute(binding, calendar, events)
     absent = missing_from_full_read(binding, events, window) if token is None else []
     events = moved_out_of_view(binding, calendar, [*events, *absent], absent)
-    if token is not None and calendar.feed_hides_unseen_deletes:
-        events = [*events, *unseen_removals(binding, calendar, events, window)]
     return events, cursor, pages, token is None
 
 
@@ -105,7 +99,18 @@ def missing_from_full_read(
     daily reconciliation (``calendars/sync/reconcile.py``)."""
     present = {event.id for event in events}
     linked = (
-        _linked_reserva_events(binding, window)
+        SyncLink.objects.filter(
+            binding=binding,
+            mailbox__iexact=binding.resource_email,
+            creating_at__isnull=True,
+            pushed_version__gte=F("reservation__version"),
+            reservation__space_id=binding.space_id,
+            reservation__status__in=SLOT_HOLDING_STATUSES,
+            reservation__start__lt=window[1],
+            reservation__end__gt=window[0],
+        )
+        .exclude(external_id="")
+        .exclude(reservation__source__in=REMOTE_SOURCES)
         .order_by("reservation__start", "pk")
         .values_list("external_id", flat=True)
     )
@@ -119,76 +124,6 @@ def missing_from_full_read(
         RemoteEvent(id=external_id, removed=True, status="cancelled")
         for external_id in missing[:MAX_MOVED_LOOKUPS]
     ]
-
-
-def _linked_reserva_events(binding: SpaceCalendar, window: tuple[datetime, datetime]):
-    """The links of the room's Reserva bookings in the window whose event is made and up to
-    date (no push owed, no create in flight: those are their push's to settle)."""
-    return (
-        SyncLink.objects.filter(
-            binding=binding,
-            mailbox__iexact=binding.resource_email,
-            creating_at__isnull=True,
-            pushed_version__gte=F("reservation__version"),
-            reservation__space_id=binding.space_id,
-            reservation__status__in=SLOT_HOLDING_STATUSES,
-            reservation__start__lt=window[1],
-            reservation__end__gt=window[0],
-        )
-        .exclude(external_id="")
-        .exclude(reservation__source__in=REMOTE_SOURCES)
-    )
-
-
-def cursor_asked_since(binding: SpaceCalendar) -> Coalesce | None:
-    """No later than when the stored cursor was asked for, as an SQL expression (the links'
-    query reads it in the same round trip): the start of the last pull that went through (the
-    one that stored it), or, its record pruned, an hour before the binding last pulled; None
-    before any pull."""
-    if binding.last_pulled_at is None:
-        return None
-    started = (
-        SyncJob.objects.filter(binding=binding, kind=JobKind.PULL, status=JobStatus.SUCCEEDED)
-        .order_by("-started_at")
-        .values("started_at")[:1]
-    )
-    fallback = Value(binding.last_pulled_at - CURSOR_AGE_FALLBACK, DateTimeField())
-    return Coalesce(Subquery(started), fallback)
-
-
-def unseen_removals(
-    binding: SpaceCalendar,
-    calendar: remote.RemoteCalendar,
-    events: list[RemoteEvent],
-    window: tuple[datetime, datetime],
-) -> list[RemoteEvent]:
-    """EWS's ``SyncFolderItems`` reports nothing for an item created and deleted since the
-    sync state, and Reserva's own creates were never shown by a sync state: an event a push
-    made and someone deleted in Outlook before the next pull would leave its booking
-    confirmed with no event, and no later pull would ever say otherwise. So the events of
-    Reserva bookings pushed since the cursor was asked for (``cursor_asked_since``) that the
-    feed did not show are read by id (one ``GetItem``, at most ``MAX_MOVED_LOOKUPS``); those
-    gone are reported removed, which cancels their bookings as a reported deletion does. One
-    the feed did not show because it did not change since an earlier pull showed it is
-    simply found again."""
-    since = cursor_asked_since(binding)
-    if since is None:
-        return []
-    present = {event.id for event in events}
-    recent = (
-        _linked_reserva_events(binding, window)
-        .filter(updated__gte=since)  # a link's every write stamps it, its creation too
-        .order_by("reservation__start", "pk")
-        .values_list("external_id", flat=True)
-    )
-    unseen = [external_id for external_id in recent if external_id not in present]
-    if not unseen:
-        return []
-    found = calendar.read_events(unseen[:MAX_MOVED_LOOKUPS])
-    gone = [event_id for event_id, event in found.items() if event is None or event.removed]
-    if gone:
-        log.info("Pull of binding %s: %s events made here gone unseen", binding.pk, len(gone))
-    return [RemoteEvent(id=event_id, removed=True, status="cancelled") for event_id in gone]
 
 
 def moved_out_of_view(

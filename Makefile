@@ -65,6 +65,8 @@ bench: install  ## quick versions of all benchmarks; figures into bench/results.
 	$(BIN)/python bench/portal_pages.py --quick --results $(BENCH_RESULTS)
 	$(BIN)/python bench/insights.py --quick --results $(BENCH_RESULTS)
 	REDIS_URL=$(BENCH_REDIS) $(BIN)/python bench/export.py --quick --results $(BENCH_RESULTS)
+	REDIS_URL=$(BENCH_REDIS) $(BIN)/python bench/export.py --provider ews --quick \
+		--results $(BENCH_RESULTS)
 	REDIS_URL=$(BENCH_REDIS) $(BIN)/python bench/pull.py --google --quick --results $(BENCH_RESULTS)
 	DATABASE_URL=$(BENCH_DATABASE) REDIS_URL=$(BENCH_REDIS) $(DEV_ENV) \
 		$(BIN)/python bench/webhook.py --quick --results $(BENCH_RESULTS)

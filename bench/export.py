@@ -26,6 +26,14 @@ The sandbox runs in this process with Exchange Online's published limits per (ap
    against the per-user quota (600 per minute; ``--scale`` divides it and its window). Google
    runs a batch's parts one after another. Printed: batch parts refused with
    ``rateLimitExceeded`` (target 0), events failed, and wall time against the quota floor.
+5. ``--provider ews``: parts 1 and 2 over EWS (Exchange Server: NTLM as the service account
+   impersonating each room mailbox, multi-item ``CreateItem`` of 50, integrations/ews/batch.py),
+   then over Graph with the same sizes, and the two side by side: requests per event and
+   events per second, one room and many. Printed for the one room: EWS requests (target: at
+   most 3 per 50 events, the look-up of what is made already (``FindItem``, ``GetItem``) and
+   the ``CreateItem``, plus 5 to sign in (NTLM's two legs, the version probe) and find the
+   calendar folder), ``ErrorServerBusy`` answers, events failed, and wall time against the
+   EWS floor below (target within 10%).
 
 It uses its own database, never ``test``: PostgreSQL ``reserva_export_bench`` by default
 (dropped and created again at each run; only a name containing "bench" is accepted), or a
@@ -40,6 +48,7 @@ Run::
     .venv/bin/python bench/export.py --skip-one --mailboxes 10 --events 200 --workers 2
     .venv/bin/python bench/export.py --throttle --scale 10      # 20,000 in one mailbox, / 10
     .venv/bin/python bench/export.py --google
+    .venv/bin/python bench/export.py --provider ews --quick   # EWS beside Graph, quick sizes
 
 About the floor: like Graph with Outlook, the sandbox runs an unordered ``$batch``'s items
 up to 4 at a time, each holding one of the mailbox's 4 slots for ``--per-item`` seconds, and
@@ -58,6 +67,19 @@ slots, sending the next batch, the sandbox reading it. The mailbox is idle meanw
 next batch cannot overlap: the last 4 items of a batch hold all 4 slots until it ends), so
 the ratio is 1 + turnaround / 250 ms: 1.08x is 20 ms a batch, 1.26x is 65 ms, all of it
 CPU of the client and the sandbox, which share the machine in this benchmark.
+
+How the sandbox charges EWS (``integrations/sandbox/README.md``): a ``CreateItem`` (or
+``UpdateItem``, ``DeleteItem``) is one HTTP request that Exchange works through one item after
+another, so the sandbox holds its answer ``--per-item`` seconds for each item it writes (50
+items: 50 x 50 ms = 2.5 s), the request itself costing nothing more (``per_request`` 0), and
+reads (``FindItem``, ``GetFolder``) nothing at all. Reserva's limiter lets one batch at a time
+hold a room mailbox (a batch takes all 4 of its slots) and counts each item against the
+mailbox's 600 a minute (``integrations/registry.py``). The floor for one room is therefore
+N x 50 ms with the items one after another (400: 20 s; Graph's is N x 50 ms / 4), and past
+600 items the minute window: 2,000 events take at least 3 x 60 s + 200 x 50 ms = 190 s. The
+sandbox's own EWS limit (27 in flight, 600 requests a minute for the service account) is far
+from reached at 3 requests per 50 events. Many rooms: each worker writes one room at a time,
+so at most ``--workers`` / 50 ms events per second (8: 160), against Graph's 4 times that.
 
 Each run starts from an empty client-side limiter for the bench mailboxes: the sandbox is new
 at every run, and Redis would otherwise still count the previous runs' items in its
@@ -89,6 +111,9 @@ GRAPH_MAX_REQUESTS, GRAPH_WINDOW_SECONDS, THROTTLE_EVENTS = 10_000, 600, 20_000
 GOOGLE_MAX_REQUESTS, GOOGLE_WINDOW_SECONDS, GOOGLE_EVENTS = 600, 60, 2_000
 GOOGLE_ROOM = "c_188a1f0e7d2b4c31@resource.calendar.google.com"
 GOOGLE_USER = "reserva-blocker@northwind.test"  # whose quota the writes count against
+EWS_ROOM = "bench-ews-{:03d}@contoso.test"  # the EWS sandbox's bench room mailboxes
+# Reserva's own EWS limit per room mailbox (integrations/registry.py), items counted.
+EWS_MAX_ITEMS, EWS_WINDOW_SECONDS = 600, 60
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,11 +145,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "1,000 per minute, the same floor / 10)",
     )
     parser.add_argument(
-        "--google",
-        action="store_true",
-        help="part 4 only: one Google resource calendar, --events (default 2,000) against the "
-        "per-user quota (600 per minute)",
+        "--provider",
+        choices=("graph", "google", "ews"),
+        default="graph",
+        help="graph (parts 1-2, or 3 with --throttle); google: part 4; ews: part 5 (parts 1-2 "
+        "over EWS, then over Graph, figures side by side)",
     )
+    parser.add_argument("--google", action="store_true", help="the same as --provider google")
     parser.add_argument("--skip-one", action="store_true", help="skip part 1")
     parser.add_argument("--skip-many", action="store_true", help="skip part 2")
     parser.add_argument(
@@ -134,6 +161,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     results.add_argument(parser)
     args = parser.parse_args(argv)
+    args.google = args.google or args.provider == "google"
+    args.ews = args.provider == "ews" and not args.google
     if args.quick:
         args.reservations, args.rooms, args.per_room = 400, 20, 40
     if args.per_room is None:
@@ -194,10 +223,15 @@ def sandbox_config(
     max_requests: int = GRAPH_MAX_REQUESTS,
     window_seconds: float = GRAPH_WINDOW_SECONDS,
     google: tuple[int, float] = (GOOGLE_MAX_REQUESTS, GOOGLE_WINDOW_SECONDS),
+    ews_rooms: int = 0,
 ) -> dict:
     from integrations.sandbox.config import default_config, merge
 
     config = default_config()
+    config["ews"]["rooms"] += [
+        {"email": EWS_ROOM.format(i), "name": f"Bench EWS room {i}", "capacity": 8}
+        for i in range(ews_rooms)
+    ]
     tenant = config["microsoft"]["tenants"][0]
     tenant["rooms"] += [
         {
@@ -259,26 +293,12 @@ def allow_sandbox(handle) -> None:
     settings.PROVIDER_ENDPOINT_ALLOWLIST = [handle.base_url]
 
 
-def make_world(handle, rooms: int, per_room: list[int]):
-    """A user, a location, ``rooms`` spaces bound to the sandbox's bench rooms, and
-    ``per_room[i]`` back-to-back 30-minute reservations in room i from tomorrow."""
-    from django.contrib.auth import get_user_model
-
-    from calendars.models import (
-        CalendarProvider,
-        ConnectionAlias,
-        CredentialAlias,
-        ProviderKind,
-        SpaceCalendar,
-    )
+def graph_provider(handle):
+    """Reserva's Microsoft 365 provider on the sandbox (application credentials)."""
+    from calendars.models import CalendarProvider, ConnectionAlias, CredentialAlias, ProviderKind
     from integrations.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
-    from reservations.models import Location, Reservation, Space
 
-    user = get_user_model().objects.create_user(
-        "bench", email="bench@example.com", first_name="Bench", last_name="Mark"
-    )
-    location = Location.objects.create(name="Bench", time_zone="Europe/London")
-    provider = CalendarProvider.objects.create(
+    return CalendarProvider.objects.create(
         name="Sandbox Microsoft 365",
         kind=ProviderKind.MICROSOFT,
         connection=ConnectionAlias.objects.create(
@@ -298,13 +318,63 @@ def make_world(handle, rooms: int, per_room: list[int]):
         ),
         delegated_user_email="reserva-blocker@contoso.test",
     )
+
+
+def ews_provider(handle):
+    """Reserva's Exchange Server provider on the sandbox: NTLM as the service account that
+    impersonates the room mailboxes, as the demo and the tests sign in."""
+    from calendars.demo import EWS_DOMAIN, EWS_SERVICE_ACCOUNT
+    from calendars.models import CalendarProvider, ConnectionAlias, CredentialAlias, ProviderKind
+
+    return CalendarProvider.objects.create(
+        name="Sandbox Exchange Server",
+        kind=ProviderKind.EWS,
+        connection=ConnectionAlias.objects.create(
+            name="Sandbox EWS",
+            kind=ProviderKind.EWS,
+            api_base_url=f"{handle.base_url}/EWS/Exchange.asmx",
+            ca_bundle=str(handle.ca_file),
+        ),
+        credential=CredentialAlias.objects.create(
+            name="Sandbox EWS sync user",
+            kind=ProviderKind.EWS,
+            auth_method="ntlm",
+            username=f"{EWS_DOMAIN}\\{EWS_SERVICE_ACCOUNT['username']}",
+            password=EWS_SERVICE_ACCOUNT["password"],
+            account_email=EWS_SERVICE_ACCOUNT["email"],
+            access_type="impersonation",
+        ),
+    )
+
+
+def make_world(handle, rooms: int, per_room: list[int], provider=None, room: str = ROOM):
+    """A user and a location (made once), ``rooms`` spaces bound through ``provider``
+    (default: a new Graph one) to the sandbox's bench rooms (``room``), and ``per_room[i]``
+    back-to-back 30-minute reservations in room i from tomorrow."""
+    from django.contrib.auth import get_user_model
+
+    from calendars.models import SpaceCalendar
+    from reservations.models import Location, Reservation, Space
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench",
+        defaults={"email": "bench@example.com", "first_name": "Bench", "last_name": "Mark"},
+    )
+    location, _ = Location.objects.get_or_create(name="Bench", time_zone="Europe/London")
+    provider = provider or graph_provider(handle)
     first = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     bindings = []
     for i in range(rooms):
-        space = Space.objects.create(location=location, name=f"Bench {i:03d}", capacity=8)
+        space = Space.objects.create(
+            location=location, name=f"Bench {provider.kind} {i:03d}", capacity=8
+        )
         bindings.append(
             SpaceCalendar.objects.create(
-                space=space, provider=provider, resource_email=ROOM.format(i)
+                space=space,
+                provider=provider,
+                resource_email=room.format(i),
+                # EWS finds the room's calendar folder by name; Graph by the mailbox alone.
+                calendar_name="Calendar" if provider.kind == "ews" else "",
             )
         )
         Reservation.objects.bulk_create(
@@ -376,6 +446,8 @@ def part_one(handle, binding, count: int, per_item: float) -> list[results.Figur
     print(f"   429s received: {seen['429']}   events failed: {job.failed_count}")
     return [
         results.Figure("one room: HTTP requests", http, "requests", count // 20 + 5),
+        results.Figure("one room: requests per event", http / max(count, 1), "requests"),
+        results.Figure("one room: events per second", count / wall, "events/s"),
         results.Figure("one room: wall time / floor", wall / floor, "x", 1.10),
         results.Figure("one room: events failed", job.failed_count, "events", 0),
     ]
@@ -450,6 +522,9 @@ def part_two(
     workers: int,
     per_item: float,
     profile_dir: str = "",
+    *,
+    label: str = "many rooms",
+    room_rate: str = "",
 ) -> list[results.Figure]:
     from django.db import connection
 
@@ -493,17 +568,21 @@ def part_two(
     failed = sum(r[2] for r in finished)
     seen = http_requests(handle, since)
     total = len(bindings) * per_room
+    http = sum(n for k, n in seen.items() if k != "429")
+    room_rate = room_rate or (
+        f"at most {4 / per_item:.0f} per second, 4 items of {per_item * 1000:.0f} ms at once"
+    )
     print(
         f"\n2. {len(bindings)} rooms x {per_room} reservations, {len(processes)} worker processes"
+        + (f" ({label})" if label != "many rooms" else "")
     )
     print(
         f"   created {created} of {total}, failed {failed}, 429s {seen['429']}, "
-        f"HTTP requests {sum(n for k, n in seen.items() if k != '429')}"
+        f"HTTP requests {http} ({http / max(created, 1):.3f} per event)"
     )
     print(
         f"   wall time {wall:.1f} s: {created / wall:.0f} events per second "
-        f"(one room alone: at most {4 / per_item:.0f} per second, 4 items of "
-        f"{per_item * 1000:.0f} ms at once)"
+        f"(one room alone: {room_rate})"
     )
     worker_cpu = sum(c for c, _ in spent)
     queries = sum(q for _, q in spent)
@@ -513,12 +592,14 @@ def part_two(
         f"   CPU per event: worker {worker_cpu * 1000 / per_event:.2f} ms, sandbox "
         f"{sandbox_ms:.2f} ms; queries per event: {queries / per_event:.2f}"
     )
+    target = 1000 if label == "many rooms" else None  # EWS: reported beside Graph's
     return [
-        results.Figure("many rooms: events per second", created / wall, "events/s", 1000, "higher"),
-        results.Figure("many rooms: events failed", failed, "events", 0),
-        results.Figure("many rooms: worker CPU per event", worker_cpu * 1000 / per_event, "ms"),
-        results.Figure("many rooms: sandbox CPU per event", sandbox_ms, "ms"),
-        results.Figure("many rooms: queries per event", queries / per_event, "queries"),
+        results.Figure(f"{label}: events per second", created / wall, "events/s", target, "higher"),
+        results.Figure(f"{label}: events failed", failed, "events", 0),
+        results.Figure(f"{label}: requests per event", http / per_event, "requests"),
+        results.Figure(f"{label}: worker CPU per event", worker_cpu * 1000 / per_event, "ms"),
+        results.Figure(f"{label}: sandbox CPU per event", sandbox_ms, "ms"),
+        results.Figure(f"{label}: queries per event", queries / per_event, "queries"),
     ]
 
 
@@ -644,6 +725,68 @@ def part_four(
     ]
 
 
+def soap_faults(handle, since: int) -> int:
+    """EWS answers that were SOAP faults (HTTP 500): ErrorServerBusy here, no fault injected."""
+    with handle.sandbox.lock:
+        return sum(
+            1
+            for e in handle.sandbox.log
+            if e["seq"] > since and e["service"] == "ews" and e["status"] == 500
+        )
+
+
+def ews_floor(count: int, per_item: float) -> float:
+    """One room mailbox over EWS: a CreateItem's items are written one after another
+    (``per_item`` each, the sandbox's charge), Reserva's limiter lets one batch at a time hold
+    the mailbox, and counts at most 600 items a minute (``EWS_MAX_ITEMS``)."""
+    return throttle_floor(count, per_item * 4, EWS_MAX_ITEMS, EWS_WINDOW_SECONDS)
+
+
+def ews_request_target(count: int) -> int:
+    """Per batch of 50: the look-up of what is made already (``FindItem``, and a ``GetItem``
+    of the tagged items it finds), the ``CreateItem``; once: NTLM's two legs and the version
+    probe (``ConvertId``), the root and calendar folders (``GetFolder``)."""
+    return -(-count // 50) * 3 + 5
+
+
+def part_five(handle, binding, count: int, per_item: float) -> list[results.Figure]:
+    """One room mailbox over EWS (multi-item CreateItem of 50, integrations/ews/batch.py)."""
+    from calendars import tasks
+
+    since = last_seq(handle)
+    started = time.monotonic()
+    job = tasks.start_export(binding, None)  # eager: runs here, in this process
+    wall = time.monotonic() - started
+    job.refresh_from_db()
+    seen = http_requests(handle, since)
+    http = seen.get("ews", 0)
+    busy = soap_faults(handle, since)
+    floor = ews_floor(count, per_item)
+    print(f"\n5. EWS: one room mailbox, {count} reservations, {per_item * 1000:.0f} ms per item")
+    print(
+        f"   job #{job.pk}: {job.get_status_display()}, created {job.created_count}, "
+        f"failed {job.failed_count}"
+    )
+    print(
+        f"   EWS requests: {http} ({http / max(count, 1):.3f} per event; target "
+        f"<= {ews_request_target(count)}: 3 per CreateItem of 50 with its look-up, 5 to sign "
+        f"in and find the folder); ErrorServerBusy: {busy}"
+    )
+    print(
+        f"   wall time: {wall:.1f} s, {count / wall:.0f} events/s   floor {floor:.1f} s "
+        f"({count} x {per_item * 1000:.0f} ms one after another"
+        + (f", {EWS_MAX_ITEMS} items a minute" if count > EWS_MAX_ITEMS else "")
+        + f"): {wall / floor:.2f}x   target <= 1.10x"
+    )
+    return [
+        results.Figure("ews one room: EWS requests", http, "requests", ews_request_target(count)),
+        results.Figure("ews one room: requests per event", http / max(count, 1), "requests"),
+        results.Figure("ews one room: events per second", count / wall, "events/s"),
+        results.Figure("ews one room: wall time / floor", wall / floor, "x", 1.10),
+        results.Figure("ews one room: events failed", job.failed_count, "events", 0),
+    ]
+
+
 def part_three(
     handle, binding, count: int, per_item: float, limit: int, window: float, scale: int
 ) -> list[results.Figure]:
@@ -682,6 +825,44 @@ def part_three(
     ]
 
 
+def ews_parts(handle, opts: argparse.Namespace, counts: list[int]) -> list[results.Figure]:
+    """Part 5: parts 1 and 2 over EWS, to the sandbox's bench room mailboxes."""
+    started = time.monotonic()
+    bindings = make_world(handle, len(counts), counts, ews_provider(handle), EWS_ROOM)
+    print(f"loaded {sum(counts)} reservations (EWS) in {time.monotonic() - started:.1f} s")
+    figures = []
+    if not opts.skip_one:
+        figures += part_five(handle, bindings[0], opts.reservations, opts.per_item)
+    if len(bindings) > 1:
+        rate = (
+            f"at most {1 / opts.per_item:.0f} per second, one item of "
+            f"{opts.per_item * 1000:.0f} ms after another"
+        )
+        figures += part_two(
+            handle, opts.database_url, bindings[1:], opts.per_room, opts.workers,
+            opts.per_item, opts.profile, label="ews many rooms", room_rate=rate,
+        )  # fmt: skip
+    return figures
+
+
+def beside_graph(figures: list[results.Figure], per_item: float) -> None:
+    """EWS's figures beside Graph's, both from this run (same sandbox, same machine)."""
+    value = {f.name: f.value for f in figures}
+    print(f"\nEWS beside Graph ({per_item * 1000:.0f} ms per item, this run):")
+    print(f"   {'':32} {'EWS':>10} {'Graph':>10}")
+    for part in ("one room", "many rooms"):
+        for what, fmt in (("requests per event", ".3f"), ("events per second", ".0f")):
+            shown = [
+                format(value[key], fmt).rjust(10) if key in value else "-".rjust(10)
+                for key in (f"ews {part}: {what}", f"{part}: {what}")
+            ]
+            print(f"   {what + ', ' + part:32} {shown[0]} {shown[1]}")
+    print(
+        f"   floors, one room: EWS N x {per_item * 1000:.0f} ms (items one after another; "
+        f"{EWS_MAX_ITEMS} a minute), Graph N x {per_item * 1000:.0f} ms / 4 (4 items at once)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
     prepare_database(opts.database_url)
@@ -700,8 +881,9 @@ def main(argv: list[str] | None = None) -> None:
     if opts.google:
         use_limits("google", *quota)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as state:
+        ews_rooms = rooms + 1 if opts.ews else 0
         handle = start_sandbox(
-            state, sandbox_config(rooms + 1, opts.per_item, limit, window, quota)
+            state, sandbox_config(rooms + 1, opts.per_item, limit, window, quota, ews_rooms)
         )
         allow_sandbox(handle)
         try:
@@ -714,11 +896,13 @@ def main(argv: list[str] | None = None) -> None:
             if opts.google:
                 first = 0
             counts = [first] + [opts.per_room] * rooms
+            figures = []
+            if opts.ews:
+                figures += ews_parts(handle, opts, counts)
             started = time.monotonic()
             reset_limiter(rooms + 1)
             bindings = make_world(handle, rooms + 1, counts)
             print(f"loaded {sum(counts)} reservations in {time.monotonic() - started:.1f} s")
-            figures = []
             if not opts.skip_one:
                 figures += part_one(handle, bindings[0], opts.reservations, opts.per_item)
             if opts.throttle:
@@ -738,11 +922,16 @@ def main(argv: list[str] | None = None) -> None:
                     opts.per_item,
                     opts.profile,
                 )
+            if opts.ews:
+                beside_graph(figures, opts.per_item)
         finally:
             handle.stop()
-    names = ("reservations", "rooms", "per_room", "workers", "per_item", "throttle", "google")
+    names = (
+        "reservations", "rooms", "per_room", "workers", "per_item", "throttle", "google", "ews"
+    )  # fmt: skip
     arguments = {k: getattr(opts, k) for k in (*names, "scale")}
     name = "export-throttle" if opts.throttle else "export-google" if opts.google else "export"
+    name = "export-ews" if opts.ews else name
     results.record(opts.results, name, figures, arguments=arguments, quick=opts.quick)
 
 

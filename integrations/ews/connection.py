@@ -245,8 +245,11 @@ class EwsConnection:
                         f"{transport.describe(self.endpoint)} did not answer ({mailbox}).",
                         code="network",
                     ) from exc
-                wait = exc.back_off if exc.back_off else backoff(attempt, policy)
-                self.http.hold_off(self._limit_key(mailbox), wait)
+                if _server_back_off(exc):
+                    wait = exc.back_off
+                    self.http.hold_off(self._limit_key(mailbox), wait)
+                else:
+                    wait = backoff(attempt, policy)
                 log.warning("EWS busy for %s: back off %.1f s (attempt %d)", mailbox, wait, attempt)
                 if attempt < policy.max_attempts and wait <= policy.max_retry_after:
                     self.http.sleep(wait)
@@ -349,6 +352,15 @@ class EwsConnection:
         """The current change key of each id (or the exception for a missing item)."""
         found = account.fetch(ids=[(i, None) for i in event_ids], only_fields=["changekey"])
         return [item if isinstance(item, BaseException) else item.changekey for item in found]
+
+
+def _server_back_off(exc: ews.ErrorServerBusy) -> bool:
+    """Whether the back-off is the server's (``BackOffMilliseconds`` of an ``ErrorServerBusy``
+    fault). exchangelib also raises ``ErrorServerBusy("Reraised from ...")`` for a bare HTTP 503
+    (IIS: the application pool is down) or an "EWS Application" error page, with its own
+    ``RETRY_WAIT`` (10 s) as back-off: nobody asked for that wait, so it is our policy's
+    back-off instead, not shared with other processes."""
+    return bool(exc.back_off) and not str(exc).startswith("Reraised from")
 
 
 def _outcome_unknown(exc: ews.ErrorServerBusy) -> bool:

@@ -62,6 +62,9 @@ class Request:
     slots: list[Any] = field(default_factory=list)
     # Set on the items of a JSON batch, which are dispatched like requests of their own.
     batch_item: bool = False
+    # Items one request writes one after another (an EWS CreateItem, UpdateItem or DeleteItem
+    # of several items; set by its handler): each is charged the per-item latency.
+    items: int = 0
     # When the client's request arrived (sandbox clock); a batch's items share their batch's.
     arrived: float | None = None
     # State kept for the life of the client's TCP connection (the server passes the same

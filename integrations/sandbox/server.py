@@ -255,7 +255,7 @@ class Sandbox:
                 response = self.error(
                     route.service, 500, "InternalServerError", "Sandbox handler error.", request
                 )
-            delay = self.latency.per_item if request.batch_item else 0.0
+            delay = self.latency.per_item * (1 if request.batch_item else request.items)
             if route.service != "control" and not request.batch_item:
                 delay += self.latency.for_service(route.service)
             # Latency is the service time: the sandbox's own work counts toward it, so a

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from exchangelib import UTC, CalendarItem, EWSDateTime
+from exchangelib import UTC, CalendarItem, EWSDateTime, ExtendedProperty
 from exchangelib.errors import (
     ErrorInvalidSyncStateData,
     ErrorIrresolvableConflict,
@@ -87,6 +87,43 @@ def test_an_item_typed_in_outlook_shows_in_the_calendar_view(ews, http):
     bad = http.post(f"{api(ews)}/mailboxes/{ATLAS}/items", json={"subject": "no times"})
     assert bad.status_code == 400
     assert http.get(f"{api(ews)}/mailboxes/nobody@contoso.test/items").status_code == 400
+
+
+class Tagged(ExtendedProperty):
+    property_set_id = "b6d1e1a4-3c2f-4f6e-9a57-52e5e7a0c0de"
+    property_name = "SandboxTestTag"
+    property_type = "String"
+
+
+def test_the_item_view_shows_extended_properties_as_written(ews, http):
+    """A client's own tag (ExtendedFieldURI attributes as it sent them, and the value) shows
+    in the control API's item view, so a test can tell that client's items from others'."""
+    if "sandbox_test_tag" not in {f.name for f in CalendarItem.FIELDS}:
+        CalendarItem.register("sandbox_test_tag", Tagged)
+    try:
+        room = account(ews, ATLAS, "svc-reserva@contoso.test", impersonate=True)
+        tagged = CalendarItem(
+            account=room, folder=room.calendar, subject="Ours", start=at(9), end=at(10),
+            sandbox_test_tag="42",
+        )  # fmt: skip
+        tagged.save()
+        CalendarItem(
+            account=room, folder=room.calendar, subject="Theirs", start=at(11), end=at(12)
+        ).save()
+    finally:
+        CalendarItem.deregister("sandbox_test_tag")
+    listed = http.get(f"{api(ews)}/mailboxes/{ATLAS}/items").json()["value"]
+    assert {i["subject"]: i["extended_properties"] for i in listed} == {
+        "Ours": [
+            {
+                "PropertyName": "SandboxTestTag",
+                "PropertySetId": "b6d1e1a4-3c2f-4f6e-9a57-52e5e7a0c0de",
+                "PropertyType": "String",
+                "value": "42",
+            }
+        ],
+        "Theirs": [],
+    }
 
 
 def test_expired_sync_states_answer_invalid_sync_state_data(ews, http):

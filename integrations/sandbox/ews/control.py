@@ -104,7 +104,9 @@ def item_json(state: EwsState, item: CalendarItem) -> dict[str, Any]:
         "attendees": people("Required", item.required)
         + people("Optional", item.optional)
         + people("Resource", item.resources),
-        "extended_properties": len(item.extended),
+        "extended_properties": [
+            {**dict(key), "value": value} for key, value in sorted(item.extended.items())
+        ],
         "last_modified": format_datetime(item.modified) if item.modified else None,
     }
 

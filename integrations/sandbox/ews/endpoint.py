@@ -68,6 +68,7 @@ def handle(request: Request, sandbox: Sandbox) -> Response:
                 "ErrorInvalidOperation",
                 f"The sandbox does not emulate the EWS operation '{envelope.name}'.",
             )
+        request.items = written_items(envelope.name, envelope.operation)
         call = Call(state, sandbox, user, acting, impersonating, envelope, request.connection)
         answer = operation(call)
         if isinstance(answer, Response):
@@ -75,6 +76,21 @@ def handle(request: Request, sandbox: Sandbox) -> Response:
         return envelope_response(answer, state.build)
     except SoapFault as fault:
         return fault_response(fault, state.build)
+
+
+# The element holding the items a multi-item write processes, one after another.
+WRITE_LISTS = {"CreateItem": "Items", "UpdateItem": "ItemChanges", "DeleteItem": "ItemIds"}
+
+
+def written_items(name: str, operation: Any) -> int:
+    """How many items a CreateItem / UpdateItem / DeleteItem writes (0 for other operations):
+    Exchange processes them one after another, so the sandbox charges each the per-item
+    latency (``sandbox.latency.per_item``) on top of the request's."""
+    container = WRITE_LISTS.get(name)
+    if container is None:
+        return 0
+    found = next((child for child in operation if child.tag.endswith("}" + container)), None)
+    return len(found) if found is not None else 0
 
 
 def _acting(ident: dict[str, str], user: Mailbox, state: EwsState) -> tuple[Mailbox, bool]:

@@ -217,6 +217,19 @@ def test_server_busy_for_longer_than_the_policy_allows_is_throttled(sandbox, wai
     assert raised.value.retry_after >= 2
 
 
+def test_a_bare_503_is_retried_after_our_back_off_not_exchangelibs_ten_seconds(sandbox, waits):
+    """IIS answers a bare 503 while the EWS application pool is down; exchangelib re-raises it
+    as ErrorServerBusy with its own 10 s RETRY_WAIT. The server asked for no wait: the retry
+    comes after the policy's short back-off, and the create lands once."""
+    client = make_client(sandbox, waits)
+    client.http.policy = RetryPolicy(max_attempts=3, backoff_base=0.5, backoff_cap=1)
+    client.test_connection(CalendarRef(ROOM))
+    sandbox.sandbox.faults.add(kind="503", service="ews", count=1, retry_after=0)
+    event = client.create_event(CalendarRef(ROOM), data())
+    assert len(waits) == 1 and waits[0] <= 0.5
+    assert stored(sandbox, event.id).subject == "Board"
+
+
 def test_a_create_whose_answer_was_lost_is_not_made_twice(ews, sandbox, monkeypatch):
     """The CreateItem is written, then the connection drops before the answer: the client
     looks again, finds the event by our tag and returns it."""

@@ -350,6 +350,34 @@ def test_a_booking_whose_event_was_deleted_while_the_cursor_was_lost_is_cancelle
     assert room_event(binding, kept) is not None
 
 
+def test_a_booking_whose_new_event_is_deleted_before_the_next_pull_is_cancelled(
+    binding, remote, owner, django_capture_on_commit_callbacks
+):
+    """Booked, pushed, and its event deleted in Outlook / Google before the next pull. Graph's
+    delta and Google's sync token report the deletion; EWS's SyncFolderItems reports nothing
+    (the sync state never showed the item, so its create and delete collapse into nothing),
+    and the booking stayed confirmed with no event through every later pull (the convergence
+    run, seed 7741 on EWS). The pull looks up by tag the events made since its last start that
+    the feed did not show; the other bookings, found, are left alone."""
+    pull.pull_binding(binding.pk)
+    shown = book(binding, owner, 8, django_capture_on_commit_callbacks)
+    pull.pull_binding(binding.pk)  # the feed shows it; the cursor moves past it
+    deleted = book(binding, owner, 10, django_capture_on_commit_callbacks)
+    kept = book(binding, owner, 12, django_capture_on_commit_callbacks)
+    remote.delete(deleted.sync_link.external_id)
+
+    first = pull_now(binding, django_capture_on_commit_callbacks)
+    again = pull_now(binding, django_capture_on_commit_callbacks)
+
+    for row in (shown, deleted, kept):
+        row.refresh_from_db()
+    assert not first.full and first.cancelled == 1
+    assert deleted.status == ReservationStatus.CANCELLED
+    assert [r.status for r in (shown, kept)] == [ReservationStatus.CONFIRMED] * 2
+    assert room_event(binding, kept) is not None and room_event(binding, shown) is not None
+    assert (again.cancelled, again.created, again.updated) == (0, 0, 0)
+
+
 def test_a_booking_moved_out_of_the_window_while_the_cursor_was_lost_is_moved(
     binding, remote, owner, django_capture_on_commit_callbacks
 ):

@@ -20,9 +20,10 @@ my reservations         15      ``mine``: upcoming bookings, first page
 book                    10      ``book form`` then ``book``: a free-looking room at a
                                 random time in the next 60 days (409, taken meanwhile, is
                                 an answer, not an error)
-reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (to another hour that
-                                day) or ``cancel form`` + ``cancel``, of a booking they made
-                                in this run (else one of their listed ones)
+reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (to a later hour that
+                                day, after the booking ends, else the next day: never to an
+                                hour already past) or ``cancel form`` + ``cancel``, of a
+                                booking they made in this run (else one of their listed ones)
 details                 5       ``detail``: one of their bookings
 ======================  ======  ==========================================================
 
@@ -176,14 +177,16 @@ class PortalUser(HttpUser):
         version = VERSION.search(form.text)
         space = re.search(r'<option value="(\d+)" selected>', form.text)
         day = re.search(r'name="date" value="([0-9-]+)"', form.text)
-        if not (version and space and day):
+        start = re.search(r'name="start" value="([0-9:]+)"', form.text)
+        end = re.search(r'name="end" value="([0-9:]+)"', form.text)
+        if not (version and space and day and start and end):
             return  # no longer changeable (the page said why): nothing to post
-        start = f"{random.randint(7, 18):02d}:{random.choice(('00', '30'))}"
+        moved_day, start = _later_slot(date.fromisoformat(day.group(1)), start[1], end[1])
         with self.client.post(
             f"/reservations/{pk}/change/",
             data={
                 "space": space.group(1),
-                "date": day.group(1),
+                "date": moved_day.isoformat(),
                 "start": start,
                 "end": _later(start, 60),
                 "title": "Load test",
@@ -228,6 +231,20 @@ class PortalUser(HttpUser):
 def _csrf(page: str) -> str:
     found = CSRF.search(page)
     return found.group(1) if found else ""
+
+
+def _later_slot(day: date, start: str, end: str) -> tuple[date, str]:
+    """A half hour to move a booking to: after its current end that day (a booking still
+    changeable ends in the future, so this is never in the past, even for one of today's,
+    whose earlier hours may be over), else one between 07:00 and 18:30 the next day (also
+    when the booking ends after midnight)."""
+    hour, minute = map(int, end.split(":"))
+    first = (hour * 60 + minute + 29) // 30  # the first half hour at or after the end
+    last = 22 * 2  # 22:00, so that the hour fits the day
+    if first > last or end <= start:
+        day, first, last = day + timedelta(days=1), 7 * 2, 18 * 2 + 1
+    slot = random.randint(first, last)
+    return day, f"{slot // 2:02d}:{slot % 2 * 30:02d}"
 
 
 def _later(start: str, minutes: int) -> str:

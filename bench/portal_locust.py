@@ -15,7 +15,9 @@ task                    weight  requests (locust name)
 ======================  ======  ==========================================================
 find a space            40      ``find``: the search page for a random day, hour, size
 schedule                25      ``schedule``: the day grid of their location, a day in the
-                                next two weeks
+                                next two weeks: half the time as it opens (all floors, the
+                                first page of 50 spaces), half the time their own floor (one
+                                of the location's, drawn for each person at the start)
 my reservations         15      ``mine``: upcoming bookings, first page
 book                    10      ``book form`` then ``book``: a free-looking room at a
                                 random time in the next 60 days (409, taken meanwhile, is
@@ -48,6 +50,7 @@ CREATED = re.compile(r"/reservations/(\d+)/$")
 
 _people: list[dict] = []
 _rooms: dict[str, list[int]] = {}
+_floors: dict[str, list[str]] = {}
 
 
 @events.init_command_line_parser.add_listener
@@ -62,6 +65,7 @@ def _load_people(environment, **kwargs) -> None:
     data = json.loads(Path(environment.parsed_options.people_file).read_text())
     _people[:] = data["people"]
     _rooms.update(data["rooms"])
+    _floors.update(data.get("floors", {}))
     PortalUser.cookie_name = data["cookie"]
 
 
@@ -81,6 +85,8 @@ class PortalUser(HttpUser):
         if person is None:
             raise RuntimeError("more locust users than people in the people file")
         self.location = str(person["location"])
+        floors = _floors.get(self.location) or [""]
+        self.floor = random.choice(floors)  # "": the location has no floors
         self.client.cookies.set(self.cookie_name, person["session"])
         self.made: list[int] = []  # bookings this person made in this run, still active
         self.listed: list[int] = []  # their bookings seen on "My reservations"
@@ -105,11 +111,10 @@ class PortalUser(HttpUser):
     @task(25)
     def schedule(self) -> None:
         day = date.today() + timedelta(days=random.randint(0, 13))
-        self.client.get(
-            "/schedule/",
-            params={"location": self.location, "date": day.isoformat()},
-            name="schedule",
-        )
+        params = {"location": self.location, "date": day.isoformat()}
+        if self.floor and random.random() < 0.5:
+            params["floor"] = self.floor
+        self.client.get("/schedule/", params=params, name="schedule")
 
     @task(15)
     def mine(self) -> None:

@@ -66,7 +66,27 @@ class TimeInput(forms.TimeInput):
         super().__init__({"step": 300, **(attrs or {})}, format="%H:%M")
 
 
-class LongSelect(forms.Select):
+class ModelSelect(forms.Select):
+    """The select of a ``ModelChoiceField`` without a blank choice, whose options are read once.
+
+    Django's ``Select.use_required_attribute`` looks at the first choice, to see whether it is
+    a blank placeholder; for a model field without one (``empty_label=None``) that runs the
+    options' query a second time only to find a model object: a location's 250 spaces loaded
+    twice on every booking form. Without a blank choice the answer is known: no ``required``
+    attribute (Django's own answer), so the options are not read for it.
+    """
+
+    def use_required_attribute(self, initial) -> bool:
+        choices = self.choices
+        if (
+            isinstance(choices, forms.models.ModelChoiceIterator)
+            and choices.field.empty_label is None
+        ):
+            return False
+        return super().use_required_attribute(initial)
+
+
+class LongSelect(ModelSelect):
     """A select of many options (a location's spaces: hundreds) written out in Python.
 
     Django's ``Select`` renders every option through two templates (``select_option.html``
@@ -146,7 +166,9 @@ class SlotFieldsMixin(forms.Form):
 class SearchForm(SlotFieldsMixin):
     """Find a space. Bound to GET parameters; every field has a sensible default."""
 
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), empty_label=None)
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.all(), empty_label=None, widget=ModelSelect
+    )
     capacity = forms.IntegerField(
         label="People", min_value=1, max_value=1000, initial=1, required=False
     )

@@ -96,12 +96,16 @@ def _results(data: dict) -> dict:
         min_capacity=data.get("capacity") or 1,
         kinds=[data["kind"]] if data.get("kind") else (),
         amenity_ids=[a.pk for a in data.get("amenities") or ()],
-    ).prefetch_related("amenities")
+    )[:50]
+    spaces = list(spaces)
+    names = queries.amenity_names(spaces)
+    for space in spaces:
+        space.amenity_names = names[space.pk]
     zone = location.zone
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     return {
         "searched": True,
-        "spaces": list(spaces[:50]),
+        "spaces": spaces,
         "slot_start": start,
         "slot_end": end,
         "search_location": location,

@@ -25,7 +25,7 @@ frame of time; the week view of one space (``views.week``) draws its seven days 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -445,18 +445,31 @@ def _slots(
     # What a half hour [start, end) may not meet, worked out once per row rather than once per
     # half hour (a location's day grid has thousands): a booking's buffered range widened by
     # this space's own cleanup before it and setup after it, and the closed periods.
-    blocked = [(r.buffered_start - cleanup, r.buffered_end + setup) for r in taken]
-    blocked += [(c.start, c.end) for c in closed]
+    # The bookings' ranges in UTC, and each half hour's bounds turned into UTC once: comparing
+    # datetimes of two zones asks the location's zone for its offset every time (most of this
+    # loop's cost), while two UTC ones compare as plain numbers - the same instants. Closed
+    # periods are compared as they are (in the location's zone, so on the wall clock).
+    booked = [
+        ((r.buffered_start - cleanup).astimezone(UTC), (r.buffered_end + setup).astimezone(UTC))
+        for r in taken
+    ]
+    shut_periods = [(c.start, c.end) for c in closed]
     # Where a suggested booking must stop: the next booking's buffers, or a closure.
     stops = [r.buffered_start - cleanup for r in taken] + [c.start for c in closed]
+    now_utc, start_utc = now.astimezone(UTC), start.astimezone(UTC)
     while start < frame_end:
         end = min(start + step, frame_end)
+        end_utc = end.astimezone(UTC)
         shut = start < opens or end > closes
-        free = not shut and not any(first < end and last > start for first, last in blocked)
+        free = (
+            not shut
+            and not any(first < end_utc and last > start_utc for first, last in booked)
+            and not any(first < end and last > start for first, last in shut_periods)
+        )
         suggested = min(start + length, closes)
         for latest in stops:
             if start < latest < suggested:
                 suggested = latest
-        slots.append(Slot(start, suggested if free else end, free, end <= now, shut))
-        start = end
+        slots.append(Slot(start, suggested if free else end, free, end_utc <= now_utc, shut))
+        start, start_utc = end, end_utc
     return slots

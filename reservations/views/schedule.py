@@ -113,10 +113,11 @@ class SpacePage:
     count: int  # pages
     total: int  # spaces on the floor (or at the location)
     space_ids: list[int]
+    size: int  # spaces a page
 
     @property
     def first(self) -> int:
-        return (self.number - 1) * settings.SCHEDULE_PAGE_SIZE + 1 if self.space_ids else 0
+        return (self.number - 1) * self.size + 1 if self.space_ids else 0
 
     @property
     def last(self) -> int:
@@ -146,7 +147,7 @@ def space_page(location: Location, floor: str | None, page: str | None) -> Space
     number = int(page) if page and page.isdigit() else 1
     number = min(max(number, 1), count)
     shown = ids[(number - 1) * size : number * size]
-    return SpacePage(floors, floor, number, count, len(ids), shown)
+    return SpacePage(floors, floor, number, count, len(ids), shown, size)
 
 
 def schedule_query(location: Location, day: date, floor: str = "", page: int = 1) -> str:

@@ -119,3 +119,9 @@ def test_a_location_on_one_floor_has_no_picker_and_its_links_are_as_before(
 def test_floor_order():
     floors = ["10", "", "B", "2", "-1", "a", "0"]
     assert sorted(floors, key=floor_order) == ["-1", "0", "2", "10", "a", "B", ""]
+
+
+def test_a_page_size_of_zero_shows_one_space_a_page(alice_client, tower, settings):
+    settings.SCHEDULE_PAGE_SIZE = 0
+    body = alice_client.get(URL, {"location": tower.pk, "date": DAY, "page": "2"}).content.decode()
+    assert rows(body) == ["Cedar"] and "Spaces 2\u20132 of 5" in body

@@ -22,9 +22,10 @@ my reservations         15      ``mine``: upcoming bookings, first page
 book                    10      ``book form`` then ``book``: a free-looking room at a
                                 random time in the next 60 days (409, taken meanwhile, is
                                 an answer, not an error)
-reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (to a later hour that
-                                day, after the booking ends, else the next day: never to an
-                                hour already past) or ``cancel form`` + ``cancel``, of a
+reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (a room booking, to a
+                                later hour that day, after it ends, else the next day: never
+                                to an hour already past; a desk booking is not moved, see
+                                ``_reschedule``) or ``cancel form`` + ``cancel``, of a
                                 booking they made in this run (else one of their listed ones)
 details                 5       ``detail``: one of their bookings
 ======================  ======  ==========================================================
@@ -51,6 +52,7 @@ CREATED = re.compile(r"/reservations/(\d+)/$")
 _people: list[dict] = []
 _rooms: dict[str, list[int]] = {}
 _floors: dict[str, list[str]] = {}
+_all_rooms: set[int] = set()
 
 
 @events.init_command_line_parser.add_listener
@@ -65,6 +67,7 @@ def _load_people(environment, **kwargs) -> None:
     data = json.loads(Path(environment.parsed_options.people_file).read_text())
     _people[:] = data["people"]
     _rooms.update(data["rooms"])
+    _all_rooms.update(pk for rooms in data["rooms"].values() for pk in rooms)
     _floors.update(data.get("floors", {}))
     PortalUser.cookie_name = data["cookie"]
 
@@ -186,6 +189,11 @@ class PortalUser(HttpUser):
         end = re.search(r'name="end" value="([0-9:]+)"', form.text)
         if not (version and space and day and start and end):
             return  # no longer changeable (the page said why): nothing to post
+        if int(space.group(1)) not in _all_rooms:
+            # A desk: the data set's people hold a desk most days, and one person may hold
+            # one desk at a time, so a random new hour mostly meets their other desk (400,
+            # with the reason). People move rooms here; desks are cancelled or kept.
+            return
         moved_day, start = _later_slot(date.fromisoformat(day.group(1)), start[1], end[1])
         with self.client.post(
             f"/reservations/{pk}/change/",

@@ -117,7 +117,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 def sign_in(people: int) -> None:
     """A session per person, each person's default location one of the data set's, and the
-    rooms they book from; written to PEOPLE_FILE for the locust scenario."""
+    rooms they book from and the floors of each location; written to PEOPLE_FILE for the
+    locust scenario."""
     from importlib import import_module
 
     from django.conf import settings
@@ -154,9 +155,27 @@ def sign_in(people: int) -> None:
         )
         for location in locations
     }
+    floors = {
+        str(location.pk): sorted(
+            set(
+                queries.bookable_spaces()
+                .filter(location=location)
+                .exclude(floor="")
+                .values_list("floor", flat=True)
+            )
+        )
+        for location in locations
+    }
     PEOPLE_FILE.parent.mkdir(exist_ok=True)
     PEOPLE_FILE.write_text(
-        json.dumps({"cookie": settings.SESSION_COOKIE_NAME, "people": entries, "rooms": rooms})
+        json.dumps(
+            {
+                "cookie": settings.SESSION_COOKIE_NAME,
+                "people": entries,
+                "rooms": rooms,
+                "floors": floors,
+            }
+        )
     )
 
 

@@ -15,14 +15,18 @@ task                    weight  requests (locust name)
 ======================  ======  ==========================================================
 find a space            40      ``find``: the search page for a random day, hour, size
 schedule                25      ``schedule``: the day grid of their location, a day in the
-                                next two weeks
+                                next two weeks: half the time as it opens (all floors, the
+                                first page of 50 spaces), half the time their own floor (one
+                                of the location's, drawn for each person at the start)
 my reservations         15      ``mine``: upcoming bookings, first page
 book                    10      ``book form`` then ``book``: a free-looking room at a
                                 random time in the next 60 days (409, taken meanwhile, is
                                 an answer, not an error)
-reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (to another hour that
-                                day) or ``cancel form`` + ``cancel``, of a booking they made
-                                in this run (else one of their listed ones)
+reschedule or cancel    5       ``reschedule form`` + ``reschedule`` (a room booking, to a
+                                later hour that day, after it ends, else the next day: never
+                                to an hour already past; a desk booking is not moved, see
+                                ``_reschedule``) or ``cancel form`` + ``cancel``, of a
+                                booking they made in this run (else one of their listed ones)
 details                 5       ``detail``: one of their bookings
 ======================  ======  ==========================================================
 
@@ -47,6 +51,8 @@ CREATED = re.compile(r"/reservations/(\d+)/$")
 
 _people: list[dict] = []
 _rooms: dict[str, list[int]] = {}
+_floors: dict[str, list[str]] = {}
+_all_rooms: set[int] = set()
 
 
 @events.init_command_line_parser.add_listener
@@ -61,6 +67,8 @@ def _load_people(environment, **kwargs) -> None:
     data = json.loads(Path(environment.parsed_options.people_file).read_text())
     _people[:] = data["people"]
     _rooms.update(data["rooms"])
+    _all_rooms.update(pk for rooms in data["rooms"].values() for pk in rooms)
+    _floors.update(data.get("floors", {}))
     PortalUser.cookie_name = data["cookie"]
 
 
@@ -80,6 +88,8 @@ class PortalUser(HttpUser):
         if person is None:
             raise RuntimeError("more locust users than people in the people file")
         self.location = str(person["location"])
+        floors = _floors.get(self.location) or [""]
+        self.floor = random.choice(floors)  # "": the location has no floors
         self.client.cookies.set(self.cookie_name, person["session"])
         self.made: list[int] = []  # bookings this person made in this run, still active
         self.listed: list[int] = []  # their bookings seen on "My reservations"
@@ -104,11 +114,10 @@ class PortalUser(HttpUser):
     @task(25)
     def schedule(self) -> None:
         day = date.today() + timedelta(days=random.randint(0, 13))
-        self.client.get(
-            "/schedule/",
-            params={"location": self.location, "date": day.isoformat()},
-            name="schedule",
-        )
+        params = {"location": self.location, "date": day.isoformat()}
+        if self.floor and random.random() < 0.5:
+            params["floor"] = self.floor
+        self.client.get("/schedule/", params=params, name="schedule")
 
     @task(15)
     def mine(self) -> None:
@@ -176,14 +185,21 @@ class PortalUser(HttpUser):
         version = VERSION.search(form.text)
         space = re.search(r'<option value="(\d+)" selected>', form.text)
         day = re.search(r'name="date" value="([0-9-]+)"', form.text)
-        if not (version and space and day):
+        start = re.search(r'name="start" value="([0-9:]+)"', form.text)
+        end = re.search(r'name="end" value="([0-9:]+)"', form.text)
+        if not (version and space and day and start and end):
             return  # no longer changeable (the page said why): nothing to post
-        start = f"{random.randint(7, 18):02d}:{random.choice(('00', '30'))}"
+        if int(space.group(1)) not in _all_rooms:
+            # A desk: the data set's people hold a desk most days, and one person may hold
+            # one desk at a time, so a random new hour mostly meets their other desk (400,
+            # with the reason). People move rooms here; desks are cancelled or kept.
+            return
+        moved_day, start = _later_slot(date.fromisoformat(day.group(1)), start[1], end[1])
         with self.client.post(
             f"/reservations/{pk}/change/",
             data={
                 "space": space.group(1),
-                "date": day.group(1),
+                "date": moved_day.isoformat(),
                 "start": start,
                 "end": _later(start, 60),
                 "title": "Load test",
@@ -228,6 +244,20 @@ class PortalUser(HttpUser):
 def _csrf(page: str) -> str:
     found = CSRF.search(page)
     return found.group(1) if found else ""
+
+
+def _later_slot(day: date, start: str, end: str) -> tuple[date, str]:
+    """A half hour to move a booking to: after its current end that day (a booking still
+    changeable ends in the future, so this is never in the past, even for one of today's,
+    whose earlier hours may be over), else one between 07:00 and 18:30 the next day (also
+    when the booking ends after midnight)."""
+    hour, minute = map(int, end.split(":"))
+    first = (hour * 60 + minute + 29) // 30  # the first half hour at or after the end
+    last = 22 * 2  # 22:00, so that the hour fits the day
+    if first > last or end <= start:
+        day, first, last = day + timedelta(days=1), 7 * 2, 18 * 2 + 1
+    slot = random.randint(first, last)
+    return day, f"{slot // 2:02d}:{slot % 2 * 30:02d}"
 
 
 def _later(start: str, minutes: int) -> str:

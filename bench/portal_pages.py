@@ -14,8 +14,9 @@ Pages, as the load test names them:
 
 - ``find``: the search page with its default search (the next half hour at the person's
   default location);
-- ``schedule``: the day grid of that location for tomorrow (every space of the location,
-  half-hour cells over the opening hours: on this data set 00:00-23:59);
+- ``schedule``: the day grid of that location for tomorrow as it opens (all floors: the
+  first page of ``SCHEDULE_PAGE_SIZE``, 50 spaces, of the location's 250; half-hour cells
+  over the opening hours: on this data set 00:00-23:59);
 - ``mine``: upcoming reservations, first page of 25;
 - ``detail``: one of the person's upcoming reservations, with its history;
 - ``book form`` / ``book``: the booking form for a free half hour, then its POST (a real

@@ -437,6 +437,11 @@ MEDIA_URL = "/media/"
 # Largest floor map or photo accepted, in bytes (PNG, JPEG or SVG, checked by content).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 
+# --- Portal -----------------------------------------------------------------------------------
+# Spaces per page of the schedule (one floor or all floors, previous/next links beyond): what
+# one request renders stays bounded however many spaces a location holds.
+SCHEDULE_PAGE_SIZE = env.int("SCHEDULE_PAGE_SIZE", default=50)
+
 # --- Email ----------------------------------------------------------------------------------
 # No EMAIL_URL in development (make run): reservations.mail.LogEmailBackend logs each email at
 # INFO (recipients, subject, the text part) instead of printing the whole MIME message, which

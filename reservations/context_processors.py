@@ -19,7 +19,8 @@ def portal(request: HttpRequest) -> dict[str, Callable[[], Profile]]:
         # Loaded on first use, once per request: pages that never show a time pay nothing,
         # and a list of 25 bookings asks the database once, not 25 times.
         if not found:
-            found.append(Profile.for_user(user))
+            # The view may have read it already (views.common.default_location).
+            found.append(getattr(user, "portal_profile", None) or Profile.for_user(user))
         return found[0]
 
     return {"portal_profile": profile}

@@ -171,6 +171,24 @@ def free_spaces(
     return spaces.filter(~Exists(busy)).order_by("capacity", "name")
 
 
+def amenity_names(spaces: Iterable[Space]) -> dict[int, list[str]]:
+    """Space id -> its amenities' names (by name), in one query for a list of results.
+
+    What ``prefetch_related("amenities")`` gives a template, without its cost per space: the
+    prefetch builds a filtered queryset for each space (about 0.1 ms of CPU each, 5 ms for
+    the 50 results of a search) only to hold two or three names.
+    """
+    names: dict[int, list[str]] = {space.pk: [] for space in spaces}
+    rows = (
+        Space.amenities.through.objects.filter(space_id__in=list(names))
+        .order_by("amenity__name", "amenity_id")
+        .values_list("space_id", "amenity__name")
+    )
+    for space_id, name in rows:
+        names[space_id].append(name)
+    return names
+
+
 def on_local_day(locations: Iterable[Location], now: datetime) -> Q:
     """Reservations overlapping the day ``now`` falls on in their own location's zone (each
     location its own midnight): the admin's "Today" filter and the admin home's counts."""

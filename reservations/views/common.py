@@ -53,6 +53,9 @@ def default_location(user, requested: str | None = None) -> Location | None:
         if location:
             return location
     profile = Profile.for_user(user)
+    # The page's template shows times in this profile's zone (context_processors.portal):
+    # handed over, so that a request reads the profile once.
+    user.portal_profile = profile
     if profile.default_location_id:
         return profile.default_location
     return Location.objects.first()

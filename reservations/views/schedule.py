@@ -12,6 +12,12 @@ A space's setup and cleanup buffers (``reservations.buffers``) are drawn as hatc
 before and after each booking, and a half hour is offered only when a booking there would
 leave them free.
 
+The grid shows one page of a location's spaces at a time (``space_page``): one floor
+(``?floor=3``) or all floors, at most ``SCHEDULE_PAGE_SIZE`` spaces (50) a page
+(``?page=2``), ordered by floor (2 before 10) and name, with previous/next links - as Robin
+or LibCal show a floor's schedule rather than a whole campus. The work and the markup of a
+page stay bounded however many spaces a location holds.
+
 ``space_row`` builds one space's line (blocks, buffers, closures, bookable half hours) for a
 frame of time; the week view of one space (``views.week``) draws its seven days with it.
 """
@@ -19,12 +25,14 @@ frame of time; the week view of one space (``views.week``) draws its seven days 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from .. import approvals, closures, opening, queries, rules
 from ..models import ApprovalRule, Location, OpeningHours, Reservation, Source, Space
@@ -95,6 +103,64 @@ class Row:
     approval: str = ""  # "Needs approval by Facilities" (``reservations.approvals``)
 
 
+@dataclass(frozen=True)
+class SpacePage:
+    """Which of a location's spaces one schedule page shows, and how to reach the others."""
+
+    floors: list[str]  # the location's floors, for the picker (natural order: 2 before 10)
+    floor: str  # the one shown; "" for all floors
+    number: int  # 1-based
+    count: int  # pages
+    total: int  # spaces on the floor (or at the location)
+    space_ids: list[int]
+    size: int  # spaces a page
+
+    @property
+    def first(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.space_ids else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.space_ids) - 1 if self.space_ids else 0
+
+
+def floor_order(floor: str) -> tuple:
+    """Numbered floors by number (-1, 0, 2, 10), then named ones by name, then no floor."""
+    if floor.removeprefix("-").isdigit():
+        return (0, int(floor), "")
+    return (1, 0, floor.casefold()) if floor else (2, 0, "")
+
+
+def space_page(location: Location, floor: str | None, page: str | None) -> SpacePage:
+    """The page ``page`` (1 when missing or malformed, the last when past it) of the bookable
+    spaces on ``floor`` ("" or a floor the location does not have: all floors). One query of
+    ids and floors; the grid then loads only the page's spaces."""
+    listed = sorted(
+        queries.bookable_spaces().filter(location=location).values_list("pk", "floor", "name"),
+        key=lambda space: (floor_order(space[1]), space[2].casefold(), space[0]),
+    )
+    floors = sorted({f for _, f, _ in listed if f}, key=floor_order)
+    floor = floor if floor in floors else ""
+    ids = [pk for pk, f, _ in listed if not floor or f == floor]
+    size = max(1, settings.SCHEDULE_PAGE_SIZE)
+    count = max(1, -(-len(ids) // size))
+    number = int(page) if page and page.isdigit() else 1
+    number = min(max(number, 1), count)
+    shown = ids[(number - 1) * size : number * size]
+    return SpacePage(floors, floor, number, count, len(ids), shown, size)
+
+
+def schedule_query(location: Location, day: date, floor: str = "", page: int = 1) -> str:
+    """The query string of a schedule page (without the floor and page when they are the
+    defaults, so the links of a location with one page stay as they were)."""
+    params = {"location": location.pk, "date": day.isoformat()}
+    if floor:
+        params["floor"] = floor
+    if page > 1:
+        params["page"] = page
+    return urlencode(params)
+
+
 @login_required
 def schedule(request: HttpRequest) -> HttpResponse:
     location = default_location(request.user, request.GET.get("location"))
@@ -115,24 +181,31 @@ def schedule(request: HttpRequest) -> HttpResponse:
                 f"{location.name} is not open again today; it "
                 f"{opening.opens_phrase(location, opens, now)}, shown here."
             )
+    spaces = space_page(location, request.GET.get("floor"), request.GET.get("page"))
+    floor, number = spaces.floor, spaces.number
     context = {
         "notice": notice,
         "location": location,
         "locations": Location.objects.all(),
         "day": day,
         "today": today,
-        "previous_day": day - timedelta(days=1),
-        "next_day": day + timedelta(days=1),
+        "spaces_page": spaces,
+        # The day links keep the floor and the page; the page links keep the day and floor.
+        "previous_day_query": schedule_query(location, day - timedelta(days=1), floor, number),
+        "next_day_query": schedule_query(location, day + timedelta(days=1), floor, number),
+        "today_query": schedule_query(location, today, floor, number),
+        "previous_page_query": schedule_query(location, day, floor, number - 1),
+        "next_page_query": schedule_query(location, day, floor, number + 1),
         "planner": PLANNER,
     }
-    context.update(_grid(request.user, location, day))
+    context.update(_grid(request.user, location, day, spaces.space_ids))
     template = (
         "reservations/_schedule_grid.html" if is_htmx(request) else "reservations/schedule.html"
     )
     return render(request, template, context)
 
 
-def _grid(user, location: Location, day: date) -> dict:
+def _grid(user, location: Location, day: date, space_ids: list[int]) -> dict:
     hours = OpeningHours.objects.filter(location=location, weekday=day.weekday()).first()
     if hours is None:
         return {"closed": f"{location.name} is closed on {day:%A}s."}
@@ -141,11 +214,10 @@ def _grid(user, location: Location, day: date) -> dict:
     if opens is None or closes is None or closes <= opens:
         return {"closed": f"{location.name} has no bookable hours on {day:%d %b %Y}."}
     total = (closes - opens).total_seconds()
-    spaces = list(
-        queries.bookable_spaces()
-        .filter(location=location)
-        .select_related("location")
-        .order_by("floor", "name")
+    order = {pk: index for index, pk in enumerate(space_ids)}
+    spaces = sorted(
+        Space.objects.filter(pk__in=space_ids).select_related("location"),
+        key=lambda space: order[space.pk],
     )
     closed = closures.periods_on(location, opens, closes, [space.pk for space in spaces])
     for period in closed.get(None, []):
@@ -374,18 +446,31 @@ def _slots(
     # What a half hour [start, end) may not meet, worked out once per row rather than once per
     # half hour (a location's day grid has thousands): a booking's buffered range widened by
     # this space's own cleanup before it and setup after it, and the closed periods.
-    blocked = [(r.buffered_start - cleanup, r.buffered_end + setup) for r in taken]
-    blocked += [(c.start, c.end) for c in closed]
+    # The bookings' ranges in UTC, and each half hour's bounds turned into UTC once: comparing
+    # datetimes of two zones asks the location's zone for its offset every time (most of this
+    # loop's cost), while two UTC ones compare as plain numbers - the same instants. Closed
+    # periods are compared as they are (in the location's zone, so on the wall clock).
+    booked = [
+        ((r.buffered_start - cleanup).astimezone(UTC), (r.buffered_end + setup).astimezone(UTC))
+        for r in taken
+    ]
+    shut_periods = [(c.start, c.end) for c in closed]
     # Where a suggested booking must stop: the next booking's buffers, or a closure.
     stops = [r.buffered_start - cleanup for r in taken] + [c.start for c in closed]
+    now_utc, start_utc = now.astimezone(UTC), start.astimezone(UTC)
     while start < frame_end:
         end = min(start + step, frame_end)
+        end_utc = end.astimezone(UTC)
         shut = start < opens or end > closes
-        free = not shut and not any(first < end and last > start for first, last in blocked)
+        free = (
+            not shut
+            and not any(first < end_utc and last > start_utc for first, last in booked)
+            and not any(first < end and last > start for first, last in shut_periods)
+        )
         suggested = min(start + length, closes)
         for latest in stops:
             if start < latest < suggested:
                 suggested = latest
-        slots.append(Slot(start, suggested if free else end, free, end <= now, shut))
-        start = end
+        slots.append(Slot(start, suggested if free else end, free, end_utc <= now_utc, shut))
+        start, start_utc = end, end_utc
     return slots

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from .. import opening, queries, services
 from ..forms import QuickForm, SearchForm
-from ..models import Location, OpeningHours, Source, Space, SpaceKind
+from ..models import Location, Source, Space, SpaceKind
 from .common import default_location, is_htmx, location_problem, nearest_five, next_slot
 from .floormap import map_context
 
@@ -56,6 +57,9 @@ def find(request: HttpRequest) -> HttpResponse:
     location = default_location(request.user, request.GET.get("location"))
     if location is None:
         return render(request, "reservations/find.html", {"form": None, "no_locations": True})
+    # Its opening hours, read once: the default search, the quick reservation box and the
+    # search's own check all ask them.
+    prefetch_related_objects([location], "opening_hours")
     data = request.GET.copy() if "date" in request.GET else None
     if data is None:
         data = _defaults(location)
@@ -71,6 +75,8 @@ def find(request: HttpRequest) -> HttpResponse:
         window = _quick_window(location, timezone.now())
         context["quick_closed"] = window if isinstance(window, str) else ""
     if form.is_valid():
+        if form.cleaned_data["location"].pk == location.pk:
+            form.cleaned_data["location"] = location  # the same, hours already read
         context.update(_results(form.cleaned_data))
     if form.is_valid() and form.cleaned_data.get("view") == "map" and not context.get("problem"):
         context.update(map_context(data, form.cleaned_data))
@@ -90,12 +96,16 @@ def _results(data: dict) -> dict:
         min_capacity=data.get("capacity") or 1,
         kinds=[data["kind"]] if data.get("kind") else (),
         amenity_ids=[a.pk for a in data.get("amenities") or ()],
-    ).prefetch_related("amenities")
+    )[:50]
+    spaces = list(spaces)
+    names = queries.amenity_names(spaces)
+    for space in spaces:
+        space.amenity_names = names[space.pk]
     zone = location.zone
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     return {
         "searched": True,
-        "spaces": list(spaces[:50]),
+        "spaces": spaces,
         "slot_start": start,
         "slot_end": end,
         "search_location": location,
@@ -161,7 +171,7 @@ def _quick_window(location: Location, now: datetime) -> tuple[datetime, datetime
     location opens)."""
     zone = location.zone
     start = nearest_five(now, zone)
-    hours = OpeningHours.objects.filter(location=location, weekday=start.weekday()).first()
+    hours = {h.weekday: h for h in location.opening_hours.all()}.get(start.weekday())
     if hours is not None and hours.opens <= start.time() < hours.closes:
         closing = start.replace(hour=hours.closes.hour, minute=hours.closes.minute)
         end = min(start + timedelta(minutes=QUICK_MINUTES), closing)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -87,6 +88,9 @@ def test_search_lists_free_spaces_smallest_first_with_capacity_and_amenities(
     assert names == ["Booth", "Desk 1", "Big room"]  # Small room is taken
     body = response.content.decode()
     assert "10 people" in body and "Video conferencing" in body
+    # Each result's own amenities, by name (the filter's checkboxes name them all).
+    chips = re.findall(r'<ul class="chips" aria-label="Amenities">(.*?)</ul>', body)
+    assert chips == ["<li>Display</li><li>Video conferencing</li>"]  # the big room's only
 
 
 def test_search_filters_capacity_kind_and_amenities(alice_client, office):

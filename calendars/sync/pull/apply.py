@@ -327,7 +327,9 @@ class Applier:
 
 def _log_plan(binding_id: int, plan: PullPlan) -> None:
     """Each remote change the plan takes, refuses or skips, with its reason (what the
-    convergence run's failures need to be explained; skips at debug level)."""
+    convergence run's failures need to be explained; skips at debug level). The whole event
+    id: EWS ids end in the mailbox's encoded address, so any tail is the same for a room's
+    every event, and the portal's support reference shows the id's start."""
     for bucket in ("create", "update", "cancel", "conflicts", "restore", "touch", "ignore"):
         level = logging.DEBUG if bucket in ("touch", "ignore") else logging.INFO
         if not log.isEnabledFor(level):
@@ -336,7 +338,7 @@ def _log_plan(binding_id: int, plan: PullPlan) -> None:
             log.log(
                 level,
                 "Pull of binding %s: event %s (reservation %s) -> %s: %s",
-                binding_id, change.event.id[-16:], change.reservation_id, bucket, change.reason,
+                binding_id, change.event.id, change.reservation_id, bucket, change.reason,
             )  # fmt: skip
 
 

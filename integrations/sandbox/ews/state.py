@@ -233,6 +233,38 @@ class EwsState:
         )
         self._add_folder(mailbox, "calendar", "Calendar", "IPF.Appointment", top.id)
 
+    def add_calendar_folder(self, mailbox: Mailbox, display: str) -> Folder:
+        """A calendar folder (IPF.Appointment) under the mailbox's calendar, as Outlook's "New
+        Calendar" makes one: not distinguished, reached by its folder id. Exchange refuses a
+        second folder of the same name (case-insensitive) under one parent."""
+        calendar = mailbox.folders["calendar"]
+        if any(
+            f.parent == calendar.id and f.display_name.lower() == display.lower()
+            for f in self.folders.values()
+        ):
+            raise ItemError("ErrorFolderExists", "A folder with the specified name already exists.")
+        folder = Folder(
+            new_id(FOLDER_PREFIX, mailbox.email),
+            mailbox.email,
+            "",
+            display,
+            "IPF.Appointment",
+            calendar.id,
+            new_change_key(),
+        )
+        self.folders[folder.id] = folder
+        return folder
+
+    def children(self, folder: Folder, deep: bool = False) -> list[Folder]:
+        """The folders under ``folder`` (its direct children, or all descendants)."""
+        found = []
+        for child in self.folders.values():
+            if child.parent == folder.id:
+                found.append(child)
+                if deep:
+                    found.extend(self.children(child, deep=True))
+        return found
+
     def _add_folder(
         self, mailbox: Mailbox, name: str, display: str, cls: str, parent: str | None
     ) -> Folder:

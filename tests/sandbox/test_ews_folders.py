@@ -111,6 +111,10 @@ def test_find_folder_answers_as_exchange_for_bad_parents_and_requests(ews):
     unknown = "UlNWRgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # well formed, never issued
     assert code(soap(ews, find_folder(f'<t:FolderId Id="{unknown}"/>'))) == ("ErrorFolderNotFound")
     assert code(soap(ews, find_folder(CALENDAR, traversal="Sideways"))) == ("ErrorSchemaValidation")
+    bad_shape = find_folder(CALENDAR).replace("IdOnly", "Everything")
+    assert code(soap(ews, bad_shape)) == "ErrorSchemaValidation"
+    bad_uri = find_folder(CALENDAR).replace("folder:DisplayName", "DisplayName")
+    assert code(soap(ews, bad_uri)) == "ErrorSchemaValidation"
     restriction = (
         '<m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="folder:DisplayName"/>'
         '<t:FieldURIOrConstant><t:Constant Value="Bookings"/></t:FieldURIOrConstant>'
@@ -119,3 +123,15 @@ def test_find_folder_answers_as_exchange_for_bad_parents_and_requests(ews):
     assert code(soap(ews, find_folder(CALENDAR, extra=restriction))) == (
         "ErrorUnsupportedQueryFilter"
     )
+
+
+def test_a_calendar_item_goes_only_into_a_calendar_folder(ews):
+    create = (
+        '<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>'
+        '<t:DistinguishedFolderId Id="msgfolderroot"/></m:SavedItemFolderId><m:Items>'
+        "<t:CalendarItem><t:Subject>Board</t:Subject><t:Start>2030-01-07T09:00:00Z</t:Start>"
+        "<t:End>2030-01-07T10:00:00Z</t:End></t:CalendarItem></m:Items></m:CreateItem>"
+    )
+    assert code(soap(ews, create)) == "ErrorCannotCreateCalendarItemInNonCalendarFolder"
+    calendar = create.replace("msgfolderroot", "calendar")
+    assert code(soap(ews, calendar)) == "NoError"

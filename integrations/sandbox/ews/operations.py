@@ -197,12 +197,13 @@ def _folder_shape(shape: ET.Element) -> set[str] | None:
     wanted = {"FolderId"}
     for path in shape.iter(q(T, "FieldURI")):
         uri = path.get("FieldURI", "")
-        if uri not in FOLDER_FIELDS:
+        if ":" not in uri:
             raise SoapFault(
-                "ErrorInvalidPropertyRequest",
-                f"The property '{uri}' is not valid for this object type.",
+                "ErrorSchemaValidation",
+                f"The request failed schema validation: '{uri}' is not a valid FieldURI.",
             )
-        wanted.add(FOLDER_FIELDS[uri])
+        if uri in FOLDER_FIELDS:  # others (folder:PolicyTag, ...) name properties it lacks
+            wanted.add(FOLDER_FIELDS[uri])
     return wanted
 
 

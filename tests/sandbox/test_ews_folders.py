@@ -102,6 +102,8 @@ def test_find_folder_pages_with_the_root_folders_counts(ews, http):
     assert 'IndexedPagingOffset="1"' in root
     assert answer.count("<t:CalendarFolder>") == 1 and "<t:DisplayName>Bookings<" in answer
     assert "<t:FolderClass>" not in answer  # IdOnly and DisplayName: nothing else
+    deep = soap(ews, find_folder('<t:DistinguishedFolderId Id="msgfolderroot"/>', "Deep")).text
+    assert 'TotalItemsInView="3"' in deep  # the calendar and the two under it
 
 
 def test_find_folder_answers_as_exchange_for_bad_parents_and_requests(ews):
@@ -125,7 +127,16 @@ def test_find_folder_answers_as_exchange_for_bad_parents_and_requests(ews):
     )
 
 
-def test_a_calendar_item_goes_only_into_a_calendar_folder(ews):
+def test_a_calendar_item_goes_only_into_a_calendar_folder(ews, http):
+    notes = {"name": "Notes", "folder_class": "IPF.Note"}
+    folder = http.post(f"{api(ews, ALICE)}/calendar-folders", json=notes).json()
+    into_notes = (
+        '<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>'
+        f'<t:FolderId Id="{folder["id"]}"/></m:SavedItemFolderId><m:Items>'
+        "<t:CalendarItem><t:Subject>Board</t:Subject><t:Start>2030-01-07T09:00:00Z</t:Start>"
+        "<t:End>2030-01-07T10:00:00Z</t:End></t:CalendarItem></m:Items></m:CreateItem>"
+    )
+    assert code(soap(ews, into_notes)) == "ErrorCannotCreateCalendarItemInNonCalendarFolder"
     create = (
         '<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>'
         '<t:DistinguishedFolderId Id="msgfolderroot"/></m:SavedItemFolderId><m:Items>'

@@ -162,14 +162,17 @@ def list_calendar_folders(request: Request, sandbox: Sandbox) -> Response:
 
 
 def create_calendar_folder(request: Request, sandbox: Sandbox) -> Response:
-    """Body: {"name": "Bookings"}: a calendar made in Outlook under the mailbox's calendar."""
+    """Body: {"name": "Bookings", "folder_class"?: "IPF.Appointment"}: a calendar made in
+    Outlook under the mailbox's calendar (another class: a folder that is not a calendar)."""
     state, box, data = _state(sandbox), _mailbox(request, sandbox), _body(request)
-    name = data.get("name")
+    name, folder_class = data.get("name"), data.get("folder_class", "IPF.Appointment")
     if not isinstance(name, str) or not name.strip():
         raise ControlError("give the folder's name")
+    if not isinstance(folder_class, str) or not folder_class.startswith("IPF."):
+        raise ControlError("folder_class must be an IPF. class, e.g. IPF.Appointment")
     with state.lock:
         try:
-            folder = state.add_calendar_folder(box, name.strip())
+            folder = state.add_calendar_folder(box, name.strip(), folder_class)
         except ItemError as error:
             raise ControlError(f"{error.code}: {error.message}") from None
         return Response.json(201, folder_json(folder))

@@ -233,10 +233,13 @@ class EwsState:
         )
         self._add_folder(mailbox, "calendar", "Calendar", "IPF.Appointment", top.id)
 
-    def add_calendar_folder(self, mailbox: Mailbox, display: str) -> Folder:
-        """A calendar folder (IPF.Appointment) under the mailbox's calendar, as Outlook's "New
-        Calendar" makes one: not distinguished, reached by its folder id. Exchange refuses a
-        second folder of the same name (case-insensitive) under one parent."""
+    def add_calendar_folder(
+        self, mailbox: Mailbox, display: str, folder_class: str = "IPF.Appointment"
+    ) -> Folder:
+        """A folder under the mailbox's calendar, as Outlook's "New Calendar" makes one
+        (IPF.Appointment; another class, e.g. IPF.Note, as made by mistake or by a script):
+        not distinguished, reached by its folder id. Exchange refuses a second folder of the
+        same name (case-insensitive) under one parent."""
         calendar = mailbox.folders["calendar"]
         if any(
             f.parent == calendar.id and f.display_name.lower() == display.lower()
@@ -248,7 +251,7 @@ class EwsState:
             mailbox.email,
             "",
             display,
-            "IPF.Appointment",
+            folder_class,
             calendar.id,
             new_change_key(),
         )

@@ -10,10 +10,10 @@ from integrations.base import CalendarGone, CalendarRef
 from tests.support.ews_client import ROOM, WINDOW, data, make_client, stored
 
 
-def make_folder(sandbox, mailbox: str, name: str) -> str:
+def make_folder(sandbox, mailbox: str, name: str, folder_class: str = "IPF.Appointment") -> str:
     state = sandbox.sandbox.services["ews"]
     with state.lock:
-        return state.add_calendar_folder(state.mailbox(mailbox), name).id
+        return state.add_calendar_folder(state.mailbox(mailbox), name, folder_class).id
 
 
 def test_pushes_and_pulls_go_to_the_named_folder_not_the_calendar(sandbox, waits):
@@ -49,3 +49,13 @@ def test_a_folder_name_the_mailbox_does_not_have_is_said_in_words(sandbox, waits
         assert raised.value.message.startswith(
             f"The mailbox {ROOM} has no calendar folder named 'Bookings' under its calendar."
         )
+
+
+def test_a_folder_of_that_name_that_is_not_a_calendar_is_said_so(sandbox, waits):
+    make_folder(sandbox, ROOM, "Bookings", "IPF.Note")
+    with pytest.raises(CalendarGone) as raised:
+        make_client(sandbox, waits, folder="Bookings").test_connection(CalendarRef(ROOM))
+    assert raised.value.code == "not_a_calendar"
+    assert f"'Bookings' under the calendar of the mailbox {ROOM} is not a calendar" in (
+        raised.value.message
+    )

@@ -264,6 +264,8 @@ class EwsConnection:
             except Exception as exc:
                 if not isinstance(exc, ews.EWSError | OSError):
                     raise
+                if isinstance(exc, ews.ErrorFolderNotFound):
+                    self._forget_folders(mailbox)
                 if is_connection_error(exc) and idempotent and attempt < policy.max_attempts:
                     log.warning(
                         "EWS call for %s failed (%s), retrying", mailbox, type(exc).__name__
@@ -293,6 +295,12 @@ class EwsConnection:
         if self.config.folder:
             return self._named_folder(account, ref.mailbox, self.config.folder)
         return account.calendar
+
+    def _forget_folders(self, mailbox: str) -> None:
+        """Drop the mailbox's resolved folders (one was deleted): a folder of the connection's
+        name made again is found afresh by the next call, not read by its old id forever."""
+        for key in [k for k in self._folders if k[0] == mailbox.lower()]:
+            del self._folders[key]
 
     def _named_folder(self, account: Account, mailbox: str, name: str) -> Any:
         """The calendar folder called ``name`` (case-insensitive, as Exchange names are)

@@ -178,6 +178,17 @@ def create_calendar_folder(request: Request, sandbox: Sandbox) -> Response:
         return Response.json(201, folder_json(folder))
 
 
+def delete_calendar_folder(request: Request, sandbox: Sandbox) -> Response:
+    """A folder made under the calendar deleted in Outlook, with its items."""
+    state, box = _state(sandbox), _mailbox(request, sandbox)
+    with state.lock:
+        folder = state.folders.get(unquote(request.params["folder_id"]))
+        if folder is None or folder.mailbox != box.email or folder.distinguished:
+            raise ControlError("no such folder made under this mailbox's calendar")
+        state.delete_folder(folder)
+        return Response.empty(204)
+
+
 def list_items(request: Request, sandbox: Sandbox) -> Response:
     state, box = _state(sandbox), _mailbox(request, sandbox)
     with state.lock:
@@ -421,6 +432,12 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("POST", f"{mb}/items", create_item, "item create"),
         ("GET", f"{mb}/calendar-folders", list_calendar_folders, "calendar folders"),
         ("POST", f"{mb}/calendar-folders", create_calendar_folder, "calendar folder create"),
+        (
+            "DELETE",
+            f"{mb}/calendar-folders/(?P<folder_id>[^/]+)",
+            delete_calendar_folder,
+            "calendar folder delete",
+        ),
         ("GET", item, get_item, "item get"),
         ("PATCH", item, update_item, "item update"),
         ("DELETE", item, delete_item, "item delete"),

@@ -258,6 +258,18 @@ class EwsState:
         self.folders[folder.id] = folder
         return folder
 
+    def delete_folder(self, folder: Folder) -> None:
+        """A folder made under a calendar deleted in Outlook, with its items and sub-folders
+        (Exchange moves it to Deleted Items; here it is gone: its id answers
+        ErrorFolderNotFound)."""
+        for child in self.children(folder):
+            self.delete_folder(child)
+        for item in self.items_in(folder):
+            del self.items[item.id]
+        for token in [t for t, (f, _seq) in self.sync_states.items() if f == folder.id]:
+            del self.sync_states[token]
+        del self.folders[folder.id]
+
     def children(self, folder: Folder, deep: bool = False) -> list[Folder]:
         """The folders under ``folder`` (its direct children, or all descendants)."""
         found = []

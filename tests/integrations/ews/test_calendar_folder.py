@@ -4,7 +4,10 @@ does not have is said in words (Test connection and every call), not a traceback
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+import requests
 
 from integrations.base import CalendarGone, CalendarRef
 from tests.support.ews_client import ROOM, WINDOW, data, make_client, stored
@@ -59,3 +62,23 @@ def test_a_folder_of_that_name_that_is_not_a_calendar_is_said_so(sandbox, waits)
     assert f"'Bookings' under the calendar of the mailbox {ROOM} is not a calendar" in (
         raised.value.message
     )
+
+
+def test_a_folder_deleted_and_made_again_is_found_afresh(sandbox, waits):
+    ews = make_client(sandbox, waits, folder="Bookings")
+    ref = CalendarRef(ROOM)
+    first = make_folder(sandbox, ROOM, "Bookings")
+    ews.create_event(ref, data(1, 9))
+    control = f"{sandbox.base_url}/_sandbox/api/ews/mailboxes/{ROOM}/calendar-folders"
+    with requests.Session() as http:
+        http.trust_env, http.verify = False, str(sandbox.ca_file)
+        assert http.delete(f"{control}/{quote(first, safe='')}").status_code == 204
+    with pytest.raises(CalendarGone) as raised:  # the folder's old id: gone
+        ews.changes(ref, None, *WINDOW)
+    assert raised.value.code == "ErrorFolderNotFound"
+    with pytest.raises(CalendarGone) as raised:  # looked up again by its name
+        ews.changes(ref, None, *WINDOW)
+    assert "has no calendar folder named 'Bookings'" in raised.value.message
+    second = make_folder(sandbox, ROOM, "Bookings")
+    event = ews.create_event(ref, data(2, 11))
+    assert stored(sandbox, event.id).folder_id == second != first

@@ -39,7 +39,8 @@ from exchangelib import (
     OAuth2Credentials,
 )
 from exchangelib import errors as ews
-from exchangelib.folders import Calendar, FolderCollection
+from exchangelib.folders import SHALLOW as SHALLOW_FOLDERS
+from exchangelib.folders import Calendar, FolderCollection, SingleFolderQuerySet
 from exchangelib.items import (
     SAVE_ONLY,
     SEND_TO_ALL_AND_SAVE_COPY,
@@ -51,6 +52,7 @@ from exchangelib.services import UpdateItem
 from exchangelib.version import EXCHANGE_2016, EXCHANGE_2019, Version
 
 from ..base import (
+    CalendarGone,
     CalendarRef,
     EventData,
     PermanentError,
@@ -262,6 +264,8 @@ class EwsConnection:
             except Exception as exc:
                 if not isinstance(exc, ews.EWSError | OSError):
                     raise
+                if isinstance(exc, ews.ErrorFolderNotFound):
+                    self._forget_folders(mailbox)
                 if is_connection_error(exc) and idempotent and attempt < policy.max_attempts:
                     log.warning(
                         "EWS call for %s failed (%s), retrying", mailbox, type(exc).__name__
@@ -289,8 +293,48 @@ class EwsConnection:
                 folder = self._folders[key] = raise_returned(next(iter(resolved)))
             return folder
         if self.config.folder:
-            return account.calendar / self.config.folder
+            return self._named_folder(account, ref.mailbox, self.config.folder)
         return account.calendar
+
+    def _forget_folders(self, mailbox: str) -> None:
+        """Drop the mailbox's resolved folders (one was deleted): a folder of the connection's
+        name made again is found afresh by the next call, not read by its old id forever."""
+        for key in [k for k in self._folders if k[0] == mailbox.lower()]:
+            del self._folders[key]
+
+    def _named_folder(self, account: Account, mailbox: str, name: str) -> Any:
+        """The calendar folder called ``name`` (case-insensitive, as Exchange names are)
+        directly under the mailbox's calendar: one shallow FindFolder reading each child's
+        name and class (``account.calendar / name`` would map the whole mailbox's folder tree
+        first: GetFolder of every well-known folder and a Deep FindFolder from its root)."""
+        key = (mailbox.lower(), "/" + name.lower())
+        folder = self._folders.get(key)
+        if folder is not None:
+            return folder
+        children = (
+            SingleFolderQuerySet(account=account, folder=account.calendar)
+            .depth(SHALLOW_FOLDERS)
+            .only("name", "folder_class")
+        )
+        for child in children:
+            child = raise_returned(child)
+            if (child.name or "").lower() != name.lower():
+                continue
+            if child.folder_class != "IPF.Appointment":
+                raise CalendarGone(
+                    f"The folder '{child.name}' under the calendar of the mailbox {mailbox} is "
+                    "not a calendar folder. Name a calendar in the connection alias's calendar "
+                    "folder field.",
+                    code="not_a_calendar",
+                )
+            self._folders[key] = child
+            return child
+        raise CalendarGone(
+            f"The mailbox {mailbox} has no calendar folder named '{name}' under its calendar. "
+            "Create it in Outlook (New Calendar), or clear the connection alias's calendar "
+            "folder field to use the mailbox's calendar itself.",
+            code="ErrorFolderNotFound",
+        )
 
     @staticmethod
     def _ref(ref: CalendarRef | str) -> CalendarRef:

@@ -7,10 +7,21 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from calendars.models import CalendarProvider, ConnectionAlias, CredentialAlias, ProviderKind
+from calendars.models import (
+    BindingStatus,
+    CalendarProvider,
+    ConnectionAlias,
+    CredentialAlias,
+    ProviderKind,
+)
 from calendars.remote import provider_config
+from calendars.sync import pull
+from calendars.sync.trouble import resume_binding
 from calendars.views import run_connection_test
+from reservations.models import Reservation
+from tests.calendars.conftest import bind, control
 from tests.conftest import endpoints_allowed
+from tests.support.pull import at
 
 pytestmark = pytest.mark.django_db
 
@@ -234,3 +245,35 @@ def test_nobody_signs_in_to_exchange_server(ews_provider, client, make_user):
         reverse("calendars:space_authorize", args=[space.pk, ews_provider.pk]), follow=True
     )
     assert "bind Spree in Space calendars" in response.content.decode()
+
+
+def test_a_calendar_folder_in_the_connection_alias_is_where_the_room_is_read(
+    ews_provider, sandbox, make_space
+):
+    ConnectionAlias.objects.filter(pk=ews_provider.connection_id).update(calendar_folder="Bookings")
+    ews_provider.refresh_from_db()
+    binding = bind(make_space(name="Atlas Berlin"), ews_provider, "atlas@contoso.test")
+
+    ok, text = run_connection_test(ews_provider, "atlas@contoso.test")
+    missing = (
+        "The mailbox atlas@contoso.test has no calendar folder named 'Bookings' under its calendar."
+    )
+    assert not ok and missing in text and "Traceback" not in text
+    assert pull.pull_binding(binding.pk).status != "succeeded"
+    binding.refresh_from_db()
+    assert binding.status == BindingStatus.PAUSED and missing in binding.last_error
+
+    mailbox = "ews/mailboxes/atlas@contoso.test"
+    folder = control(sandbox, "POST", f"{mailbox}/calendar-folders", json={"name": "Bookings"})
+    times = {"start": at(0, 9).isoformat(), "end": at(0, 10).isoformat()}
+    into = {"folder": folder["id"]}
+    control(sandbox, "POST", f"{mailbox}/items", params=into, json={"subject": "Booked", **times})
+    times = {"start": at(0, 11).isoformat(), "end": at(0, 12).isoformat()}
+    control(sandbox, "POST", f"{mailbox}/items", json={"subject": "In the calendar", **times})
+
+    ok, text = run_connection_test(ews_provider, "atlas@contoso.test")
+    assert ok, text
+    resume_binding(binding.pk)  # the admin's Resume once the folder exists
+    assert pull.pull_binding(binding.pk).status == "succeeded"
+    titles = Reservation.objects.filter(space=binding.space).values_list("title", flat=True)
+    assert list(titles) == ["Booked"]

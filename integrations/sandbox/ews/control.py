@@ -3,7 +3,9 @@
 "Someone in Outlook" lists, creates, edits and deletes items of any mailbox here: the same
 change keys, change log (SyncFolderItems), notifications and room processing as an EWS write.
 Tests and the manual demo also answer for a room whose delegate decides by hand, expire sync
-states and subscriptions, and queue ``ErrorServerBusy`` answers. The generic faults
+states and subscriptions, queue ``ErrorServerBusy`` answers, and make calendar folders
+under a mailbox's calendar (``POST .../mailboxes/<address>/calendar-folders``; ``?folder=<id>``
+on the item list and item create routes picks one). The generic faults
 (``POST /_sandbox/api/faults`` with ``"service": "ews"``) give a bare 503, a SOAP
 ``ErrorInternalServerError`` (500) or a dropped connection.
 """
@@ -27,6 +29,7 @@ from .state import (
     Attendee,
     CalendarItem,
     EwsState,
+    Folder,
     Mailbox,
     new_id,
 )
@@ -136,11 +139,61 @@ def list_mailboxes(request: Request, sandbox: Sandbox) -> Response:
     return Response.json(200, {"value": value})
 
 
+def _calendar_folder(request: Request, state: EwsState, box: Mailbox) -> Folder:
+    """``?folder=<id>`` names one of the mailbox's calendar folders; none, its calendar."""
+    wanted = (request.query.get("folder") or [""])[0]
+    if not wanted:
+        return box.folders["calendar"]
+    folder = state.folders.get(wanted)
+    if folder is None or folder.mailbox != box.email:
+        raise ControlError("no such calendar folder in this mailbox")
+    return folder
+
+
+def folder_json(folder: Folder) -> dict[str, Any]:
+    return {"id": folder.id, "name": folder.display_name, "folder_class": folder.folder_class}
+
+
+def list_calendar_folders(request: Request, sandbox: Sandbox) -> Response:
+    state, box = _state(sandbox), _mailbox(request, sandbox)
+    with state.lock:
+        found = state.children(box.folders["calendar"])
+        return Response.json(200, {"value": [folder_json(f) for f in found]})
+
+
+def create_calendar_folder(request: Request, sandbox: Sandbox) -> Response:
+    """Body: {"name": "Bookings", "folder_class"?: "IPF.Appointment"}: a calendar made in
+    Outlook under the mailbox's calendar (another class: a folder that is not a calendar)."""
+    state, box, data = _state(sandbox), _mailbox(request, sandbox), _body(request)
+    name, folder_class = data.get("name"), data.get("folder_class", "IPF.Appointment")
+    if not isinstance(name, str) or not name.strip():
+        raise ControlError("give the folder's name")
+    if not isinstance(folder_class, str) or not folder_class.startswith("IPF."):
+        raise ControlError("folder_class must be an IPF. class, e.g. IPF.Appointment")
+    with state.lock:
+        try:
+            folder = state.add_calendar_folder(box, name.strip(), folder_class)
+        except ItemError as error:
+            raise ControlError(f"{error.code}: {error.message}") from None
+        return Response.json(201, folder_json(folder))
+
+
+def delete_calendar_folder(request: Request, sandbox: Sandbox) -> Response:
+    """A folder made under the calendar deleted in Outlook, with its items."""
+    state, box = _state(sandbox), _mailbox(request, sandbox)
+    with state.lock:
+        folder = state.folders.get(unquote(request.params["folder_id"]))
+        if folder is None or folder.mailbox != box.email or folder.distinguished:
+            raise ControlError("no such folder made under this mailbox's calendar")
+        state.delete_folder(folder)
+        return Response.empty(204)
+
+
 def list_items(request: Request, sandbox: Sandbox) -> Response:
     state, box = _state(sandbox), _mailbox(request, sandbox)
     with state.lock:
         found = sorted(
-            state.items_in(box.folders["calendar"]),
+            state.items_in(_calendar_folder(request, state, box)),
             key=lambda i: (i.start or dt.datetime.min.replace(tzinfo=dt.UTC), i.id),
         )
         return Response.json(200, {"value": [item_json(state, i) for i in found]})
@@ -185,7 +238,7 @@ def create_item(request: Request, sandbox: Sandbox) -> Response:
     "resources": [...], "send_invitations": true}: a meeting typed in Outlook."""
     state, box, data = _state(sandbox), _mailbox(request, sandbox), _body(request)
     with state.lock:
-        calendar = box.folders["calendar"]
+        calendar = _calendar_folder(request, state, box)
         item = CalendarItem(new_id(ITEM_PREFIX, box.email), box.email, calendar.id)
         _apply(item, data)
         if item.is_meeting:
@@ -377,6 +430,14 @@ def register(router: Router, sandbox: Sandbox) -> None:
         ("GET", f"{API}/mailboxes", list_mailboxes, "mailboxes"),
         ("GET", f"{mb}/items", list_items, "items"),
         ("POST", f"{mb}/items", create_item, "item create"),
+        ("GET", f"{mb}/calendar-folders", list_calendar_folders, "calendar folders"),
+        ("POST", f"{mb}/calendar-folders", create_calendar_folder, "calendar folder create"),
+        (
+            "DELETE",
+            f"{mb}/calendar-folders/(?P<folder_id>[^/]+)",
+            delete_calendar_folder,
+            "calendar folder delete",
+        ),
         ("GET", item, get_item, "item get"),
         ("PATCH", item, update_item, "item update"),
         ("DELETE", item, delete_item, "item delete"),

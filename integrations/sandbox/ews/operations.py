@@ -138,7 +138,7 @@ def resolve_folder(call: Call, ref: ET.Element) -> Folder:
 
 
 def _folder_xml(call: Call, folder: Folder) -> ET.Element:
-    tag = "CalendarFolder" if folder.distinguished == "calendar" else "Folder"
+    tag = "CalendarFolder" if folder.folder_class == "IPF.Appointment" else "Folder"
     node = ET.Element(q(T, tag))
     ET.SubElement(node, q(T, "FolderId"), {"Id": folder.id, "ChangeKey": folder.change_key})
     if folder.parent:
@@ -169,6 +169,104 @@ def get_folder(call: Call) -> ET.Element:
         return folders
 
     return _each(call, "GetFolder", ids, one)
+
+
+FOLDER_SHAPES = ("IdOnly", "Default", "AllProperties")
+FOLDER_FIELDS = {
+    "folder:FolderId": "FolderId",
+    "folder:ParentFolderId": "ParentFolderId",
+    "folder:FolderClass": "FolderClass",
+    "folder:DisplayName": "DisplayName",
+    "folder:TotalCount": "TotalCount",
+    "folder:ChildFolderCount": "ChildFolderCount",
+    "folder:UnreadCount": "UnreadCount",
+}
+
+
+def _folder_shape(shape: ET.Element) -> set[str] | None:
+    """The folder elements a FolderShape asks for (None: all the sandbox keeps)."""
+    base = (shape.findtext(q(T, "BaseShape")) or "").strip()
+    if base not in FOLDER_SHAPES:
+        raise SoapFault(
+            "ErrorSchemaValidation",
+            f"The request failed schema validation: BaseShape '{base}' is not "
+            "IdOnly, Default or AllProperties.",
+        )
+    if base != "IdOnly":
+        return None
+    wanted = {"FolderId"}
+    for path in shape.iter(q(T, "FieldURI")):
+        uri = path.get("FieldURI", "")
+        if ":" not in uri:
+            raise SoapFault(
+                "ErrorSchemaValidation",
+                f"The request failed schema validation: '{uri}' is not a valid FieldURI.",
+            )
+        if uri in FOLDER_FIELDS:  # others (folder:PolicyTag, ...) name properties it lacks
+            wanted.add(FOLDER_FIELDS[uri])
+    return wanted
+
+
+def _shaped(node: ET.Element, wanted: set[str] | None) -> ET.Element:
+    if wanted is not None:
+        for child in list(node):
+            if local(child.tag) not in wanted:
+                node.remove(child)
+    return node
+
+
+@operation("FindFolder")
+def find_folder(call: Call) -> ET.Element:
+    """The folders under each parent: its children (Shallow) or all descendants (Deep),
+    in pages of an IndexedPageFolderView; no Restriction is evaluated (refused)."""
+    traversal = call.op.get("Traversal", "")
+    if traversal not in ("Shallow", "Deep", "SoftDeleted"):
+        raise SoapFault(
+            "ErrorSchemaValidation",
+            f"The request failed schema validation: Traversal '{traversal}' is not "
+            "Shallow, Deep or SoftDeleted.",
+        )
+    wanted = _folder_shape(_required(call.op, "FolderShape"))
+    if call.op.find(q(M, "Restriction")) is not None:
+        raise SoapFault(
+            "ErrorUnsupportedQueryFilter",
+            "The sandbox does not evaluate a Restriction in FindFolder; match the names read.",
+        )
+    paged = call.op.find(q(M, "IndexedPageFolderView"))
+    parents = _required(call.op, "ParentFolderIds")
+    root, messages = _response("FindFolder")
+    for ref in parents:
+        try:
+            folder = resolve_folder(call, ref)
+        except ItemError as error:
+            messages.append(response_message("FindFolder", error))
+            continue
+        # Soft-deleted folders: the sandbox deletes none, so that view is empty.
+        found = (
+            []
+            if traversal == "SoftDeleted"
+            else call.state.children(folder, deep=traversal == "Deep")
+        )
+        offset, limit = 0, None
+        if paged is not None:
+            limit = _int_attr(paged, "MaxEntriesReturned")
+            offset = _int_attr(paged, "Offset") or 0
+            if paged.get("BasePoint", "Beginning") == "End":
+                offset = max(0, len(found) - offset - (limit or 0))
+        page = found[offset : offset + limit if limit else None]
+        last = offset + len(page) >= len(found)
+        message = response_message("FindFolder")
+        attrs = {
+            "IndexedPagingOffset": str(offset + len(page)),
+            "TotalItemsInView": str(len(found)),
+            "IncludesLastItemInRange": str(last).lower(),
+        }
+        root_folder = ET.SubElement(message, q(M, "RootFolder"), attrs)
+        container = ET.SubElement(root_folder, q(T, "Folders"))
+        for child in page:
+            container.append(_shaped(_folder_xml(call, child), wanted))
+        messages.append(message)
+    return root
 
 
 # -- items ---------------------------------------------------------------------------------
@@ -359,7 +457,7 @@ def create_item(call: Call) -> ET.Element:
             if target is not None and len(target)
             else call.acting.folders["calendar"]
         )
-        if folder.distinguished != "calendar":
+        if folder.folder_class != "IPF.Appointment":
             raise ItemError(
                 "ErrorCannotCreateCalendarItemInNonCalendarFolder",
                 "Calendar items can only be created in a calendar folder.",

@@ -233,6 +233,53 @@ class EwsState:
         )
         self._add_folder(mailbox, "calendar", "Calendar", "IPF.Appointment", top.id)
 
+    def add_calendar_folder(
+        self, mailbox: Mailbox, display: str, folder_class: str = "IPF.Appointment"
+    ) -> Folder:
+        """A folder under the mailbox's calendar, as Outlook's "New Calendar" makes one
+        (IPF.Appointment; another class, e.g. IPF.Note, as made by mistake or by a script):
+        not distinguished, reached by its folder id. Exchange refuses a second folder of the
+        same name (case-insensitive) under one parent."""
+        calendar = mailbox.folders["calendar"]
+        if any(
+            f.parent == calendar.id and f.display_name.lower() == display.lower()
+            for f in self.folders.values()
+        ):
+            raise ItemError("ErrorFolderExists", "A folder with the specified name already exists.")
+        folder = Folder(
+            new_id(FOLDER_PREFIX, mailbox.email),
+            mailbox.email,
+            "",
+            display,
+            folder_class,
+            calendar.id,
+            new_change_key(),
+        )
+        self.folders[folder.id] = folder
+        return folder
+
+    def delete_folder(self, folder: Folder) -> None:
+        """A folder made under a calendar deleted in Outlook, with its items and sub-folders
+        (Exchange moves it to Deleted Items; here it is gone: its id answers
+        ErrorFolderNotFound)."""
+        for child in self.children(folder):
+            self.delete_folder(child)
+        for item in self.items_in(folder):
+            del self.items[item.id]
+        for token in [t for t, (f, _seq) in self.sync_states.items() if f == folder.id]:
+            del self.sync_states[token]
+        del self.folders[folder.id]
+
+    def children(self, folder: Folder, deep: bool = False) -> list[Folder]:
+        """The folders under ``folder`` (its direct children, or all descendants)."""
+        found = []
+        for child in self.folders.values():
+            if child.parent == folder.id:
+                found.append(child)
+                if deep:
+                    found.extend(self.children(child, deep=True))
+        return found
+
     def _add_folder(
         self, mailbox: Mailbox, name: str, display: str, cls: str, parent: str | None
     ) -> Folder:

@@ -15,7 +15,7 @@ import requests
 from integrations.base import CalendarRef, Throttled
 from integrations.ews.streaming import MailboxChanged, StreamTakenOver, SubscriptionLost
 from integrations.sandbox.config import default_config
-from tests.support.ews_client import ROOM, START, data
+from tests.support.ews_client import ROOM, START, data, make_client
 
 ROOM2 = "borealis@contoso.test"
 
@@ -177,3 +177,28 @@ def _close_once_open(sandbox) -> None:
             sandbox.sandbox.advance_clock(61)
 
     threading.Thread(target=close, daemon=True).start()
+
+
+def test_a_stream_on_the_connections_calendar_folder_hears_that_folder_only(sandbox, waits):
+    mailbox = f"ews/mailboxes/{ROOM}"
+    folder = control(sandbox, "POST", f"{mailbox}/calendar-folders", json={"name": "Bookings"})
+    ews = make_client(sandbox, waits, folder="Bookings")
+    sub = ews.subscribe_stream(CalendarRef(ROOM))
+    (listed,) = control(sandbox, "GET", "ews/subscriptions")["value"]
+    assert listed["folder_ids"] == [folder["id"]]
+    listening = Listening(ews, ROOM, {sub: ROOM})
+    assert _wait(lambda: len(_streams(sandbox)) == 1)
+    _outlook_edit(sandbox, ROOM, "In the calendar itself")  # not watched
+    times = {"start": START.isoformat(), "end": START.replace(hour=10).isoformat()}
+    control(
+        sandbox,
+        "POST",
+        f"{mailbox}/items",
+        params={"folder": folder["id"]},
+        json={"subject": "In Bookings", **times},
+    )
+    assert listening.got.wait(10)
+    sandbox.sandbox.advance_clock(61)
+    assert listening.ended() and listening.error is None
+    assert [(c.mailbox, c.events) for c in listening.seen] == [(ROOM, 1)]
+    ews.unsubscribe(ROOM, sub)

@@ -783,7 +783,7 @@ def test_no_input_makes_a_500(alice_client, alice, office, make_reservation):
             "kind",
             "amenities",
         ],
-        reverse("portal:schedule"): ["location", "date"],
+        reverse("portal:schedule"): ["location", "date", "floor", "page"],
         reverse("portal:mine"): ["show", "page"],
         reverse("portal:book"): ["space", "date", "start", "end", "via"],
     }

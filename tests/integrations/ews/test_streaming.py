@@ -10,11 +10,11 @@ import threading
 from typing import Any
 
 import pytest
-import requests
 
 from integrations.base import CalendarRef, Throttled
 from integrations.ews.streaming import MailboxChanged, StreamTakenOver, SubscriptionLost
 from integrations.sandbox.config import default_config
+from tests.calendars.conftest import control
 from tests.support.ews_client import ROOM, START, data, make_client
 
 ROOM2 = "borealis@contoso.test"
@@ -26,17 +26,6 @@ def sandbox_config() -> dict[str, Any]:
     config = default_config()
     config["ews"]["hanging_connection_limit"] = 1
     return config
-
-
-def control(sandbox, method: str, path: str, **kwargs: Any) -> Any:
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(sandbox.ca_file)
-    response = session.request(
-        method, f"{sandbox.base_url}/_sandbox/api/{path}", timeout=10, **kwargs
-    )
-    assert response.status_code < 400, response.text
-    return response.json() if response.content else None
 
 
 class Listening:

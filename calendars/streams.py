@@ -32,6 +32,7 @@ pulled once: changes in between were told to nobody.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -55,6 +56,7 @@ from .models import (
     WebhookStatus,
     WebhookSubscription,
 )
+from .subscriptions import record_binding_error, recovered
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +121,6 @@ class Stream:
         return {sub_id: b.resource_email for sub_id, b in self.bindings.items()}
 
 
-def _live_row(binding: SpaceCalendar) -> WebhookSubscription | None:
-    return binding.webhook_subscriptions.filter(
-        kind=binding.provider.kind, status=WebhookStatus.ACTIVE
-    ).first()
-
-
 def _subscribe(binding: SpaceCalendar) -> WebhookSubscription | None:
     """A new streaming subscription for the binding, or None (the error is recorded on the
     binding; polling covers the room)."""
@@ -132,9 +128,13 @@ def _subscribe(binding: SpaceCalendar) -> WebhookSubscription | None:
     try:
         sub_id = calendar.client.subscribe_stream(calendar.ref)
     except ProviderError as exc:
-        _binding_error(binding, f"Streaming notifications could not be set up: {exc.message}")
+        record_binding_error(
+            binding,
+            f"Streaming notifications could not be set up: {exc.message}",
+            source="Streaming",
+        )
         return None
-    _recovered(binding)
+    recovered(binding, source="Streaming")
     row = WebhookSubscription.objects.create(
         binding=binding,
         kind=binding.provider.kind,
@@ -151,9 +151,15 @@ def _subscribe(binding: SpaceCalendar) -> WebhookSubscription | None:
 
 def prepare(bindings: list[SpaceCalendar]) -> Stream | None:
     """The group's stream: each binding's live subscription, made where missing."""
+    live = {
+        row.binding_id: row
+        for row in WebhookSubscription.objects.filter(
+            binding__in=bindings, kind__in=streaming_kinds(), status=WebhookStatus.ACTIVE
+        ).order_by("-pk")
+    }  # one query for the group; a binding's oldest live row wins (it is written last)
     subs: dict[str, SpaceCalendar] = {}
     for binding in bindings:
-        row = _live_row(binding) or _subscribe(binding)
+        row = live.get(binding.pk) or _subscribe(binding)
         if row is not None:
             subs[row.remote_id] = binding
     if not subs:
@@ -208,18 +214,6 @@ def notified(stream: Stream, subscription_id: str) -> None:
 def _rows(stream: Stream) -> QuerySet[WebhookSubscription]:
     return WebhookSubscription.objects.filter(
         remote_id__in=list(stream.bindings), status=WebhookStatus.ACTIVE
-    )
-
-
-def _binding_error(binding: SpaceCalendar, message: str) -> None:
-    text = f"{message} Polling continues."
-    SpaceCalendar.objects.filter(pk=binding.pk).update(last_error=text)
-    log.warning("Streaming trouble for binding %s", binding.pk)
-
-
-def _recovered(binding: SpaceCalendar) -> None:
-    SpaceCalendar.objects.filter(pk=binding.pk, last_error__startswith="Streaming").update(
-        last_error=""
     )
 
 
@@ -336,14 +330,9 @@ class Listener:
             .distinct()
         )
         for provider_id in list(left):
-            name = lock_name(provider_id, 0)
-            claim = locks.acquire(name)
-            if claim is None:
-                continue
-            try:
+            # Renewed while the unsubscribe calls run, so a slow server cannot outlast the lock.
+            with contextlib.suppress(locks.Busy), locks.hold(lock_name(provider_id, 0)):
                 stop_unwanted(provider_id)
-            finally:
-                locks.release(name, claim)
 
     def run(self) -> None:
         try:

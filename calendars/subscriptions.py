@@ -121,9 +121,9 @@ def _ensure(binding_id: int, *, replace: bool) -> str:
     try:
         create(binding)
     except ProviderError as exc:
-        _record_binding_error(binding, f"Webhook could not be created: {exc.message}")
+        record_binding_error(binding, f"Webhook could not be created: {exc.message}")
         return "failed"
-    _recovered(binding)
+    recovered(binding)
     return "created"
 
 
@@ -214,13 +214,13 @@ def _renew(sub: WebhookSubscription) -> str:
                 # Expired or removed at Graph: a PATCH cannot bring it back; make a new one.
                 _stop_row(sub, "Gone at the provider; replaced.")
                 create(binding)
-                _recovered(binding)
+                recovered(binding)
                 return "recreated"
             sub.expires_at = info.expires_at or sub.expires_at
         else:
             create(binding)  # the new channel first, so no change goes unnoticed
             _stop_remote(sub)
-            _recovered(binding)
+            recovered(binding)
             return "replaced"
     except ProviderError as exc:
         _renewal_failed(sub, exc)
@@ -228,7 +228,7 @@ def _renew(sub: WebhookSubscription) -> str:
     sub.status, sub.last_error, sub.alerted_at = WebhookStatus.ACTIVE, "", None
     sub.renewed_at = timezone.now()
     sub.save(update_fields=["expires_at", "status", "last_error", "alerted_at", "renewed_at"])
-    _recovered(binding)
+    recovered(binding)
     return "renewed"
 
 
@@ -325,17 +325,17 @@ def _stop_remote(sub: WebhookSubscription) -> None:
     _stop_row(sub, note)
 
 
-def _record_binding_error(binding: SpaceCalendar, message: str) -> None:
+def record_binding_error(binding: SpaceCalendar, message: str, *, source: str = "Webhook") -> None:
+    """``message`` (which starts with ``source``: "Webhook", "Streaming") as the binding's
+    last error: the room is still polled, and the next success clears it."""
     text = f"{message} Polling continues."
     SpaceCalendar.objects.filter(pk=binding.pk).update(last_error=text)
-    log.warning("Webhook trouble for binding %s", binding.pk)
+    log.warning("%s trouble for binding %s", source, binding.pk)
 
 
-def _recovered(binding: SpaceCalendar) -> None:
-    """Clear a webhook error on the binding (and only a webhook error)."""
-    SpaceCalendar.objects.filter(pk=binding.pk, last_error__startswith="Webhook").update(
-        last_error=""
-    )
+def recovered(binding: SpaceCalendar, *, source: str = "Webhook") -> None:
+    """Clear a notification error of ``source`` on the binding (and only that error)."""
+    SpaceCalendar.objects.filter(pk=binding.pk, last_error__startswith=source).update(last_error="")
 
 
 def _renewal_failed(sub: WebhookSubscription, exc: ProviderError) -> None:
@@ -345,6 +345,6 @@ def _renewal_failed(sub: WebhookSubscription, exc: ProviderError) -> None:
     if first:
         sub.alerted_at = timezone.now()
     sub.save(update_fields=["status", "last_error", "alerted_at"])
-    _record_binding_error(sub.binding, message)
+    record_binding_error(sub.binding, message)
     if first:
         alerts.webhook_failing(sub.binding, message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef
 
@@ -151,24 +152,12 @@ def unreported_events_of_ours(
     pull with nothing of the sort costs no query."""
     if not getattr(binding, "made_since_pull", False) or binding.last_pulled_at is None:
         return []
-    reported = {event.id for event in events}
-    made = (
-        SyncLink.objects.filter(
-            binding=binding,
-            mailbox__iexact=binding.resource_email,
-            event_made_at__gte=binding.last_pulled_at,
-            creating_at__isnull=True,
-            reservation__status__in=SLOT_HOLDING_STATUSES,
-        )
-        .exclude(external_id="")
-        .exclude(reservation__source__in=REMOTE_SOURCES)
-        .values_list("external_id", flat=True)
+    return _absent_links(
+        binding,
+        {event.id for event in events},
+        "made since the last pull and not in its changes",
+        event_made_at__gte=binding.last_pulled_at,
     )
-    return [
-        RemoteEvent(id=external_id, removed=True, status="cancelled")
-        for external_id in made
-        if external_id not in reported
-    ][:MAX_MOVED_LOOKUPS]
 
 
 def missing_from_full_read(
@@ -184,7 +173,22 @@ def missing_from_full_read(
     incremental pull would). Links with a push owed or a create in flight are left to their
     push. At most ``MAX_MOVED_LOOKUPS`` per pull; the rest wait for the next full read or the
     daily reconciliation (``calendars/sync/reconcile.py``)."""
-    present = {event.id for event in events}
+    return _absent_links(
+        binding,
+        {event.id for event in events},
+        "absent from the full read",
+        reservation__start__lt=window[1],
+        reservation__end__gt=window[0],
+    )
+
+
+def _absent_links(
+    binding: SpaceCalendar, present: set[str], what: str, **filters: Any
+) -> list[RemoteEvent]:
+    """The linked events of the room's Reserva bookings (narrowed by ``filters``) that are
+    not in ``present``, reported removed for ``moved_out_of_view`` to look up: at most
+    ``MAX_MOVED_LOOKUPS``, earliest first. Links with a push owed or a create in flight are
+    left to their push."""
     linked = (
         SyncLink.objects.filter(
             binding=binding,
@@ -193,8 +197,7 @@ def missing_from_full_read(
             pushed_version__gte=F("reservation__version"),
             reservation__space_id=binding.space_id,
             reservation__status__in=SLOT_HOLDING_STATUSES,
-            reservation__start__lt=window[1],
-            reservation__end__gt=window[0],
+            **filters,
         )
         .exclude(external_id="")
         .exclude(reservation__source__in=REMOTE_SOURCES)
@@ -204,8 +207,8 @@ def missing_from_full_read(
     missing = [external_id for external_id in linked if external_id not in present]
     if len(missing) > MAX_MOVED_LOOKUPS:
         log.info(
-            "Pull of binding %s: %s linked events absent from the full read; %s looked at now",
-            binding.pk, len(missing), MAX_MOVED_LOOKUPS,
+            "Pull of binding %s: %s linked events %s; %s looked at now",
+            binding.pk, len(missing), what, MAX_MOVED_LOOKUPS,
         )  # fmt: skip
     return [
         RemoteEvent(id=external_id, removed=True, status="cancelled")

@@ -19,8 +19,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django import template
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.html import escape, format_html
@@ -179,28 +177,13 @@ def day_cells(context, row) -> SafeString:
     return mark_safe("".join(cells))  # noqa: S308 - every part escaped above
 
 
-# Names no installed app provides, remembered for the process: asking the template engines
-# again means a search of every template folder and an exception each time, and a row of
-# "My reservations" asks once per booking (25 a page). An app, and so its templates, comes
-# only with a restart; a change of TEMPLATES or INSTALLED_APPS (tests) forgets them.
-_missing_templates: set[str] = set()
-
-
-@receiver(setting_changed)
-def _forget_missing_templates(*, setting: str, **kwargs) -> None:
-    if setting in ("TEMPLATES", "INSTALLED_APPS"):
-        _missing_templates.clear()
-
-
 @register.simple_tag(takes_context=True)
 def optional_include(context, template_name: str) -> str:
-    """Render ``template_name`` with the current context if it exists, else nothing."""
-    if template_name in _missing_templates:
-        return ""
+    """Render ``template_name`` with the current context if it exists, else nothing. A miss
+    costs little after the first: Django's cached template loader remembers it."""
     try:
         found = get_template(template_name)
     except template.TemplateDoesNotExist:
-        _missing_templates.add(template_name)
         return ""
     return found.render(context.flatten(), context.get("request"))
 

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -195,6 +195,18 @@ def _eager_celery(settings):
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def frozen_now(monkeypatch) -> Callable[[datetime], None]:
+    """Call it with a moment to make ``timezone.now()`` answer that moment for the test: a
+    page that depends on the hour (quick reservation, the first free slot) must not depend on
+    when the suite happens to run."""
+
+    def freeze(moment: datetime) -> None:
+        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
+
+    return freeze
 
 
 @pytest.fixture

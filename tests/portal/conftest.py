@@ -4,9 +4,7 @@ directory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from datetime import time as clock
 
 import pytest
@@ -37,18 +35,6 @@ def office(make_location, make_space) -> Office:
     big.amenities.add(display, video)
     desk = make_space(location, name="Desk 1", kind=SpaceKind.DESK, capacity=1)
     return Office(location, booth, small, big, desk, display, video)
-
-
-@pytest.fixture
-def frozen_now(monkeypatch) -> Callable[[datetime], None]:
-    """Call it with a moment to make ``timezone.now()`` answer that moment for the test: a
-    page that depends on the hour (quick reservation, the first free slot) must not depend on
-    when the suite happens to run."""
-
-    def freeze(moment: datetime) -> None:
-        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
-
-    return freeze
 
 
 @pytest.fixture

@@ -439,7 +439,7 @@ def test_nobody_but_the_rooms_display_acts_with_source_display(paired, room, ali
 
 
 def test_times_are_the_rooms_own_whatever_the_servers_zone(
-    client, make_location, make_space, make_user, monkeypatch
+    client, make_location, make_space, make_user, frozen_now
 ):
     # The server's TIME_ZONE is UTC; a room in Tokyo shows Tokyo's clock and booking times
     # (they showed UTC before, unnoticed while tests ran in London's winter, which is UTC).
@@ -450,7 +450,7 @@ def test_times_are_the_rooms_own_whatever_the_servers_zone(
         actor=make_user(), space=room, start=start, end=start + timedelta(hours=1),
         now=start - timedelta(days=1),
     )  # fmt: skip
-    monkeypatch.setattr("django.utils.timezone.now", lambda: start + timedelta(minutes=15))
+    frozen_now(start + timedelta(minutes=15))
     _display, token = displays.pair(displays.create(space=room).code, address="10.0.0.1")
     text = client.get(page_url(token)).content.decode()
     assert ">10:15</time>" in text

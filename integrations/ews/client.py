@@ -101,6 +101,9 @@ from .streaming import StreamingMixin
 log = logging.getLogger("integrations.ews")
 
 SYNC_PAGE = 200  # SyncFolderItems MaxChangesReturned (EWS allows 1-512)
+# Exchange's default EWSFindCountLimit: a FindItem (a CalendarView too) returns at most this
+# many items, so a view that long may be missing some.
+VIEW_ITEM_LIMIT = 1000
 # A full read's later pages carry this before the sync state, so they keep its window filter.
 FULL_READ = "full:"
 # GetUserAvailability asks in UTC: no daylight saving, so both transitions are the same. Built
@@ -398,24 +401,37 @@ class EwsClient(StreamingMixin, BatchMixin):
             start=mapping.ews_time(start, "UTC"), end=mapping.ews_time(end, "UTC")
         ).only(*READ_FIELDS)
         found: dict[str, list[RemoteEvent]] = {uid: [] for uid in masters}
+        seen = 0
         for item in view:
+            seen += 1
             uid = str(item.uid or "")
             if uid in found and str(item.type or "") in (OCCURRENCE, EXCEPTION):
                 found[uid].append(replace(mapping.parse_item(item), series_id=masters[uid].id))
+        # A view as long as Exchange's find limit may have been cut short: its list of a
+        # series' occurrences is then no proof that the others are gone, so no series state
+        # is given (nothing is cancelled for missing from it; a deleted master still is).
+        complete = seen < VIEW_ITEM_LIMIT
+        if not complete:
+            log.warning(
+                "EWS CalendarView of %s items may be cut short; series states left out", seen
+            )
         result: list[RemoteEvent] = []
         for event in events:
-            if event.id in master_ids:
-                occurrences = found[event.ical_uid]
-                state = replace(
-                    event,
-                    start=None,
-                    end=None,
-                    series_id=event.id,
-                    occurrence_ids=tuple(o.id for o in occurrences),
-                )
-                result.extend([*occurrences, state])
-            else:
+            if event.id not in master_ids:
                 result.append(event)
+                continue
+            occurrences = found[event.ical_uid]
+            result.extend(occurrences)
+            if complete:
+                result.append(
+                    replace(
+                        event,
+                        start=None,
+                        end=None,
+                        series_id=event.id,
+                        occurrence_ids=tuple(o.id for o in occurrences),
+                    )
+                )
         return result
 
     def free_busy(

@@ -342,3 +342,30 @@ def test_a_recurring_master_comes_as_its_occurrences_and_its_series_state(ews, s
     *left, state = again.events
     assert [e.id for e in left] == [occurrences[n].id for n in (0, 2, 3)]
     assert state.occurrence_ids == tuple(e.id for e in left)
+
+
+def test_a_view_as_long_as_the_find_limit_gives_no_series_state(ews, sandbox, monkeypatch):
+    """A CalendarView cut short at Exchange's find limit lists only some occurrences; a
+    series state built from it would report the rest gone and cancel their bookings."""
+    from exchangelib import CalendarItem, EWSDateTime
+    from exchangelib.items import SEND_TO_NONE
+    from exchangelib.recurrence import DailyPattern, Recurrence
+
+    from integrations.ews import client as ews_client
+    from tests.support.ews_sandbox import account
+
+    ref = CalendarRef(ROOM)
+    cursor = ews.changes(ref, None, *WINDOW).sync_token
+    room = account(sandbox, ROOM, "svc-reserva@contoso.test", impersonate=True)
+    CalendarItem(
+        account=room,
+        folder=room.calendar,
+        subject="Weekly",
+        start=EWSDateTime.from_datetime(START),
+        end=EWSDateTime.from_datetime(START + timedelta(hours=1)),
+        recurrence=Recurrence(pattern=DailyPattern(interval=7), start=START.date(), number=8),
+    ).save(send_meeting_invitations=SEND_TO_NONE)
+    monkeypatch.setattr(ews_client, "VIEW_ITEM_LIMIT", 4)  # the window's four occurrences
+    events = ews.changes(ref, cursor, *WINDOW).events
+    assert len(events) == 4 and all(e.start is not None for e in events)
+    assert all(e.occurrence_ids is None for e in events)  # no series state

@@ -12,6 +12,7 @@ Not skipped: CI runs them in both database legs.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
@@ -245,5 +246,8 @@ def test_patch_and_series_survive_datetimes_from_the_whole_calendar(
     space = make_space(location)
     client = as_integration(IntegrationRole.BOOK_FOR_ANYONE)
     client.raise_request_exception = False  # a 500 is reported as such, with its body
-    tomorrow = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-    run_booking_machine(client, space, tomorrow)
+    # 09:00 tomorrow at the location: the machine's first booking (an hour, 20 days on) must
+    # fit in one local day whenever the suite runs (from now + a day, it crossed midnight
+    # when run between 22:00 and 23:00 UTC).
+    tomorrow = datetime.now(UTC).astimezone(location.zone).date() + timedelta(days=1)
+    run_booking_machine(client, space, datetime.combine(tomorrow, clock(9), tzinfo=location.zone))

@@ -156,6 +156,8 @@ def unreported_events_of_ours(
         binding,
         {event.id for event in events},
         "made since the last pull and not in its changes",
+        # With a push owed too: a feed that hides the deletion (EWS) leaves nothing else to
+        # find it, and an update pushed to a deleted event would fail for good.
         event_made_at__gte=binding.last_pulled_at,
     )
 
@@ -177,6 +179,8 @@ def missing_from_full_read(
         binding,
         {event.id for event in events},
         "absent from the full read",
+        pushed_version__gte=F("reservation__version"),  # a push owed: left to the push
+        reservation__space_id=binding.space_id,
         reservation__start__lt=window[1],
         reservation__end__gt=window[0],
     )
@@ -187,15 +191,12 @@ def _absent_links(
 ) -> list[RemoteEvent]:
     """The linked events of the room's Reserva bookings (narrowed by ``filters``) that are
     not in ``present``, reported removed for ``moved_out_of_view`` to look up: at most
-    ``MAX_MOVED_LOOKUPS``, earliest first. Links with a push owed or a create in flight are
-    left to their push."""
+    ``MAX_MOVED_LOOKUPS``, earliest first. A create in flight is left to its push."""
     linked = (
         SyncLink.objects.filter(
             binding=binding,
             mailbox__iexact=binding.resource_email,
             creating_at__isnull=True,
-            pushed_version__gte=F("reservation__version"),
-            reservation__space_id=binding.space_id,
             reservation__status__in=SLOT_HOLDING_STATUSES,
             **filters,
         )

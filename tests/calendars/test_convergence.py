@@ -76,7 +76,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from calendars import remote, tasks
-from calendars.models import JobKind, JobStatus, SpaceCalendar, SyncJob, SyncLink, SyncSettings
+from calendars.models import (
+    JobKind,
+    JobStatus,
+    LinkState,
+    SpaceCalendar,
+    SyncJob,
+    SyncLink,
+    SyncSettings,
+)
 from calendars.sync import pull
 from integrations.base import TransientError
 from integrations.ews.mapping import ReservationTag as EwsTag
@@ -873,18 +881,24 @@ class ConvergenceRun:
         until the calendar and Reserva agree twice in a row, within ``timeout`` seconds (of
         the last kill, when there was one). Pushes still waiting are retried by their tasks
         and by the beat; nobody presses "Resume sync", except in the eager run
-        (``resume_after``: eager tasks have no retry timer, so there it is the retry)."""
+        (``resume_after``: eager tasks have no retry timer, so there "Resume sync" is the
+        timer: pressed in every round that finds a failed push, as each such push has a
+        retry due in production; one press is not enough, as a retry may itself end in one
+        more, e.g. an update that finds its event deleted forgets it and makes it anew on
+        the next attempt)."""
         started = time.monotonic()
         deadline = (self.last_kill or started) + timeout
         facts: dict[str, Any] = {"rounds": 0}
         if resume_after is not None:
-            facts["resume_sync_queued"] = None
-        clean, problems = 0, ["not checked yet"]
+            facts["resume_sync_queued"] = 0
+        clean, problems, pressed = 0, ["not checked yet"], False
         while time.monotonic() < deadline:
             facts["rounds"] += 1
             due = resume_after is not None and time.monotonic() - started >= resume_after
-            if due and facts["resume_sync_queued"] is None:
-                facts["resume_sync_queued"] = tasks.resume_binding(self.binding.pk)
+            failed = SyncLink.objects.filter(binding=self.binding, state=LinkState.FAILED)
+            if due and (not pressed or failed.exists()):
+                facts["resume_sync_queued"] += tasks.resume_binding(self.binding.pk)
+                pressed = True
             moment = timezone.now()
             if self.inline_pull:
                 self.pull_inline()

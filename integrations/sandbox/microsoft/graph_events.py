@@ -326,7 +326,9 @@ def create_event(request: Request, sandbox: Sandbox) -> Response:
         if tx:
             box.transactions[tx] = event["id"]
         series.create(ctx.state, box, event)
-    return _created(request, ctx, event)
+        # Answered under the lock: a room's answer (rooms.py) runs on the background thread
+        # as soon as the change is announced, and Graph's answer to the write never shows it.
+        return _created(request, ctx, event)
 
 
 def _created(request: Request, ctx: Context, event: dict[str, Any]) -> Response:
@@ -373,9 +375,9 @@ def update_event(request: Request, sandbox: Sandbox) -> Response:
             series.update(ctx.state, ctx.mailbox, event, body)
         except InvalidEvent as exc:
             return bad_request(request, exc.code, exc.message, exc.status)
-    payload = {
-        "@odata.context": f"{GRAPH_ROOT}/$metadata#{mailbox_path(ctx.mailbox)}/events/$entity"
-    } | serialize(event, output_zone(request))
+        payload = {
+            "@odata.context": f"{GRAPH_ROOT}/$metadata#{mailbox_path(ctx.mailbox)}/events/$entity"
+        } | serialize(event, output_zone(request))  # under the lock, as in create_event
     return _json(200, payload, request)
 
 

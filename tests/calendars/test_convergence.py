@@ -37,22 +37,25 @@ find nothing, within ``SETTLE_AFTER_KILL`` seconds of the last kill; the report 
 settle time. Nobody presses "Resume sync" or "Retry failed pushes", and never a bulk export:
 a push lost for good, or a lock a dead worker left, must fail the run.
 
-Fixed seeds (``FIXED_SEEDS``, 32494637 first: it failed on a clean clone, and runs on every
-provider; the other two on one each, ``WORKER_RUNS``) and a random one on every provider.
-The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` runs it again (and
-``RESERVA_CONVERGENCE_OPS`` changes its length). What an operation acts on is drawn from the
+The worker runs (``WORKER_RUNS``): the fixed seed 32494637 (it failed on a clean clone) on
+every provider, and one random seed, on the provider the seed picks (``seed % 3`` over
+microsoft, google, ews), so that every CI run explores one new run for the time of one and the
+providers take turns. The seed is printed; ``RESERVA_CONVERGENCE_SEED=<seed>`` runs it again
+(the random case, on the provider it picks; ``RESERVA_CONVERGENCE_KIND`` puts it on another),
+and ``RESERVA_CONVERGENCE_OPS`` changes its length. What an operation acts on is drawn from the
 run's own record of what it made, not from what has been pulled or pushed so far, so the draws
 follow the seed, not the timing. Every operation, pull request and incident is written, with
 its arguments (the ids it chose) and outcome, to ``operations.jsonl`` (in the test's tmp dir,
 or ``RESERVA_CONVERGENCE_LOG_DIR``), beside the workers' logs (INFO: each pull's plan, what it
-applied, refused or skipped, and why; each HTTP request). A failing run prints their folder
-and the worker log lines naming the reservations and events it found wrong;
+applied, refused or skipped, and why; each HTTP request). A failing run prints their folder and
+the worker log lines naming the reservations and events it found wrong;
 ``RESERVA_CONVERGENCE_REPLAY=<operations.jsonl>`` re-applies that log, op by op, ids mapped to
 the new run's, and lists where outcomes differ from the recording.
 
 ``test_convergence_in_process`` is a shorter run on any database with the tasks eager (a push
-runs inside the booking call; a failed one waits, with no retry timer, for "Resume sync" at
-once when settling) and the pulls in this process, so the checker runs on the default leg too.
+runs inside the booking call; a failed one waits, with no retry timer, for "Resume sync",
+pressed in every settling round that finds a failed push) and the pulls in this process, so
+the checker runs on the default leg too.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ from reservations.models import (
     ReservationStatus,
 )
 from tests.calendars.conftest import (
+    KINDS,
     ROOMS,
     SyncWorkers,
     binding_for,
@@ -113,8 +117,9 @@ SEED_ENV = "RESERVA_CONVERGENCE_SEED"
 OPS_ENV = "RESERVA_CONVERGENCE_OPS"
 REPLAY_ENV = "RESERVA_CONVERGENCE_REPLAY"
 LOG_DIR_ENV = "RESERVA_CONVERGENCE_LOG_DIR"  # default: the test's tmp_path
-# 32494637 failed twice on a clean clone (issue 12); the others are two more fixed runs.
-FIXED_SEEDS = (32494637, 20261206, 7741)
+KIND_ENV = "RESERVA_CONVERGENCE_KIND"  # the random worker run's provider, instead of the seed's
+# 32494637 failed twice on a clean clone (issue 12).
+FIXED_SEED = 32494637
 WORKER_OPS = 120
 WORKERS = 2  # worker processes on the run's queue, as in production
 SETTLE_AFTER_KILL = 120  # last kill -> converged, at most, with no admin action (issue 12)
@@ -966,8 +971,9 @@ def summary(run: ConvergenceRun, *, seed: int, fired: Counter, facts: dict, star
     )
     return "\n".join(
         [
-            f"convergence run ({run.kind}): seed {seed} (to run it again: {SEED_ENV}={seed} and"
-            f" the 'random' case; to re-apply its operations: {REPLAY_ENV}={run.log.path})",
+            f"convergence run ({run.kind}): seed {seed} (to run it again: {SEED_ENV}={seed}"
+            f" {KIND_ENV}={run.kind} and the 'random' case; to re-apply its operations:"
+            f" {REPLAY_ENV}={run.log.path})",
             *run.tally.lines(),
             f"faults fired: {dict(fired)}",
             f"push jobs: {dict(pushes)}; pull jobs: {dict(pulls)}",
@@ -1051,19 +1057,16 @@ def _replay_log() -> Path | None:
     return Path(value) if value else None
 
 
-# Seed 32494637 failed on Google from a clean clone: it runs on every provider; the other two
-# fixed seeds on one each (each run is about a minute and a half of the PostgreSQL leg); a
-# random seed on each. Any seed replays on any provider through RESERVA_CONVERGENCE_SEED and -k.
-WORKER_RUNS = [
-    ("microsoft", FIXED_SEEDS[0]),
-    ("google", FIXED_SEEDS[0]),
-    ("google", FIXED_SEEDS[1]),
-    ("microsoft", FIXED_SEEDS[2]),
-    ("microsoft", None),
-    ("google", None),
-    ("ews", FIXED_SEEDS[0]),
-    ("ews", None),
-]
+def random_run() -> tuple[str, int]:
+    """The random worker run's provider and seed, drawn once per test session (collection)."""
+    seed = seed_for_run()
+    return os.environ.get(KIND_ENV) or KINDS[seed % len(KINDS)], seed
+
+
+# Each worker run is 20 s to a minute and a half of the PostgreSQL leg: the fixed seed on each
+# provider, and one random run, on the provider its seed picks.
+RANDOM_KIND, RANDOM_SEED = random_run()
+WORKER_RUNS = [(kind, FIXED_SEED) for kind in KINDS] + [(RANDOM_KIND, None)]
 
 
 @pytest.mark.worker
@@ -1086,7 +1089,7 @@ def test_convergence_on_a_worker(
     header, entries = read_log(replay) if replay else ({}, [])
     if replay and (fixed_seed is not None or header.get("kind") != kind or header.get("eager")):
         pytest.skip(f"replaying {replay} ({header.get('kind')}, seed {header.get('seed')})")
-    seed = header.get("seed") or fixed_seed or seed_for_run()
+    seed = header.get("seed") or fixed_seed or RANDOM_SEED
     count = header.get("ops") or ops_for_run(WORKER_OPS)
     print(f"\nconvergence run ({kind}): seed {seed}, {count} operations")
     started = time.monotonic()

@@ -6,6 +6,8 @@ subject prefixed "[Reserva]"; a failure to send is not raised, the sync goes on)
 
 - ``binding_paused``: a binding's pushes paused on a permanent error (``sync.trouble``);
 - ``push_gave_up``: a failed push retried for ``SYNC_PUSH_GIVE_UP_HOURS`` and stopped;
+- ``mailbox_missing``: a person's address names no mailbox the sync user can write their
+  booking in (Exchange Server, personal mode by impersonation);
 - ``webhook_failing``: a webhook subscription's renewal failed (``subscriptions``);
 - ``reconcile_repaired``: the daily reconciliation repaired differences (``sync.reconcile``).
 
@@ -101,6 +103,29 @@ def push_gave_up(link: SyncLink, message: str) -> None:
         f"Last error: {message}\n\n"
         "The booking itself is safe in Reserva. Once the cause is fixed, select its failed "
         f'push in Sync jobs and use "Retry failed pushes":\n{admin}\n',
+    )
+
+
+def mailbox_missing(link: SyncLink, reservation: Reservation, message: str) -> None:
+    person = reservation.requested_for
+    who = (person.get_full_name() or person.get_username()) if person else "someone"
+    users = absolute_url("admin:auth_user_changelist")
+    binding = (
+        absolute_url("admin:calendars_spacecalendar_change", link.binding_id)
+        if link.binding_id
+        else absolute_url("admin:calendars_spacecalendar_changelist")
+    )
+    email_admins(
+        f"Calendar sync: no mailbox for {who}",
+        f"Reserva could not write {who}'s booking #{reservation.pk} of "
+        f"{reservation.space.name} ({_when(reservation)}) to their own calendar on "
+        f"{link.provider}.\n\n"
+        f"Reason: {message}\n\n"
+        f"Nothing is lost: {who}'s bookings of synced rooms wait in Reserva, and the room's "
+        "calendar keeps syncing everyone else's. Create their mailbox on the Exchange server, "
+        f"or correct their e-mail address in Reserva's users:\n{users}\n\n"
+        f'then use "Resume sync" on the space calendar:\n{binding}\n'
+        "This is sent once: for the first of their bookings that waits.\n",
     )
 
 

@@ -579,7 +579,7 @@ def _pause_for(exc: PermanentError, reservation: Reservation, link: SyncLink) ->
     elif personal and isinstance(exc, CalendarGone) and _acts_in_mailboxes(link):
         # One person's address names no mailbox (Exchange Server, impersonation): their
         # booking's link is paused with why; the room still syncs everyone else's.
-        return
+        trouble.mailbox_missing(link, reservation, exc.message)
     elif link.binding_id is not None:
         trouble.pause_binding(link.binding_id, exc.message)
 

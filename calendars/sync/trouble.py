@@ -6,6 +6,8 @@ and resuming in order once someone reconnects.
   (``calendars.alerts``).
 - A person's own token refused (personal mode): the ``UserToken`` becomes ``revoked`` or
   ``expired``; the person is told and sees a banner in the portal.
+- A person's address with no mailbox (Exchange Server, personal mode by impersonation): that
+  booking's link only; the admins are told once per person (``mailbox_missing``).
 
 In both cases the links stay ``paused``: nothing is lost, the reservation rows still say
 what the calendar should show. One email per pause: the email is sent only by the request
@@ -22,7 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from integrations.base import ProviderError, TokenRevoked
-from reservations.models import SyncMailbox
+from reservations.models import Reservation, SyncMailbox
 
 from .. import alerts
 from ..models import BindingStatus, LinkState, SpaceCalendar, SyncLink, TokenStatus, UserToken
@@ -65,6 +67,31 @@ def push_gave_up(link_id: int, message: str) -> None:
     link = SyncLink.objects.select_related("reservation__space", "binding").get(pk=link_id)
     log.warning("Push of reservation %s given up: %s", link.reservation_id, message)
     transaction.on_commit(lambda: alerts.push_gave_up(link, message), robust=True)
+
+
+def mailbox_missing(link: SyncLink, reservation: Reservation, message: str) -> bool:
+    """A person's address names no mailbox to write their booking in (Exchange Server,
+    personal mode by impersonation): the caller pauses this link only, and the admins are
+    told once per person and provider, by the push that pauses the first such link (not by
+    one that finds it paused already, e.g. after "Resume sync"). True when they were told.
+    Two first pushes at once may both tell: two e-mails, never none."""
+    if link.state == LinkState.PAUSED:
+        return False
+    paused_before = (
+        SyncLink.objects.filter(
+            provider_id=link.provider_id,
+            state=LinkState.PAUSED,
+            reservation__requested_for_id=reservation.requested_for_id,
+            reservation__sync_mailbox=SyncMailbox.USER,
+        )
+        .exclude(pk=link.pk)
+        .exists()
+    )
+    if paused_before:
+        return False
+    log.warning("No mailbox for reservation %s's person: %s", reservation.pk, message)
+    transaction.on_commit(lambda: alerts.mailbox_missing(link, reservation, message), robust=True)
+    return True
 
 
 def _to_push(link_ids: list[int]) -> PushReservations:

@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from calendars import tasks
 from calendars.models import (
     BindingStatus,
     CalendarProvider,
@@ -173,12 +174,15 @@ def test_the_sync_settings_page_says_why_personal_mode_is_refused(ews_binding, c
     assert SyncSettings.load().mode == SyncMode.PERSONAL
 
 
-def test_an_address_with_no_mailbox_pauses_that_booking_only(ews_binding, sandbox, make_user):
+def test_an_address_with_no_mailbox_pauses_that_booking_only(
+    ews_binding, sandbox, make_user, mailoutbox
+):
+    make_user("root", email="root@example.com", is_staff=True, is_superuser=True)
     personal_mode()
     ghost = make_user("ghost", email="ghost@contoso.test")  # no such mailbox on the server
     reservation = book(ghost, ews_binding.space)
     link = SyncLink.objects.get(reservation=reservation)
-    assert link.state == LinkState.PAUSED and link.last_error
+    assert link.state == LinkState.PAUSED and "No mailbox" in link.last_error
     ews_binding.refresh_from_db()
     assert ews_binding.status == BindingStatus.OK  # the room still syncs everyone else's bookings
     alice = make_user("alice", email=ALICE)
@@ -186,3 +190,20 @@ def test_an_address_with_no_mailbox_pauses_that_booking_only(ews_binding, sandbo
     assert SyncLink.objects.get(reservation=other).external_id
     (event,) = remote_events(sandbox, "ews", ALICE)
     assert event["organizer"] == ALICE
+
+    # The admins are told once, by the first of the person's bookings that waits.
+    (alert,) = [m for m in mailoutbox if "no mailbox" in m.subject.lower()]
+    assert alert.to == ["root@example.com"] and "ghost" in alert.subject
+    assert f"#{reservation.pk}" in alert.body and "Resume sync" in alert.body
+    second = book(ghost, ews_binding.space, hour=16)
+    assert SyncLink.objects.get(reservation=second).state == LinkState.PAUSED
+    assert tasks.resume_binding(ews_binding.pk) == 2  # still no mailbox: paused again, ...
+    assert len([m for m in mailoutbox if "no mailbox" in m.subject.lower()]) == 1  # ... no more
+
+    # The admin corrects the address (here: to a mailbox that exists) and resumes the room.
+    ghost.email = "bob@contoso.test"
+    ghost.save()
+    assert tasks.resume_binding(ews_binding.pk) == 2
+    waiting = SyncLink.objects.filter(reservation__in=[reservation, second])
+    assert set(waiting.values_list("state", flat=True)) == {LinkState.SYNCED}
+    assert len(remote_events(sandbox, "ews", "bob@contoso.test")) == 2

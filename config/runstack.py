@@ -1,6 +1,6 @@
-"""``make run``'s supervisor: start web, Celery worker, Celery beat, the Exchange Server
-notification listener (``manage.py ews_listen``) and the provider sandbox, and stop all five
-within a few seconds on Ctrl+C.
+"""``make run``'s supervisor: start the provider sandbox and web, then (once both listen) the
+Celery worker, Celery beat and the Exchange Server notification listener (``manage.py
+ews_listen``), and stop all five within a few seconds on Ctrl+C.
 
 Each process runs in its own process group, so the terminal's Ctrl+C reaches only this
 supervisor, which then stops them: SIGTERM to the worker (Celery's warm shutdown), beat, the
@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,14 +75,41 @@ def commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     if config.exists():
         sandbox += ["--config", str(config)]
     return [
+        ("sandbox", sandbox),
+        ("web", [python, "manage.py", "runserver", f"{args.host}:{args.port}"]),
         ("worker", [celery, "-A", "config", "worker", "-Q", "default,sync", "--loglevel=INFO",
                     "--concurrency=2", "--hostname=worker@%h"]),
         ("beat", [celery, "-A", "config", "beat", "--loglevel=INFO",
                   f"--schedule={args.beat_schedule}"]),
         ("ews-listen", [python, "manage.py", "ews_listen"]),
-        ("sandbox", sandbox),
-        ("web", [python, "manage.py", "runserver", f"{args.host}:{args.port}"]),
     ]  # fmt: skip
+
+
+# The servers start first, and the worker once they listen: its first tasks (the webhook
+# subscriptions) make the sandbox call the web's webhook endpoint back, which failed with
+# "Webhook trouble" (and a retry 30 s later) while runserver was still starting.
+SERVERS = ("sandbox", "web")
+LISTEN_SECONDS = 60.0
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_listening(children: list[Child], ports: list[tuple[str, int]]) -> None:
+    """Until every (host, port) accepts connections, one of the children exits, or
+    ``LISTEN_SECONDS`` pass (the rest start anyway: their tasks retry)."""
+    deadline = time.monotonic() + LISTEN_SECONDS
+    while time.monotonic() < deadline:
+        if any(child.process.poll() is not None for child in children):
+            return
+        if all(listening(host, port) for host, port in ports):
+            return
+        time.sleep(0.2)
 
 
 def start(specs: list[tuple[str, list[str]]]) -> list[Child]:
@@ -151,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     children: list[Child] = []
     status = 0
     try:
-        children = start(commands(args))
+        specs = commands(args)
+        children = start([spec for spec in specs if spec[0] in SERVERS])
+        wait_listening(children, [("127.0.0.1", args.sandbox_port), (args.host, args.port)])
+        children += start([spec for spec in specs if spec[0] not in SERVERS])
         while True:
             ended = [child for child in children if child.process.poll() is not None]
             if ended:

@@ -67,6 +67,7 @@ def test_the_stack_stops_within_five_seconds_of_ctrl_c(tmp_path):
         "PROVIDER_ENDPOINT_ALLOWLIST": f"https://127.0.0.1:{sandbox}",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
+    (tmp_path / "var").mkdir()  # as `make run` makes var/ before it starts the stack
     log = tmp_path / "stack.log"
     command = [
         sys.executable, "-m", "config.runstack", "--port", str(web),

@@ -1,0 +1,60 @@
+"""What the busiest portal pages cost in queries, pinned so that a change that adds a read to
+every request, or one per listed booking, fails here (``bench/portal_pages.py`` measures the
+same pages on the benchmark's data set with PostgreSQL).
+
+Every signed-in page reads the session, the user, the user's permissions, whether they approve
+anything (the Approvals link), their calendar tokens (the banner) and, when it shows a time,
+their profile; the counts below are that plus the page's own reads.
+"""
+
+from __future__ import annotations
+
+from datetime import time as clock
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from reservations.models import Closure
+from tests.conftest import local
+from tests.support.portal import DAY
+
+pytestmark = pytest.mark.django_db
+
+
+def closure_reads(queries) -> int:
+    return sum('FROM "reservations_closure"' in q["sql"] for q in queries)
+
+
+def test_find_reads_the_location_wide_closures_once_for_the_search_and_the_quick_box(
+    alice_client, office, frozen_now
+):
+    frozen_now(local(office.location, DAY, 10))  # open: the quick box and the search both ask
+    Closure.objects.create(
+        location=office.location,
+        start_date=DAY,
+        end_date=DAY,
+        start_time=clock(15),
+        end_time=clock(17),
+        reason="Fire drill",
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = alice_client.get(reverse("portal:find"))
+    body = response.content.decode()
+    assert "Quick reservation" in body and response.context["spaces"]
+    assert not response.context.get("problem") and not response.context["quick_closed"]
+    # The location's own closures once (search and quick box), and the spaces' for the results.
+    assert closure_reads(queries) == 2
+
+
+def test_find_still_says_the_location_is_closed_in_the_box_and_the_search(
+    alice_client, office, frozen_now
+):
+    frozen_now(local(office.location, DAY, 10))
+    Closure.objects.create(
+        location=office.location, start_date=DAY, end_date=DAY, reason="Fire drill"
+    )
+    response = alice_client.get(reverse("portal:find"))
+    assert "Fire drill" in response.context["quick_closed"]
+    assert "Fire drill" in response.context["problem"]

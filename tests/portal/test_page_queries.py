@@ -58,3 +58,27 @@ def test_find_still_says_the_location_is_closed_in_the_box_and_the_search(
     response = alice_client.get(reverse("portal:find"))
     assert "Fire drill" in response.context["quick_closed"]
     assert "Fire drill" in response.context["problem"]
+
+
+def test_schedule_reads_the_location_asked_for_from_the_pickers_list(alice_client, office):
+    with CaptureQueriesContext(connection) as queries:
+        response = alice_client.get(
+            reverse("portal:schedule"), {"location": office.location.pk, "date": DAY}
+        )
+    assert response.context["location"] == office.location
+    assert f'<option value="{office.location.pk}" selected>HQ</option>' in (
+        response.content.decode()
+    )
+    assert sum('FROM "reservations_location"' in q["sql"] for q in queries) == 1
+
+
+def test_schedule_of_a_location_that_is_not_there_opens_the_persons_default(
+    alice_client, alice, office, make_location
+):
+    from reservations.models import Profile
+
+    other = make_location("Annex")
+    Profile.objects.create(user=alice, default_location=other)
+    for asked in ("999999", "nope", ""):
+        response = alice_client.get(reverse("portal:schedule"), {"location": asked, "date": DAY})
+        assert response.context["location"] == other

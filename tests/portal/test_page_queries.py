@@ -82,3 +82,27 @@ def test_schedule_of_a_location_that_is_not_there_opens_the_persons_default(
     for asked in ("999999", "nope", ""):
         response = alice_client.get(reverse("portal:schedule"), {"location": asked, "date": DAY})
         assert response.context["location"] == other
+
+
+def location_reads(queries) -> int:
+    return sum('FROM "reservations_location"' in q["sql"] for q in queries)
+
+
+def test_find_reads_the_location_searched_once_for_the_view_and_the_form(
+    alice_client, office, make_location
+):
+    make_location("Annex")
+    search = {"location": office.location.pk, "date": DAY, "start": "10:00", "duration": 60}
+    with CaptureQueriesContext(connection) as queries:
+        response = alice_client.get(reverse("portal:find"), search)
+    assert response.context["form"].cleaned_data["location"] is response.context["location"]
+    assert [s.name for s in response.context["spaces"]] == [
+        "Booth",
+        "Desk 1",
+        "Small room",
+        "Big room",
+    ]
+    assert location_reads(queries) == 2  # the view's, and the select's options
+    # A location that is not there is still refused by the form.
+    response = alice_client.get(reverse("portal:find"), {**search, "location": "999999"})
+    assert "Select a valid choice" in response.content.decode()

@@ -136,6 +136,7 @@ def _columns(user, space: Space, monday: date, today: date) -> dict:
     )
     for reservation in bookings:
         reservation.space = space  # what policies look up about the space, fetched once
+    rules.preload(bookings)  # and the sync settings once, not once per synced booking
     found = closures.periods_on(location, week_start, week_end, [space.pk])
     closed = [*found.get(None, []), *found.get(space.pk, [])]
     approval_rule = approvals.rules_for([space]).get(space.pk)

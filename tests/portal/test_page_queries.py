@@ -106,3 +106,48 @@ def test_find_reads_the_location_searched_once_for_the_view_and_the_form(
     # A location that is not there is still refused by the form.
     response = alice_client.get(reverse("portal:find"), {**search, "location": "999999"})
     assert "Select a valid choice" in response.content.decode()
+
+
+# The whole count of each page of the load test's mix, as a person with ten bookings sees it,
+# exactly: a page that reads less should lower its figure here. Five are every signed-in
+# page's: the session, the user, the permissions, the Approvals link and the token banner.
+PAGE_QUERIES = {
+    # + profile, the first location (alice has no default), hours, closures (the location's,
+    # its spaces'), buffers, the free spaces, their amenities, location and amenity options
+    "find": 15,
+    # + locations, floors, hours, spaces, closures, bookings, approval rules, bindings
+    "schedule": 13,
+    "mine": 9,  # + profile, count, page, bindings
+    "detail": 10,  # + profile, booking, bindings, history, sync links
+    "change": 10,
+    "book form": 10,
+}
+
+
+@pytest.fixture
+def pages(alice_client, alice, office, make_reservation, frozen_now):
+    made = [
+        make_reservation(office.small, user=alice, start=local(office.location, DAY, hour))
+        for hour in range(8, 18)
+    ]
+    frozen_now(local(office.location, DAY, 7, 40))  # open, the bookings still to come
+    return {
+        "find": (reverse("portal:find"), {}),
+        "schedule": (reverse("portal:schedule"), {"location": office.location.pk, "date": DAY}),
+        "mine": (reverse("portal:mine"), {}),
+        "detail": (reverse("portal:detail", args=[made[0].pk]), {}),
+        "change": (reverse("portal:change", args=[made[0].pk]), {}),
+        "book form": (
+            reverse("portal:book"),
+            {"space": office.big.pk, "date": DAY, "start": "10:00", "end": "11:00"},
+        ),
+    }
+
+
+@pytest.mark.parametrize("page", PAGE_QUERIES)
+def test_page_query_count(alice_client, pages, page, django_assert_num_queries):
+    url, params = pages[page]
+    alice_client.get(url, params)  # the first visit makes the person's profile
+    with django_assert_num_queries(PAGE_QUERIES[page]):
+        response = alice_client.get(url, params)
+    assert response.status_code == 200

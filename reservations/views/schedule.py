@@ -251,9 +251,15 @@ def _grid(user, location: Location, day: date, space_ids: list[int]) -> dict:
         # calendar binding) is fetched once per space, not once per booking.
         reservation.space = space_by_id[reservation.space_id]
         by_space.setdefault(reservation.space_id, []).append(reservation)
-    # What the policies look up (the bindings of the spaces, the sync settings), for the page
-    # at once: one query, not one per space with bookings and one per synced booking.
-    rules.preload(r for found in by_space.values() for r in found)
+    # What the policies look up (the spaces' bindings, the sync settings) for the bookings the
+    # person may change, at once: not one query per space and one per synced booking. For the
+    # others the ownership rule refuses before any policy looks anything up.
+    rules.preload(
+        r
+        for found in by_space.values()
+        for r in found
+        if manage_all or user.pk in (r.requested_for_id, r.booked_by_id)
+    )
 
     now = timezone.now()
     approval_rules = approvals.rules_for(spaces)

@@ -67,19 +67,27 @@ def preload_bindings(reservations: list[Reservation]) -> None:
     """Fetch the calendar bindings of a page of reservations' spaces in one query and remember
     each on its Space instance, where ``binding_for`` looks first, and the sync settings once
     for the page (registered with ``reservations.rules.register_preload``: My reservations
-    asked once per space and twice per booking)."""
-    sync_settings = SyncSettings.load()
-    for reservation in reservations:
-        reservation._sync_settings = sync_settings
+    asked once per space and twice per booking).
+
+    The settings are read only when some booking of the page is of a space that syncs: the
+    policy asks for them after ``binding_for``, never for a space that does not sync, and a
+    page of desks then costs no read of them at all.
+    """
     spaces = {r.space_id: r.space for r in reservations if not hasattr(r.space, "_sync_binding")}
-    if not spaces:
-        return
-    found = {
-        binding.space_id: binding
-        for binding in SpaceCalendar.objects.select_related("provider").filter(space_id__in=spaces)
-    }
-    for pk, space in spaces.items():
-        space._sync_binding = found.get(pk)
+    if spaces:
+        found = {
+            binding.space_id: binding
+            for binding in SpaceCalendar.objects.select_related("provider").filter(
+                space_id__in=spaces
+            )
+        }
+        for pk, space in spaces.items():
+            space._sync_binding = found.get(pk)
+    synced = [r for r in reservations if binding_for(r) is not None]
+    if synced:
+        sync_settings = SyncSettings.load()
+        for reservation in synced:
+            reservation._sync_settings = sync_settings
 
 
 def has_usable_token(user: AbstractBaseUser, binding: SpaceCalendar) -> bool:

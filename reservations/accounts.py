@@ -1,5 +1,5 @@
 """Sign-in for the portal (django-allauth) and the admin: who may sign up, where people land,
-and one lockout for both.
+and one lockout for both; and a person's permissions read in one query (``PermissionsBackend``).
 
 The admin's form signs in through allauth's adapter, so its failures count in allauth's own
 ``login_failed`` rate limit (ACCOUNT_RATE_LIMITS), in the same cache keys as the portal's: five
@@ -15,6 +15,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
@@ -71,3 +73,36 @@ class WebServiceAwareAdminLoginForm(AdminAuthenticationForm):
         if is_web_service_only(user):
             raise forms.ValidationError(WEB_SERVICE_ONLY, code="web_service_only")
         super().confirm_login_allowed(user)
+
+
+class PermissionsBackend(ModelBackend):
+    """A person's permissions, their own and their groups', in one query (a UNION) where
+    ModelBackend asks two: every portal page asks (its navigation's Approvals and Insights
+    links), so this is one query less on every page.
+
+    It is listed first in AUTHENTICATION_BACKENDS and signs nobody in (``authenticate``
+    answers None, so no sign-in records it in a session; ``get_user`` is ModelBackend's, for
+    the sessions the test client makes with the first backend). It fills ModelBackend's own
+    per-user cache with the same set ModelBackend would build, so the backends after it read
+    that and answer as before. Superusers, inactive and anonymous users are ModelBackend's.
+    """
+
+    def authenticate(self, request: HttpRequest | None, **credentials) -> None:
+        return None
+
+    def get_all_permissions(self, user_obj, obj=None) -> set[str]:
+        if (
+            not user_obj.is_active
+            or user_obj.is_anonymous
+            or user_obj.is_superuser
+            or obj is not None
+        ):
+            return super().get_all_permissions(user_obj, obj)
+        if not hasattr(user_obj, "_perm_cache"):  # ModelBackend's name: it reads it after us
+            fields = ("content_type__app_label", "codename")
+            own = Permission.objects.filter(user=user_obj).order_by().values_list(*fields)
+            by_group = (
+                Permission.objects.filter(group__user=user_obj).order_by().values_list(*fields)
+            )
+            user_obj._perm_cache = {f"{app}.{codename}" for app, codename in own.union(by_group)}
+        return user_obj._perm_cache

@@ -106,12 +106,34 @@ def periods_for(space: Space, start: datetime, end: datetime) -> list[ClosedPeri
     [start, end), in start order. An unsaved space (a probe for "the location") sees only
     the location's closures."""
     location = space.location
-    space_filter = Q(space__isnull=True)
-    if space.pk is not None:
-        space_filter |= Q(space_id=space.pk)
-    closures = _candidates(start, end).filter(space_filter, location_id=location.pk)
+    if space.pk is None:
+        closures = _location_wide(location, start, end)
+    else:
+        closures = _candidates(start, end).filter(
+            Q(space__isnull=True) | Q(space_id=space.pk), location_id=location.pk
+        )
     found = [p for c in closures for p in periods(c, start, end, location.zone)]
     return sorted(found, key=lambda p: p.start)
+
+
+def _location_wide(location: Location, start: datetime, end: datetime) -> list[Closure]:
+    """The closures of the whole location that may overlap [start, end), remembered on the
+    Location instance by the days the read covers.
+
+    Find a space asks about "the location" (a probe Space) twice a request, for its search
+    and for the quick reservation box, two windows of the same days: the second is answered
+    from the first read. Only views make probes, and their Location instances live for one
+    request; the booking service asks about a real space, read afresh under its lock.
+    """
+    days = ((start - _ZONE_SLACK).date(), (end + _ZONE_SLACK).date())
+    remembered: dict[tuple[date, date], list[Closure]] = location.__dict__.setdefault(
+        "_closures_by_days", {}
+    )
+    if days not in remembered:
+        remembered[days] = list(
+            _candidates(start, end).filter(space__isnull=True, location_id=location.pk)
+        )
+    return remembered[days]
 
 
 def find(space: Space, start: datetime, end: datetime) -> ClosedPeriod | None:

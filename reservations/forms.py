@@ -169,10 +169,24 @@ class SlotFieldsMixin(forms.Form):
         data["start_at"], data["end_at"] = start_at, end_at
 
 
-class SearchForm(SlotFieldsMixin):
-    """Find a space. Bound to GET parameters; every field has a sensible default."""
+class ReadLocationField(forms.ModelChoiceField):
+    """A location choice that takes the Location the view has read already when the value
+    names it, instead of reading it again (the find page reads its location first, with its
+    opening hours); any other value is looked up as ModelChoiceField does."""
 
-    location = forms.ModelChoiceField(
+    read: Location | None = None
+
+    def to_python(self, value):
+        if self.read is not None and str(value) == str(self.read.pk):
+            return self.read
+        return super().to_python(value)
+
+
+class SearchForm(SlotFieldsMixin):
+    """Find a space. Bound to GET parameters; every field has a sensible default.
+    ``location``: the Location the view has read, if any (its value needs no query then)."""
+
+    location = ReadLocationField(
         queryset=Location.objects.all(), empty_label=None, widget=LongSelect
     )
     capacity = forms.IntegerField(
@@ -194,6 +208,10 @@ class SearchForm(SlotFieldsMixin):
     floor = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
 
     field_order = ["location", "date", "start", "duration", "end", "capacity", "kind", "amenities"]
+
+    def __init__(self, *args, location: Location | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].read = location
 
     def clean(self) -> dict:
         data = super().clean()

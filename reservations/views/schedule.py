@@ -163,7 +163,15 @@ def schedule_query(location: Location, day: date, floor: str = "", page: int = 1
 
 @login_required
 def schedule(request: HttpRequest) -> HttpResponse:
-    location = default_location(request.user, request.GET.get("location"))
+    # The picker lists every location, and the one asked for is among them: one query, not
+    # one for it and one for the list.
+    locations = list(Location.objects.all())
+    requested = request.GET.get("location") or ""
+    location = next(
+        (loc for loc in locations if requested.isdigit() and loc.pk == int(requested)), None
+    )
+    if location is None:
+        location = default_location(request.user)
     if location is None:
         return render(request, "reservations/schedule.html", {"no_locations": True})
     zone = location.zone
@@ -186,7 +194,7 @@ def schedule(request: HttpRequest) -> HttpResponse:
     context = {
         "notice": notice,
         "location": location,
-        "locations": Location.objects.all(),
+        "locations": locations,
         "day": day,
         "today": today,
         "spaces_page": spaces,
@@ -243,6 +251,15 @@ def _grid(user, location: Location, day: date, space_ids: list[int]) -> dict:
         # calendar binding) is fetched once per space, not once per booking.
         reservation.space = space_by_id[reservation.space_id]
         by_space.setdefault(reservation.space_id, []).append(reservation)
+    # What the policies look up (the spaces' bindings, the sync settings) for the bookings the
+    # person may change, at once: not one query per space and one per synced booking. For the
+    # others the ownership rule refuses before any policy looks anything up.
+    rules.preload(
+        r
+        for found in by_space.values()
+        for r in found
+        if manage_all or user.pk in (r.requested_for_id, r.booked_by_id)
+    )
 
     now = timezone.now()
     approval_rules = approvals.rules_for(spaces)

@@ -67,7 +67,7 @@ def find(request: HttpRequest) -> HttpResponse:
         for key, value in _defaults(location).items():
             data.setdefault(key, value)
     data.setdefault("view", "list")
-    form = SearchForm(data)
+    form = SearchForm(data, location=location)  # its hours read: the form takes it as it is
     context = {"form": form, "location": location, "quick_sizes": QUICK_SIZES}
     # Quick reservation is offered only when it can book something now; else the box says
     # why and when the location opens.
@@ -75,8 +75,6 @@ def find(request: HttpRequest) -> HttpResponse:
         window = _quick_window(location, timezone.now())
         context["quick_closed"] = window if isinstance(window, str) else ""
     if form.is_valid():
-        if form.cleaned_data["location"].pk == location.pk:
-            form.cleaned_data["location"] = location  # the same, hours already read
         context.update(_results(form.cleaned_data))
     if form.is_valid() and form.cleaned_data.get("view") == "map" and not context.get("problem"):
         context.update(map_context(data, form.cleaned_data))

@@ -204,3 +204,29 @@ def test_my_reservations_reads_the_bindings_of_a_page_in_one_query(
 
     bookings_in(1)  # the first visit with a booking makes the person's profile
     assert bookings_in(1) == bookings_in(3)  # 2, then 5 bookings on the page
+
+
+def test_a_page_of_bookings_of_spaces_that_do_not_sync_reads_no_sync_settings(
+    client, make_user, make_space, make_reservation, provider
+):
+    """The sync settings matter only to bookings of synced spaces: My reservations and the
+    details of a desk booking do not read them; one synced booking on the page reads them
+    once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_user()
+    client.force_login(user)
+    desk = make_reservation(space=make_space(name="Desk"), user=user)
+
+    def settings_reads(url: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return sum('FROM "calendars_syncsettings"' in q["sql"] for q in queries)
+
+    assert settings_reads("/my/") == 0
+    assert settings_reads(f"/reservations/{desk.pk}/") == 0
+    synced = make_space(name="Synced")
+    SpaceCalendar.objects.create(space=synced, provider=provider, resource_email="s@example.com")
+    make_reservation(space=synced, user=user)
+    assert settings_reads("/my/") == 1

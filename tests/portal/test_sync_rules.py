@@ -126,9 +126,33 @@ def test_schedule_queries_do_not_grow_with_bookings(
         make_reservation(
             synced_office.big, user=alice, start=local(synced_office.location, DAY, hour)
         )
-    # Each space's binding is looked up once; what remains per booking is the sync settings'
-    # one-row primary-key read.
-    assert count() <= few + 8
+    # Bob's bookings cost no look-up (the ownership rule refuses first); Alice's go to the
+    # policies' preload: their spaces' bindings in one query and the sync settings once.
+    assert count() == few + 2
+
+
+def test_the_schedule_and_a_spaces_week_read_the_bindings_and_sync_settings_once(
+    alice_client, alice, bob, synced_office, make_reservation
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for hour in (8, 10, 12):
+        for space in (synced_office.small, synced_office.big):
+            make_reservation(space, user=alice, start=local(synced_office.location, DAY, hour))
+        make_reservation(
+            synced_office.desk, user=bob, start=local(synced_office.location, DAY, hour)
+        )
+    pages = [
+        (reverse("portal:schedule"), {"location": synced_office.location.pk, "date": DAY}),
+        (reverse("portal:schedule_space", args=[synced_office.big.pk]), {"date": DAY}),
+    ]
+    for url, params in pages:
+        with CaptureQueriesContext(connection) as ctx:
+            assert alice_client.get(url, params).status_code == 200
+        sql = [q["sql"] for q in ctx.captured_queries]
+        assert sum('FROM "calendars_spacecalendar"' in q for q in sql) == 1, url
+        assert sum('FROM "calendars_syncsettings"' in q for q in sql) == 1, url
 
 
 def test_personal_mode_greys_out_others_and_expired_token_changes(

@@ -16,7 +16,10 @@
 5. Printed: per page, requests, failures, p50 and p95 with the target beside it (p95 under
    100 ms), requests per second, and the double bookings: slot-holding bookings of a space
    made or changed during the run that overlap another one of the same space (target 0; the
-   exclusion constraint should make it impossible, this counts what happened).
+   exclusion constraint should make it impossible, this counts what happened); and where the
+   CPU went, per request: gunicorn's processes (Django), PostgreSQL's (every ``postgres``
+   process: on a machine running other databases, theirs too), locust's, and the rest of the
+   machine (``/proc/stat``'s busy time less those three), with how busy the cores were.
 
 Wall-clock figures: run it on a machine that does nothing else; on a shared one, use
 ``bench/portal_pages.py`` (queries and CPU time per page).
@@ -244,6 +247,70 @@ def run_locust(opts: Options) -> None:
     subprocess.run(command, cwd=ROOT, check=False)
 
 
+# -- where the CPU goes: Django (gunicorn), PostgreSQL, the load generator, the rest -------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name, or None for a process gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu_of(pid: int, reaped: bool = False) -> float:
+    """CPU seconds of a live process (utime + stime), plus those of the children it has
+    reaped (cutime + cstime) when ``reaped``."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / TICK
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            found.append((int(entry.name), int(text[text.rindex(")") + 2 :].split()[1]), name))
+    return found
+
+
+def server_cpu(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the gunicorn master and its workers (with what it reaped), of
+    every PostgreSQL process (the postmaster with its exited backends), and the machine's busy
+    time (/proc/stat: user, nice, system, irq, softirq, steal, over all cores)."""
+    processes = _processes()
+    workers = [pid for pid, parent, _ in processes if parent == server_pid]
+    postgres = [pid for pid, _, name in processes if name.startswith("postgres")]
+    postmaster = min(postgres, default=None)
+    with Path("/proc/stat").open() as handle:
+        cpu = [int(value) for value in handle.readline().split()[1:]]
+    busy = sum(cpu[i] for i in (0, 1, 2, 5, 6, 7) if i < len(cpu)) / TICK
+    return {
+        "django": _cpu_of(server_pid, reaped=True) + sum(_cpu_of(pid) for pid in workers),
+        "postgres": sum(_cpu_of(pid, reaped=pid == postmaster) for pid in postgres),
+        "machine": busy,
+    }
+
+
+def load_generator_cpu() -> float:
+    """CPU seconds of this process's reaped children so far (locust, once it has exited)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 @dataclass(frozen=True)
 class PageFigures:
     name: str
@@ -320,12 +387,17 @@ def main(argv: list[str] | None = None) -> None:
     began = datetime.now(UTC)
     server = start_gunicorn(opts)
     try:
+        before, locust_before = server_cpu(server.pid), load_generator_cpu()
         run_locust(opts)
+        after, locust_after = server_cpu(server.pid), load_generator_cpu()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     pages, total, rate = read_stats()
     doubles = double_bookings(began)
+    spent = {key: after[key] - before[key] for key in after}
+    spent["locust"] = locust_after - locust_before
+    spent["rest"] = spent["machine"] - spent["django"] - spent["postgres"] - spent["locust"]
 
     print(f"\n{'page':<16} {'requests':>8} {'failures':>8} {'p50 ms':>7} {'p95 ms':>7}")
     for page in pages:
@@ -340,6 +412,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"errors: {total.failures}   (target 0) {'PASS' if not total.failures else 'MISS'}")
     print(f"double bookings: {doubles}   (target 0) {'PASS' if not doubles else 'MISS'}")
+    per_request = {key: 1000 * value / max(total.requests, 1) for key, value in spent.items()}
+    cores = os.cpu_count() or 1
+    busy = 100 * spent["machine"] / (cores * opts.duration)
+    print(
+        f"CPU per request: Django (gunicorn) {per_request['django']:.1f} ms, PostgreSQL "
+        f"{per_request['postgres']:.1f} ms, locust {per_request['locust']:.1f} ms, the rest of "
+        f"the machine {per_request['rest']:.1f} ms; machine busy {busy:.0f}% of {cores} cores"
+    )
     figures = [
         results.Figure(f"{page.name}: p95", page.p95_ms, "ms", P95_TARGET_MS) for page in pages
     ]
@@ -348,6 +428,11 @@ def main(argv: list[str] | None = None) -> None:
         results.Figure("requests per second", rate, "requests/s"),
         results.Figure("errors", total.failures, "requests", 0),
         results.Figure("double bookings", doubles, "bookings", 0),
+        *(
+            results.Figure(f"CPU per request: {key}", round(value, 2), "ms")
+            for key, value in per_request.items()
+            if key != "machine"
+        ),
     ]
     results.record(
         opts.results,

@@ -455,17 +455,38 @@ def _held_back(outcomes: dict[int, BatchResult]) -> float | None:
 
 
 def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:
-    from ..remote import event_data
+    """Read one batch and build its payloads: one query whatever its size.
+
+    Only the columns the payload and the outcome need are read (``EVENT_FIELDS``), and every
+    reservation is given the binding's space and location as the run read them when it
+    started, instead of a copy of both joined to each row (two more model instances per
+    reservation, and their columns to decode), or a second query (Django takes longer to
+    compile one than PostgreSQL to answer it). A space renamed while its export runs: the
+    rest of that export still gives its old name, as every event sent before the rename
+    does (a rename re-sends no event)."""
+    from ..remote import EVENT_FIELDS, event_data
 
     binding = run.binding
-    reservations = {
-        r.pk: r
-        for r in exportable(binding)
+    rows = list(
+        exportable(binding)
         .filter(pk__in=reservation_ids)
-        .select_related("space__location", "requested_for", "sync_link")
-    }
-    if not reservations:
+        .select_related("requested_for", "sync_link")
+        .only(
+            *EVENT_FIELDS,
+            "version",
+            "sync_link__id",
+            "sync_link__attempts",
+            "sync_link__external_id",
+        )
+    )
+    if not rows:
         return None
+    space = binding.space  # read with its location by run_export_job
+    cache_space = Reservation.space.field.set_cached_value
+    reservations = {}
+    for reservation in rows:
+        cache_space(reservation, space)
+        reservations[reservation.pk] = reservation
     links = {pk: r.sync_link for pk, r in reservations.items()}
     batch = _Batch(
         reservations=reservations,

@@ -16,6 +16,7 @@ from calendars.models import (
     JobKind,
     JobStatus,
     LinkState,
+    SpaceCalendar,
     SyncJob,
     SyncLink,
 )
@@ -373,3 +374,44 @@ def test_a_batch_our_limiter_kept_back_is_sent_once_there_is_room(
     assert calls == [20, 20, 5]  # the first batch again, then the second
     assert set(events_by_tag(sandbox)) == {r.pk for r in rows}
     assert all(link.attempts == 0 for link in SyncLink.objects.filter(reservation__in=rows))
+
+
+def test_a_batch_is_read_in_one_query_and_its_payloads_are_those_of_a_full_read(
+    binding, make_user, django_assert_num_queries
+):
+    """The exporter reads a batch's reservations with only the columns a payload needs, and
+    takes their space from the binding: whatever the batch's size, one query, and every
+    payload the same as ``event_data`` builds from the reservation read in full."""
+    from reservations.models import Approval, EventTitle, Reservation
+
+    location = binding.space.location
+    location.event_title = EventTitle.PATRON_NAME_EMAIL
+    location.save()
+    ada = make_user("ada", first_name="Ada", last_name="Lovelace")
+    rows = bulk_reservations(binding.space, ada, 20, description="Board meeting")
+    Reservation.objects.filter(pk=rows[1].pk).update(
+        requested_for=None, organizer_name="Grace", organizer_email="grace@example.com"
+    )
+    Reservation.objects.filter(pk=rows[2].pk).update(
+        attendees=["bob@example.com"], approval=Approval.AWAITING, version=3
+    )
+    export._ensure_links(binding)
+    SyncLink.objects.filter(reservation=rows[3]).update(external_id="AAMk-3", attempts=2)
+    job = SyncJob.objects.create(kind=JobKind.EXPORT, binding=binding)
+    run = export._Run(job, "claim", SpaceCalendar.objects.select_related("space__location").get())
+
+    with django_assert_num_queries(1):
+        batch = export._prepare(run, [r.pk for r in rows])
+
+    assert batch is not None and set(batch.ops) == {r.pk for r in rows}
+    for reservation in Reservation.objects.filter(space=binding.space).select_related(
+        "space__location", "requested_for", "sync_link"
+    ):
+        op = batch.ops[reservation.pk]
+        assert op.data == event_data(reservation, binding)
+        assert batch.versions[reservation.pk] == reservation.version
+        assert batch.links[reservation.pk].pk == reservation.sync_link.pk
+        assert op.event_id == reservation.sync_link.external_id
+    assert batch.ops[rows[1].pk].data.subject == "Grace (grace@example.com)"
+    assert batch.ops[rows[2].pk].data.tentative and batch.versions[rows[2].pk] == 3
+    assert batch.actions[rows[3].pk] == "update" and batch.uncertain == []

@@ -482,10 +482,9 @@ def _prepare(run: _Run, reservation_ids: list[int]) -> _Batch | None:
     if not rows:
         return None
     space = binding.space  # read with its location by run_export_job
-    cache_space = Reservation.space.field.set_cached_value
     reservations = {}
     for reservation in rows:
-        cache_space(reservation, space)
+        reservation.space = space  # the same row (space_id is the binding's): no query
         reservations[reservation.pk] = reservation
     links = {pk: r.sync_link for pk, r in reservations.items()}
     batch = _Batch(

@@ -10,9 +10,11 @@
    PostgreSQL, Redis (``--redis-url``: the cache and Celery's broker; the booking emails are
    queued there, no worker takes them), WhiteNoise serving the static files;
    ``--pool``: ``DATABASE_POOL=true`` (``psycopg[pool]`` is in the lock files).
-4. ``locust -f bench/portal_locust.py --headless`` with ``--people`` users for ``--duration``
-   seconds (the mix and the think time are in that file); locust comes from the development
-   lock (``.venv/bin/locust``, beside this interpreter), or ``--locust PATH`` / ``$LOCUST``.
+4. ``locust -f bench/portal_locust.py --headless`` with ``--people`` users for ``--warmup``
+   seconds (30; not measured: a gunicorn worker compiles each template and query on its first
+   use, as a production server has long done), then again for ``--duration`` seconds (the
+   mix and the think time are in that file); locust comes from the development lock
+   (``.venv/bin/locust``, beside this interpreter), or ``--locust PATH`` / ``$LOCUST``.
 5. Printed: per page, requests, failures, p50 and p95 with the target beside it (p95 under
    100 ms), requests per second, and the double bookings: slot-holding bookings of a space
    made or changed during the run that overlap another one of the same space (target 0; the
@@ -71,6 +73,7 @@ class Options:
     per_space: int
     people: int
     duration: int
+    warmup: int
     workers: int
     port: int
     think_min: float
@@ -95,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--per-space", type=int, default=1000)
     parser.add_argument("--people", type=int, default=50, help="concurrent signed-in people")
     parser.add_argument("--duration", type=int, default=300, help="seconds of load")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="seconds of the same load first, not measured (each gunicorn worker compiles "
+        "its templates and queries on first use)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--think-min", type=float, default=0.2, help="seconds between pages")
@@ -113,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     if args.quick:
         args.spaces, args.per_space, args.people, args.duration = 100, 200, 10, 30
+        args.warmup = 5
     if not 1 <= args.people <= booking.USERS:
         parser.error(f"--people must be between 1 and {booking.USERS} (the data set's people)")
     return Options(**{k: v for k, v in vars(args).items()})
@@ -219,7 +230,7 @@ def start_gunicorn(opts: Options) -> subprocess.Popen:
     raise SystemExit("gunicorn did not answer /healthz within 60 s")
 
 
-def run_locust(opts: Options) -> None:
+def run_locust(opts: Options, seconds: int, csv_prefix: Path = CSV_PREFIX) -> None:
     command = [
         opts.locust,
         "-f",
@@ -230,11 +241,11 @@ def run_locust(opts: Options) -> None:
         "--spawn-rate",
         str(max(1, opts.people // 5)),
         "--run-time",
-        f"{opts.duration}s",
+        f"{seconds}s",
         "--host",
         f"http://127.0.0.1:{opts.port}",
         "--csv",
-        str(CSV_PREFIX),
+        str(csv_prefix),
         "--only-summary",
         "--people-file",
         str(PEOPLE_FILE),
@@ -380,15 +391,18 @@ def main(argv: list[str] | None = None) -> None:
     sign_in(opts.people)
     connection.close()
     print(
-        f"{opts.people} people, {opts.duration} s, gunicorn --workers {opts.workers}, "
+        f"{opts.people} people, {opts.duration} s (after {opts.warmup} s of warm-up), "
+        f"gunicorn --workers {opts.workers}, "
         f"DATABASE_POOL={'true' if opts.pool else 'false'}, think time "
         f"{opts.think_min}-{opts.think_max} s, {opts.spaces * opts.per_space:,} reservations"
     )
     began = datetime.now(UTC)
     server = start_gunicorn(opts)
     try:
+        if opts.warmup:
+            run_locust(opts, opts.warmup, CSV_PREFIX.with_name(CSV_PREFIX.name + "-warmup"))
         before, locust_before = server_cpu(server.pid), load_generator_cpu()
-        run_locust(opts)
+        run_locust(opts, opts.duration)
         after, locust_after = server_cpu(server.pid), load_generator_cpu()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -440,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         figures,
         arguments={
             k: getattr(opts, k)
-            for k in ("spaces", "per_space", "people", "duration", "workers", "pool")
+            for k in ("spaces", "per_space", "people", "duration", "warmup", "workers", "pool")
         }
         | {"think": f"{opts.think_min}-{opts.think_max}"},
         quick=opts.quick,

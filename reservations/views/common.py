@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -46,10 +47,20 @@ def get_visible_reservation(user, pk: int) -> Reservation:
         raise Http404("No such reservation.") from exc
 
 
-def default_location(user, requested: str | None = None) -> Location | None:
-    """The location asked for (by id), else the user's default, else the first one."""
+def default_location(
+    user, requested: str | None = None, among: Sequence[Location] | None = None
+) -> Location | None:
+    """The location asked for (by id), else the user's default, else the first one.
+    ``among``: every location, read already by the page (the schedule's picker): taken from
+    there instead of read again."""
+
+    def by_pk(pk: int) -> Location | None:
+        if among is not None:
+            return next((location for location in among if location.pk == pk), None)
+        return Location.objects.filter(pk=pk).first()
+
     if requested and requested.isdigit():
-        location = Location.objects.filter(pk=int(requested)).first()
+        location = by_pk(int(requested))
         if location:
             return location
     profile = Profile.for_user(user)
@@ -57,7 +68,9 @@ def default_location(user, requested: str | None = None) -> Location | None:
     # handed over, so that a request reads the profile once.
     user.portal_profile = profile
     if profile.default_location_id:
-        return profile.default_location
+        return by_pk(profile.default_location_id)
+    if among is not None:
+        return among[0] if among else None
     return Location.objects.first()
 
 

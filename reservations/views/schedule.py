@@ -163,15 +163,10 @@ def schedule_query(location: Location, day: date, floor: str = "", page: int = 1
 
 @login_required
 def schedule(request: HttpRequest) -> HttpResponse:
-    # The picker lists every location, and the one asked for is among them: one query, not
-    # one for it and one for the list.
+    # The picker lists every location, and the page's is among them: one query, not one for
+    # it and one for the list.
     locations = list(Location.objects.all())
-    requested = request.GET.get("location") or ""
-    location = next(
-        (loc for loc in locations if requested.isdigit() and loc.pk == int(requested)), None
-    )
-    if location is None:
-        location = default_location(request.user)
+    location = default_location(request.user, request.GET.get("location"), among=locations)
     if location is None:
         return render(request, "reservations/schedule.html", {"no_locations": True})
     zone = location.zone
@@ -255,10 +250,7 @@ def _grid(user, location: Location, day: date, space_ids: list[int]) -> dict:
     # person may change, at once: not one query per space and one per synced booking. For the
     # others the ownership rule refuses before any policy looks anything up.
     rules.preload(
-        r
-        for found in by_space.values()
-        for r in found
-        if manage_all or user.pk in (r.requested_for_id, r.booked_by_id)
+        r for found in by_space.values() for r in found if manage_all or rules.is_own(user, r)
     )
 
     now = timezone.now()
@@ -371,7 +363,7 @@ def _blocks(
         if placed is None:
             continue  # outside the frame; only its buffer reaches into it
         decision = rules.check(rules.Action.CHANGE, user, reservation, Source.PORTAL)
-        own = user.pk in (reservation.requested_for_id, reservation.booked_by_id)
+        own = rules.is_own(user, reservation)
         can_open = own or manage_all
         blocks.append(
             Block(

@@ -37,7 +37,7 @@ from .models import (
     Space,
     SpaceDayUsage,
 )
-from .rules import can_manage_all
+from .rules import can_manage_all, is_own
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -122,7 +122,7 @@ def may_check_in(user: AbstractBaseUser, reservation: Reservation, *, source: st
         return False
     if source == Source.DISPLAY:
         return Display.acts_for(user, reservation.space_id)
-    if user.pk in (reservation.requested_for_id, reservation.booked_by_id):
+    if is_own(user, reservation):
         return True
     email = (getattr(user, "email", "") or "").lower()
     organizer = (reservation.organizer_email or "").lower()

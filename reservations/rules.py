@@ -131,6 +131,11 @@ def can_manage_all(user: AbstractBaseUser) -> bool:
     return bool(user.is_active and user.has_perm("reservations.manage_all"))
 
 
+def is_own(user: AbstractBaseUser, reservation: Reservation) -> bool:
+    """The person's own booking: booked for them, or by them."""
+    return user.pk in (reservation.requested_for_id, reservation.booked_by_id)
+
+
 @register
 def ownership_policy(
     action: Action, user: AbstractBaseUser, reservation: Reservation, source: str
@@ -149,7 +154,7 @@ def ownership_policy(
         ):
             return Decision(False, _("You may only book for yourself."))
         return None
-    if user.pk in (reservation.requested_for_id, reservation.booked_by_id):
+    if is_own(user, reservation):
         return None
     return Decision(False, _("This is someone else's reservation."))
 

@@ -142,9 +142,7 @@ def _columns(user, space: Space, monday: date, today: date) -> dict:
     manage_all = rules.can_manage_all(user)
     # The sync settings once, not once per synced booking the person may change (the others
     # the ownership rule refuses before any policy looks anything up).
-    rules.preload(
-        r for r in bookings if manage_all or user.pk in (r.requested_for_id, r.booked_by_id)
-    )
+    rules.preload(r for r in bookings if manage_all or rules.is_own(user, r))
     now = timezone.now()
     columns = []
     for day in days:
